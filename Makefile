@@ -1,0 +1,22 @@
+# The two commands a new user needs are `make demo` and `make test` (see README.md).
+CARGO ?= cargo
+
+.PHONY: build test demo sim bench fmt
+
+build:
+	$(CARGO) build --release
+
+test:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --release
+
+demo: build
+	./target/release/harness demo --nodes 5 --ring bi
+	./target/release/harness demo --nodes 5 --ring uni
+
+sim: build
+	./target/release/harness-sim --seeds 0..20000 --faults all
+
+fmt:
+	$(CARGO) fmt --all

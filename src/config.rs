@@ -1,0 +1,107 @@
+//! Configuration of the protocol core; `validate()` names the bad setting.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::ids::{Member, NodeId, RingMode};
+
+/// Everything a `Core` needs to know before its first step.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// This member.
+    pub me: Member,
+    /// Every configured member id (the universe), in any order.
+    pub universe: Vec<NodeId>,
+    /// Hash of the cluster name; links to another cluster are refused.
+    pub cluster: u64,
+    /// How stamped batches travel round the ring.
+    pub ring_mode: RingMode,
+    /// Silence on a link for this long means the peer is gone (docs/PROTOCOL.md §2).
+    pub token_timeout: Duration,
+    /// How long the first ring member holds the token of a quiet ring.
+    pub idle_hold: Duration,
+    /// Most messages one member stamps in one token visit.
+    pub batch_max: usize,
+    /// Most messages stamped but not yet safe at all members.
+    pub window_max: u64,
+    /// Most messages waiting in this member's submit queue.
+    pub queue_max: usize,
+    /// Seed of the core's one random generator.
+    pub seed: u64,
+}
+
+impl CoreConfig {
+    /// Defaults suited to a LAN, for member `me` of `universe`.
+    pub fn new(me: Member, universe: Vec<NodeId>) -> CoreConfig {
+        CoreConfig {
+            me,
+            universe,
+            cluster: 0,
+            ring_mode: RingMode::Bidirectional,
+            token_timeout: Duration::from_millis(1000),
+            idle_hold: Duration::from_millis(100),
+            batch_max: 256,
+            window_max: 4096,
+            queue_max: 65_536,
+            seed: u64::from(me.id.0),
+        }
+    }
+
+    /// How often an otherwise idle link sends a heartbeat.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.token_timeout / 5
+    }
+
+    /// Checks the settings against each other; the error names the bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.me.id.0 == 0 {
+            return Err(ConfigError::new("id", "must be at least 1"));
+        }
+        let mut ids = self.universe.clone();
+        ids.sort();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ConfigError::new("peers", "lists an id twice"));
+        }
+        if !ids.contains(&self.me.id) {
+            return Err(ConfigError::new("id", "is not in the peer list"));
+        }
+        if self.token_timeout < Duration::from_millis(10) {
+            return Err(ConfigError::new("token-timeout", "must be at least 10ms"));
+        }
+        if self.idle_hold * 2 >= self.token_timeout {
+            return Err(ConfigError::new("idle-hold", "must be under half the token timeout"));
+        }
+        if self.batch_max == 0 || self.batch_max > 65_535 {
+            return Err(ConfigError::new("batch-max", "must be in 1..=65535"));
+        }
+        if self.window_max < self.batch_max as u64 {
+            return Err(ConfigError::new("window-max", "must be at least batch-max"));
+        }
+        if self.queue_max == 0 {
+            return Err(ConfigError::new("queue-max", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: u16) -> Member {
+        Member { id: NodeId(id), incarnation: 1 }
+    }
+
+    #[test]
+    fn validate_names_the_bad_setting() {
+        let ok = CoreConfig::new(member(1), vec![NodeId(1), NodeId(2)]);
+        assert!(ok.validate().is_ok());
+        let not_listed = CoreConfig::new(member(3), vec![NodeId(1), NodeId(2)]);
+        assert_eq!(not_listed.validate().unwrap_err().to_string(), "bad --id: is not in the peer list");
+        let twice = CoreConfig::new(member(1), vec![NodeId(1), NodeId(1)]);
+        assert_eq!(twice.validate().unwrap_err().setting, "peers");
+        let mut slow = ok.clone();
+        slow.idle_hold = slow.token_timeout;
+        assert_eq!(slow.validate().unwrap_err().setting, "idle-hold");
+    }
+}

@@ -1,0 +1,343 @@
+//! `Core`: the whole protocol of one member as a deterministic state machine.
+//!
+//! Its only entry is `step(now, input)`, which returns that step's outputs in the order the
+//! driver must execute them; `next_deadline()` says when to step again without input. The core
+//! never reads a clock, touches a socket or file, sleeps, spawns or locks, so the node and the
+//! simulator drive the very same code (docs/PROTOCOL.md).
+
+use std::time::Duration;
+
+use crate::config::CoreConfig;
+use crate::ids::{Member, MsgId, NodeId, RingMode, Seq, ViewId};
+use crate::links::Links;
+use crate::replication::{DigestLog, StateMachine};
+use crate::ring::log::Log;
+use crate::ring::queue::{Pending, SubmitQueue};
+use crate::ring::RingState;
+use crate::rng::Rng;
+use crate::time::Time;
+use crate::wire::{Message, Payload, PeerFrame};
+
+/// Something that happened to a member.
+#[derive(Debug)]
+pub enum Input {
+    /// A frame arrived over the up link to `from`.
+    Frame {
+        /// The peer at the other end of the link.
+        from: NodeId,
+        /// The decoded frame.
+        frame: PeerFrame,
+    },
+    /// A link to `peer` completed its handshake.
+    LinkUp {
+        /// The member at the other end.
+        peer: Member,
+    },
+    /// The link to `peer` closed, broke or could not be established.
+    LinkDown {
+        /// The peer.
+        peer: NodeId,
+    },
+    /// The application submits a message; `tag` comes back with its commit or rejection.
+    Submit {
+        /// The driver's correlation number; never sent on the wire.
+        tag: u64,
+        /// The bytes to order.
+        payload: Payload,
+    },
+    /// Nothing happened, but a deadline may have passed.
+    Tick,
+    /// Leave the group cleanly.
+    Leave,
+}
+
+/// Something the driver must do, in the order given.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a frame over the up link to `to`.
+    Send {
+        /// The peer.
+        to: NodeId,
+        /// The frame.
+        frame: PeerFrame,
+    },
+    /// Establish a link to `peer` (the driver reports `LinkUp` or `LinkDown`).
+    Connect {
+        /// The peer.
+        peer: NodeId,
+    },
+    /// Close the link to `peer` (the driver reports `LinkDown`).
+    Disconnect {
+        /// The peer.
+        peer: NodeId,
+    },
+    /// A message in agreed order.
+    Deliver(Delivery),
+    /// A message is committed: safe at every member, applied to the state machine.
+    Commit(Commit),
+    /// A submission was refused.
+    Rejected {
+        /// The submission's tag.
+        tag: u64,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// A view was installed.
+    ViewChange(ViewInfo),
+}
+
+/// One agreed delivery.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The view it was delivered in.
+    pub view: ViewId,
+    /// The message.
+    pub message: Message,
+}
+
+/// One commit.
+#[derive(Clone, Debug)]
+pub struct Commit {
+    /// Its place in the history.
+    pub seq: Seq,
+    /// The message committed.
+    pub id: MsgId,
+    /// The driver's tag, when this member submitted it.
+    pub tag: Option<u64>,
+    /// What the state machine returned.
+    pub result: Vec<u8>,
+}
+
+/// Why a submission was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    /// The submit queue is full.
+    Busy,
+    /// The member is leaving.
+    ShuttingDown,
+}
+
+/// An installed view, as reported to the driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewInfo {
+    /// The view.
+    pub view: ViewId,
+    /// Its members in ring order.
+    pub ring: Vec<Member>,
+    /// Whether it may commit.
+    pub primary: bool,
+}
+
+/// A snapshot of a member's state for status reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreStatus {
+    /// This member.
+    pub member: Member,
+    /// The installed view.
+    pub view: ViewInfo,
+    /// Agreed deliveries by this incarnation.
+    pub delivered: u64,
+    /// Digest of those deliveries.
+    pub delivery_digest: u64,
+    /// The committed prefix.
+    pub committed_upto: Seq,
+    /// The state machine's digest.
+    pub state_digest: u64,
+    /// Token visits seen.
+    pub rotations: u64,
+    /// Own messages waiting for the token.
+    pub queued: usize,
+}
+
+/// The protocol state of one member.
+pub struct Core {
+    pub(crate) config: CoreConfig,
+    #[allow(dead_code)] // Used by the membership protocol's jitter (docs/PROTOCOL.md §5).
+    pub(crate) rng: Rng,
+    pub(crate) links: Links,
+    pub(crate) ring: RingState,
+    pub(crate) log: Log,
+    pub(crate) queue: SubmitQueue,
+    pub(crate) machine: Box<dyn StateMachine>,
+    next_counter: u64,
+    delivered: u64,
+    delivery_digest: u64,
+    started: bool,
+}
+
+impl Core {
+    /// A member of the statically configured view 1 (docs/PROTOCOL.md §4) over a digest log.
+    pub fn new(config: CoreConfig) -> Core {
+        Core::with_machine(config, Box::new(DigestLog::default()))
+    }
+
+    /// Like `new`, applying commits to `machine`.
+    pub fn with_machine(config: CoreConfig, machine: Box<dyn StateMachine>) -> Core {
+        let mut ids = config.universe.clone();
+        ids.sort();
+        ids.dedup();
+        let ring = RingState::new(ViewId(1), &ids, config.me, config.ring_mode);
+        let links = Links::new(config.heartbeat_interval(), config.token_timeout);
+        Core {
+            rng: Rng::new(config.seed),
+            links,
+            ring,
+            log: Log::starting_after(0),
+            queue: SubmitQueue::default(),
+            machine,
+            next_counter: 0,
+            delivered: 0,
+            delivery_digest: DigestLog::default().chain,
+            started: false,
+            config,
+        }
+    }
+
+    /// This member.
+    pub fn me(&self) -> Member {
+        self.config.me
+    }
+
+    /// Advances the state machine by one input; outputs are appended to `out` in order.
+    pub fn step(&mut self, now: Time, input: Input, out: &mut Vec<Output>) {
+        if !self.started {
+            self.started = true;
+            self.start(now, out);
+        }
+        match input {
+            Input::Frame { from, frame } => self.on_frame(now, from, frame, out),
+            Input::LinkUp { peer } => {
+                self.links.on_up(peer, now);
+                self.ring.on_link_up(peer);
+                self.try_release(now, out);
+            }
+            Input::LinkDown { peer } => {
+                if self.links.on_down(peer, now) {
+                    log::warn!("{} link to {} closed", self.config.me.id, peer);
+                }
+            }
+            Input::Submit { tag, payload } => self.on_submit(now, tag, payload, out),
+            Input::Tick => {}
+            Input::Leave => {}
+        }
+        for peer in self.links.on_tick(now, out) {
+            log::warn!(
+                "{} link to {} silent for {:?}: closed",
+                self.config.me.id,
+                peer,
+                self.config.token_timeout
+            );
+        }
+        self.on_park_timeout(now, out);
+    }
+
+    /// When the core next needs a step without input.
+    pub fn next_deadline(&self) -> Time {
+        self.links.next_deadline().min(self.ring.park_deadline())
+    }
+
+    /// What this member knows about itself.
+    pub fn status(&self) -> CoreStatus {
+        CoreStatus {
+            member: self.config.me,
+            view: self.ring.view_info(),
+            delivered: self.delivered,
+            delivery_digest: self.delivery_digest,
+            committed_upto: self.log.committed_upto,
+            state_digest: self.machine.digest(),
+            rotations: self.ring.rotations_seen,
+            queued: self.queue.waiting(),
+        }
+    }
+
+    /// The ring mode in use.
+    pub fn ring_mode(&self) -> RingMode {
+        self.config.ring_mode
+    }
+
+    /// The token timeout in use.
+    pub fn token_timeout(&self) -> Duration {
+        self.config.token_timeout
+    }
+
+    fn start(&mut self, now: Time, out: &mut Vec<Output>) {
+        out.push(Output::ViewChange(self.ring.view_info()));
+        for peer in self.ring.neighbours() {
+            self.links.want(peer, out);
+        }
+        self.ring.create_token_if_first(now);
+        self.try_release(now, out);
+    }
+
+    fn on_frame(&mut self, now: Time, from: NodeId, frame: PeerFrame, out: &mut Vec<Output>) {
+        self.links.on_rx(from, now);
+        match frame {
+            PeerFrame::Heartbeat => {}
+            PeerFrame::Token(token) => self.on_token(now, from, token, out),
+            PeerFrame::Data(data) => self.on_data(now, from, data, out),
+            PeerFrame::Wake { view, hops_left } => self.on_wake(now, from, view, hops_left, out),
+            other => {
+                log::debug!("{} ignores {:?} from {}", self.config.me.id, frame_name(&other), from);
+            }
+        }
+    }
+
+    fn on_submit(&mut self, now: Time, tag: u64, payload: Payload, out: &mut Vec<Output>) {
+        if self.queue.waiting() >= self.config.queue_max {
+            out.push(Output::Rejected { tag, reason: RejectReason::Busy });
+            return;
+        }
+        self.next_counter += 1;
+        let id = MsgId {
+            origin: self.config.me.id,
+            incarnation: self.config.me.incarnation,
+            counter: self.next_counter,
+        };
+        self.queue.push(Pending { tag, id, attempt: 0, payload });
+        self.on_queue_grew(now, out);
+    }
+
+    /// Delivers in agreed order everything that is contiguous.
+    pub(crate) fn deliver_ready(&mut self, out: &mut Vec<Output>) {
+        let view = self.ring.view;
+        while let Some(message) = self.log.next_deliverable() {
+            self.delivered += 1;
+            self.delivery_digest =
+                DigestLog::extend(self.delivery_digest, message.seq, message.id, &message.payload);
+            out.push(Output::Deliver(Delivery { view, message: message.clone() }));
+        }
+    }
+
+    /// Commits everything delivered up to `safe`.
+    pub(crate) fn commit_upto(&mut self, safe: Seq, out: &mut Vec<Output>) {
+        while let Some(message) = self.log.next_committable(safe) {
+            let result = self.machine.apply(message.seq, message.id, &message.payload);
+            let tag =
+                if message.id.origin == self.config.me.id { self.queue.on_commit(&message.id) } else { None };
+            out.push(Output::Commit(Commit { seq: message.seq, id: message.id, tag, result }));
+        }
+    }
+}
+
+/// The frame's kind, for logs that must not print payloads.
+pub(crate) fn frame_name(frame: &PeerFrame) -> &'static str {
+    match frame {
+        PeerFrame::Hello { .. } => "hello",
+        PeerFrame::HelloAck { .. } => "hello-ack",
+        PeerFrame::Heartbeat => "heartbeat",
+        PeerFrame::Token(_) => "token",
+        PeerFrame::Data(_) => "data",
+        PeerFrame::Wake { .. } => "wake",
+        PeerFrame::Join { .. } => "join",
+        PeerFrame::Leave { .. } => "leave",
+        PeerFrame::Prepare { .. } => "prepare",
+        PeerFrame::Promise(_) => "promise",
+        PeerFrame::Nack { .. } => "nack",
+        PeerFrame::Accept { .. } => "accept",
+        PeerFrame::Accepted { .. } => "accepted",
+        PeerFrame::Commit { .. } => "commit",
+        PeerFrame::Fetch { .. } => "fetch",
+        PeerFrame::Retransmit { .. } => "retransmit",
+        PeerFrame::SnapshotChunk { .. } => "snapshot-chunk",
+    }
+}

@@ -1,0 +1,35 @@
+//! Harness: a fault-tolerant, peer-to-peer control plane for HPC clusters.
+//!
+//! Members form a TCP ring; every member can submit messages; the control token orders them into
+//! one history that every member delivers in the same order (docs/PROTOCOL.md).
+//!
+//! ```text
+//!            peers, clients (TCP)
+//!                   |
+//!     +-------------v--------------+   decoded frames    +-------------------------+
+//!     | event loop thread (mio)    | ------------------> | protocol thread         |
+//!     | listener, neighbour links, |   (crossbeam)       | owns Core: token, seqs, |
+//!     | client connections;        | <------------------ | views, fair share,      |
+//!     | framing only               |  frames + mio Waker | state machine           |
+//!     +----------------------------+                     +-------------------------+
+//! ```
+//!
+//! `Core` is sans-IO: drive it with `step(now, input, &mut outputs)` and `next_deadline()`.
+//! The node runtime and the deterministic simulator drive the same code.
+
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod ids;
+pub(crate) mod links;
+pub mod replication;
+pub(crate) mod ring;
+pub mod rng;
+pub mod time;
+pub mod wire;
+
+pub use crate::config::CoreConfig;
+pub use crate::core::{Commit, Core, CoreStatus, Delivery, Input, Output, RejectReason, ViewInfo};
+pub use crate::error::{ConfigError, DecodeError, Error};
+pub use crate::ids::{Ballot, Member, MsgId, NodeId, RingMode, Seq, ViewId};
+pub use crate::time::Time;

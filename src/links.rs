@@ -1,0 +1,198 @@
+//! Link policy: which peers we want a link to, redial backoff, heartbeats and silence detection.
+//!
+//! The shell executes `Connect`/`Disconnect` and reports `LinkUp`/`LinkDown`; every decision about
+//! when to dial, when to send a heartbeat and when a silent peer counts as gone is made here, so
+//! that the simulator exercises it (docs/PROTOCOL.md §2).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::core::Output;
+use crate::ids::{Member, NodeId};
+use crate::time::Time;
+use crate::wire::PeerFrame;
+
+/// The first redial delay after a failed or broken link.
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+
+#[derive(Debug)]
+struct Link {
+    /// The member at the other end while the link is up.
+    peer: Option<Member>,
+    wanted: bool,
+    dialing: bool,
+    last_rx: Time,
+    last_tx: Time,
+    redial_at: Option<Time>,
+    backoff: Duration,
+}
+
+impl Link {
+    fn new() -> Link {
+        Link {
+            peer: None,
+            wanted: false,
+            dialing: false,
+            last_rx: Time::ZERO,
+            last_tx: Time::ZERO,
+            redial_at: None,
+            backoff: BACKOFF_MIN,
+        }
+    }
+}
+
+/// The link table of one member.
+#[derive(Debug)]
+pub(crate) struct Links {
+    table: BTreeMap<NodeId, Link>,
+    heartbeat: Duration,
+    silence: Duration,
+    backoff_max: Duration,
+}
+
+impl Links {
+    pub(crate) fn new(heartbeat: Duration, silence: Duration) -> Links {
+        Links { table: BTreeMap::new(), heartbeat, silence, backoff_max: silence / 2 }
+    }
+
+    /// The member at the other end of an up link.
+    pub(crate) fn peer(&self, id: NodeId) -> Option<Member> {
+        self.table.get(&id).and_then(|l| l.peer)
+    }
+
+    pub(crate) fn is_up(&self, id: NodeId) -> bool {
+        self.peer(id).is_some()
+    }
+
+    /// Asks for a link to `id`; dials now unless a dial or a backoff is already pending.
+    pub(crate) fn want(&mut self, id: NodeId, out: &mut Vec<Output>) {
+        let link = self.table.entry(id).or_insert_with(Link::new);
+        link.wanted = true;
+        if link.peer.is_none() && !link.dialing && link.redial_at.is_none() {
+            link.dialing = true;
+            out.push(Output::Connect { peer: id });
+        }
+    }
+
+    pub(crate) fn on_up(&mut self, member: Member, now: Time) {
+        let link = self.table.entry(member.id).or_insert_with(Link::new);
+        link.peer = Some(member);
+        link.dialing = false;
+        link.redial_at = None;
+        link.backoff = BACKOFF_MIN;
+        link.last_rx = now;
+        link.last_tx = now;
+    }
+
+    /// Records a closed or failed link; returns whether it had been up.
+    pub(crate) fn on_down(&mut self, id: NodeId, now: Time) -> bool {
+        let Some(link) = self.table.get_mut(&id) else { return false };
+        let was_up = link.peer.take().is_some();
+        link.dialing = false;
+        if link.wanted && link.redial_at.is_none() {
+            link.redial_at = Some(now + link.backoff);
+            link.backoff = (link.backoff * 2).min(self.backoff_max);
+        }
+        was_up
+    }
+
+    pub(crate) fn on_rx(&mut self, id: NodeId, now: Time) {
+        if let Some(link) = self.table.get_mut(&id) {
+            link.last_rx = now;
+        }
+    }
+
+    /// Sends over an up link; returns false (and sends nothing) when the link is down.
+    pub(crate) fn send(&mut self, to: NodeId, frame: PeerFrame, now: Time, out: &mut Vec<Output>) -> bool {
+        match self.table.get_mut(&to) {
+            Some(link) if link.peer.is_some() => {
+                link.last_tx = now;
+                out.push(Output::Send { to, frame });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Heartbeats, silence detection and redials due at `now`; returns the peers found silent.
+    pub(crate) fn on_tick(&mut self, now: Time, out: &mut Vec<Output>) -> Vec<NodeId> {
+        let mut silent = Vec::new();
+        for (&id, link) in self.table.iter_mut() {
+            if link.peer.is_some() {
+                if now >= link.last_rx + self.silence {
+                    link.peer = None;
+                    out.push(Output::Disconnect { peer: id });
+                    if link.wanted {
+                        link.redial_at = Some(now + link.backoff);
+                        link.backoff = (link.backoff * 2).min(self.backoff_max);
+                    }
+                    silent.push(id);
+                } else if now >= link.last_tx + self.heartbeat {
+                    link.last_tx = now;
+                    out.push(Output::Send { to: id, frame: PeerFrame::Heartbeat });
+                }
+            } else if let Some(at) = link.redial_at {
+                if now >= at && link.wanted {
+                    link.redial_at = None;
+                    link.dialing = true;
+                    out.push(Output::Connect { peer: id });
+                }
+            }
+        }
+        silent
+    }
+
+    pub(crate) fn next_deadline(&self) -> Time {
+        let mut next = Time::NEVER;
+        for link in self.table.values() {
+            if link.peer.is_some() {
+                next = next.min(link.last_rx + self.silence).min(link.last_tx + self.heartbeat);
+            } else if let Some(at) = link.redial_at {
+                next = next.min(at);
+            }
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: u16) -> Member {
+        Member { id: NodeId(id), incarnation: 1 }
+    }
+
+    #[test]
+    fn a_silent_link_is_closed_and_redialled_with_backoff() {
+        let mut links = Links::new(Duration::from_millis(200), Duration::from_millis(1000));
+        let mut out = Vec::new();
+        links.want(NodeId(2), &mut out);
+        assert!(matches!(out.as_slice(), [Output::Connect { peer: NodeId(2) }]));
+        out.clear();
+        links.on_up(member(2), Time::ZERO);
+        // A heartbeat is due after 200 ms of sending nothing.
+        let t = Time::ZERO + Duration::from_millis(200);
+        assert!(links.on_tick(t, &mut out).is_empty());
+        assert!(matches!(out.as_slice(), [Output::Send { frame: PeerFrame::Heartbeat, .. }]));
+        out.clear();
+        // Nothing received for the whole timeout: closed, and a redial is scheduled.
+        let t = Time::ZERO + Duration::from_millis(1000);
+        assert_eq!(links.on_tick(t, &mut out), vec![NodeId(2)]);
+        assert!(matches!(out.as_slice(), [Output::Disconnect { peer: NodeId(2) }]));
+        assert!(!links.is_up(NodeId(2)));
+        out.clear();
+        let redial = links.next_deadline();
+        assert_eq!(redial, t + BACKOFF_MIN);
+        links.on_tick(redial, &mut out);
+        assert!(matches!(out.as_slice(), [Output::Connect { peer: NodeId(2) }]));
+    }
+
+    #[test]
+    fn sending_on_a_down_link_sends_nothing() {
+        let mut links = Links::new(Duration::from_millis(200), Duration::from_millis(1000));
+        let mut out = Vec::new();
+        assert!(!links.send(NodeId(3), PeerFrame::Heartbeat, Time::ZERO, &mut out));
+        assert!(out.is_empty());
+    }
+}

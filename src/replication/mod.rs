@@ -1,0 +1,23 @@
+//! The replicated state: what committed messages are applied to (guarantee 6).
+//!
+//! A `StateMachine` is deterministic by contract: the same commits in the same order give the
+//! same state and the same digest at every member.
+
+mod digest;
+
+pub use digest::{fnv1a, DigestLog};
+
+use crate::error::DecodeError;
+use crate::ids::{MsgId, Seq};
+
+/// A deterministic state machine driven by the committed history.
+pub trait StateMachine: Send {
+    /// Applies the committed message at `seq` and returns its result for the submitter.
+    fn apply(&mut self, seq: Seq, id: MsgId, payload: &[u8]) -> Vec<u8>;
+    /// A digest of the whole state, equal at members that applied the same history.
+    fn digest(&self) -> u64;
+    /// The state as bytes, for checkpoints and state transfer.
+    fn snapshot(&self) -> Vec<u8>;
+    /// Replaces the state with a snapshot taken by `snapshot`.
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), DecodeError>;
+}

@@ -1,0 +1,121 @@
+//! This member's submitted messages: waiting for the token, then in flight until committed.
+//!
+//! Also the fair-share rule of docs/PROTOCOL.md §3: how many messages one token visit may stamp.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::ids::{MsgId, Seq};
+use crate::wire::{Message, Payload};
+
+/// A message waiting for the token.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) tag: u64,
+    pub(crate) id: MsgId,
+    pub(crate) attempt: u16,
+    pub(crate) payload: Payload,
+}
+
+/// Own messages, waiting and in flight.
+#[derive(Debug, Default)]
+pub(crate) struct SubmitQueue {
+    waiting: VecDeque<Pending>,
+    /// Stamped but not yet committed: the driver's tag per message id.
+    in_flight: BTreeMap<MsgId, u64>,
+}
+
+impl SubmitQueue {
+    pub(crate) fn push(&mut self, pending: Pending) {
+        self.waiting.push_back(pending);
+    }
+
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Takes up to `quota` waiting messages and stamps them from `next_seq` on.
+    pub(crate) fn stamp(&mut self, quota: usize, next_seq: Seq) -> Vec<Message> {
+        let count = quota.min(self.waiting.len());
+        let mut stamped = Vec::with_capacity(count);
+        for (i, pending) in self.waiting.drain(..count).enumerate() {
+            self.in_flight.insert(pending.id, pending.tag);
+            stamped.push(Message {
+                seq: next_seq + i as Seq,
+                id: pending.id,
+                attempt: pending.attempt,
+                payload: pending.payload,
+            });
+        }
+        stamped
+    }
+
+    /// The driver's tag of an own message that just committed.
+    pub(crate) fn on_commit(&mut self, id: &MsgId) -> Option<u64> {
+        self.in_flight.remove(id)
+    }
+}
+
+/// How many messages the holder at `position` may stamp (docs/PROTOCOL.md §3, fair share).
+///
+/// `in_flight` counts stamped messages not yet safe everywhere; `backlog` holds every position's
+/// queue length at its last visit.
+pub(crate) fn quota(
+    waiting: usize,
+    position: usize,
+    backlog: &[u32],
+    in_flight: u64,
+    window_max: u64,
+    batch_max: usize,
+) -> usize {
+    if waiting == 0 {
+        return 0;
+    }
+    let free = window_max.saturating_sub(in_flight);
+    if free == 0 {
+        return 0;
+    }
+    let others = backlog.iter().enumerate().filter(|&(i, &b)| i != position && b > 0).count();
+    let share = (free / (others as u64 + 1)).max(1);
+    let share = usize::try_from(share).unwrap_or(usize::MAX);
+    waiting.min(batch_max).min(share)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backlogged_members_share_the_window_equally() {
+        // Alone: limited by the batch size.
+        assert_eq!(quota(1000, 0, &[0, 0, 0], 0, 4096, 256), 256);
+        // Four backlogged members share a window of 100 free slots.
+        assert_eq!(quota(1000, 1, &[5, 0, 9, 9, 9], 3996, 4096, 256), 25);
+        // A full window stamps nothing; an empty queue stamps nothing.
+        assert_eq!(quota(10, 0, &[0, 0], 4096, 4096, 256), 0);
+        assert_eq!(quota(0, 0, &[0, 0], 0, 4096, 256), 0);
+        // Never starved to zero while there is any room.
+        assert_eq!(quota(10, 0, &[9; 64], 4090, 4096, 256), 1);
+    }
+
+    #[test]
+    fn stamping_assigns_consecutive_seqs_and_remembers_tags() {
+        let mut q = SubmitQueue::default();
+        for counter in 1..=3 {
+            q.push(Pending {
+                tag: counter * 10,
+                id: MsgId { origin: crate::ids::NodeId(1), incarnation: 1, counter },
+                attempt: 0,
+                payload: vec![].into(),
+            });
+        }
+        let stamped = q.stamp(2, 41);
+        assert_eq!(stamped.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![41, 42]);
+        assert_eq!(q.waiting(), 1);
+        assert_eq!(q.on_commit(&stamped[1].id), Some(20));
+        assert_eq!(q.on_commit(&stamped[1].id), None);
+    }
+}

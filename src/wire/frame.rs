@@ -1,0 +1,288 @@
+//! The frames peers and clients exchange, as Rust values. Encoding is in `codec`.
+//!
+//! Every frame kind here has a one-byte tag on the wire (`FrameKind`) and a golden byte test.
+
+use std::sync::Arc;
+
+use crate::ids::{Ballot, Member, MsgId, NodeId, Seq, ViewId};
+
+/// Opaque application bytes, cheap to clone while a batch is forwarded round the ring.
+pub type Payload = Arc<[u8]>;
+
+/// One ordered message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Its place in the primary history.
+    pub seq: Seq,
+    /// Who sent it, stable across re-sends.
+    pub id: MsgId,
+    /// How many times its origin queued it again after a view change (0 the first time).
+    pub attempt: u16,
+    /// The application's bytes.
+    pub payload: Payload,
+}
+
+/// The control token of one view (docs/PROTOCOL.md §3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    /// The view this token belongs to.
+    pub view: ViewId,
+    /// Full rotations completed, counted at the first ring position.
+    pub rotation: u64,
+    /// The next seq the holder may stamp.
+    pub next_seq: Seq,
+    /// Per ring position: that member's `received_upto` at its last visit.
+    pub received: Vec<Seq>,
+    /// Per ring position: that member's queue length at its last visit.
+    pub backlog: Vec<u32>,
+    /// Consecutive rotations in which nothing was stamped and everything was safe.
+    pub quiet: u32,
+}
+
+/// A stamped batch travelling round the ring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Data {
+    /// The view the messages were stamped in.
+    pub view: ViewId,
+    /// How many more members this copy is for, including the receiver.
+    pub hops_left: u16,
+    /// The messages, in seq order.
+    pub messages: Vec<Message>,
+}
+
+/// A proposed successor view (docs/PROTOCOL.md §5.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// The new view's id: the previous primary's plus one.
+    pub view: ViewId,
+    /// The previous primary view, whose members are the acceptors.
+    pub prev: ViewId,
+    /// The previous primary's members (the acceptors).
+    pub prev_members: Vec<Member>,
+    /// The last seq of the previous view that belongs to the history.
+    pub cut: Seq,
+    /// The new view's members in ring order.
+    pub ring: Vec<Member>,
+    /// A member that holds every message up to the cut and serves fetches.
+    pub donor: NodeId,
+}
+
+/// What a participant tells the coordinator when it promises a ballot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Promise {
+    /// The ballot promised.
+    pub ballot: Ballot,
+    /// Who promises.
+    pub member: Member,
+    /// Its last installed primary view (0: none).
+    pub last_primary: ViewId,
+    /// That view's members.
+    pub last_primary_members: Vec<Member>,
+    /// Whether it still holds that view's log as one of its members.
+    pub holds_log: bool,
+    /// The proposal it accepted for the successor of `last_primary`, if any.
+    pub accepted: Option<(Ballot, Proposal)>,
+    /// Its contiguous received prefix.
+    pub received_upto: Seq,
+    /// Its committed prefix.
+    pub committed_upto: Seq,
+    /// Members it cannot use a link to.
+    pub unreachable: Vec<NodeId>,
+    /// Whether it is leaving the group.
+    pub leaving: bool,
+}
+
+/// A frame between two peers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerFrame {
+    /// Opens a link: who I am and whom I expect.
+    Hello {
+        /// Hash of the cluster name; links between different clusters are refused.
+        cluster: u64,
+        /// The dialling member.
+        from: Member,
+        /// The id the dialler expects to reach.
+        to: NodeId,
+    },
+    /// Accepts a link.
+    HelloAck {
+        /// The accepting member.
+        from: Member,
+    },
+    /// Keeps an otherwise idle link alive.
+    Heartbeat,
+    /// The control token.
+    Token(Token),
+    /// Ordered messages.
+    Data(Data),
+    /// Asks the parked token to move (docs/PROTOCOL.md §3, idle ring).
+    Wake {
+        /// The view whose token is wanted.
+        view: ViewId,
+        /// How many more members this request may pass.
+        hops_left: u16,
+    },
+    /// Asks a member of the primary view to let the sender in.
+    Join {
+        /// The member that wants to join.
+        member: Member,
+        /// Its last primary view (0: none).
+        last_primary: ViewId,
+    },
+    /// Asks for the sender's removal from the view.
+    Leave {
+        /// The leaving member.
+        member: Member,
+    },
+    /// Starts choosing a successor view.
+    Prepare {
+        /// The coordinator's ballot.
+        ballot: Ballot,
+        /// The coordinator's last primary view.
+        last_primary: ViewId,
+    },
+    /// Promises a ballot.
+    Promise(Promise),
+    /// Refuses a ballot.
+    Nack {
+        /// The refused ballot.
+        ballot: Ballot,
+        /// The highest ballot the sender has promised.
+        promised: Ballot,
+        /// The sender's last primary view.
+        last_primary: ViewId,
+    },
+    /// Asks the acceptors to accept a proposal.
+    Accept {
+        /// The coordinator's ballot.
+        ballot: Ballot,
+        /// The proposed view.
+        proposal: Proposal,
+    },
+    /// Reports that the proposal of `ballot` is accepted and its prefix is held.
+    Accepted {
+        /// The accepted ballot.
+        ballot: Ballot,
+        /// Who accepted.
+        member: Member,
+    },
+    /// The proposal of `ballot` is chosen: install it.
+    Commit {
+        /// The chosen ballot.
+        ballot: Ballot,
+        /// The chosen view.
+        proposal: Proposal,
+    },
+    /// Asks the donor for messages `(after, upto]`, and a snapshot first if `snapshot`.
+    Fetch {
+        /// The ballot the fetch serves.
+        ballot: Ballot,
+        /// Fetch messages after this seq.
+        after: Seq,
+        /// Up to and including this seq.
+        upto: Seq,
+        /// Whether a state snapshot is needed first.
+        snapshot: bool,
+    },
+    /// Messages sent in answer to `Fetch`.
+    Retransmit {
+        /// The ballot the fetch served.
+        ballot: Ballot,
+        /// The messages, in seq order.
+        messages: Vec<Message>,
+    },
+    /// One piece of a state snapshot sent in answer to `Fetch`.
+    SnapshotChunk {
+        /// The ballot the fetch served.
+        ballot: Ballot,
+        /// The snapshot is the state after this seq.
+        seq: Seq,
+        /// Byte offset of this chunk.
+        offset: u64,
+        /// Total snapshot length.
+        total: u64,
+        /// The chunk.
+        bytes: Payload,
+    },
+}
+
+/// A request from a client to the node it is connected to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientRequest {
+    /// Broadcast `payload` in total order; answered once it is committed.
+    Broadcast {
+        /// Client-chosen request number, echoed in the reply.
+        request: u64,
+        /// The bytes to order.
+        payload: Payload,
+    },
+    /// Ask for the node's status.
+    Status {
+        /// Client-chosen request number, echoed in the reply.
+        request: u64,
+    },
+}
+
+/// A node's answer to a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientReply {
+    /// The broadcast of `request` is committed at `seq`.
+    Committed {
+        /// The request answered.
+        request: u64,
+        /// Where it is in the history.
+        seq: Seq,
+    },
+    /// The node's status.
+    Status {
+        /// The request answered.
+        request: u64,
+        /// The status.
+        status: NodeStatus,
+    },
+    /// The request failed.
+    Error {
+        /// The request answered.
+        request: u64,
+        /// Why.
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: String,
+    },
+}
+
+/// Why a client request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The node's queues are full; retry later.
+    Busy,
+    /// The node is not in a primary view.
+    NoQuorum,
+    /// The request was malformed.
+    BadRequest,
+    /// The node is shutting down.
+    ShuttingDown,
+}
+
+/// A node's view of itself, for `status` and for the demo's verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// This node.
+    pub member: Member,
+    /// The installed view (0: none).
+    pub view: ViewId,
+    /// Whether that view is primary.
+    pub primary: bool,
+    /// The view's members in ring order.
+    pub ring: Vec<Member>,
+    /// Messages delivered in agreed order by this incarnation.
+    pub delivered: u64,
+    /// The committed prefix of the history.
+    pub committed_upto: Seq,
+    /// Digest of the committed history (the state machine's digest).
+    pub state_digest: u64,
+    /// Digest of this incarnation's agreed deliveries.
+    pub delivery_digest: u64,
+    /// Token rotations seen.
+    pub rotations: u64,
+}

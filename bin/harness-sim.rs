@@ -1,6 +1,135 @@
-//! `harness-sim`: the deterministic simulator.
+//! `harness-sim`: the deterministic simulator. Arguments and setup only; logic in `harness::sim`.
+
+use std::process::exit;
+use std::time::Duration;
+
+use harness::sim::{self, SimOptions};
+use harness::RingMode;
+
+const USAGE: &str = "usage:
+  harness-sim --seed S [--trace] [options]        run one seed; --trace prints every event
+  harness-sim --seeds A..B [--json] [options]     run a campaign over seeds A (inclusive) to B (exclusive)
+  harness-sim cost [--nodes 4,8,...] [--ring bi|uni] [--json]   measure the cost table
+options:
+  --nodes N            members (default 5)
+  --messages M         messages each member submits (default 100)
+  --faults PROFILE     none, all, or a comma list of: crash, restart, multi-crash, cascade, link,
+                       partition, partial, one-way, delay, pause, join, cold-start (default none)
+  --ring bi|uni        ring mode (default bi)";
+
+fn fail(message: &str) -> ! {
+    eprintln!("harness-sim: {message}");
+    exit(2);
+}
+
+fn value<'a>(args: &'a [String], i: &mut usize, flag: &str) -> &'a str {
+    *i += 1;
+    args.get(*i).map(String::as_str).unwrap_or_else(|| fail(&format!("{flag} needs a value")))
+}
+
+fn number<T: std::str::FromStr>(text: &str, flag: &str) -> T {
+    text.parse().unwrap_or_else(|_| fail(&format!("bad {flag} {text:?}: not a number")))
+}
 
 fn main() {
-    eprintln!("harness-sim: not built yet");
-    std::process::exit(2);
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off")).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
+    let cost = args.first().is_some_and(|a| a == "cost");
+    let mut options = SimOptions::default();
+    let mut seed = None;
+    let mut seeds = None;
+    let mut json = false;
+    let mut sizes = vec![4, 8, 16, 32, 64, 128, 256];
+    let mut i = usize::from(cost);
+    while i < args.len() {
+        let flag = args[i].as_str();
+        match flag {
+            "--seed" => seed = Some(number::<u64>(value(&args, &mut i, flag), flag)),
+            "--seeds" => {
+                let text = value(&args, &mut i, flag);
+                let (a, b) = text.split_once("..").unwrap_or_else(|| fail("--seeds takes A..B"));
+                let (a, b) = (number::<u64>(a, flag), number::<u64>(b, flag));
+                if a >= b {
+                    fail("--seeds A..B needs A < B");
+                }
+                seeds = Some(a..b);
+            }
+            "--nodes" if cost => {
+                sizes = value(&args, &mut i, flag).split(',').map(|s| number::<usize>(s, flag)).collect();
+                if sizes.iter().any(|&n| n == 0 || n > 1000) {
+                    fail("--nodes must be in 1..=1000");
+                }
+            }
+            "--nodes" => {
+                options.nodes = number(value(&args, &mut i, flag), flag);
+                if options.nodes == 0 || options.nodes > 256 {
+                    fail("--nodes must be in 1..=256");
+                }
+            }
+            "--messages" => options.messages = number(value(&args, &mut i, flag), flag),
+            "--faults" => {
+                options.profile = value(&args, &mut i, flag).parse().unwrap_or_else(|e: String| fail(&e))
+            }
+            "--ring" => {
+                options.ring_mode =
+                    value(&args, &mut i, flag).parse::<RingMode>().unwrap_or_else(|e| fail(&e))
+            }
+            "--trace" => options.trace = true,
+            "--json" => json = true,
+            "--token-timeout-ms" => {
+                options.token_timeout = Duration::from_millis(number(value(&args, &mut i, flag), flag))
+            }
+            other => fail(&format!("unknown argument {other:?} (see --help)")),
+        }
+        i += 1;
+    }
+    if cost {
+        let rows = sim::cost_table(&sizes, options.ring_mode);
+        if json {
+            println!("{}", sim::cost_json(&rows));
+        } else {
+            print!("{}", sim::cost_markdown(&rows));
+        }
+        return;
+    }
+    match (seed, seeds) {
+        (Some(seed), None) => {
+            let report = sim::run(seed, &options);
+            sim::print_violation(&report, &mut std::io::stdout());
+            println!(
+                "seed {} steps {} deliveries {} commits {} virtual {} trace-hash {:016x} {}",
+                seed,
+                report.steps,
+                report.deliveries,
+                report.commits,
+                report.virtual_time,
+                report.trace_hash,
+                if report.violation.is_some() { "VIOLATION" } else { "ok" }
+            );
+            exit(i32::from(report.violation.is_some()));
+        }
+        (None, Some(range)) => {
+            let summary = sim::campaign(range, &options, true);
+            if json {
+                println!("{}", summary.to_json(&options));
+            } else {
+                println!(
+                    "{} seeds, {} violations, {} steps, {:.1} s ({} nodes, faults {}, ring {})",
+                    summary.seeds,
+                    summary.violations,
+                    summary.steps,
+                    summary.seconds,
+                    options.nodes,
+                    options.profile,
+                    options.ring_mode.as_str()
+                );
+            }
+            exit(i32::from(summary.violations > 0));
+        }
+        _ => fail("give --seed S or --seeds A..B (see --help)"),
+    }
 }

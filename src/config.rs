@@ -28,6 +28,25 @@ pub struct CoreConfig {
     pub queue_max: usize,
     /// Seed of the core's one random generator.
     pub seed: u64,
+    /// A deliberate defect, for proving that the simulator's checker can fail. Always `None`
+    /// outside those tests.
+    #[doc(hidden)]
+    pub defect: Defect,
+}
+
+/// Deliberately broken variants of the core (docs/PROTOCOL.md rules they break in brackets).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Defect {
+    /// The correct protocol.
+    #[default]
+    None,
+    /// Deliver each message on arrival, not in seq order [§3 agreed delivery].
+    DeliverOnArrival,
+    /// The holder does not advance `next_seq`, so seqs are reused [§3 token].
+    ReuseSeq,
+    /// Batches are not forwarded past the first hop [§3 dissemination].
+    NoForwarding,
 }
 
 impl CoreConfig {
@@ -44,6 +63,7 @@ impl CoreConfig {
             window_max: 4096,
             queue_max: 65_536,
             seed: u64::from(me.id.0),
+            defect: Defect::None,
         }
     }
 

@@ -308,6 +308,12 @@ impl Core {
         }
     }
 
+    /// The `DeliverOnArrival` defect: hands a message out before the ones it follows.
+    pub(crate) fn deliver_out_of_order(&mut self, message: Message, out: &mut Vec<Output>) {
+        self.delivered += 1;
+        out.push(Output::Deliver(Delivery { view: self.ring.view, message }));
+    }
+
     /// Commits everything delivered up to `safe`.
     pub(crate) fn commit_upto(&mut self, safe: Seq, out: &mut Vec<Output>) {
         while let Some(message) = self.log.next_committable(safe) {

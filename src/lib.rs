@@ -25,10 +25,11 @@ pub(crate) mod links;
 pub mod replication;
 pub(crate) mod ring;
 pub mod rng;
+pub mod sim;
 pub mod time;
 pub mod wire;
 
-pub use crate::config::CoreConfig;
+pub use crate::config::{CoreConfig, Defect};
 pub use crate::core::{Commit, Core, CoreStatus, Delivery, Input, Output, RejectReason, ViewInfo};
 pub use crate::error::{ConfigError, DecodeError, Error};
 pub use crate::ids::{Ballot, Member, MsgId, NodeId, RingMode, Seq, ViewId};

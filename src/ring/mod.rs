@@ -4,6 +4,7 @@
 pub(crate) mod log;
 pub(crate) mod queue;
 
+use crate::config::Defect;
 use crate::core::{Core, Output, ViewInfo};
 use crate::ids::{Member, NodeId, RingMode, Seq, ViewId};
 use crate::time::Time;
@@ -179,7 +180,9 @@ impl Core {
             );
             if quota > 0 {
                 let batch = self.queue.stamp(quota, token.next_seq);
-                token.next_seq += batch.len() as Seq;
+                if self.config.defect != Defect::ReuseSeq {
+                    token.next_seq += batch.len() as Seq;
+                }
                 for message in &batch {
                     self.log.insert(message.clone());
                 }
@@ -237,7 +240,7 @@ impl Core {
             ::log::warn!("{} on_data: dropped data of {} from {}", self.config.me.id, data.view, from);
             return;
         }
-        let messages = if data.hops_left > 1 {
+        let messages = if data.hops_left > 1 && self.config.defect != Defect::NoForwarding {
             let onward = self.onward(from);
             let copy = data.messages.clone();
             let forward = Data { view: data.view, hops_left: data.hops_left - 1, messages: data.messages };
@@ -247,6 +250,10 @@ impl Core {
             data.messages
         };
         for message in messages {
+            if self.config.defect == Defect::DeliverOnArrival && message.seq > self.log.received_upto + 1 {
+                self.deliver_out_of_order(message, out);
+                continue;
+            }
             self.log.insert(message);
         }
         self.deliver_ready(out);

@@ -92,8 +92,8 @@ mod tests {
     fn backlogged_members_share_the_window_equally() {
         // Alone: limited by the batch size.
         assert_eq!(quota(1000, 0, &[0, 0, 0], 0, 4096, 256), 256);
-        // Four backlogged members share a window of 100 free slots.
-        assert_eq!(quota(1000, 1, &[5, 0, 9, 9, 9], 3996, 4096, 256), 25);
+        // Five backlogged members (this one and four others) share a window of 100 free slots.
+        assert_eq!(quota(1000, 1, &[5, 0, 9, 9, 9], 3996, 4096, 256), 20);
         // A full window stamps nothing; an empty queue stamps nothing.
         assert_eq!(quota(10, 0, &[0, 0], 4096, 4096, 256), 0);
         assert_eq!(quota(0, 0, &[0, 0], 0, 4096, 256), 0);

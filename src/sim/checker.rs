@@ -1,0 +1,361 @@
+//! Checks the guarantees of DESIGN.md on every delivery, commit and view change of a run, and
+//! once more when the run has settled. The first violation ends the run with its guarantee.
+//!
+//! Each submission's payload starts with its 8-byte tag, so a delivery names the submission it
+//! claims to be and "delivered but never sent" is detectable.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use byteorder::{BigEndian, ByteOrder};
+
+use crate::core::{Commit, CoreStatus, Delivery, ViewInfo};
+use crate::ids::{Member, MsgId, NodeId, Seq, ViewId};
+use crate::replication::DigestLog;
+
+/// A broken guarantee.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The guarantee's number in DESIGN.md (1..=7).
+    pub guarantee: u8,
+    /// What exactly went wrong.
+    pub detail: String,
+}
+
+impl Violation {
+    fn new(guarantee: u8, detail: String) -> Violation {
+        Violation { guarantee, detail }
+    }
+
+    /// The guarantee's name.
+    pub fn name(&self) -> &'static str {
+        match self.guarantee {
+            1 => "agreed total order",
+            2 => "safe delivery",
+            3 => "virtual synchrony",
+            4 => "integrity",
+            5 => "primary component",
+            6 => "linear history",
+            _ => "liveness",
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "guarantee {} ({}) violated: {}", self.guarantee, self.name(), self.detail)
+    }
+}
+
+/// What the checker remembers about one incarnation.
+#[derive(Debug, Default)]
+struct Incarnation {
+    last_key: Option<(ViewId, Seq)>,
+    delivered: HashSet<MsgId>,
+    last_commit: Option<Seq>,
+    view: Option<ViewId>,
+    views: Vec<ViewId>,
+    /// Deliveries in the current view: count and digest (for virtual synchrony).
+    view_count: u64,
+    view_digest: u64,
+}
+
+/// The submissions of a run and the checks over everything the cores output.
+#[derive(Debug, Default)]
+pub struct Checker {
+    submitted: HashMap<u64, NodeId>,
+    acked: HashSet<u64>,
+    slot: HashMap<(ViewId, Seq), (MsgId, u16)>,
+    key_of: HashMap<(MsgId, u16), (ViewId, Seq)>,
+    committed: HashMap<Seq, MsgId>,
+    committed_at: HashMap<MsgId, Seq>,
+    max_commit_in_view: BTreeMap<ViewId, Seq>,
+    primaries: BTreeMap<ViewId, Vec<NodeId>>,
+    transitions: HashMap<(ViewId, ViewId), (u64, u64)>,
+    incarnations: BTreeMap<Member, Incarnation>,
+    /// Agreed deliveries seen, over all members.
+    pub deliveries: u64,
+    /// Commits seen, over all members.
+    pub commits: u64,
+}
+
+/// The tag a submission's payload starts with.
+pub fn tag_of(payload: &[u8]) -> Option<u64> {
+    (payload.len() >= 8).then(|| BigEndian::read_u64(&payload[..8]))
+}
+
+impl Checker {
+    /// Records a submission of `tag` at `origin`.
+    pub fn on_submit(&mut self, tag: u64, origin: NodeId) {
+        self.submitted.insert(tag, origin);
+    }
+
+    /// Checks one agreed delivery (guarantees 1 and 4).
+    pub fn on_deliver(&mut self, at: Member, delivery: &Delivery) -> Result<(), Violation> {
+        self.deliveries += 1;
+        let m = &delivery.message;
+        let key = (delivery.view, m.seq);
+        let Some(tag) = tag_of(&m.payload) else {
+            return Err(Violation::new(4, format!("{at} delivered {} whose payload is no submission", m.id)));
+        };
+        match self.submitted.get(&tag) {
+            Some(&origin) if origin == m.id.origin => {}
+            _ => {
+                return Err(Violation::new(
+                    4,
+                    format!("{at} delivered {} (tag {tag}) that was never sent", m.id),
+                ))
+            }
+        }
+        match self.slot.insert(key, (m.id, m.attempt)) {
+            Some(other) if other != (m.id, m.attempt) => {
+                return Err(Violation::new(
+                    1,
+                    format!(
+                        "{at} delivered {} at {}/{}, where {} was delivered",
+                        m.id, key.0, key.1, other.0
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(&first) = self.key_of.get(&(m.id, m.attempt)) {
+            if first != key {
+                return Err(Violation::new(
+                    1,
+                    format!(
+                        "{at} delivered {} at {}/{}, elsewhere at {}/{}",
+                        m.id, key.0, key.1, first.0, first.1
+                    ),
+                ));
+            }
+        } else {
+            self.key_of.insert((m.id, m.attempt), key);
+        }
+        let inc = self.incarnations.entry(at).or_default();
+        if inc.last_key.is_some_and(|last| key <= last) {
+            return Err(Violation::new(
+                1,
+                format!("{at} delivered {}/{} after {:?}: out of order", key.0, key.1, inc.last_key),
+            ));
+        }
+        inc.last_key = Some(key);
+        if !inc.delivered.insert(m.id) {
+            return Err(Violation::new(4, format!("{at} delivered {} twice", m.id)));
+        }
+        inc.view_count += 1;
+        inc.view_digest = DigestLog::extend(inc.view_digest, m.seq, m.id, &m.payload);
+        Ok(())
+    }
+
+    /// Checks one commit (guarantees 4 and 6).
+    pub fn on_commit(&mut self, at: Member, view: ViewId, commit: &Commit) -> Result<(), Violation> {
+        self.commits += 1;
+        match self.committed.get(&commit.seq) {
+            Some(&id) if id != commit.id => {
+                return Err(Violation::new(
+                    6,
+                    format!("{at} committed {} at seq {}, where {} was committed", commit.id, commit.seq, id),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                if let Some(&other) = self.committed_at.get(&commit.id) {
+                    return Err(Violation::new(
+                        4,
+                        format!("{} committed twice, at seq {other} and {}", commit.id, commit.seq),
+                    ));
+                }
+                self.committed.insert(commit.seq, commit.id);
+                self.committed_at.insert(commit.id, commit.seq);
+            }
+        }
+        let inc = self.incarnations.entry(at).or_default();
+        if let Some(last) = inc.last_commit {
+            if commit.seq != last + 1 {
+                return Err(Violation::new(
+                    6,
+                    format!("{at} committed seq {} after {last}: a gap", commit.seq),
+                ));
+            }
+        }
+        inc.last_commit = Some(commit.seq);
+        let max = self.max_commit_in_view.entry(view).or_default();
+        *max = (*max).max(commit.seq);
+        if let Some(tag) = commit.tag {
+            if commit.id.origin != at.id {
+                return Err(Violation::new(4, format!("{at} got the acknowledgement of {}", commit.id)));
+            }
+            if !self.acked.insert(tag) {
+                return Err(Violation::new(4, format!("{at} acknowledged tag {tag} twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks one installed view (guarantees 3 and 5).
+    pub fn on_view(&mut self, at: Member, view: &ViewInfo) -> Result<(), Violation> {
+        let inc = self.incarnations.entry(at).or_default();
+        if inc.view.is_some_and(|v| v >= view.view) {
+            return Err(Violation::new(5, format!("{at} installed {} after {:?}", view.view, inc.view)));
+        }
+        if let Some(previous) = inc.view {
+            let moved = (inc.view_count, inc.view_digest);
+            match self.transitions.insert((previous, view.view), moved) {
+                Some(other) if other != moved => {
+                    return Err(Violation::new(
+                        3,
+                        format!(
+                            "{at} moved {previous}->{} after {} deliveries, another member after {}",
+                            view.view, moved.0, other.0
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        inc.view = Some(view.view);
+        inc.views.push(view.view);
+        inc.view_count = 0;
+        inc.view_digest = 0;
+        if view.primary {
+            let ids: Vec<NodeId> = view.ring.iter().map(|m| m.id).collect();
+            match self.primaries.get(&view.view) {
+                Some(existing) if *existing != ids => {
+                    return Err(Violation::new(
+                        5,
+                        format!("two primary views {}: {:?} and {:?}", view.view, existing, ids),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.primaries.insert(view.view, ids);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks of a settled run: `live` are the members alive at the end with their status,
+    /// `owned` the tags submitted to those members (guarantees 2, 6 and 7).
+    pub fn at_end(&self, live: &[CoreStatus], owned: &[(Member, u64)]) -> Result<(), Violation> {
+        let Some(first) = live.first() else { return Ok(()) };
+        for status in live {
+            if !status.view.primary || status.view.view != first.view.view {
+                return Err(Violation::new(
+                    7,
+                    format!(
+                        "{} settled in {} (primary {}), {} in {}",
+                        status.member, status.view.view, status.view.primary, first.member, first.view.view
+                    ),
+                ));
+            }
+            if status.queued > 0 {
+                return Err(Violation::new(
+                    7,
+                    format!("{} still has {} queued", status.member, status.queued),
+                ));
+            }
+            if status.committed_upto != first.committed_upto {
+                return Err(Violation::new(
+                    7,
+                    format!(
+                        "{} committed up to {}, {} up to {}",
+                        status.member, status.committed_upto, first.member, first.committed_upto
+                    ),
+                ));
+            }
+            if status.state_digest != first.state_digest {
+                return Err(Violation::new(
+                    6,
+                    format!(
+                        "{} and {} committed up to {} with different state digests",
+                        status.member, first.member, status.committed_upto
+                    ),
+                ));
+            }
+            if let Some(inc) = self.incarnations.get(&status.member) {
+                for view in &inc.views {
+                    if let Some(&max) = self.max_commit_in_view.get(view) {
+                        if status.committed_upto < max {
+                            return Err(Violation::new(
+                                2,
+                                format!(
+                                    "seq {max} was committed in {view}, but {} of that view has only {}",
+                                    status.member, status.committed_upto
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        for &(member, tag) in owned {
+            if !self.acked.contains(&tag) {
+                return Err(Violation::new(7, format!("submission {tag} to {member} was never committed")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Message;
+
+    fn member(id: u16) -> Member {
+        Member { id: NodeId(id), incarnation: 1 }
+    }
+
+    fn delivery(seq: Seq, origin: u16, counter: u64, tag: u64) -> Delivery {
+        let mut payload = vec![0u8; 8];
+        BigEndian::write_u64(&mut payload, tag);
+        Delivery {
+            view: ViewId(1),
+            message: Message {
+                seq,
+                id: MsgId { origin: NodeId(origin), incarnation: 1, counter },
+                attempt: 0,
+                payload: payload.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn two_messages_at_one_seq_break_agreed_order() {
+        let mut c = Checker::default();
+        c.on_submit(1, NodeId(1));
+        c.on_submit(2, NodeId(2));
+        c.on_deliver(member(1), &delivery(1, 1, 1, 1)).unwrap();
+        let v = c.on_deliver(member(2), &delivery(1, 2, 1, 2)).unwrap_err();
+        assert_eq!(v.guarantee, 1);
+    }
+
+    #[test]
+    fn a_duplicate_or_forged_delivery_breaks_integrity() {
+        let mut c = Checker::default();
+        c.on_submit(1, NodeId(1));
+        let forged = c.on_deliver(member(1), &delivery(1, 1, 1, 99)).unwrap_err();
+        assert_eq!(forged.guarantee, 4);
+        let mut c = Checker::default();
+        c.on_submit(1, NodeId(1));
+        c.on_deliver(member(1), &delivery(1, 1, 1, 1)).unwrap();
+        let mut again = delivery(2, 1, 1, 1);
+        again.message.attempt = 1;
+        assert_eq!(c.on_deliver(member(1), &again).unwrap_err().guarantee, 4);
+    }
+
+    #[test]
+    fn a_gap_in_commits_breaks_linear_history() {
+        let mut c = Checker::default();
+        let commit = |seq, counter| Commit {
+            seq,
+            id: MsgId { origin: NodeId(1), incarnation: 1, counter },
+            tag: None,
+            result: Vec::new(),
+        };
+        c.on_commit(member(1), ViewId(1), &commit(1, 1)).unwrap();
+        assert_eq!(c.on_commit(member(1), ViewId(1), &commit(3, 3)).unwrap_err().guarantee, 6);
+    }
+}

@@ -1,0 +1,581 @@
+//! One simulated run: N real `Core`s, the simulated network, the workload, the fault schedule
+//! and the checker, driven by virtual time from one seed. No threads, clocks or sockets: a run is
+//! a pure function of the seed and the options.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Duration;
+
+use byteorder::{BigEndian, ByteOrder};
+
+use super::checker::{Checker, Violation};
+use super::faults::{self, FaultAction};
+use super::network::Network;
+use super::trace::Trace;
+use super::{RunReport, SimOptions};
+use crate::config::CoreConfig;
+use crate::core::{Core, Input, Output};
+use crate::ids::{Member, NodeId};
+use crate::rng::Rng;
+use crate::time::Time;
+use crate::wire::PeerFrame;
+
+/// Something scheduled to happen.
+#[derive(Debug)]
+enum Event {
+    Frame {
+        from: NodeId,
+        to: NodeId,
+        epoch: u64,
+        frame: PeerFrame,
+    },
+    /// A dial's handshake completes (or fails, if the world changed meanwhile).
+    Handshake {
+        dialer: NodeId,
+        peer: NodeId,
+    },
+    /// Tells `node` that its link to `peer` went up or down; dropped if `epoch` is stale.
+    Notify {
+        node: NodeId,
+        peer: NodeId,
+        epoch: u64,
+        up: bool,
+    },
+    /// A dial failed.
+    Refused {
+        node: NodeId,
+        peer: NodeId,
+    },
+    Submit {
+        node: NodeId,
+        tag: u64,
+        payload: Vec<u8>,
+    },
+    Fault(FaultAction),
+}
+
+impl Event {
+    /// The node that must be running for this event, if any.
+    fn target(&self) -> Option<NodeId> {
+        match self {
+            Event::Frame { to, .. } => Some(*to),
+            Event::Notify { node, .. } | Event::Refused { node, .. } | Event::Submit { node, .. } => {
+                Some(*node)
+            }
+            Event::Handshake { .. } | Event::Fault(_) => None,
+        }
+    }
+}
+
+struct Scheduled {
+    time: Time,
+    order: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.order) == (other.time, other.order)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.time, self.order).cmp(&(other.time, other.order))
+    }
+}
+
+struct SimNode {
+    id: NodeId,
+    core: Option<Core>,
+    incarnation: u64,
+    paused: bool,
+    deferred: Vec<Event>,
+    deadline: Time,
+}
+
+/// The world of one run.
+pub(crate) struct Cluster<'a> {
+    options: &'a SimOptions,
+    seed: u64,
+    rng: Rng,
+    now: Time,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    order: u64,
+    nodes: Vec<SimNode>,
+    net: Network,
+    checker: Checker,
+    trace: Trace,
+    out: Vec<Output>,
+    owned: Vec<(Member, u64)>,
+    healed_at: Option<Time>,
+    steps: u64,
+}
+
+impl<'a> Cluster<'a> {
+    pub(crate) fn new(seed: u64, options: &'a SimOptions) -> Cluster<'a> {
+        let mut rng = Rng::new(seed);
+        let ids: Vec<NodeId> = (1..=options.nodes as u16).map(NodeId).collect();
+        let schedule =
+            faults::draw(&mut rng, &options.profile, &ids, options.fault_phase, options.token_timeout);
+        let mut cluster = Cluster {
+            options,
+            seed,
+            rng,
+            now: Time::ZERO,
+            queue: BinaryHeap::new(),
+            order: 0,
+            nodes: ids
+                .iter()
+                .map(|&id| SimNode {
+                    id,
+                    core: None,
+                    incarnation: 0,
+                    paused: false,
+                    deferred: Vec::new(),
+                    deadline: Time::NEVER,
+                })
+                .collect(),
+            net: Network::new(options.latency, options.jitter),
+            checker: Checker::default(),
+            trace: Trace::new(options.trace),
+            out: Vec::new(),
+            owned: Vec::new(),
+            healed_at: None,
+            steps: 0,
+        };
+        for (time, action) in schedule.actions {
+            cluster.schedule(time, Event::Fault(action));
+        }
+        if schedule.kind.is_none() {
+            cluster.schedule(Time::ZERO + options.fault_phase, Event::Fault(FaultAction::Heal));
+        }
+        cluster.schedule_workload();
+        for id in ids {
+            if !schedule.late.contains(&id) {
+                cluster.start(id);
+            }
+        }
+        cluster
+    }
+
+    fn schedule(&mut self, time: Time, event: Event) {
+        self.order += 1;
+        self.queue.push(Reverse(Scheduled { time, order: self.order, event }));
+    }
+
+    fn schedule_workload(&mut self) {
+        let window = u64::try_from(self.options.fault_phase.as_nanos()).unwrap_or(u64::MAX) * 9 / 10;
+        let mut tag = 0u64;
+        for index in 0..self.nodes.len() {
+            let node = self.nodes[index].id;
+            for _ in 0..self.options.messages {
+                tag += 1;
+                let at = Time(self.rng.below(window.max(1)));
+                let filler = self.rng.below(57) as usize;
+                let mut payload = vec![0u8; 8 + filler];
+                BigEndian::write_u64(&mut payload[..8], tag);
+                for byte in &mut payload[8..] {
+                    *byte = self.rng.next_u64() as u8;
+                }
+                self.schedule(at, Event::Submit { node, tag, payload });
+            }
+        }
+    }
+
+    fn node(&mut self, id: NodeId) -> &mut SimNode {
+        &mut self.nodes[usize::from(id.0) - 1]
+    }
+
+    fn member(&self, id: NodeId) -> Member {
+        let node = &self.nodes[usize::from(id.0) - 1];
+        Member { id, incarnation: node.incarnation }
+    }
+
+    fn alive(&self, id: NodeId) -> bool {
+        self.nodes[usize::from(id.0) - 1].core.is_some()
+    }
+
+    fn paused(&self, id: NodeId) -> bool {
+        self.nodes[usize::from(id.0) - 1].paused
+    }
+
+    /// Runs to the end: settled after the heal, a violation, or a bound.
+    pub(crate) fn run(mut self) -> RunReport {
+        let result = self.run_loop();
+        let violation = result.err();
+        RunReport {
+            seed: self.seed,
+            steps: self.steps,
+            trace_hash: self.trace.hash(),
+            recent: if violation.is_some() { self.trace.recent() } else { Vec::new() },
+            violation,
+            deliveries: self.checker.deliveries,
+            commits: self.checker.commits,
+            virtual_time: self.now,
+        }
+    }
+
+    fn run_loop(&mut self) -> Result<(), Violation> {
+        let mut next_settle_check = 0u64;
+        while self.steps < self.options.step_max {
+            let event_time = self.queue.peek().map_or(Time::NEVER, |s| s.0.time);
+            let (deadline_node, deadline) = self
+                .nodes
+                .iter()
+                .filter(|n| n.core.is_some() && !n.paused)
+                .map(|n| (n.id, n.deadline))
+                .min_by_key(|&(id, t)| (t, id))
+                .unwrap_or((NodeId(0), Time::NEVER));
+            let next = event_time.min(deadline);
+            if let Some(healed) = self.healed_at {
+                if next == Time::NEVER || next > healed + self.options.settle {
+                    return self.check_end();
+                }
+                if self.steps >= next_settle_check {
+                    next_settle_check = self.steps + 512;
+                    if self.settled() {
+                        return self.check_end();
+                    }
+                }
+            } else if next == Time::NEVER {
+                break;
+            }
+            self.steps += 1;
+            self.now = next;
+            if deadline < event_time {
+                self.trace.record(self.now, deadline_node, "tick", 0, 0);
+                self.step(deadline_node, Input::Tick)?;
+                continue;
+            }
+            let Some(Reverse(scheduled)) = self.queue.pop() else { break };
+            self.handle(scheduled.event)?;
+        }
+        Err(Violation {
+            guarantee: 7,
+            detail: format!("no settled state within {} steps", self.options.step_max),
+        })
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), Violation> {
+        if let Some(target) = event.target() {
+            if !self.alive(target) {
+                return Ok(());
+            }
+            if self.paused(target) {
+                self.node(target).deferred.push(event);
+                return Ok(());
+            }
+        }
+        match event {
+            Event::Frame { from, to, epoch, frame } => {
+                if !self.net.is_up(from, to) || self.net.epoch(from, to) != epoch {
+                    return Ok(());
+                }
+                self.trace.record(self.now, to, crate::core::frame_name(&frame), u64::from(from.0), epoch);
+                self.step(to, Input::Frame { from, frame })
+            }
+            Event::Handshake { dialer, peer } => {
+                let ok = self.alive(dialer) && self.alive(peer) && !self.net.is_cut(dialer, peer);
+                if !ok {
+                    self.net.link(dialer, peer).connecting = false;
+                    self.schedule(self.now, Event::Refused { node: dialer, peer });
+                    return Ok(());
+                }
+                let epoch = self.net.bring_up(dialer, peer, self.now);
+                self.schedule(self.now, Event::Notify { node: dialer, peer, epoch, up: true });
+                self.schedule(self.now, Event::Notify { node: peer, peer: dialer, epoch, up: true });
+                Ok(())
+            }
+            Event::Notify { node, peer, epoch, up } => {
+                if self.net.epoch(node, peer) != epoch {
+                    return Ok(());
+                }
+                self.trace.record(
+                    self.now,
+                    node,
+                    if up { "link-up" } else { "link-down" },
+                    u64::from(peer.0),
+                    epoch,
+                );
+                let input =
+                    if up { Input::LinkUp { peer: self.member(peer) } } else { Input::LinkDown { peer } };
+                self.step(node, input)
+            }
+            Event::Refused { node, peer } => {
+                if self.net.is_up(node, peer) {
+                    return Ok(());
+                }
+                self.trace.record(self.now, node, "refused", u64::from(peer.0), 0);
+                self.step(node, Input::LinkDown { peer })
+            }
+            Event::Submit { node, tag, payload } => {
+                let member = self.member(node);
+                self.checker.on_submit(tag, node);
+                self.owned.push((member, tag));
+                self.trace.record(self.now, node, "submit", tag, payload.len() as u64);
+                self.step(node, Input::Submit { tag, payload: payload.into() })
+            }
+            Event::Fault(action) => {
+                self.fault(action);
+                Ok(())
+            }
+        }
+    }
+
+    /// Steps one node and carries out its outputs.
+    fn step(&mut self, id: NodeId, input: Input) -> Result<(), Violation> {
+        let mut out = std::mem::take(&mut self.out);
+        let member = self.member(id);
+        let now = self.now;
+        let node = self.node(id);
+        let Some(core) = node.core.as_mut() else { return Ok(()) };
+        core.step(now, input, &mut out);
+        let view = core.status().view.view;
+        node.deadline = core.next_deadline();
+        let mut result = Ok(());
+        for output in out.drain(..) {
+            if result.is_err() {
+                break;
+            }
+            result = self.execute(id, member, view, output);
+        }
+        self.out = out;
+        result
+    }
+
+    fn execute(
+        &mut self,
+        id: NodeId,
+        member: Member,
+        view: crate::ids::ViewId,
+        output: Output,
+    ) -> Result<(), Violation> {
+        match output {
+            Output::Send { to, frame } => self.send(id, to, frame),
+            Output::Connect { peer } => self.connect(id, peer),
+            Output::Disconnect { peer } => {
+                if self.net.bring_down(id, peer) {
+                    let epoch = self.net.epoch(id, peer);
+                    self.schedule(self.now, Event::Notify { node: id, peer, epoch, up: false });
+                    let delay = self.net.delay(&mut self.rng);
+                    self.schedule(self.now + delay, Event::Notify { node: peer, peer: id, epoch, up: false });
+                }
+            }
+            Output::Deliver(delivery) => self.checker.on_deliver(member, &delivery)?,
+            Output::Commit(commit) => self.checker.on_commit(member, view, &commit)?,
+            Output::ViewChange(info) => {
+                self.trace.record(self.now, id, "view", info.view.0, info.ring.len() as u64);
+                self.checker.on_view(member, &info)?;
+            }
+            Output::Rejected { tag, .. } => self.owned.retain(|&(_, t)| t != tag),
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, frame: PeerFrame) {
+        if !self.net.is_up(from, to) {
+            return;
+        }
+        let epoch = self.net.epoch(from, to);
+        if self.net.is_blocked(from, to) {
+            self.net.hold(from, to, epoch, frame);
+            return;
+        }
+        let delay = self.net.delay(&mut self.rng);
+        let at = self.net.arrival(from, to, self.now, delay);
+        self.schedule(at, Event::Frame { from, to, epoch, frame });
+    }
+
+    fn connect(&mut self, dialer: NodeId, peer: NodeId) {
+        if self.net.is_up(dialer, peer) {
+            let epoch = self.net.epoch(dialer, peer);
+            self.schedule(self.now, Event::Notify { node: dialer, peer, epoch, up: true });
+            return;
+        }
+        if self.net.link(dialer, peer).connecting {
+            return;
+        }
+        let delay = self.net.delay(&mut self.rng);
+        if !self.alive(peer) {
+            self.schedule(self.now + delay, Event::Refused { node: dialer, peer });
+        } else if self.paused(peer) || self.net.is_cut(dialer, peer) {
+            // The handshake never completes; the dialler gives up after its handshake timeout.
+            self.schedule(self.now + self.options.token_timeout / 2, Event::Refused { node: dialer, peer });
+        } else {
+            self.net.link(dialer, peer).connecting = true;
+            self.schedule(self.now + delay * 2, Event::Handshake { dialer, peer });
+        }
+    }
+
+    fn start(&mut self, id: NodeId) {
+        if self.alive(id) {
+            return;
+        }
+        let universe: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let incarnation = self.node(id).incarnation + 1;
+        let member = Member { id, incarnation };
+        let mut config = CoreConfig::new(member, universe);
+        config.ring_mode = self.options.ring_mode;
+        config.token_timeout = self.options.token_timeout;
+        config.idle_hold = self.options.token_timeout / 5;
+        config.seed = self.rng.next_u64();
+        config.defect = self.options.defect;
+        let node = self.node(id);
+        node.incarnation = incarnation;
+        node.core = Some(Core::new(config));
+        node.paused = false;
+        node.deferred.clear();
+        node.deadline = Time::NEVER;
+        self.trace.record(self.now, id, "start", incarnation, 0);
+        // A fresh core needs one step to start; its first outputs carry no violation.
+        let _ = self.step(id, Input::Tick);
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        if !self.alive(id) {
+            return;
+        }
+        self.trace.record(self.now, id, "crash", 0, 0);
+        let node = self.node(id);
+        node.core = None;
+        node.paused = false;
+        node.deferred.clear();
+        node.deadline = Time::NEVER;
+        for peer in self.net.up_links_of(id) {
+            if self.net.bring_down(id, peer) {
+                let epoch = self.net.epoch(id, peer);
+                let delay = self.net.delay(&mut self.rng);
+                self.schedule(self.now + delay, Event::Notify { node: peer, peer: id, epoch, up: false });
+            }
+        }
+    }
+
+    fn resume(&mut self, id: NodeId) {
+        if !self.paused(id) {
+            return;
+        }
+        self.trace.record(self.now, id, "resume", 0, 0);
+        let node = self.node(id);
+        node.paused = false;
+        let deferred = std::mem::take(&mut node.deferred);
+        for event in deferred {
+            self.schedule(self.now, event);
+        }
+    }
+
+    fn unblock(&mut self, from: NodeId, to: NodeId) {
+        for held in self.net.unblock(from, to) {
+            if self.net.is_up(from, to) && self.net.epoch(from, to) == held.epoch {
+                let delay = self.net.delay(&mut self.rng);
+                let at = self.net.arrival(from, to, self.now, delay);
+                self.schedule(at, Event::Frame { from, to, epoch: held.epoch, frame: held.frame });
+            }
+        }
+    }
+
+    fn fault(&mut self, action: FaultAction) {
+        match action {
+            FaultAction::Crash(id) => self.crash(id),
+            FaultAction::Start(id) => self.start(id),
+            FaultAction::BreakLink(a, b) => {
+                self.trace.record(self.now, a, "break-link", u64::from(b.0), 0);
+                self.execute_disconnect(a, b);
+            }
+            FaultAction::Partition(side) => {
+                let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+                for &a in &side {
+                    self.trace.record(self.now, a, "partition", side.len() as u64, 0);
+                    for &b in ids.iter().filter(|b| !side.contains(b)) {
+                        self.net.block(a, b);
+                        self.net.block(b, a);
+                    }
+                }
+            }
+            FaultAction::Block(a, b) => {
+                self.trace.record(self.now, a, "block", u64::from(b.0), 0);
+                self.net.block(a, b);
+            }
+            FaultAction::Pause(id) => {
+                if self.alive(id) {
+                    self.trace.record(self.now, id, "pause", 0, 0);
+                    self.node(id).paused = true;
+                }
+            }
+            FaultAction::Resume(id) => self.resume(id),
+            FaultAction::SetDelay(latency, jitter) => {
+                self.trace.record(
+                    self.now,
+                    NodeId(0),
+                    "delay",
+                    latency.as_micros() as u64,
+                    jitter.as_micros() as u64,
+                );
+                self.net.latency = latency;
+                self.net.jitter = jitter;
+            }
+            FaultAction::Heal => {
+                self.trace.record(self.now, NodeId(0), "heal", 0, 0);
+                for (a, b) in self.net.blocked_pairs() {
+                    self.unblock(a, b);
+                }
+                let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+                for id in ids {
+                    self.resume(id);
+                    self.start(id);
+                }
+                self.net.latency = self.options.latency;
+                self.net.jitter = self.options.jitter;
+                if self.now >= Time::ZERO + self.options.fault_phase {
+                    self.healed_at = Some(self.now);
+                }
+            }
+        }
+    }
+
+    fn execute_disconnect(&mut self, a: NodeId, b: NodeId) {
+        if self.net.bring_down(a, b) {
+            let epoch = self.net.epoch(a, b);
+            self.schedule(self.now, Event::Notify { node: a, peer: b, epoch, up: false });
+            let delay = self.net.delay(&mut self.rng);
+            self.schedule(self.now + delay, Event::Notify { node: b, peer: a, epoch, up: false });
+        }
+    }
+
+    /// Live members with nothing left to do and one committed prefix.
+    fn settled(&self) -> bool {
+        let live = self.live_statuses();
+        let Some(first) = live.first() else { return true };
+        live.iter().all(|s| {
+            s.queued == 0 && s.committed_upto == first.committed_upto && s.view.view == first.view.view
+        }) && self.checker.at_end(&live, &self.live_owned()).is_ok()
+    }
+
+    fn live_statuses(&self) -> Vec<crate::core::CoreStatus> {
+        self.nodes.iter().filter_map(|n| n.core.as_ref()).map(Core::status).collect()
+    }
+
+    fn live_owned(&self) -> Vec<(Member, u64)> {
+        self.owned
+            .iter()
+            .copied()
+            .filter(|(m, _)| {
+                let node = &self.nodes[usize::from(m.id.0) - 1];
+                node.core.is_some() && node.incarnation == m.incarnation
+            })
+            .collect()
+    }
+
+    fn check_end(&mut self) -> Result<(), Violation> {
+        let live = self.live_statuses();
+        self.checker.at_end(&live, &self.live_owned())
+    }
+}
+
+/// The latency used when a run does not set one.
+pub const LATENCY_DEFAULT: Duration = Duration::from_micros(100);

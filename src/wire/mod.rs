@@ -1,8 +1,15 @@
-//! The wire format: frame values (`frame`) and their byte encoding (`codec`).
+//! The wire format: frame values (`frame`) and their byte encoding (`codec`, with the frame
+//! bodies in `body` and the bounds-checked primitives in `bytes`).
 //!
 //! Every frame is length-prefixed, versioned, tagged with its kind and checksummed; all integers
 //! are big-endian so members of different architectures interoperate.
 
+#[cfg(test)]
+mod arbitrary;
+mod body;
+mod bytes;
+mod codec;
 mod frame;
 
+pub use codec::*;
 pub use frame::*;

@@ -1,0 +1,180 @@
+//! Random frame values for the codec's property tests (test builds only): every kind, nested
+//! `Option`s and vectors, multi-byte text. Numbers are mostly small so that counts and seqs look
+//! like real ones, and sometimes any 64 bits so that every byte of a field is exercised.
+
+use std::sync::Arc;
+
+use super::codec::{Frame, FrameKind};
+use super::frame::{
+    ClientReply, ClientRequest, Data, ErrorCode, Message, NodeStatus, Payload, PeerFrame, Promise, Proposal,
+    Token,
+};
+use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId};
+use crate::rng::Rng;
+
+/// Mostly small numbers, so counts and seqs look plausible, sometimes any 64 bits.
+fn number(rng: &mut Rng) -> u64 {
+    if rng.chance(1, 2) {
+        rng.below(300)
+    } else {
+        rng.next_u64()
+    }
+}
+
+fn random_payload(rng: &mut Rng, bytes_max: u64) -> Payload {
+    let len = rng.below(bytes_max + 1);
+    Arc::from((0..len).map(|_| rng.next_u64() as u8).collect::<Vec<u8>>())
+}
+
+fn random_member(rng: &mut Rng) -> Member {
+    Member { id: NodeId(number(rng) as u16), incarnation: number(rng) }
+}
+
+fn random_members(rng: &mut Rng) -> Vec<Member> {
+    (0..rng.below(6)).map(|_| random_member(rng)).collect()
+}
+
+fn random_ballot(rng: &mut Rng) -> Ballot {
+    Ballot { round: number(rng), node: NodeId(number(rng) as u16) }
+}
+
+pub(crate) fn random_message(rng: &mut Rng, payload_bytes_max: u64) -> Message {
+    Message {
+        seq: number(rng),
+        id: MsgId { origin: NodeId(number(rng) as u16), incarnation: number(rng), counter: number(rng) },
+        attempt: number(rng) as u16,
+        payload: random_payload(rng, payload_bytes_max),
+    }
+}
+
+fn random_messages(rng: &mut Rng) -> Vec<Message> {
+    (0..rng.below(5)).map(|_| random_message(rng, 40)).collect()
+}
+
+fn random_proposal(rng: &mut Rng) -> Proposal {
+    Proposal {
+        view: ViewId(number(rng)),
+        prev: ViewId(number(rng)),
+        prev_members: random_members(rng),
+        cut: number(rng),
+        ring: random_members(rng),
+        donor: NodeId(number(rng) as u16),
+    }
+}
+
+pub(crate) fn random_promise(rng: &mut Rng) -> Promise {
+    Promise {
+        ballot: random_ballot(rng),
+        member: random_member(rng),
+        last_primary: ViewId(number(rng)),
+        last_primary_members: random_members(rng),
+        holds_log: rng.chance(1, 2),
+        accepted: rng.chance(1, 2).then(|| (random_ballot(rng), random_proposal(rng))),
+        received_upto: number(rng),
+        committed_upto: number(rng),
+        unreachable: (0..rng.below(4)).map(|_| NodeId(number(rng) as u16)).collect(),
+        leaving: rng.chance(1, 2),
+    }
+}
+
+fn random_text(rng: &mut Rng) -> String {
+    const PIECES: [&str; 6] = ["a", "busy", " ", "é", "€", "\u{1f600}"];
+    (0..rng.below(8)).map(|_| PIECES[rng.below(PIECES.len() as u64) as usize]).collect()
+}
+
+/// A random value of a random kind (every kind equally likely).
+pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
+    let kind = FrameKind::ALL[rng.below(FrameKind::ALL.len() as u64) as usize];
+    let peer = match kind {
+        FrameKind::Hello => PeerFrame::Hello {
+            cluster: number(rng),
+            from: random_member(rng),
+            to: NodeId(number(rng) as u16),
+        },
+        FrameKind::HelloAck => PeerFrame::HelloAck { from: random_member(rng) },
+        FrameKind::Heartbeat => PeerFrame::Heartbeat,
+        FrameKind::Token => {
+            let positions = rng.below(8);
+            PeerFrame::Token(Token {
+                view: ViewId(number(rng)),
+                rotation: number(rng),
+                next_seq: number(rng),
+                received: (0..positions).map(|_| number(rng)).collect(),
+                backlog: (0..positions).map(|_| number(rng) as u32).collect(),
+                quiet: number(rng) as u32,
+            })
+        }
+        FrameKind::Data => PeerFrame::Data(Data {
+            view: ViewId(number(rng)),
+            hops_left: number(rng) as u16,
+            messages: random_messages(rng),
+        }),
+        FrameKind::Wake => PeerFrame::Wake { view: ViewId(number(rng)), hops_left: number(rng) as u16 },
+        FrameKind::Join => PeerFrame::Join { member: random_member(rng), last_primary: ViewId(number(rng)) },
+        FrameKind::Leave => PeerFrame::Leave { member: random_member(rng) },
+        FrameKind::Prepare => {
+            PeerFrame::Prepare { ballot: random_ballot(rng), last_primary: ViewId(number(rng)) }
+        }
+        FrameKind::Promise => PeerFrame::Promise(random_promise(rng)),
+        FrameKind::Nack => PeerFrame::Nack {
+            ballot: random_ballot(rng),
+            promised: random_ballot(rng),
+            last_primary: ViewId(number(rng)),
+        },
+        FrameKind::Accept => PeerFrame::Accept { ballot: random_ballot(rng), proposal: random_proposal(rng) },
+        FrameKind::Accepted => PeerFrame::Accepted { ballot: random_ballot(rng), member: random_member(rng) },
+        FrameKind::Commit => PeerFrame::Commit { ballot: random_ballot(rng), proposal: random_proposal(rng) },
+        FrameKind::Fetch => PeerFrame::Fetch {
+            ballot: random_ballot(rng),
+            after: number(rng),
+            upto: number(rng),
+            snapshot: rng.chance(1, 2),
+        },
+        FrameKind::Retransmit => {
+            PeerFrame::Retransmit { ballot: random_ballot(rng), messages: random_messages(rng) }
+        }
+        FrameKind::SnapshotChunk => PeerFrame::SnapshotChunk {
+            ballot: random_ballot(rng),
+            seq: number(rng),
+            offset: number(rng),
+            total: number(rng),
+            bytes: random_payload(rng, 100),
+        },
+        FrameKind::Broadcast => {
+            return Frame::Request(ClientRequest::Broadcast {
+                request: number(rng),
+                payload: random_payload(rng, 100),
+            })
+        }
+        FrameKind::StatusRequest => return Frame::Request(ClientRequest::Status { request: number(rng) }),
+        FrameKind::Committed => {
+            return Frame::Reply(ClientReply::Committed { request: number(rng), seq: number(rng) })
+        }
+        FrameKind::StatusReply => {
+            return Frame::Reply(ClientReply::Status {
+                request: number(rng),
+                status: NodeStatus {
+                    member: random_member(rng),
+                    view: ViewId(number(rng)),
+                    primary: rng.chance(1, 2),
+                    ring: random_members(rng),
+                    delivered: number(rng),
+                    committed_upto: number(rng),
+                    state_digest: number(rng),
+                    delivery_digest: number(rng),
+                    rotations: number(rng),
+                },
+            })
+        }
+        FrameKind::Error => {
+            const CODES: [ErrorCode; 4] =
+                [ErrorCode::Busy, ErrorCode::NoQuorum, ErrorCode::BadRequest, ErrorCode::ShuttingDown];
+            return Frame::Reply(ClientReply::Error {
+                request: number(rng),
+                code: CODES[rng.below(4) as usize],
+                message: random_text(rng),
+            });
+        }
+    };
+    Frame::Peer(peer)
+}

@@ -1,0 +1,476 @@
+//! The body of every frame kind: the fields of each `PeerFrame`, `ClientRequest` and
+//! `ClientReply` in declaration order, and the structs they carry.
+//!
+//! Layout rules (docs in `codec`): integers big-endian at their Rust width, vectors as a u32
+//! count and the elements, payloads as a u32 length and the bytes, strings as UTF-8 with a u16
+//! length, `Option` and `bool` as one byte 0/1, `ErrorCode` as one byte. Error fields are named
+//! `<frame or struct>.<field>`.
+
+use std::sync::Arc;
+
+use super::bytes::{
+    invalid, put_bool, put_bytes_u32, put_count, put_str_u16, put_u16, put_u32, put_u64, put_u8, Reader,
+};
+use super::codec::{Frame, FrameKind};
+use super::frame::{
+    ClientReply, ClientRequest, Data, ErrorCode, Message, NodeStatus, Payload, PeerFrame, Promise, Proposal,
+    Token,
+};
+use crate::error::DecodeError;
+use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId};
+
+/// Encoded sizes of the fixed-size items, used to bound element counts before allocating.
+const NODE_ID_BYTES: usize = 2;
+const MEMBER_BYTES: usize = 2 + 8;
+const SEQ_BYTES: usize = 8;
+const BACKLOG_BYTES: usize = 4;
+/// The smallest encoded `Message`: seq, id, attempt and an empty payload.
+const MESSAGE_BYTES_MIN: usize = 8 + (2 + 8 + 8) + 2 + 4;
+
+/// The kind byte of a peer frame.
+pub(super) fn peer_kind(frame: &PeerFrame) -> FrameKind {
+    match frame {
+        PeerFrame::Hello { .. } => FrameKind::Hello,
+        PeerFrame::HelloAck { .. } => FrameKind::HelloAck,
+        PeerFrame::Heartbeat => FrameKind::Heartbeat,
+        PeerFrame::Token(_) => FrameKind::Token,
+        PeerFrame::Data(_) => FrameKind::Data,
+        PeerFrame::Wake { .. } => FrameKind::Wake,
+        PeerFrame::Join { .. } => FrameKind::Join,
+        PeerFrame::Leave { .. } => FrameKind::Leave,
+        PeerFrame::Prepare { .. } => FrameKind::Prepare,
+        PeerFrame::Promise(_) => FrameKind::Promise,
+        PeerFrame::Nack { .. } => FrameKind::Nack,
+        PeerFrame::Accept { .. } => FrameKind::Accept,
+        PeerFrame::Accepted { .. } => FrameKind::Accepted,
+        PeerFrame::Commit { .. } => FrameKind::Commit,
+        PeerFrame::Fetch { .. } => FrameKind::Fetch,
+        PeerFrame::Retransmit { .. } => FrameKind::Retransmit,
+        PeerFrame::SnapshotChunk { .. } => FrameKind::SnapshotChunk,
+    }
+}
+
+/// The kind byte of a client request.
+pub(super) fn request_kind(request: &ClientRequest) -> FrameKind {
+    match request {
+        ClientRequest::Broadcast { .. } => FrameKind::Broadcast,
+        ClientRequest::Status { .. } => FrameKind::StatusRequest,
+    }
+}
+
+/// The kind byte of a client reply.
+pub(super) fn reply_kind(reply: &ClientReply) -> FrameKind {
+    match reply {
+        ClientReply::Committed { .. } => FrameKind::Committed,
+        ClientReply::Status { .. } => FrameKind::StatusReply,
+        ClientReply::Error { .. } => FrameKind::Error,
+    }
+}
+
+/// Appends the body of a peer frame.
+pub(super) fn put_peer(out: &mut Vec<u8>, frame: &PeerFrame) {
+    match frame {
+        PeerFrame::Hello { cluster, from, to } => {
+            put_u64(out, *cluster);
+            put_member(out, from);
+            put_u16(out, to.0);
+        }
+        PeerFrame::HelloAck { from } => put_member(out, from),
+        PeerFrame::Heartbeat => {}
+        PeerFrame::Token(token) => put_token(out, token),
+        PeerFrame::Data(data) => {
+            put_u64(out, data.view.0);
+            put_u16(out, data.hops_left);
+            put_messages(out, &data.messages);
+        }
+        PeerFrame::Wake { view, hops_left } => {
+            put_u64(out, view.0);
+            put_u16(out, *hops_left);
+        }
+        PeerFrame::Join { member, last_primary } => {
+            put_member(out, member);
+            put_u64(out, last_primary.0);
+        }
+        PeerFrame::Leave { member } => put_member(out, member),
+        PeerFrame::Prepare { ballot, last_primary } => {
+            put_ballot(out, ballot);
+            put_u64(out, last_primary.0);
+        }
+        PeerFrame::Promise(promise) => put_promise(out, promise),
+        PeerFrame::Nack { ballot, promised, last_primary } => {
+            put_ballot(out, ballot);
+            put_ballot(out, promised);
+            put_u64(out, last_primary.0);
+        }
+        PeerFrame::Accept { ballot, proposal } | PeerFrame::Commit { ballot, proposal } => {
+            put_ballot(out, ballot);
+            put_proposal(out, proposal);
+        }
+        PeerFrame::Accepted { ballot, member } => {
+            put_ballot(out, ballot);
+            put_member(out, member);
+        }
+        PeerFrame::Fetch { ballot, after, upto, snapshot } => {
+            put_ballot(out, ballot);
+            put_u64(out, *after);
+            put_u64(out, *upto);
+            put_bool(out, *snapshot);
+        }
+        PeerFrame::Retransmit { ballot, messages } => {
+            put_ballot(out, ballot);
+            put_messages(out, messages);
+        }
+        PeerFrame::SnapshotChunk { ballot, seq, offset, total, bytes } => {
+            put_ballot(out, ballot);
+            put_u64(out, *seq);
+            put_u64(out, *offset);
+            put_u64(out, *total);
+            put_bytes_u32(out, bytes);
+        }
+    }
+}
+
+/// Reads the body of a frame of `kind`. One exhaustive match, so a new kind cannot be forgotten.
+pub(super) fn get_body(kind: FrameKind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
+    let peer = match kind {
+        FrameKind::Hello => PeerFrame::Hello {
+            cluster: r.u64("hello.cluster")?,
+            from: get_member(r, "hello.from")?,
+            to: NodeId(r.u16("hello.to")?),
+        },
+        FrameKind::HelloAck => PeerFrame::HelloAck { from: get_member(r, "hello_ack.from")? },
+        FrameKind::Heartbeat => PeerFrame::Heartbeat,
+        FrameKind::Token => PeerFrame::Token(get_token(r)?),
+        FrameKind::Data => PeerFrame::Data(Data {
+            view: ViewId(r.u64("data.view")?),
+            hops_left: r.u16("data.hops_left")?,
+            messages: get_messages(r, "data.messages")?,
+        }),
+        FrameKind::Wake => {
+            PeerFrame::Wake { view: ViewId(r.u64("wake.view")?), hops_left: r.u16("wake.hops_left")? }
+        }
+        FrameKind::Join => PeerFrame::Join {
+            member: get_member(r, "join.member")?,
+            last_primary: ViewId(r.u64("join.last_primary")?),
+        },
+        FrameKind::Leave => PeerFrame::Leave { member: get_member(r, "leave.member")? },
+        FrameKind::Prepare => PeerFrame::Prepare {
+            ballot: get_ballot(r, "prepare.ballot")?,
+            last_primary: ViewId(r.u64("prepare.last_primary")?),
+        },
+        FrameKind::Promise => PeerFrame::Promise(get_promise(r)?),
+        FrameKind::Nack => PeerFrame::Nack {
+            ballot: get_ballot(r, "nack.ballot")?,
+            promised: get_ballot(r, "nack.promised")?,
+            last_primary: ViewId(r.u64("nack.last_primary")?),
+        },
+        FrameKind::Accept => {
+            PeerFrame::Accept { ballot: get_ballot(r, "accept.ballot")?, proposal: get_proposal(r)? }
+        }
+        FrameKind::Accepted => PeerFrame::Accepted {
+            ballot: get_ballot(r, "accepted.ballot")?,
+            member: get_member(r, "accepted.member")?,
+        },
+        FrameKind::Commit => {
+            PeerFrame::Commit { ballot: get_ballot(r, "commit.ballot")?, proposal: get_proposal(r)? }
+        }
+        FrameKind::Fetch => PeerFrame::Fetch {
+            ballot: get_ballot(r, "fetch.ballot")?,
+            after: r.u64("fetch.after")?,
+            upto: r.u64("fetch.upto")?,
+            snapshot: r.bool("fetch.snapshot")?,
+        },
+        FrameKind::Retransmit => PeerFrame::Retransmit {
+            ballot: get_ballot(r, "retransmit.ballot")?,
+            messages: get_messages(r, "retransmit.messages")?,
+        },
+        FrameKind::SnapshotChunk => PeerFrame::SnapshotChunk {
+            ballot: get_ballot(r, "snapshot_chunk.ballot")?,
+            seq: r.u64("snapshot_chunk.seq")?,
+            offset: r.u64("snapshot_chunk.offset")?,
+            total: r.u64("snapshot_chunk.total")?,
+            bytes: get_payload(r, "snapshot_chunk.bytes")?,
+        },
+        FrameKind::Broadcast => {
+            return Ok(Frame::Request(ClientRequest::Broadcast {
+                request: r.u64("broadcast.request")?,
+                payload: get_payload(r, "broadcast.payload")?,
+            }))
+        }
+        FrameKind::StatusRequest => {
+            return Ok(Frame::Request(ClientRequest::Status { request: r.u64("status_request.request")? }))
+        }
+        FrameKind::Committed => {
+            return Ok(Frame::Reply(ClientReply::Committed {
+                request: r.u64("committed.request")?,
+                seq: r.u64("committed.seq")?,
+            }))
+        }
+        FrameKind::StatusReply => {
+            return Ok(Frame::Reply(ClientReply::Status {
+                request: r.u64("status_reply.request")?,
+                status: get_status(r)?,
+            }))
+        }
+        FrameKind::Error => {
+            return Ok(Frame::Reply(ClientReply::Error {
+                request: r.u64("error.request")?,
+                code: get_error_code(r, "error.code")?,
+                message: r.str_u16("error.message")?.to_owned(),
+            }))
+        }
+    };
+    Ok(Frame::Peer(peer))
+}
+
+/// Appends the body of a client request.
+pub(super) fn put_request(out: &mut Vec<u8>, request: &ClientRequest) {
+    match request {
+        ClientRequest::Broadcast { request, payload } => {
+            put_u64(out, *request);
+            put_bytes_u32(out, payload);
+        }
+        ClientRequest::Status { request } => put_u64(out, *request),
+    }
+}
+
+/// Appends the body of a client reply.
+pub(super) fn put_reply(out: &mut Vec<u8>, reply: &ClientReply) {
+    match reply {
+        ClientReply::Committed { request, seq } => {
+            put_u64(out, *request);
+            put_u64(out, *seq);
+        }
+        ClientReply::Status { request, status } => {
+            put_u64(out, *request);
+            put_status(out, status);
+        }
+        ClientReply::Error { request, code, message } => {
+            put_u64(out, *request);
+            put_u8(out, error_code_byte(*code));
+            put_str_u16(out, message);
+        }
+    }
+}
+
+/// The byte of an error code; 0 is left unused so that zeroed bytes are not a valid code.
+fn error_code_byte(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::Busy => 1,
+        ErrorCode::NoQuorum => 2,
+        ErrorCode::BadRequest => 3,
+        ErrorCode::ShuttingDown => 4,
+    }
+}
+
+fn get_error_code(r: &mut Reader<'_>, field: &'static str) -> Result<ErrorCode, DecodeError> {
+    match r.u8(field)? {
+        1 => Ok(ErrorCode::Busy),
+        2 => Ok(ErrorCode::NoQuorum),
+        3 => Ok(ErrorCode::BadRequest),
+        4 => Ok(ErrorCode::ShuttingDown),
+        other => Err(invalid(field, format!("unknown error code {other}"))),
+    }
+}
+
+/// Reads a u32 count and that many items. The count was checked against the bytes left
+/// (`Reader::count`), so the allocation is bounded by the frame, not by what it claims.
+fn get_vec<T>(
+    r: &mut Reader<'_>,
+    item_bytes_min: usize,
+    field: &'static str,
+    mut item: impl FnMut(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let count = r.count(item_bytes_min, field)?;
+    let mut items = Vec::with_capacity(count);
+    for _ in 0..count {
+        items.push(item(r)?);
+    }
+    Ok(items)
+}
+
+fn put_member(out: &mut Vec<u8>, member: &Member) {
+    put_u16(out, member.id.0);
+    put_u64(out, member.incarnation);
+}
+
+fn get_member(r: &mut Reader<'_>, field: &'static str) -> Result<Member, DecodeError> {
+    Ok(Member { id: NodeId(r.u16(field)?), incarnation: r.u64(field)? })
+}
+
+fn put_members(out: &mut Vec<u8>, members: &[Member]) {
+    put_count(out, members.len());
+    members.iter().for_each(|member| put_member(out, member));
+}
+
+fn get_members(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<Member>, DecodeError> {
+    get_vec(r, MEMBER_BYTES, field, |r| get_member(r, field))
+}
+
+fn put_ballot(out: &mut Vec<u8>, ballot: &Ballot) {
+    put_u64(out, ballot.round);
+    put_u16(out, ballot.node.0);
+}
+
+fn get_ballot(r: &mut Reader<'_>, field: &'static str) -> Result<Ballot, DecodeError> {
+    Ok(Ballot { round: r.u64(field)?, node: NodeId(r.u16(field)?) })
+}
+
+fn get_payload(r: &mut Reader<'_>, field: &'static str) -> Result<Payload, DecodeError> {
+    // The length was checked against the bytes present, so this copies at most the frame.
+    Ok(Arc::from(r.bytes_u32(field)?))
+}
+
+fn put_messages(out: &mut Vec<u8>, messages: &[Message]) {
+    put_count(out, messages.len());
+    for message in messages {
+        put_u64(out, message.seq);
+        put_u16(out, message.id.origin.0);
+        put_u64(out, message.id.incarnation);
+        put_u64(out, message.id.counter);
+        put_u16(out, message.attempt);
+        put_bytes_u32(out, &message.payload);
+    }
+}
+
+fn get_messages(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<Message>, DecodeError> {
+    get_vec(r, MESSAGE_BYTES_MIN, field, |r| {
+        Ok(Message {
+            seq: r.u64("message.seq")?,
+            id: MsgId {
+                origin: NodeId(r.u16("message.id")?),
+                incarnation: r.u64("message.id")?,
+                counter: r.u64("message.id")?,
+            },
+            attempt: r.u16("message.attempt")?,
+            payload: get_payload(r, "message.payload")?,
+        })
+    })
+}
+
+fn put_token(out: &mut Vec<u8>, token: &Token) {
+    // Receivers reject a token whose vectors differ in length, so sending one is a core bug.
+    assert_eq!(token.received.len(), token.backlog.len(), "token vectors must have one entry per position");
+    put_u64(out, token.view.0);
+    put_u64(out, token.rotation);
+    put_u64(out, token.next_seq);
+    put_count(out, token.received.len());
+    token.received.iter().for_each(|&seq| put_u64(out, seq));
+    put_count(out, token.backlog.len());
+    token.backlog.iter().for_each(|&backlog| put_u32(out, backlog));
+    put_u32(out, token.quiet);
+}
+
+fn get_token(r: &mut Reader<'_>) -> Result<Token, DecodeError> {
+    let view = ViewId(r.u64("token.view")?);
+    let rotation = r.u64("token.rotation")?;
+    let next_seq = r.u64("token.next_seq")?;
+    let received = get_vec(r, SEQ_BYTES, "token.received", |r| r.u64("token.received"))?;
+    let backlog = get_vec(r, BACKLOG_BYTES, "token.backlog", |r| r.u32("token.backlog"))?;
+    // Both vectors have one entry per ring position (docs/PROTOCOL.md §3).
+    if backlog.len() != received.len() {
+        return Err(invalid(
+            "token.backlog",
+            format!("{} entries but token.received has {}", backlog.len(), received.len()),
+        ));
+    }
+    let quiet = r.u32("token.quiet")?;
+    Ok(Token { view, rotation, next_seq, received, backlog, quiet })
+}
+
+fn put_proposal(out: &mut Vec<u8>, proposal: &Proposal) {
+    put_u64(out, proposal.view.0);
+    put_u64(out, proposal.prev.0);
+    put_members(out, &proposal.prev_members);
+    put_u64(out, proposal.cut);
+    put_members(out, &proposal.ring);
+    put_u16(out, proposal.donor.0);
+}
+
+fn get_proposal(r: &mut Reader<'_>) -> Result<Proposal, DecodeError> {
+    Ok(Proposal {
+        view: ViewId(r.u64("proposal.view")?),
+        prev: ViewId(r.u64("proposal.prev")?),
+        prev_members: get_members(r, "proposal.prev_members")?,
+        cut: r.u64("proposal.cut")?,
+        ring: get_members(r, "proposal.ring")?,
+        donor: NodeId(r.u16("proposal.donor")?),
+    })
+}
+
+fn put_promise(out: &mut Vec<u8>, promise: &Promise) {
+    put_ballot(out, &promise.ballot);
+    put_member(out, &promise.member);
+    put_u64(out, promise.last_primary.0);
+    put_members(out, &promise.last_primary_members);
+    put_bool(out, promise.holds_log);
+    match &promise.accepted {
+        None => put_u8(out, 0),
+        Some((ballot, proposal)) => {
+            put_u8(out, 1);
+            put_ballot(out, ballot);
+            put_proposal(out, proposal);
+        }
+    }
+    put_u64(out, promise.received_upto);
+    put_u64(out, promise.committed_upto);
+    put_count(out, promise.unreachable.len());
+    promise.unreachable.iter().for_each(|node| put_u16(out, node.0));
+    put_bool(out, promise.leaving);
+}
+
+fn get_promise(r: &mut Reader<'_>) -> Result<Promise, DecodeError> {
+    let ballot = get_ballot(r, "promise.ballot")?;
+    let member = get_member(r, "promise.member")?;
+    let last_primary = ViewId(r.u64("promise.last_primary")?);
+    let last_primary_members = get_members(r, "promise.last_primary_members")?;
+    let holds_log = r.bool("promise.holds_log")?;
+    let accepted = if r.option_tag("promise.accepted")? {
+        Some((get_ballot(r, "promise.accepted")?, get_proposal(r)?))
+    } else {
+        None
+    };
+    let received_upto = r.u64("promise.received_upto")?;
+    let committed_upto = r.u64("promise.committed_upto")?;
+    let unreachable =
+        get_vec(r, NODE_ID_BYTES, "promise.unreachable", |r| r.u16("promise.unreachable").map(NodeId))?;
+    let leaving = r.bool("promise.leaving")?;
+    Ok(Promise {
+        ballot,
+        member,
+        last_primary,
+        last_primary_members,
+        holds_log,
+        accepted,
+        received_upto,
+        committed_upto,
+        unreachable,
+        leaving,
+    })
+}
+
+fn put_status(out: &mut Vec<u8>, status: &NodeStatus) {
+    put_member(out, &status.member);
+    put_u64(out, status.view.0);
+    put_bool(out, status.primary);
+    put_members(out, &status.ring);
+    put_u64(out, status.delivered);
+    put_u64(out, status.committed_upto);
+    put_u64(out, status.state_digest);
+    put_u64(out, status.delivery_digest);
+    put_u64(out, status.rotations);
+}
+
+fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
+    Ok(NodeStatus {
+        member: get_member(r, "status.member")?,
+        view: ViewId(r.u64("status.view")?),
+        primary: r.bool("status.primary")?,
+        ring: get_members(r, "status.ring")?,
+        delivered: r.u64("status.delivered")?,
+        committed_upto: r.u64("status.committed_upto")?,
+        state_digest: r.u64("status.state_digest")?,
+        delivery_digest: r.u64("status.delivery_digest")?,
+        rotations: r.u64("status.rotations")?,
+    })
+}

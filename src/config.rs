@@ -26,6 +26,10 @@ pub struct CoreConfig {
     pub window_max: u64,
     /// Most messages waiting in this member's submit queue.
     pub queue_max: usize,
+    /// Largest payload one submission may carry.
+    pub payload_bytes_max: usize,
+    /// Most payload bytes one stamped batch carries (keeps every frame under the wire maximum).
+    pub batch_bytes_max: usize,
     /// Seed of the core's one random generator.
     pub seed: u64,
     /// A deliberate defect, for proving that the simulator's checker can fail. Always `None`
@@ -62,6 +66,8 @@ impl CoreConfig {
             batch_max: 256,
             window_max: 4096,
             queue_max: 65_536,
+            payload_bytes_max: 1 << 20,
+            batch_bytes_max: 4 << 20,
             seed: u64::from(me.id.0),
             defect: Defect::None,
         }
@@ -96,6 +102,13 @@ impl CoreConfig {
         }
         if self.window_max < self.batch_max as u64 {
             return Err(ConfigError::new("window-max", "must be at least batch-max"));
+        }
+        if self.payload_bytes_max == 0 || self.payload_bytes_max > self.batch_bytes_max {
+            return Err(ConfigError::new("payload-bytes-max", "must be in 1..=batch-bytes-max"));
+        }
+        // A batch plus its framing must fit the wire's frame maximum.
+        if self.batch_bytes_max + self.batch_max * 64 > crate::wire::FRAME_BYTES_MAX / 2 {
+            return Err(ConfigError::new("batch-bytes-max", "too large for one frame"));
         }
         if self.queue_max == 0 {
             return Err(ConfigError::new("queue-max", "must be at least 1"));

@@ -113,6 +113,8 @@ pub struct Commit {
 pub enum RejectReason {
     /// The submit queue is full.
     Busy,
+    /// The payload exceeds the configured maximum.
+    TooLarge,
     /// The member is leaving.
     ShuttingDown,
 }
@@ -283,6 +285,10 @@ impl Core {
     }
 
     fn on_submit(&mut self, now: Time, tag: u64, payload: Payload, out: &mut Vec<Output>) {
+        if payload.len() > self.config.payload_bytes_max {
+            out.push(Output::Rejected { tag, reason: RejectReason::TooLarge });
+            return;
+        }
         if self.queue.waiting() >= self.config.queue_max {
             out.push(Output::Rejected { tag, reason: RejectReason::Busy });
             return;

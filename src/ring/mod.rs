@@ -179,7 +179,7 @@ impl Core {
                 self.config.batch_max,
             );
             if quota > 0 {
-                let batch = self.queue.stamp(quota, token.next_seq);
+                let batch = self.queue.stamp(quota, self.config.batch_bytes_max, token.next_seq);
                 if self.config.defect != Defect::ReuseSeq {
                     token.next_seq += batch.len() as Seq;
                 }

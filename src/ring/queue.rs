@@ -37,9 +37,18 @@ impl SubmitQueue {
         self.waiting.is_empty()
     }
 
-    /// Takes up to `quota` waiting messages and stamps them from `next_seq` on.
-    pub(crate) fn stamp(&mut self, quota: usize, next_seq: Seq) -> Vec<Message> {
-        let count = quota.min(self.waiting.len());
+    /// Takes up to `quota` waiting messages, and at most `bytes_max` payload bytes (but always
+    /// one), and stamps them from `next_seq` on.
+    pub(crate) fn stamp(&mut self, quota: usize, bytes_max: usize, next_seq: Seq) -> Vec<Message> {
+        let mut count = 0;
+        let mut bytes = 0;
+        for pending in self.waiting.iter().take(quota) {
+            if count > 0 && bytes + pending.payload.len() > bytes_max {
+                break;
+            }
+            bytes += pending.payload.len();
+            count += 1;
+        }
         let mut stamped = Vec::with_capacity(count);
         for (i, pending) in self.waiting.drain(..count).enumerate() {
             self.in_flight.insert(pending.id, pending.tag);
@@ -112,10 +121,12 @@ mod tests {
                 payload: vec![].into(),
             });
         }
-        let stamped = q.stamp(2, 41);
+        let stamped = q.stamp(2, usize::MAX, 41);
         assert_eq!(stamped.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![41, 42]);
         assert_eq!(q.waiting(), 1);
         assert_eq!(q.on_commit(&stamped[1].id), Some(20));
         assert_eq!(q.on_commit(&stamped[1].id), None);
+        // A byte budget smaller than one payload still stamps one message.
+        assert_eq!(q.stamp(5, 0, 43).len(), 1);
     }
 }

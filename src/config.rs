@@ -30,6 +30,9 @@ pub struct CoreConfig {
     pub payload_bytes_max: usize,
     /// Most payload bytes one stamped batch carries (keeps every frame under the wire maximum).
     pub batch_bytes_max: usize,
+    /// How long a fresh member waits for the whole universe before forming the first view with
+    /// a majority.
+    pub bootstrap_wait: Duration,
     /// Seed of the core's one random generator.
     pub seed: u64,
     /// A deliberate defect, for proving that the simulator's checker can fail. Always `None`
@@ -68,6 +71,7 @@ impl CoreConfig {
             queue_max: 65_536,
             payload_bytes_max: 1 << 20,
             batch_bytes_max: 4 << 20,
+            bootstrap_wait: Duration::from_secs(5),
             seed: u64::from(me.id.0),
             defect: Defect::None,
         }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::config::CoreConfig;
 use crate::ids::{Member, MsgId, NodeId, RingMode, Seq, ViewId};
 use crate::links::Links;
+use crate::membership::{Membership, Phase, Reason};
 use crate::replication::{DigestLog, StateMachine};
 use crate::ring::log::Log;
 use crate::ring::queue::{Pending, SubmitQueue};
@@ -84,6 +85,8 @@ pub enum Output {
     },
     /// A view was installed.
     ViewChange(ViewInfo),
+    /// The member left the group after `Input::Leave`; the driver may stop.
+    Left,
 }
 
 /// One agreed delivery.
@@ -117,6 +120,9 @@ pub enum RejectReason {
     TooLarge,
     /// The member is leaving.
     ShuttingDown,
+    /// The member was cut off from the primary view before the message committed; it rejoins as a
+    /// new incarnation and the submission may be retried.
+    Excluded,
 }
 
 /// An installed view, as reported to the driver.
@@ -154,8 +160,8 @@ pub struct CoreStatus {
 /// The protocol state of one member.
 pub struct Core {
     pub(crate) config: CoreConfig,
-    #[allow(dead_code)] // Used by the membership protocol's jitter (docs/PROTOCOL.md §5).
     pub(crate) rng: Rng,
+    pub(crate) membership: Membership,
     pub(crate) links: Links,
     pub(crate) ring: RingState,
     pub(crate) log: Log,
@@ -168,20 +174,19 @@ pub struct Core {
 }
 
 impl Core {
-    /// A member of the statically configured view 1 (docs/PROTOCOL.md §4) over a digest log.
+    /// A fresh member that will join or form a primary view (docs/PROTOCOL.md §5), over a digest
+    /// log.
     pub fn new(config: CoreConfig) -> Core {
         Core::with_machine(config, Box::new(DigestLog::default()))
     }
 
     /// Like `new`, applying commits to `machine`.
     pub fn with_machine(config: CoreConfig, machine: Box<dyn StateMachine>) -> Core {
-        let mut ids = config.universe.clone();
-        ids.sort();
-        ids.dedup();
-        let ring = RingState::new(ViewId(1), &ids, config.me, config.ring_mode);
+        let ring = RingState::new(ViewId(0), vec![config.me], config.me, config.ring_mode);
         let links = Links::new(config.heartbeat_interval(), config.token_timeout);
         Core {
             rng: Rng::new(config.seed),
+            membership: Membership::new(Time::ZERO),
             links,
             ring,
             log: Log::starting_after(0),
@@ -208,19 +213,17 @@ impl Core {
         }
         match input {
             Input::Frame { from, frame } => self.on_frame(now, from, frame, out),
-            Input::LinkUp { peer } => {
-                self.links.on_up(peer, now);
-                self.ring.on_link_up(peer);
-                self.try_release(now, out);
-            }
+            Input::LinkUp { peer } => self.on_link_up(now, peer, out),
             Input::LinkDown { peer } => {
-                if self.links.on_down(peer, now) {
+                let was_up = self.links.on_down(peer, now);
+                if was_up {
                     log::warn!("{} link to {} closed", self.config.me.id, peer);
                 }
+                self.on_link_lost(now, peer, was_up, Reason::LinkClosed, out);
             }
             Input::Submit { tag, payload } => self.on_submit(now, tag, payload, out),
             Input::Tick => {}
-            Input::Leave => {}
+            Input::Leave => self.start_leave(now, out),
         }
         for peer in self.links.on_tick(now, out) {
             log::warn!(
@@ -229,20 +232,58 @@ impl Core {
                 peer,
                 self.config.token_timeout
             );
+            self.on_link_lost(now, peer, true, Reason::LinkSilent, out);
         }
-        self.on_park_timeout(now, out);
+        if self.membership.is_operational() {
+            self.on_park_timeout(now, out);
+        }
+        self.on_membership_timeouts(now, out);
     }
 
     /// When the core next needs a step without input.
     pub fn next_deadline(&self) -> Time {
-        self.links.next_deadline().min(self.ring.park_deadline())
+        let ring = if self.membership.is_operational() { self.ring.park_deadline() } else { Time::NEVER };
+        self.links.next_deadline().min(ring).min(self.membership.next_deadline())
+    }
+
+    /// Whether the member has left the group.
+    pub fn has_left(&self) -> bool {
+        matches!(self.membership.phase, Phase::Left)
+    }
+
+    fn on_link_up(&mut self, now: Time, peer: Member, out: &mut Vec<Output>) {
+        self.forgive(peer);
+        self.links.on_up(peer, now);
+        self.ring.on_link_up(peer);
+        if self.membership.is_operational() {
+            self.try_release(now, out);
+        }
+        self.send_prepares(now, out);
+        self.request_transfer(now, out);
+        if matches!(self.membership.phase, Phase::Joining { .. }) {
+            let frame =
+                PeerFrame::Join { member: self.config.me, last_primary: self.membership.last_primary };
+            self.links.send(peer.id, frame, now, out);
+        }
+    }
+
+    /// Per-incarnation counters start again when the member rejoins as a new incarnation.
+    pub(crate) fn reset_incarnation_stats(&mut self) {
+        self.delivered = 0;
+        self.delivery_digest = DigestLog::default().chain;
+        self.next_counter = 0;
     }
 
     /// What this member knows about itself.
     pub fn status(&self) -> CoreStatus {
+        let view = ViewInfo {
+            view: self.membership.last_primary,
+            ring: self.membership.last_primary_members.clone(),
+            primary: self.membership.is_operational(),
+        };
         CoreStatus {
             member: self.config.me,
-            view: self.ring.view_info(),
+            view,
             delivered: self.delivered,
             delivery_digest: self.delivery_digest,
             committed_upto: self.log.committed_upto,
@@ -263,28 +304,69 @@ impl Core {
     }
 
     fn start(&mut self, now: Time, out: &mut Vec<Output>) {
-        out.push(Output::ViewChange(self.ring.view_info()));
-        for peer in self.ring.neighbours() {
-            self.links.want(peer, out);
-        }
-        self.ring.create_token_if_first(now);
-        self.try_release(now, out);
+        self.membership = Membership::new(now);
+        self.on_join_interval(now, out);
     }
 
     fn on_frame(&mut self, now: Time, from: NodeId, frame: PeerFrame, out: &mut Vec<Output>) {
         self.links.on_rx(from, now);
         match frame {
-            PeerFrame::Heartbeat => {}
+            PeerFrame::Heartbeat | PeerFrame::Hello { .. } | PeerFrame::HelloAck { .. } => {}
+            PeerFrame::Token(_) | PeerFrame::Data(_) | PeerFrame::Wake { .. } => {
+                self.on_ring_frame(now, from, frame, out)
+            }
+            PeerFrame::Join { member, last_primary } => {
+                self.forgive(member);
+                self.on_join(now, from, member, last_primary, out)
+            }
+            PeerFrame::Leave { member } => {
+                log::debug!("{} ignores a leave from {}", self.config.me.id, member)
+            }
+            PeerFrame::Prepare { ballot, last_primary } => {
+                self.on_prepare(now, from, ballot, last_primary, out)
+            }
+            PeerFrame::Promise(promise) => self.on_promise(now, from, promise, out),
+            PeerFrame::Nack { ballot, promised, last_primary } => {
+                self.on_nack(now, from, ballot, promised, last_primary, out)
+            }
+            PeerFrame::Accept { ballot, proposal } => self.on_accept(now, from, ballot, proposal, out),
+            PeerFrame::Accepted { ballot, member } => self.on_accepted(now, ballot, member, out),
+            PeerFrame::Commit { ballot, proposal } => self.on_commit(now, ballot, proposal, out),
+            fetch @ PeerFrame::Fetch { .. } => self.on_fetch(now, from, fetch, out),
+            PeerFrame::Retransmit { ballot, messages } => self.on_retransmit(now, ballot, messages, out),
+            chunk @ PeerFrame::SnapshotChunk { .. } => self.on_snapshot_chunk(now, chunk, out),
+        }
+    }
+
+    /// Token, data and wake frames: handled in the installed view, kept for a view not yet
+    /// installed here, dropped for an old one.
+    pub(crate) fn on_ring_frame(&mut self, now: Time, from: NodeId, frame: PeerFrame, out: &mut Vec<Output>) {
+        let view = match &frame {
+            PeerFrame::Token(t) => t.view,
+            PeerFrame::Data(d) => d.view,
+            PeerFrame::Wake { view, .. } => *view,
+            _ => return,
+        };
+        let current = self.membership.is_operational() && view == self.ring.view;
+        if !current {
+            if view > self.membership.last_primary {
+                self.keep_early(from, frame);
+            }
+            return;
+        }
+        match frame {
             PeerFrame::Token(token) => self.on_token(now, from, token, out),
             PeerFrame::Data(data) => self.on_data(now, from, data, out),
             PeerFrame::Wake { view, hops_left } => self.on_wake(now, from, view, hops_left, out),
-            other => {
-                log::debug!("{} ignores {:?} from {}", self.config.me.id, frame_name(&other), from);
-            }
+            _ => {}
         }
     }
 
     fn on_submit(&mut self, now: Time, tag: u64, payload: Payload, out: &mut Vec<Output>) {
+        if self.membership.leaving.is_some() || matches!(self.membership.phase, Phase::Left) {
+            out.push(Output::Rejected { tag, reason: RejectReason::ShuttingDown });
+            return;
+        }
         if payload.len() > self.config.payload_bytes_max {
             out.push(Output::Rejected { tag, reason: RejectReason::TooLarge });
             return;
@@ -300,7 +382,9 @@ impl Core {
             counter: self.next_counter,
         };
         self.queue.push(Pending { tag, id, attempt: 0, payload });
-        self.on_queue_grew(now, out);
+        if self.membership.is_operational() {
+            self.on_queue_grew(now, out);
+        }
     }
 
     /// Delivers in agreed order everything that is contiguous.

@@ -22,6 +22,7 @@ pub mod core;
 pub mod error;
 pub mod ids;
 pub(crate) mod links;
+pub(crate) mod membership;
 pub mod replication;
 pub(crate) mod ring;
 pub mod rng;

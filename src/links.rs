@@ -25,6 +25,8 @@ struct Link {
     last_tx: Time,
     redial_at: Option<Time>,
     backoff: Duration,
+    /// Unwanted and up: closed at this time unless wanted again.
+    close_at: Option<Time>,
 }
 
 impl Link {
@@ -37,6 +39,7 @@ impl Link {
             last_tx: Time::ZERO,
             redial_at: None,
             backoff: BACKOFF_MIN,
+            close_at: None,
         }
     }
 }
@@ -68,9 +71,23 @@ impl Links {
     pub(crate) fn want(&mut self, id: NodeId, out: &mut Vec<Output>) {
         let link = self.table.entry(id).or_insert_with(Link::new);
         link.wanted = true;
+        link.close_at = None;
         if link.peer.is_none() && !link.dialing && link.redial_at.is_none() {
             link.dialing = true;
             out.push(Output::Connect { peer: id });
+        }
+    }
+
+    /// Stops wanting every link but `keep`; unwanted links close after a grace period, so that
+    /// frames already queued on them (a commit, a retransmission) still go out.
+    pub(crate) fn unwant_all_except(&mut self, keep: &[NodeId], now: Time) {
+        let grace = self.silence;
+        for (id, link) in self.table.iter_mut() {
+            if !keep.contains(id) && link.wanted {
+                link.wanted = false;
+                link.redial_at = None;
+                link.close_at = Some(now + grace);
+            }
         }
     }
 
@@ -119,7 +136,11 @@ impl Links {
         let mut silent = Vec::new();
         for (&id, link) in self.table.iter_mut() {
             if link.peer.is_some() {
-                if now >= link.last_rx + self.silence {
+                if !link.wanted && link.close_at.is_some_and(|at| now >= at) {
+                    link.peer = None;
+                    link.close_at = None;
+                    out.push(Output::Disconnect { peer: id });
+                } else if now >= link.last_rx + self.silence {
                     link.peer = None;
                     out.push(Output::Disconnect { peer: id });
                     if link.wanted {
@@ -147,6 +168,9 @@ impl Links {
         for link in self.table.values() {
             if link.peer.is_some() {
                 next = next.min(link.last_rx + self.silence).min(link.last_tx + self.heartbeat);
+                if !link.wanted {
+                    next = next.min(link.close_at.unwrap_or(Time::NEVER));
+                }
             } else if let Some(at) = link.redial_at {
                 next = next.min(at);
             }

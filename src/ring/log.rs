@@ -48,6 +48,24 @@ impl Log {
         self.messages.get(&self.delivered_upto)
     }
 
+    /// Drops every message above `seq` (they fell above a view's cut).
+    pub(crate) fn truncate_above(&mut self, seq: Seq) {
+        self.messages.retain(|&s, _| s <= seq);
+        self.received_upto = self.received_upto.min(seq).max(self.committed_upto);
+        self.delivered_upto = self.delivered_upto.min(self.received_upto);
+    }
+
+    /// Marks everything up to `seq` as delivered without handing it out: a joiner applies the
+    /// history before its first view but delivers only what comes after it.
+    pub(crate) fn skip_delivery_upto(&mut self, seq: Seq) {
+        self.delivered_upto = self.delivered_upto.max(seq.min(self.received_upto));
+    }
+
+    /// Held messages in `(after, upto]`, in order, at most `count_max` of them.
+    pub(crate) fn range(&self, after: Seq, upto: Seq, count_max: usize) -> Vec<Message> {
+        self.messages.range(after + 1..=upto).take(count_max).map(|(_, m)| m.clone()).collect()
+    }
+
     /// Removes and returns the next message to commit, if it is delivered and `<= safe`.
     pub(crate) fn next_committable(&mut self, safe: Seq) -> Option<Message> {
         let next = self.committed_upto + 1;

@@ -5,7 +5,7 @@ pub(crate) mod log;
 pub(crate) mod queue;
 
 use crate::config::Defect;
-use crate::core::{Core, Output, ViewInfo};
+use crate::core::{Core, Output};
 use crate::ids::{Member, NodeId, RingMode, Seq, ViewId};
 use crate::time::Time;
 use crate::wire::{Data, Message, PeerFrame, Token};
@@ -41,11 +41,10 @@ pub(crate) struct RingState {
 }
 
 impl RingState {
-    /// The ring of `view` over `ids` in ascending order.
-    pub(crate) fn new(view: ViewId, ids: &[NodeId], me: Member, mode: RingMode) -> RingState {
-        let members: Vec<Member> =
-            ids.iter().map(|&id| if id == me.id { me } else { Member { id, incarnation: 0 } }).collect();
-        let position = members.iter().position(|m| m.id == me.id).expect("validated: me is in the universe");
+    /// The ring of `view` over `members` in ring order; `me` must be among them.
+    pub(crate) fn new(view: ViewId, members: Vec<Member>, me: Member, mode: RingMode) -> RingState {
+        let position =
+            members.iter().position(|m| m.id == me.id).expect("a member installs only views it is in");
         RingState {
             view,
             members,
@@ -55,7 +54,7 @@ impl RingState {
             wake_pending: false,
             wake_sent: false,
             parked_hint: false,
-            leader_last_next_seq: 1,
+            leader_last_next_seq: 0,
             rotations_seen: 0,
         }
     }
@@ -84,14 +83,16 @@ impl RingState {
         ids
     }
 
-    pub(crate) fn create_token_if_first(&mut self, _now: Time) {
+    /// The first member of a new view creates its one token; the view's history starts after `cut`.
+    pub(crate) fn create_token_if_first(&mut self, cut: Seq) {
+        self.leader_last_next_seq = cut + 1;
         if self.position == 0 {
             let n = self.n();
             let token = Token {
                 view: self.view,
                 rotation: 0,
-                next_seq: 1,
-                received: vec![0; n],
+                next_seq: cut + 1,
+                received: vec![cut; n],
                 backlog: vec![0; n],
                 quiet: 0,
             };
@@ -103,10 +104,6 @@ impl RingState {
         if let Some(m) = self.members.iter_mut().find(|m| m.id == peer.id) {
             m.incarnation = peer.incarnation;
         }
-    }
-
-    pub(crate) fn view_info(&self) -> ViewInfo {
-        ViewInfo { view: self.view, ring: self.members.clone(), primary: true }
     }
 
     pub(crate) fn park_deadline(&self) -> Time {
@@ -131,6 +128,11 @@ fn aru(token: &Token) -> Seq {
 }
 
 impl Core {
+    /// Whether this member holds the token of a quiet, parked ring.
+    pub fn holds_parked_token(&self) -> bool {
+        matches!(self.ring.held, Some((_, Hold::Parked(_))))
+    }
+
     pub(crate) fn on_token(&mut self, now: Time, from: NodeId, token: Token, out: &mut Vec<Output>) {
         if token.view != self.ring.view || from != self.ring.predecessor() {
             ::log::warn!("{} on_token: dropped a token of {} from {}", self.config.me.id, token.view, from);
@@ -166,6 +168,7 @@ impl Core {
     /// Stamps this member's share, reports its progress, commits what is safe, then passes or parks.
     fn act_as_holder(&mut self, now: Time, mut token: Token, out: &mut Vec<Output>) {
         let position = self.ring.position;
+        self.membership.token_seen_at = now;
         let warm = token.rotation >= 2;
         let mut stamped = false;
         if warm && self.ring.neighbours().iter().all(|&id| self.links.is_up(id)) {

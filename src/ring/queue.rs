@@ -20,8 +20,8 @@ pub(crate) struct Pending {
 #[derive(Debug, Default)]
 pub(crate) struct SubmitQueue {
     waiting: VecDeque<Pending>,
-    /// Stamped but not yet committed: the driver's tag per message id.
-    in_flight: BTreeMap<MsgId, u64>,
+    /// Stamped but not yet committed, kept for sending again after a view change.
+    in_flight: BTreeMap<MsgId, Pending>,
 }
 
 impl SubmitQueue {
@@ -51,20 +51,41 @@ impl SubmitQueue {
         }
         let mut stamped = Vec::with_capacity(count);
         for (i, pending) in self.waiting.drain(..count).enumerate() {
-            self.in_flight.insert(pending.id, pending.tag);
             stamped.push(Message {
                 seq: next_seq + i as Seq,
                 id: pending.id,
                 attempt: pending.attempt,
-                payload: pending.payload,
+                payload: pending.payload.clone(),
             });
+            self.in_flight.insert(pending.id, pending);
         }
         stamped
     }
 
     /// The driver's tag of an own message that just committed.
     pub(crate) fn on_commit(&mut self, id: &MsgId) -> Option<u64> {
-        self.in_flight.remove(id)
+        self.in_flight.remove(id).map(|p| p.tag)
+    }
+
+    /// Queues every stamped but uncommitted message again, first and in submission order, as a
+    /// new attempt: its seq fell above a view's cut and was discarded (docs/PROTOCOL.md §5.4).
+    pub(crate) fn requeue_in_flight(&mut self) -> usize {
+        let count = self.in_flight.len();
+        let again = std::mem::take(&mut self.in_flight);
+        for (_, mut pending) in again.into_iter().rev() {
+            pending.attempt = pending.attempt.saturating_add(1);
+            self.waiting.push_front(pending);
+        }
+        count
+    }
+
+    /// Empties the queue (the member is excluded or leaving); returns the tags that failed.
+    pub(crate) fn fail_all(&mut self) -> Vec<u64> {
+        let mut tags: Vec<u64> = self.in_flight.values().map(|p| p.tag).collect();
+        tags.extend(self.waiting.iter().map(|p| p.tag));
+        self.in_flight.clear();
+        self.waiting.clear();
+        tags
     }
 }
 
@@ -128,5 +149,10 @@ mod tests {
         assert_eq!(q.on_commit(&stamped[1].id), None);
         // A byte budget smaller than one payload still stamps one message.
         assert_eq!(q.stamp(5, 0, 43).len(), 1);
+        // Message 1 is still in flight: it goes first again, as a new attempt.
+        assert_eq!(q.requeue_in_flight(), 2);
+        let again = q.stamp(5, usize::MAX, 50);
+        assert_eq!(again.iter().map(|m| (m.id.counter, m.attempt)).collect::<Vec<_>>(), vec![(1, 1), (3, 1)]);
+        assert_eq!(q.fail_all(), vec![10, 30]);
     }
 }

@@ -85,6 +85,18 @@ pub fn tag_of(payload: &[u8]) -> Option<u64> {
 }
 
 impl Checker {
+    /// Every member is down at once. Without durable state (issue #5 adds it) the history ends
+    /// here and the next first view starts a new one, so the slot checks start over.
+    pub fn on_total_loss(&mut self) {
+        self.slot.clear();
+        self.key_of.clear();
+        self.committed.clear();
+        self.committed_at.clear();
+        self.max_commit_in_view.clear();
+        self.primaries.clear();
+        self.transitions.clear();
+    }
+
     /// Records a submission of `tag` at `origin`.
     pub fn on_submit(&mut self, tag: u64, origin: NodeId) {
         self.submitted.insert(tag, origin);

@@ -331,13 +331,15 @@ impl<'a> Cluster<'a> {
     /// Steps one node and carries out its outputs.
     fn step(&mut self, id: NodeId, input: Input) -> Result<(), Violation> {
         let mut out = std::mem::take(&mut self.out);
-        let member = self.member(id);
         let now = self.now;
         let node = self.node(id);
         let Some(core) = node.core.as_mut() else { return Ok(()) };
         core.step(now, input, &mut out);
         let view = core.status().view.view;
         node.deadline = core.next_deadline();
+        // A core that was cut off rejoins as a new incarnation; outputs of this step are its.
+        node.incarnation = core.me().incarnation;
+        let member = core.me();
         let mut result = Ok(());
         for output in out.drain(..) {
             if result.is_err() {
@@ -374,6 +376,7 @@ impl<'a> Cluster<'a> {
                 self.checker.on_view(member, &info)?;
             }
             Output::Rejected { tag, .. } => self.owned.retain(|&(_, t)| t != tag),
+            Output::Left => {}
         }
         Ok(())
     }
@@ -424,6 +427,7 @@ impl<'a> Cluster<'a> {
         config.ring_mode = self.options.ring_mode;
         config.token_timeout = self.options.token_timeout;
         config.idle_hold = self.options.token_timeout / 5;
+        config.bootstrap_wait = self.options.token_timeout * 5;
         config.seed = self.rng.next_u64();
         config.defect = self.options.defect;
         let node = self.node(id);
@@ -453,6 +457,10 @@ impl<'a> Cluster<'a> {
                 let delay = self.net.delay(&mut self.rng);
                 self.schedule(self.now + delay, Event::Notify { node: peer, peer: id, epoch, up: false });
             }
+        }
+        if self.nodes.iter().all(|n| n.core.is_none()) {
+            self.trace.record(self.now, id, "total-loss", 0, 0);
+            self.checker.on_total_loss();
         }
     }
 

@@ -1,9 +1,9 @@
 //! The cost table of DESIGN.md, measured: message steps (O) and messages sent (C) per operation.
 //!
-//! A fault-free ring of n members with one constant hop latency and no jitter is driven until its
-//! token parks; then one message is submitted at the member holding the token, and every frame from
-//! then on is counted. O is the time to each milestone divided by the hop latency; C counts the
-//! frames sent until then (data copies and token passes, heartbeats excluded).
+//! A fault-free ring of n members with one constant hop latency and no jitter forms its first
+//! view and runs until its token parks; then one message is submitted at the member holding the
+//! token, and every frame from then on is counted. O is the time to each milestone divided by the
+//! hop latency; C counts the frames sent until then (data copies and token passes).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -42,120 +42,142 @@ pub fn seed_figures(ring: RingMode, n: u64) -> [(u64, u64); 4] {
 
 const HOP: Duration = Duration::from_millis(1);
 
-struct Frame {
-    from: NodeId,
-    to: NodeId,
-    frame: PeerFrame,
+enum Event {
+    Frame { from: NodeId, to: NodeId, frame: Box<PeerFrame> },
+    LinkUp { at: NodeId, peer: NodeId },
+}
+
+/// A minimal driver: every dial succeeds after one hop, every frame takes one hop.
+struct Bench {
+    cores: Vec<Core>,
+    deadlines: Vec<Time>,
+    queue: BinaryHeap<Reverse<(Time, u64)>>,
+    events: BTreeMap<u64, Event>,
+    order: u64,
+    now: Time,
+    out: Vec<Output>,
+    counting: bool,
+    milestones: Milestones,
+}
+
+impl Bench {
+    fn push(&mut self, event: Event) {
+        self.order += 1;
+        self.queue.push(Reverse((self.now + HOP, self.order)));
+        self.events.insert(self.order, event);
+    }
+
+    fn step(&mut self, index: usize, input: Input) {
+        let mut out = std::mem::take(&mut self.out);
+        self.cores[index].step(self.now, input, &mut out);
+        self.deadlines[index] = self.cores[index].next_deadline();
+        let me = NodeId(index as u16 + 1);
+        for o in out.drain(..) {
+            match o {
+                Output::Send { to, frame } => {
+                    if self.counting {
+                        match &frame {
+                            PeerFrame::Data(_) => self.milestones.data_frames += 1,
+                            PeerFrame::Token(_) => self.milestones.token_frames += 1,
+                            _ => {}
+                        }
+                    }
+                    self.push(Event::Frame { from: me, to, frame: Box::new(frame) });
+                }
+                Output::Connect { peer } => {
+                    self.push(Event::LinkUp { at: me, peer });
+                    self.push(Event::LinkUp { at: peer, peer: me });
+                }
+                Output::Deliver(_) if self.counting => self.milestones.delivered(self.now),
+                Output::Commit(c) if self.counting => self.milestones.committed(self.now, c.tag.is_some()),
+                _ => {}
+            }
+        }
+        self.out = out;
+    }
+
+    /// Runs until `done`, or until nothing is left before `until`.
+    fn run(&mut self, until: Time, done: &dyn Fn(&Bench) -> bool) {
+        for _ in 0..50_000_000u64 {
+            if done(self) {
+                return;
+            }
+            let event_time = self.queue.peek().map_or(Time::NEVER, |r| r.0 .0);
+            let (index, deadline) = self
+                .deadlines
+                .iter()
+                .copied()
+                .enumerate()
+                .min_by_key(|&(i, t)| (t, i))
+                .unwrap_or((0, Time::NEVER));
+            let next = event_time.min(deadline);
+            if next > until {
+                return;
+            }
+            self.now = next;
+            if deadline < event_time {
+                self.step(index, Input::Tick);
+                continue;
+            }
+            let Some(Reverse((_, id))) = self.queue.pop() else { return };
+            match self.events.remove(&id).expect("every queued id has an event") {
+                Event::Frame { from, to, frame } => {
+                    if self.counting && matches!(*frame, PeerFrame::Data(_)) {
+                        self.milestones.received(self.now);
+                    }
+                    self.step(usize::from(to.0) - 1, Input::Frame { from, frame: *frame });
+                }
+                Event::LinkUp { at, peer } => {
+                    let member = self.cores[usize::from(peer.0) - 1].me();
+                    self.step(usize::from(at.0) - 1, Input::LinkUp { peer: member });
+                }
+            }
+        }
+    }
 }
 
 /// Measures one row.
 pub fn measure(nodes: usize, ring: RingMode) -> CostRow {
     let ids: Vec<NodeId> = (1..=nodes as u16).map(NodeId).collect();
-    let mut cores: Vec<Core> = ids
+    let cores: Vec<Core> = ids
         .iter()
         .map(|&id| {
             let mut config = CoreConfig::new(Member { id, incarnation: 1 }, ids.clone());
             config.ring_mode = ring;
-            // Long timeouts: no heartbeat may land inside the measured window.
+            // Long timeouts: no heartbeat, park expiry or retry may land inside the measurement.
             config.token_timeout = Duration::from_secs(3600);
             config.idle_hold = Duration::from_secs(600);
             Core::new(config)
         })
         .collect();
-    let mut now = Time::ZERO;
-    let mut queue: BinaryHeap<Reverse<(Time, u64)>> = BinaryHeap::new();
-    let mut frames: BTreeMap<u64, Frame> = BTreeMap::new();
-    let mut order = 0u64;
-    let mut out = Vec::new();
-    let mut links = Vec::new();
-    // Start every member and bring every requested link up at once.
-    for core in cores.iter_mut() {
-        core.step(now, Input::Tick, &mut out);
-        for o in out.drain(..) {
-            if let Output::Connect { peer } = o {
-                links.push((core.me().id, peer));
-            }
-        }
-    }
-    let mut counting = false;
-    let mut counts = (0u64, 0u64);
-    let mut milestones = Milestones::default();
-    let mut pending_links = links;
-    let index = |id: NodeId| usize::from(id.0) - 1;
-    let mut step_outputs = |core_index: usize,
-                            out: &mut Vec<Output>,
-                            now: Time,
-                            queue: &mut BinaryHeap<Reverse<(Time, u64)>>,
-                            frames: &mut BTreeMap<u64, Frame>,
-                            counts: &mut (u64, u64),
-                            counting: bool,
-                            milestones: &mut Milestones| {
-        let from = NodeId(core_index as u16 + 1);
-        for o in out.drain(..) {
-            match o {
-                Output::Send { to, frame } => {
-                    if counting {
-                        match &frame {
-                            PeerFrame::Data(_) => counts.0 += 1,
-                            PeerFrame::Token(_) => counts.1 += 1,
-                            _ => {}
-                        }
-                    }
-                    order += 1;
-                    queue.push(Reverse((now + HOP, order)));
-                    frames.insert(order, Frame { from, to, frame });
-                }
-                Output::Deliver(_) if counting => milestones.delivered(now, *counts),
-                Output::Commit(c) if counting => milestones.committed(now, *counts, c.tag.is_some()),
-                _ => {}
-            }
-        }
+    let mut bench = Bench {
+        deadlines: vec![Time::ZERO; nodes],
+        cores,
+        queue: BinaryHeap::new(),
+        events: BTreeMap::new(),
+        order: 0,
+        now: Time::ZERO,
+        out: Vec::new(),
+        counting: false,
+        milestones: Milestones::default(),
     };
-    for (a, b) in pending_links.drain(..) {
-        let (ma, mb) = (cores[index(a)].me(), cores[index(b)].me());
-        cores[index(a)].step(now, Input::LinkUp { peer: mb }, &mut out);
-        step_outputs(index(a), &mut out, now, &mut queue, &mut frames, &mut counts, false, &mut milestones);
-        cores[index(b)].step(now, Input::LinkUp { peer: ma }, &mut out);
-        step_outputs(index(b), &mut out, now, &mut queue, &mut frames, &mut counts, false, &mut milestones);
-    }
-    let mut start = Time::ZERO;
-    let mut submitted = false;
-    for _ in 0..10_000_000u64 {
-        let Some(Reverse((time, id))) = queue.pop() else {
-            if submitted {
-                break;
-            }
-            // Quiet and parked at the first member: submit there and start counting.
-            submitted = true;
-            counting = true;
-            start = now;
-            milestones = Milestones { start, nodes: nodes as u64, ..Milestones::default() };
-            cores[0].step(now, Input::Submit { tag: 1, payload: vec![0u8; 8].into() }, &mut out);
-            step_outputs(0, &mut out, now, &mut queue, &mut frames, &mut counts, true, &mut milestones);
-            continue;
-        };
-        now = time;
-        let frame = frames.remove(&id).expect("every queued id has a frame");
-        if counting {
-            if let PeerFrame::Data(_) = &frame.frame {
-                milestones.received(now, counts);
-            }
-        }
-        let target = index(frame.to);
-        cores[target].step(now, Input::Frame { from: frame.from, frame: frame.frame }, &mut out);
-        step_outputs(target, &mut out, now, &mut queue, &mut frames, &mut counts, counting, &mut milestones);
-        if milestones.commits == nodes as u64 {
-            break;
-        }
-    }
-    let _ = start;
+    // Form the view and let the ring go quiet: everything left is far-off timers.
+    let horizon = Time::ZERO + Duration::from_secs(60);
+    bench.run(horizon, &|b| b.queue.is_empty() && b.cores.iter().all(|c| c.status().view.primary));
+    let start = bench.now;
+    let holder = (0..nodes).find(|&i| bench.cores[i].holds_parked_token()).unwrap_or(0);
+    bench.counting = true;
+    bench.milestones = Milestones { start, nodes: nodes as u64, ..Milestones::default() };
+    bench.step(holder, Input::Submit { tag: 1, payload: vec![0u8; 8].into() });
+    bench.run(start + Duration::from_secs(30), &|b| b.milestones.commits == nodes as u64);
+    let m = &bench.milestones;
     CostRow {
         nodes,
         ring,
-        reliable: milestones.reliable,
-        atomic: milestones.atomic,
-        agreement: milestones.agreement,
-        transaction: milestones.transaction,
+        reliable: m.reliable,
+        atomic: m.atomic,
+        agreement: m.agreement,
+        transaction: m.transaction,
     }
 }
 
@@ -164,6 +186,8 @@ pub fn measure(nodes: usize, ring: RingMode) -> CostRow {
 struct Milestones {
     start: Time,
     nodes: u64,
+    data_frames: u64,
+    token_frames: u64,
     receipts: u64,
     deliveries: u64,
     commits: u64,
@@ -178,35 +202,29 @@ impl Milestones {
         (now.0 - self.start.0) / u64::try_from(HOP.as_nanos()).unwrap_or(1)
     }
 
-    fn frames(counts: (u64, u64)) -> u64 {
-        counts.0 + counts.1
-    }
-
-    fn received(&mut self, now: Time, counts: (u64, u64)) {
+    fn received(&mut self, now: Time) {
         // The sender holds its message from the start; each data frame reaches one more member.
         self.receipts += 1;
         if self.receipts + 1 == self.nodes {
-            self.reliable = (self.hops(now), counts.0);
+            self.reliable = (self.hops(now), self.data_frames);
         }
     }
 
-    fn delivered(&mut self, now: Time, counts: (u64, u64)) {
+    fn delivered(&mut self, now: Time) {
         self.deliveries += 1;
         if self.deliveries == self.nodes {
-            self.atomic = (self.hops(now), counts.0);
-            if self.nodes == 1 {
-                self.reliable = (0, 0);
-            }
+            self.atomic = (self.hops(now), self.data_frames);
         }
     }
 
-    fn committed(&mut self, now: Time, counts: (u64, u64), own: bool) {
+    fn committed(&mut self, now: Time, own: bool) {
         self.commits += 1;
+        let frames = self.data_frames + self.token_frames;
         if own {
-            self.agreement = (self.hops(now), Milestones::frames(counts));
+            self.agreement = (self.hops(now), frames);
         }
         if self.commits == self.nodes {
-            self.transaction = (self.hops(now), Milestones::frames(counts));
+            self.transaction = (self.hops(now), frames);
         }
     }
 }

@@ -1,0 +1,416 @@
+//! The coordinator of a view change: collects promises, applies the quorum rule, proposes (or
+//! re-proposes) a successor, and commits it once chosen (docs/PROTOCOL.md §5.1, §5.2).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::ring_order::ring_order;
+use super::{Phase, Reason};
+use crate::core::{Core, Output};
+use crate::ids::{Ballot, Member, NodeId, Seq, ViewId};
+use crate::time::Time;
+use crate::wire::{PeerFrame, Promise, Proposal};
+
+/// What the coordinator is waiting for.
+#[derive(Debug)]
+pub(crate) enum Stage {
+    Preparing {
+        deadline: Time,
+    },
+    Accepting {
+        /// Where the coordinator, as donor, fetches the prefix it lacks.
+        source: NodeId,
+        proposal: Proposal,
+        voters: Vec<Member>,
+        quorum: usize,
+        accepted: BTreeSet<Member>,
+        deadline: Time,
+    },
+}
+
+/// One view change run by this member.
+#[derive(Debug)]
+pub(crate) struct Coordination {
+    pub(crate) ballot: Ballot,
+    targets: BTreeSet<NodeId>,
+    prepared: BTreeSet<NodeId>,
+    promises: BTreeMap<NodeId, Promise>,
+    refused: BTreeSet<NodeId>,
+    unreachable: BTreeSet<NodeId>,
+    /// Everyone to tell about the outcome.
+    told: BTreeSet<NodeId>,
+    pub(crate) stage: Stage,
+}
+
+impl Coordination {
+    /// Where the coordinator fetches what it lacks of its own proposal.
+    pub(crate) fn source(&self) -> Option<NodeId> {
+        match &self.stage {
+            Stage::Accepting { source, .. } => Some(*source),
+            Stage::Preparing { .. } => None,
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Time {
+        match &self.stage {
+            Stage::Preparing { deadline } | Stage::Accepting { deadline, .. } => *deadline,
+        }
+    }
+
+    /// A failed dial makes a target unreachable; a closed link only means its `Prepare` may be
+    /// lost, so it is sent again when the link is back.
+    pub(crate) fn on_link_lost(&mut self, peer: NodeId, was_up: bool) {
+        if matches!(self.stage, Stage::Preparing { .. }) && !self.promises.contains_key(&peer) {
+            if was_up {
+                self.prepared.remove(&peer);
+            } else {
+                self.unreachable.insert(peer);
+            }
+        }
+    }
+
+    fn all_answered(&self) -> bool {
+        self.targets.iter().all(|t| {
+            self.promises.contains_key(t) || self.refused.contains(t) || self.unreachable.contains(t)
+        })
+    }
+}
+
+/// A promiser with no history: fresh, or a new incarnation after exclusion.
+fn blank(p: &Promise) -> bool {
+    !p.holds_log && p.committed_upto == 0 && p.received_upto == 0
+}
+
+impl Core {
+    /// Starts a view change with a ballot above every one seen (docs/PROTOCOL.md §5.1).
+    pub(crate) fn start_coordination(&mut self, now: Time, reason: Reason, out: &mut Vec<Output>) {
+        if matches!(self.membership.phase, Phase::Left) {
+            return;
+        }
+        self.membership.max_round = self.membership.max_round.max(self.membership.promised.round) + 1;
+        let ballot = Ballot { round: self.membership.max_round, node: self.config.me.id };
+        let targets: BTreeSet<NodeId> =
+            self.config.universe.iter().copied().filter(|&id| id != self.config.me.id).collect();
+        if self.membership.change.is_none() {
+            self.membership.change = Some((now, reason));
+        }
+        ::log::debug!("{} start_coordination: {:?} ballot {:?}", self.config.me.id, reason, ballot);
+        self.membership.promised = ballot;
+        let promise = self.my_promise(ballot, now);
+        self.membership.phase = Phase::Promised { deadline: now + self.view_change_timeout() };
+        let mut promises = BTreeMap::new();
+        promises.insert(self.config.me.id, promise);
+        for &t in &targets {
+            self.links.want(t, out);
+        }
+        self.membership.coordination = Some(Coordination {
+            ballot,
+            targets,
+            prepared: BTreeSet::new(),
+            promises,
+            refused: BTreeSet::new(),
+            unreachable: BTreeSet::new(),
+            told: BTreeSet::new(),
+            stage: Stage::Preparing { deadline: now + self.config.token_timeout / 2 },
+        });
+        self.send_prepares(now, out);
+        self.check_coordination(now, out);
+    }
+
+    /// Sends `Prepare` to every target whose link is up and that has not had it.
+    pub(crate) fn send_prepares(&mut self, now: Time, out: &mut Vec<Output>) {
+        let Some(c) = self.membership.coordination.as_mut() else { return };
+        if !matches!(c.stage, Stage::Preparing { .. }) {
+            return;
+        }
+        let frame = PeerFrame::Prepare { ballot: c.ballot, last_primary: self.membership.last_primary };
+        let due: Vec<NodeId> =
+            c.targets.iter().copied().filter(|t| !c.prepared.contains(t) && self.links.is_up(*t)).collect();
+        for t in due {
+            c.prepared.insert(t);
+            c.unreachable.remove(&t);
+            self.links.send(t, frame.clone(), now, out);
+        }
+    }
+
+    pub(crate) fn on_promise(&mut self, now: Time, from: NodeId, promise: Promise, out: &mut Vec<Output>) {
+        self.membership.see_ballot(promise.ballot);
+        let Some(c) = self.membership.coordination.as_mut() else { return };
+        if promise.ballot != c.ballot || !matches!(c.stage, Stage::Preparing { .. }) {
+            return;
+        }
+        c.promises.insert(from, promise);
+        self.check_coordination(now, out);
+    }
+
+    pub(crate) fn on_nack(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        ballot: Ballot,
+        promised: Ballot,
+        last_primary: ViewId,
+        out: &mut Vec<Output>,
+    ) {
+        self.membership.see_ballot(promised);
+        if last_primary > self.membership.last_primary {
+            // A newer primary exists: whatever this member coordinates is stale.
+            self.membership.peer_status.insert(from, super::PeerStatus { last_primary, operational: true });
+            if self.membership.coordination.as_ref().is_some_and(|c| c.ballot == ballot) {
+                self.membership.coordination = None;
+                self.become_excluded(now, out);
+            }
+            return;
+        }
+        let Some(c) = self.membership.coordination.as_mut() else { return };
+        if c.ballot != ballot {
+            return;
+        }
+        if promised > ballot {
+            // Someone coordinates with a higher ballot; let it.
+            self.membership.coordination = None;
+            if !matches!(self.membership.phase, Phase::Joining { .. }) {
+                self.enter_gather(now);
+            }
+            return;
+        }
+        c.refused.insert(from);
+        self.check_coordination(now, out);
+    }
+
+    /// Decides once every target answered or could not be reached.
+    pub(crate) fn check_coordination(&mut self, now: Time, out: &mut Vec<Output>) {
+        let ready = self
+            .membership
+            .coordination
+            .as_ref()
+            .is_some_and(|c| matches!(c.stage, Stage::Preparing { .. }) && c.all_answered());
+        if ready {
+            self.decide(now, out);
+        }
+    }
+
+    pub(crate) fn on_coordination_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
+        let Some(c) = self.membership.coordination.as_ref() else { return };
+        match &c.stage {
+            Stage::Preparing { .. } => self.decide(now, out),
+            Stage::Accepting { .. } => {
+                if !self.try_commit(now, true, out) {
+                    ::log::warn!("{} on_accept_timeout: proposal not chosen; retrying", self.config.me.id);
+                    self.membership.coordination = None;
+                    self.start_coordination(now, Reason::Retry, out);
+                }
+            }
+        }
+    }
+
+    /// Applies the quorum rule and proposes (docs/PROTOCOL.md §5.2).
+    fn decide(&mut self, now: Time, out: &mut Vec<Output>) {
+        let me = self.config.me;
+        let Some(c) = self.membership.coordination.as_ref() else { return };
+        let ballot = c.ballot;
+        let promises: Vec<Promise> = c.promises.values().cloned().collect();
+        let dial_failed: Vec<NodeId> = c.unreachable.iter().copied().collect();
+        let lstar = promises.iter().map(|p| p.last_primary).max().unwrap_or_default();
+        // The members of L as one of them reports them (every member installed the same list).
+        let lstar_members: Vec<Member> = promises
+            .iter()
+            .find(|p| p.last_primary == lstar && p.holds_log)
+            .map(|p| p.last_primary_members.clone())
+            .unwrap_or_default();
+        let (voters, quorum): (Vec<&Promise>, usize) = if lstar == ViewId(0) {
+            let voters: Vec<&Promise> = promises.iter().filter(|p| blank(p)).collect();
+            (voters, self.config.universe.len() / 2 + 1)
+        } else {
+            let voters: Vec<&Promise> = promises
+                .iter()
+                .filter(|p| p.last_primary == lstar && p.holds_log && lstar_members.contains(&p.member))
+                .collect();
+            (voters, lstar_members.len() / 2 + 1)
+        };
+        if voters.len() < quorum {
+            ::log::info!(
+                "{} decide: no quorum for the successor of {}: {} of {} needed voters answered",
+                me.id,
+                lstar,
+                voters.len(),
+                quorum
+            );
+            self.membership.coordination = None;
+            let retry = self.config.token_timeout
+                + std::time::Duration::from_nanos(
+                    self.rng.below(u64::try_from(self.config.token_timeout.as_nanos()).unwrap_or(1)),
+                );
+            if !matches!(self.membership.phase, Phase::Joining { .. }) {
+                self.membership.phase = Phase::Gather { coordinate_at: now + retry };
+            }
+            return;
+        }
+        let voter_members: Vec<Member> = voters.iter().map(|p| p.member).collect();
+        // The coordinator has a link to every participant, so when it is a voter it is the donor:
+        // it first fetches the prefix from a holder (the source), then serves the others. A voter
+        // left out of the ring is a source only when no ring member holds the prefix, because it
+        // re-incarnates, dropping its log, on the commit.
+        let coordinator_votes = voter_members.contains(&me);
+        let pick_source = |cut: Seq, ring: &[Member]| -> NodeId {
+            let mut holders: Vec<&&Promise> = voters.iter().filter(|p| p.received_upto >= cut).collect();
+            holders.sort_by_key(|p| (p.member.id != me.id, !ring.contains(&p.member), p.member.id));
+            holders.first().map_or(me.id, |p| p.member.id)
+        };
+        let pick_donor = |cut: Seq, ring: &[Member]| -> NodeId {
+            if coordinator_votes {
+                me.id
+            } else {
+                pick_source(cut, ring)
+            }
+        };
+        let reproposal = voters
+            .iter()
+            .filter_map(|p| p.accepted.clone())
+            .filter(|(_, p)| p.prev == lstar)
+            .max_by_key(|(b, _)| *b);
+        let proposal = match reproposal {
+            Some((_, mut p)) => {
+                p.donor = pick_donor(p.cut, &p.ring);
+                p
+            }
+            None => {
+                let eligible: Vec<&Promise> = promises
+                    .iter()
+                    .filter(|p| !p.leaving && (voter_members.contains(&p.member) || blank(p)))
+                    .collect();
+                let Some(first) = eligible
+                    .iter()
+                    .map(|p| p.member.id)
+                    .find(|&id| id == me.id)
+                    .or_else(|| eligible.iter().map(|p| p.member.id).min())
+                else {
+                    ::log::info!("{} decide: nobody is left to form a view", me.id);
+                    self.membership.coordination = None;
+                    return;
+                };
+                let mut bad = BTreeSet::new();
+                for p in &promises {
+                    for &u in &p.unreachable {
+                        bad.insert((p.member.id, u));
+                    }
+                }
+                for &u in &dial_failed {
+                    bad.insert((me.id, u));
+                }
+                let ids: Vec<NodeId> = eligible.iter().map(|p| p.member.id).collect();
+                let (ring_ids, dropped) = ring_order(first, &ids, &bad);
+                if !dropped.is_empty() {
+                    ::log::warn!(
+                        "{} decide: left out {:?}: no ring avoids their failed links",
+                        me.id,
+                        dropped
+                    );
+                }
+                let ring: Vec<Member> = ring_ids
+                    .iter()
+                    .filter_map(|id| eligible.iter().find(|p| p.member.id == *id).map(|p| p.member))
+                    .collect();
+                let cut = voters.iter().map(|p| p.received_upto).max().unwrap_or(0);
+                let donor = pick_donor(cut, &ring);
+                Proposal {
+                    view: ViewId(lstar.0 + 1),
+                    prev: lstar,
+                    prev_members: lstar_members.clone(),
+                    cut,
+                    ring,
+                    donor,
+                }
+            }
+        };
+        let mut told: BTreeSet<NodeId> = promises.iter().map(|p| p.member.id).collect();
+        told.extend(proposal.ring.iter().map(|m| m.id));
+        told.remove(&me.id);
+        let accept_to: BTreeSet<NodeId> =
+            proposal.ring.iter().map(|m| m.id).chain(voter_members.iter().map(|m| m.id)).collect();
+        let source = pick_source(proposal.cut, &proposal.ring);
+        let c = self.membership.coordination.as_mut().expect("checked above");
+        c.told = told;
+        c.stage = Stage::Accepting {
+            source,
+            proposal: proposal.clone(),
+            voters: voter_members,
+            quorum,
+            accepted: BTreeSet::new(),
+            deadline: now + self.config.token_timeout,
+        };
+        ::log::debug!(
+            "{} decide: proposing {} ring {:?} cut {} (ballot {:?})",
+            me.id,
+            proposal.view,
+            proposal.ring.iter().map(|m| m.id.0).collect::<Vec<_>>(),
+            proposal.cut,
+            ballot
+        );
+        for &to in accept_to.iter().filter(|&&id| id != me.id) {
+            self.links.send(to, PeerFrame::Accept { ballot, proposal: proposal.clone() }, now, out);
+        }
+        if accept_to.contains(&me.id) {
+            self.begin_accept(now, ballot, proposal, false, out);
+        }
+    }
+
+    pub(crate) fn on_accepted(&mut self, now: Time, ballot: Ballot, member: Member, out: &mut Vec<Output>) {
+        let Some(c) = self.membership.coordination.as_mut() else { return };
+        if c.ballot != ballot {
+            return;
+        }
+        if let Stage::Accepting { accepted, .. } = &mut c.stage {
+            accepted.insert(member);
+        }
+        self.try_commit(now, false, out);
+    }
+
+    /// Commits the proposal once chosen, and once every ring member has it unless `timed_out`.
+    fn try_commit(&mut self, now: Time, timed_out: bool, out: &mut Vec<Output>) -> bool {
+        let Some(c) = self.membership.coordination.as_ref() else { return false };
+        let Stage::Accepting { proposal, voters, quorum, accepted, .. } = &c.stage else { return false };
+        let chosen = voters.iter().filter(|v| accepted.contains(v)).count() >= *quorum;
+        let all = proposal.ring.iter().all(|m| accepted.contains(m));
+        ::log::trace!(
+            "{} try_commit: voters {:?} accepted {:?} chosen {} all {}",
+            self.config.me.id,
+            voters,
+            accepted,
+            chosen,
+            all
+        );
+        if !(chosen && (all || timed_out)) {
+            return false;
+        }
+        let ballot = c.ballot;
+        let proposal = proposal.clone();
+        let told: Vec<NodeId> = c.told.iter().copied().collect();
+        self.membership.coordination = None;
+        for to in told {
+            self.links.send(to, PeerFrame::Commit { ballot, proposal: proposal.clone() }, now, out);
+        }
+        self.on_commit(now, ballot, proposal, out);
+        true
+    }
+
+    /// This member's promise for `ballot`.
+    pub(crate) fn my_promise(&self, ballot: Ballot, now: Time) -> Promise {
+        Promise {
+            ballot,
+            member: self.config.me,
+            last_primary: self.membership.last_primary,
+            last_primary_members: self.membership.last_primary_members.clone(),
+            holds_log: self.membership.holds_log,
+            // Only a proposal for the successor of the last primary is still undecided.
+            accepted: self
+                .membership
+                .accepted
+                .clone()
+                .filter(|(_, p)| p.prev == self.membership.last_primary),
+            received_upto: if self.membership.holds_log { self.log.received_upto } else { 0 },
+            committed_upto: self.log.committed_upto,
+            unreachable: self.unreachable(now),
+            leaving: self.membership.leaving.is_some(),
+        }
+    }
+}

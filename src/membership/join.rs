@@ -1,0 +1,110 @@
+//! Joining and leaving: a member in no view looks for a primary to join through any live member,
+//! or forms the first view of a fresh cluster with a majority of the universe; a member that stops
+//! cleanly coordinates its own removal (docs/PROTOCOL.md §5).
+
+use super::{PeerStatus, Phase, Reason};
+use crate::core::{Core, Output, RejectReason};
+use crate::ids::{Member, NodeId, ViewId};
+use crate::time::Time;
+use crate::wire::PeerFrame;
+
+impl Core {
+    /// Every join interval: link to the universe, ask every linked peer to let this member in,
+    /// and form the first view if the cluster is fresh.
+    /// After being left out of a view: the next join requests come later, doubling each time.
+    pub(crate) fn back_off_joining(&mut self, now: Time) {
+        let base = self.config.token_timeout / 4;
+        let backoff = (self.membership.join_backoff * 2).clamp(base * 2, self.config.token_timeout * 16);
+        self.membership.join_backoff = backoff;
+        self.membership.phase = Phase::Joining { next_join: now + backoff };
+    }
+
+    pub(crate) fn on_join_interval(&mut self, now: Time, out: &mut Vec<Output>) {
+        let interval = (self.config.token_timeout / 4).max(self.membership.join_backoff);
+        self.membership.phase = Phase::Joining { next_join: now + interval };
+        let peers: Vec<NodeId> =
+            self.config.universe.iter().copied().filter(|&id| id != self.config.me.id).collect();
+        for &peer in &peers {
+            self.links.want(peer, out);
+        }
+        let frame = PeerFrame::Join { member: self.config.me, last_primary: self.membership.last_primary };
+        for &peer in &peers {
+            if self.links.is_up(peer) {
+                self.links.send(peer, frame.clone(), now, out);
+            }
+        }
+        self.check_genesis(now, out);
+    }
+
+    /// Forms the first view when this member and every linked peer are fresh, they are a
+    /// majority of the universe, this member has the lowest id among them, and either the whole
+    /// universe is linked or the bootstrap wait is over.
+    pub(crate) fn check_genesis(&mut self, now: Time, out: &mut Vec<Output>) {
+        if self.membership.last_primary != ViewId(0) || self.membership.coordination.is_some() {
+            return;
+        }
+        let me = self.config.me.id;
+        let linked: Vec<NodeId> =
+            self.config.universe.iter().copied().filter(|&id| id != me && self.links.is_up(id)).collect();
+        let all_fresh = linked.iter().all(|id| {
+            self.membership.peer_status.get(id).is_some_and(|s| s.last_primary == ViewId(0) && !s.operational)
+        });
+        let lowest = linked.iter().all(|&id| id > me);
+        let majority = (linked.len() + 1) * 2 > self.config.universe.len();
+        let everyone = linked.len() + 1 == self.config.universe.len();
+        let waited = now >= self.membership.started_at + self.config.bootstrap_wait;
+        if all_fresh && lowest && majority && (everyone || waited) {
+            ::log::info!("{} check_genesis: forming the first view with {} fresh peers", me, linked.len());
+            self.start_coordination(now, Reason::Genesis, out);
+        }
+    }
+
+    pub(crate) fn on_join(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        member: Member,
+        last_primary: ViewId,
+        out: &mut Vec<Output>,
+    ) {
+        if self.membership.is_operational() {
+            if self.ring.members.contains(&member) {
+                return;
+            }
+            self.membership.joiners.insert(member);
+            if self.membership.join_at.is_none() {
+                // Stagger by ring position so that usually one member coordinates the join.
+                let position = self.ring.position as u32 + 1;
+                self.membership.join_at = Some(now + self.config.token_timeout / 20 * position);
+            }
+        } else if matches!(self.membership.phase, Phase::Joining { .. }) {
+            self.membership.peer_status.insert(from, PeerStatus { last_primary, operational: false });
+            self.check_genesis(now, out);
+        }
+    }
+
+    /// Leaves the group: coordinates a view without this member, or stops at once when alone.
+    pub(crate) fn start_leave(&mut self, now: Time, out: &mut Vec<Output>) {
+        if self.membership.leaving.is_some() || matches!(self.membership.phase, Phase::Left) {
+            return;
+        }
+        self.membership.leaving = Some(now + self.view_change_timeout());
+        let alone = self.membership.last_primary_members.iter().all(|m| m.id == self.config.me.id);
+        if !self.membership.holds_log || alone {
+            self.finish_leave(out);
+            return;
+        }
+        self.start_coordination(now, Reason::Leave, out);
+    }
+
+    pub(crate) fn finish_leave(&mut self, out: &mut Vec<Output>) {
+        for tag in self.queue.fail_all() {
+            out.push(Output::Rejected { tag, reason: RejectReason::ShuttingDown });
+        }
+        self.membership.phase = Phase::Left;
+        self.membership.coordination = None;
+        self.membership.leaving = None;
+        ::log::info!("{} finish_leave: left the group", self.config.me.id);
+        out.push(Output::Left);
+    }
+}

@@ -1,0 +1,285 @@
+//! Membership: views, the view change that chooses each primary view's successor, recovery up to
+//! the cut, joins, leaves and partial connectivity (docs/PROTOCOL.md §5). Serves guarantees 2, 3,
+//! 5 and 6, and 7 after faults. Follows Viewstamped Replication's view change with single-decree
+//! Paxos per successor, and Totem's idea of recovering the old ring's messages before installing.
+
+mod coordinator;
+mod join;
+mod participant;
+pub(crate) mod ring_order;
+mod transfer;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+pub(crate) use coordinator::Coordination;
+pub(crate) use transfer::Transfer;
+
+use crate::core::{Core, Output};
+use crate::ids::{Ballot, Member, NodeId, ViewId};
+use crate::time::Time;
+use crate::wire::{PeerFrame, Proposal};
+
+/// Why a view change started; logged and counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Forming the first view of a fresh cluster.
+    Genesis,
+    /// A ring neighbour's link closed.
+    LinkClosed,
+    /// A ring neighbour's link went silent.
+    LinkSilent,
+    /// No token for too long.
+    TokenLost,
+    /// Members asked to join.
+    Join,
+    /// A member asked to leave.
+    Leave,
+    /// A view change made no progress; trying again with a higher ballot.
+    Retry,
+}
+
+/// Where a member stands in the membership protocol.
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// In no view: looking for a primary to join, or for enough fresh peers to form the first.
+    Joining { next_join: Time },
+    /// Member of an installed primary view; the ring runs.
+    Operational,
+    /// Left the ring; coordinates at `coordinate_at` unless a coordinator prepares it first.
+    Gather { coordinate_at: Time },
+    /// Promised a ballot; waits for its `Accept`.
+    Promised { deadline: Time },
+    /// Fetching what it lacks before accepting `proposal`.
+    Accepting { ballot: Ballot, proposal: Proposal, transfer: Transfer, deadline: Time, committed: bool },
+    /// Accepted; waits for `Commit`.
+    Accepted { proposal: Proposal, deadline: Time },
+    /// Left the group.
+    Left,
+}
+
+/// A link that failed while in use, and for how long it counts as unusable.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Penalty {
+    incarnation: u64,
+    until: Time,
+    window: Duration,
+}
+
+/// What a joining peer said about itself.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PeerStatus {
+    pub(crate) last_primary: ViewId,
+    pub(crate) operational: bool,
+}
+
+/// The membership state of one member.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    pub(crate) phase: Phase,
+    /// The last installed primary view and its members.
+    pub(crate) last_primary: ViewId,
+    pub(crate) last_primary_members: Vec<Member>,
+    /// Whether this incarnation is a member of `last_primary` and holds its log.
+    pub(crate) holds_log: bool,
+    pub(crate) promised: Ballot,
+    pub(crate) accepted: Option<(Ballot, Proposal)>,
+    pub(crate) max_round: u64,
+    pub(crate) coordination: Option<Coordination>,
+    /// Members that asked to join while this one is operational, and when to let them in.
+    pub(crate) joiners: BTreeSet<Member>,
+    pub(crate) join_at: Option<Time>,
+    pub(crate) peer_status: BTreeMap<NodeId, PeerStatus>,
+    pub(crate) penalties: BTreeMap<NodeId, Penalty>,
+    pub(crate) leaving: Option<Time>,
+    pub(crate) started_at: Time,
+    pub(crate) token_seen_at: Time,
+    /// Ring frames of a view not yet installed here.
+    pub(crate) early: Vec<(NodeId, PeerFrame)>,
+    /// When the current view change started, and why.
+    pub(crate) change: Option<(Time, Reason)>,
+    pub(crate) view_changes: u64,
+    /// How long to wait between join requests after being left out of views.
+    pub(crate) join_backoff: Duration,
+}
+
+/// Ring frames of future views kept until their view is installed.
+const EARLY_FRAMES_MAX: usize = 4096;
+
+impl Membership {
+    pub(crate) fn new(now: Time) -> Membership {
+        Membership {
+            phase: Phase::Joining { next_join: now },
+            last_primary: ViewId(0),
+            last_primary_members: Vec::new(),
+            holds_log: false,
+            promised: Ballot::default(),
+            accepted: None,
+            max_round: 0,
+            coordination: None,
+            joiners: BTreeSet::new(),
+            join_at: None,
+            peer_status: BTreeMap::new(),
+            penalties: BTreeMap::new(),
+            leaving: None,
+            started_at: now,
+            token_seen_at: now,
+            early: Vec::new(),
+            change: None,
+            view_changes: 0,
+            join_backoff: Duration::ZERO,
+        }
+    }
+
+    pub(crate) fn is_operational(&self) -> bool {
+        matches!(self.phase, Phase::Operational)
+    }
+
+    fn see_ballot(&mut self, ballot: Ballot) {
+        self.max_round = self.max_round.max(ballot.round);
+    }
+
+    /// The next deadline of the membership protocol.
+    pub(crate) fn next_deadline(&self) -> Time {
+        let phase = match &self.phase {
+            Phase::Joining { next_join } => *next_join,
+            Phase::Operational => Time::NEVER,
+            Phase::Gather { coordinate_at } => *coordinate_at,
+            Phase::Promised { deadline, .. }
+            | Phase::Accepting { deadline, .. }
+            | Phase::Accepted { deadline, .. } => *deadline,
+            Phase::Left => Time::NEVER,
+        };
+        let coordination = self.coordination.as_ref().map_or(Time::NEVER, Coordination::deadline);
+        let join = self.join_at.unwrap_or(Time::NEVER);
+        let leave = self.leaving.unwrap_or(Time::NEVER);
+        phase.min(coordination).min(join).min(leave)
+    }
+}
+
+impl Core {
+    /// The timeouts of docs/PROTOCOL.md §5, all derived from the token timeout.
+    pub(crate) fn token_loss_timeout(&self) -> Duration {
+        self.config.token_timeout * 3 + self.config.idle_hold
+    }
+
+    pub(crate) fn view_change_timeout(&self) -> Duration {
+        self.config.token_timeout * 2
+    }
+
+    /// A link to `peer` failed while in use: avoid it in ring orders for a while, longer each
+    /// time it fails again (docs/PROTOCOL.md §5.5).
+    pub(crate) fn penalize(&mut self, now: Time, peer: NodeId, incarnation: u64) {
+        let base = self.config.token_timeout * 2;
+        let window = match self.membership.penalties.get(&peer) {
+            Some(p) if p.incarnation == incarnation && now < p.until + p.window => {
+                (p.window * 2).min(self.config.token_timeout * 64)
+            }
+            _ => base,
+        };
+        self.membership.penalties.insert(peer, Penalty { incarnation, until: now + window, window });
+    }
+
+    /// A peer showed up as a new incarnation: the links that failed were its predecessor's.
+    pub(crate) fn forgive(&mut self, peer: Member) {
+        if self.membership.penalties.get(&peer.id).is_some_and(|p| p.incarnation < peer.incarnation) {
+            self.membership.penalties.remove(&peer.id);
+        }
+    }
+
+    /// Peers this member cannot usefully link to now: penalized links to the same incarnation.
+    pub(crate) fn unreachable(&self, now: Time) -> Vec<NodeId> {
+        self.membership
+            .penalties
+            .iter()
+            .filter(|(id, p)| {
+                now < p.until && self.links.peer(**id).is_none_or(|m| m.incarnation == p.incarnation)
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// A link went down or silent (`was_up`), or a dial failed.
+    pub(crate) fn on_link_lost(
+        &mut self,
+        now: Time,
+        peer: NodeId,
+        was_up: bool,
+        reason: Reason,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(c) = self.membership.coordination.as_mut() {
+            c.on_link_lost(peer, was_up);
+        }
+        if self.membership.is_operational() && self.ring.neighbours().contains(&peer) {
+            let incarnation = self.ring.members.iter().find(|m| m.id == peer).map_or(0, |m| m.incarnation);
+            self.penalize(now, peer, incarnation);
+            ::log::warn!("{} on_link_lost: ring neighbour {} lost ({:?})", self.config.me.id, peer, reason);
+            self.start_coordination(now, reason, out);
+        }
+        self.check_coordination(now, out);
+    }
+
+    /// Membership deadlines due at `now`.
+    pub(crate) fn on_membership_timeouts(&mut self, now: Time, out: &mut Vec<Output>) {
+        if let Some(at) = self.membership.leaving {
+            if now >= at && !matches!(self.membership.phase, Phase::Left) {
+                ::log::warn!(
+                    "{} on_leave_timeout: leaving without a completed view change",
+                    self.config.me.id
+                );
+                self.finish_leave(out);
+                return;
+            }
+        }
+        if self.membership.coordination.as_ref().is_some_and(|c| now >= c.deadline()) {
+            self.on_coordination_timeout(now, out);
+        }
+        if self.membership.join_at.is_some_and(|at| now >= at) {
+            self.membership.join_at = None;
+            if self.membership.is_operational() && !self.membership.joiners.is_empty() {
+                self.start_coordination(now, Reason::Join, out);
+            }
+        }
+        match self.membership.phase {
+            Phase::Joining { next_join } if now >= next_join => self.on_join_interval(now, out),
+            Phase::Operational if now >= self.membership.token_seen_at + self.token_loss_timeout() => {
+                ::log::warn!(
+                    "{} on_token_timeout: no token for {:?}",
+                    self.config.me.id,
+                    self.token_loss_timeout()
+                );
+                self.start_coordination(now, Reason::TokenLost, out);
+            }
+            Phase::Gather { coordinate_at } if now >= coordinate_at => {
+                self.start_coordination(now, Reason::Retry, out);
+            }
+            Phase::Promised { deadline, .. }
+            | Phase::Accepting { deadline, .. }
+            | Phase::Accepted { deadline, .. }
+                if now >= deadline =>
+            {
+                ::log::warn!("{} on_view_change_timeout: no progress; gathering again", self.config.me.id);
+                self.enter_gather(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Leaves the ring and waits for a coordinator, coordinating itself after a staggered delay.
+    pub(crate) fn enter_gather(&mut self, now: Time) {
+        let ids: Vec<NodeId> = self.membership.last_primary_members.iter().map(|m| m.id).collect();
+        let rank = ids.iter().position(|&id| id == self.config.me.id).unwrap_or(ids.len());
+        let stagger = self.config.token_timeout / 8 * (rank as u32 + 1);
+        let jitter =
+            Duration::from_nanos(self.rng.below(u64::try_from(stagger.as_nanos()).unwrap_or(1).max(1)));
+        self.membership.phase = Phase::Gather { coordinate_at: now + stagger + jitter };
+    }
+
+    /// Keeps a ring frame of a view not yet installed here, to replay after the install.
+    pub(crate) fn keep_early(&mut self, from: NodeId, frame: PeerFrame) {
+        if self.membership.early.len() < EARLY_FRAMES_MAX {
+            self.membership.early.push((from, frame));
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! A participant in a view change: promise, fetch what it lacks, accept, and install the chosen
+//! view (docs/PROTOCOL.md §5.2–§5.4). Installing delivers the old view up to the cut, so every
+//! member that moves from one view to the next delivered the same messages in it.
+
+use super::transfer::{Need, Transfer};
+use super::{PeerStatus, Phase};
+use crate::core::Core;
+use crate::core::{Output, RejectReason, ViewInfo};
+use crate::ids::{Ballot, ViewId};
+use crate::ring::log::Log;
+use crate::ring::RingState;
+use crate::time::Time;
+use crate::wire::{PeerFrame, Proposal};
+
+impl Core {
+    fn nack(&mut self, now: Time, to: crate::ids::NodeId, ballot: Ballot, out: &mut Vec<Output>) {
+        let frame = PeerFrame::Nack {
+            ballot,
+            promised: self.membership.promised,
+            last_primary: self.membership.last_primary,
+        };
+        self.links.send(to, frame, now, out);
+    }
+
+    pub(crate) fn on_prepare(
+        &mut self,
+        now: Time,
+        from: crate::ids::NodeId,
+        ballot: Ballot,
+        coordinator_primary: ViewId,
+        out: &mut Vec<Output>,
+    ) {
+        self.membership.see_ballot(ballot);
+        if ballot <= self.membership.promised || matches!(self.membership.phase, Phase::Left) {
+            self.nack(now, from, ballot, out);
+            return;
+        }
+        if self.membership.is_operational() && !self.ring.members.iter().any(|m| m.id == from) {
+            // An outsider may not disrupt a working primary; the Nack tells it to join instead.
+            self.nack(now, from, ballot, out);
+            return;
+        }
+        if coordinator_primary > self.membership.last_primary && self.has_history() {
+            // A newer primary exists without this incarnation: it is excluded.
+            self.become_excluded(now, out);
+        }
+        if self.membership.coordination.as_ref().is_some_and(|c| c.ballot < ballot) {
+            self.membership.coordination = None;
+        }
+        self.membership.promised = ballot;
+        if self.membership.change.is_none() {
+            self.membership.change = Some((now, super::Reason::Retry));
+        }
+        let promise = self.my_promise(ballot, now);
+        if !matches!(self.membership.phase, Phase::Joining { .. }) {
+            self.membership.phase = Phase::Promised { deadline: now + self.view_change_timeout() };
+        }
+        self.links.send(from, PeerFrame::Promise(promise), now, out);
+    }
+
+    fn has_history(&self) -> bool {
+        self.membership.holds_log || self.log.committed_upto > 0
+    }
+
+    pub(crate) fn on_accept(
+        &mut self,
+        now: Time,
+        from: crate::ids::NodeId,
+        ballot: Ballot,
+        proposal: Proposal,
+        out: &mut Vec<Output>,
+    ) {
+        self.membership.see_ballot(ballot);
+        // A proposal for a view installed here already is stale (its Commit overtook it); the
+        // Nack carries the newer view so a stale coordinator learns it is out.
+        let stale = proposal.view <= self.membership.last_primary;
+        if stale || ballot < self.membership.promised || matches!(self.membership.phase, Phase::Left) {
+            self.nack(now, from, ballot, out);
+            return;
+        }
+        self.begin_accept(now, ballot, proposal, false, out);
+    }
+
+    /// Starts fetching what this member lacks of `proposal`'s prefix; accepts once it holds it.
+    pub(crate) fn begin_accept(
+        &mut self,
+        now: Time,
+        ballot: Ballot,
+        proposal: Proposal,
+        committed: bool,
+        out: &mut Vec<Output>,
+    ) {
+        self.membership.promised = self.membership.promised.max(ballot);
+        let me = self.config.me;
+        let in_ring = proposal.ring.contains(&me);
+        let member_of_prev = self.membership.holds_log && self.membership.last_primary == proposal.prev;
+        let donor = proposal.donor == me.id;
+        let need = if !in_ring && !donor {
+            Need::Nothing
+        } else if member_of_prev {
+            if self.log.received_upto >= proposal.cut {
+                Need::Nothing
+            } else {
+                Need::Log
+            }
+        } else if proposal.cut == 0 && !self.has_history() {
+            Need::Nothing
+        } else {
+            Need::Snapshot
+        };
+        for neighbour in neighbours_in(&proposal, me) {
+            self.links.want(neighbour, out);
+        }
+        let transfer = Transfer::new(need, proposal.cut, proposal.donor);
+        self.membership.phase = Phase::Accepting {
+            ballot,
+            proposal,
+            transfer,
+            deadline: now + self.view_change_timeout(),
+            committed,
+        };
+        self.request_transfer(now, out);
+        self.check_accept_done(now, out);
+    }
+
+    /// Accepts once the transfer is complete; installs if the view is already known chosen.
+    pub(crate) fn check_accept_done(&mut self, now: Time, out: &mut Vec<Output>) {
+        let Phase::Accepting { transfer, .. } = &self.membership.phase else { return };
+        if !transfer.done(&self.log) {
+            return;
+        }
+        let Phase::Accepting { ballot, proposal, committed, transfer, .. } =
+            std::mem::replace(&mut self.membership.phase, Phase::Left)
+        else {
+            unreachable!("matched above")
+        };
+        for (from, fetch) in transfer.deferred {
+            self.on_fetch(now, from, fetch, out);
+        }
+        self.membership.accepted = Some((ballot, proposal.clone()));
+        self.membership.phase =
+            Phase::Accepted { proposal: proposal.clone(), deadline: now + self.view_change_timeout() };
+        if committed {
+            self.install(now, proposal, out);
+            return;
+        }
+        let me = self.config.me;
+        if ballot.node == me.id {
+            self.on_accepted(now, ballot, me, out);
+        } else {
+            self.links.send(ballot.node, PeerFrame::Accepted { ballot, member: me }, now, out);
+        }
+    }
+
+    pub(crate) fn on_commit(&mut self, now: Time, ballot: Ballot, proposal: Proposal, out: &mut Vec<Output>) {
+        self.membership.see_ballot(ballot);
+        if proposal.view <= self.membership.last_primary || matches!(self.membership.phase, Phase::Left) {
+            return;
+        }
+        let me = self.config.me;
+        if !proposal.ring.contains(&me) {
+            if self.membership.leaving.is_some() {
+                self.finish_leave(out);
+                return;
+            }
+            let newer = PeerStatus { last_primary: proposal.view, operational: true };
+            self.membership.peer_status.insert(proposal.donor, newer);
+            if self.has_history() || !matches!(self.membership.phase, Phase::Joining { .. }) {
+                self.become_excluded(now, out);
+            }
+            // Left out although it answered: its links are failing. Asking again at once would
+            // only start another view change that leaves it out (docs/PROTOCOL.md §5.5).
+            self.back_off_joining(now);
+            return;
+        }
+        match &mut self.membership.phase {
+            Phase::Accepted { proposal: p, .. } if p.view == proposal.view => {
+                self.install(now, proposal, out)
+            }
+            Phase::Accepting { proposal: p, committed, .. } if p.view == proposal.view => {
+                *committed = true;
+            }
+            _ => self.begin_accept(now, ballot, proposal, true, out),
+        }
+    }
+
+    /// Installs a chosen view (docs/PROTOCOL.md §5.3, §5.4).
+    pub(crate) fn install(&mut self, now: Time, proposal: Proposal, out: &mut Vec<Output>) {
+        let cut = proposal.cut;
+        let member_of_prev = self.membership.holds_log && self.membership.last_primary == proposal.prev;
+        if member_of_prev {
+            // Finish the old view: deliver and commit exactly its prefix up to the cut.
+            self.log.truncate_above(cut);
+            self.deliver_ready(out);
+            self.commit_upto(cut, out);
+        } else {
+            // A joiner applies the prefix it fetched but delivers only what its views carry.
+            self.log.skip_delivery_upto(cut);
+            self.commit_upto(cut, out);
+        }
+        debug_assert_eq!(self.log.committed_upto, cut, "a member installs holding the whole prefix");
+        self.log = Log::starting_after(cut.max(self.log.committed_upto));
+        let requeued = self.queue.requeue_in_flight();
+        self.membership.last_primary = proposal.view;
+        self.membership.last_primary_members = proposal.ring.clone();
+        self.membership.holds_log = true;
+        self.membership.accepted = None;
+        self.membership.joiners.retain(|j| !proposal.ring.contains(j));
+        self.membership.view_changes += 1;
+        self.membership.join_backoff = std::time::Duration::ZERO;
+        self.membership.token_seen_at = now;
+        self.membership.phase = Phase::Operational;
+        self.ring =
+            RingState::new(proposal.view, proposal.ring.clone(), self.config.me, self.config.ring_mode);
+        self.ring.create_token_if_first(cut);
+        let neighbours = self.ring.neighbours();
+        for &peer in &neighbours {
+            self.links.want(peer, out);
+        }
+        self.links.unwant_all_except(&neighbours, now);
+        let took = self.membership.change.take().map(|(at, reason)| (now.since(at), reason));
+        ::log::info!(
+            "{} install: view {} members {:?} primary true cut {} requeued {}{}",
+            self.config.me.id,
+            proposal.view,
+            proposal.ring.iter().map(|m| m.id.0).collect::<Vec<_>>(),
+            cut,
+            requeued,
+            took.map(|(d, r)| format!(" after {:?} ({:?})", d, r)).unwrap_or_default()
+        );
+        out.push(Output::ViewChange(ViewInfo { view: proposal.view, ring: proposal.ring, primary: true }));
+        self.try_release(now, out);
+        let early = std::mem::take(&mut self.membership.early);
+        for (from, frame) in early {
+            self.on_ring_frame(now, from, frame, out);
+        }
+        if !self.queue.is_empty() {
+            self.on_queue_grew(now, out);
+        }
+    }
+
+    /// This incarnation is cut off from the primary: fail its pending work and come back as a
+    /// new incarnation through the join path (docs/PROTOCOL.md §5.4).
+    pub(crate) fn become_excluded(&mut self, now: Time, out: &mut Vec<Output>) {
+        let old = self.config.me;
+        for tag in self.queue.fail_all() {
+            out.push(Output::Rejected { tag, reason: RejectReason::Excluded });
+        }
+        self.config.me.incarnation += 1;
+        self.log = Log::starting_after(0);
+        self.membership.holds_log = false;
+        self.membership.accepted = None;
+        self.membership.coordination = None;
+        self.membership.phase = Phase::Joining { next_join: now };
+        self.reset_incarnation_stats();
+        ::log::warn!(
+            "{} become_excluded: {} is not in primary {}; rejoining as {}",
+            old.id,
+            old,
+            self.membership.last_primary,
+            self.config.me
+        );
+    }
+}
+
+/// The ring neighbours `me` would have in `proposal`.
+fn neighbours_in(proposal: &Proposal, me: crate::ids::Member) -> Vec<crate::ids::NodeId> {
+    let n = proposal.ring.len();
+    let Some(p) = proposal.ring.iter().position(|m| *m == me) else { return Vec::new() };
+    if n < 2 {
+        return Vec::new();
+    }
+    let mut ids = vec![proposal.ring[(p + 1) % n].id];
+    let pred = proposal.ring[(p + n - 1) % n].id;
+    if !ids.contains(&pred) {
+        ids.push(pred);
+    }
+    ids
+}

@@ -22,14 +22,17 @@ pub mod core;
 pub mod error;
 pub mod ids;
 pub(crate) mod links;
+pub mod node;
 pub mod replication;
 pub(crate) mod ring;
 pub mod rng;
 pub mod time;
+pub mod transport;
 pub mod wire;
 
 pub use crate::config::CoreConfig;
 pub use crate::core::{Commit, Core, CoreStatus, Delivery, Input, Output, RejectReason, ViewInfo};
 pub use crate::error::{ConfigError, DecodeError, Error};
 pub use crate::ids::{Ballot, Member, MsgId, NodeId, RingMode, Seq, ViewId};
+pub use crate::node::{Node, NodeConfig, NodeOptions, Rejection};
 pub use crate::time::Time;

@@ -23,15 +23,18 @@ pub mod error;
 pub mod ids;
 pub(crate) mod links;
 pub(crate) mod membership;
+pub mod node;
 pub mod replication;
 pub(crate) mod ring;
 pub mod rng;
 pub mod sim;
 pub mod time;
+pub mod transport;
 pub mod wire;
 
 pub use crate::config::{CoreConfig, Defect};
 pub use crate::core::{Commit, Core, CoreStatus, Delivery, Input, Output, RejectReason, ViewInfo};
 pub use crate::error::{ConfigError, DecodeError, Error};
 pub use crate::ids::{Ballot, Member, MsgId, NodeId, RingMode, Seq, ViewId};
+pub use crate::node::{Node, NodeConfig, NodeOptions, Rejection};
 pub use crate::time::Time;

@@ -1,0 +1,284 @@
+//! The protocol thread: the only owner of `Core`. It turns events, embedder requests and client
+//! requests into `Input`s and executes the `Output`s of every step in order.
+//!
+//! Loop: wait on the channels until `core.next_deadline()`; step once per queued input (a bounded
+//! batch), then `Tick` if a deadline passed; frames become encoded `Command`s for the event loop,
+//! which is woken once per batch (STYLE.md, "Protocol thread").
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender, TrySendError};
+
+use super::{Rejection, Request};
+use crate::core::{Commit, Core, CoreStatus, Delivery, Input, Output, RejectReason};
+use crate::ids::Member;
+use crate::time::Time;
+use crate::transport::{ClientId, Command, Event, LoopHandle};
+use crate::wire::{self, ClientReply, ClientRequest, ErrorCode, NodeStatus};
+
+/// Inputs stepped per batch before the loop is woken and deadlines are checked.
+const INPUTS_PER_BATCH: usize = 1024;
+/// The longest wait for input, even with no deadline pending.
+const IDLE_WAIT_MAX: Duration = Duration::from_secs(1);
+/// Bounds on the clean leave at shutdown.
+const LEAVE_STEPS_MAX: usize = 100_000;
+const LEAVE_WAIT_MAX: Duration = Duration::from_millis(50);
+
+/// What the protocol thread is given at start.
+pub(super) struct Channels {
+    pub(super) core: Core,
+    pub(super) io: LoopHandle,
+    pub(super) events: Receiver<Event>,
+    pub(super) requests: Receiver<Request>,
+    pub(super) stop: Receiver<()>,
+    pub(super) deliveries: Sender<Delivery>,
+    pub(super) commits: Option<Sender<Commit>>,
+    pub(super) rejections: Option<Sender<Rejection>>,
+    pub(super) tags: Arc<AtomicU64>,
+}
+
+pub(super) struct Driver {
+    c: Channels,
+    me: Member,
+    /// The monotonic epoch that protocol `Time` counts from.
+    epoch: Instant,
+    /// Client broadcasts waiting for their commit: tag to (connection, request number).
+    pending: BTreeMap<u64, (ClientId, u64)>,
+    out: Vec<Output>,
+    /// Set once the node is told to stop; embedder channels are no longer waited on.
+    stopping: bool,
+}
+
+impl Driver {
+    pub(super) fn new(c: Channels) -> Driver {
+        let me = c.core.me();
+        Driver { c, me, epoch: Instant::now(), pending: BTreeMap::new(), out: Vec::new(), stopping: false }
+    }
+
+    fn now(&self) -> Time {
+        Time(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn run(mut self) {
+        log::info!("{} protocol: started", self.me);
+        self.step(Input::Tick);
+        self.c.io.wake();
+        // Ends on stop, or when the event loop or every request sender is gone.
+        while !self.stopping {
+            let wait = self.c.core.next_deadline().0.saturating_sub(self.now().0);
+            let wait = Duration::from_nanos(wait).min(IDLE_WAIT_MAX);
+            let first = select! {
+                recv(self.c.events) -> event => match event {
+                    Ok(event) => Some(Ok(event)),
+                    Err(_) => {
+                        log::error!("{} protocol: the event loop has gone; stopping", self.me);
+                        break;
+                    }
+                },
+                recv(self.c.requests) -> request => match request {
+                    Ok(request) => Some(Err(request)),
+                    Err(_) => { self.stopping = true; None }
+                },
+                recv(self.c.stop) -> _ => { self.stopping = true; None }
+                default(wait) => None,
+            };
+            match first {
+                Some(Ok(event)) => self.on_event(event),
+                Some(Err(request)) => self.on_request(request),
+                None => {}
+            }
+            for _ in 1..INPUTS_PER_BATCH {
+                if self.stopping {
+                    break;
+                }
+                if let Ok(event) = self.c.events.try_recv() {
+                    self.on_event(event);
+                } else if let Ok(request) = self.c.requests.try_recv() {
+                    self.on_request(request);
+                } else {
+                    break;
+                }
+            }
+            if self.now() >= self.c.core.next_deadline() {
+                self.step(Input::Tick);
+            }
+            self.c.io.wake();
+        }
+        self.leave();
+        self.c.io.send(Command::Shutdown);
+        self.c.io.wake();
+        log::info!("{} protocol: stopped", self.me);
+    }
+
+    /// Leaves the group cleanly (the others install a view without this member at once instead
+    /// of waiting for the timeout), bounded by three token timeouts.
+    fn leave(&mut self) {
+        self.step(Input::Leave);
+        self.c.io.wake();
+        let give_up = Instant::now() + self.c.core.token_timeout() * 3;
+        for _ in 0..LEAVE_STEPS_MAX {
+            let now = Instant::now();
+            if self.c.core.has_left() || now >= give_up {
+                break;
+            }
+            let until_deadline =
+                Duration::from_nanos(self.c.core.next_deadline().0.saturating_sub(self.now().0));
+            let wait = until_deadline.min(give_up - now).min(LEAVE_WAIT_MAX);
+            match self.c.events.recv_timeout(wait) {
+                Ok(event) => self.on_event(event),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+            if self.now() >= self.c.core.next_deadline() {
+                self.step(Input::Tick);
+            }
+            self.c.io.wake();
+        }
+        if !self.c.core.has_left() {
+            log::warn!("{} protocol: stopping before the others confirmed the leave", self.me);
+        }
+    }
+
+    fn step(&mut self, input: Input) {
+        let now = self.now();
+        let mut out = std::mem::take(&mut self.out);
+        self.c.core.step(now, input, &mut out);
+        for output in out.drain(..) {
+            self.execute(output);
+        }
+        self.out = out;
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Peer { from, frame } => self.step(Input::Frame { from, frame }),
+            Event::LinkUp { peer } => self.step(Input::LinkUp { peer }),
+            Event::LinkDown { peer } => self.step(Input::LinkDown { peer }),
+            Event::Request { client, request } => self.on_client_request(client, request),
+            Event::ClientGone { client } => self.pending.retain(|_, (c, _)| *c != client),
+        }
+    }
+
+    fn on_request(&mut self, request: Request) {
+        match request {
+            Request::Submit { tag, payload } => self.step(Input::Submit { tag, payload }),
+            Request::Status(reply) => {
+                let _ = reply.try_send(self.c.core.status());
+            }
+        }
+    }
+
+    fn on_client_request(&mut self, client: ClientId, request: ClientRequest) {
+        match request {
+            ClientRequest::Broadcast { request, payload } => {
+                let tag = self.c.tags.fetch_add(1, Ordering::Relaxed);
+                self.pending.insert(tag, (client, request));
+                self.step(Input::Submit { tag, payload });
+            }
+            ClientRequest::Status { request } => {
+                let status = node_status(&self.c.core.status());
+                self.reply(client, &ClientReply::Status { request, status });
+            }
+        }
+    }
+
+    fn reply(&mut self, client: ClientId, reply: &ClientReply) {
+        let mut bytes = Vec::new();
+        wire::encode_reply(reply, &mut bytes);
+        self.c.io.send(Command::SendClient { client, bytes });
+    }
+
+    fn execute(&mut self, output: Output) {
+        match output {
+            Output::Send { to, frame } => {
+                let mut bytes = Vec::new();
+                wire::encode_peer(&frame, &mut bytes);
+                self.c.io.send(Command::SendPeer { to, bytes });
+            }
+            Output::Connect { peer } => {
+                self.c.io.send(Command::Connect { peer });
+            }
+            Output::Disconnect { peer } => {
+                self.c.io.send(Command::Disconnect { peer });
+            }
+            Output::Deliver(delivery) => {
+                let tx = self.c.deliveries.clone();
+                self.hand_over(&tx, delivery);
+            }
+            Output::Commit(mut commit) => {
+                if let Some((client, request)) = commit.tag.and_then(|tag| self.pending.remove(&tag)) {
+                    self.reply(client, &ClientReply::Committed { request, seq: commit.seq });
+                    // The tag belongs to the client connection, not to the embedder.
+                    commit.tag = None;
+                }
+                if let Some(tx) = self.c.commits.clone() {
+                    self.hand_over(&tx, commit);
+                }
+            }
+            Output::Rejected { tag, reason } => {
+                if let Some((client, request)) = self.pending.remove(&tag) {
+                    let (code, message) = match reason {
+                        RejectReason::Busy => (ErrorCode::Busy, "the submit queue is full"),
+                        RejectReason::ShuttingDown => (ErrorCode::ShuttingDown, "the node is leaving"),
+                        RejectReason::TooLarge => (ErrorCode::BadRequest, "the payload exceeds the maximum"),
+                        RejectReason::Excluded => {
+                            (ErrorCode::NoQuorum, "this member was cut off from the primary view; retry")
+                        }
+                    };
+                    self.reply(client, &ClientReply::Error { request, code, message: message.into() });
+                } else if let Some(tx) = self.c.rejections.clone() {
+                    self.hand_over(&tx, Rejection { tag, reason });
+                } else {
+                    log::warn!("{} protocol: submission {tag} rejected: {reason:?}", self.me);
+                }
+            }
+            Output::Left => log::info!("{} protocol: left the group", self.me),
+            Output::ViewChange(view) => {
+                let ring: Vec<String> = view.ring.iter().map(|m| m.to_string()).collect();
+                log::info!(
+                    "{} protocol: view {} installed, ring [{}], primary {}",
+                    self.me,
+                    view.view,
+                    ring.join(" "),
+                    view.primary
+                );
+            }
+        }
+    }
+
+    /// Hands an item to an embedder channel, waiting for room (the slow-consumer policy in
+    /// `node`'s module doc) unless the node is stopping.
+    fn hand_over<T>(&mut self, tx: &Sender<T>, item: T) {
+        match tx.try_send(item) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(_)) if self.stopping => {}
+            Err(TrySendError::Full(item)) => {
+                // Let what is already queued go out before this thread waits.
+                self.c.io.wake();
+                log::debug!("{} protocol: an embedder channel is full; waiting", self.me);
+                select! {
+                    send(tx, item) -> _ => {},
+                    recv(self.c.stop) -> _ => self.stopping = true,
+                }
+            }
+        }
+    }
+}
+
+/// The wire form of a status report.
+fn node_status(status: &CoreStatus) -> NodeStatus {
+    NodeStatus {
+        member: status.member,
+        view: status.view.view,
+        primary: status.view.primary,
+        ring: status.view.ring.clone(),
+        delivered: status.delivered,
+        committed_upto: status.committed_upto,
+        state_digest: status.state_digest,
+        delivery_digest: status.delivery_digest,
+        rotations: status.rotations,
+    }
+}

@@ -1,0 +1,295 @@
+//! The node runtime and its embedding API: configuration, the two threads, and their channels.
+//!
+//! `Node::start` binds the listener, starts the event loop thread (`crate::transport`) and the
+//! protocol thread (`driver`), which owns the `Core` and nothing else touches it: the embedder
+//! talks to it over bounded channels, so there is no lock around protocol state.
+//!
+//! Slow consumers: deliveries (and commits, when asked for) are never dropped. When the embedder
+//! lets a channel fill up, the protocol thread waits for room, so the node stops taking part in the
+//! ring; its peers see a silent link after `token_timeout`, exactly as for a paused process. Size
+//! the channels with `NodeOptions`. `stop` always ends the wait.
+
+mod driver;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::config::CoreConfig;
+use crate::core::{Commit, CoreStatus, Delivery, RejectReason};
+use crate::error::{ConfigError, Error};
+use crate::ids::{Member, NodeId};
+use crate::transport::{self, Transport, TransportConfig};
+use crate::wire::Payload;
+
+/// Most embedder requests (submissions, status queries) queued for the protocol thread.
+const REQUESTS_QUEUED_MAX: usize = 4096;
+/// How long `status` waits for the protocol thread.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a node needs: the core's settings and where every member listens.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The protocol core's settings.
+    pub core: CoreConfig,
+    /// The address to listen on for peers and clients.
+    pub listen: SocketAddr,
+    /// Every member's address, by id, this node's own included.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+}
+
+impl NodeConfig {
+    /// Checks the settings against each other; the error names the bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.core.validate()?;
+        let me = self.core.me.id;
+        let Some(own) = self.peers.get(&me) else {
+            return Err(ConfigError::new("peers", format!("has no address for this node ({me})")));
+        };
+        if self.listen.port() == 0 || self.listen.port() != own.port() {
+            let problem = format!("port {} differs from this node's peer entry {own}", self.listen.port());
+            return Err(ConfigError::new("listen", problem));
+        }
+        if let Some(id) = self.core.universe.iter().find(|id| !self.peers.contains_key(id)) {
+            return Err(ConfigError::new("peers", format!("has no address for {id}")));
+        }
+        if let Some(id) = self.peers.keys().find(|id| !self.core.universe.contains(id)) {
+            return Err(ConfigError::new("peers", format!("gives an address for {id}, not a member")));
+        }
+        if let Some((id, addr)) = self.peers.iter().find(|(_, addr)| addr.port() == 0) {
+            return Err(ConfigError::new("peers", format!("gives {id} the address {addr} without a port")));
+        }
+        Ok(())
+    }
+}
+
+/// How the node hands results to its embedder.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeOptions {
+    /// Capacity of the deliveries channel.
+    pub deliveries_max: usize,
+    /// Whether to report commits and rejected submissions (`Node::commits`, `Node::rejections`).
+    pub commits: bool,
+    /// Capacity of each of those channels.
+    pub commits_max: usize,
+}
+
+impl Default for NodeOptions {
+    fn default() -> NodeOptions {
+        NodeOptions { deliveries_max: 65_536, commits: false, commits_max: 65_536 }
+    }
+}
+
+/// A submission the core refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The tag `Node::submit` returned.
+    pub tag: u64,
+    /// Why.
+    pub reason: RejectReason,
+}
+
+/// What the embedder asks of the protocol thread.
+pub(crate) enum Request {
+    Submit { tag: u64, payload: Payload },
+    Status(Sender<CoreStatus>),
+}
+
+/// A running member: an event loop thread and a protocol thread.
+pub struct Node {
+    me: Member,
+    local_addr: SocketAddr,
+    requests: Option<Sender<Request>>,
+    /// Dropped to tell the protocol thread to leave and stop; nothing is ever sent on it.
+    stop: Option<Sender<()>>,
+    deliveries: Receiver<Delivery>,
+    commits: Receiver<Commit>,
+    rejections: Receiver<Rejection>,
+    tags: Arc<AtomicU64>,
+    protocol: Option<JoinHandle<()>>,
+    io: Option<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts a node with the default options (commits not reported).
+    pub fn start(config: NodeConfig) -> Result<Node, Error> {
+        Node::start_with(config, NodeOptions::default())
+    }
+
+    /// Starts a node. The listener is bound first, so an address in use is an `Error::Io` naming
+    /// the address and no thread is started.
+    pub fn start_with(config: NodeConfig, options: NodeOptions) -> Result<Node, Error> {
+        config.validate()?;
+        let listener = transport::bind_listener(config.listen)?;
+        let local_addr = listener.local_addr().map_err(|e| Error::io("read the listener's address", e))?;
+        let me = config.core.me;
+        let transport = Transport::start(
+            TransportConfig {
+                me,
+                cluster: config.core.cluster,
+                peers: config.peers.clone(),
+                dial_timeout: config.core.token_timeout / 2,
+                clients_max: transport::CLIENTS_MAX,
+            },
+            listener,
+        )?;
+        let (requests, requests_rx) = crossbeam_channel::bounded(REQUESTS_QUEUED_MAX);
+        let (stop, stop_rx) = crossbeam_channel::bounded(1);
+        let (deliveries_tx, deliveries) = crossbeam_channel::bounded(options.deliveries_max.max(1));
+        let (commits_tx, commits) = crossbeam_channel::bounded(options.commits_max.max(1));
+        let (rejections_tx, rejections) = crossbeam_channel::bounded(options.commits_max.max(1));
+        let tags = Arc::new(AtomicU64::new(1));
+        let driver = driver::Driver::new(driver::Channels {
+            core: crate::core::Core::new(config.core),
+            io: transport.handle,
+            events: transport.events,
+            requests: requests_rx,
+            stop: stop_rx,
+            deliveries: deliveries_tx,
+            commits: options.commits.then_some(commits_tx),
+            rejections: options.commits.then_some(rejections_tx),
+            tags: Arc::clone(&tags),
+        });
+        let protocol = std::thread::Builder::new()
+            .name(format!("harness-{}-protocol", me.id))
+            .spawn(move || driver.run());
+        let protocol = match protocol {
+            Ok(handle) => handle,
+            Err(e) => {
+                // The loop ends by itself once the driver, and with it the command channel, is gone.
+                let _ = transport.thread.join();
+                return Err(Error::io("spawn the protocol thread", e));
+            }
+        };
+        log::info!("{} node: started on {local_addr}", me);
+        Ok(Node {
+            me,
+            local_addr,
+            requests: Some(requests),
+            stop: Some(stop),
+            deliveries,
+            commits,
+            rejections,
+            tags,
+            protocol: Some(protocol),
+            io: Some(transport.thread),
+        })
+    }
+
+    /// Submits a message for total ordering; returns the tag its `Commit` or `Rejection` carries.
+    /// Waits while the protocol thread's request queue is full.
+    pub fn submit(&self, payload: Vec<u8>) -> Result<u64, Error> {
+        let tag = self.tags.fetch_add(1, Ordering::Relaxed);
+        let requests = self.requests.as_ref().ok_or(Error::Stopped)?;
+        requests.send(Request::Submit { tag, payload: payload.into() }).map_err(|_| Error::Stopped)?;
+        Ok(tag)
+    }
+
+    /// Agreed deliveries, in order, every message once.
+    pub fn deliveries(&self) -> &Receiver<Delivery> {
+        &self.deliveries
+    }
+
+    /// Commits, in seq order, when `NodeOptions::commits` was set; otherwise a channel that
+    /// never yields anything.
+    pub fn commits(&self) -> &Receiver<Commit> {
+        &self.commits
+    }
+
+    /// Refused submissions, when `NodeOptions::commits` was set.
+    pub fn rejections(&self) -> &Receiver<Rejection> {
+        &self.rejections
+    }
+
+    /// A snapshot of the core's state.
+    pub fn status(&self) -> Result<CoreStatus, Error> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let requests = self.requests.as_ref().ok_or(Error::Stopped)?;
+        requests.send(Request::Status(tx)).map_err(|_| Error::Stopped)?;
+        match rx.recv_timeout(STATUS_TIMEOUT) {
+            Ok(status) => Ok(status),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(Error::Stopped),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                Err(Error::io("wait for the protocol thread's status", std::io::ErrorKind::TimedOut.into()))
+            }
+        }
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This member.
+    pub fn member(&self) -> Member {
+        self.me
+    }
+
+    /// Leaves the group cleanly, stops both threads and waits for them.
+    pub fn stop(mut self) -> Result<(), Error> {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> Result<(), Error> {
+        self.requests = None;
+        // Dropping the only sender disconnects the stop channel, which the protocol thread
+        // watches even while it waits for room in a full embedder channel.
+        self.stop = None;
+        let mut result = Ok(());
+        for (name, handle) in [("protocol", self.protocol.take()), ("event loop", self.io.take())] {
+            if let Some(handle) = handle {
+                if handle.join().is_err() {
+                    log::error!("{} node: the {name} thread panicked", self.me);
+                    result = Err(Error::Stopped);
+                }
+            }
+        }
+        log::info!("{} node: stopped", self.me);
+        result
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.protocol.is_some() || self.io.is_some() {
+            let _ = self.shut_down();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> NodeConfig {
+        let peers: BTreeMap<NodeId, SocketAddr> =
+            (1..=3u16).map(|id| (NodeId(id), SocketAddr::from(([127, 0, 0, 1], 7100 + id)))).collect();
+        let core = CoreConfig::new(Member { id: NodeId(2), incarnation: 1 }, peers.keys().copied().collect());
+        NodeConfig { core, listen: SocketAddr::from(([0, 0, 0, 0], 7102)), peers }
+    }
+
+    #[test]
+    fn validate_names_the_bad_setting() {
+        assert_eq!(config().validate(), Ok(()));
+        let mut wrong_port = config();
+        wrong_port.listen.set_port(7101);
+        assert_eq!(wrong_port.validate().unwrap_err().setting, "listen");
+        let mut missing = config();
+        missing.peers.remove(&NodeId(3));
+        assert_eq!(missing.validate().unwrap_err().to_string(), "bad --peers: has no address for n3");
+        let mut stranger = config();
+        stranger.peers.insert(NodeId(9), SocketAddr::from(([127, 0, 0, 1], 7109)));
+        assert_eq!(stranger.validate().unwrap_err().setting, "peers");
+        let mut no_own = config();
+        no_own.peers.remove(&NodeId(2));
+        assert_eq!(no_own.validate().unwrap_err().setting, "peers");
+        let mut bad_core = config();
+        bad_core.core.batch_max = 0;
+        assert_eq!(bad_core.validate().unwrap_err().setting, "batch-max");
+    }
+}

@@ -1,0 +1,210 @@
+//! One TCP connection owned by the event loop: its role, its read buffer split into frames and its
+//! write buffer flushed until the kernel pushes back.
+//!
+//! Readiness is only a hint, so reads and writes go on until `WouldBlock` (mio src/poll.rs,
+//! "Draining readiness"), each bounded per turn so that one busy peer cannot starve the others.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use socket2::{SockRef, TcpKeepalive};
+
+use super::ClientId;
+use crate::error::DecodeError;
+use crate::ids::{Member, NodeId};
+use crate::wire::{self, Frame};
+
+/// Bytes asked of the kernel per read call.
+pub(super) const READ_CHUNK_BYTES: usize = 64 << 10;
+/// Read calls per connection per turn of the loop; the rest waits for the next turn.
+const READS_PER_TURN: usize = 16;
+/// A peer that lets this much queue up unsent is too slow to stay in the ring.
+pub(super) const PEER_WRITE_BYTES_MAX: usize = 256 << 20;
+/// A client that lets this much queue up unread is closed.
+pub(super) const CLIENT_WRITE_BYTES_MAX: usize = 16 << 20;
+
+/// Kernel send and receive buffer size asked for on every stream: a few batches in flight.
+const SOCKET_BUFFER_BYTES: usize = 1 << 20;
+/// Idle time before the kernel's keepalive probes start.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+
+/// What a connection is for.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Role {
+    /// Accepted; its first frame decides whether it is a peer or a client.
+    Unknown {
+        /// It is closed if no first frame has arrived by then.
+        deadline: Instant,
+    },
+    /// Dialled by this node: waiting for TCP to connect, then for `HelloAck`.
+    Dialing {
+        /// The peer dialled.
+        peer: NodeId,
+        /// The dial fails if the handshake is not complete by then.
+        deadline: Instant,
+        /// Whether TCP has connected (the `Hello` is written only then).
+        connected: bool,
+    },
+    /// An up link.
+    Peer {
+        /// The member at the other end.
+        member: Member,
+        /// Which end dialled it, for the one-link-per-pair rule.
+        dialled_by: NodeId,
+    },
+    /// A client connection.
+    Client {
+        /// Its number.
+        id: ClientId,
+    },
+}
+
+/// How a read turn ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum ReadOutcome {
+    /// Got some bytes; more may be waiting.
+    Some,
+    /// The socket has nothing more for now.
+    Drained,
+    /// The other end closed the connection.
+    Closed,
+}
+
+/// One connection.
+pub(super) struct Conn {
+    pub(super) stream: TcpStream,
+    pub(super) addr: SocketAddr,
+    pub(super) role: Role,
+    read: Vec<u8>,
+    /// Start of the unparsed bytes in `read`.
+    read_at: usize,
+    write: Vec<u8>,
+    /// Whether WRITABLE interest is registered (only while bytes remain unsent, or while a dial
+    /// waits for TCP to connect).
+    pub(super) writable: bool,
+}
+
+impl Conn {
+    pub(super) fn new(stream: TcpStream, addr: SocketAddr, role: Role) -> Conn {
+        Conn { stream, addr, role, read: Vec::new(), read_at: 0, write: Vec::new(), writable: false }
+    }
+
+    /// One `read` call into the buffer.
+    pub(super) fn read_once(&mut self, scratch: &mut [u8]) -> io::Result<ReadOutcome> {
+        loop {
+            match self.stream.read(scratch) {
+                Ok(0) => return Ok(ReadOutcome::Closed),
+                Ok(n) => {
+                    if self.read_at > 0 && self.read_at == self.read.len() {
+                        self.read.clear();
+                        self.read_at = 0;
+                    }
+                    self.read.extend_from_slice(&scratch[..n]);
+                    return Ok(ReadOutcome::Some);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOutcome::Drained),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Read calls allowed per turn.
+    pub(super) fn reads_per_turn() -> usize {
+        READS_PER_TURN
+    }
+
+    /// The next complete frame in the read buffer, if any.
+    pub(super) fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
+        let unparsed = &self.read[self.read_at..];
+        let Some(len) = wire::frame_len(unparsed)? else {
+            self.compact();
+            return Ok(None);
+        };
+        let frame = wire::decode(&unparsed[..len]);
+        self.read_at += len;
+        frame.map(Some)
+    }
+
+    /// Drops parsed bytes once they are most of the buffer, so it does not grow without bound.
+    fn compact(&mut self) {
+        if self.read_at > 0 && self.read_at * 2 >= self.read.len() {
+            self.read.drain(..self.read_at);
+            self.read_at = 0;
+        }
+    }
+
+    /// Queues encoded bytes; returns false when the write buffer limit is exceeded.
+    pub(super) fn queue(&mut self, bytes: &[u8]) -> bool {
+        self.write.extend_from_slice(bytes);
+        let max = match self.role {
+            Role::Client { .. } => CLIENT_WRITE_BYTES_MAX,
+            _ => PEER_WRITE_BYTES_MAX,
+        };
+        self.write.len() <= max
+    }
+
+    /// Whether bytes wait to be written.
+    pub(super) fn has_unsent(&self) -> bool {
+        !self.write.is_empty()
+    }
+
+    /// Writes until the buffer is empty or the kernel pushes back, then keeps WRITABLE interest
+    /// registered exactly while bytes remain.
+    pub(super) fn flush(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        if let Role::Dialing { connected: false, .. } = self.role {
+            return Ok(());
+        }
+        let mut written = 0;
+        // Bounded: every pass either writes at least one byte or leaves the loop.
+        while written < self.write.len() {
+            match self.stream.write(&self.write[written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        self.write.drain(..written);
+        self.set_writable(registry, token, self.has_unsent())
+    }
+
+    /// Registers or drops WRITABLE interest.
+    pub(super) fn set_writable(&mut self, registry: &Registry, token: Token, on: bool) -> io::Result<()> {
+        if on != self.writable {
+            let interest = if on { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+            registry.reregister(&mut self.stream, token, interest)?;
+            self.writable = on;
+        }
+        Ok(())
+    }
+
+    /// Whether a dial's TCP connect has finished: `Ok(true)` connected, `Ok(false)` not yet
+    /// (mio src/net/tcp/stream.rs, `connect`).
+    pub(super) fn check_connected(&mut self) -> io::Result<bool> {
+        if let Some(e) = self.stream.take_error()? {
+            return Err(e);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Applies the stream options through socket2; failures are returned so the caller can log and
+/// go on. Nagle is off because the token is a small frame whose latency is the ring's latency;
+/// keepalive is a backstop only, the core's heartbeats find a silent peer long before.
+pub(super) fn tune(stream: &mio::net::TcpStream) -> io::Result<()> {
+    let socket = SockRef::from(stream);
+    socket.set_nodelay(true)?;
+    socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(KEEPALIVE_IDLE))?;
+    socket.set_send_buffer_size(SOCKET_BUFFER_BYTES)?;
+    socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES)?;
+    Ok(())
+}

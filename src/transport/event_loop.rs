@@ -1,0 +1,368 @@
+//! The mio event loop: poll, accept, execute commands, read and split frames, flush writes.
+//!
+//! One turn: poll; hand queued events on; accept; execute every queued command, appending bytes to
+//! write buffers; read every readable connection until `WouldBlock` (bounded per turn); expire
+//! handshakes; then write each dirty connection once. Writes are thereby coalesced per wake-up.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::closing::Why;
+use super::conn::{Conn, ReadOutcome, Role, READ_CHUNK_BYTES};
+use super::{ClientId, Command, Event, TransportConfig};
+use crate::error::Error;
+use crate::ids::NodeId;
+use crate::wire::{Frame, PeerFrame};
+
+pub(super) const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Connection tokens start here and are never reused, so a stale event cannot hit a new socket.
+const FIRST_CONNECTION: usize = 2;
+/// Connections accepted per turn; the rest wait for the next turn.
+const ACCEPTS_PER_TURN: usize = 64;
+/// Commands executed per turn; the rest wait for the next turn.
+const COMMANDS_PER_TURN: usize = 4096;
+/// Readiness events taken per poll.
+const EVENTS_PER_POLL: usize = 1024;
+/// The longest poll: handshake deadlines are checked at least this often.
+const POLL_INTERVAL_MAX: Duration = Duration::from_millis(50);
+/// How often a loop whose event queue is full retries handing events on.
+const BACKLOG_RETRY: Duration = Duration::from_millis(1);
+
+/// The up link and the pending dial to one peer.
+#[derive(Debug, Default)]
+pub(super) struct Slot {
+    pub(super) link: Option<Token>,
+    pub(super) dial: Option<Token>,
+}
+
+pub(super) struct EventLoop {
+    pub(super) config: TransportConfig,
+    pub(super) poll: Poll,
+    listener: mio::net::TcpListener,
+    waker: Arc<Waker>,
+    events_tx: Sender<Event>,
+    commands: Receiver<Command>,
+    pub(super) conns: BTreeMap<Token, Conn>,
+    next_token: usize,
+    pub(super) slots: BTreeMap<NodeId, Slot>,
+    pub(super) clients: BTreeMap<ClientId, Token>,
+    pub(super) next_client: u64,
+    /// Events the protocol thread's full channel did not take yet; no socket is read meanwhile.
+    backlog: VecDeque<Event>,
+    /// Connections that may hold unread input (read budget spent, or stalled on the backlog).
+    pub(super) revisit: BTreeSet<Token>,
+    /// Connections with bytes to write this turn.
+    pub(super) dirty: BTreeSet<Token>,
+    accept_more: bool,
+    protocol_gone: bool,
+}
+
+impl EventLoop {
+    pub(super) fn new(
+        config: TransportConfig,
+        listener: TcpListener,
+        events_tx: Sender<Event>,
+        commands: Receiver<Command>,
+    ) -> Result<EventLoop, Error> {
+        let poll = Poll::new().map_err(|e| Error::io("create the event loop", e))?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create a waker", e))?);
+        listener.set_nonblocking(true).map_err(|e| Error::io("set the listener non-blocking", e))?;
+        let mut listener = mio::net::TcpListener::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| Error::io("register the listener", e))?;
+        Ok(EventLoop {
+            config,
+            poll,
+            listener,
+            waker,
+            events_tx,
+            commands,
+            conns: BTreeMap::new(),
+            next_token: FIRST_CONNECTION,
+            slots: BTreeMap::new(),
+            clients: BTreeMap::new(),
+            next_client: 1,
+            backlog: VecDeque::new(),
+            revisit: BTreeSet::new(),
+            dirty: BTreeSet::new(),
+            accept_more: false,
+            protocol_gone: false,
+        })
+    }
+
+    pub(super) fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    /// Runs until a `Shutdown` command or until the protocol thread has gone.
+    pub(super) fn run(mut self) {
+        let me = self.config.me.id;
+        match self.listener.local_addr() {
+            Ok(addr) => log::info!("{me} transport: listening on {addr}"),
+            Err(e) => log::warn!("{me} transport: listening on an unknown address: {e}"),
+        }
+        let mut events = Events::with_capacity(EVENTS_PER_POLL);
+        let mut scratch = vec![0u8; READ_CHUNK_BYTES];
+        // Bounded by the shutdown command or the protocol thread's exit; each turn does bounded work.
+        loop {
+            let busy = !self.commands.is_empty() || self.accept_more || !self.revisit.is_empty();
+            let timeout = if !self.backlog.is_empty() {
+                BACKLOG_RETRY
+            } else if busy {
+                Duration::ZERO
+            } else {
+                POLL_INTERVAL_MAX
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("{me} transport: poll failed, stopping: {e}");
+                break;
+            }
+            self.hand_on_backlog();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_more = true,
+                    WAKER => {}
+                    token => {
+                        if event.is_writable() {
+                            self.on_writable(token);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.revisit.insert(token);
+                        }
+                    }
+                }
+            }
+            if self.accept_more {
+                self.accept();
+            }
+            let shutdown = self.execute_commands();
+            if !shutdown {
+                for token in std::mem::take(&mut self.revisit) {
+                    self.service_read(token, &mut scratch);
+                }
+                self.expire(Instant::now());
+            }
+            for token in std::mem::take(&mut self.dirty) {
+                self.flush(token);
+            }
+            if shutdown || self.protocol_gone {
+                break;
+            }
+        }
+        self.shut_down();
+        log::info!("{me} transport: stopped");
+    }
+
+    /// Hands an event to the protocol thread, or queues it if its channel is full.
+    pub(super) fn emit(&mut self, event: Event) {
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(event);
+            return;
+        }
+        match self.events_tx.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(event)) => self.backlog.push_back(event),
+            Err(TrySendError::Disconnected(_)) => self.protocol_gone = true,
+        }
+    }
+
+    fn hand_on_backlog(&mut self) {
+        // Bounded by the backlog's length, which only shrinks here.
+        while let Some(event) = self.backlog.pop_front() {
+            match self.events_tx.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Full(event)) => {
+                    self.backlog.push_front(event);
+                    return;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.protocol_gone = true;
+                    self.backlog.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Registers a new connection and returns its token.
+    pub(super) fn add(&mut self, mut conn: Conn, interest: Interest) -> io::Result<Token> {
+        let token = Token(self.next_token);
+        self.poll.registry().register(&mut conn.stream, token, interest)?;
+        self.next_token += 1;
+        conn.writable = interest.is_writable();
+        self.conns.insert(token, conn);
+        Ok(token)
+    }
+
+    fn accept(&mut self) {
+        self.accept_more = false;
+        let me = self.config.me.id;
+        let open_max = self.config.clients_max + 2 * self.config.peers.len() + ACCEPTS_PER_TURN;
+        for _ in 0..ACCEPTS_PER_TURN {
+            let (stream, addr) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("{me} transport: accept failed: {e}");
+                    return;
+                }
+            };
+            if self.conns.len() >= open_max {
+                log::warn!(
+                    "{me} transport: {} connections open; closed a new one from {addr}",
+                    self.conns.len()
+                );
+                continue;
+            }
+            if let Err(e) = super::conn::tune(&stream) {
+                log::debug!("{me} transport: socket options for {addr}: {e}");
+            }
+            let deadline = Instant::now() + super::FIRST_FRAME_TIMEOUT;
+            if let Err(e) = self.add(Conn::new(stream, addr, Role::Unknown { deadline }), Interest::READABLE)
+            {
+                log::warn!("{me} transport: cannot register a connection from {addr}: {e}");
+            }
+        }
+        self.accept_more = true;
+    }
+
+    /// Executes queued commands; returns true on `Shutdown` or when the protocol thread is gone.
+    fn execute_commands(&mut self) -> bool {
+        for _ in 0..COMMANDS_PER_TURN {
+            let command = match self.commands.try_recv() {
+                Ok(command) => command,
+                Err(crossbeam_channel::TryRecvError::Empty) => return false,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return true,
+            };
+            match command {
+                Command::SendPeer { to, bytes } => match self.slots.get(&to).and_then(|slot| slot.link) {
+                    Some(token) => self.queue(token, &bytes),
+                    None => {
+                        log::trace!("{} transport: link to {to} is down; dropped a send", self.config.me.id)
+                    }
+                },
+                Command::SendClient { client, bytes } => {
+                    if let Some(&token) = self.clients.get(&client) {
+                        self.queue(token, &bytes);
+                    }
+                }
+                Command::Connect { peer } => self.dial(peer),
+                Command::Disconnect { peer } => {
+                    let slot = self.slots.entry(peer).or_default();
+                    let (link, dial) = (slot.link.take(), slot.dial.take());
+                    for token in link.into_iter().chain(dial) {
+                        self.close(token, Why::Disconnect);
+                    }
+                    self.emit(Event::LinkDown { peer });
+                }
+                Command::Shutdown => return true,
+            }
+        }
+        false
+    }
+
+    pub(super) fn queue(&mut self, token: Token, bytes: &[u8]) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        if conn.queue(bytes) {
+            self.dirty.insert(token);
+        } else {
+            self.close(token, Why::Failed("too many unsent bytes: the other end is not reading".into()));
+        }
+    }
+
+    pub(super) fn flush(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        if let Err(e) = conn.flush(self.poll.registry(), token) {
+            self.close(token, Why::Failed(format!("write failed: {e}")));
+        }
+    }
+
+    fn on_writable(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        if let Role::Dialing { peer, deadline, connected: false } = conn.role {
+            match conn.check_connected() {
+                Ok(true) => conn.role = Role::Dialing { peer, deadline, connected: true },
+                Ok(false) => return,
+                Err(e) => return self.close(token, Why::Failed(format!("connect failed: {e}"))),
+            }
+        }
+        self.dirty.insert(token);
+    }
+
+    /// Reads and dispatches frames until the socket is drained or this turn's budget is spent.
+    fn service_read(&mut self, token: Token, scratch: &mut [u8]) {
+        for _ in 0..Conn::reads_per_turn() {
+            // Every buffered frame first, each pass consuming one frame or leaving.
+            loop {
+                if !self.backlog.is_empty() {
+                    self.revisit.insert(token);
+                    return;
+                }
+                let Some(conn) = self.conns.get_mut(&token) else { return };
+                match conn.next_frame() {
+                    Ok(Some(frame)) => self.on_frame(token, frame),
+                    Ok(None) => break,
+                    Err(e) => return self.close(token, Why::Failed(format!("malformed frame: {e}"))),
+                }
+            }
+            let Some(conn) = self.conns.get_mut(&token) else { return };
+            if let Role::Dialing { connected: false, .. } = conn.role {
+                // Not connected yet: the writable event will tell, reading now would fail.
+                return self.on_writable(token);
+            }
+            match conn.read_once(scratch) {
+                Ok(ReadOutcome::Some) => {}
+                Ok(ReadOutcome::Drained) => return,
+                Ok(ReadOutcome::Closed) => return self.close(token, Why::Eof),
+                Err(e) => return self.close(token, Why::Failed(format!("read failed: {e}"))),
+            }
+        }
+        self.revisit.insert(token);
+    }
+
+    fn on_frame(&mut self, token: Token, frame: Frame) {
+        let Some(conn) = self.conns.get(&token) else { return };
+        match (conn.role, frame) {
+            (Role::Unknown { .. }, frame) => self.on_first_frame(token, frame),
+            (Role::Dialing { peer, .. }, frame) => self.on_hello_ack(token, peer, frame),
+            (Role::Peer { .. }, Frame::Peer(PeerFrame::Hello { .. } | PeerFrame::HelloAck { .. })) => {
+                self.close(token, Why::Failed("handshake frame on an up link".into()))
+            }
+            (Role::Peer { member, .. }, Frame::Peer(frame)) => {
+                self.emit(Event::Peer { from: member.id, frame });
+            }
+            (Role::Client { id }, Frame::Request(request)) => {
+                self.emit(Event::Request { client: id, request })
+            }
+            (_, _) => self.close(token, Why::Failed("a client frame on a peer link, or the reverse".into())),
+        }
+    }
+
+    /// Closes handshakes that took too long.
+    fn expire(&mut self, now: Instant) {
+        let late: Vec<(Token, &'static str)> = self
+            .conns
+            .iter()
+            .filter_map(|(&token, conn)| match conn.role {
+                Role::Unknown { deadline } if now >= deadline => Some((token, "no first frame in time")),
+                Role::Dialing { deadline, .. } if now >= deadline => Some((token, "no handshake in time")),
+                _ => None,
+            })
+            .collect();
+        for (token, why) in late {
+            self.close(token, Why::Failed(why.into()));
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The only socket code: one mio event-loop thread that owns the listener, every peer link and
+//! every client connection, and does framing only.
+//!
+//! The loop reads into per-connection buffers, splits frames with `wire::frame_len`, decodes them
+//! with `wire::decode` and hands the results to the protocol thread as `Event`s over a bounded
+//! crossbeam channel. The protocol thread sends back `Command`s (already encoded bytes, dial,
+//! disconnect, shutdown) over another bounded channel and wakes the loop with a `mio::Waker`.
+//! The loop never blocks on the protocol thread: when the event channel is full it stops reading
+//! sockets, so TCP flow control pushes back on the senders (docs/PROTOCOL.md §2 for links).
+//! The listener is bound with SO_REUSEADDR so a restarted node can take its port back while old
+//! connections sit in TIME_WAIT.
+
+mod closing;
+mod conn;
+mod event_loop;
+mod handshake;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::error::Error;
+use crate::ids::{Member, NodeId};
+use crate::wire::{ClientRequest, PeerFrame};
+
+/// Most client connections one node serves at once; more are closed with a log line.
+pub const CLIENTS_MAX: usize = 1024;
+/// Most commands the protocol thread may queue for the loop before it waits.
+pub const COMMANDS_QUEUED_MAX: usize = 8192;
+/// Most events the loop may queue for the protocol thread before it stops reading sockets.
+pub const EVENTS_QUEUED_MAX: usize = 8192;
+/// Pending connections the kernel keeps for the listener.
+const LISTEN_BACKLOG: i32 = 1024;
+/// A connection that has not sent its first frame within this time is closed.
+pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A client connection's number, unique for the life of the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientId(pub u64);
+
+/// What the loop tells the protocol thread.
+#[derive(Debug)]
+pub enum Event {
+    /// A frame arrived over the up link to `from`.
+    Peer {
+        /// The peer.
+        from: NodeId,
+        /// The frame.
+        frame: PeerFrame,
+    },
+    /// A link completed its handshake.
+    LinkUp {
+        /// The member at the other end.
+        peer: Member,
+    },
+    /// A link closed, broke, or a dial failed.
+    LinkDown {
+        /// The peer.
+        peer: NodeId,
+    },
+    /// A client sent a request.
+    Request {
+        /// The connection it came on.
+        client: ClientId,
+        /// The request.
+        request: ClientRequest,
+    },
+    /// A client connection closed; its pending replies can be dropped.
+    ClientGone {
+        /// The connection.
+        client: ClientId,
+    },
+}
+
+/// What the protocol thread tells the loop.
+#[derive(Debug)]
+pub enum Command {
+    /// Append one or more encoded frames to the link to `to` (dropped if the link is down).
+    SendPeer {
+        /// The peer.
+        to: NodeId,
+        /// Encoded frames.
+        bytes: Vec<u8>,
+    },
+    /// Append encoded replies to a client connection (dropped if it has closed).
+    SendClient {
+        /// The connection.
+        client: ClientId,
+        /// Encoded frames.
+        bytes: Vec<u8>,
+    },
+    /// Establish a link to `peer`; answered by `Event::LinkUp` or `Event::LinkDown`.
+    Connect {
+        /// The peer.
+        peer: NodeId,
+    },
+    /// Close the link to `peer`; answered by `Event::LinkDown`.
+    Disconnect {
+        /// The peer.
+        peer: NodeId,
+    },
+    /// Flush what can be flushed quickly, close everything and end the thread.
+    Shutdown,
+}
+
+/// What the loop needs to know about its node.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// This member.
+    pub me: Member,
+    /// The cluster hash every `Hello` must carry.
+    pub cluster: u64,
+    /// Every peer's address, by id (this node's own entry is ignored).
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// A dial that has not completed its handshake in this time fails (token_timeout / 2).
+    pub dial_timeout: Duration,
+    /// Most client connections at once.
+    pub clients_max: usize,
+}
+
+/// The protocol thread's end of the loop: commands plus the waker.
+#[derive(Clone)]
+pub struct LoopHandle {
+    commands: Sender<Command>,
+    waker: Arc<mio::Waker>,
+}
+
+impl LoopHandle {
+    /// Queues a command without waking the loop; wakes it first if the queue is full, so the
+    /// loop drains it while this thread waits. Returns false when the loop has ended.
+    pub fn send(&self, command: Command) -> bool {
+        match self.commands.try_send(command) {
+            Ok(()) => true,
+            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Full(command)) => {
+                self.wake();
+                self.commands.send(command).is_ok()
+            }
+        }
+    }
+
+    /// Wakes the loop so it drains the commands queued since the last wake-up.
+    pub fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            log::error!("transport: cannot wake the event loop: {e}");
+        }
+    }
+}
+
+/// A running event loop.
+pub struct Transport {
+    /// Where commands go.
+    pub handle: LoopHandle,
+    /// Where events come from.
+    pub events: Receiver<Event>,
+    /// The loop thread.
+    pub thread: JoinHandle<()>,
+}
+
+impl Transport {
+    /// Starts the loop thread on an already bound listener.
+    pub fn start(config: TransportConfig, listener: TcpListener) -> Result<Transport, Error> {
+        let (events_tx, events) = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
+        let (commands, commands_rx) = crossbeam_channel::bounded(COMMANDS_QUEUED_MAX);
+        let me = config.me.id;
+        let event_loop = event_loop::EventLoop::new(config, listener, events_tx, commands_rx)?;
+        let waker = event_loop.waker();
+        let thread = std::thread::Builder::new()
+            .name(format!("harness-{me}-io"))
+            .spawn(move || event_loop.run())
+            .map_err(|e| Error::io("spawn the event loop thread", e))?;
+        Ok(Transport { handle: LoopHandle { commands, waker }, events, thread })
+    }
+}
+
+/// Binds the node's listener; an error names the address.
+pub fn bind_listener(addr: SocketAddr) -> Result<TcpListener, Error> {
+    let context = |what: &str| format!("{what} {addr}");
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(|e| Error::io(context("create a socket for"), e))?;
+    // A restarted node must be able to bind its port while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true).map_err(|e| Error::io(context("set SO_REUSEADDR on"), e))?;
+    socket.bind(&addr.into()).map_err(|e| Error::io(context("bind"), e))?;
+    socket.listen(LISTEN_BACKLOG).map_err(|e| Error::io(context("listen on"), e))?;
+    socket.set_nonblocking(true).map_err(|e| Error::io(context("set non-blocking on"), e))?;
+    Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_a_used_address_names_it() {
+        let first = bind_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        // SO_REUSEADDR does not allow two listeners on one port.
+        let err = bind_listener(addr).unwrap_err();
+        assert!(err.to_string().starts_with(&format!("bind {addr}:")), "{err}");
+    }
+}

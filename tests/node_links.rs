@@ -1,0 +1,111 @@
+//! The one-link-per-pair rule against a scripted peer (PROTOCOL.md §2): when both ends dial at
+//! once, the connection dialled by the lower id survives, at whichever end the node is.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+use harness::wire::{decode, encode_peer, frame_len, Frame, PeerFrame};
+use harness::{Member, Node, NodeId};
+
+/// A two-member cluster where the node is `node_id` and the other member is played by the test,
+/// listening on `scripted`.
+fn node_against_script(node_id: u16, scripted: &TcpListener) -> Node {
+    let own = free_ports(1)[0];
+    let script = scripted.local_addr().unwrap().port();
+    let ports = if node_id == 1 { [own, script] } else { [script, own] };
+    start(configs(&ports).remove(usize::from(node_id - 1)))
+}
+
+fn accept(listener: &TcpListener) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    // Bounded by the deadline.
+    while Instant::now() < until {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).unwrap();
+                return stream;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+    panic!("the node did not dial within 10 s");
+}
+
+/// The next frame on `stream`, or `None` once the node closes it.
+fn read_frame(stream: &mut TcpStream) -> Option<PeerFrame> {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1];
+    // One byte at a time so nothing after the first frame is consumed; bounded by the frame cap.
+    for _ in 0..harness::wire::FRAME_BYTES_MAX {
+        if let Some(len) = frame_len(&buf).unwrap() {
+            match decode(&buf[..len]).unwrap() {
+                Frame::Peer(frame) => return Some(frame),
+                other => panic!("expected a peer frame, got {other:?}"),
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return None,
+            Ok(_) => buf.push(chunk[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    panic!("frame too long");
+}
+
+fn send(stream: &mut TcpStream, frame: PeerFrame) {
+    let mut bytes = Vec::new();
+    encode_peer(&frame, &mut bytes);
+    stream.write_all(&bytes).unwrap();
+}
+
+fn member(id: u16) -> Member {
+    Member { id: NodeId(id), incarnation: 1 }
+}
+
+#[test]
+fn crossed_dials_keep_the_lower_ids_dial_when_the_node_is_higher() {
+    init();
+    let script = TcpListener::bind("127.0.0.1:0").unwrap();
+    let node = node_against_script(2, &script);
+    let mut nodes_dial = accept(&script);
+    assert!(matches!(read_frame(&mut nodes_dial), Some(PeerFrame::Hello { to: NodeId(1), .. })));
+    // While the node's dial waits for our HelloAck, member 1 dials too: its dial wins.
+    let mut our_dial = TcpStream::connect(node.local_addr()).unwrap();
+    send(&mut our_dial, PeerFrame::Hello { cluster: CLUSTER, from: member(1), to: NodeId(2) });
+    match read_frame(&mut our_dial) {
+        Some(PeerFrame::HelloAck { from }) => assert_eq!(from.id, NodeId(2)),
+        other => panic!("expected the node's hello-ack, got {other:?}"),
+    }
+    assert_eq!(read_frame(&mut nodes_dial), None, "the node closes its own, losing dial");
+    node.stop().unwrap();
+}
+
+#[test]
+fn crossed_dials_keep_the_lower_ids_dial_when_the_node_is_lower() {
+    init();
+    let script = TcpListener::bind("127.0.0.1:0").unwrap();
+    let node = node_against_script(1, &script);
+    let mut nodes_dial = accept(&script);
+    assert!(matches!(read_frame(&mut nodes_dial), Some(PeerFrame::Hello { to: NodeId(2), .. })));
+    // Member 2 dials while the node's dial is pending: the node's dial wins, ours is closed.
+    let mut our_dial = TcpStream::connect(node.local_addr()).unwrap();
+    send(&mut our_dial, PeerFrame::Hello { cluster: CLUSTER, from: member(2), to: NodeId(1) });
+    assert_eq!(read_frame(&mut our_dial), None, "the node refuses the higher id's dial");
+    // Completing the node's dial brings the link up: the fresh node asks to join on it.
+    send(&mut nodes_dial, PeerFrame::HelloAck { from: member(2) });
+    match read_frame(&mut nodes_dial) {
+        Some(PeerFrame::Join { .. } | PeerFrame::Heartbeat) => {}
+        other => panic!("expected traffic on the surviving link, got {other:?}"),
+    }
+    node.stop().unwrap();
+}

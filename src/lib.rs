@@ -17,11 +17,14 @@
 //! `Core` is sans-IO: drive it with `step(now, input, &mut outputs)` and `next_deadline()`.
 //! The node runtime and the deterministic simulator drive the same code.
 
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod core;
 pub mod error;
 pub mod ids;
 pub(crate) mod links;
+pub mod node;
 pub mod replication;
 pub(crate) mod ring;
 pub mod rng;
@@ -32,4 +35,5 @@ pub use crate::config::CoreConfig;
 pub use crate::core::{Commit, Core, CoreStatus, Delivery, Input, Output, RejectReason, ViewInfo};
 pub use crate::error::{ConfigError, DecodeError, Error};
 pub use crate::ids::{Ballot, Member, MsgId, NodeId, RingMode, Seq, ViewId};
+pub use crate::node::{Node, NodeConfig};
 pub use crate::time::Time;

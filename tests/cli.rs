@@ -92,8 +92,8 @@ fn an_address_in_use_is_named_and_exits_2() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     expect_usage_error(&["node", "--id", "1", "--peers", &format!("1={addr}")], &[&addr]);
-    // The same with the address from --listen rather than the peer list.
-    let peers = format!("1={addr},2=127.0.0.1:1");
+    // The same with the address also given as --listen.
+    let peers = format!("1=127.0.0.1:1,2={addr}");
     expect_usage_error(&["node", "--id", "2", "--listen", &addr, "--peers", &peers], &[&addr]);
 }
 

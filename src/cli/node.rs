@@ -24,7 +24,11 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
     })
     .map_err(|e| CliError::Start(Error::io("install the signal handler", std::io::Error::other(e))))?;
 
-    let node = Node::start(config).map_err(CliError::Start)?;
+    let node = Node::start(config).map_err(|e| match e {
+        // The runtime's own validation names a flag too; say so without "cannot start".
+        Error::Config(e) => CliError::Config(e),
+        other => CliError::Start(other),
+    })?;
     log::info!(
         "{} listening on {}: {} members, ring {}, cluster {}",
         args.id,

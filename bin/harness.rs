@@ -1,6 +1,50 @@
-//! `harness`: run a member, a local demo cluster, or client commands.
+//! `harness`: run a member (`harness node`) or a verified local demo ring (`harness demo`).
+//!
+//! Arguments and setup only: logging, parsing, dispatch and exit codes. The logic lives in
+//! `harness::cli`.
 
-fn main() {
-    eprintln!("harness: not built yet");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use harness::cli::{self, Command};
+
+fn main() -> ExitCode {
+    // RUST_LOG picks the level; info shows lifecycle and view changes (STYLE.md, Logging).
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match cli::parse_command(&args, |path| std::fs::read_to_string(path)) {
+        Ok(command) => command,
+        Err(e) => return fail(&e.to_string(), e.exit_code()),
+    };
+    match command {
+        Command::Help => {
+            print!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Command::Node(node) => match cli::run_node(&node) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e.to_string(), e.exit_code()),
+        },
+        Command::Demo(demo) => {
+            let exe = match std::env::current_exe() {
+                Ok(exe) => exe,
+                Err(e) => return fail(&format!("cannot find the harness executable: {e}"), 1),
+            };
+            let report = cli::run_demo(&demo, &exe);
+            print!("{}", report.summary());
+            if demo.json {
+                println!("{}", report.json());
+            }
+            if report.verified() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Prints the one-line error operators and scripts rely on.
+fn fail(problem: &str, code: i32) -> ExitCode {
+    eprintln!("harness: {problem}");
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

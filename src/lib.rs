@@ -17,6 +17,8 @@
 //! `Core` is sans-IO: drive it with `step(now, input, &mut outputs)` and `next_deadline()`.
 //! The node runtime and the deterministic simulator drive the same code.
 
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod core;
 pub mod error;

@@ -1,15 +1,15 @@
 //! A plain TCP client talks to a node: a broadcast is answered once committed, a status request
 //! with the node's status.
 
-mod common;
+mod in_process;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
 use harness::wire::{decode, encode_request, frame_len, ClientReply, ClientRequest, Frame};
 use harness::NodeId;
+use in_process::*;
 
 /// Reads one whole reply frame, failing after ten seconds.
 fn read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> ClientReply {

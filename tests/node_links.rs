@@ -1,15 +1,15 @@
 //! The one-link-per-pair rule against a scripted peer (PROTOCOL.md §2): when both ends dial at
 //! once, the connection dialled by the lower id survives, at whichever end the node is.
 
-mod common;
+mod in_process;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::*;
 use harness::wire::{decode, encode_peer, frame_len, Frame, PeerFrame};
 use harness::{Member, Node, NodeId};
+use in_process::*;
 
 /// A two-member cluster where the node is `node_id` and the other member is played by the test,
 /// listening on `scripted`.

@@ -1,16 +1,16 @@
 //! Real nodes on loopback: three members agree on one history; start order does not matter; a
 //! peer that sends garbage or the wrong cluster is dropped without hurting the ring.
 
-mod common;
+mod in_process;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
 use harness::wire::{encode_peer, PeerFrame};
 use harness::{Error, Member, Node, NodeId, NodeOptions};
+use in_process::*;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 

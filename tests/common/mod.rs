@@ -1,66 +1,270 @@
-//! Helpers shared by the node tests: free ports, cluster configs, bounded waits.
+//! Helpers shared by the process tests: loopback ports, a guard that stops every `harness node`
+//! it started by pid, bounded waits, and a pipelined submitter.
+//!
+//! Each test binary uses a subset of these, hence the `dead_code` allowance below.
 
-#![allow(dead_code)] // Each test file uses a different subset.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use harness::{CoreConfig, Delivery, Member, Node, NodeConfig, NodeId};
+use harness::client::{Client, ClientError};
+use harness::wire::{ClientReply, ErrorCode, NodeStatus};
+use harness::{NodeId, RingMode};
 
-/// The cluster hash every test node uses.
-pub const CLUSTER: u64 = 0x7e57;
+/// The binary under test.
+pub const HARNESS: &str = env!("CARGO_BIN_EXE_harness");
+/// How long a stopping node may take before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Broadcasts one submitter keeps outstanding.
+pub const WINDOW: usize = 256;
 
-/// Sets up logging once per test binary (`RUST_LOG=debug` to see it).
-pub fn init() {
-    let _ = env_logger::builder().is_test(true).try_init();
+/// Sets up logging once per test binary (STYLE.md, Logging).
+pub fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = env_logger::builder().is_test(true).try_init();
+    });
 }
 
-/// `n` ports that were free a moment ago: bind port 0, read it, let it go.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+/// `count` distinct loopback addresses whose ports were free a moment ago.
+pub fn free_ports(count: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<TcpListener> = (0..count).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap()).collect()
 }
 
-/// Configs for members 1..=n listening on `ports`.
-pub fn configs(ports: &[u16]) -> Vec<NodeConfig> {
-    let peers: BTreeMap<NodeId, SocketAddr> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| (NodeId(i as u16 + 1), SocketAddr::from(([127, 0, 0, 1], *port))))
-        .collect();
-    let universe: Vec<NodeId> = peers.keys().copied().collect();
-    peers
-        .iter()
-        .map(|(&id, &listen)| {
-            let mut core = CoreConfig::new(Member { id, incarnation: 1 }, universe.clone());
-            core.cluster = CLUSTER;
-            NodeConfig { core, listen, peers: peers.clone() }
-        })
-        .collect()
-}
-
-/// Starts a node on `config`.
-pub fn start(config: NodeConfig) -> Node {
-    Node::start(config).expect("node starts")
-}
-
-/// Takes `count` deliveries from `node`, failing after `deadline`.
-pub fn take_deliveries(node: &Node, count: usize, deadline: Duration) -> Vec<Delivery> {
+/// Polls `done` every `step` until it holds, at most `steps_max` times and until `deadline`.
+pub fn wait_until(
+    what: &str,
+    step: Duration,
+    steps_max: u32,
+    deadline: Duration,
+    mut done: impl FnMut() -> bool,
+) {
     let until = Instant::now() + deadline;
-    let mut got = Vec::with_capacity(count);
-    // Bounded by `count` and by the deadline.
-    while got.len() < count {
-        let left = until.saturating_duration_since(Instant::now());
-        match node.deliveries().recv_timeout(left) {
-            Ok(delivery) => got.push(delivery),
-            Err(e) => panic!("{}: {} of {count} deliveries before {e}", node.member(), got.len()),
+    for _ in 0..steps_max {
+        if done() {
+            return;
+        }
+        if Instant::now() >= until {
+            break;
+        }
+        std::thread::sleep(step);
+    }
+    panic!("timed out after {deadline:?} waiting for {what}");
+}
+
+/// Runs `harness args` to completion (bounded by `deadline`) with `RUST_LOG=off`, so stderr
+/// holds only what the binary prints itself.
+pub fn run_harness(args: &[&str], deadline: Duration) -> Output {
+    let mut child = Command::new(HARNESS)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut exited = false;
+    wait_until(
+        &format!("harness {args:?} (pid {pid}) to exit"),
+        Duration::from_millis(10),
+        100_000,
+        deadline,
+        || {
+            exited = matches!(child.try_wait(), Ok(Some(_)));
+            exited
+        },
+    );
+    child.wait_with_output().unwrap()
+}
+
+/// Node processes started by a test; dropping the guard stops them all by pid.
+pub struct Nodes {
+    /// Member `i + 1` listens on `addrs[i]`.
+    pub addrs: Vec<SocketAddr>,
+    /// The ring mode every member is started with.
+    pub ring: RingMode,
+    children: BTreeMap<NodeId, Child>,
+    log_dir: PathBuf,
+}
+
+impl Nodes {
+    /// A ring of `count` members on fresh loopback ports; nothing started yet.
+    pub fn new(name: &str, count: usize, ring: RingMode) -> Nodes {
+        let log_dir = std::env::temp_dir().join(format!("harness-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&log_dir).unwrap();
+        Nodes { addrs: free_ports(count), ring, children: BTreeMap::new(), log_dir }
+    }
+
+    /// Starts member `id` (1-based) with the whole peer list.
+    pub fn start(&mut self, id: u16) {
+        let peers: Vec<String> =
+            self.addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
+        let addr = self.addrs[usize::from(id) - 1].to_string();
+        let log = std::fs::File::create(self.log_dir.join(format!("node-{id}.log"))).unwrap();
+        let child = Command::new(HARNESS)
+            .args(["node", "--id", &id.to_string(), "--listen", &addr, "--peers", &peers.join(",")])
+            .args(["--ring", self.ring.as_str()])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        assert!(self.children.insert(NodeId(id), child).is_none(), "n{id} started twice");
+    }
+
+    /// The address of member `id`.
+    pub fn addr(&self, id: u16) -> SocketAddr {
+        self.addrs[usize::from(id) - 1]
+    }
+
+    /// Stops every node: SIGTERM by pid, then `Child::kill` after the grace period. Returns
+    /// each node's exit status (`None`: it had to be killed).
+    pub fn stop_all(&mut self) -> BTreeMap<NodeId, Option<ExitStatus>> {
+        for child in self.children.values_mut() {
+            // Only an unreaped child is signalled, so the pid is still ours.
+            if let Ok(None) = child.try_wait() {
+                let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            }
+        }
+        let mut ended = BTreeMap::new();
+        let until = Instant::now() + STOP_GRACE;
+        for _ in 0..10_000 {
+            for (id, child) in &mut self.children {
+                if let Ok(Some(status)) = child.try_wait() {
+                    ended.entry(*id).or_insert(Some(status));
+                }
+            }
+            if ended.len() == self.children.len() || Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for (id, mut child) in std::mem::take(&mut self.children) {
+            ended.entry(id).or_insert_with(|| {
+                // The grace period is over: the fallback the node cannot refuse.
+                let _ = child.kill();
+                let _ = child.wait();
+                None
+            });
+        }
+        ended
+    }
+
+    /// Where node `id`'s stderr goes.
+    pub fn log(&self, id: u16) -> PathBuf {
+        self.log_dir.join(format!("node-{id}.log"))
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        self.stop_all();
+        // The logs explain a failure; a passing test leaves nothing behind.
+        if std::thread::panicking() {
+            eprintln!("node logs kept in {}", self.log_dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.log_dir);
         }
     }
-    got
 }
 
-/// The (seq, origin, payload) history of some deliveries.
-pub fn history(deliveries: &[Delivery]) -> Vec<(u64, NodeId, Vec<u8>)> {
-    deliveries.iter().map(|d| (d.message.seq, d.message.id.origin, d.message.payload.to_vec())).collect()
+/// Connects to a node that may still be starting.
+pub fn connect(addr: SocketAddr, deadline: Duration) -> Client {
+    let mut client = None;
+    wait_until(
+        &format!("a client connection to {addr}"),
+        Duration::from_millis(50),
+        10_000,
+        deadline,
+        || {
+            client = Client::connect(addr, Duration::from_secs(5)).ok();
+            client.is_some()
+        },
+    );
+    client.unwrap()
+}
+
+/// Submits `messages` distinct payloads of node `id` with a window of `WINDOW`, asserting each
+/// is acknowledged exactly once; returns the seqs.
+pub fn submit(addr: SocketAddr, id: u16, messages: u64, deadline: Duration) -> Vec<u64> {
+    let until = Instant::now() + deadline;
+    let mut client = connect(addr, deadline);
+    let mut outstanding: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut acknowledged = vec![false; messages as usize];
+    let mut retry = Vec::new();
+    let mut seqs = Vec::new();
+    let mut next = 0;
+    for _ in 0..messages * 1000 + 100_000 {
+        if seqs.len() as u64 == messages {
+            return seqs;
+        }
+        assert!(Instant::now() < until, "n{id}: {} of {messages} acknowledged in {deadline:?}", seqs.len());
+        while outstanding.len() < WINDOW {
+            let index = match retry.pop() {
+                Some(index) => index,
+                None if next < messages => {
+                    next += 1;
+                    next - 1
+                }
+                None => break,
+            };
+            let mut payload = format!("test-n{id}-{index}").into_bytes();
+            payload.resize(64, b'.');
+            outstanding.insert(client.send_broadcast(&payload).unwrap(), index);
+        }
+        match client.recv_reply(Duration::from_millis(500)) {
+            Ok(ClientReply::Committed { request, seq }) => {
+                let index = outstanding.remove(&request).expect("a reply to a request in flight");
+                assert!(
+                    !std::mem::replace(&mut acknowledged[index as usize], true),
+                    "n{id}: {index} acked twice"
+                );
+                seqs.push(seq);
+            }
+            // Transient: the queue drains, the ring forms.
+            Ok(ClientReply::Error { request, code: ErrorCode::Busy | ErrorCode::NoQuorum, .. }) => {
+                retry.push(outstanding.remove(&request).expect("a reply to a request in flight"));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(other) => panic!("n{id}: unexpected reply {other:?}"),
+            Err(ClientError::Timeout { .. }) => {}
+            Err(e) => panic!("n{id}: {e}"),
+        }
+    }
+    panic!("n{id}: submit loop exhausted its steps");
+}
+
+/// Polls every node until each reports `total` delivered and committed; returns the statuses.
+pub fn wait_for_total(addrs: &[SocketAddr], total: u64, deadline: Duration) -> Vec<NodeStatus> {
+    let mut statuses: Vec<Option<NodeStatus>> = vec![None; addrs.len()];
+    let mut clients: Vec<Option<Client>> = addrs.iter().map(|_| None).collect();
+    wait_until(
+        &format!("every node to deliver {total}"),
+        Duration::from_millis(100),
+        10_000,
+        deadline,
+        || {
+            for ((addr, client), status) in addrs.iter().zip(&mut clients).zip(&mut statuses) {
+                if client.is_none() {
+                    *client = Client::connect(*addr, Duration::from_secs(1)).ok();
+                }
+                match client.as_mut().map(Client::status) {
+                    Some(Ok(s)) => *status = Some(s),
+                    _ => *client = None,
+                }
+            }
+            statuses
+                .iter()
+                .all(|s| s.as_ref().is_some_and(|s| s.delivered == total && s.committed_upto == total))
+        },
+    );
+    statuses.into_iter().map(Option::unwrap).collect()
 }

@@ -1,0 +1,206 @@
+//! The arguments of `harness node` and `harness demo`, parsed by pure functions.
+//!
+//! The peer list comes from `--peers ID=HOST:PORT,...` or from a hostfile (one `HOST[:PORT]` a
+//! line, the first host line being id 1). Every problem is a `CliError` naming the flag, found
+//! before anything binds a socket, so a mistyped ring fails at once on every host.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::error::CliError;
+use super::flags::{parse_address, parse_number, walk, DEFAULT_PORT};
+use crate::config::CoreConfig;
+use crate::ids::{Member, NodeId, RingMode};
+use crate::node::NodeConfig;
+use crate::replication::fnv1a;
+
+/// The cluster name used when `--cluster` is not given.
+pub const DEFAULT_CLUSTER: &str = "harness";
+/// FNV-1a's offset basis, the starting value of the cluster name's hash.
+const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+/// Most nodes `harness demo` starts on one machine.
+pub const DEMO_NODES_MAX: u64 = 64;
+/// Most messages each demo node submits.
+pub const DEMO_MESSAGES_MAX: u64 = 1_000_000;
+
+/// What `harness node` was asked to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeArgs {
+    /// This member's id.
+    pub id: NodeId,
+    /// Where to listen for peers and clients.
+    pub listen: SocketAddr,
+    /// Every member's address, this one's included.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// How batches travel.
+    pub ring: RingMode,
+    /// `--token-timeout`, when given.
+    pub token_timeout: Option<Duration>,
+    /// The cluster name; nodes of different clusters refuse each other's links.
+    pub cluster: String,
+}
+
+impl NodeArgs {
+    /// The node's configuration; `incarnation` must be new for every process start.
+    pub fn node_config(&self, incarnation: u64) -> Result<NodeConfig, CliError> {
+        let me = Member { id: self.id, incarnation };
+        let mut core = CoreConfig::new(me, self.peers.keys().copied().collect());
+        core.ring_mode = self.ring;
+        core.cluster = cluster_hash(&self.cluster);
+        if let Some(token_timeout) = self.token_timeout {
+            core.token_timeout = token_timeout;
+            // The idle hold is not a flag; keep it valid for a short token timeout rather than
+            // blaming a setting the operator never saw.
+            core.idle_hold = core.idle_hold.min(token_timeout / 4);
+        }
+        core.validate()?;
+        Ok(NodeConfig { core, listen: self.listen, peers: self.peers.clone() })
+    }
+}
+
+/// What `harness demo` was asked to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DemoArgs {
+    /// How many node processes.
+    pub nodes: usize,
+    /// Messages each node submits.
+    pub messages: u64,
+    /// How batches travel.
+    pub ring: RingMode,
+    /// Print one JSON object last.
+    pub json: bool,
+}
+
+/// The 64-bit identity of a cluster name.
+pub fn cluster_hash(name: &str) -> u64 {
+    fnv1a(FNV_OFFSET_BASIS, name.as_bytes())
+}
+
+/// Parses `harness node`'s flags; `read_file` reads the hostfile.
+pub fn parse_node_args(
+    args: &[String],
+    read_file: impl Fn(&Path) -> std::io::Result<String>,
+) -> Result<NodeArgs, CliError> {
+    let valued = ["id", "listen", "peers", "hostfile", "ring", "token-timeout", "cluster"];
+    let given = walk("node", args, &valued, &[])?;
+    let value = |flag: &str| given.iter().find(|g| g.flag == flag).and_then(|g| g.value.as_deref());
+
+    let id_text = value("id").ok_or(CliError::Required { flags: "--id" })?;
+    let id = NodeId(parse_number("id", id_text, 1, u64::from(u16::MAX))? as u16);
+    let peers = match (value("peers"), value("hostfile")) {
+        (Some(_), Some(_)) => return Err(CliError::Conflict { first: "peers", second: "hostfile" }),
+        (None, None) => return Err(CliError::Required { flags: "--peers or --hostfile" }),
+        (Some(list), None) => parse_peers(list)?,
+        (None, Some(path)) => {
+            let text =
+                read_file(Path::new(path)).map_err(|e| CliError::bad("hostfile", path, e.to_string()))?;
+            parse_hostfile(&text).map_err(|problem| CliError::bad("hostfile", path, problem))?
+        }
+    };
+    let Some(&own) = peers.get(&id) else {
+        let ids: Vec<String> = peers.keys().map(|id| id.0.to_string()).collect();
+        return Err(CliError::bad("id", id_text, format!("is not in the peer list (ids {})", ids.join(","))));
+    };
+    // Without --listen a node listens on its own entry of the peer list.
+    let listen = match value("listen") {
+        Some(text) => {
+            parse_address(text, DEFAULT_PORT).map_err(|problem| CliError::bad("listen", text, problem))?
+        }
+        None => own,
+    };
+    let ring = match value("ring") {
+        Some(text) => text.parse().map_err(|_| CliError::bad("ring", text, "must be bi or uni"))?,
+        None => RingMode::Bidirectional,
+    };
+    let token_timeout = match value("token-timeout") {
+        Some(text) => Some(Duration::from_millis(parse_number("token-timeout", text, 10, 3_600_000)?)),
+        None => None,
+    };
+    let cluster = match value("cluster") {
+        Some("") => return Err(CliError::bad("cluster", "", "must not be empty")),
+        Some(name) => name.to_string(),
+        None => DEFAULT_CLUSTER.to_string(),
+    };
+    Ok(NodeArgs { id, listen, peers, ring, token_timeout, cluster })
+}
+
+/// Parses `--peers 1=HOST:PORT,2=HOST:PORT,...`.
+pub fn parse_peers(list: &str) -> Result<BTreeMap<NodeId, SocketAddr>, CliError> {
+    let mut peers = BTreeMap::new();
+    for entry in list.split(',').map(str::trim) {
+        let Some((id_text, addr_text)) = entry.split_once('=') else {
+            return Err(CliError::bad("peers", list, format!("entry {entry:?} is not ID=HOST:PORT")));
+        };
+        let id = match id_text.trim().parse::<u16>() {
+            Ok(id) if id >= 1 => NodeId(id),
+            _ => {
+                return Err(CliError::bad(
+                    "peers",
+                    list,
+                    format!("id {id_text:?} is not a number in 1..=65535"),
+                ))
+            }
+        };
+        let addr = parse_address(addr_text, DEFAULT_PORT)
+            .map_err(|problem| CliError::bad("peers", list, format!("id {}: {problem}", id.0)))?;
+        insert_peer(&mut peers, id, addr).map_err(|problem| CliError::bad("peers", list, problem))?;
+    }
+    Ok(peers)
+}
+
+/// Parses a hostfile: one `HOST[:PORT]` a line (port 7100 when omitted), `#` starts a comment,
+/// blank lines are skipped, and the n-th host line is id n.
+pub fn parse_hostfile(text: &str) -> Result<BTreeMap<NodeId, SocketAddr>, String> {
+    let mut peers = BTreeMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let host = line.split('#').next().unwrap_or("").trim();
+        if host.is_empty() {
+            continue;
+        }
+        let line_number = index + 1;
+        let id = u16::try_from(peers.len() + 1).map_err(|_| "lists more than 65535 hosts".to_string())?;
+        let addr =
+            parse_address(host, DEFAULT_PORT).map_err(|problem| format!("line {line_number}: {problem}"))?;
+        insert_peer(&mut peers, NodeId(id), addr)
+            .map_err(|problem| format!("line {line_number}: {problem}"))?;
+    }
+    if peers.is_empty() {
+        return Err("lists no hosts".to_string());
+    }
+    Ok(peers)
+}
+
+/// Adds a peer, refusing a repeated id or two ids at one address (they could never both bind).
+fn insert_peer(peers: &mut BTreeMap<NodeId, SocketAddr>, id: NodeId, addr: SocketAddr) -> Result<(), String> {
+    if peers.contains_key(&id) {
+        return Err(format!("lists id {} twice", id.0));
+    }
+    if let Some((other, _)) = peers.iter().find(|(_, a)| **a == addr) {
+        return Err(format!("ids {} and {} both have {addr}", other.0, id.0));
+    }
+    peers.insert(id, addr);
+    Ok(())
+}
+
+/// Parses `harness demo`'s flags.
+pub fn parse_demo_args(args: &[String]) -> Result<DemoArgs, CliError> {
+    let given = walk("demo", args, &["nodes", "messages", "ring"], &["json"])?;
+    let mut demo = DemoArgs { nodes: 5, messages: 2000, ring: RingMode::Bidirectional, json: false };
+    for g in given {
+        let text = g.value.as_deref().unwrap_or("");
+        match g.flag {
+            "nodes" => demo.nodes = parse_number("nodes", text, 1, DEMO_NODES_MAX)? as usize,
+            "messages" => demo.messages = parse_number("messages", text, 1, DEMO_MESSAGES_MAX)?,
+            "ring" => {
+                demo.ring = text.parse().map_err(|_| CliError::bad("ring", text, "must be bi or uni"))?
+            }
+            _ => demo.json = true,
+        }
+    }
+    Ok(demo)
+}
+
+#[cfg(test)]
+mod tests;

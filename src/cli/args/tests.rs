@@ -1,0 +1,126 @@
+//! Unit tests of `harness node` and `harness demo` argument parsing: one story per mistake an
+//! operator makes, each checked against the one line they will read.
+
+use std::io;
+
+use super::*;
+
+fn strings(args: &str) -> Vec<String> {
+    args.split_whitespace().map(str::to_string).collect()
+}
+
+fn no_files(_: &Path) -> io::Result<String> {
+    Err(io::Error::new(io::ErrorKind::NotFound, "no such file"))
+}
+
+fn node(args: &str) -> Result<NodeArgs, CliError> {
+    parse_node_args(&strings(args), no_files)
+}
+
+fn node_error(args: &str) -> String {
+    node(args).unwrap_err().to_string()
+}
+
+const PEERS: &str = "--peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103";
+
+#[test]
+fn a_full_command_line_becomes_a_node_config() {
+    let args =
+        node(&format!("--id 2 --listen 0.0.0.0:7102 {PEERS} --ring uni --token-timeout 500 --cluster a"))
+            .unwrap();
+    assert_eq!(args.id, NodeId(2));
+    assert_eq!(args.listen, "0.0.0.0:7102".parse().unwrap());
+    assert_eq!(args.peers.len(), 3);
+    let config = args.node_config(42).unwrap();
+    assert_eq!(config.core.me, Member { id: NodeId(2), incarnation: 42 });
+    assert_eq!(config.core.universe, vec![NodeId(1), NodeId(2), NodeId(3)]);
+    assert_eq!(config.core.ring_mode, RingMode::Unidirectional);
+    assert_eq!(config.core.token_timeout, Duration::from_millis(500));
+    assert_eq!(config.core.cluster, cluster_hash("a"));
+    assert_ne!(cluster_hash("a"), cluster_hash("b"));
+}
+
+#[test]
+fn listen_defaults_to_the_own_peer_entry_and_ring_to_bi() {
+    let args = node(&format!("--id 3 {PEERS}")).unwrap();
+    assert_eq!(args.listen, "127.0.0.1:7103".parse().unwrap());
+    assert_eq!(args.ring, RingMode::Bidirectional);
+    assert_eq!(args.cluster, DEFAULT_CLUSTER);
+    // A short token timeout pulls the idle hold down with it instead of failing validation.
+    let short = node(&format!("--id 3 {PEERS} --token-timeout 40")).unwrap();
+    assert!(short.node_config(1).is_ok());
+}
+
+#[test]
+fn every_mistake_names_its_flag() {
+    assert_eq!(node_error(PEERS), "--id is required");
+    assert_eq!(node_error("--id 1"), "--peers or --hostfile is required");
+    assert_eq!(node_error(&format!("--id x {PEERS}")), "bad --id \"x\": must be a number in 1..=65535");
+    assert_eq!(node_error(&format!("--id 0 {PEERS}")), "bad --id \"0\": must be a number in 1..=65535");
+    assert_eq!(node_error(&format!("--id 9 {PEERS}")), "bad --id \"9\": is not in the peer list (ids 1,2,3)");
+    assert_eq!(node_error(&format!("--id 1 {PEERS} --ring both")), "bad --ring \"both\": must be bi or uni");
+    assert_eq!(
+        node_error(&format!("--id 1 {PEERS} --hostfile hosts")),
+        "--peers and --hostfile exclude each other"
+    );
+    assert!(node_error(&format!("--id 1 {PEERS} --listen 127.0.0.1:x")).starts_with("bad --listen"));
+    assert!(node_error(&format!("--id 1 {PEERS} --token-timeout 5")).starts_with("bad --token-timeout"));
+    assert!(node_error(&format!("--id 1 {PEERS} --cluster=")).starts_with("bad --cluster"));
+    assert!(node_error(&format!("--id 1 {PEERS} --verbose")).starts_with("unknown flag --verbose"));
+}
+
+#[test]
+fn peer_lists_refuse_repeats_and_nonsense() {
+    let error = |list: &str| parse_peers(list).unwrap_err().to_string();
+    assert!(error("1=127.0.0.1:1,1=127.0.0.1:2").ends_with("lists id 1 twice"));
+    assert!(error("1=127.0.0.1:1,2=127.0.0.1:1").ends_with("ids 1 and 2 both have 127.0.0.1:1"));
+    assert!(error("1=127.0.0.1:1,127.0.0.1:2").contains("is not ID=HOST:PORT"));
+    assert!(error("0=127.0.0.1:1").contains("id \"0\""));
+    assert!(error("1=127.0.0.1:port").contains("id 1: port \"port\""));
+    assert!(error("1=127.0.0.1:1,").contains("entry \"\""));
+    assert!(error("").starts_with("bad --peers"));
+}
+
+#[test]
+fn hostfile_lines_are_ids_in_order_with_comments_and_default_port() {
+    let text = "# the rack\n\n10.0.0.1\n10.0.0.2:7200   # the odd one\n  \n[::1]\n";
+    let peers = parse_hostfile(text).unwrap();
+    let expected: Vec<(NodeId, SocketAddr)> = vec![
+        (NodeId(1), "10.0.0.1:7100".parse().unwrap()),
+        (NodeId(2), "10.0.0.2:7200".parse().unwrap()),
+        (NodeId(3), "[::1]:7100".parse().unwrap()),
+    ];
+    assert_eq!(peers.into_iter().collect::<Vec<_>>(), expected);
+    assert_eq!(parse_hostfile("# nothing\n").unwrap_err(), "lists no hosts");
+    assert_eq!(
+        parse_hostfile("10.0.0.1\n10.0.0.1\n").unwrap_err(),
+        "line 2: ids 1 and 2 both have 10.0.0.1:7100"
+    );
+    assert!(parse_hostfile("10.0.0.1\nnot a host\n").unwrap_err().starts_with("line 2:"));
+}
+
+#[test]
+fn a_hostfile_supplies_peers_and_the_listen_address() {
+    let read = |path: &Path| {
+        assert_eq!(path, Path::new("hosts"));
+        Ok("127.0.0.1:7201\n127.0.0.1:7202\n".to_string())
+    };
+    let args = parse_node_args(&strings("--id 2 --hostfile hosts"), read).unwrap();
+    assert_eq!(args.listen, "127.0.0.1:7202".parse().unwrap());
+    assert_eq!(args.peers.len(), 2);
+    let error = node_error("--id 1 --hostfile hosts");
+    assert_eq!(error, "bad --hostfile \"hosts\": no such file");
+    let empty = parse_node_args(&strings("--id 1 --hostfile hosts"), |_| Ok(String::new())).unwrap_err();
+    assert_eq!(empty.to_string(), "bad --hostfile \"hosts\": lists no hosts");
+}
+
+#[test]
+fn demo_flags_have_defaults_and_bounds() {
+    let demo = parse_demo_args(&[]).unwrap();
+    assert_eq!(demo, DemoArgs { nodes: 5, messages: 2000, ring: RingMode::Bidirectional, json: false });
+    let demo = parse_demo_args(&strings("--nodes 3 --messages 10 --ring uni --json")).unwrap();
+    assert_eq!(demo, DemoArgs { nodes: 3, messages: 10, ring: RingMode::Unidirectional, json: true });
+    assert!(parse_demo_args(&strings("--nodes 65")).unwrap_err().to_string().starts_with("bad --nodes"));
+    assert!(parse_demo_args(&strings("--messages 0")).unwrap_err().to_string().starts_with("bad --messages"));
+    assert!(parse_demo_args(&strings("--id 1")).unwrap_err().to_string().starts_with("unknown flag --id"));
+}

@@ -1,0 +1,73 @@
+//! `harness node`: run one member until Ctrl-C or SIGTERM, then leave cleanly.
+//!
+//! The signal handler only sends on a channel (it runs on ctrlc's own thread and must not touch
+//! the node); this thread waits on that channel while draining deliveries, because the node
+//! never drops a delivery and would stall the ring if nobody took them.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::select;
+
+use super::args::NodeArgs;
+use super::error::CliError;
+use crate::error::Error;
+use crate::node::Node;
+
+/// Runs the member described by `args` until a termination signal arrives.
+pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
+    let config = args.node_config(incarnation())?;
+    // Installed before the node starts, so an early SIGTERM still stops it cleanly.
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    ctrlc::set_handler(move || {
+        // A second signal while stopping finds the channel full; one is enough.
+        let _ = stop_tx.try_send(());
+    })
+    .map_err(|e| CliError::Start(Error::io("install the signal handler", std::io::Error::other(e))))?;
+
+    let node = Node::start(config).map_err(|e| match e {
+        // The runtime's own validation names a flag too; say so without "cannot start".
+        Error::Config(e) => CliError::Config(e),
+        other => CliError::Start(other),
+    })?;
+    log::info!(
+        "{} listening on {}: {} members, ring {}, cluster {}",
+        args.id,
+        node.local_addr(),
+        args.peers.len(),
+        args.ring.as_str(),
+        args.cluster
+    );
+    let mut delivered: u64 = 0;
+    let outcome = loop {
+        select! {
+            recv(stop_rx) -> _ => break Ok(()),
+            recv(node.deliveries()) -> delivery => match delivery {
+                Ok(_) => delivered += 1,
+                // The runtime dropped its sender: it ended without being asked to.
+                Err(_) => break Err(CliError::Runtime(Error::Stopped)),
+            },
+        }
+    };
+    log::info!("{} stopping after {} deliveries", args.id, delivered);
+    node.stop().map_err(CliError::Runtime)?;
+    outcome
+}
+
+/// A new incarnation for every process start: microseconds since the Unix epoch, so a
+/// restarted member's incarnation is larger than its last one (docs/PROTOCOL.md §1).
+fn incarnation() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incarnations_grow_between_starts() {
+        let first = incarnation();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(incarnation() > first);
+    }
+}

@@ -1,0 +1,279 @@
+//! The synchronous client: one TCP connection to one node, over which it broadcasts messages
+//! and asks for status (docs/PROTOCOL.md, client requests).
+//!
+//! Requests may be pipelined: `send_broadcast` returns at once with the request number and
+//! `recv_reply` hands back replies as they come, in whatever order the node commits them.
+//! `broadcast` and `status` wait for their own reply and keep any other reply that arrives
+//! meanwhile for a later `recv_reply`, so both styles mix on one connection. Every call has a
+//! deadline and every buffer a named maximum, so a silent or misbehaving node costs a bounded
+//! wait and bounded memory, never a hang.
+
+mod error;
+
+pub use error::{code_name, ClientError};
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::ids::Seq;
+use crate::wire::{self, ClientReply, ClientRequest, Frame, NodeStatus, FRAME_BYTES_MAX};
+
+/// Room left in a frame for its envelope and request number; the rest may be payload.
+const ENVELOPE_BYTES_MAX: usize = 1024;
+/// The largest payload one broadcast may carry.
+pub const PAYLOAD_BYTES_MAX: usize = FRAME_BYTES_MAX - ENVELOPE_BYTES_MAX;
+/// How much one read asks the socket for.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Most replies kept for a later `recv_reply` while waiting for a particular one.
+const REPLIES_KEPT_MAX: usize = 1 << 20;
+
+/// A connection to one node.
+pub struct Client {
+    stream: TcpStream,
+    addr: SocketAddr,
+    timeout: Duration,
+    /// Received bytes; the unread ones start at `inbox_head`. Never more than one maximal
+    /// frame plus one read chunk, because `frame_len` refuses longer announcements.
+    inbox: Vec<u8>,
+    inbox_head: usize,
+    /// Reused encoding buffer.
+    outbox: Vec<u8>,
+    /// Replies that arrived while `broadcast` or `status` waited for another one.
+    kept: VecDeque<ClientReply>,
+    next_request: u64,
+    /// Requests sent whose reply has not been handed to the caller yet.
+    in_flight: usize,
+}
+
+impl Client {
+    /// Connects to the node at `addr`; `timeout` bounds the connect and is the default wait
+    /// of every later `broadcast`, `status` and send.
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Client, ClientError> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|source| ClientError::Connect { addr, source })?;
+        let configure = |source| ClientError::Io { addr, action: "configure", source };
+        // Requests are small and latency matters more than packet count.
+        stream.set_nodelay(true).map_err(configure)?;
+        stream.set_write_timeout(Some(timeout)).map_err(configure)?;
+        Ok(Client {
+            stream,
+            addr,
+            timeout,
+            inbox: Vec::new(),
+            inbox_head: 0,
+            outbox: Vec::new(),
+            kept: VecDeque::new(),
+            next_request: 1,
+            in_flight: 0,
+        })
+    }
+
+    /// The node's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Requests sent whose reply has not been returned yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Broadcasts `payload` and waits until it is committed; returns its seq.
+    pub fn broadcast(&mut self, payload: &[u8]) -> Result<Seq, ClientError> {
+        let request = self.send_broadcast(payload)?;
+        match self.wait_for(request, "commit")? {
+            ClientReply::Committed { seq, .. } => Ok(seq),
+            other => Err(self.refusal_or_unexpected(other)),
+        }
+    }
+
+    /// The node's status.
+    pub fn status(&mut self) -> Result<NodeStatus, ClientError> {
+        let request = self.take_request_number();
+        self.send(&ClientRequest::Status { request })?;
+        match self.wait_for(request, "status")? {
+            ClientReply::Status { status, .. } => Ok(status),
+            other => Err(self.refusal_or_unexpected(other)),
+        }
+    }
+
+    /// Sends a broadcast without waiting; returns the request number its reply will carry.
+    pub fn send_broadcast(&mut self, payload: &[u8]) -> Result<u64, ClientError> {
+        if payload.len() > PAYLOAD_BYTES_MAX {
+            return Err(ClientError::PayloadTooLarge { bytes: payload.len(), max: PAYLOAD_BYTES_MAX });
+        }
+        let request = self.take_request_number();
+        self.send(&ClientRequest::Broadcast { request, payload: payload.into() })?;
+        Ok(request)
+    }
+
+    /// The next reply to any request sent, waiting at most `timeout`. Refusals come back as
+    /// `ClientReply::Error` values, since the caller decides whether to retry.
+    pub fn recv_reply(&mut self, timeout: Duration) -> Result<ClientReply, ClientError> {
+        let reply = match self.kept.pop_front() {
+            Some(reply) => reply,
+            None => self.read_reply(Instant::now() + timeout, "reply", timeout)?,
+        };
+        self.in_flight -= 1;
+        Ok(reply)
+    }
+
+    fn take_request_number(&mut self) -> u64 {
+        let request = self.next_request;
+        self.next_request += 1;
+        request
+    }
+
+    fn send(&mut self, request: &ClientRequest) -> Result<(), ClientError> {
+        self.outbox.clear();
+        wire::encode_request(request, &mut self.outbox);
+        match self.stream.write_all(&self.outbox) {
+            Ok(()) => {
+                self.in_flight += 1;
+                Ok(())
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                // The node stopped reading: its queues are full or it hangs.
+                Err(ClientError::Timeout {
+                    addr: self.addr,
+                    waiting_for: "room to send",
+                    waited: self.timeout,
+                })
+            }
+            Err(source) => Err(ClientError::Io { addr: self.addr, action: "send", source }),
+        }
+    }
+
+    /// Reads replies until the one to `request`, keeping the others for `recv_reply`.
+    fn wait_for(&mut self, request: u64, waiting_for: &'static str) -> Result<ClientReply, ClientError> {
+        if let Some(index) = self.kept.iter().position(|reply| reply_request(reply) == request) {
+            self.in_flight -= 1;
+            return Ok(self.kept.remove(index).expect("index found above"));
+        }
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let reply = self.read_reply(deadline, waiting_for, self.timeout)?;
+            if reply_request(&reply) == request {
+                self.in_flight -= 1;
+                return Ok(reply);
+            }
+            if self.kept.len() >= REPLIES_KEPT_MAX {
+                return Err(ClientError::Unexpected { addr: self.addr, what: "flood of replies".into() });
+            }
+            self.kept.push_back(reply);
+        }
+    }
+
+    /// Reads one reply from the socket; it must answer a request in flight.
+    fn read_reply(
+        &mut self,
+        deadline: Instant,
+        waiting_for: &'static str,
+        waited: Duration,
+    ) -> Result<ClientReply, ClientError> {
+        let addr = self.addr;
+        if self.in_flight <= self.kept.len() {
+            // Nothing is owed to us, so waiting could only time out.
+            return Err(ClientError::Unexpected {
+                addr,
+                what: format!("wait for a {waiting_for}: nothing in flight"),
+            });
+        }
+        loop {
+            let unread = &self.inbox[self.inbox_head..];
+            if let Some(len) =
+                wire::frame_len(unread).map_err(|source| ClientError::Decode { addr, source })?
+            {
+                let frame =
+                    wire::decode(&unread[..len]).map_err(|source| ClientError::Decode { addr, source })?;
+                self.inbox_head += len;
+                let reply = match frame {
+                    Frame::Reply(reply) => reply,
+                    Frame::Peer(_) => {
+                        return Err(ClientError::Unexpected { addr, what: "peer frame".into() })
+                    }
+                    Frame::Request(_) => {
+                        return Err(ClientError::Unexpected { addr, what: "request".into() })
+                    }
+                };
+                let request = reply_request(&reply);
+                if request == 0 || request >= self.next_request {
+                    return Err(ClientError::Unexpected {
+                        addr,
+                        what: format!("reply to request {request}"),
+                    });
+                }
+                return Ok(reply);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::Timeout { addr, waiting_for, waited });
+            }
+            self.fill(deadline - now)?;
+        }
+    }
+
+    /// Reads what the socket has, waiting at most `wait` (which must not be zero).
+    fn fill(&mut self, wait: Duration) -> Result<(), ClientError> {
+        let addr = self.addr;
+        if self.inbox_head > 0 {
+            // Compact before growing, so the buffer stays within its bound.
+            self.inbox.drain(..self.inbox_head);
+            self.inbox_head = 0;
+        }
+        self.stream.set_read_timeout(Some(wait)).map_err(|source| ClientError::Io {
+            addr,
+            action: "configure",
+            source,
+        })?;
+        let start = self.inbox.len();
+        self.inbox.resize(start + READ_CHUNK_BYTES, 0);
+        let read = match self.stream.read(&mut self.inbox[start..]) {
+            Ok(0) => {
+                self.inbox.truncate(start);
+                return Err(ClientError::Closed { addr });
+            }
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                0
+            }
+            Err(source) => {
+                self.inbox.truncate(start);
+                return Err(ClientError::Io { addr, action: "receive", source });
+            }
+        };
+        self.inbox.truncate(start + read);
+        Ok(())
+    }
+
+    fn refusal_or_unexpected(&self, reply: ClientReply) -> ClientError {
+        match reply {
+            ClientReply::Error { request, code, message } => ClientError::Rejected { request, code, message },
+            ClientReply::Committed { request, .. } => {
+                ClientError::Unexpected { addr: self.addr, what: format!("commit for request {request}") }
+            }
+            ClientReply::Status { request, .. } => {
+                ClientError::Unexpected { addr: self.addr, what: format!("status for request {request}") }
+            }
+        }
+    }
+}
+
+/// The request a reply answers.
+pub fn reply_request(reply: &ClientReply) -> u64 {
+    match reply {
+        ClientReply::Committed { request, .. }
+        | ClientReply::Status { request, .. }
+        | ClientReply::Error { request, .. } => *request,
+    }
+}
+
+#[cfg(test)]
+mod tests;

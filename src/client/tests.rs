@@ -1,0 +1,216 @@
+//! Unit tests of the client against a scripted node on loopback: pipelining, kept replies,
+//! refusals, timeouts, a closed connection and garbage bytes.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::*;
+use crate::ids::{Member, NodeId, ViewId};
+use crate::wire::ErrorCode;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A node that answers each batch of requests it reads with `answer(requests)`'s bytes.
+fn scripted_node(
+    mut answer: impl FnMut(Vec<ClientRequest>) -> Option<Vec<u8>> + Send + 'static,
+) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Bounded: a test never needs more than a few hundred reads.
+        for _ in 0..1000 {
+            let n = match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            let mut requests = Vec::new();
+            while let Some(len) = wire::frame_len(&buf).unwrap() {
+                match wire::decode(&buf[..len]).unwrap() {
+                    Frame::Request(request) => requests.push(request),
+                    other => panic!("client sent {other:?}"),
+                }
+                buf.drain(..len);
+            }
+            match answer(requests) {
+                Some(bytes) => stream.write_all(&bytes).unwrap(),
+                None => return,
+            }
+        }
+    });
+    (addr, handle)
+}
+
+fn reply_bytes(replies: &[ClientReply]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for reply in replies {
+        wire::encode_reply(reply, &mut out);
+    }
+    out
+}
+
+fn status_of(request: u64) -> ClientReply {
+    let member = Member { id: NodeId(2), incarnation: 7 };
+    let status = NodeStatus {
+        member,
+        view: ViewId(1),
+        primary: true,
+        ring: vec![member],
+        delivered: 40,
+        committed_upto: 40,
+        state_digest: 0xfeed,
+        delivery_digest: 0xbeef,
+        rotations: 3,
+    };
+    ClientReply::Status { request, status }
+}
+
+#[test]
+fn broadcast_waits_for_its_commit() {
+    let (addr, node) = scripted_node(|requests| {
+        let replies: Vec<_> = requests
+            .iter()
+            .map(|r| match r {
+                ClientRequest::Broadcast { request, payload } => {
+                    assert_eq!(&payload[..], b"hello");
+                    ClientReply::Committed { request: *request, seq: 41 }
+                }
+                ClientRequest::Status { request } => status_of(*request),
+            })
+            .collect();
+        Some(reply_bytes(&replies))
+    });
+    let mut client = Client::connect(addr, WAIT).unwrap();
+    assert_eq!(client.broadcast(b"hello").unwrap(), 41);
+    let status = client.status().unwrap();
+    assert_eq!((status.delivered, status.delivery_digest), (40, 0xbeef));
+    assert_eq!(client.in_flight(), 0);
+    drop(client);
+    node.join().unwrap();
+}
+
+#[test]
+fn pipelined_replies_may_come_in_any_order_and_mix_with_status() {
+    // The node answers the broadcasts only once the status request arrives, in reverse order,
+    // after the status reply: `status` must keep them for `recv_reply`.
+    let mut held = Vec::new();
+    let (addr, node) = scripted_node(move |requests| {
+        let mut replies = Vec::new();
+        for request in requests {
+            match request {
+                ClientRequest::Broadcast { request, .. } => held.push(request),
+                ClientRequest::Status { request } => {
+                    replies.push(status_of(request));
+                    for (i, held) in held.drain(..).rev().enumerate() {
+                        replies.push(ClientReply::Committed { request: held, seq: 100 + i as u64 });
+                    }
+                }
+            }
+        }
+        Some(reply_bytes(&replies))
+    });
+    let mut client = Client::connect(addr, WAIT).unwrap();
+    let sent: Vec<u64> = (0..3).map(|i| client.send_broadcast(format!("m{i}").as_bytes()).unwrap()).collect();
+    assert_eq!(client.in_flight(), 3);
+    assert_eq!(client.status().unwrap().member.id, NodeId(2));
+    let mut answered = Vec::new();
+    for _ in 0..3 {
+        match client.recv_reply(WAIT).unwrap() {
+            ClientReply::Committed { request, .. } => answered.push(request),
+            other => panic!("{other:?}"),
+        }
+    }
+    answered.sort();
+    assert_eq!(answered, sent);
+    assert_eq!(client.in_flight(), 0);
+    drop(client);
+    node.join().unwrap();
+}
+
+#[test]
+fn a_refusal_is_an_error_of_broadcast_and_a_value_of_recv_reply() {
+    let (addr, node) = scripted_node(|requests| {
+        let replies: Vec<_> = requests
+            .iter()
+            .map(|r| match r {
+                ClientRequest::Broadcast { request, .. } | ClientRequest::Status { request } => {
+                    ClientReply::Error {
+                        request: *request,
+                        code: ErrorCode::Busy,
+                        message: "queue full".into(),
+                    }
+                }
+            })
+            .collect();
+        Some(reply_bytes(&replies))
+    });
+    let mut client = Client::connect(addr, WAIT).unwrap();
+    let error = client.broadcast(b"x").unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    let request = client.send_broadcast(b"y").unwrap();
+    match client.recv_reply(WAIT).unwrap() {
+        ClientReply::Error { request: r, code: ErrorCode::Busy, .. } => assert_eq!(r, request),
+        other => panic!("{other:?}"),
+    }
+    drop(client);
+    node.join().unwrap();
+}
+
+#[test]
+fn a_silent_node_times_out_and_a_closed_one_is_reported() {
+    let (addr, node) = scripted_node(|_| Some(Vec::new()));
+    let mut client = Client::connect(addr, Duration::from_millis(200)).unwrap();
+    let error = client.broadcast(b"x").unwrap_err();
+    assert!(matches!(error, ClientError::Timeout { waiting_for: "commit", .. }), "{error}");
+    drop(client);
+    node.join().unwrap();
+
+    let (addr, node) = scripted_node(|_| None);
+    let mut client = Client::connect(addr, WAIT).unwrap();
+    client.send_broadcast(b"x").unwrap();
+    let error = client.recv_reply(WAIT).unwrap_err();
+    assert!(matches!(error, ClientError::Closed { .. }), "{error}");
+    node.join().unwrap();
+}
+
+#[test]
+fn garbage_and_unsolicited_replies_are_errors_not_panics() {
+    let (addr, node) = scripted_node(|_| Some(vec![0xff; 64]));
+    let mut client = Client::connect(addr, WAIT).unwrap();
+    let error = client.broadcast(b"x").unwrap_err();
+    assert!(matches!(error, ClientError::Decode { .. }), "{error}");
+    drop(client);
+    node.join().unwrap();
+
+    let (addr, node) =
+        scripted_node(|_| Some(reply_bytes(&[ClientReply::Committed { request: 99, seq: 1 }])));
+    let mut client = Client::connect(addr, WAIT).unwrap();
+    let error = client.broadcast(b"x").unwrap_err();
+    assert!(matches!(error, ClientError::Unexpected { .. }), "{error}");
+    drop(client);
+    node.join().unwrap();
+}
+
+#[test]
+fn nothing_in_flight_and_oversized_payloads_fail_at_once() {
+    let (addr, node) = scripted_node(|_| None);
+    let mut client = Client::connect(addr, WAIT).unwrap();
+    assert!(matches!(client.recv_reply(WAIT), Err(ClientError::Unexpected { .. })));
+    let big = vec![0u8; PAYLOAD_BYTES_MAX + 1];
+    assert!(matches!(client.send_broadcast(&big), Err(ClientError::PayloadTooLarge { .. })));
+    drop(client);
+    node.join().unwrap();
+}
+
+#[test]
+fn connecting_to_a_closed_port_names_the_address() {
+    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let error = Client::connect(addr, WAIT).err().expect("nothing listens");
+    assert!(error.to_string().starts_with(&format!("connect to {addr}")), "{error}");
+}

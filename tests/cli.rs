@@ -1,0 +1,119 @@
+//! The `harness` command line as operators meet it: a bad flag or an address in use is one
+//! line on stderr naming the flag or address, exit code 2; `--help` exits 0; a node stops
+//! cleanly on SIGTERM.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{run_harness, wait_until, HARNESS};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Runs `args`, expects exit code 2 and exactly one stderr line `harness: ...` containing each
+/// of `names`.
+fn expect_usage_error(args: &[&str], names: &[&str]) {
+    let output = run_harness(args, DEADLINE);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?} printed {stderr:?}");
+    assert!(lines[0].starts_with("harness: "), "{stderr}");
+    for name in names {
+        assert!(lines[0].contains(name), "{args:?}: {stderr:?} does not name {name}");
+    }
+}
+
+#[test]
+fn bad_flags_are_one_line_naming_the_flag_and_exit_2() {
+    let peers = "1=127.0.0.1:7101,2=127.0.0.1:7102";
+    expect_usage_error(&[], &["command"]);
+    expect_usage_error(&["serve"], &["serve"]);
+    expect_usage_error(&["node", "--peers", peers], &["--id"]);
+    expect_usage_error(&["node", "--id", "1"], &["--peers", "--hostfile"]);
+    expect_usage_error(&["node", "--id", "x", "--peers", peers], &["--id", "\"x\""]);
+    expect_usage_error(&["node", "--id", "1", "--peers", peers, "--verbose"], &["--verbose"]);
+    expect_usage_error(&["node", "--id", "1", "--peers", peers, "--ring"], &["--ring"]);
+    expect_usage_error(&["node", "--id", "1", "--peers", peers, "--ring", "both"], &["--ring"]);
+    expect_usage_error(&["node", "--id", "3", "--peers", peers], &["--id", "peer list"]);
+    expect_usage_error(
+        &["node", "--id", "1", "--peers", "1=127.0.0.1:7101,1=127.0.0.1:7102"],
+        &["--peers", "twice"],
+    );
+    expect_usage_error(&["node", "--id", "1", "--peers", "1=127.0.0.1:nope"], &["--peers", "nope"]);
+    expect_usage_error(&["node", "--id", "1", "--peers", peers, "--listen", "127.0.0.1:x"], &["--listen"]);
+    expect_usage_error(
+        &["node", "--id", "1", "--peers", peers, "--hostfile", "hosts"],
+        &["--peers", "--hostfile"],
+    );
+    expect_usage_error(
+        &["node", "--id", "1", "--peers", peers, "--token-timeout", "0"],
+        &["--token-timeout"],
+    );
+    expect_usage_error(&["demo", "--nodes", "0"], &["--nodes"]);
+    expect_usage_error(&["demo", "--ring", "uni", "--json=1"], &["--json"]);
+}
+
+#[test]
+fn hostfile_problems_name_the_hostfile() {
+    let dir = std::env::temp_dir().join(format!("harness-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing");
+    expect_usage_error(
+        &["node", "--id", "1", "--hostfile", missing.to_str().unwrap()],
+        &["--hostfile", "missing"],
+    );
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "# two hosts\n127.0.0.1:7101\n\n127.0.0.1\n").unwrap();
+    expect_usage_error(&["node", "--id", "3", "--hostfile", hosts.to_str().unwrap()], &["--id", "peer list"]);
+    std::fs::write(&hosts, "127.0.0.1:7101\n127.0.0.1:7101\n").unwrap();
+    expect_usage_error(
+        &["node", "--id", "1", "--hostfile", hosts.to_str().unwrap()],
+        &["--hostfile", "line 2"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn help_prints_usage_and_exits_0() {
+    for args in [&["--help"][..], &["node", "--help"], &["demo", "--nodes", "3", "--help"]] {
+        let output = run_harness(args, DEADLINE);
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("harness node --id N"), "{stdout}");
+        assert!(stdout.contains("--hostfile FILE"), "{stdout}");
+    }
+}
+
+#[test]
+fn an_address_in_use_is_named_and_exits_2() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    expect_usage_error(&["node", "--id", "1", "--peers", &format!("1={addr}")], &[&addr]);
+    // The same with the address also given as --listen.
+    let peers = format!("1=127.0.0.1:1,2={addr}");
+    expect_usage_error(&["node", "--id", "2", "--listen", &addr, "--peers", &peers], &[&addr]);
+}
+
+#[test]
+fn a_lone_node_stops_cleanly_on_sigterm() {
+    // A ring of one: it needs no peer, so this holds for any node runtime.
+    let addr = common::free_ports(1)[0];
+    let mut child = Command::new(HARNESS)
+        .args(["node", "--id", "1", "--peers", &format!("1={addr}")])
+        .env("RUST_LOG", "off")
+        .spawn()
+        .unwrap();
+    wait_until("the node to listen", Duration::from_millis(20), 1000, DEADLINE, || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let mut status = None;
+    wait_until("the node to exit", Duration::from_millis(20), 1000, DEADLINE, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(status.unwrap().success(), "{status:?}");
+}

@@ -54,6 +54,13 @@ pub enum Defect {
     ReuseSeq,
     /// Batches are not forwarded past the first hop [§3 dissemination].
     NoForwarding,
+    /// A coordinator proposes without a quorum of the last primary view [§5.2].
+    QuorumOff,
+    /// Participants accept without fetching what they lack up to the cut [§5.3].
+    SkipRecovery,
+    /// After a view change a sender re-sends its committed messages too: duplicate filtering
+    /// is off [§5.4].
+    ResendCommitted,
 }
 
 impl CoreConfig {

@@ -408,8 +408,12 @@ impl Core {
     pub(crate) fn commit_upto(&mut self, safe: Seq, out: &mut Vec<Output>) {
         while let Some(message) = self.log.next_committable(safe) {
             let result = self.machine.apply(message.seq, message.id, &message.payload);
-            let tag =
-                if message.id.origin == self.config.me.id { self.queue.on_commit(&message.id) } else { None };
+            let tag = if message.id.origin == self.config.me.id {
+                self.queue
+                    .on_commit(&message.id, self.config.defect != crate::config::Defect::ResendCommitted)
+            } else {
+                None
+            };
             out.push(Output::Commit(Commit { seq: message.seq, id: message.id, tag, result }));
         }
     }

@@ -140,6 +140,35 @@ fn the_checker_catches_a_ring_that_stops_forwarding() {
     assert_eq!(guarantee, 7);
 }
 
+/// The first violation of a defective core under `profile`, within a bounded number of seeds.
+fn first_violation_under(defect: Defect, profile: &str, seeds: u64) -> Option<(u64, u8)> {
+    let o = SimOptions { defect, ..options(profile, RingMode::Bidirectional) };
+    (0..seeds).find_map(|seed| sim::run(seed, &o).violation.map(|v| (seed, v.guarantee)))
+}
+
+#[test]
+fn the_checker_catches_a_primary_without_quorum() {
+    // §5.2: only a quorum of the last primary view may choose its successor.
+    let (seed, guarantee) = first_violation_under(Defect::QuorumOff, "partition", 200).expect("caught");
+    assert!(matches!(guarantee, 1 | 2 | 3 | 5 | 6), "seed {seed}: guarantee {guarantee}");
+}
+
+#[test]
+fn the_checker_catches_recovery_without_re_sending() {
+    // §5.3: a member accepts only once it holds everything up to the cut.
+    let (seed, guarantee) =
+        first_violation_under(Defect::SkipRecovery, "crash,partition,pause", 200).expect("caught");
+    assert!(matches!(guarantee, 2 | 3 | 6 | 7), "seed {seed}: guarantee {guarantee}");
+}
+
+#[test]
+fn the_checker_catches_duplicate_filtering_off() {
+    // §5.4: after a view change a sender re-sends only what did not commit.
+    let (seed, guarantee) =
+        first_violation_under(Defect::ResendCommitted, "crash,partition,pause", 200).expect("caught");
+    assert_eq!(guarantee, 4, "seed {seed}");
+}
+
 #[test]
 fn the_measured_cost_table_matches_the_ring_design() {
     // §3 dissemination: bidirectional batches reach everyone in ceil((n-1)/2) hops with n-1

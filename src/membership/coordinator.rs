@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::ring_order::ring_order;
 use super::{Phase, Reason};
+use crate::config::Defect;
 use crate::core::{Core, Output};
 use crate::ids::{Ballot, Member, NodeId, Seq, ViewId};
 use crate::time::Time;
@@ -227,7 +228,7 @@ impl Core {
                 .collect();
             (voters, lstar_members.len() / 2 + 1)
         };
-        if voters.len() < quorum {
+        if voters.len() < quorum && self.config.defect != Defect::QuorumOff {
             ::log::info!(
                 "{} decide: no quorum for the successor of {}: {} of {} needed voters answered",
                 me.id,
@@ -369,7 +370,8 @@ impl Core {
     fn try_commit(&mut self, now: Time, timed_out: bool, out: &mut Vec<Output>) -> bool {
         let Some(c) = self.membership.coordination.as_ref() else { return false };
         let Stage::Accepting { proposal, voters, quorum, accepted, .. } = &c.stage else { return false };
-        let chosen = voters.iter().filter(|v| accepted.contains(v)).count() >= *quorum;
+        let quorum = if self.config.defect == Defect::QuorumOff { 1 } else { *quorum };
+        let chosen = voters.iter().filter(|v| accepted.contains(v)).count() >= quorum;
         let all = proposal.ring.iter().all(|m| accepted.contains(m));
         ::log::trace!(
             "{} try_commit: voters {:?} accepted {:?} chosen {} all {}",

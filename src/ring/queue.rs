@@ -62,9 +62,14 @@ impl SubmitQueue {
         stamped
     }
 
-    /// The driver's tag of an own message that just committed.
-    pub(crate) fn on_commit(&mut self, id: &MsgId) -> Option<u64> {
-        self.in_flight.remove(id).map(|p| p.tag)
+    /// The driver's tag of an own message that just committed; `forget` is false only for the
+    /// `ResendCommitted` defect, which keeps it to be sent again.
+    pub(crate) fn on_commit(&mut self, id: &MsgId, forget: bool) -> Option<u64> {
+        if forget {
+            self.in_flight.remove(id).map(|p| p.tag)
+        } else {
+            self.in_flight.get(id).map(|p| p.tag)
+        }
     }
 
     /// Queues every stamped but uncommitted message again, first and in submission order, as a
@@ -145,8 +150,8 @@ mod tests {
         let stamped = q.stamp(2, usize::MAX, 41);
         assert_eq!(stamped.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![41, 42]);
         assert_eq!(q.waiting(), 1);
-        assert_eq!(q.on_commit(&stamped[1].id), Some(20));
-        assert_eq!(q.on_commit(&stamped[1].id), None);
+        assert_eq!(q.on_commit(&stamped[1].id, true), Some(20));
+        assert_eq!(q.on_commit(&stamped[1].id, true), None);
         // A byte budget smaller than one payload still stamps one message.
         assert_eq!(q.stamp(5, 0, 43).len(), 1);
         // Message 1 is still in flight: it goes first again, as a new attempt.

@@ -58,6 +58,18 @@ impl FaultKind {
         FaultKind::ColdStart,
     ];
 
+    /// Whether every member keeps its incarnation and state through this fault.
+    pub fn keeps_state(self) -> bool {
+        !matches!(
+            self,
+            FaultKind::Crash
+                | FaultKind::Restart
+                | FaultKind::MultiCrash
+                | FaultKind::Cascade
+                | FaultKind::ColdStart
+        )
+    }
+
     /// The profile name of this kind.
     pub fn name(self) -> &'static str {
         match self {
@@ -176,7 +188,17 @@ pub fn draw(
     if profile.kinds.is_empty() || ids.len() < 2 {
         return schedule;
     }
-    let kind = profile.kinds[rng.below(profile.kinds.len() as u64) as usize];
+    // Two members are a majority only together: without durable state (issue #5), losing either
+    // one's state loses the quorum for good, so rings of two draw only faults that keep it.
+    let kinds: Vec<FaultKind> = if ids.len() < 3 {
+        profile.kinds.iter().copied().filter(|k| k.keeps_state()).collect()
+    } else {
+        profile.kinds.clone()
+    };
+    if kinds.is_empty() {
+        return schedule;
+    }
+    let kind = kinds[rng.below(kinds.len() as u64) as usize];
     schedule.kind = Some(kind);
     let n = ids.len();
     let minority = (n - 1) / 2;

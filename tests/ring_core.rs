@@ -1,0 +1,195 @@
+//! Short stories about the ring inside one view, driving real `Core`s through a tiny in-test
+//! network (every dial succeeds, every frame takes one hop). docs/PROTOCOL.md §3 rules cited per
+//! case.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use harness::wire::PeerFrame;
+use harness::{Core, CoreConfig, Input, Member, NodeId, Output, RingMode, Time};
+
+const HOP: Duration = Duration::from_micros(100);
+
+/// A ring of `n` cores and the frames in flight, in send order.
+struct Ring {
+    cores: Vec<Core>,
+    wire: VecDeque<(Time, NodeId, NodeId, PeerFrame)>,
+    now: Time,
+    delivered: Vec<Vec<(u64, NodeId, Vec<u8>)>>,
+    committed: Vec<Vec<(u64, NodeId)>>,
+    token_frames: u64,
+}
+
+impl Ring {
+    fn new(n: u16, mode: RingMode) -> Ring {
+        let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
+        let cores = ids
+            .iter()
+            .map(|&id| {
+                let mut config = CoreConfig::new(Member { id, incarnation: 1 }, ids.clone());
+                config.ring_mode = mode;
+                config.batch_max = 16;
+                Core::new(config)
+            })
+            .collect();
+        let mut ring = Ring {
+            cores,
+            wire: VecDeque::new(),
+            now: Time::ZERO,
+            delivered: vec![Vec::new(); usize::from(n)],
+            committed: vec![Vec::new(); usize::from(n)],
+            token_frames: 0,
+        };
+        for i in 0..usize::from(n) {
+            ring.step(i, Input::Tick);
+        }
+        ring.run_for(Duration::from_millis(50));
+        assert!(ring.cores.iter().all(|c| c.status().view.primary), "the first view forms");
+        ring
+    }
+
+    fn step(&mut self, i: usize, input: Input) {
+        let mut out = Vec::new();
+        self.cores[i].step(self.now, input, &mut out);
+        let me = NodeId(i as u16 + 1);
+        for o in out {
+            match o {
+                Output::Send { to, frame } => {
+                    if matches!(frame, PeerFrame::Token(_)) {
+                        self.token_frames += 1;
+                    }
+                    self.wire.push_back((self.now + HOP, me, to, frame));
+                }
+                Output::Connect { peer } => {
+                    let (a, b) = (self.cores[i].me(), self.cores[usize::from(peer.0) - 1].me());
+                    self.step(i, Input::LinkUp { peer: b });
+                    self.step(usize::from(peer.0) - 1, Input::LinkUp { peer: a });
+                }
+                Output::Deliver(d) => {
+                    self.delivered[i].push((d.message.seq, d.message.id.origin, d.message.payload.to_vec()))
+                }
+                Output::Commit(c) => self.committed[i].push((c.seq, c.id.origin)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Delivers frames and fires deadlines until `until` passes (bounded by a step count).
+    fn run_for(&mut self, span: Duration) {
+        let until = self.now + span;
+        for _ in 0..5_000_000 {
+            let frame_at = self.wire.front().map_or(Time::NEVER, |f| f.0);
+            let (i, deadline) = self
+                .cores
+                .iter()
+                .map(Core::next_deadline)
+                .enumerate()
+                .min_by_key(|&(i, t)| (t, i))
+                .expect("at least one core");
+            let next = frame_at.min(deadline);
+            if next > until {
+                self.now = until;
+                return;
+            }
+            self.now = next.max(self.now);
+            if deadline < frame_at {
+                self.step(i, Input::Tick);
+            } else {
+                let (_, from, to, frame) = self.wire.pop_front().expect("peeked");
+                self.step(usize::from(to.0) - 1, Input::Frame { from, frame });
+            }
+        }
+        panic!("the ring did not go quiet within the step bound");
+    }
+
+    fn submit(&mut self, i: usize, tag: u64, payload: &[u8]) {
+        self.step(i, Input::Submit { tag, payload: payload.to_vec().into() });
+    }
+}
+
+fn every_member_delivers_one_order(mode: RingMode) {
+    let mut ring = Ring::new(4, mode);
+    for round in 0..25u64 {
+        for i in 0..4 {
+            ring.submit(i, round, format!("m{i}-{round}").as_bytes());
+        }
+        ring.run_for(HOP * 3);
+    }
+    ring.run_for(Duration::from_millis(100));
+    // §3 agreed delivery: seq order without gaps, the same at every member.
+    assert_eq!(ring.delivered[0].len(), 100);
+    let seqs: Vec<u64> = ring.delivered[0].iter().map(|d| d.0).collect();
+    assert_eq!(seqs, (1..=100).collect::<Vec<u64>>());
+    for i in 1..4 {
+        assert_eq!(ring.delivered[i], ring.delivered[0], "member {} differs", i + 1);
+    }
+    // §3 safe delivery: everything commits once the token has been round.
+    assert!(ring.committed.iter().all(|c| c.len() == 100));
+}
+
+#[test]
+fn every_member_delivers_one_order_bidirectional() {
+    every_member_delivers_one_order(RingMode::Bidirectional);
+}
+
+#[test]
+fn every_member_delivers_one_order_unidirectional() {
+    every_member_delivers_one_order(RingMode::Unidirectional);
+}
+
+#[test]
+fn each_member_delivers_its_own_messages_in_submission_order() {
+    let mut ring = Ring::new(3, RingMode::Bidirectional);
+    for k in 0..40u64 {
+        ring.submit((k % 3) as usize, k, &k.to_be_bytes());
+    }
+    ring.run_for(Duration::from_millis(100));
+    for origin in 1..=3u16 {
+        let own: Vec<Vec<u8>> =
+            ring.delivered[0].iter().filter(|d| d.1 == NodeId(origin)).map(|d| d.2.clone()).collect();
+        let mut sorted = own.clone();
+        sorted.sort();
+        assert_eq!(own, sorted, "member {origin}'s messages keep their order");
+    }
+}
+
+#[test]
+fn a_quiet_ring_parks_its_token_and_a_submission_wakes_it() {
+    let mut ring = Ring::new(5, RingMode::Bidirectional);
+    ring.run_for(Duration::from_secs(1));
+    // §3 idle ring: parked at the first member, one rotation per idle hold (100 ms).
+    let before = ring.token_frames;
+    ring.run_for(Duration::from_secs(1));
+    let per_second = ring.token_frames - before;
+    assert!(per_second <= 5 * 12, "an idle ring passed the token {per_second} times in a second");
+    // A member far from the parked token asks for it the short way round; the message is
+    // delivered everywhere within a few hops, not after the idle hold.
+    let start = ring.now;
+    ring.submit(2, 1, b"wake");
+    ring.run_for(HOP * 20);
+    assert!(
+        ring.delivered.iter().all(|d| d.last().is_some_and(|m| m.2 == b"wake")),
+        "delivered by {}",
+        start
+    );
+}
+
+#[test]
+fn a_heavy_sender_does_not_starve_the_others() {
+    let mut ring = Ring::new(3, RingMode::Bidirectional);
+    for k in 0..400u64 {
+        ring.submit(0, k, b"heavy");
+    }
+    for k in 0..10u64 {
+        ring.submit(1, 1000 + k, b"light");
+        ring.submit(2, 2000 + k, b"light");
+    }
+    ring.run_for(Duration::from_millis(200));
+    let order = &ring.committed[0];
+    assert_eq!(order.len(), 420);
+    // §3 fair share: every backlogged member stamps its share each visit, so the light members'
+    // twenty messages commit within the first rotation's batches (batch_max 16 each), not after
+    // the heavy member's four hundred.
+    let last_light = order.iter().rposition(|c| c.1 != NodeId(1)).expect("light messages committed");
+    assert!(last_light < 16 * 3, "the last light message committed at position {last_light}");
+}

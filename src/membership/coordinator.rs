@@ -87,7 +87,8 @@ impl Core {
         if matches!(self.membership.phase, Phase::Left) {
             return;
         }
-        self.membership.max_round = self.membership.max_round.max(self.membership.promised.round) + 1;
+        self.membership.max_round =
+            self.membership.max_round.max(self.membership.promised.round).saturating_add(1);
         let ballot = Ballot { round: self.membership.max_round, node: self.config.me.id };
         let targets: BTreeSet<NodeId> =
             self.config.universe.iter().copied().filter(|&id| id != self.config.me.id).collect();
@@ -314,7 +315,7 @@ impl Core {
                 let cut = voters.iter().map(|p| p.received_upto).max().unwrap_or(0);
                 let donor = pick_donor(cut, &ring);
                 Proposal {
-                    view: ViewId(lstar.0 + 1),
+                    view: ViewId(lstar.0.saturating_add(1)),
                     prev: lstar,
                     prev_members: lstar_members.clone(),
                     cut,

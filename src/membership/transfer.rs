@@ -12,6 +12,8 @@ use crate::wire::{Message, PeerFrame};
 const RETRANSMIT_BATCH_MAX: usize = 256;
 /// Fetches a donor keeps while it is still fetching itself.
 const DEFERRED_FETCHES_MAX: usize = 256;
+/// The largest state snapshot a joiner accepts.
+const SNAPSHOT_BYTES_MAX: u64 = 1 << 32;
 /// Bytes per snapshot chunk.
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
@@ -145,7 +147,15 @@ impl Core {
         if *b != ballot || transfer.need != Need::Snapshot || transfer.restored {
             return;
         }
-        if offset != transfer.snapshot.len() as u64 || offset + bytes.len() as u64 > total {
+        if total > SNAPSHOT_BYTES_MAX {
+            ::log::warn!(
+                "{} on_snapshot_chunk: a snapshot of {} bytes exceeds the maximum",
+                self.config.me.id,
+                total
+            );
+            return;
+        }
+        if offset != transfer.snapshot.len() as u64 || offset.saturating_add(bytes.len() as u64) > total {
             ::log::warn!(
                 "{} on_snapshot_chunk: chunk at {} does not follow {}",
                 self.config.me.id,

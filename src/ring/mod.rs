@@ -138,6 +138,17 @@ impl Core {
             ::log::warn!("{} on_token: dropped a token of {} from {}", self.config.me.id, token.view, from);
             return;
         }
+        let n = self.ring.members.len();
+        if token.received.len() != n || token.backlog.len() != n || token.next_seq <= self.log.committed_upto
+        {
+            ::log::warn!(
+                "{} on_token: dropped a malformed token of {} from {}",
+                self.config.me.id,
+                token.view,
+                from
+            );
+            return;
+        }
         if self.ring.held.is_some() {
             ::log::error!(
                 "{} on_token: a second token of {} arrived; dropped",

@@ -294,15 +294,8 @@ impl Core {
             return;
         }
         if self.ring.position == 0 {
-            match self.ring.held.take() {
-                Some((mut token, Hold::Parked(_))) => {
-                    token.quiet = 0;
-                    self.act_as_holder(now, token, out);
-                }
-                other => {
-                    self.ring.held = other;
-                    self.ring.wake_pending = true;
-                }
+            if !self.release_parked(now, out) {
+                self.ring.wake_pending = true;
             }
         } else if hops_left > 1 {
             let onward = self.onward(from);
@@ -312,16 +305,26 @@ impl Core {
 
     /// Own queue grew: use a parked token held here, or ask for it.
     pub(crate) fn on_queue_grew(&mut self, now: Time, out: &mut Vec<Output>) {
+        if !self.release_parked(now, out)
+            && self.ring.held.is_none()
+            && self.ring.parked_hint
+            && !self.ring.wake_sent
+        {
+            self.send_wake(now, out);
+        }
+    }
+
+    /// Puts a token parked here back to work at once; false when none is parked here.
+    fn release_parked(&mut self, now: Time, out: &mut Vec<Output>) -> bool {
         match self.ring.held.take() {
             Some((mut token, Hold::Parked(_))) => {
                 token.quiet = 0;
                 self.act_as_holder(now, token, out);
+                true
             }
             other => {
                 self.ring.held = other;
-                if self.ring.held.is_none() && self.ring.parked_hint && !self.ring.wake_sent {
-                    self.send_wake(now, out);
-                }
+                false
             }
         }
     }

@@ -361,14 +361,7 @@ impl<'a> Cluster<'a> {
         match output {
             Output::Send { to, frame } => self.send(id, to, frame),
             Output::Connect { peer } => self.connect(id, peer),
-            Output::Disconnect { peer } => {
-                if self.net.bring_down(id, peer) {
-                    let epoch = self.net.epoch(id, peer);
-                    self.schedule(self.now, Event::Notify { node: id, peer, epoch, up: false });
-                    let delay = self.net.delay(&mut self.rng);
-                    self.schedule(self.now + delay, Event::Notify { node: peer, peer: id, epoch, up: false });
-                }
-            }
+            Output::Disconnect { peer } => self.execute_disconnect(id, peer),
             Output::Deliver(delivery) => self.checker.on_deliver(member, &delivery)?,
             Output::Commit(commit) => self.checker.on_commit(member, view, &commit)?,
             Output::ViewChange(info) => {

@@ -72,7 +72,7 @@ impl CoreConfig {
             cluster: 0,
             ring_mode: RingMode::Bidirectional,
             token_timeout: Duration::from_millis(1000),
-            idle_hold: Duration::from_millis(100),
+            idle_hold: Duration::from_millis(250),
             batch_max: 256,
             window_max: 4096,
             queue_max: 65_536,

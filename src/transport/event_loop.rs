@@ -30,8 +30,8 @@ const ACCEPTS_PER_TURN: usize = 64;
 const COMMANDS_PER_TURN: usize = 4096;
 /// Readiness events taken per poll.
 const EVENTS_PER_POLL: usize = 1024;
-/// The longest poll: handshake deadlines are checked at least this often.
-const POLL_INTERVAL_MAX: Duration = Duration::from_millis(50);
+/// The longest poll while idle; handshake deadlines shorten it. Commands wake the loop anyway.
+const IDLE_POLL_MAX: Duration = Duration::from_secs(1);
 /// How often a loop whose event queue is full retries handing events on.
 const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 
@@ -119,7 +119,10 @@ impl EventLoop {
             } else if busy {
                 Duration::ZERO
             } else {
-                POLL_INTERVAL_MAX
+                // Sleep until the next handshake deadline; with none pending, until woken.
+                self.next_handshake_deadline()
+                    .map_or(IDLE_POLL_MAX, |at| at.saturating_duration_since(Instant::now()))
+                    .min(IDLE_POLL_MAX)
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -348,6 +351,17 @@ impl EventLoop {
             }
             (_, _) => self.close(token, Why::Failed("a client frame on a peer link, or the reverse".into())),
         }
+    }
+
+    /// The earliest deadline of a connection still in its handshake.
+    fn next_handshake_deadline(&self) -> Option<Instant> {
+        self.conns
+            .values()
+            .filter_map(|conn| match conn.role {
+                Role::Unknown { deadline } | Role::Dialing { deadline, .. } => Some(deadline),
+                _ => None,
+            })
+            .min()
     }
 
     /// Closes handshakes that took too long.

@@ -2,7 +2,9 @@
 //! checker catches deliberately broken cores (docs/PROTOCOL.md rules cited per case).
 
 use harness::sim::{self, cost, FaultKind, Profile, SimOptions};
-use harness::{Defect, RingMode};
+use std::time::Duration;
+
+use harness::{Defect, RingMode, Time};
 
 fn options(profile: &str, ring: RingMode) -> SimOptions {
     SimOptions { profile: profile.parse().expect("valid profile"), ring_mode: ring, ..SimOptions::default() }
@@ -78,6 +80,27 @@ fn every_fault_profile_has_no_violations_unidirectional() {
 fn faults_in_rings_of_three_and_seven_have_no_violations() {
     assert_clean(0..200, &SimOptions { nodes: 3, ..options("all", RingMode::Bidirectional) });
     assert_clean(0..100, &SimOptions { nodes: 7, ..options("all", RingMode::Bidirectional) });
+}
+
+#[test]
+fn a_cut_link_or_a_one_way_cut_settles_into_one_stable_view() {
+    // §5.5: a link that failed is avoided when ordering the ring, so with the fault still in
+    // place the view changes once or twice and then stays put: no flapping.
+    for profile in ["partial", "one-way"] {
+        let o =
+            SimOptions { fault_phase: Duration::from_secs(10), ..options(profile, RingMode::Bidirectional) };
+        for seed in 0..30 {
+            let report = sim::run(seed, &o);
+            assert!(report.violation.is_none(), "{profile} seed {seed}: {:?}", report.violation);
+            let struck = report.first_fault.expect("a fault was scheduled");
+            let settled = struck + Duration::from_secs(2);
+            let heal = Time::ZERO + o.fault_phase;
+            let early = report.views.iter().filter(|(t, _)| *t > struck && *t <= settled).count();
+            let late = report.views.iter().filter(|(t, _)| *t > settled && *t < heal).count();
+            assert!(early <= 3, "{profile} seed {seed}: {early} view changes while settling");
+            assert_eq!(late, 0, "{profile} seed {seed}: the view kept changing: {:?}", report.views);
+        }
+    }
 }
 
 /// Seeds that once found a bug, each with the profile it ran under (docs/PROTOCOL.md rule).

@@ -115,6 +115,8 @@ pub(crate) struct Cluster<'a> {
     owned: Vec<(Member, u64)>,
     healed_at: Option<Time>,
     steps: u64,
+    views: Vec<(Time, u64)>,
+    first_fault: Option<Time>,
 }
 
 impl<'a> Cluster<'a> {
@@ -148,6 +150,8 @@ impl<'a> Cluster<'a> {
             owned: Vec::new(),
             healed_at: None,
             steps: 0,
+            views: Vec::new(),
+            first_fault: None,
         };
         for (time, action) in schedule.actions {
             cluster.schedule(time, Event::Fault(action));
@@ -218,6 +222,8 @@ impl<'a> Cluster<'a> {
             deliveries: self.checker.deliveries,
             commits: self.checker.commits,
             virtual_time: self.now,
+            views: std::mem::take(&mut self.views),
+            first_fault: self.first_fault,
         }
     }
 
@@ -366,6 +372,9 @@ impl<'a> Cluster<'a> {
             Output::Commit(commit) => self.checker.on_commit(member, view, &commit)?,
             Output::ViewChange(info) => {
                 self.trace.record(self.now, id, "view", info.view.0, info.ring.len() as u64);
+                if info.primary && self.views.last().is_none_or(|&(_, v)| v < info.view.0) {
+                    self.views.push((self.now, info.view.0));
+                }
                 self.checker.on_view(member, &info)?;
             }
             Output::Rejected { tag, .. } => self.owned.retain(|&(_, t)| t != tag),
@@ -481,6 +490,9 @@ impl<'a> Cluster<'a> {
     }
 
     fn fault(&mut self, action: FaultAction) {
+        if !matches!(action, FaultAction::Heal) && self.first_fault.is_none() {
+            self.first_fault = Some(self.now);
+        }
         match action {
             FaultAction::Crash(id) => self.crash(id),
             FaultAction::Start(id) => self.start(id),

@@ -89,6 +89,10 @@ pub struct RunReport {
     pub commits: u64,
     /// Virtual time at the end.
     pub virtual_time: Time,
+    /// When each primary view was first installed, in order.
+    pub views: Vec<(Time, u64)>,
+    /// When the first fault struck, if any.
+    pub first_fault: Option<Time>,
 }
 
 /// Runs one seed.

@@ -78,6 +78,17 @@ impl Links {
         }
     }
 
+    /// Asks for a link to `id` and dials now even if a redial backoff is pending: a view change
+    /// must learn at once which peers refuse connections.
+    pub(crate) fn want_now(&mut self, id: NodeId, out: &mut Vec<Output>) {
+        if let Some(link) = self.table.get_mut(&id) {
+            if link.peer.is_none() && !link.dialing {
+                link.redial_at = None;
+            }
+        }
+        self.want(id, out);
+    }
+
     /// Stops wanting every link but `keep`; unwanted links close after a grace period, so that
     /// frames already queued on them (a commit, a retransmission) still go out.
     pub(crate) fn unwant_all_except(&mut self, keep: &[NodeId], now: Time) {

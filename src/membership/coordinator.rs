@@ -102,7 +102,7 @@ impl Core {
         let mut promises = BTreeMap::new();
         promises.insert(self.config.me.id, promise);
         for &t in &targets {
-            self.links.want(t, out);
+            self.links.want_now(t, out);
         }
         self.membership.coordination = Some(Coordination {
             ballot,

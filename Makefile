@@ -14,6 +14,7 @@ test:
 demo: build
 	./target/release/harness demo --nodes 5 --ring bi
 	./target/release/harness demo --nodes 5 --ring uni
+	./target/release/harness demo --nodes 5 --ring bi --kill 1
 
 sim: build
 	./target/release/harness-sim --seeds 0..20000 --faults all

@@ -52,7 +52,12 @@ fn bad_flags_are_one_line_naming_the_flag_and_exit_2() {
         &["node", "--id", "1", "--peers", peers, "--token-timeout", "0"],
         &["--token-timeout"],
     );
+    expect_usage_error(
+        &["node", "--id", "1", "--peers", peers, "--delivery-log", "/nonexistent/dir/deliveries.log"],
+        &["--delivery-log", "/nonexistent/dir/deliveries.log"],
+    );
     expect_usage_error(&["demo", "--nodes", "0"], &["--nodes"]);
+    expect_usage_error(&["demo", "--nodes", "3", "--kill", "3"], &["--kill"]);
     expect_usage_error(&["demo", "--ring", "uni", "--json=1"], &["--json"]);
 }
 

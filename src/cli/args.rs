@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::CliError;
@@ -40,6 +40,8 @@ pub struct NodeArgs {
     pub token_timeout: Option<Duration>,
     /// The cluster name; nodes of different clusters refuse each other's links.
     pub cluster: String,
+    /// `--delivery-log`: where to write one line per agreed delivery.
+    pub delivery_log: Option<PathBuf>,
 }
 
 impl NodeArgs {
@@ -71,6 +73,8 @@ pub struct DemoArgs {
     pub ring: RingMode,
     /// Print one JSON object last.
     pub json: bool,
+    /// How many members to kill -9 (and restart) during the run.
+    pub kill: usize,
 }
 
 /// The 64-bit identity of a cluster name.
@@ -83,7 +87,7 @@ pub fn parse_node_args(
     args: &[String],
     read_file: impl Fn(&Path) -> std::io::Result<String>,
 ) -> Result<NodeArgs, CliError> {
-    let valued = ["id", "listen", "peers", "hostfile", "ring", "token-timeout", "cluster"];
+    let valued = ["id", "listen", "peers", "hostfile", "ring", "token-timeout", "cluster", "delivery-log"];
     let given = walk("node", args, &valued, &[])?;
     let value = |flag: &str| given.iter().find(|g| g.flag == flag).and_then(|g| g.value.as_deref());
 
@@ -123,7 +127,12 @@ pub fn parse_node_args(
         Some(name) => name.to_string(),
         None => DEFAULT_CLUSTER.to_string(),
     };
-    Ok(NodeArgs { id, listen, peers, ring, token_timeout, cluster })
+    let delivery_log = match value("delivery-log") {
+        Some("") => return Err(CliError::bad("delivery-log", "", "must not be empty")),
+        Some(path) => Some(PathBuf::from(path)),
+        None => None,
+    };
+    Ok(NodeArgs { id, listen, peers, ring, token_timeout, cluster, delivery_log })
 }
 
 /// Parses `--peers 1=HOST:PORT,2=HOST:PORT,...`.
@@ -186,8 +195,9 @@ fn insert_peer(peers: &mut BTreeMap<NodeId, SocketAddr>, id: NodeId, addr: Socke
 
 /// Parses `harness demo`'s flags.
 pub fn parse_demo_args(args: &[String]) -> Result<DemoArgs, CliError> {
-    let given = walk("demo", args, &["nodes", "messages", "ring"], &["json"])?;
-    let mut demo = DemoArgs { nodes: 5, messages: 2000, ring: RingMode::Bidirectional, json: false };
+    let given = walk("demo", args, &["nodes", "messages", "ring", "kill"], &["json"])?;
+    let mut demo = DemoArgs { nodes: 5, messages: 2000, ring: RingMode::Bidirectional, json: false, kill: 0 };
+    let mut kill_text = None;
     for g in given {
         let text = g.value.as_deref().unwrap_or("");
         match g.flag {
@@ -196,8 +206,14 @@ pub fn parse_demo_args(args: &[String]) -> Result<DemoArgs, CliError> {
             "ring" => {
                 demo.ring = text.parse().map_err(|_| CliError::bad("ring", text, "must be bi or uni"))?
             }
+            "kill" => kill_text = Some(text.to_string()),
             _ => demo.json = true,
         }
+    }
+    // Checked once --nodes is known, whatever the flag order: at least one member must run
+    // throughout, since only such members hold the whole history to compare.
+    if let Some(text) = kill_text {
+        demo.kill = parse_number("kill", &text, 0, demo.nodes as u64 - 1)? as usize;
     }
     Ok(demo)
 }

@@ -4,21 +4,24 @@
 //! prints the result. Usage and start-up problems are one line naming the flag, exit code 2.
 
 mod args;
+pub mod audit;
 pub mod demo;
 mod error;
 mod flags;
 mod node;
 mod procs;
-mod workload;
+mod report;
+pub mod workload;
 
 pub use args::{
     cluster_hash, parse_demo_args, parse_hostfile, parse_node_args, parse_peers, DemoArgs, NodeArgs,
     DEFAULT_CLUSTER,
 };
-pub use demo::{run_demo, DemoReport};
+pub use demo::run_demo;
 pub use error::{CliError, EXIT_USAGE};
 pub use flags::{parse_address, DEFAULT_PORT};
 pub use node::run_node;
+pub use report::{DemoReport, Kill};
 
 use std::path::Path;
 
@@ -29,7 +32,7 @@ member's messages in one total order.
 
 Usage:
   harness node --id N (--peers 1=HOST:PORT,2=HOST:PORT,... | --hostfile FILE) [options]
-  harness demo [--nodes 5] [--messages 2000] [--ring bi|uni] [--json]
+  harness demo [--nodes 5] [--messages 2000] [--ring bi|uni] [--kill 0] [--json]
   harness --help
 
 harness node: run one member until Ctrl-C or SIGTERM.
@@ -41,10 +44,14 @@ harness node: run one member until Ctrl-C or SIGTERM.
   --ring bi|uni        messages travel both ways round the ring (bi, default) or one way
   --token-timeout MS   silence after which a neighbour counts as gone (default 1000)
   --cluster NAME       nodes of different clusters refuse each other (default harness)
+  --delivery-log FILE  write one line per agreed delivery, replacing FILE at start:
+                       view seq origin incarnation counter payload_fnv64hex
 
 harness demo: start --nodes local node processes on free loopback ports, submit --messages
 from each node concurrently, check every node delivered all of them in the same order, stop
-the processes. Exits 0 only if verified; --json prints one JSON summary last.
+the processes. --kill N kills N random members with kill -9 during the run and restarts each
+about a second later; their clients resubmit elsewhere, and the nodes' delivery logs are
+audited. Exits 0 only if verified; --json prints one JSON summary last.
 
 Logging: RUST_LOG=error|warn|info|debug|trace (default info).
 Errors: one line on stderr naming the flag, exit code 2.
@@ -101,10 +108,19 @@ mod tests {
 
     #[test]
     fn usage_mentions_every_flag() {
-        for flag in ["--id", "--peers", "--hostfile", "--listen", "--ring", "--token-timeout", "--cluster"] {
+        for flag in [
+            "--id",
+            "--peers",
+            "--hostfile",
+            "--listen",
+            "--ring",
+            "--token-timeout",
+            "--cluster",
+            "--delivery-log",
+        ] {
             assert!(USAGE.contains(flag), "{flag}");
         }
-        for flag in ["--nodes", "--messages", "--json"] {
+        for flag in ["--nodes", "--messages", "--kill", "--json"] {
             assert!(USAGE.contains(flag), "{flag}");
         }
     }

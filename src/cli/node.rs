@@ -11,7 +11,7 @@ use crossbeam_channel::select;
 use super::args::NodeArgs;
 use super::error::CliError;
 use crate::error::Error;
-use crate::node::Node;
+use crate::node::{Node, NodeOptions};
 
 /// Runs the member described by `args` until a termination signal arrives.
 pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
@@ -24,7 +24,8 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
     })
     .map_err(|e| CliError::Start(Error::io("install the signal handler", std::io::Error::other(e))))?;
 
-    let node = Node::start(config).map_err(|e| match e {
+    let options = NodeOptions { delivery_log: args.delivery_log.clone(), ..NodeOptions::default() };
+    let node = Node::start_with(config, options).map_err(|e| match e {
         // The runtime's own validation names a flag too; say so without "cannot start".
         Error::Config(e) => CliError::Config(e),
         other => CliError::Start(other),

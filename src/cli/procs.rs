@@ -34,6 +34,8 @@ struct Running {
     id: NodeId,
     child: Child,
     log: PathBuf,
+    exe: PathBuf,
+    args: Vec<String>,
 }
 
 /// How a child ended.
@@ -61,6 +63,9 @@ impl Children {
 
     /// Starts `exe args` as node `id`, its stderr to `log`, with `RUST_LOG=warn`.
     pub fn spawn(&mut self, exe: &Path, id: NodeId, args: &[String], log: &Path) -> io::Result<()> {
+        if self.running.iter().any(|r| r.id == id) {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{id} is already running")));
+        }
         let stderr = File::create(log)?;
         let child = Command::new(exe)
             .args(args)
@@ -69,8 +74,38 @@ impl Children {
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()?;
-        self.running.push(Running { id, child, log: log.to_path_buf() });
+        self.running.push(Running {
+            id,
+            child,
+            log: log.to_path_buf(),
+            exe: exe.to_path_buf(),
+            args: args.to_vec(),
+        });
         Ok(())
+    }
+
+    /// Kills node `id` with SIGKILL (by its pid, through `Child::kill`) and reaps it. Returns
+    /// the exe and arguments it ran with, for `restart`.
+    pub fn kill(&mut self, id: NodeId) -> io::Result<(PathBuf, Vec<String>)> {
+        let at = self.running.iter().position(|r| r.id == id);
+        let at = at.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{id} is not running")))?;
+        let mut r = self.running.remove(at);
+        // An already exited child is reaped below without being signalled.
+        if let Ok(None) = r.child.try_wait() {
+            r.child.kill()?;
+        }
+        r.child.wait()?;
+        Ok((r.exe, r.args))
+    }
+
+    /// Starts node `id` again with the arguments it had, its stderr to `log`.
+    pub fn restart(
+        &mut self,
+        id: NodeId,
+        (exe, args): &(PathBuf, Vec<String>),
+        log: &Path,
+    ) -> io::Result<()> {
+        self.spawn(exe, id, args, log)
     }
 
     /// The first child that has exited already, with its log file, if any did.
@@ -168,6 +203,15 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5), "SIGTERM, not the fallback, stopped them");
         assert_eq!(ended.len(), 2);
         assert!(ended.iter().all(|e| !e.killed && e.status.as_ref().is_ok_and(|s| !s.success())));
+        // A killed child is reaped at once; restarting it runs the same command again.
+        let mut one = Children::new(Duration::from_secs(5));
+        one.spawn(sleep, NodeId(4), &["30".to_string()], &dir.join("4.log")).unwrap();
+        let command = one.kill(NodeId(4)).unwrap();
+        assert_eq!(command.1, vec!["30".to_string()]);
+        assert!(one.kill(NodeId(4)).is_err(), "nothing left to kill");
+        one.restart(NodeId(4), &command, &dir.join("4b.log")).unwrap();
+        assert!(one.restart(NodeId(4), &command, &dir.join("4c.log")).is_err(), "already running");
+        assert_eq!(one.stop_all().len(), 1);
         // A guard dropped while a child runs stops it too.
         let mut guard = Children::new(Duration::from_secs(5));
         guard.spawn(sleep, NodeId(3), &["30".to_string()], &dir.join("3.log")).unwrap();

@@ -1,10 +1,12 @@
-//! The demo's workload: one pipelined client per node submitting that node's messages, and the
-//! status polling that waits for every node to deliver everything.
+//! The demo's (and the fault tests') workload: one pipelined submitter per node that fails over
+//! to another node when its node dies, and the status polling that waits for the ring to settle.
 //!
-//! A submitter keeps at most `WINDOW` broadcasts outstanding and checks that each of its
-//! messages is acknowledged exactly once; a refusal because the node is busy or
-//! has no quorum yet is retried.
-//! Every loop here is bounded by a step count and a deadline.
+//! Every send of a message is a new *attempt* with its own payload (`payload`), so a delivery
+//! log shows exactly which attempt was ordered. That matters after a crash: an attempt whose
+//! node died before acknowledging may or may not have been committed, and resending the very
+//! same bytes would make a legitimate retry look like a duplicate delivery. Each attempt ends
+//! `Acked` (with its seq), `Refused` (the node said it was not committed) or `Lost` (the
+//! connection broke or stalled first). Every loop here is bounded by a step count and a deadline.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -13,136 +15,241 @@ use std::time::{Duration, Instant};
 
 use crate::client::{code_name, Client, ClientError};
 use crate::ids::{NodeId, Seq};
+use crate::node::payload_hash;
 use crate::wire::{ClientReply, ErrorCode, NodeStatus};
 
 /// Most broadcasts one submitter has outstanding.
 pub const WINDOW: usize = 256;
-/// Every demo payload is this long.
+/// Every workload payload is this long.
 pub const PAYLOAD_BYTES: usize = 64;
 /// The longest single wait for a reply; the loop around it checks the overall deadline.
-const REPLY_WAIT: Duration = Duration::from_millis(500);
+const REPLY_WAIT: Duration = Duration::from_millis(100);
 /// Pause before resending refused broadcasts, so a busy node can drain its queue.
 const BUSY_BACKOFF: Duration = Duration::from_millis(10);
-/// Pause between connection attempts to a node that is still starting.
-const CONNECT_RETRY: Duration = Duration::from_millis(50);
-/// Most connection attempts to one node.
-const CONNECT_ATTEMPTS_MAX: u32 = 2_000;
+/// How long one connection attempt may take; a dead node refuses at once on loopback.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Pause after a failed connection attempt before trying the next node.
+const CONNECT_RETRY: Duration = Duration::from_millis(20);
 /// Pause between status polls.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Most status polls.
-const POLLS_MAX: u32 = 10_000;
+const POLLS_MAX: u32 = 100_000;
 
-/// The `index`-th payload of node `id`: distinct over all nodes, padded to `PAYLOAD_BYTES`.
-pub fn payload(id: NodeId, index: u64) -> Vec<u8> {
-    let mut bytes = format!("n{}-{}", id.0, index).into_bytes();
+/// How one attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Committed at this seq, acknowledged by node `via` (index into the address list).
+    Acked {
+        /// The seq of the commit.
+        seq: Seq,
+        /// Which node acknowledged it.
+        via: usize,
+    },
+    /// The node answered that it did not commit it.
+    Refused(ErrorCode),
+    /// No answer: the connection broke or stalled, so it may or may not be committed.
+    Lost,
+}
+
+/// One send of one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// `payload_hash` of the bytes sent.
+    pub payload_hash: u64,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// What one submitter did: per message index, its attempts in order.
+#[derive(Clone, Debug, Default)]
+pub struct Submissions {
+    /// The node whose messages these are.
+    pub origin: NodeId,
+    /// `attempts[index]`: every send of message `index`.
+    pub attempts: Vec<Vec<Attempt>>,
+}
+
+/// What a submitter is asked to do.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Every node, member `i + 1` at `addrs[i]`.
+    pub addrs: Vec<SocketAddr>,
+    /// Messages per submitter.
+    pub messages: u64,
+    /// Spread the first sends evenly over this long (so faults meet a running workload);
+    /// `None` sends as fast as the window allows.
+    pub spread: Option<Duration>,
+    /// A connection with requests outstanding and no reply for this long counts as dead.
+    pub stall: Duration,
+}
+
+/// The bytes of attempt `attempt` of message `index` of node `origin`: distinct over all nodes,
+/// messages and attempts, padded to `PAYLOAD_BYTES`.
+pub fn payload(origin: NodeId, index: u64, attempt: usize) -> Vec<u8> {
+    let mut bytes = format!("n{}-{index}-{attempt}", origin.0).into_bytes();
     bytes.resize(PAYLOAD_BYTES, b'.');
     bytes
 }
 
-/// Connects to a node that may still be starting, until `deadline`.
-pub fn connect_with_retry(addr: SocketAddr, deadline: Instant) -> Result<Client, ClientError> {
-    let mut last = None;
-    for _ in 0..CONNECT_ATTEMPTS_MAX {
-        match Client::connect(addr, Duration::from_secs(2)) {
-            Ok(client) => return Ok(client),
-            Err(e) => last = Some(e),
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(CONNECT_RETRY);
-    }
-    Err(last.expect("at least one attempt was made"))
-}
-
-/// Submits `messages` payloads of node `id` through one pipelined client and returns the seq
-/// of each acknowledgement. `committed` counts acknowledgements for the progress display.
+/// Submits `work.messages` messages of node `home + 1`, starting at that node and failing over
+/// round the ring; `committed` counts acknowledgements for the progress display.
 pub fn submit_all(
-    addr: SocketAddr,
-    id: NodeId,
-    messages: u64,
+    work: &Workload,
+    home: usize,
     committed: &AtomicU64,
     deadline: Instant,
-) -> Result<Vec<Seq>, String> {
-    let mut client = connect_with_retry(addr, deadline).map_err(|e| e.to_string())?;
-    let mut outstanding: BTreeMap<u64, u64> = BTreeMap::new(); // request -> payload index
-    let mut acknowledged = vec![false; messages as usize];
-    let mut seqs = Vec::with_capacity(messages as usize);
-    let mut refused: VecDeque<u64> = VecDeque::new();
-    let mut next_index = 0;
-    // Each step receives one reply or times out after REPLY_WAIT, so this bounds the loop
-    // beyond the deadline check.
-    let steps_max = messages * 1000 + 100_000;
+) -> Result<Submissions, String> {
+    let origin = NodeId(home as u16 + 1);
+    let messages = work.messages as usize;
+    let mut record = Submissions { origin, attempts: vec![Vec::new(); messages] };
+    let mut target = home;
+    let mut client: Option<Client> = None;
+    let mut outstanding: BTreeMap<u64, usize> = BTreeMap::new(); // request -> message index
+    let mut retry: VecDeque<usize> = VecDeque::new();
+    let mut acked = 0;
+    let mut next_new = 0;
+    let mut last_progress = Instant::now();
+    // After a NoQuorum refusal the node is cut off or still forming: send nothing more there and
+    // move on once what is outstanding has been answered.
+    let mut draining = false;
+    let started = Instant::now();
+    let steps_max = work.messages * 1000 + 100_000;
     for _ in 0..steps_max {
-        if seqs.len() as u64 == messages {
-            return Ok(seqs);
+        if acked == messages {
+            return Ok(record);
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             break;
         }
-        while outstanding.len() < WINDOW {
-            let index = match refused.pop_front() {
+        let mut connection = match client.take() {
+            Some(connection) => connection,
+            None => match Client::connect(work.addrs[target], CONNECT_TIMEOUT) {
+                Ok(connection) => {
+                    last_progress = Instant::now();
+                    draining = false;
+                    connection
+                }
+                Err(_) => {
+                    target = (target + 1) % work.addrs.len();
+                    std::thread::sleep(CONNECT_RETRY);
+                    continue;
+                }
+            },
+        };
+        let allowed_new = match work.spread {
+            Some(spread) if !spread.is_zero() => {
+                let fraction = now.duration_since(started).as_secs_f64() / spread.as_secs_f64();
+                ((fraction * messages as f64) as usize + 1).min(messages)
+            }
+            _ => messages,
+        };
+        let mut broken = false;
+        while outstanding.len() < WINDOW && !draining {
+            let index = match retry.pop_front() {
                 Some(index) => index,
-                None if next_index < messages => {
-                    next_index += 1;
-                    next_index - 1
+                None if next_new < allowed_new => {
+                    next_new += 1;
+                    next_new - 1
                 }
                 None => break,
             };
-            let request = client.send_broadcast(&payload(id, index)).map_err(|e| e.to_string())?;
-            outstanding.insert(request, index);
-        }
-        let reply = match client.recv_reply(REPLY_WAIT) {
-            Ok(reply) => reply,
-            Err(ClientError::Timeout { .. }) => continue,
-            Err(e) => return Err(e.to_string()),
-        };
-        match reply {
-            ClientReply::Committed { request, seq } => {
-                let index =
-                    outstanding.remove(&request).ok_or(format!("request {request} acknowledged twice"))?;
-                if std::mem::replace(&mut acknowledged[index as usize], true) {
-                    return Err(format!("message {index} acknowledged twice"));
+            let attempt = record.attempts[index].len();
+            let bytes = payload(origin, index as u64, attempt);
+            let hash = payload_hash(&bytes);
+            match connection.send_broadcast(&bytes) {
+                Ok(request) => {
+                    record.attempts[index].push(Attempt { payload_hash: hash, outcome: Outcome::Lost });
+                    outstanding.insert(request, index);
                 }
-                seqs.push(seq);
-                committed.fetch_add(1, Ordering::Relaxed);
+                Err(_) => {
+                    // Never reached the node: not an attempt at all.
+                    retry.push_front(index);
+                    broken = true;
+                    break;
+                }
             }
-            // Both pass: a full queue drains, and a ring still forming gets its quorum.
-            ClientReply::Error { request, code: ErrorCode::Busy | ErrorCode::NoQuorum, .. } => {
-                let index =
-                    outstanding.remove(&request).ok_or(format!("request {request} answered twice"))?;
-                refused.push_back(index);
+        }
+        if !broken && outstanding.is_empty() && draining {
+            broken = true;
+        }
+        if !broken && !outstanding.is_empty() {
+            match connection.recv_reply(REPLY_WAIT) {
+                Ok(ClientReply::Committed { request, seq }) => {
+                    let index =
+                        outstanding.remove(&request).ok_or(format!("request {request} answered twice"))?;
+                    set_outcome(&mut record, index, Outcome::Acked { seq, via: target });
+                    acked += 1;
+                    committed.fetch_add(1, Ordering::Relaxed);
+                    last_progress = Instant::now();
+                }
+                Ok(ClientReply::Error { request, code, message }) => {
+                    let index =
+                        outstanding.remove(&request).ok_or(format!("request {request} answered twice"))?;
+                    set_outcome(&mut record, index, Outcome::Refused(code));
+                    retry.push_back(index);
+                    last_progress = Instant::now();
+                    match code {
+                        // A full queue drains; stay.
+                        ErrorCode::Busy => std::thread::sleep(BUSY_BACKOFF),
+                        // Cut off, still forming, or leaving: try elsewhere.
+                        ErrorCode::NoQuorum | ErrorCode::ShuttingDown => draining = true,
+                        other => return Err(format!("broadcast refused ({}): {message}", code_name(other))),
+                    }
+                }
+                Ok(ClientReply::Status { request, .. }) => {
+                    return Err(format!("status reply to broadcast request {request}"));
+                }
+                Err(ClientError::Timeout { .. }) => broken = last_progress.elapsed() >= work.stall,
+                Err(_) => broken = true,
+            }
+        } else if !broken {
+            // Paced and caught up: wait for the next message's turn.
+            std::thread::sleep(REPLY_WAIT.min(Duration::from_millis(5)));
+        }
+        if broken {
+            // Whatever is outstanding may or may not commit; its next attempt goes elsewhere.
+            for index in std::mem::take(&mut outstanding).into_values() {
+                retry.push_back(index);
+            }
+            target = (target + 1) % work.addrs.len();
+            if draining {
                 std::thread::sleep(BUSY_BACKOFF);
             }
-            ClientReply::Error { code, message, .. } => {
-                return Err(format!("broadcast refused ({}): {message}", code_name(code)));
-            }
-            ClientReply::Status { request, .. } => {
-                return Err(format!("status reply to broadcast request {request}"));
-            }
+        } else {
+            client = Some(connection);
         }
     }
-    Err(format!("{} of {messages} messages acknowledged before the deadline", seqs.len()))
+    Err(format!("{acked} of {messages} messages acknowledged before the deadline"))
 }
 
-/// Polls every node's status until each has delivered and committed `total` messages, or the
-/// deadline passes. Returns the last status of every node (`None`: never answered) and
-/// whether all of them got there.
-pub fn wait_for_delivery(
+fn set_outcome(record: &mut Submissions, index: usize, outcome: Outcome) {
+    if let Some(last) = record.attempts[index].last_mut() {
+        last.outcome = outcome;
+    }
+}
+
+/// What the ring must reach before its logs are compared.
+#[derive(Clone, Copy, Debug)]
+pub struct Settled<'a> {
+    /// `survivors[i]`: node `i + 1` ran from start to end, so it delivered the whole history.
+    pub survivors: &'a [bool],
+    /// Every node must have committed at least this far.
+    pub committed_at_least: Seq,
+}
+
+/// Polls every node until all report the same `committed_upto` (at least the goal) and state
+/// digest, and every survivor delivered all of it; or until the deadline. Returns the last
+/// status of every node (`None`: never answered) and whether they got there.
+pub fn wait_until_settled(
     addrs: &[SocketAddr],
-    total: u64,
+    goal: Settled<'_>,
     deadline: Instant,
 ) -> (Vec<Option<NodeStatus>>, bool) {
     let mut clients: Vec<Option<Client>> = addrs.iter().map(|_| None).collect();
     let mut statuses: Vec<Option<NodeStatus>> = addrs.iter().map(|_| None).collect();
-    let done = |s: &Option<NodeStatus>| {
-        s.as_ref().is_some_and(|s| s.delivered == total && s.committed_upto == total)
-    };
     for _ in 0..POLLS_MAX {
         for ((addr, client), status) in addrs.iter().zip(&mut clients).zip(&mut statuses) {
-            if done(status) {
-                continue;
-            }
             if client.is_none() {
                 *client = Client::connect(*addr, Duration::from_secs(1)).ok();
             }
@@ -154,7 +261,7 @@ pub fn wait_for_delivery(
                 }
             }
         }
-        if statuses.iter().all(done) {
+        if is_settled(&statuses, goal) {
             return (statuses, true);
         }
         if Instant::now() >= deadline {
@@ -165,16 +272,39 @@ pub fn wait_for_delivery(
     (statuses, false)
 }
 
+fn is_settled(statuses: &[Option<NodeStatus>], goal: Settled<'_>) -> bool {
+    let Some(Some(first)) = statuses.first() else { return false };
+    statuses.iter().zip(goal.survivors).all(|(status, survivor)| {
+        status.as_ref().is_some_and(|s| {
+            s.committed_upto >= goal.committed_at_least
+                && s.committed_upto == first.committed_upto
+                && s.state_digest == first.state_digest
+                && (!survivor || s.delivered == s.committed_upto)
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn payloads_are_distinct_and_of_fixed_length() {
-        let a = payload(NodeId(1), 12);
-        let b = payload(NodeId(11), 2);
+    fn payloads_are_distinct_per_attempt_and_of_fixed_length() {
+        let a = payload(NodeId(1), 12, 0);
+        let b = payload(NodeId(11), 2, 0);
         assert_eq!(a.len(), PAYLOAD_BYTES);
         assert_ne!(a, b);
-        assert!(a.starts_with(b"n1-12."));
+        assert_ne!(a, payload(NodeId(1), 12, 1));
+        assert!(a.starts_with(b"n1-12-0."));
+    }
+
+    #[test]
+    fn a_dead_ring_is_reported_by_the_deadline_not_a_hang() {
+        let addrs = crate::cli::procs::free_loopback_ports(2).unwrap();
+        let work = Workload { addrs, messages: 3, spread: None, stall: Duration::from_millis(100) };
+        let started = Instant::now();
+        let error = submit_all(&work, 0, &AtomicU64::new(0), Instant::now() + Duration::from_millis(300));
+        assert!(error.unwrap_err().contains("0 of 3"));
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
 
+use super::delivery_log::DeliveryLog;
 use super::{Rejection, Request};
 use crate::core::{Commit, Core, CoreStatus, Delivery, Input, Output, RejectReason};
 use crate::ids::Member;
@@ -38,6 +39,7 @@ pub(super) struct Channels {
     pub(super) commits: Option<Sender<Commit>>,
     pub(super) rejections: Option<Sender<Rejection>>,
     pub(super) tags: Arc<AtomicU64>,
+    pub(super) delivery_log: Option<DeliveryLog>,
 }
 
 pub(super) struct Driver {
@@ -69,7 +71,12 @@ impl Driver {
         // Ends on stop, or when the event loop or every request sender is gone.
         while !self.stopping {
             let wait = self.c.core.next_deadline().0.saturating_sub(self.now().0);
-            let wait = Duration::from_nanos(wait).min(IDLE_WAIT_MAX);
+            let mut wait = Duration::from_nanos(wait).min(IDLE_WAIT_MAX);
+            // Buffered delivery log lines must reach the file within their flush interval even
+            // when the ring goes quiet.
+            if let Some(flush) = self.c.delivery_log.as_ref().and_then(DeliveryLog::flush_deadline) {
+                wait = wait.min(flush.saturating_duration_since(Instant::now()));
+            }
             let first = select! {
                 recv(self.c.events) -> event => match event {
                     Ok(event) => Some(Ok(event)),
@@ -105,9 +112,15 @@ impl Driver {
             if self.now() >= self.c.core.next_deadline() {
                 self.step(Input::Tick);
             }
+            if let Some(log) = &mut self.c.delivery_log {
+                log.on_tick(Instant::now());
+            }
             self.c.io.wake();
         }
         self.leave();
+        if let Some(log) = &mut self.c.delivery_log {
+            log.flush();
+        }
         self.c.io.send(Command::Shutdown);
         self.c.io.wake();
         log::info!("{} protocol: stopped", self.me);
@@ -205,6 +218,9 @@ impl Driver {
                 self.c.io.send(Command::Disconnect { peer });
             }
             Output::Deliver(delivery) => {
+                if let Some(log) = &mut self.c.delivery_log {
+                    log.append(&delivery, Instant::now());
+                }
                 let tx = self.c.deliveries.clone();
                 self.hand_over(&tx, delivery);
             }

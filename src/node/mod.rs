@@ -8,11 +8,18 @@
 //! lets a channel fill up, the protocol thread waits for room, so the node stops taking part in the
 //! ring; its peers see a silent link after `token_timeout`, exactly as for a paused process. Size
 //! the channels with `NodeOptions`. `stop` always ends the wait.
+//!
+//! `NodeOptions::delivery_log` makes the protocol thread also write every agreed delivery to a
+//! file (`delivery_log`), so crashes can be audited from outside the process.
 
+mod delivery_log;
 mod driver;
+
+pub use delivery_log::{payload_hash, read_log, LogLine, FLUSH_INTERVAL, FLUSH_LINES};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -69,7 +76,7 @@ impl NodeConfig {
 }
 
 /// How the node hands results to its embedder.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct NodeOptions {
     /// Capacity of the deliveries channel.
     pub deliveries_max: usize,
@@ -77,11 +84,13 @@ pub struct NodeOptions {
     pub commits: bool,
     /// Capacity of each of those channels.
     pub commits_max: usize,
+    /// A file to write one line per agreed delivery to (`LogLine`); created or emptied at start.
+    pub delivery_log: Option<PathBuf>,
 }
 
 impl Default for NodeOptions {
     fn default() -> NodeOptions {
-        NodeOptions { deliveries_max: 65_536, commits: false, commits_max: 65_536 }
+        NodeOptions { deliveries_max: 65_536, commits: false, commits_max: 65_536, delivery_log: None }
     }
 }
 
@@ -121,10 +130,13 @@ impl Node {
         Node::start_with(config, NodeOptions::default())
     }
 
-    /// Starts a node. The listener is bound first, so an address in use is an `Error::Io` naming
-    /// the address and no thread is started.
+    /// Starts a node. The delivery log is created and the listener bound first, so a bad log
+    /// path is an `Error::Config` naming `delivery-log`, an address in use an `Error::Io` naming
+    /// the address, and in both cases no thread is started.
     pub fn start_with(config: NodeConfig, options: NodeOptions) -> Result<Node, Error> {
         config.validate()?;
+        let delivery_log =
+            options.delivery_log.as_deref().map(delivery_log::DeliveryLog::create).transpose()?;
         let listener = transport::bind_listener(config.listen)?;
         let local_addr = listener.local_addr().map_err(|e| Error::io("read the listener's address", e))?;
         let me = config.core.me;
@@ -154,6 +166,7 @@ impl Node {
             commits: options.commits.then_some(commits_tx),
             rejections: options.commits.then_some(rejections_tx),
             tags: Arc::clone(&tags),
+            delivery_log,
         });
         let protocol = std::thread::Builder::new()
             .name(format!("harness-{}-protocol", me.id))

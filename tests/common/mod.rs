@@ -1,11 +1,12 @@
 //! Helpers shared by the process tests: loopback ports, a guard that stops every `harness node`
-//! it started by pid, bounded waits, and a pipelined submitter.
+//! it started by pid (and can kill -9, pause and resume one), bounded waits, a pipelined
+//! submitter and status polling.
 //!
 //! Each test binary uses a subset of these, hence the `dead_code` allowance below.
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -90,7 +91,13 @@ pub struct Nodes {
     pub addrs: Vec<SocketAddr>,
     /// The ring mode every member is started with.
     pub ring: RingMode,
+    /// `--token-timeout` for every member, when set.
+    pub token_timeout: Option<Duration>,
+    /// Whether every member writes a delivery log (`delivery_log`).
+    pub delivery_logs: bool,
     children: BTreeMap<NodeId, Child>,
+    /// Members paused with SIGSTOP; resumed before any other signal so they can exit.
+    paused: BTreeSet<NodeId>,
     log_dir: PathBuf,
 }
 
@@ -99,19 +106,36 @@ impl Nodes {
     pub fn new(name: &str, count: usize, ring: RingMode) -> Nodes {
         let log_dir = std::env::temp_dir().join(format!("harness-test-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&log_dir).unwrap();
-        Nodes { addrs: free_ports(count), ring, children: BTreeMap::new(), log_dir }
+        Nodes {
+            addrs: free_ports(count),
+            ring,
+            token_timeout: None,
+            delivery_logs: false,
+            children: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            log_dir,
+        }
     }
 
-    /// Starts member `id` (1-based) with the whole peer list.
+    /// Starts member `id` (1-based) with the whole peer list. A restarted member appends to
+    /// its stderr log, so one file tells the whole story.
     pub fn start(&mut self, id: u16) {
         let peers: Vec<String> =
             self.addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
         let addr = self.addrs[usize::from(id) - 1].to_string();
-        let log = std::fs::File::create(self.log_dir.join(format!("node-{id}.log"))).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log(id)).unwrap();
+        let mut extra = Vec::new();
+        if let Some(timeout) = self.token_timeout {
+            extra.extend(["--token-timeout".to_string(), timeout.as_millis().to_string()]);
+        }
+        if self.delivery_logs {
+            extra.extend(["--delivery-log".to_string(), self.delivery_log(id).display().to_string()]);
+        }
         let child = Command::new(HARNESS)
             .args(["node", "--id", &id.to_string(), "--listen", &addr, "--peers", &peers.join(",")])
             .args(["--ring", self.ring.as_str()])
-            .env("RUST_LOG", "warn")
+            .args(extra)
+            .env("RUST_LOG", std::env::var("HARNESS_NODE_LOG").unwrap_or_else(|_| "warn".to_string()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -125,9 +149,52 @@ impl Nodes {
         self.addrs[usize::from(id) - 1]
     }
 
+    /// Where member `id` writes its delivery log.
+    pub fn delivery_log(&self, id: u16) -> PathBuf {
+        self.log_dir.join(format!("deliveries-{id}.log"))
+    }
+
+    /// Sends `signal` (a `kill` utility name: KILL, STOP, CONT) to member `id` by its pid.
+    fn signal(&mut self, id: u16, signal: &str) {
+        let child = self.children.get_mut(&NodeId(id)).unwrap_or_else(|| panic!("n{id} is not running"));
+        // Only an unreaped child is signalled, so the pid is still ours.
+        assert!(matches!(child.try_wait(), Ok(None)), "n{id} exited before SIG{signal}");
+        let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal} n{id}");
+    }
+
+    /// Kills member `id` with SIGKILL by its pid and reaps it; `start` may run it again.
+    pub fn kill(&mut self, id: u16) {
+        self.signal(id, "KILL");
+        let mut child = self.children.remove(&NodeId(id)).unwrap();
+        child.wait().unwrap();
+        self.paused.remove(&NodeId(id));
+    }
+
+    /// Pauses member `id` with SIGSTOP.
+    pub fn pause(&mut self, id: u16) {
+        self.signal(id, "STOP");
+        self.paused.insert(NodeId(id));
+    }
+
+    /// Resumes member `id` with SIGCONT.
+    pub fn resume(&mut self, id: u16) {
+        self.signal(id, "CONT");
+        self.paused.remove(&NodeId(id));
+    }
+
     /// Stops every node: SIGTERM by pid, then `Child::kill` after the grace period. Returns
     /// each node's exit status (`None`: it had to be killed).
     pub fn stop_all(&mut self) -> BTreeMap<NodeId, Option<ExitStatus>> {
+        // A paused process cannot act on SIGTERM, and SIGKILL alone would leave it stopped in
+        // some kernels' accounting; resume it first.
+        for id in std::mem::take(&mut self.paused) {
+            if let Some(child) = self.children.get_mut(&id) {
+                if let Ok(None) = child.try_wait() {
+                    let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
+                }
+            }
+        }
         for child in self.children.values_mut() {
             // Only an unreaped child is signalled, so the pid is still ours.
             if let Ok(None) = child.try_wait() {
@@ -167,8 +234,9 @@ impl Nodes {
 impl Drop for Nodes {
     fn drop(&mut self) {
         self.stop_all();
-        // The logs explain a failure; a passing test leaves nothing behind.
-        if std::thread::panicking() {
+        // The logs explain a failure; a passing test leaves nothing behind unless
+        // HARNESS_KEEP_LOGS is set (with HARNESS_NODE_LOG=debug, to study a timing).
+        if std::thread::panicking() || std::env::var_os("HARNESS_KEEP_LOGS").is_some() {
             eprintln!("node logs kept in {}", self.log_dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.log_dir);
@@ -267,4 +335,31 @@ pub fn wait_for_total(addrs: &[SocketAddr], total: u64, deadline: Duration) -> V
         },
     );
     statuses.into_iter().map(Option::unwrap).collect()
+}
+
+/// The status of the node at `addr`, asked over a fresh connection; `None` if it does not answer.
+pub fn status(addr: SocketAddr) -> Option<NodeStatus> {
+    Client::connect(addr, Duration::from_secs(1)).ok()?.status().ok()
+}
+
+/// Polls the node at `addr` every millisecond until `changed` holds for its status; returns how
+/// long that took from `since`. Bounded by a step count and `deadline`.
+pub fn time_until(
+    addr: SocketAddr,
+    since: Instant,
+    deadline: Duration,
+    mut changed: impl FnMut(&NodeStatus) -> bool,
+) -> Duration {
+    let mut client = connect(addr, deadline);
+    let until = since + deadline;
+    for _ in 0..1_000_000 {
+        match client.status() {
+            Ok(status) if changed(&status) => return since.elapsed(),
+            Ok(_) => {}
+            Err(_) => client = connect(addr, deadline),
+        }
+        assert!(Instant::now() < until, "no change at {addr} within {deadline:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("status polling at {addr} exhausted its steps");
 }

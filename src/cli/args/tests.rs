@@ -26,8 +26,11 @@ const PEERS: &str = "--peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103"
 #[test]
 fn a_full_command_line_becomes_a_node_config() {
     let args =
-        node(&format!("--id 2 --listen 0.0.0.0:7102 {PEERS} --ring uni --token-timeout 500 --cluster a"))
-            .unwrap();
+        node(&format!(
+            "--id 2 --listen 0.0.0.0:7102 {PEERS} --ring uni --token-timeout 500 --cluster a --delivery-log d.log"
+        ))
+        .unwrap();
+    assert_eq!(args.delivery_log, Some(std::path::PathBuf::from("d.log")));
     assert_eq!(args.id, NodeId(2));
     assert_eq!(args.listen, "0.0.0.0:7102".parse().unwrap());
     assert_eq!(args.peers.len(), 3);
@@ -46,6 +49,7 @@ fn listen_defaults_to_the_own_peer_entry_and_ring_to_bi() {
     assert_eq!(args.listen, "127.0.0.1:7103".parse().unwrap());
     assert_eq!(args.ring, RingMode::Bidirectional);
     assert_eq!(args.cluster, DEFAULT_CLUSTER);
+    assert_eq!(args.delivery_log, None);
     // A short token timeout pulls the idle hold down with it instead of failing validation.
     let short = node(&format!("--id 3 {PEERS} --token-timeout 40")).unwrap();
     assert!(short.node_config(1).is_ok());
@@ -66,6 +70,7 @@ fn every_mistake_names_its_flag() {
     assert!(node_error(&format!("--id 1 {PEERS} --listen 127.0.0.1:x")).starts_with("bad --listen"));
     assert!(node_error(&format!("--id 1 {PEERS} --token-timeout 5")).starts_with("bad --token-timeout"));
     assert!(node_error(&format!("--id 1 {PEERS} --cluster=")).starts_with("bad --cluster"));
+    assert!(node_error(&format!("--id 1 {PEERS} --delivery-log=")).starts_with("bad --delivery-log"));
     assert!(node_error(&format!("--id 1 {PEERS} --verbose")).starts_with("unknown flag --verbose"));
 }
 
@@ -117,9 +122,19 @@ fn a_hostfile_supplies_peers_and_the_listen_address() {
 #[test]
 fn demo_flags_have_defaults_and_bounds() {
     let demo = parse_demo_args(&[]).unwrap();
-    assert_eq!(demo, DemoArgs { nodes: 5, messages: 2000, ring: RingMode::Bidirectional, json: false });
-    let demo = parse_demo_args(&strings("--nodes 3 --messages 10 --ring uni --json")).unwrap();
-    assert_eq!(demo, DemoArgs { nodes: 3, messages: 10, ring: RingMode::Unidirectional, json: true });
+    assert_eq!(
+        demo,
+        DemoArgs { nodes: 5, messages: 2000, ring: RingMode::Bidirectional, json: false, kill: 0 }
+    );
+    let demo = parse_demo_args(&strings("--kill 2 --nodes 3 --messages 10 --ring uni --json")).unwrap();
+    assert_eq!(
+        demo,
+        DemoArgs { nodes: 3, messages: 10, ring: RingMode::Unidirectional, json: true, kill: 2 }
+    );
+    assert_eq!(
+        parse_demo_args(&strings("--nodes 3 --kill 3")).unwrap_err().to_string(),
+        "bad --kill \"3\": must be a number in 0..=2"
+    );
     assert!(parse_demo_args(&strings("--nodes 65")).unwrap_err().to_string().starts_with("bad --nodes"));
     assert!(parse_demo_args(&strings("--messages 0")).unwrap_err().to_string().starts_with("bad --messages"));
     assert!(parse_demo_args(&strings("--id 1")).unwrap_err().to_string().starts_with("unknown flag --id"));

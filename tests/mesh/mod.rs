@@ -143,10 +143,14 @@ impl Mesh {
         }
     }
 
+    /// `(id, client address)` of every node.
+    pub fn endpoints(&self) -> Vec<(u16, SocketAddr)> {
+        self.ids().into_iter().map(|id| (id, self.addrs[usize::from(id) - 1])).collect()
+    }
+
     /// The status of node `id`, or `None` if it does not answer within a second.
     pub fn status(&self, id: u16) -> Option<NodeStatus> {
-        let mut client = Client::connect(self.addrs[usize::from(id) - 1], Duration::from_secs(1)).ok()?;
-        client.status().ok()
+        status_at(self.addrs[usize::from(id) - 1])
     }
 
     /// Statuses of `ids`, `None` where a node did not answer.
@@ -154,56 +158,18 @@ impl Mesh {
         ids.iter().map(|&id| self.status(id)).collect()
     }
 
-    /// Waits until every node of `ids` is in the same primary view of exactly `ids.len()`
-    /// members and that view commits (committed_upto grows past `min_committed`); returns the
-    /// view id and how long it took.
+    /// `wait_settled_at` for the nodes `ids`.
     pub fn wait_settled(&self, ids: &[u16], min_committed: u64, deadline: Duration) -> (u64, Duration) {
-        let started = Instant::now();
-        let mut view = 0;
-        wait_until(
-            &format!("{ids:?} to settle in one committing primary view"),
-            Duration::from_millis(50),
-            10_000,
-            deadline,
-            || {
-                let statuses = self.statuses(ids);
-                let Some(first) = statuses[0].as_ref() else { return false };
-                view = first.view.0;
-                statuses.iter().all(|s| {
-                    s.as_ref().is_some_and(|s| {
-                        s.primary
-                            && s.view == first.view
-                            && s.ring.len() == ids.len()
-                            && s.committed_upto > min_committed
-                    })
-                })
-            },
-        );
-        (view, started.elapsed())
+        wait_settled_at(&self.pick(ids), min_committed, deadline)
     }
 
-    /// Samples the view id of every node of `ids` for `span`; returns how many times any of
-    /// them changed (the flapping check of docs/PROTOCOL.md §5.5).
+    /// `view_changes_at` for the nodes `ids`.
     pub fn view_changes_over(&self, ids: &[u16], span: Duration) -> usize {
-        let until = Instant::now() + span;
-        let mut last: BTreeMap<u16, u64> = BTreeMap::new();
-        let mut changes = BTreeSet::new();
-        for _ in 0..1_000 {
-            if Instant::now() >= until {
-                break;
-            }
-            for &id in ids {
-                if let Some(s) = self.status(id) {
-                    if let Some(old) = last.insert(id, s.view.0) {
-                        if old != s.view.0 {
-                            changes.insert(s.view.0);
-                        }
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        changes.len()
+        view_changes_at(&self.pick(ids), span)
+    }
+
+    fn pick(&self, ids: &[u16]) -> Vec<SocketAddr> {
+        ids.iter().map(|&id| self.addrs[usize::from(id) - 1]).collect()
     }
 
     /// Where the logs are.
@@ -244,6 +210,64 @@ impl Drop for Mesh {
         }
         // The proxies drop after the nodes, joining their threads.
     }
+}
+
+/// The status of the node at `addr`, or `None` if it does not answer within a second.
+pub fn status_at(addr: SocketAddr) -> Option<NodeStatus> {
+    let mut client = Client::connect(addr, Duration::from_secs(1)).ok()?;
+    client.status().ok()
+}
+
+/// Waits until every node at `addrs` is in the same primary view of exactly `addrs.len()`
+/// members and that view commits (committed_upto grows past `min_committed`); returns the view
+/// id and how long it took.
+pub fn wait_settled_at(addrs: &[SocketAddr], min_committed: u64, deadline: Duration) -> (u64, Duration) {
+    let started = Instant::now();
+    let mut view = 0;
+    wait_until(
+        &format!("{addrs:?} to settle in one committing primary view"),
+        Duration::from_millis(50),
+        10_000,
+        deadline,
+        || {
+            let statuses: Vec<Option<NodeStatus>> = addrs.iter().map(|&a| status_at(a)).collect();
+            let Some(first) = statuses[0].as_ref() else { return false };
+            view = first.view.0;
+            statuses.iter().all(|s| {
+                s.as_ref().is_some_and(|s| {
+                    s.primary
+                        && s.view == first.view
+                        && s.ring.len() == addrs.len()
+                        && s.committed_upto > min_committed
+                })
+            })
+        },
+    );
+    (view, started.elapsed())
+}
+
+/// Samples the view id of every node at `addrs` for `span`; returns how many distinct new
+/// views appeared (the flapping check of docs/PROTOCOL.md §5.5).
+pub fn view_changes_at(addrs: &[SocketAddr], span: Duration) -> usize {
+    let until = Instant::now() + span;
+    let mut last: BTreeMap<SocketAddr, u64> = BTreeMap::new();
+    let mut changes = BTreeSet::new();
+    for _ in 0..1_000 {
+        if Instant::now() >= until {
+            break;
+        }
+        for &addr in addrs {
+            if let Some(s) = status_at(addr) {
+                if let Some(old) = last.insert(addr, s.view.0) {
+                    if old != s.view.0 {
+                        changes.insert(s.view.0);
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    changes.len()
 }
 
 /// One acknowledgement: which node, the seq, and when.
@@ -387,6 +411,11 @@ fn submit_until_stopped(
 /// committed_upto and state digest, every acknowledged seq is committed everywhere, and no
 /// seq was acknowledged twice. Returns the final statuses.
 pub fn check_converged(mesh: &Mesh, ids: &[u16], acks: &[Ack], deadline: Duration) -> Vec<NodeStatus> {
+    check_converged_at(&mesh.pick(ids), acks, deadline)
+}
+
+/// `check_converged` for the nodes at `addrs`.
+pub fn check_converged_at(addrs: &[SocketAddr], acks: &[Ack], deadline: Duration) -> Vec<NodeStatus> {
     let mut last = Vec::new();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_until(
@@ -395,7 +424,7 @@ pub fn check_converged(mesh: &Mesh, ids: &[u16], acks: &[Ack], deadline: Duratio
             10_000,
             deadline,
             || {
-                last = mesh.statuses(ids);
+                last = addrs.iter().map(|&a| status_at(a)).collect();
                 let Some(first) = last[0].clone() else { return false };
                 last.iter().all(|s| {
                     s.as_ref().is_some_and(|s| {

@@ -19,5 +19,15 @@ demo: build
 sim: build
 	./target/release/harness-sim --seeds 0..20000 --faults all
 
+# The full benchmark (several minutes; the machine should be otherwise quiet). Narrow it with
+# BENCH_FLAGS, e.g. `make bench BENCH_FLAGS="--nodes 3,5"`.
+BENCH_FLAGS ?=
+# Where cargo put the binaries: CARGO_TARGET_DIR when set, else ./target.
+BIN_DIR = $(or $(CARGO_TARGET_DIR),target)/release
+bench: build
+	mkdir -p target/bench
+	$(BIN_DIR)/harness-bench --json target/bench/bench.json --svg-dir target/bench $(BENCH_FLAGS)
+	@echo "bench: JSON in target/bench/bench.json, plots in target/bench/*.svg"
+
 fmt:
 	$(CARGO) fmt --all

@@ -175,6 +175,29 @@ fn a_quiet_ring_parks_its_token_and_a_submission_wakes_it() {
 }
 
 #[test]
+fn one_message_at_a_time_at_the_first_member_never_waits_for_the_idle_hold() {
+    // §3 idle ring: a rotation in which something is stamped is not quiet. A client with one
+    // request outstanding at the first member submits again as soon as its commit arrives, when
+    // the token's quiet count may already be 1; stamping then must not park the token with the
+    // new message in flight (found by harness-bench: every second request took the idle hold).
+    let mut ring = Ring::new(3, RingMode::Bidirectional);
+    ring.run_for(Duration::from_secs(1));
+    for k in 0..10u64 {
+        let start = ring.now;
+        ring.submit(0, k, &k.to_be_bytes());
+        for _ in 0..10_000 {
+            if ring.committed[0].len() as u64 == k + 1 {
+                break;
+            }
+            ring.run_for(HOP);
+        }
+        assert_eq!(ring.committed[0].len() as u64, k + 1, "message {k} committed");
+        let hops = (ring.now.0 - start.0) / HOP.as_nanos() as u64;
+        assert!(hops <= 20, "message {k} took {hops} hops to commit");
+    }
+}
+
+#[test]
 fn a_heavy_sender_does_not_starve_the_others() {
     let mut ring = Ring::new(3, RingMode::Bidirectional);
     for k in 0..400u64 {

@@ -204,6 +204,12 @@ impl Core {
                 stamped = true;
             }
         }
+        if stamped {
+            // A rotation in which something was stamped is not quiet (PROTOCOL.md §3), even when
+            // the first member counted it quiet on arrival: parking now would hold the fresh batch
+            // uncommitted for the whole idle hold.
+            token.quiet = 0;
+        }
         token.received[position] = self.log.received_upto;
         token.backlog[position] = u32::try_from(self.queue.waiting()).unwrap_or(u32::MAX);
         self.deliver_ready(out);

@@ -1,0 +1,140 @@
+//! The load the figures put on a ring: pipelined submitters (one client per member, a window of
+//! broadcasts outstanding) and the one-outstanding latency probe.
+//!
+//! A submitter counts commits in shared atomics so the measuring thread can read them at the
+//! edges of its window without stopping the load; a refusal because the node is busy or has
+//! no quorum (during a view change) is sent again, since the load must stay backlogged. Every
+//! loop is bounded by a step count and a deadline.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::client::{Client, ClientError};
+use crate::wire::{ClientReply, ErrorCode};
+
+/// The longest single wait for a reply; the loop around it checks the stop flag and deadline.
+const REPLY_WAIT: Duration = Duration::from_millis(50);
+/// Pause after a refusal, so a busy node can drain.
+const BUSY_BACKOFF: Duration = Duration::from_millis(1);
+/// Timeout of every client call.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most steps of one submitter (each sends a window or waits for one reply).
+const STEPS_MAX: u64 = 100_000_000;
+/// Most refusals the latency probe retries in a row before giving up.
+const REFUSALS_MAX: u32 = 10_000;
+
+/// What one submitter does.
+#[derive(Clone, Copy, Debug)]
+pub struct Submitter {
+    /// The member it talks to.
+    pub addr: SocketAddr,
+    /// Payload size.
+    pub value_bytes: usize,
+    /// Broadcasts outstanding at most.
+    pub window: usize,
+    /// Messages to send in all; `None`: until stopped.
+    pub messages: Option<u64>,
+}
+
+/// A submitter's progress, shared with the measuring thread.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Broadcasts committed.
+    pub committed: AtomicU64,
+    /// Set once the last message has been sent: from then on it is no longer backlogged.
+    pub exhausted: AtomicBool,
+}
+
+/// Runs `submitter` until `stop` is set (then drains what is outstanding) or it has sent and
+/// seen committed all its messages, or `deadline` passes.
+pub fn run(
+    submitter: Submitter,
+    progress: &Progress,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> Result<(), String> {
+    let mut client = Client::connect(submitter.addr, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
+    let payload = vec![b'v'; submitter.value_bytes];
+    let limit = submitter.messages.unwrap_or(u64::MAX);
+    let mut sent: u64 = 0;
+    for _ in 0..STEPS_MAX {
+        let stopping = stop.load(Ordering::Relaxed);
+        while !stopping && client.in_flight() < submitter.window && sent < limit {
+            client.send_broadcast(&payload).map_err(|e| e.to_string())?;
+            sent += 1;
+        }
+        if sent == limit {
+            progress.exhausted.store(true, Ordering::Relaxed);
+        }
+        if client.in_flight() == 0 && (stopping || sent == limit) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            // Outstanding replies die with the connection; the ring does not care.
+            return Ok(());
+        }
+        match client.recv_reply(REPLY_WAIT) {
+            Ok(ClientReply::Committed { .. }) => {
+                progress.committed.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(ClientReply::Error { code: ErrorCode::Busy | ErrorCode::NoQuorum, .. }) => {
+                // Sent again by the next fill.
+                sent -= 1;
+                std::thread::sleep(BUSY_BACKOFF);
+            }
+            Ok(other) => return Err(format!("unexpected reply {other:?}")),
+            Err(ClientError::Timeout { .. }) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("submitter exhausted its steps".to_string())
+}
+
+/// Commits `count` broadcasts of `value_bytes` one at a time at `addr` after `warmup` untimed
+/// ones; returns each latency in microseconds, submit to commit reply.
+pub fn one_outstanding(
+    addr: SocketAddr,
+    value_bytes: usize,
+    warmup: usize,
+    count: usize,
+    deadline: Instant,
+) -> Result<Vec<f64>, String> {
+    let mut client = Client::connect(addr, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
+    let payload = vec![b'l'; value_bytes];
+    let mut latencies = Vec::with_capacity(count);
+    let mut refusals = 0;
+    for index in 0..warmup + count {
+        loop {
+            if Instant::now() >= deadline {
+                return Err(format!("{} of {count} timed requests before the deadline", latencies.len()));
+            }
+            let started = Instant::now();
+            match client.broadcast(&payload) {
+                Ok(_) => {
+                    if index >= warmup {
+                        latencies.push(started.elapsed().as_secs_f64() * 1e6);
+                    }
+                    break;
+                }
+                Err(e)
+                    if e.is_retryable()
+                        || matches!(e, ClientError::Rejected { code: ErrorCode::NoQuorum, .. }) =>
+                {
+                    refusals += 1;
+                    if refusals > REFUSALS_MAX {
+                        return Err(format!("refused {refusals} times: {e}"));
+                    }
+                    std::thread::sleep(BUSY_BACKOFF);
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+    Ok(latencies)
+}
+
+/// Sum of every submitter's commits so far.
+pub fn committed(progress: &[Progress]) -> Vec<u64> {
+    progress.iter().map(|p| p.committed.load(Ordering::Relaxed)).collect()
+}

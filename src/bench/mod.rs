@@ -1,0 +1,304 @@
+//! `harness-bench`: the figures users choose a control plane by, measured on real `harness node`
+//! processes over loopback (issue 8): commit latency, throughput, recovery, fairness, the
+//! loopback floor and the idle cost. Each figure is the median of several repetitions with min
+//! and max, because a shared 2-core machine drifts by 10-30% within minutes.
+//!
+//! The flags only narrow or shorten a run; the modules are named for what they measure and
+//! return flat `Record`s, which print as markdown tables and serialise as one JSON array.
+
+mod cluster;
+mod fairness;
+mod floor;
+mod idle;
+mod latency;
+mod load;
+mod plot;
+mod recovery;
+pub mod report;
+mod throughput;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::ids::RingMode;
+pub use plot::write_plots;
+use recovery::Fault;
+use report::Record;
+
+/// The text `harness-bench --help` prints.
+pub const USAGE: &str = "\
+harness-bench: latency, throughput, recovery, fairness, floor and idle cost of real
+`harness node` processes on loopback (the `harness` executable next to this one).
+
+Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FILE]
+                     [--svg-dir DIR] [--figures LIST]
+  --quick          a short smoke run (n = 3, ring bi unless narrowed; few requests)
+  --nodes LIST     ring sizes for latency and throughput, each in 2..=16 (default 3,5,7,9)
+  --ring MODE      bi, uni or both (default both; --quick: bi)
+  --json FILE      also write every record as one JSON array of flat objects
+  --svg-dir DIR    where the plots go (default target/bench)
+  --figures LIST   any of latency,throughput,recovery,fairness,floor,idle (default all)
+Errors: one line on stderr, exit code 2.
+";
+
+/// Every figure, in the order they run.
+pub const FIGURES: [&str; 6] = ["floor", "latency", "throughput", "recovery", "fairness", "idle"];
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BenchArgs {
+    /// The short smoke form.
+    pub quick: bool,
+    /// Ring sizes for latency and throughput.
+    pub nodes: Vec<usize>,
+    /// Ring modes.
+    pub rings: Vec<RingMode>,
+    /// Where to write the JSON array.
+    pub json: Option<PathBuf>,
+    /// Where to write the plots.
+    pub svg_dir: PathBuf,
+    /// Figures to run.
+    pub figures: Vec<&'static str>,
+}
+
+/// Parses the arguments after the program name; `Ok(None)` asks for the usage text.
+pub fn parse_args(args: &[String]) -> Result<Option<BenchArgs>, String> {
+    let mut quick = false;
+    let (mut nodes, mut ring, mut json, mut svg_dir, mut figures) = (None, None, None, None, None);
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (arg.as_str(), None),
+        };
+        if name == "--help" || name == "-h" {
+            return Ok(None);
+        }
+        if name == "--quick" {
+            if inline.is_some() || std::mem::replace(&mut quick, true) {
+                return Err("--quick takes no value and is given once".to_string());
+            }
+            continue;
+        }
+        let slot = match name {
+            "--nodes" => &mut nodes,
+            "--ring" => &mut ring,
+            "--json" => &mut json,
+            "--svg-dir" => &mut svg_dir,
+            "--figures" => &mut figures,
+            other if other.starts_with("--") => return Err(format!("unknown flag {other} (try --help)")),
+            other => return Err(format!("unexpected argument {other:?} (flags start with --)")),
+        };
+        let value = match inline.or_else(|| rest.next().filter(|v| !v.starts_with("--")).cloned()) {
+            Some(value) if !value.is_empty() => value,
+            _ => return Err(format!("{name} needs a value")),
+        };
+        if slot.replace(value).is_some() {
+            return Err(format!("{name} is given twice"));
+        }
+    }
+    let nodes = match nodes {
+        Some(list) => parse_list(&list, "--nodes", "sizes in 2..=16", |t| {
+            t.parse().ok().filter(|n| (2..=16).contains(n))
+        })?,
+        None if quick => vec![3],
+        None => vec![3, 5, 7, 9],
+    };
+    let rings = match ring.as_deref() {
+        Some("both") => vec![RingMode::Bidirectional, RingMode::Unidirectional],
+        Some(text) => {
+            vec![text.parse().map_err(|_| format!("bad --ring {text:?}: must be bi, uni or both"))?]
+        }
+        None if quick => vec![RingMode::Bidirectional],
+        None => vec![RingMode::Bidirectional, RingMode::Unidirectional],
+    };
+    let figures = match figures {
+        Some(list) => parse_list(&list, "--figures", "figures of --help", |t| {
+            FIGURES.iter().copied().find(|f| *f == t)
+        })?,
+        None => FIGURES.to_vec(),
+    };
+    let svg_dir = PathBuf::from(svg_dir.unwrap_or_else(|| "target/bench".to_string()));
+    Ok(Some(BenchArgs { quick, nodes, rings, json: json.map(PathBuf::from), svg_dir, figures }))
+}
+
+fn parse_list<T>(
+    list: &str,
+    flag: &str,
+    allowed: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, String> {
+    let bad = |item: &str| format!("bad {flag} {list:?}: {item:?} is not one of the {allowed}");
+    list.split(',').map(|item| parse(item.trim()).ok_or_else(|| bad(item.trim()))).collect()
+}
+
+/// How long and how often each figure measures.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Repetitions of every figure.
+    pub repetitions: usize,
+    /// Timed one-outstanding requests per repetition.
+    pub latency_requests: usize,
+    /// Untimed requests before them.
+    pub latency_warmup: usize,
+    /// Broadcasts each throughput client keeps outstanding.
+    pub window: usize,
+    /// Value sizes of the throughput figure.
+    pub value_sizes: Vec<usize>,
+    /// Load before a measuring window starts.
+    pub warmup: Duration,
+    /// A throughput measuring window.
+    pub measure: Duration,
+    /// The token timeout of the recovery rings (also the SIGSTOP detection time).
+    pub token_timeout: Duration,
+    /// Messages each light member submits in the fairness figure.
+    pub fairness_messages: u64,
+    /// Longest fairness measuring window.
+    pub fairness_deadline: Duration,
+    /// Round trips of one floor repetition.
+    pub floor_round_trips: usize,
+    /// Idle measuring interval.
+    pub idle: Duration,
+    /// How long a fresh ring may take to form.
+    pub ready_deadline: Duration,
+}
+
+impl Plan {
+    /// The full run: the issue's sizes (>= 5,000 latency requests, 20,000 round trips, 10 s idle).
+    pub fn full() -> Plan {
+        Plan {
+            repetitions: 3,
+            latency_requests: 5000,
+            latency_warmup: 200,
+            window: 256,
+            value_sizes: vec![64, 1024, 16 * 1024],
+            warmup: Duration::from_millis(500),
+            measure: Duration::from_secs(2),
+            token_timeout: Duration::from_millis(1000),
+            fairness_messages: 50_000,
+            fairness_deadline: Duration::from_secs(20),
+            floor_round_trips: 20_000,
+            idle: Duration::from_secs(10),
+            ready_deadline: Duration::from_secs(30),
+        }
+    }
+
+    /// The smoke run: every figure, a few seconds in all.
+    pub fn quick() -> Plan {
+        Plan {
+            repetitions: 2,
+            latency_requests: 300,
+            latency_warmup: 50,
+            window: 64,
+            value_sizes: vec![64, 1024, 16 * 1024],
+            warmup: Duration::from_millis(200),
+            measure: Duration::from_millis(400),
+            token_timeout: Duration::from_millis(200),
+            fairness_messages: 10_000,
+            fairness_deadline: Duration::from_secs(5),
+            floor_round_trips: 2000,
+            idle: Duration::from_secs(1),
+            ready_deadline: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Runs every figure asked for with `exe` as the node executable. A figure that fails is
+/// reported in the second list and the others still run.
+pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
+    let plan = if args.quick { Plan::quick() } else { Plan::full() };
+    let wants = |figure: &str| args.figures.contains(&figure);
+    let mut records = Vec::new();
+    let mut failures = Vec::new();
+    let mut note =
+        |what: String, outcome: Result<Vec<Record>, String>, records: &mut Vec<Record>| match outcome {
+            Ok(new) => {
+                eprintln!("harness-bench: {what}: done");
+                records.extend(new);
+            }
+            Err(problem) => {
+                eprintln!("harness-bench: {what}: FAILED: {problem}");
+                failures.push(format!("{what}: {problem}"));
+            }
+        };
+    let mut one_way_us = None;
+    if wants("floor") {
+        let outcome = floor::measure(plan.floor_round_trips, plan.repetitions);
+        one_way_us = outcome.as_ref().ok().map(|(_, one_way)| *one_way);
+        note("floor".into(), outcome.map(|(record, _)| vec![record]), &mut records);
+    }
+    if wants("latency") || wants("throughput") {
+        for &ring in &args.rings {
+            for &n in &args.nodes {
+                let outcome = ring_figures(exe, n, ring, &plan, args, one_way_us);
+                note(format!("n={n} ring {}", ring.as_str()), outcome, &mut records);
+            }
+        }
+    }
+    let ring = args.rings[0];
+    if wants("recovery") {
+        for fault in [Fault::Kill, Fault::Stop] {
+            let outcome = recovery::measure(exe, ring, fault, &plan).map(|r| vec![r]);
+            note(format!("recovery {}", fault.as_str()), outcome, &mut records);
+        }
+    }
+    if wants("fairness") {
+        note("fairness".into(), fairness::measure(exe, ring, &plan).map(|r| vec![r]), &mut records);
+    }
+    if wants("idle") {
+        note("idle".into(), idle::measure(exe, ring, &plan).map(|r| vec![r]), &mut records);
+    }
+    (records, failures)
+}
+
+/// Latency and throughput on one fresh ring of `n`.
+fn ring_figures(
+    exe: &Path,
+    n: usize,
+    ring: RingMode,
+    plan: &Plan,
+    args: &BenchArgs,
+    one_way_us: Option<f64>,
+) -> Result<Vec<Record>, String> {
+    let mut cluster = cluster::Cluster::start(exe, n, ring, None)?;
+    cluster.wait_ready(plan.ready_deadline)?;
+    let mut records = Vec::new();
+    if args.figures.contains(&"latency") {
+        let record = latency::measure(&cluster, ring, plan)?;
+        if let (Some(one_way), Some(p50)) = (one_way_us, record.get("p50_us")) {
+            records.push(floor::ratio(n, ring, p50, one_way));
+        }
+        records.push(record);
+    }
+    if args.figures.contains(&"throughput") {
+        for &size in &plan.value_sizes {
+            records.extend(throughput::measure(&mut cluster, ring, size, plan)?);
+        }
+    }
+    Ok(records)
+}
+
+/// Every figure's markdown table under a heading, in run order.
+pub fn tables(records: &[Record]) -> String {
+    let headings = [
+        ("floor", "Loopback floor: TCP ping-pong, TCP_NODELAY, 64 B"),
+        ("commit_latency", "Commit latency: one client, one outstanding, µs"),
+        ("floor_ratio", "Commit latency against (message steps x one-way floor)"),
+        ("throughput", "Throughput: every member's client submitting, committed"),
+        ("broadcast_throughput", "Broadcast throughput: agreed deliveries per second at member 1"),
+        ("recovery", "Recovery of a 5-member ring under load, ms from the signal"),
+        ("fairness", "Fairness: member 1 submits 100x more"),
+        ("idle_cpu", "Idle 5-member ring, % of one core (all processes)"),
+    ];
+    let mut out = String::new();
+    for (figure, heading) in headings {
+        let table = report::markdown(records, figure);
+        if !table.is_empty() {
+            out.push_str(&format!("### {heading}\n\n{table}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

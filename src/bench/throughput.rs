@@ -1,0 +1,113 @@
+//! Figures 2 and 3, throughput: every member's client submits with a window of broadcasts
+//! outstanding; over a measuring window after a warm-up we count commits acknowledged to the
+//! clients (committed ops/s, MB/s), agreed deliveries at member 1 from its status (delivered
+//! msgs/s, the broadcast figure), the CPU time of every node process (CPU seconds per 1,000
+//! commits: on 2 shared cores this is what bounds throughput) and each node's RSS.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::cluster::Cluster;
+use super::load::{self, Progress, Submitter};
+use super::report::Record;
+use super::Plan;
+use crate::ids::RingMode;
+
+/// How long submitters may take to drain once stopped, beyond the measuring window.
+const DRAIN_ALLOWANCE: Duration = Duration::from_secs(30);
+
+/// One repetition's figures.
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    ops_per_s: f64,
+    delivered_per_s: f64,
+    cpu_s_per_1000_ops: f64,
+    rss_kib_max: f64,
+}
+
+/// Measures throughput with `value_bytes` values on a ready ring; returns the `throughput` and
+/// `broadcast_throughput` records.
+pub fn measure(
+    cluster: &mut Cluster,
+    ring: RingMode,
+    value_bytes: usize,
+    plan: &Plan,
+) -> Result<Vec<Record>, String> {
+    let mut runs = Vec::with_capacity(plan.repetitions);
+    for _ in 0..plan.repetitions {
+        runs.push(one_run(cluster, value_bytes, plan)?);
+    }
+    let n = cluster.addrs.len() as u64;
+    let column = |f: fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+    let ops = column(|r| r.ops_per_s);
+    let mb: Vec<f64> = ops.iter().map(|o| o * value_bytes as f64 / 1e6).collect();
+    let committed = Record::new("throughput")
+        .int("n", n)
+        .text("ring", ring.as_str())
+        .int("value_bytes", value_bytes as u64)
+        .int("window", plan.window as u64)
+        .stat("ops_per_s", &ops)
+        .stat("mb_per_s", &mb)
+        .stat("cpu_s_per_1000_ops", &column(|r| r.cpu_s_per_1000_ops))
+        .stat("rss_kib_max", &column(|r| r.rss_kib_max));
+    let delivered = column(|r| r.delivered_per_s);
+    let delivered_mb: Vec<f64> = delivered.iter().map(|d| d * value_bytes as f64 / 1e6).collect();
+    let broadcast = Record::new("broadcast_throughput")
+        .int("n", n)
+        .text("ring", ring.as_str())
+        .int("value_bytes", value_bytes as u64)
+        .stat("msgs_per_s", &delivered)
+        .stat("mb_per_s", &delivered_mb);
+    Ok(vec![committed, broadcast])
+}
+
+fn one_run(cluster: &mut Cluster, value_bytes: usize, plan: &Plan) -> Result<Run, String> {
+    let stop = AtomicBool::new(false);
+    let progress: Vec<Progress> = cluster.addrs.iter().map(|_| Progress::default()).collect();
+    let deadline = Instant::now() + plan.warmup + plan.measure + DRAIN_ALLOWANCE;
+    let addrs = cluster.addrs.clone();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = addrs
+            .iter()
+            .zip(&progress)
+            .map(|(&addr, progress)| {
+                let submitter = Submitter { addr, value_bytes, window: plan.window, messages: None };
+                let stop = &stop;
+                scope.spawn(move || load::run(submitter, progress, stop, deadline))
+            })
+            .collect();
+        let measured = measure_window(cluster, &progress, plan);
+        stop.store(true, Ordering::Relaxed);
+        for handle in handles {
+            handle.join().map_err(|_| "a submitter panicked".to_string())??;
+        }
+        measured
+    })
+}
+
+/// Reads counters, statuses and CPU times at both edges of the measuring window.
+fn measure_window(cluster: &mut Cluster, progress: &[Progress], plan: &Plan) -> Result<Run, String> {
+    std::thread::sleep(plan.warmup);
+    let delivered_before = cluster.status(0)?.delivered;
+    let committed_before: u64 = load::committed(progress).iter().sum();
+    let cpu_before: f64 = cluster.cpu_seconds().iter().sum();
+    let started = Instant::now();
+    std::thread::sleep(plan.measure);
+    let committed_after: u64 = load::committed(progress).iter().sum();
+    let cpu_after: f64 = cluster.cpu_seconds().iter().sum();
+    let elapsed = started.elapsed().as_secs_f64();
+    let delivered_after = cluster.status(0)?.delivered;
+    // The status call comes last, so its window is a little longer than the counters'.
+    let delivered_elapsed = started.elapsed().as_secs_f64();
+    let rss_kib_max = cluster.rss_kib().into_iter().max().unwrap_or(0) as f64;
+    let ops = committed_after.saturating_sub(committed_before) as f64;
+    if ops == 0.0 {
+        return Err(format!("nothing committed in {:?}", plan.measure));
+    }
+    Ok(Run {
+        ops_per_s: ops / elapsed,
+        delivered_per_s: delivered_after.saturating_sub(delivered_before) as f64 / delivered_elapsed,
+        cpu_s_per_1000_ops: (cpu_after - cpu_before) / (ops / 1000.0),
+        rss_kib_max,
+    })
+}

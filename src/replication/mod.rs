@@ -1,11 +1,25 @@
 //! The replicated state: what committed messages are applied to (guarantee 6).
 //!
 //! A `StateMachine` is deterministic by contract: the same commits in the same order give the
-//! same state and the same digest at every member.
+//! same state and the same digest at every member. Two machines are built in: `DigestLog` (a raw
+//! broadcast group: a hash chain over the history) and `DvmState` (the DVM's key-value namespace,
+//! member registry and plug-in registry, driven by `Command`s and answering with `Outcome`s).
 
+pub mod command;
 mod digest;
+mod encoding;
+mod kv;
+mod outcome;
+mod registry;
+mod session;
+mod snapshot;
 
+pub use command::{Action, Check, Command, Compare, Guard, MemberStatus, Op, Role, Session};
 pub use digest::{fnv1a, DigestLog};
+pub use kv::{DvmState, RANGE_BYTES_MAX};
+pub use outcome::{Entry, Outcome, Read};
+pub use registry::MemberRecord;
+pub use session::{CLIENTS_MAX, SESSION_OUTCOME_BYTES_MAX};
 
 use crate::error::DecodeError;
 use crate::ids::{MsgId, Seq};

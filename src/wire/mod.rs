@@ -7,7 +7,8 @@
 #[cfg(test)]
 mod arbitrary;
 mod body;
-mod bytes;
+// The bounds-checked Reader is shared with the state machine codecs in `replication`.
+pub(crate) mod bytes;
 mod codec;
 mod frame;
 

@@ -1,0 +1,661 @@
+//! `DvmState`: the built-in DVM state machine — a versioned key-value namespace, the member
+//! registry and the plug-in registry, with exactly-once client sessions (issue 5).
+//!
+//! Guarantee 6 (linear history) is only useful if applying it is deterministic: `apply` is a pure
+//! function of the state and the payload, every map is a `BTreeMap`, no clock or randomness is
+//! read, and a payload that does not decode changes nothing. Each command applies atomically at its
+//! point of the order: it is validated whole before anything changes, and no operation of a
+//! transaction can fail after the first one has run.
+//!
+//! Revisions follow etcd: a global revision grows by one per command that changes the state (a
+//! transaction's writes all share one); each key has the revision that created it, the revision
+//! that last wrote it, and a version counting its puts since creation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use super::command::{Action, Check, Command, Guard, Op, RANGE_LIMIT_MAX};
+use super::outcome::{Entry, Outcome, Read};
+use super::registry::{Change, MemberRecord, Registry};
+use super::session::{Sessions, CLIENTS_MAX};
+use super::StateMachine;
+use crate::error::DecodeError;
+use crate::ids::{MsgId, NodeId, Seq};
+
+/// Most key and value bytes one range read returns; it stops early with `more` set. With
+/// `OPS_MAX` ops per branch this bounds a command's result near `OPS_MAX * RANGE_BYTES_MAX`.
+pub const RANGE_BYTES_MAX: usize = 4 << 20;
+
+/// One key's value and revisions, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Stored {
+    /// The value.
+    pub(crate) value: Vec<u8>,
+    /// The revision that created the key.
+    pub(crate) create_revision: u64,
+    /// The revision that last wrote it.
+    pub(crate) mod_revision: u64,
+    /// Puts since creation, from 1.
+    pub(crate) version: u64,
+}
+
+impl Stored {
+    /// The entry a read of `key` returns.
+    pub(crate) fn entry(&self, key: &[u8]) -> Entry {
+        Entry {
+            key: key.to_vec(),
+            value: self.value.clone(),
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+            version: self.version,
+        }
+    }
+}
+
+/// The built-in DVM state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DvmState {
+    /// The global revision: changing commands applied.
+    pub(crate) revision: u64,
+    /// The key-value namespace.
+    pub(crate) keys: BTreeMap<Vec<u8>, Stored>,
+    /// Members and plug-ins.
+    pub(crate) registry: Registry,
+    /// The exactly-once table.
+    pub(crate) sessions: Sessions,
+}
+
+impl Default for DvmState {
+    fn default() -> DvmState {
+        DvmState::with_clients_max(CLIENTS_MAX)
+    }
+}
+
+impl DvmState {
+    /// An empty state remembering at most `clients_max` clients for exactly-once. Every member
+    /// of a group must use the same value; a restored snapshot brings the donor's.
+    pub fn with_clients_max(clients_max: usize) -> DvmState {
+        DvmState {
+            revision: 0,
+            keys: BTreeMap::new(),
+            registry: Registry::default(),
+            sessions: Sessions::new(clients_max),
+        }
+    }
+
+    /// The global revision.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// A local (possibly stale) read of one key.
+    pub fn get(&self, key: &[u8]) -> Option<Entry> {
+        self.keys.get(key).map(|stored| stored.entry(key))
+    }
+
+    /// A local (possibly stale) read of the keys under `prefix`, in key order, at most `limit`
+    /// (0 or above `RANGE_LIMIT_MAX` means `RANGE_LIMIT_MAX`) and `RANGE_BYTES_MAX`.
+    pub fn range(&self, prefix: &[u8], limit: u32) -> Read {
+        let limit = if limit == 0 { RANGE_LIMIT_MAX } else { limit.min(RANGE_LIMIT_MAX) } as usize;
+        let mut entries = Vec::new();
+        let mut bytes = 0usize;
+        let mut more = false;
+        for (key, stored) in self.under(prefix) {
+            let size = key.len() + stored.value.len();
+            if entries.len() >= limit || (!entries.is_empty() && bytes + size > RANGE_BYTES_MAX) {
+                more = true;
+                break;
+            }
+            bytes += size;
+            entries.push(stored.entry(key));
+        }
+        Read::Range { entries, more }
+    }
+
+    /// A registered member.
+    pub fn member(&self, id: NodeId) -> Option<&MemberRecord> {
+        self.registry.members.get(&id)
+    }
+
+    /// Every registered member, by id.
+    pub fn members(&self) -> impl Iterator<Item = (NodeId, &MemberRecord)> {
+        self.registry.members.iter().map(|(&id, record)| (id, record))
+    }
+
+    /// The members plug-in `name` is loaded on (empty if none).
+    pub fn plugin_members(&self, name: &str) -> BTreeSet<NodeId> {
+        self.registry.plugins.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Every loaded plug-in, by name, with its members.
+    pub fn plugins(&self) -> impl Iterator<Item = (&str, &BTreeSet<NodeId>)> {
+        self.registry.plugins.iter().map(|(name, members)| (name.as_str(), members))
+    }
+
+    /// Applies a decoded command with exactly-once and returns its outcome's bytes: a repeated
+    /// request of a remembered client gets the remembered bytes and changes nothing else.
+    pub fn execute(&mut self, command: &Command) -> Vec<u8> {
+        if let Some(outcome) = self.sessions.replay(command.session) {
+            return outcome;
+        }
+        let outcome = self.perform(&command.action).encode();
+        self.sessions.record(command.session, &outcome);
+        outcome
+    }
+
+    /// The keys under `prefix`, in order.
+    fn under<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a Vec<u8>, &'a Stored)> + 'a {
+        self.keys
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(key, _)| key.starts_with(prefix))
+    }
+
+    /// Applies one action at the next point of the order.
+    fn perform(&mut self, action: &Action) -> Outcome {
+        let next = self.revision + 1;
+        match action {
+            Action::Put { key, value } => {
+                self.put_at(key, value, next);
+                self.revision = next;
+                self.ok(0, Vec::new())
+            }
+            Action::Delete { key } => {
+                if self.keys.remove(key.as_slice()).is_none() {
+                    return Outcome::NotFound { revision: self.revision };
+                }
+                self.revision = next;
+                self.ok(1, Vec::new())
+            }
+            Action::DeleteRange { prefix } => {
+                let doomed: Vec<Vec<u8>> = self.under(prefix).map(|(key, _)| key.clone()).collect();
+                for key in &doomed {
+                    self.keys.remove(key);
+                }
+                if !doomed.is_empty() {
+                    self.revision = next;
+                }
+                self.ok(doomed.len() as u64, Vec::new())
+            }
+            Action::Txn { guards, then, otherwise } => {
+                // Guards see the state before the transaction; ops see each other's writes.
+                let held = guards.iter().all(|guard| self.holds(guard));
+                let (changed, deleted, reads) = self.run(if held { then } else { otherwise }, next);
+                if changed {
+                    self.revision = next;
+                }
+                if held {
+                    self.ok(deleted, reads)
+                } else {
+                    Outcome::GuardFailed { revision: self.revision, deleted, reads }
+                }
+            }
+            Action::RegisterMember { id, host, role, attributes } => {
+                let change = self.registry.register(*id, host, *role, attributes, next);
+                self.settle(change)
+            }
+            Action::SetMemberStatus { id, status } => {
+                let change = self.registry.set_status(*id, *status);
+                self.settle(change)
+            }
+            Action::LoadPlugin { name, member } => {
+                let change = self.registry.load(name, *member);
+                self.settle(change)
+            }
+            Action::UnloadPlugin { name, member } => {
+                let change = self.registry.unload(name, *member);
+                self.settle(change)
+            }
+        }
+    }
+
+    fn ok(&self, deleted: u64, reads: Vec<Read>) -> Outcome {
+        Outcome::Ok { revision: self.revision, deleted, reads }
+    }
+
+    /// The outcome of a registry command, taking a revision if it changed anything.
+    fn settle(&mut self, change: Change) -> Outcome {
+        match change {
+            Change::Changed => {
+                self.revision += 1;
+                self.ok(0, Vec::new())
+            }
+            Change::Unchanged => self.ok(0, Vec::new()),
+            Change::NotFound => Outcome::NotFound { revision: self.revision },
+        }
+    }
+
+    fn put_at(&mut self, key: &[u8], value: &[u8], revision: u64) {
+        match self.keys.get_mut(key) {
+            Some(stored) => {
+                stored.value = value.to_vec();
+                stored.mod_revision = revision;
+                stored.version += 1;
+            }
+            None => {
+                let stored = Stored {
+                    value: value.to_vec(),
+                    create_revision: revision,
+                    mod_revision: revision,
+                    version: 1,
+                };
+                self.keys.insert(key.to_vec(), stored);
+            }
+        }
+    }
+
+    /// Whether a guard holds now. A missing key has version and modify revision 0.
+    fn holds(&self, guard: &Guard) -> bool {
+        let stored = self.keys.get(guard.key.as_slice());
+        match &guard.check {
+            Check::ValueEquals(value) => stored.is_some_and(|s| &s.value == value),
+            Check::Version(compare, number) => compare.holds(stored.map_or(0, |s| s.version), *number),
+            Check::ModRevision(compare, number) => {
+                compare.holds(stored.map_or(0, |s| s.mod_revision), *number)
+            }
+            Check::Exists => stored.is_some(),
+            Check::Missing => stored.is_none(),
+        }
+    }
+
+    /// Runs a branch's ops in order at `revision`: (whether anything changed, keys deleted,
+    /// reads). No op can fail, so a branch is all-or-nothing by construction.
+    fn run(&mut self, ops: &[Op], revision: u64) -> (bool, u64, Vec<Read>) {
+        let mut changed = false;
+        let mut deleted = 0;
+        let mut reads = Vec::new();
+        for op in ops {
+            match op {
+                Op::Put { key, value } => {
+                    self.put_at(key, value, revision);
+                    changed = true;
+                }
+                Op::Delete { key } => {
+                    if self.keys.remove(key.as_slice()).is_some() {
+                        changed = true;
+                        deleted += 1;
+                    }
+                }
+                Op::Get { key } => reads.push(Read::Get(self.get(key))),
+                Op::Range { prefix, limit } => reads.push(self.range(prefix, *limit)),
+            }
+        }
+        (changed, deleted, reads)
+    }
+}
+
+impl StateMachine for DvmState {
+    /// Decodes and applies one committed command. A payload that is not a valid command yields
+    /// `Outcome::BadCommand` and changes nothing, not even the exactly-once table.
+    fn apply(&mut self, _seq: Seq, _id: MsgId, payload: &[u8]) -> Vec<u8> {
+        match Command::decode(payload) {
+            Ok(command) => self.execute(&command),
+            Err(e) => Outcome::BadCommand { reason: format!("bad command: {e}") }.encode(),
+        }
+    }
+
+    fn digest(&self) -> u64 {
+        super::snapshot::digest(self)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        super::snapshot::encode(self)
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), DecodeError> {
+        *self = super::snapshot::decode(snapshot)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::replication::command::{Compare, MemberStatus, Role, Session};
+    use crate::rng::Rng;
+
+    /// A message id for `apply`; the DVM state ignores it.
+    pub(crate) fn msg(counter: u64) -> MsgId {
+        MsgId { origin: NodeId(1), incarnation: 1, counter }
+    }
+
+    /// Applies `action` without a session and decodes the outcome.
+    pub(crate) fn run(state: &mut DvmState, action: Action) -> Outcome {
+        run_as(state, Session::default(), action)
+    }
+
+    fn run_as(state: &mut DvmState, session: Session, action: Action) -> Outcome {
+        let payload = Command { session, action }.encode();
+        let bytes = state.apply(0, msg(0), &payload);
+        Outcome::decode(&bytes).expect("apply returns a decodable outcome")
+    }
+
+    fn put(key: &str, value: &str) -> Action {
+        Action::Put { key: key.into(), value: value.into() }
+    }
+
+    fn ok(revision: u64) -> Outcome {
+        Outcome::Ok { revision, deleted: 0, reads: Vec::new() }
+    }
+
+    fn keys_of(read: &Read) -> (Vec<&[u8]>, bool) {
+        match read {
+            Read::Range { entries, more } => (entries.iter().map(|e| e.key.as_slice()).collect(), *more),
+            Read::Get(_) => panic!("not a range"),
+        }
+    }
+
+    /// A random valid command over a small key space, so that commands interact.
+    pub(crate) fn random_command(rng: &mut Rng) -> Command {
+        let key = |rng: &mut Rng| format!("k{}", rng.below(12)).into_bytes();
+        let value = |rng: &mut Rng| format!("v{}", rng.below(1000)).into_bytes();
+        let op = |rng: &mut Rng| match rng.below(4) {
+            0 => Op::Put { key: key(rng), value: value(rng) },
+            1 => Op::Delete { key: key(rng) },
+            2 => Op::Get { key: key(rng) },
+            _ => Op::Range { prefix: b"k1".to_vec(), limit: rng.below(4) as u32 },
+        };
+        let action = match rng.below(10) {
+            0..=2 => Action::Put { key: key(rng), value: value(rng) },
+            3 => Action::Delete { key: key(rng) },
+            4 => Action::DeleteRange { prefix: format!("k{}", rng.below(3)).into_bytes() },
+            5 | 6 => {
+                let check = match rng.below(5) {
+                    0 => Check::ValueEquals(value(rng)),
+                    1 => Check::Version(Compare::Less, rng.below(4)),
+                    2 => Check::ModRevision(Compare::Greater, rng.below(20)),
+                    3 => Check::Exists,
+                    _ => Check::Missing,
+                };
+                let then = (0..rng.below(4)).map(|_| op(rng)).collect();
+                let otherwise = (0..rng.below(3)).map(|_| op(rng)).collect();
+                Action::Txn { guards: vec![Guard { key: key(rng), check }], then, otherwise }
+            }
+            7 => Action::RegisterMember {
+                id: NodeId(rng.range(1, 4) as u16),
+                host: format!("node{}", rng.below(4)),
+                role: if rng.chance(1, 2) { Role::Hot } else { Role::Warm },
+                attributes: vec![("rack".into(), format!("r{}", rng.below(3)))],
+            },
+            8 => Action::SetMemberStatus { id: NodeId(rng.range(1, 4) as u16), status: MemberStatus::Down },
+            _ => Action::LoadPlugin {
+                name: format!("p{}", rng.below(3)),
+                member: NodeId(rng.range(1, 4) as u16),
+            },
+        };
+        // A few clients with sometimes-repeated request numbers exercise exactly-once too.
+        let session = Session { client_id: rng.below(4), request: rng.below(30) };
+        Command { session, action }
+    }
+
+    #[test]
+    fn puts_grow_the_revision_and_the_version_and_keep_the_create_revision() {
+        let mut state = DvmState::default();
+        assert_eq!(run(&mut state, put("a", "1")), ok(1));
+        assert_eq!(run(&mut state, put("b", "1")), ok(2));
+        assert_eq!(run(&mut state, put("a", "2")), ok(3));
+        let a = state.get(b"a").expect("a exists");
+        assert_eq!((a.value.as_slice(), a.create_revision, a.mod_revision, a.version), (&b"2"[..], 1, 3, 2));
+        let b = state.get(b"b").expect("b exists");
+        assert_eq!((b.create_revision, b.mod_revision, b.version), (2, 2, 1));
+        assert_eq!(state.revision(), 3);
+    }
+
+    #[test]
+    fn delete_then_recreate_starts_a_new_life_and_deleting_a_missing_key_changes_nothing() {
+        let mut state = DvmState::default();
+        run(&mut state, put("a", "1"));
+        run(&mut state, put("a", "2"));
+        assert_eq!(
+            run(&mut state, Action::Delete { key: b"a".to_vec() }),
+            Outcome::Ok { revision: 3, deleted: 1, reads: Vec::new() }
+        );
+        assert_eq!(state.get(b"a"), None);
+        assert_eq!(run(&mut state, Action::Delete { key: b"a".to_vec() }), Outcome::NotFound { revision: 3 });
+        run(&mut state, put("a", "3"));
+        let a = state.get(b"a").expect("a exists again");
+        assert_eq!((a.create_revision, a.mod_revision, a.version), (4, 4, 1));
+    }
+
+    #[test]
+    fn ranges_follow_the_prefix_in_key_order_up_to_the_limit() {
+        let mut state = DvmState::default();
+        for key in ["b", "ab", "a", "aa", "a/x", "ac"] {
+            run(&mut state, put(key, "v"));
+        }
+        assert_eq!(keys_of(&state.range(b"a", 0)), (vec![&b"a"[..], b"a/x", b"aa", b"ab", b"ac"], false));
+        assert_eq!(keys_of(&state.range(b"a", 2)), (vec![&b"a"[..], b"a/x"], true));
+        assert_eq!(keys_of(&state.range(b"a", 5)), (vec![&b"a"[..], b"a/x", b"aa", b"ab", b"ac"], false));
+        assert_eq!(keys_of(&state.range(b"", 0)).0.len(), 6);
+        assert_eq!(keys_of(&state.range(b"c", 0)), (Vec::new(), false));
+
+        let deleted = run(&mut state, Action::DeleteRange { prefix: b"a".to_vec() });
+        assert_eq!(deleted, Outcome::Ok { revision: 7, deleted: 5, reads: Vec::new() });
+        assert_eq!(keys_of(&state.range(b"", 0)), (vec![&b"b"[..]], false));
+        // Nothing under the prefix: nothing changes, the revision stays.
+        let none = run(&mut state, Action::DeleteRange { prefix: b"a".to_vec() });
+        assert_eq!(none, Outcome::Ok { revision: 7, deleted: 0, reads: Vec::new() });
+    }
+
+    #[test]
+    fn a_range_stops_at_its_byte_budget_and_says_there_is_more() {
+        let mut state = DvmState::default();
+        let big = "x".repeat(crate::replication::command::VALUE_BYTES_MAX);
+        for key in ["a1", "a2", "a3", "a4", "a5"] {
+            assert!(matches!(run(&mut state, put(key, &big)), Outcome::Ok { .. }));
+        }
+        // Four full values exceed RANGE_BYTES_MAX by their keys' bytes: three fit.
+        assert_eq!(keys_of(&state.range(b"a", 0)), (vec![&b"a1"[..], b"a2", b"a3"], true));
+    }
+
+    /// Every guard kind, each once holding and once failing, on key "a" (value "1", version 2,
+    /// modify revision 2) and the missing key "z".
+    #[test]
+    fn every_guard_kind_selects_both_branches() {
+        let guard = |key: &str, check: Check| Guard { key: key.into(), check };
+        let cases = [
+            (guard("a", Check::ValueEquals(b"1".to_vec())), guard("a", Check::ValueEquals(b"2".to_vec()))),
+            (guard("z", Check::Missing), guard("z", Check::ValueEquals(Vec::new()))),
+            (guard("a", Check::Version(Compare::Equal, 2)), guard("a", Check::Version(Compare::Equal, 1))),
+            (guard("a", Check::Version(Compare::Less, 3)), guard("a", Check::Version(Compare::Less, 2))),
+            (
+                guard("a", Check::Version(Compare::Greater, 1)),
+                guard("a", Check::Version(Compare::Greater, 2)),
+            ),
+            (guard("z", Check::Version(Compare::Equal, 0)), guard("z", Check::Version(Compare::Greater, 0))),
+            (
+                guard("a", Check::ModRevision(Compare::Equal, 2)),
+                guard("a", Check::ModRevision(Compare::Equal, 1)),
+            ),
+            (
+                guard("a", Check::ModRevision(Compare::Less, 3)),
+                guard("a", Check::ModRevision(Compare::Less, 2)),
+            ),
+            (
+                guard("a", Check::ModRevision(Compare::Greater, 1)),
+                guard("a", Check::ModRevision(Compare::Greater, 2)),
+            ),
+            (
+                guard("z", Check::ModRevision(Compare::Less, 1)),
+                guard("z", Check::ModRevision(Compare::Greater, 0)),
+            ),
+            (guard("a", Check::Exists), guard("z", Check::Exists)),
+            (guard("z", Check::Missing), guard("a", Check::Missing)),
+        ];
+        for (holding, failing) in cases {
+            for (guards, expect_then) in
+                [(vec![holding.clone()], true), (vec![holding.clone(), failing], false)]
+            {
+                let mut state = DvmState::default();
+                run(&mut state, put("a", "0"));
+                run(&mut state, put("a", "1"));
+                let txn = Action::Txn {
+                    guards: guards.clone(),
+                    then: vec![
+                        Op::Put { key: b"then".to_vec(), value: Vec::new() },
+                        Op::Get { key: b"a".to_vec() },
+                    ],
+                    otherwise: vec![Op::Put { key: b"else".to_vec(), value: Vec::new() }],
+                };
+                let outcome = run(&mut state, txn);
+                let ran_then = matches!(&outcome, Outcome::Ok { revision: 3, reads, .. } if reads.len() == 1);
+                let ran_otherwise =
+                    matches!(&outcome, Outcome::GuardFailed { revision: 3, reads, .. } if reads.is_empty());
+                assert!(if expect_then { ran_then } else { ran_otherwise }, "{guards:?}: {outcome:?}");
+                assert_eq!(state.get(b"then").is_some(), expect_then, "{guards:?}");
+                assert_eq!(state.get(b"else").is_some(), !expect_then, "{guards:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_txn_writes_at_one_revision_and_its_reads_see_its_earlier_writes() {
+        let mut state = DvmState::default();
+        run(&mut state, put("a", "1"));
+        let txn = Action::Txn {
+            guards: vec![Guard { key: b"a".to_vec(), check: Check::Exists }],
+            then: vec![
+                Op::Put { key: b"a".to_vec(), value: b"2".to_vec() },
+                Op::Put { key: b"b".to_vec(), value: b"1".to_vec() },
+                Op::Delete { key: b"missing".to_vec() },
+                Op::Get { key: b"a".to_vec() },
+                Op::Delete { key: b"a".to_vec() },
+                Op::Range { prefix: Vec::new(), limit: 0 },
+            ],
+            otherwise: Vec::new(),
+        };
+        let Outcome::Ok { revision, deleted, reads } = run(&mut state, txn) else { panic!("guard held") };
+        assert_eq!((revision, deleted), (2, 1));
+        let Read::Get(Some(a)) = &reads[0] else { panic!("a was read") };
+        assert_eq!((a.value.as_slice(), a.mod_revision, a.version), (&b"2"[..], 2, 2));
+        assert_eq!(keys_of(&reads[1]), (vec![&b"b"[..]], false));
+        assert_eq!(state.get(b"b").map(|b| b.mod_revision), Some(2));
+
+        // A read-only transaction does not take a revision.
+        let read_only = Action::Txn {
+            guards: Vec::new(),
+            then: vec![Op::Get { key: b"b".to_vec() }],
+            otherwise: Vec::new(),
+        };
+        assert!(matches!(run(&mut state, read_only), Outcome::Ok { revision: 2, .. }));
+    }
+
+    #[test]
+    fn a_retried_request_returns_the_same_result_and_applies_once() {
+        let mut state = DvmState::default();
+        let first = Session { client_id: 9, request: 1 };
+        let incr = || Action::Txn {
+            guards: vec![Guard { key: b"n".to_vec(), check: Check::Missing }],
+            then: vec![Op::Put { key: b"n".to_vec(), value: b"1".to_vec() }],
+            otherwise: vec![Op::Put { key: b"n".to_vec(), value: b"2".to_vec() }],
+        };
+        let original = run_as(&mut state, first, incr());
+        assert_eq!(original, ok(1));
+        // The retry commits later, after another client wrote: it is answered, not applied.
+        run(&mut state, put("other", "x"));
+        assert_eq!(run_as(&mut state, first, incr()), original);
+        assert_eq!(run_as(&mut state, Session { client_id: 9, request: 0 }, incr()), original);
+        assert_eq!(state.revision(), 2);
+        assert_eq!(state.get(b"n").map(|n| n.version), Some(1));
+        // The client's next request is applied.
+        let next = run_as(&mut state, Session { client_id: 9, request: 2 }, incr());
+        assert!(matches!(next, Outcome::GuardFailed { revision: 3, .. }));
+    }
+
+    #[test]
+    fn the_client_table_is_bounded_and_forgets_the_least_recent_client() {
+        let mut state = DvmState::with_clients_max(2);
+        for client_id in 1..=3 {
+            run_as(&mut state, Session { client_id, request: 1 }, put("k", "v"));
+        }
+        assert_eq!(state.revision(), 3);
+        // Clients 2 and 3 are remembered; client 1 was least recent and is forgotten, so its
+        // retry is applied again (the documented limit of exactly-once).
+        run_as(&mut state, Session { client_id: 3, request: 1 }, put("k", "v"));
+        run_as(&mut state, Session { client_id: 2, request: 1 }, put("k", "v"));
+        assert_eq!(state.revision(), 3);
+        run_as(&mut state, Session { client_id: 1, request: 1 }, put("k", "v"));
+        assert_eq!(state.revision(), 4);
+        assert_eq!(state.sessions.clients.len(), 2);
+    }
+
+    #[test]
+    fn registry_commands_take_revisions_and_name_missing_members() {
+        let mut state = DvmState::default();
+        let register = |id: u16, role: Role| Action::RegisterMember {
+            id: NodeId(id),
+            host: format!("node{id}"),
+            role,
+            attributes: vec![("cores".into(), "64".into())],
+        };
+        assert_eq!(run(&mut state, register(1, Role::Hot)), ok(1));
+        assert_eq!(run(&mut state, put("a", "1")), ok(2));
+        assert_eq!(run(&mut state, register(2, Role::Warm)), ok(3));
+        let two = state.member(NodeId(2)).expect("registered");
+        assert_eq!((two.role, two.status, two.joined_at), (Role::Warm, MemberStatus::Up, 3));
+        assert_eq!(two.attributes.get("cores").map(String::as_str), Some("64"));
+
+        let down = |id: u16| Action::SetMemberStatus { id: NodeId(id), status: MemberStatus::Down };
+        assert_eq!(run(&mut state, down(2)), ok(4));
+        assert_eq!(run(&mut state, down(2)), ok(4));
+        assert_eq!(run(&mut state, down(5)), Outcome::NotFound { revision: 4 });
+
+        let load = |member: u16| Action::LoadPlugin { name: "odls".into(), member: NodeId(member) };
+        assert_eq!(run(&mut state, load(1)), ok(5));
+        assert_eq!(run(&mut state, load(2)), ok(6));
+        assert_eq!(run(&mut state, load(7)), Outcome::NotFound { revision: 6 });
+        assert_eq!(state.plugin_members("odls"), [NodeId(1), NodeId(2)].into());
+        let unload = Action::UnloadPlugin { name: "odls".into(), member: NodeId(1) };
+        assert_eq!(run(&mut state, unload.clone()), ok(7));
+        assert_eq!(run(&mut state, unload), Outcome::NotFound { revision: 7 });
+        assert_eq!(state.plugins().count(), 1);
+        assert_eq!(state.members().count(), 2);
+    }
+
+    #[test]
+    fn garbage_payloads_never_panic_and_change_nothing() {
+        let mut rng = Rng::new(0x5eed);
+        let mut state = DvmState::default();
+        for _ in 0..50 {
+            let command = random_command(&mut rng);
+            state.apply(0, msg(0), &command.encode());
+        }
+        for case in 0..4000 {
+            let payload: Vec<u8> = if case % 2 == 0 {
+                (0..rng.below(64)).map(|_| rng.below(256) as u8).collect()
+            } else {
+                // A valid command with a few bytes changed reaches deeper into the decoder.
+                let mut bytes = random_command(&mut rng).encode();
+                for _ in 0..rng.range(1, 3) {
+                    let at = rng.below(bytes.len() as u64) as usize;
+                    bytes[at] = rng.below(256) as u8;
+                }
+                bytes
+            };
+            let before = state.clone();
+            let outcome = Outcome::decode(&state.apply(0, msg(0), &payload)).expect("decodable outcome");
+            if let Outcome::BadCommand { reason } = outcome {
+                assert!(reason.starts_with("bad command: "), "{reason}");
+                assert_eq!(state, before, "a bad payload changed the state");
+            }
+        }
+    }
+
+    #[test]
+    fn two_machines_fed_the_same_commands_have_equal_digests() {
+        let mut rng = Rng::new(42);
+        let commands: Vec<Vec<u8>> = (0..2000).map(|_| random_command(&mut rng).encode()).collect();
+        let (mut a, mut b) = (DvmState::default(), DvmState::default());
+        for (seq, payload) in commands.iter().enumerate() {
+            let result_a = a.apply(seq as u64 + 1, msg(seq as u64), payload);
+            let result_b = b.apply(seq as u64 + 1, msg(seq as u64), payload);
+            assert_eq!(result_a, result_b, "command {seq}");
+        }
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!(a, b);
+        assert!(a.revision() > 100, "the workload changes the state");
+        // One more write changes the digest.
+        let before = a.digest();
+        run(&mut a, put("k0", "new"));
+        assert_ne!(a.digest(), before);
+    }
+}

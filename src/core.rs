@@ -123,6 +123,10 @@ pub enum RejectReason {
     /// The member was cut off from the primary view before the message committed; it rejoins as a
     /// new incarnation and the submission may be retried.
     Excluded,
+    /// The member was cut off or left after the message was stamped: the successor view commits
+    /// it if its seq fell below that view's cut, and drops it otherwise; this member cannot tell
+    /// which. A blind retry may order it twice; exactly-once needs a client session.
+    OutcomeUnknown,
 }
 
 /// An installed view, as reported to the driver.
@@ -225,7 +229,8 @@ impl Core {
             Input::Tick => {}
             Input::Leave => self.start_leave(now, out),
         }
-        for peer in self.links.on_tick(now, out) {
+        let settled = self.membership.is_operational() && self.membership.coordination.is_none();
+        for peer in self.links.on_tick(now, settled, out) {
             log::warn!(
                 "{} link to {} silent for {:?}: closed",
                 self.config.me.id,
@@ -310,6 +315,9 @@ impl Core {
 
     fn on_frame(&mut self, now: Time, from: NodeId, frame: PeerFrame, out: &mut Vec<Output>) {
         self.links.on_rx(from, now);
+        if !matches!(frame, PeerFrame::Heartbeat) {
+            self.links.on_use(from, now);
+        }
         match frame {
             PeerFrame::Heartbeat | PeerFrame::Hello { .. } | PeerFrame::HelloAck { .. } => {}
             PeerFrame::Token(_) | PeerFrame::Data(_) | PeerFrame::Wake { .. } => {
@@ -402,6 +410,18 @@ impl Core {
     pub(crate) fn deliver_out_of_order(&mut self, message: Message, out: &mut Vec<Output>) {
         self.delivered += 1;
         out.push(Output::Deliver(Delivery { view: self.ring.view, message }));
+    }
+
+    /// Answers every queued submission: `unsent` for those never stamped, `OutcomeUnknown` for
+    /// those stamped but not seen committed.
+    pub(crate) fn fail_queue(&mut self, unsent: RejectReason, out: &mut Vec<Output>) {
+        let (waiting, stamped) = self.queue.drain();
+        for tag in stamped {
+            out.push(Output::Rejected { tag, reason: RejectReason::OutcomeUnknown });
+        }
+        for tag in waiting {
+            out.push(Output::Rejected { tag, reason: unsent });
+        }
     }
 
     /// Commits everything delivered up to `safe`.

@@ -117,6 +117,13 @@ const PINNED: &[(u64, &str, usize, &str)] = &[
     // §5.2, §5.5: a left-out joiner reported a view id without its members and broke the quorum
     // count; penalties on a crashed incarnation's links kept its successor out.
     (1511, "all", 3, "quorum from a view without members"),
+    // §5.4: a member cut off from the primary refused its stamped messages as never ordered,
+    // though the successor view committed those below its cut; a client retry ordered them twice.
+    (2, "all", 5, "stamped messages refused as excluded"),
+    (8, "all", 5, "stamped messages refused as excluded"),
+    // §2: an unwanted link closed while a view change was running; the commit sent on it was
+    // lost and the ring never settled.
+    (642, "all", 5, "unwanted link closed during a view change"),
 ];
 
 #[test]

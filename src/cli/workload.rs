@@ -186,14 +186,19 @@ pub fn submit_all(
                 Ok(ClientReply::Error { request, code, message }) => {
                     let index =
                         outstanding.remove(&request).ok_or(format!("request {request} answered twice"))?;
-                    set_outcome(&mut record, index, Outcome::Refused(code));
+                    // An unknown outcome stays `Lost`: the audit allows it to be ordered or not.
+                    if code != ErrorCode::OutcomeUnknown {
+                        set_outcome(&mut record, index, Outcome::Refused(code));
+                    }
                     retry.push_back(index);
                     last_progress = Instant::now();
                     match code {
                         // A full queue drains; stay.
                         ErrorCode::Busy => std::thread::sleep(BUSY_BACKOFF),
                         // Cut off, still forming, or leaving: try elsewhere.
-                        ErrorCode::NoQuorum | ErrorCode::ShuttingDown => draining = true,
+                        ErrorCode::NoQuorum | ErrorCode::ShuttingDown | ErrorCode::OutcomeUnknown => {
+                            draining = true
+                        }
                         other => return Err(format!("broadcast refused ({}): {message}", code_name(other))),
                     }
                 }

@@ -16,6 +16,8 @@ use crate::wire::{PeerFrame, Promise, Proposal};
 pub(crate) enum Stage {
     Preparing {
         deadline: Time,
+        /// The deadline never moves past this.
+        latest: Time,
     },
     Accepting {
         /// Where the coordinator, as donor, fetches the prefix it lacks.
@@ -53,7 +55,7 @@ impl Coordination {
 
     pub(crate) fn deadline(&self) -> Time {
         match &self.stage {
-            Stage::Preparing { deadline } | Stage::Accepting { deadline, .. } => *deadline,
+            Stage::Preparing { deadline, .. } | Stage::Accepting { deadline, .. } => *deadline,
         }
     }
 
@@ -66,6 +68,15 @@ impl Coordination {
             } else {
                 self.unreachable.insert(peer);
             }
+        }
+    }
+
+    /// A promise arrived or a target's link came up: the others may be slow rather than gone
+    /// (a loaded host, a dial still in progress), so give them another `patience`, up to the
+    /// latest deadline. A quiet wait ends after one `patience` (docs/PROTOCOL.md §5.1).
+    fn on_progress(&mut self, now: Time, patience: std::time::Duration) {
+        if let Stage::Preparing { deadline, latest } = &mut self.stage {
+            *deadline = (*deadline).max(now + patience).min(*latest);
         }
     }
 
@@ -112,14 +123,23 @@ impl Core {
             refused: BTreeSet::new(),
             unreachable: BTreeSet::new(),
             told: BTreeSet::new(),
-            stage: Stage::Preparing { deadline: now + self.config.token_timeout / 2 },
+            stage: Stage::Preparing {
+                deadline: now + self.prepare_patience(),
+                latest: now + self.config.token_timeout,
+            },
         });
         self.send_prepares(now, out);
         self.check_coordination(now, out);
     }
 
+    /// How long the coordinator waits for promises after the last sign of progress.
+    fn prepare_patience(&self) -> std::time::Duration {
+        self.config.token_timeout / 2
+    }
+
     /// Sends `Prepare` to every target whose link is up and that has not had it.
     pub(crate) fn send_prepares(&mut self, now: Time, out: &mut Vec<Output>) {
+        let patience = self.prepare_patience();
         let Some(c) = self.membership.coordination.as_mut() else { return };
         if !matches!(c.stage, Stage::Preparing { .. }) {
             return;
@@ -127,6 +147,9 @@ impl Core {
         let frame = PeerFrame::Prepare { ballot: c.ballot, last_primary: self.membership.last_primary };
         let due: Vec<NodeId> =
             c.targets.iter().copied().filter(|t| !c.prepared.contains(t) && self.links.is_up(*t)).collect();
+        if !due.is_empty() {
+            c.on_progress(now, patience);
+        }
         for t in due {
             c.prepared.insert(t);
             c.unreachable.remove(&t);
@@ -136,11 +159,13 @@ impl Core {
 
     pub(crate) fn on_promise(&mut self, now: Time, from: NodeId, promise: Promise, out: &mut Vec<Output>) {
         self.membership.see_ballot(promise.ballot);
+        let patience = self.prepare_patience();
         let Some(c) = self.membership.coordination.as_mut() else { return };
         if promise.ballot != c.ballot || !matches!(c.stage, Stage::Preparing { .. }) {
             return;
         }
         c.promises.insert(from, promise);
+        c.on_progress(now, patience);
         self.check_coordination(now, out);
     }
 
@@ -163,6 +188,7 @@ impl Core {
             }
             return;
         }
+        self.send_missed_commit(now, from, last_primary, out);
         let Some(c) = self.membership.coordination.as_mut() else { return };
         if c.ballot != ballot {
             return;

@@ -122,7 +122,7 @@ impl Core {
                 }
             }
             after = seq;
-        } else if after < self.log.committed_upto {
+        } else if !self.log.holds_after(after) {
             ::log::error!(
                 "{} on_fetch: {} wants messages after {} but they are committed here up to {}",
                 self.config.me.id,

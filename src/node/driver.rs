@@ -243,6 +243,11 @@ impl Driver {
                         RejectReason::Excluded => {
                             (ErrorCode::NoQuorum, "this member was cut off from the primary view; retry")
                         }
+                        RejectReason::OutcomeUnknown => (
+                            ErrorCode::OutcomeUnknown,
+                            "this member lost its place in the primary view after ordering the request; \
+                             it may or may not have committed",
+                        ),
                     };
                     self.reply(client, &ClientReply::Error { request, code, message: message.into() });
                 } else if let Some(tx) = self.c.rejections.clone() {

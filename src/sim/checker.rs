@@ -9,7 +9,7 @@ use std::fmt;
 
 use byteorder::{BigEndian, ByteOrder};
 
-use crate::core::{Commit, CoreStatus, Delivery, ViewInfo};
+use crate::core::{Commit, CoreStatus, Delivery, RejectReason, ViewInfo};
 use crate::ids::{Member, MsgId, NodeId, Seq, ViewId};
 use crate::replication::DigestLog;
 
@@ -64,6 +64,9 @@ struct Incarnation {
 #[derive(Debug, Default)]
 pub struct Checker {
     submitted: HashMap<u64, NodeId>,
+    /// Submissions refused as certainly not ordered, and every tag delivered anywhere.
+    refused: HashSet<u64>,
+    delivered_tags: HashSet<u64>,
     acked: HashSet<u64>,
     slot: HashMap<(ViewId, Seq), (MsgId, u16)>,
     key_of: HashMap<(MsgId, u16), (ViewId, Seq)>,
@@ -102,6 +105,19 @@ impl Checker {
         self.submitted.insert(tag, origin);
     }
 
+    /// Checks a refusal: a submission refused as never ordered must never be delivered
+    /// (guarantee 4: a client that retries it would see it twice). `OutcomeUnknown` is exempt.
+    pub fn on_reject(&mut self, at: Member, tag: u64, reason: RejectReason) -> Result<(), Violation> {
+        if reason == RejectReason::OutcomeUnknown {
+            return Ok(());
+        }
+        if self.delivered_tags.contains(&tag) {
+            return Err(Violation::new(4, format!("{at} refused tag {tag} ({reason:?}), which was ordered")));
+        }
+        self.refused.insert(tag);
+        Ok(())
+    }
+
     /// Checks one agreed delivery (guarantees 1 and 4).
     pub fn on_deliver(&mut self, at: Member, delivery: &Delivery) -> Result<(), Violation> {
         self.deliveries += 1;
@@ -110,6 +126,10 @@ impl Checker {
         let Some(tag) = tag_of(&m.payload) else {
             return Err(Violation::new(4, format!("{at} delivered {} whose payload is no submission", m.id)));
         };
+        if self.refused.contains(&tag) {
+            return Err(Violation::new(4, format!("{at} delivered {} (tag {tag}), which was refused", m.id)));
+        }
+        self.delivered_tags.insert(tag);
         match self.submitted.get(&tag) {
             Some(&origin) if origin == m.id.origin => {}
             _ => {
@@ -356,6 +376,21 @@ mod tests {
         let mut again = delivery(2, 1, 1, 1);
         again.message.attempt = 1;
         assert_eq!(c.on_deliver(member(1), &again).unwrap_err().guarantee, 4);
+    }
+
+    #[test]
+    fn a_refused_submission_must_not_be_ordered() {
+        let mut c = Checker::default();
+        c.on_submit(1, NodeId(1));
+        c.on_submit(2, NodeId(1));
+        c.on_reject(member(1), 1, RejectReason::Excluded).unwrap();
+        assert_eq!(c.on_deliver(member(2), &delivery(1, 1, 1, 1)).unwrap_err().guarantee, 4);
+        // Refused after it was ordered: just as wrong. An unknown outcome may go either way.
+        let mut c = Checker::default();
+        c.on_submit(2, NodeId(1));
+        c.on_deliver(member(2), &delivery(1, 1, 2, 2)).unwrap();
+        c.on_reject(member(1), 2, RejectReason::OutcomeUnknown).unwrap();
+        assert_eq!(c.on_reject(member(1), 2, RejectReason::Excluded).unwrap_err().guarantee, 4);
     }
 
     #[test]

@@ -377,7 +377,10 @@ impl<'a> Cluster<'a> {
                 }
                 self.checker.on_view(member, &info)?;
             }
-            Output::Rejected { tag, .. } => self.owned.retain(|&(_, t)| t != tag),
+            Output::Rejected { tag, reason } => {
+                self.owned.retain(|&(_, t)| t != tag);
+                self.checker.on_reject(member, tag, reason)?;
+            }
             Output::Left => {}
         }
         Ok(())

@@ -40,6 +40,10 @@ const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 pub(super) struct Slot {
     pub(super) link: Option<Token>,
     pub(super) dial: Option<Token>,
+    /// Our dial was closed by a lower-id peer during the handshake, most likely because its own
+    /// dial crossed ours and won (docs/PROTOCOL.md §2): its link is expected by this time, and
+    /// only if it does not come is the link reported down.
+    pub(super) awaiting: Option<Instant>,
 }
 
 pub(super) struct EventLoop {
@@ -361,6 +365,7 @@ impl EventLoop {
                 Role::Unknown { deadline } | Role::Dialing { deadline, .. } => Some(deadline),
                 _ => None,
             })
+            .chain(self.slots.values().filter_map(|slot| slot.awaiting))
             .min()
     }
 
@@ -377,6 +382,19 @@ impl EventLoop {
             .collect();
         for (token, why) in late {
             self.close(token, Why::Failed(why.into()));
+        }
+        let mut gave_up = Vec::new();
+        for (&peer, slot) in self.slots.iter_mut() {
+            if slot.awaiting.is_some_and(|at| now >= at) {
+                slot.awaiting = None;
+                if slot.link.is_none() && slot.dial.is_none() {
+                    gave_up.push(peer);
+                }
+            }
+        }
+        for peer in gave_up {
+            log::warn!("{} transport: {peer} closed our dial and did not dial back", self.config.me.id);
+            self.emit(Event::LinkDown { peer });
         }
     }
 }

@@ -35,8 +35,9 @@ impl EventLoop {
             return self.emit(Event::LinkDown { peer });
         };
         let slot = self.slots.entry(peer).or_default();
-        if slot.link.is_some() || slot.dial.is_some() {
-            // The link is up (its LinkUp is on its way) or a dial is already running.
+        if slot.link.is_some() || slot.dial.is_some() || slot.awaiting.is_some() {
+            // The link is up (its LinkUp is on its way), a dial is already running, or the
+            // peer's crossing dial is expected (`Slot::awaiting`).
             return;
         }
         let stream = match mio::net::TcpStream::connect(addr) {
@@ -124,7 +125,9 @@ impl EventLoop {
         let mut ack = Vec::new();
         wire::encode_peer(&PeerFrame::HelloAck { from: me }, &mut ack);
         self.queue(token, &ack);
-        self.slots.entry(from.id).or_default().link = Some(token);
+        let slot = self.slots.entry(from.id).or_default();
+        slot.link = Some(token);
+        slot.awaiting = None;
         self.emit(Event::LinkUp { peer: from });
     }
 
@@ -147,7 +150,9 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         conn.role = Role::Peer { member: from, dialled_by: me };
         log::info!("{me} transport: link to {from} up (dialled {})", conn.addr);
-        self.slots.entry(peer).or_default().link = Some(token);
+        let slot = self.slots.entry(peer).or_default();
+        slot.link = Some(token);
+        slot.awaiting = None;
         self.emit(Event::LinkUp { peer: from });
     }
 

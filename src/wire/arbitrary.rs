@@ -167,11 +167,16 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
             })
         }
         FrameKind::Error => {
-            const CODES: [ErrorCode; 4] =
-                [ErrorCode::Busy, ErrorCode::NoQuorum, ErrorCode::BadRequest, ErrorCode::ShuttingDown];
+            const CODES: [ErrorCode; 5] = [
+                ErrorCode::Busy,
+                ErrorCode::NoQuorum,
+                ErrorCode::BadRequest,
+                ErrorCode::ShuttingDown,
+                ErrorCode::OutcomeUnknown,
+            ];
             return Frame::Reply(ClientReply::Error {
                 request: number(rng),
-                code: CODES[rng.below(4) as usize],
+                code: CODES[rng.below(CODES.len() as u64) as usize],
                 message: random_text(rng),
             });
         }

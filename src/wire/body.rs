@@ -260,6 +260,7 @@ fn error_code_byte(code: ErrorCode) -> u8 {
         ErrorCode::NoQuorum => 2,
         ErrorCode::BadRequest => 3,
         ErrorCode::ShuttingDown => 4,
+        ErrorCode::OutcomeUnknown => 5,
     }
 }
 
@@ -269,6 +270,7 @@ fn get_error_code(r: &mut Reader<'_>, field: &'static str) -> Result<ErrorCode, 
         2 => Ok(ErrorCode::NoQuorum),
         3 => Ok(ErrorCode::BadRequest),
         4 => Ok(ErrorCode::ShuttingDown),
+        5 => Ok(ErrorCode::OutcomeUnknown),
         other => Err(invalid(field, format!("unknown error code {other}"))),
     }
 }

@@ -524,6 +524,11 @@ mod tests {
                 error(ErrorCode::ShuttingDown, "bye"),
                 "00000014 01 62  000000000000002c  04  0003 627965  a124d880",
             ),
+            (
+                "error_outcome_unknown",
+                error(ErrorCode::OutcomeUnknown, "unknown"),
+                "00000018 01 62  000000000000002c  05  0007 756e6b6e6f776e  25aa9bf2",
+            ),
         ]
     }
 
@@ -557,7 +562,13 @@ mod tests {
         assert_eq!(kinds, all, "every frame kind has a golden case");
         assert_eq!(
             codes,
-            [ErrorCode::Busy, ErrorCode::NoQuorum, ErrorCode::BadRequest, ErrorCode::ShuttingDown]
+            [
+                ErrorCode::Busy,
+                ErrorCode::NoQuorum,
+                ErrorCode::BadRequest,
+                ErrorCode::ShuttingDown,
+                ErrorCode::OutcomeUnknown
+            ]
         );
     }
 
@@ -774,7 +785,7 @@ mod tests {
             Err(DecodeError::Invalid { field: "promise.accepted", .. })
         ));
 
-        for code in [0, 5, 255] {
+        for code in [0, 6, 255] {
             let mut body = golden_body("error_busy");
             body[8] = code;
             assert!(matches!(

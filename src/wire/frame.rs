@@ -262,6 +262,9 @@ pub enum ErrorCode {
     BadRequest,
     /// The node is shutting down.
     ShuttingDown,
+    /// The request was ordered but the node lost its place in the primary view before it saw
+    /// the outcome: it may or may not have committed.
+    OutcomeUnknown,
 }
 
 /// A node's view of itself, for `status` and for the demo's verification.

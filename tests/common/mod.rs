@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -33,9 +34,37 @@ pub fn init_logging() {
 }
 
 /// `count` distinct loopback addresses whose ports were free a moment ago.
+///
+/// They come from below the kernel's ephemeral range, so that between this check and the node's
+/// own bind no outgoing connection or `bind(:0)` (a proxy, a client) can take them; each test
+/// binary starts at its own offset so that binaries running side by side rarely meet.
 pub fn free_ports(count: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<TcpListener> = (0..count).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    const LOW: u16 = 10_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let high = ephemeral_low().saturating_sub(1).max(LOW + 1000);
+    let span = u32::from(high - LOW);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    let mut listeners = Vec::with_capacity(count);
+    for step in 0..span {
+        if listeners.len() == count {
+            break;
+        }
+        let bump = u32::from(NEXT.fetch_add(1, Ordering::Relaxed));
+        let port = LOW + ((start + step + bump) % span) as u16;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            listeners.push(listener);
+        }
+    }
+    assert_eq!(listeners.len(), count, "no {count} free ports below the ephemeral range");
     listeners.iter().map(|l| l.local_addr().unwrap()).collect()
+}
+
+/// The first port of the kernel's ephemeral range (Linux), or the IANA default elsewhere.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
+        .unwrap_or(49_152)
 }
 
 /// Polls `done` every `step` until it holds, at most `steps_max` times and until `deadline`.

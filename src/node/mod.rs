@@ -31,6 +31,7 @@ use crate::config::CoreConfig;
 use crate::core::{Commit, CoreStatus, Delivery, RejectReason};
 use crate::error::{ConfigError, Error};
 use crate::ids::{Member, NodeId};
+use crate::replication::DvmState;
 use crate::transport::{self, Transport, TransportConfig};
 use crate::wire::Payload;
 
@@ -157,7 +158,8 @@ impl Node {
         let (rejections_tx, rejections) = crossbeam_channel::bounded(options.commits_max.max(1));
         let tags = Arc::new(AtomicU64::new(1));
         let driver = driver::Driver::new(driver::Channels {
-            core: crate::core::Core::new(config.core),
+            // Raw broadcasts are ordered and delivered as before; commands also change the DVM state.
+            core: crate::core::Core::with_machine(config.core, Box::new(DvmState::default())),
             io: transport.handle,
             events: transport.events,
             requests: requests_rx,

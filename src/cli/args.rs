@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::error::CliError;
 use super::flags::{parse_address, parse_number, walk, DEFAULT_PORT};
-use crate::config::CoreConfig;
+use crate::config::{CoreConfig, Durability};
 use crate::ids::{Member, NodeId, RingMode};
 use crate::node::NodeConfig;
 use crate::replication::fnv1a;
@@ -42,6 +42,70 @@ pub struct NodeArgs {
     pub cluster: String,
     /// `--delivery-log`: where to write one line per agreed delivery.
     pub delivery_log: Option<PathBuf>,
+    /// Roles, checkpoints and durability.
+    pub state: StateArgs,
+}
+
+/// The flags of the replicated state (docs/PROTOCOL.md §7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateArgs {
+    /// `--hot H`: hot members per view.
+    pub hot: usize,
+    /// `--checkpoint-every N[,Ss]`: commits, and seconds, between checkpoints.
+    pub checkpoint_every: u64,
+    /// The seconds part of `--checkpoint-every`.
+    pub checkpoint_interval: Duration,
+    /// `--durability memory|checkpoint|fsync`.
+    pub durability: Durability,
+    /// `--data-dir DIR`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for StateArgs {
+    fn default() -> StateArgs {
+        let core = CoreConfig::new(Member { id: NodeId(1), incarnation: 0 }, vec![NodeId(1)]);
+        StateArgs {
+            hot: core.hot,
+            checkpoint_every: core.checkpoint_every,
+            checkpoint_interval: core.checkpoint_interval,
+            durability: core.durability,
+            data_dir: None,
+        }
+    }
+}
+
+/// Parses the state flags out of `value`.
+fn parse_state_args(value: &dyn Fn(&str) -> Option<String>) -> Result<StateArgs, CliError> {
+    let mut state = StateArgs::default();
+    if let Some(text) = value("hot") {
+        state.hot = parse_number("hot", &text, 1, u64::from(u16::MAX))? as usize;
+    }
+    if let Some(text) = value("checkpoint-every") {
+        // `N` commits, `Ss` seconds, or both as `N,Ss`.
+        for part in text.split(',') {
+            match part.strip_suffix('s') {
+                Some(seconds) => {
+                    state.checkpoint_interval =
+                        Duration::from_secs(parse_number("checkpoint-every", seconds, 1, 86_400)?)
+                }
+                None => state.checkpoint_every = parse_number("checkpoint-every", part, 1, 1 << 40)?,
+            }
+        }
+    }
+    if let Some(text) = value("durability") {
+        state.durability = text
+            .parse()
+            .map_err(|_| CliError::bad("durability", &text, "must be memory, checkpoint or fsync"))?;
+    }
+    state.data_dir = match value("data-dir").as_deref() {
+        Some("") => return Err(CliError::bad("data-dir", "", "must not be empty")),
+        Some(path) => Some(PathBuf::from(path)),
+        None => None,
+    };
+    if state.durability != Durability::Memory && state.data_dir.is_none() {
+        return Err(CliError::bad("durability", state.durability.as_str(), "needs --data-dir"));
+    }
+    Ok(state)
 }
 
 impl NodeArgs {
@@ -57,6 +121,10 @@ impl NodeArgs {
             // blaming a setting the operator never saw.
             core.idle_hold = core.idle_hold.min(token_timeout / 4);
         }
+        core.hot = self.state.hot;
+        core.checkpoint_every = self.state.checkpoint_every;
+        core.checkpoint_interval = self.state.checkpoint_interval;
+        core.durability = self.state.durability;
         core.validate()?;
         Ok(NodeConfig { core, listen: self.listen, peers: self.peers.clone() })
     }
@@ -75,6 +143,8 @@ pub struct DemoArgs {
     pub json: bool,
     /// How many members to kill -9 (and restart) during the run.
     pub kill: usize,
+    /// `--hot`: hot members per view, passed to every node.
+    pub hot: usize,
 }
 
 /// The 64-bit identity of a cluster name.
@@ -87,7 +157,20 @@ pub fn parse_node_args(
     args: &[String],
     read_file: impl Fn(&Path) -> std::io::Result<String>,
 ) -> Result<NodeArgs, CliError> {
-    let valued = ["id", "listen", "peers", "hostfile", "ring", "token-timeout", "cluster", "delivery-log"];
+    let valued = [
+        "id",
+        "listen",
+        "peers",
+        "hostfile",
+        "ring",
+        "token-timeout",
+        "cluster",
+        "delivery-log",
+        "hot",
+        "checkpoint-every",
+        "durability",
+        "data-dir",
+    ];
     let given = walk("node", args, &valued, &[])?;
     let value = |flag: &str| given.iter().find(|g| g.flag == flag).and_then(|g| g.value.as_deref());
 
@@ -132,7 +215,8 @@ pub fn parse_node_args(
         Some(path) => Some(PathBuf::from(path)),
         None => None,
     };
-    Ok(NodeArgs { id, listen, peers, ring, token_timeout, cluster, delivery_log })
+    let state = parse_state_args(&|flag| value(flag).map(str::to_string))?;
+    Ok(NodeArgs { id, listen, peers, ring, token_timeout, cluster, delivery_log, state })
 }
 
 /// Parses `--peers 1=HOST:PORT,2=HOST:PORT,...`.
@@ -195,8 +279,15 @@ fn insert_peer(peers: &mut BTreeMap<NodeId, SocketAddr>, id: NodeId, addr: Socke
 
 /// Parses `harness demo`'s flags.
 pub fn parse_demo_args(args: &[String]) -> Result<DemoArgs, CliError> {
-    let given = walk("demo", args, &["nodes", "messages", "ring", "kill"], &["json"])?;
-    let mut demo = DemoArgs { nodes: 5, messages: 2000, ring: RingMode::Bidirectional, json: false, kill: 0 };
+    let given = walk("demo", args, &["nodes", "messages", "ring", "kill", "hot"], &["json"])?;
+    let mut demo = DemoArgs {
+        nodes: 5,
+        messages: 2000,
+        ring: RingMode::Bidirectional,
+        json: false,
+        kill: 0,
+        hot: crate::config::HOT_DEFAULT,
+    };
     let mut kill_text = None;
     for g in given {
         let text = g.value.as_deref().unwrap_or("");
@@ -207,6 +298,7 @@ pub fn parse_demo_args(args: &[String]) -> Result<DemoArgs, CliError> {
                 demo.ring = text.parse().map_err(|_| CliError::bad("ring", text, "must be bi or uni"))?
             }
             "kill" => kill_text = Some(text.to_string()),
+            "hot" => demo.hot = parse_number("hot", text, 1, DEMO_NODES_MAX)? as usize,
             _ => demo.json = true,
         }
     }

@@ -46,6 +46,13 @@ harness node: run one member until Ctrl-C or SIGTERM.
   --cluster NAME       nodes of different clusters refuse each other (default harness)
   --delivery-log FILE  write one line per agreed delivery, replacing FILE at start:
                        view seq origin incarnation counter payload_fnv64hex
+  --hot H              members of a view that apply every command at once: the H lowest ids
+                       (default 2); the others are warm standbys, promoted when a hot one fails
+  --checkpoint-every N[,Ss]  checkpoint after N commits (default 4096) or S seconds (default 10)
+  --durability MODE    what a crash of every member may lose: memory (everything, default),
+                       checkpoint (the commands after the last checkpoint), fsync (nothing
+                       acknowledged: each command is synced to disk before it is acknowledged)
+  --data-dir DIR       where checkpoints and the command log are kept (needed unless memory)
 
 harness demo: start --nodes local node processes on free loopback ports, submit --messages
 from each node concurrently, check every node delivered all of them in the same order, stop

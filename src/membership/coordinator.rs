@@ -87,9 +87,10 @@ impl Coordination {
     }
 }
 
-/// A promiser with no history: fresh, or a new incarnation after exclusion.
+/// A promiser in no primary view: fresh, a new incarnation after exclusion, or restarted from
+/// durable state (whose `committed_upto` says how far that state goes).
 fn blank(p: &Promise) -> bool {
-    !p.holds_log && p.committed_upto == 0 && p.received_upto == 0
+    !p.holds_log && p.received_upto == 0
 }
 
 impl Core {
@@ -279,8 +280,11 @@ impl Core {
         // left out of the ring is a source only when no ring member holds the prefix, because it
         // re-incarnates, dropping its log, on the commit.
         let coordinator_votes = voter_members.contains(&me);
+        // The first view of a cluster starts where the furthest durable state of its voters ends
+        // (docs/PROTOCOL.md §7); later views end the last one at the furthest prefix received.
+        let held = |p: &Promise| if lstar == ViewId(0) { p.committed_upto } else { p.received_upto };
         let pick_source = |cut: Seq, ring: &[Member]| -> NodeId {
-            let mut holders: Vec<&&Promise> = voters.iter().filter(|p| p.received_upto >= cut).collect();
+            let mut holders: Vec<&&Promise> = voters.iter().filter(|p| held(p) >= cut).collect();
             holders.sort_by_key(|p| (p.member.id != me.id, !ring.contains(&p.member), p.member.id));
             holders.first().map_or(me.id, |p| p.member.id)
         };
@@ -338,7 +342,7 @@ impl Core {
                     .iter()
                     .filter_map(|id| eligible.iter().find(|p| p.member.id == *id).map(|p| p.member))
                     .collect();
-                let cut = voters.iter().map(|p| p.received_upto).max().unwrap_or(0);
+                let cut = voters.iter().map(|p| held(p)).max().unwrap_or(0);
                 let donor = pick_donor(cut, &ring);
                 Proposal {
                     view: ViewId(lstar.0.saturating_add(1)),

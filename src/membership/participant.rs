@@ -121,6 +121,12 @@ impl Core {
             }
         } else if proposal.cut == 0 && !self.has_history() {
             Need::Nothing
+        } else if !self.membership.holds_log
+            && proposal.prev == ViewId(0)
+            && self.log.committed_upto == proposal.cut
+        {
+            // A restarted member whose durable state is the first view's starting point.
+            Need::Nothing
         } else {
             Need::Snapshot
         };
@@ -259,7 +265,7 @@ impl Core {
                 cut
             );
         }
-        self.log.restart_after(cut.max(self.log.committed_upto));
+        self.log = Log::starting_after(cut.max(self.log.committed_upto));
         let requeued = self.queue.requeue_in_flight();
         self.membership.last_primary = proposal.view;
         self.membership.last_primary_members = proposal.ring.clone();
@@ -277,6 +283,7 @@ impl Core {
         self.ring =
             RingState::new(proposal.view, proposal.ring.clone(), self.config.me, self.config.ring_mode);
         self.ring.create_token_if_first(cut);
+        self.assign_role(&proposal.ring);
         let neighbours = self.ring.neighbours();
         for &peer in &neighbours {
             self.links.want(peer, out);
@@ -310,6 +317,7 @@ impl Core {
         self.fail_queue(RejectReason::Excluded, out);
         self.config.me.incarnation += 1;
         self.log = Log::starting_after(0);
+        self.replica.reset(now);
         self.membership.holds_log = false;
         self.membership.accepted = None;
         self.membership.installed = None;

@@ -14,7 +14,9 @@ use crossbeam_channel::{select, Receiver, Sender, TrySendError};
 
 use super::delivery_log::DeliveryLog;
 use super::{Rejection, Request};
+use crate::checkpoint::Store;
 use crate::core::{Commit, Core, CoreStatus, Delivery, Input, Output, RejectReason};
+use crate::error::Error;
 use crate::ids::Member;
 use crate::time::Time;
 use crate::transport::{ClientId, Command, Event, LoopHandle};
@@ -40,6 +42,8 @@ pub(super) struct Channels {
     pub(super) rejections: Option<Sender<Rejection>>,
     pub(super) tags: Arc<AtomicU64>,
     pub(super) delivery_log: Option<DeliveryLog>,
+    /// The durable files, with `--durability checkpoint|fsync`.
+    pub(super) store: Option<Store>,
 }
 
 pub(super) struct Driver {
@@ -52,12 +56,22 @@ pub(super) struct Driver {
     out: Vec<Output>,
     /// Set once the node is told to stop; embedder channels are no longer waited on.
     stopping: bool,
+    /// Set when durable state could not be written: nothing is acknowledged any more.
+    store_broken: bool,
 }
 
 impl Driver {
     pub(super) fn new(c: Channels) -> Driver {
         let me = c.core.me();
-        Driver { c, me, epoch: Instant::now(), pending: BTreeMap::new(), out: Vec::new(), stopping: false }
+        Driver {
+            c,
+            me,
+            epoch: Instant::now(),
+            pending: BTreeMap::new(),
+            out: Vec::new(),
+            stopping: false,
+            store_broken: false,
+        }
     }
 
     fn now(&self) -> Time {
@@ -179,6 +193,8 @@ impl Driver {
         match request {
             Request::Submit { tag, payload } => self.step(Input::Submit { tag, payload }),
             Request::Status(reply) => {
+                // A warm member's digest is only comparable once it applied its tail.
+                self.c.core.catch_up();
                 let _ = reply.try_send(self.c.core.status());
             }
         }
@@ -192,6 +208,7 @@ impl Driver {
                 self.step(Input::Submit { tag, payload });
             }
             ClientRequest::Status { request } => {
+                self.c.core.catch_up();
                 let status = node_status(&self.c.core.status());
                 self.reply(client, &ClientReply::Status { request, status });
             }
@@ -225,6 +242,13 @@ impl Driver {
                 self.hand_over(&tx, delivery);
             }
             Output::Commit(mut commit) => {
+                // Persist before acknowledging: the commands of this batch reach the disk first.
+                if let Some(Err(e)) = self.c.store.as_mut().map(Store::sync) {
+                    self.store_failed(e);
+                }
+                if self.store_broken {
+                    return;
+                }
                 if let Some((client, request)) = commit.tag.and_then(|tag| self.pending.remove(&tag)) {
                     self.reply(client, &ClientReply::Committed { request, seq: commit.seq });
                     // The tag belongs to the client connection, not to the embedder.
@@ -257,6 +281,13 @@ impl Driver {
                 }
             }
             Output::Left => log::info!("{} protocol: left the group", self.me),
+            Output::Persist(message) => {
+                if let Some(Err(e)) = self.c.store.as_mut().map(|s| s.append(&message)) {
+                    self.store_failed(e);
+                }
+            }
+            Output::Checkpoint(checkpoint) => self.store_checkpoint(&checkpoint, false),
+            Output::Restored(checkpoint) => self.store_checkpoint(&checkpoint, true),
             Output::ViewChange(view) => {
                 let ring: Vec<String> = view.ring.iter().map(|m| m.to_string()).collect();
                 log::info!(
@@ -267,6 +298,29 @@ impl Driver {
                     view.primary
                 );
             }
+        }
+    }
+
+    /// Durable state cannot be written: nothing more may be acknowledged, so the node stops and
+    /// says why (the others carry on without it).
+    fn store_failed(&mut self, e: Error) {
+        log::error!("{} protocol: durable state cannot be written ({e}); stopping", self.me);
+        self.c.store = None;
+        self.store_broken = true;
+        self.stopping = true;
+    }
+
+    fn store_checkpoint(&mut self, checkpoint: &crate::replication::Checkpoint, replaces: bool) {
+        let Some(store) = self.c.store.as_mut() else { return };
+        match store.write_checkpoint(checkpoint, replaces) {
+            Ok(w) => log::debug!(
+                "{} protocol: checkpoint at {}: {} bytes written in {:?}",
+                self.me,
+                checkpoint.seq,
+                w.bytes,
+                w.took
+            ),
+            Err(e) => self.store_failed(e),
         }
     }
 

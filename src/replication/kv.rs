@@ -3,7 +3,9 @@
 //!
 //! Guarantee 6 (linear history) is only useful if applying it is deterministic: `apply` is a pure
 //! function of the state and the payload, every map is a `BTreeMap`, no clock or randomness is
-//! read, and a payload that does not decode changes nothing. Each command applies atomically at its
+//! read, and a payload that does not decode changes nothing but the history chain (so a group
+//! that also orders raw broadcasts still has one comparable digest). Each command applies
+//! atomically at its
 //! point of the order: it is validated whole before anything changes, and no operation of a
 //! transaction can fail after the first one has run.
 //!
@@ -18,7 +20,7 @@ use super::command::{Action, Check, Command, Guard, Op, RANGE_LIMIT_MAX};
 use super::outcome::{Entry, Outcome, Read};
 use super::registry::{Change, MemberRecord, Registry};
 use super::session::{Sessions, CLIENTS_MAX};
-use super::StateMachine;
+use super::{DigestLog, StateMachine};
 use crate::error::DecodeError;
 use crate::ids::{MsgId, NodeId, Seq};
 
@@ -63,6 +65,9 @@ pub struct DvmState {
     pub(crate) registry: Registry,
     /// The exactly-once table.
     pub(crate) sessions: Sessions,
+    /// A hash chain over every committed payload applied, commands or not: two members with
+    /// equal digests applied the same history, and a checkpoint names the prefix it is after.
+    pub(crate) history: DigestLog,
 }
 
 impl Default for DvmState {
@@ -80,6 +85,7 @@ impl DvmState {
             keys: BTreeMap::new(),
             registry: Registry::default(),
             sessions: Sessions::new(clients_max),
+            history: DigestLog::default(),
         }
     }
 
@@ -284,9 +290,11 @@ impl DvmState {
 }
 
 impl StateMachine for DvmState {
-    /// Decodes and applies one committed command. A payload that is not a valid command yields
-    /// `Outcome::BadCommand` and changes nothing, not even the exactly-once table.
-    fn apply(&mut self, _seq: Seq, _id: MsgId, payload: &[u8]) -> Vec<u8> {
+    /// Decodes and applies one committed command. A payload that is not a valid command (a raw
+    /// broadcast) yields `Outcome::BadCommand` and changes nothing but the history chain, not
+    /// even the exactly-once table.
+    fn apply(&mut self, seq: Seq, id: MsgId, payload: &[u8]) -> Vec<u8> {
+        self.history.apply(seq, id, payload);
         match Command::decode(payload) {
             Ok(command) => self.execute(&command),
             Err(e) => Outcome::BadCommand { reason: format!("bad command: {e}") }.encode(),
@@ -344,47 +352,11 @@ pub(crate) mod tests {
         }
     }
 
-    /// A random valid command over a small key space, so that commands interact.
+    /// A random valid command over a small key space, with a few clients whose request numbers
+    /// sometimes repeat, so that commands interact and exactly-once is exercised.
     pub(crate) fn random_command(rng: &mut Rng) -> Command {
-        let key = |rng: &mut Rng| format!("k{}", rng.below(12)).into_bytes();
-        let value = |rng: &mut Rng| format!("v{}", rng.below(1000)).into_bytes();
-        let op = |rng: &mut Rng| match rng.below(4) {
-            0 => Op::Put { key: key(rng), value: value(rng) },
-            1 => Op::Delete { key: key(rng) },
-            2 => Op::Get { key: key(rng) },
-            _ => Op::Range { prefix: b"k1".to_vec(), limit: rng.below(4) as u32 },
-        };
-        let action = match rng.below(10) {
-            0..=2 => Action::Put { key: key(rng), value: value(rng) },
-            3 => Action::Delete { key: key(rng) },
-            4 => Action::DeleteRange { prefix: format!("k{}", rng.below(3)).into_bytes() },
-            5 | 6 => {
-                let check = match rng.below(5) {
-                    0 => Check::ValueEquals(value(rng)),
-                    1 => Check::Version(Compare::Less, rng.below(4)),
-                    2 => Check::ModRevision(Compare::Greater, rng.below(20)),
-                    3 => Check::Exists,
-                    _ => Check::Missing,
-                };
-                let then = (0..rng.below(4)).map(|_| op(rng)).collect();
-                let otherwise = (0..rng.below(3)).map(|_| op(rng)).collect();
-                Action::Txn { guards: vec![Guard { key: key(rng), check }], then, otherwise }
-            }
-            7 => Action::RegisterMember {
-                id: NodeId(rng.range(1, 4) as u16),
-                host: format!("node{}", rng.below(4)),
-                role: if rng.chance(1, 2) { Role::Hot } else { Role::Warm },
-                attributes: vec![("rack".into(), format!("r{}", rng.below(3)))],
-            },
-            8 => Action::SetMemberStatus { id: NodeId(rng.range(1, 4) as u16), status: MemberStatus::Down },
-            _ => Action::LoadPlugin {
-                name: format!("p{}", rng.below(3)),
-                member: NodeId(rng.range(1, 4) as u16),
-            },
-        };
-        // A few clients with sometimes-repeated request numbers exercise exactly-once too.
         let session = Session { client_id: rng.below(4), request: rng.below(30) };
-        Command { session, action }
+        Command { session, action: crate::replication::workload::random_action(rng) }
     }
 
     #[test]
@@ -631,11 +603,12 @@ pub(crate) mod tests {
                 }
                 bytes
             };
-            let before = state.clone();
+            let mut before = state.clone();
             let outcome = Outcome::decode(&state.apply(0, msg(0), &payload)).expect("decodable outcome");
             if let Outcome::BadCommand { reason } = outcome {
                 assert!(reason.starts_with("bad command: "), "{reason}");
-                assert_eq!(state, before, "a bad payload changed the state");
+                before.history.apply(0, msg(0), &payload);
+                assert_eq!(state, before, "a bad payload changed more than the history chain");
             }
         }
     }

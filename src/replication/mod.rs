@@ -11,14 +11,17 @@ mod encoding;
 mod kv;
 mod outcome;
 mod registry;
+pub(crate) mod replica;
 mod session;
 mod snapshot;
+pub(crate) mod workload;
 
 pub use command::{Action, Check, Command, Compare, Guard, MemberStatus, Op, Role, Session};
 pub use digest::{fnv1a, DigestLog};
 pub use kv::{DvmState, RANGE_BYTES_MAX};
 pub use outcome::{Entry, Outcome, Read};
 pub use registry::MemberRecord;
+pub use replica::{hot_members, Checkpoint, CheckpointPolicy, Promotion};
 pub use session::{CLIENTS_MAX, SESSION_OUTCOME_BYTES_MAX};
 
 use crate::error::DecodeError;

@@ -3,23 +3,15 @@
 //! Serves guarantees 1 and 4: messages leave the log in seq order without gaps, and a seq that is
 //! already held or already committed is filtered, never delivered twice.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use crate::ids::Seq;
 use crate::wire::Message;
 
-/// Committed messages kept to serve a member of the previous view that missed the `Commit` of
-/// the current one and still needs the end of the old prefix (docs/PROTOCOL.md §5.3): at most
-/// this many, and at most `RECENT_BYTES_MAX` payload bytes. It lacks at most one window.
-const RECENT_MAX: usize = 4096;
-const RECENT_BYTES_MAX: usize = 32 << 20;
-
-/// Messages received but not yet committed, keyed by seq, and the most recent committed ones.
+/// Messages received but not yet committed, keyed by seq.
 #[derive(Debug, Default)]
 pub(crate) struct Log {
     messages: BTreeMap<Seq, Message>,
-    recent: VecDeque<Message>,
-    recent_bytes: usize,
     /// Every seq up to here is held (or already committed).
     pub(crate) received_upto: Seq,
     /// Every seq up to here was delivered in agreed order.
@@ -31,7 +23,7 @@ pub(crate) struct Log {
 impl Log {
     /// A log whose history starts after `seq`.
     pub(crate) fn starting_after(seq: Seq) -> Log {
-        Log { received_upto: seq, delivered_upto: seq, committed_upto: seq, ..Log::default() }
+        Log { messages: BTreeMap::new(), received_upto: seq, delivered_upto: seq, committed_upto: seq }
     }
 
     /// Stores a message; returns false for a duplicate or an already committed seq.
@@ -69,27 +61,9 @@ impl Log {
         self.delivered_upto = self.delivered_upto.max(seq.min(self.received_upto));
     }
 
-    /// Held messages in `(after, upto]`, in order, at most `count_max` of them; committed ones
-    /// come from the recent ones kept.
+    /// Held messages in `(after, upto]`, in order, at most `count_max` of them.
     pub(crate) fn range(&self, after: Seq, upto: Seq, count_max: usize) -> Vec<Message> {
-        let committed = self.recent.iter().filter(|m| m.seq > after && m.seq <= upto).cloned();
-        committed
-            .chain(self.messages.range(after + 1..=upto).map(|(_, m)| m.clone()))
-            .take(count_max)
-            .collect()
-    }
-
-    /// Whether every message after `after` is still here (held, or committed and kept).
-    pub(crate) fn holds_after(&self, after: Seq) -> bool {
-        after >= self.committed_upto || self.recent.front().is_some_and(|m| m.seq <= after + 1)
-    }
-
-    /// The same history started afresh after `seq`, keeping the recent committed messages.
-    pub(crate) fn restart_after(&mut self, seq: Seq) {
-        let mut log = Log::starting_after(seq);
-        log.recent = std::mem::take(&mut self.recent);
-        log.recent_bytes = self.recent_bytes;
-        *self = log;
+        self.messages.range(after + 1..=upto).take(count_max).map(|(_, m)| m.clone()).collect()
     }
 
     /// Removes and returns the next message to commit, if it is delivered and `<= safe`.
@@ -99,14 +73,7 @@ impl Log {
             return None;
         }
         self.committed_upto = next;
-        let message = self.messages.remove(&next)?;
-        self.recent_bytes += message.payload.len();
-        self.recent.push_back(message.clone());
-        while self.recent.len() > RECENT_MAX || self.recent_bytes > RECENT_BYTES_MAX {
-            let Some(old) = self.recent.pop_front() else { break };
-            self.recent_bytes -= old.payload.len();
-        }
-        Some(message)
+        self.messages.remove(&next)
     }
 }
 
@@ -122,23 +89,6 @@ mod tests {
             attempt: 0,
             payload: vec![seq as u8].into(),
         }
-    }
-
-    #[test]
-    fn committed_messages_stay_servable_up_to_the_bound() {
-        let mut log = Log::default();
-        for seq in 1..=(RECENT_MAX as Seq + 10) {
-            assert!(log.insert(message(seq)));
-        }
-        while log.next_deliverable().is_some() {}
-        while log.next_committable(Seq::MAX).is_some() {}
-        log.restart_after(log.committed_upto);
-        assert!(log.holds_after(log.committed_upto));
-        assert!(log.holds_after(10), "seq 11 on are kept");
-        assert!(!log.holds_after(9), "seq 10 was dropped for the bound");
-        let got = log.range(100, 103, 10);
-        assert_eq!(got.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![101, 102, 103]);
-        assert!(log.range(0, 10, 10).is_empty());
     }
 
     #[test]

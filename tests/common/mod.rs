@@ -124,6 +124,12 @@ pub struct Nodes {
     pub token_timeout: Option<Duration>,
     /// Whether every member writes a delivery log (`delivery_log`).
     pub delivery_logs: bool,
+    /// More flags for every member (roles, checkpoints).
+    pub flags: Vec<String>,
+    /// `--durability` for every member, each with its own `data_dir`.
+    pub durability: Option<&'static str>,
+    /// `RUST_LOG` for the members, when the test reads their logs.
+    pub rust_log: Option<&'static str>,
     children: BTreeMap<NodeId, Child>,
     /// Members paused with SIGSTOP; resumed before any other signal so they can exit.
     paused: BTreeSet<NodeId>,
@@ -140,6 +146,9 @@ impl Nodes {
             ring,
             token_timeout: None,
             delivery_logs: false,
+            flags: Vec::new(),
+            durability: None,
+            rust_log: None,
             children: BTreeMap::new(),
             paused: BTreeSet::new(),
             log_dir,
@@ -160,11 +169,20 @@ impl Nodes {
         if self.delivery_logs {
             extra.extend(["--delivery-log".to_string(), self.delivery_log(id).display().to_string()]);
         }
+        extra.extend(self.flags.iter().cloned());
+        if let Some(durability) = self.durability {
+            extra.extend(["--durability".to_string(), durability.to_string()]);
+            extra.extend(["--data-dir".to_string(), self.data_dir(id).display().to_string()]);
+        }
+        let rust_log = std::env::var("HARNESS_NODE_LOG")
+            .ok()
+            .or(self.rust_log.map(str::to_string))
+            .unwrap_or_else(|| "warn".to_string());
         let child = Command::new(HARNESS)
             .args(["node", "--id", &id.to_string(), "--listen", &addr, "--peers", &peers.join(",")])
             .args(["--ring", self.ring.as_str()])
             .args(extra)
-            .env("RUST_LOG", std::env::var("HARNESS_NODE_LOG").unwrap_or_else(|_| "warn".to_string()))
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -176,6 +194,11 @@ impl Nodes {
     /// The address of member `id`.
     pub fn addr(&self, id: u16) -> SocketAddr {
         self.addrs[usize::from(id) - 1]
+    }
+
+    /// Where member `id` keeps its durable state.
+    pub fn data_dir(&self, id: u16) -> PathBuf {
+        self.log_dir.join(format!("data-{id}"))
     }
 
     /// Where member `id` writes its delivery log.

@@ -124,12 +124,12 @@ fn demo_flags_have_defaults_and_bounds() {
     let demo = parse_demo_args(&[]).unwrap();
     assert_eq!(
         demo,
-        DemoArgs { nodes: 5, messages: 2000, ring: RingMode::Bidirectional, json: false, kill: 0 }
+        DemoArgs { nodes: 5, messages: 2000, ring: RingMode::Bidirectional, json: false, kill: 0, hot: 2 }
     );
     let demo = parse_demo_args(&strings("--kill 2 --nodes 3 --messages 10 --ring uni --json")).unwrap();
     assert_eq!(
         demo,
-        DemoArgs { nodes: 3, messages: 10, ring: RingMode::Unidirectional, json: true, kill: 2 }
+        DemoArgs { nodes: 3, messages: 10, ring: RingMode::Unidirectional, json: true, kill: 2, hot: 2 }
     );
     assert_eq!(
         parse_demo_args(&strings("--nodes 3 --kill 3")).unwrap_err().to_string(),

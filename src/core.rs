@@ -293,6 +293,12 @@ impl Core {
         }
     }
 
+    /// The state machine, for the driver's local reads and its watch journal. The driver must
+    /// not change replicated state through it: only committed messages may.
+    pub fn machine_mut(&mut self) -> &mut dyn StateMachine {
+        self.machine.as_mut()
+    }
+
     /// The ring mode in use.
     pub fn ring_mode(&self) -> RingMode {
         self.config.ring_mode

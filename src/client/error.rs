@@ -121,6 +121,7 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::NoQuorum => "no quorum",
         ErrorCode::BadRequest => "bad request",
         ErrorCode::ShuttingDown => "shutting down",
+        ErrorCode::Compacted => "compacted",
     }
 }
 

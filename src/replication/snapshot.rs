@@ -218,7 +218,7 @@ fn read_body(r: &mut Reader<'_>) -> Result<DvmState, DecodeError> {
     if sessions.outcome_bytes > SESSION_OUTCOME_BYTES_MAX {
         return Err(invalid("session outcome", "remembered outcomes exceed their byte bound"));
     }
-    Ok(DvmState { revision, keys, registry, sessions })
+    Ok(DvmState { revision, keys, registry, sessions, journal: None })
 }
 
 /// Refuses `next` unless it is above `last`: one order, no duplicates, one canonical encoding.

@@ -3,7 +3,9 @@
 //!
 //! Guarantee 6 (linear history) is only useful if applying it is deterministic: `apply` is a pure
 //! function of the state and the payload, every map is a `BTreeMap`, no clock or randomness is
-//! read, and a payload that does not decode changes nothing. Each command applies atomically at its
+//! read, and a payload that does not decode changes nothing but the history chain (so a group
+//! that also orders raw broadcasts still has one comparable digest). Each command applies
+//! atomically at its
 //! point of the order: it is validated whole before anything changes, and no operation of a
 //! transaction can fail after the first one has run.
 //!
@@ -19,7 +21,7 @@ use super::journal::{Journal, StateChange};
 use super::outcome::{Entry, Outcome, Read};
 use super::registry::{Change, MemberRecord, Registry};
 use super::session::{Sessions, CLIENTS_MAX};
-use super::StateMachine;
+use super::{DigestLog, StateMachine};
 use crate::error::DecodeError;
 use crate::ids::{MsgId, NodeId, Seq};
 
@@ -64,6 +66,9 @@ pub struct DvmState {
     pub(crate) registry: Registry,
     /// The exactly-once table.
     pub(crate) sessions: Sessions,
+    /// A hash chain over every committed payload applied, commands or not: two members with
+    /// equal digests applied the same history, and a checkpoint names the prefix it is after.
+    pub(crate) history: DigestLog,
     /// Changes not yet drained by the node (off unless `enable_journal` was called).
     pub(crate) journal: Journal,
 }
@@ -83,6 +88,7 @@ impl DvmState {
             keys: BTreeMap::new(),
             registry: Registry::default(),
             sessions: Sessions::new(clients_max),
+            history: DigestLog::default(),
             journal: None,
         }
     }
@@ -308,9 +314,11 @@ impl DvmState {
 }
 
 impl StateMachine for DvmState {
-    /// Decodes and applies one committed command. A payload that is not a valid command yields
-    /// `Outcome::BadCommand` and changes nothing, not even the exactly-once table.
-    fn apply(&mut self, _seq: Seq, _id: MsgId, payload: &[u8]) -> Vec<u8> {
+    /// Decodes and applies one committed command. A payload that is not a valid command (a raw
+    /// broadcast) yields `Outcome::BadCommand` and changes nothing but the history chain, not
+    /// even the exactly-once table.
+    fn apply(&mut self, seq: Seq, id: MsgId, payload: &[u8]) -> Vec<u8> {
+        self.history.apply(seq, id, payload);
         match Command::decode(payload) {
             Ok(command) => self.execute(&command),
             Err(e) => Outcome::BadCommand { reason: format!("bad command: {e}") }.encode(),
@@ -714,11 +722,12 @@ pub(crate) mod tests {
                 }
                 bytes
             };
-            let before = state.clone();
+            let mut before = state.clone();
             let outcome = Outcome::decode(&state.apply(0, msg(0), &payload)).expect("decodable outcome");
             if let Outcome::BadCommand { reason } = outcome {
                 assert!(reason.starts_with("bad command: "), "{reason}");
-                assert_eq!(state, before, "a bad payload changed the state");
+                before.history.apply(0, msg(0), &payload);
+                assert_eq!(state, before, "a bad payload changed more than the history chain");
             }
         }
     }

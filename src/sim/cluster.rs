@@ -16,6 +16,7 @@ use super::{RunReport, SimOptions};
 use crate::config::CoreConfig;
 use crate::core::{Core, Input, Output};
 use crate::ids::{Member, NodeId};
+use crate::replication::DvmState;
 use crate::rng::Rng;
 use crate::time::Time;
 use crate::wire::PeerFrame;
@@ -434,7 +435,7 @@ impl<'a> Cluster<'a> {
         config.defect = self.options.defect;
         let node = self.node(id);
         node.incarnation = incarnation;
-        node.core = Some(Core::new(config));
+        node.core = Some(Core::with_machine(config, Box::new(DvmState::default())));
         node.paused = false;
         node.deferred.clear();
         node.deadline = Time::NEVER;

@@ -50,6 +50,10 @@ pub(super) struct RotationRate {
 impl RotationRate {
     /// Records the rotations seen by `now`.
     pub(super) fn sample(&mut self, now: Instant, rotations: u64) {
+        // The count restarts with every view; samples from before are not comparable.
+        if self.samples.back().is_some_and(|(_, last)| rotations < *last) {
+            self.samples.clear();
+        }
         if self.samples.back().is_some_and(|(at, _)| now.duration_since(*at) < RATE_SAMPLE_INTERVAL) {
             return;
         }
@@ -239,5 +243,10 @@ mod tests {
         // Samples land every 300 ms, so the window's ends are not whole seconds apart.
         assert!((3800..=4200).contains(&rate.millihertz()), "{}", rate.millihertz());
         assert!(rate.samples.len() <= 22, "old samples are dropped: {}", rate.samples.len());
+        // A new view counts from 0 again: the rate restarts instead of reading 0 for a window.
+        let later = start + Duration::from_secs(11);
+        rate.sample(later, 1);
+        rate.sample(later + Duration::from_secs(1), 5);
+        assert_eq!(rate.millihertz(), 4000);
     }
 }

@@ -1,4 +1,5 @@
-//! `harness`: run a member (`harness node`) or a verified local demo ring (`harness demo`).
+//! `harness`: run a member (`harness node`), a verified local demo ring (`harness demo`), or a
+//! client command against a running cluster (`harness put`, `get`, `txn`, `watch`, `status`, ...).
 //!
 //! Arguments and setup only: logging, parsing, dispatch and exit codes. The logic lives in
 //! `harness::cli`.
@@ -11,7 +12,8 @@ fn main() -> ExitCode {
     // RUST_LOG picks the level; info shows lifecycle and view changes (STYLE.md, Logging).
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match cli::parse_command(&args, |path| std::fs::read_to_string(path)) {
+    let env = |name: &str| std::env::var(name).ok();
+    let command = match cli::parse_command(&args, |path| std::fs::read_to_string(path), &env) {
         Ok(command) => command,
         Err(e) => return fail(&e.to_string(), e.exit_code()),
     };
@@ -24,6 +26,14 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string(), e.exit_code()),
         },
+        Command::Client(client) => {
+            let read_stdin = || std::io::read_to_string(std::io::stdin());
+            let mut stdout = std::io::stdout();
+            match cli::run_client(&client, &read_stdin, &mut stdout) {
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                Err(failure) => fail(&failure.message, failure.code),
+            }
+        }
         Command::Demo(demo) => {
             let exe = match std::env::current_exe() {
                 Ok(exe) => exe,

@@ -388,6 +388,24 @@ impl Core {
         self.membership.last_primary
     }
 
+    /// The state machine, for the driver's local reads and its watch journal. The driver must
+    /// not change replicated state through it: only committed messages may.
+    /// A warm member first applies the commands it holds, so reads see every commit.
+    pub fn machine_mut(&mut self) -> &mut dyn StateMachine {
+        self.replica.catch_up();
+        self.replica.machine_mut()
+    }
+
+    /// Whether this member is a hot standby (applies every command as it commits).
+    pub fn is_hot(&self) -> bool {
+        self.replica.is_hot()
+    }
+
+    /// The seq of the last checkpoint this member holds (0: none yet).
+    pub fn last_checkpoint(&self) -> Seq {
+        self.replica.checkpoint().seq
+    }
+
     /// The ring mode in use.
     pub fn ring_mode(&self) -> RingMode {
         self.config.ring_mode

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::error::CliError;
 use super::flags::{parse_address, parse_number, walk, DEFAULT_PORT};
+use super::slurm::slurm_membership;
 use crate::config::{CoreConfig, Durability};
 use crate::ids::{Member, NodeId, RingMode};
 use crate::node::NodeConfig;
@@ -157,6 +158,15 @@ pub fn parse_node_args(
     args: &[String],
     read_file: impl Fn(&Path) -> std::io::Result<String>,
 ) -> Result<NodeArgs, CliError> {
+    parse_node_args_with_env(args, read_file, &|_| None)
+}
+
+/// Like `parse_node_args`; `env` reads the Slurm variables for `--slurm`.
+pub fn parse_node_args_with_env(
+    args: &[String],
+    read_file: impl Fn(&Path) -> std::io::Result<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<NodeArgs, CliError> {
     let valued = [
         "id",
         "listen",
@@ -166,26 +176,47 @@ pub fn parse_node_args(
         "token-timeout",
         "cluster",
         "delivery-log",
+        "port",
         "hot",
         "checkpoint-every",
         "durability",
         "data-dir",
     ];
-    let given = walk("node", args, &valued, &[])?;
+    let given = walk("node", args, &valued, &["slurm"])?;
     let value = |flag: &str| given.iter().find(|g| g.flag == flag).and_then(|g| g.value.as_deref());
+    let slurm = given.iter().any(|g| g.flag == "slurm");
 
-    let id_text = value("id").ok_or(CliError::Required { flags: "--id" })?;
-    let id = NodeId(parse_number("id", id_text, 1, u64::from(u16::MAX))? as u16);
-    let peers = match (value("peers"), value("hostfile")) {
-        (Some(_), Some(_)) => return Err(CliError::Conflict { first: "peers", second: "hostfile" }),
-        (None, None) => return Err(CliError::Required { flags: "--peers or --hostfile" }),
-        (Some(list), None) => parse_peers(list)?,
-        (None, Some(path)) => {
-            let text =
-                read_file(Path::new(path)).map_err(|e| CliError::bad("hostfile", path, e.to_string()))?;
-            parse_hostfile(&text).map_err(|problem| CliError::bad("hostfile", path, problem))?
+    let (id_text, id, peers) = if slurm {
+        for other in ["id", "peers", "hostfile"] {
+            if value(other).is_some() {
+                return Err(CliError::Conflict { first: "slurm", second: other_flag(other) });
+            }
         }
+        let port = match value("port") {
+            Some(text) => parse_number("port", text, 1, u64::from(u16::MAX))? as u16,
+            None => DEFAULT_PORT,
+        };
+        let (id, peers) = slurm_membership(env, port).map_err(CliError::Slurm)?;
+        (id.0.to_string(), id, peers)
+    } else {
+        if value("port").is_some() {
+            return Err(CliError::bad("port", value("port").unwrap_or(""), "is only used with --slurm"));
+        }
+        let id_text = value("id").ok_or(CliError::Required { flags: "--id" })?;
+        let id = NodeId(parse_number("id", id_text, 1, u64::from(u16::MAX))? as u16);
+        let peers = match (value("peers"), value("hostfile")) {
+            (Some(_), Some(_)) => return Err(CliError::Conflict { first: "peers", second: "hostfile" }),
+            (None, None) => return Err(CliError::Required { flags: "--peers or --hostfile (or --slurm)" }),
+            (Some(list), None) => parse_peers(list)?,
+            (None, Some(path)) => {
+                let text =
+                    read_file(Path::new(path)).map_err(|e| CliError::bad("hostfile", path, e.to_string()))?;
+                parse_hostfile(&text).map_err(|problem| CliError::bad("hostfile", path, problem))?
+            }
+        };
+        (id_text.to_string(), id, peers)
     };
+    let id_text = id_text.as_str();
     let Some(&own) = peers.get(&id) else {
         let ids: Vec<String> = peers.keys().map(|id| id.0.to_string()).collect();
         return Err(CliError::bad("id", id_text, format!("is not in the peer list (ids {})", ids.join(","))));
@@ -217,6 +248,15 @@ pub fn parse_node_args(
     };
     let state = parse_state_args(&|flag| value(flag).map(str::to_string))?;
     Ok(NodeArgs { id, listen, peers, ring, token_timeout, cluster, delivery_log, state })
+}
+
+/// The static name of a flag that conflicts with `--slurm`.
+fn other_flag(flag: &str) -> &'static str {
+    match flag {
+        "id" => "id",
+        "peers" => "peers",
+        _ => "hostfile",
+    }
 }
 
 /// Parses `--peers 1=HOST:PORT,2=HOST:PORT,...`.

@@ -48,7 +48,9 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
             recv(stop_rx) -> _ => break Ok(()),
             recv(node.deliveries()) -> delivery => match delivery {
                 Ok(_) => delivered += 1,
-                // The runtime dropped its sender: it ended without being asked to.
+                // The runtime dropped its sender: a client asked it to leave, or it ended
+                // without being asked to.
+                Err(_) if node.left_by_request() => break Ok(()),
                 Err(_) => break Err(CliError::Runtime(Error::Stopped)),
             },
         }

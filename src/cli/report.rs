@@ -165,6 +165,10 @@ mod tests {
                 state_digest: digest,
                 delivery_digest: digest,
                 rotations: 0,
+                revision: 0,
+                rotation_millihertz: 0,
+                role: crate::wire::StandbyRole::Hot,
+                last_checkpoint: 0,
             })
         };
         let mut report = DemoReport {

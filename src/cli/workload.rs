@@ -219,8 +219,9 @@ pub fn submit_all(
                         other => return Err(format!("broadcast refused ({}): {message}", code_name(other))),
                     }
                 }
-                Ok(ClientReply::Status { request, .. }) => {
-                    return Err(format!("status reply to broadcast request {request}"));
+                Ok(other) => {
+                    let request = crate::client::reply_request(&other);
+                    return Err(format!("a reply other than a commit to broadcast request {request}"));
                 }
                 Err(ClientError::Timeout { .. }) => broken = last_progress.elapsed() >= work.stall,
                 Err(_) => broken = true,

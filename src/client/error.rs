@@ -122,6 +122,7 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::BadRequest => "bad request",
         ErrorCode::ShuttingDown => "shutting down",
         ErrorCode::OutcomeUnknown => "outcome unknown",
+        ErrorCode::Compacted => "compacted",
     }
 }
 

@@ -6,21 +6,28 @@
 //! which is woken once per batch (STYLE.md, "Protocol thread").
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
 
+mod clients;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+
 use super::delivery_log::DeliveryLog;
+use super::watch::WatchHub;
 use super::{Rejection, Request};
 use crate::checkpoint::Store;
-use crate::core::{Commit, Core, CoreStatus, Delivery, Input, Output, RejectReason};
+use crate::core::{Commit, Core, Delivery, Input, Output, RejectReason};
 use crate::error::Error;
-use crate::ids::Member;
+use crate::ids::{Member, NodeId};
 use crate::time::Time;
-use crate::transport::{ClientId, Command, Event, LoopHandle};
-use crate::wire::{self, ClientReply, ClientRequest, ErrorCode, NodeStatus};
+use crate::transport::{Command, Event, LoopHandle};
+use crate::wire::{self, ClientReply, ErrorCode};
+use clients::{Pending, RotationRate};
 
 /// Inputs stepped per batch before the loop is woken and deadlines are checked.
 const INPUTS_PER_BATCH: usize = 1024;
@@ -44,6 +51,10 @@ pub(super) struct Channels {
     pub(super) delivery_log: Option<DeliveryLog>,
     /// The durable files, with `--durability checkpoint|fsync`.
     pub(super) store: Option<Store>,
+    /// Every member's address, for `Members` requests.
+    pub(super) peers: BTreeMap<NodeId, SocketAddr>,
+    /// Set when a client's `Leave` request stopped the node, so its embedder exits cleanly.
+    pub(super) left_by_request: Arc<AtomicBool>,
 }
 
 pub(super) struct Driver {
@@ -51,8 +62,11 @@ pub(super) struct Driver {
     me: Member,
     /// The monotonic epoch that protocol `Time` counts from.
     epoch: Instant,
-    /// Client broadcasts waiting for their commit: tag to (connection, request number).
-    pending: BTreeMap<u64, (ClientId, u64)>,
+    /// Client submissions waiting for their commit, by tag.
+    pending: BTreeMap<u64, Pending>,
+    /// Watches and the change history they start from.
+    watches: WatchHub,
+    rotation_rate: RotationRate,
     out: Vec<Output>,
     /// Set once the node is told to stop; embedder channels are no longer waited on.
     stopping: bool,
@@ -61,13 +75,22 @@ pub(super) struct Driver {
 }
 
 impl Driver {
-    pub(super) fn new(c: Channels) -> Driver {
+    pub(super) fn new(mut c: Channels) -> Driver {
         let me = c.core.me();
+        let revision = match c.core.machine_mut().as_dvm_mut() {
+            Some(state) => {
+                state.enable_journal();
+                state.revision()
+            }
+            None => 0,
+        };
         Driver {
             c,
             me,
             epoch: Instant::now(),
             pending: BTreeMap::new(),
+            watches: WatchHub::new(revision),
+            rotation_rate: RotationRate::default(),
             out: Vec::new(),
             stopping: false,
             store_broken: false,
@@ -129,6 +152,7 @@ impl Driver {
             if let Some(log) = &mut self.c.delivery_log {
                 log.on_tick(Instant::now());
             }
+            self.rotation_rate.sample(Instant::now(), self.c.core.status().rotations);
             self.c.io.wake();
         }
         self.leave();
@@ -177,6 +201,7 @@ impl Driver {
             self.execute(output);
         }
         self.out = out;
+        self.stream_changes();
     }
 
     fn on_event(&mut self, event: Event) {
@@ -185,7 +210,10 @@ impl Driver {
             Event::LinkUp { peer } => self.step(Input::LinkUp { peer }),
             Event::LinkDown { peer } => self.step(Input::LinkDown { peer }),
             Event::Request { client, request } => self.on_client_request(client, request),
-            Event::ClientGone { client } => self.pending.retain(|_, (c, _)| *c != client),
+            Event::ClientGone { client } => {
+                self.pending.retain(|_, pending| pending.client != client);
+                self.watches.forget(client);
+            }
         }
     }
 
@@ -198,27 +226,6 @@ impl Driver {
                 let _ = reply.try_send(self.c.core.status());
             }
         }
-    }
-
-    fn on_client_request(&mut self, client: ClientId, request: ClientRequest) {
-        match request {
-            ClientRequest::Broadcast { request, payload } => {
-                let tag = self.c.tags.fetch_add(1, Ordering::Relaxed);
-                self.pending.insert(tag, (client, request));
-                self.step(Input::Submit { tag, payload });
-            }
-            ClientRequest::Status { request } => {
-                self.c.core.catch_up();
-                let status = node_status(&self.c.core.status());
-                self.reply(client, &ClientReply::Status { request, status });
-            }
-        }
-    }
-
-    fn reply(&mut self, client: ClientId, reply: &ClientReply) {
-        let mut bytes = Vec::new();
-        wire::encode_reply(reply, &mut bytes);
-        self.c.io.send(Command::SendClient { client, bytes });
     }
 
     fn execute(&mut self, output: Output) {
@@ -249,8 +256,8 @@ impl Driver {
                 if self.store_broken {
                     return;
                 }
-                if let Some((client, request)) = commit.tag.and_then(|tag| self.pending.remove(&tag)) {
-                    self.reply(client, &ClientReply::Committed { request, seq: commit.seq });
+                if let Some(pending) = commit.tag.and_then(|tag| self.pending.remove(&tag)) {
+                    self.on_committed(pending, &commit);
                     // The tag belongs to the client connection, not to the embedder.
                     commit.tag = None;
                 }
@@ -259,7 +266,7 @@ impl Driver {
                 }
             }
             Output::Rejected { tag, reason } => {
-                if let Some((client, request)) = self.pending.remove(&tag) {
+                if let Some(Pending { client, request, .. }) = self.pending.remove(&tag) {
                     let (code, message) = match reason {
                         RejectReason::Busy => (ErrorCode::Busy, "the submit queue is full"),
                         RejectReason::ShuttingDown => (ErrorCode::ShuttingDown, "the node is leaving"),
@@ -340,20 +347,5 @@ impl Driver {
                 }
             }
         }
-    }
-}
-
-/// The wire form of a status report.
-fn node_status(status: &CoreStatus) -> NodeStatus {
-    NodeStatus {
-        member: status.member,
-        view: status.view.view,
-        primary: status.view.primary,
-        ring: status.view.ring.clone(),
-        delivered: status.delivered,
-        committed_upto: status.committed_upto,
-        state_digest: status.state_digest,
-        delivery_digest: status.delivery_digest,
-        rotations: status.rotations,
     }
 }

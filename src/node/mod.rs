@@ -14,13 +14,14 @@
 
 mod delivery_log;
 mod driver;
+mod watch;
 
 pub use delivery_log::{payload_hash, read_log, LogLine, FLUSH_INTERVAL, FLUSH_LINES};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -159,6 +160,7 @@ pub struct Node {
     tags: Arc<AtomicU64>,
     protocol: Option<JoinHandle<()>>,
     io: Option<JoinHandle<()>>,
+    left_by_request: Arc<AtomicBool>,
 }
 
 impl Node {
@@ -195,6 +197,7 @@ impl Node {
         let (commits_tx, commits) = crossbeam_channel::bounded(options.commits_max.max(1));
         let (rejections_tx, rejections) = crossbeam_channel::bounded(options.commits_max.max(1));
         let tags = Arc::new(AtomicU64::new(1));
+        let left_by_request = Arc::new(AtomicBool::new(false));
         let driver = driver::Driver::new(driver::Channels {
             core,
             io: transport.handle,
@@ -207,6 +210,8 @@ impl Node {
             tags: Arc::clone(&tags),
             delivery_log,
             store,
+            peers: config.peers.clone(),
+            left_by_request: Arc::clone(&left_by_request),
         });
         let protocol = std::thread::Builder::new()
             .name(format!("harness-{}-protocol", me.id))
@@ -231,6 +236,7 @@ impl Node {
             tags,
             protocol: Some(protocol),
             io: Some(transport.thread),
+            left_by_request,
         })
     }
 
@@ -276,6 +282,11 @@ impl Node {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Whether the node stopped because a client asked it to leave (`harness leave`).
+    pub fn left_by_request(&self) -> bool {
+        self.left_by_request.load(Ordering::Relaxed)
     }
 
     /// This member.

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use super::command::{Action, Check, Command, Guard, Op, RANGE_LIMIT_MAX};
+use super::journal::{Journal, StateChange};
 use super::outcome::{Entry, Outcome, Read};
 use super::registry::{Change, MemberRecord, Registry};
 use super::session::{Sessions, CLIENTS_MAX};
@@ -68,6 +69,8 @@ pub struct DvmState {
     /// A hash chain over every committed payload applied, commands or not: two members with
     /// equal digests applied the same history, and a checkpoint names the prefix it is after.
     pub(crate) history: DigestLog,
+    /// Changes not yet drained by the node (off unless `enable_journal` was called).
+    pub(crate) journal: Journal,
 }
 
 impl Default for DvmState {
@@ -86,6 +89,7 @@ impl DvmState {
             registry: Registry::default(),
             sessions: Sessions::new(clients_max),
             history: DigestLog::default(),
+            journal: None,
         }
     }
 
@@ -138,6 +142,22 @@ impl DvmState {
         self.registry.plugins.iter().map(|(name, members)| (name.as_str(), members))
     }
 
+    /// Starts journalling changes for `take_changes` (the node does, for watches).
+    pub fn enable_journal(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// The changes since the last call, in order (empty if the journal is off).
+    pub fn take_changes(&mut self) -> Vec<StateChange> {
+        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn journal_key(&mut self, revision: u64, key: &[u8], value: Option<&[u8]>) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(StateChange::Key { revision, key: key.to_vec(), value: value.map(<[u8]>::to_vec) });
+        }
+    }
+
     /// Applies a decoded command with exactly-once and returns its outcome's bytes: a repeated
     /// request of a remembered client gets the remembered bytes and changes nothing else.
     pub fn execute(&mut self, command: &Command) -> Vec<u8> {
@@ -169,6 +189,7 @@ impl DvmState {
                 if self.keys.remove(key.as_slice()).is_none() {
                     return Outcome::NotFound { revision: self.revision };
                 }
+                self.journal_key(next, key, None);
                 self.revision = next;
                 self.ok(1, Vec::new())
             }
@@ -176,6 +197,7 @@ impl DvmState {
                 let doomed: Vec<Vec<u8>> = self.under(prefix).map(|(key, _)| key.clone()).collect();
                 for key in &doomed {
                     self.keys.remove(key);
+                    self.journal_key(next, key, None);
                 }
                 if !doomed.is_empty() {
                     self.revision = next;
@@ -231,6 +253,7 @@ impl DvmState {
     }
 
     fn put_at(&mut self, key: &[u8], value: &[u8], revision: u64) {
+        self.journal_key(revision, key, Some(value));
         match self.keys.get_mut(key) {
             Some(stored) => {
                 stored.value = value.to_vec();
@@ -277,6 +300,7 @@ impl DvmState {
                 }
                 Op::Delete { key } => {
                     if self.keys.remove(key.as_slice()).is_some() {
+                        self.journal_key(revision, key, None);
                         changed = true;
                         deleted += 1;
                     }
@@ -310,8 +334,67 @@ impl StateMachine for DvmState {
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), DecodeError> {
+        let journal = self.journal.take();
         *self = super::snapshot::decode(snapshot)?;
+        // The journal is node-local: it survives the restore, which it records as a reset.
+        self.journal = journal.map(|mut changes| {
+            changes.push(StateChange::Reset { revision: self.revision });
+            changes
+        });
         Ok(())
+    }
+
+    fn as_dvm_mut(&mut self) -> Option<&mut DvmState> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod journal_tests {
+    use super::tests::run;
+    use super::*;
+
+    #[test]
+    fn the_journal_records_every_written_and_removed_key_once_drained() {
+        let mut state = DvmState::default();
+        run(&mut state, Action::Put { key: b"x".to_vec(), value: b"0".to_vec() });
+        assert!(state.take_changes().is_empty(), "off by default");
+        state.enable_journal();
+        run(&mut state, Action::Put { key: b"a/1".to_vec(), value: b"1".to_vec() });
+        run(&mut state, Action::Put { key: b"a/2".to_vec(), value: b"2".to_vec() });
+        run(&mut state, Action::Delete { key: b"missing".to_vec() });
+        let txn = Action::Txn {
+            guards: vec![],
+            then: vec![
+                Op::Delete { key: b"x".to_vec() },
+                Op::Put { key: b"b".to_vec(), value: b"3".to_vec() },
+            ],
+            otherwise: vec![],
+        };
+        run(&mut state, txn);
+        run(&mut state, Action::DeleteRange { prefix: b"a/".to_vec() });
+        let key = |revision, key: &[u8], value: Option<&[u8]>| StateChange::Key {
+            revision,
+            key: key.to_vec(),
+            value: value.map(<[u8]>::to_vec),
+        };
+        assert_eq!(
+            state.take_changes(),
+            [
+                key(2, b"a/1", Some(b"1")),
+                key(3, b"a/2", Some(b"2")),
+                key(4, b"x", None),
+                key(4, b"b", Some(b"3")),
+                key(5, b"a/1", None),
+                key(5, b"a/2", None),
+            ]
+        );
+        assert!(state.take_changes().is_empty());
+        let snapshot = state.snapshot();
+        let mut other = DvmState::default();
+        other.enable_journal();
+        other.restore(&snapshot).unwrap();
+        assert_eq!(other.take_changes(), [StateChange::Reset { revision: 5 }]);
     }
 }
 

@@ -106,6 +106,10 @@ impl Replica {
         &self.checkpoint
     }
 
+    pub(crate) fn machine_mut(&mut self) -> &mut dyn StateMachine {
+        self.machine.as_mut()
+    }
+
     pub(crate) fn digest(&self) -> u64 {
         self.machine.digest()
     }

@@ -222,7 +222,7 @@ fn read_body(r: &mut Reader<'_>) -> Result<DvmState, DecodeError> {
     if sessions.outcome_bytes > SESSION_OUTCOME_BYTES_MAX {
         return Err(invalid("session outcome", "remembered outcomes exceed their byte bound"));
     }
-    Ok(DvmState { revision, keys, registry, sessions, history })
+    Ok(DvmState { revision, keys, registry, sessions, history, journal: None })
 }
 
 /// Refuses `next` unless it is above `last`: one order, no duplicates, one canonical encoding.

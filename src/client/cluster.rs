@@ -346,6 +346,12 @@ fn classify<T>(error: ClientError) -> Attempt<T> {
         ClientError::PayloadTooLarge { .. } => {
             Attempt::Fatal(ClusterError::BadRequest { reason: error.to_string() })
         }
+        // The member lost its place in the view after ordering the request: it may have
+        // committed. The retry carries the same session and request number, so the state
+        // machine answers it from its session table instead of applying it twice.
+        error @ ClientError::Rejected { code: ErrorCode::OutcomeUnknown, .. } => {
+            Attempt::Failover(FailedWith::Io(error))
+        }
         // Shutting down, closed, timed out, garbled: another member may do better.
         other => Attempt::Failover(FailedWith::Io(other)),
     }

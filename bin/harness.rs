@@ -1,4 +1,5 @@
-//! `harness`: run a member (`harness node`) or a verified local demo ring (`harness demo`).
+//! `harness`: run a member (`harness node`), a verified local demo ring (`harness demo`), or
+//! make a cluster key (`harness keygen`).
 //!
 //! Arguments and setup only: logging, parsing, dispatch and exit codes. The logic lives in
 //! `harness::cli`.
@@ -24,6 +25,26 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string(), e.exit_code()),
         },
+        Command::Keygen(path) => {
+            let written = harness::auth::ClusterKey::generate().and_then(|key| {
+                key.write_new(&path)?;
+                Ok(key.fingerprint())
+            });
+            match written {
+                Ok(fingerprint) => {
+                    println!(
+                        "wrote a new cluster key to {} (fingerprint {fingerprint}); copy it to every member \
+                         and client host, readable only by the user that runs harness",
+                        path.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(problem) => {
+                    let error = cli::CliError::bad("key-file", &path.display().to_string(), problem);
+                    fail(&error.to_string(), error.exit_code())
+                }
+            }
+        }
         Command::Demo(demo) => {
             let exe = match std::env::current_exe() {
                 Ok(exe) => exe,

@@ -311,7 +311,13 @@ impl Core {
     fn on_frame(&mut self, now: Time, from: NodeId, frame: PeerFrame, out: &mut Vec<Output>) {
         self.links.on_rx(from, now);
         match frame {
-            PeerFrame::Heartbeat | PeerFrame::Hello { .. } | PeerFrame::HelloAck { .. } => {}
+            // Handshake frames never reach the core (the transport consumes them); ignored if
+            // one does.
+            PeerFrame::Heartbeat
+            | PeerFrame::Hello { .. }
+            | PeerFrame::HelloAck { .. }
+            | PeerFrame::Challenge { .. }
+            | PeerFrame::Proof { .. } => {}
             PeerFrame::Token(_) | PeerFrame::Data(_) | PeerFrame::Wake { .. } => {
                 self.on_ring_frame(now, from, frame, out)
             }
@@ -439,5 +445,7 @@ pub(crate) fn frame_name(frame: &PeerFrame) -> &'static str {
         PeerFrame::Fetch { .. } => "fetch",
         PeerFrame::Retransmit { .. } => "retransmit",
         PeerFrame::SnapshotChunk { .. } => "snapshot-chunk",
+        PeerFrame::Challenge { .. } => "challenge",
+        PeerFrame::Proof { .. } => "proof",
     }
 }

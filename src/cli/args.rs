@@ -11,15 +11,14 @@ use std::time::Duration;
 
 use super::error::CliError;
 use super::flags::{parse_address, parse_number, walk, DEFAULT_PORT};
+pub use crate::auth::cluster_hash;
+use crate::auth::{Auth, ClusterKey};
 use crate::config::CoreConfig;
 use crate::ids::{Member, NodeId, RingMode};
 use crate::node::NodeConfig;
-use crate::replication::fnv1a;
 
 /// The cluster name used when `--cluster` is not given.
 pub const DEFAULT_CLUSTER: &str = "harness";
-/// FNV-1a's offset basis, the starting value of the cluster name's hash.
-const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 /// Most nodes `harness demo` starts on one machine.
 pub const DEMO_NODES_MAX: u64 = 64;
 /// Most messages each demo node submits.
@@ -42,9 +41,18 @@ pub struct NodeArgs {
     pub cluster: String,
     /// `--delivery-log`: where to write one line per agreed delivery.
     pub delivery_log: Option<PathBuf>,
+    /// `--key-file`, loaded and checked: the cluster key, or `None` to run open.
+    pub key: Option<ClusterKey>,
+    /// `--encrypt`: seal records with an AEAD, not only a MAC.
+    pub encrypt: bool,
 }
 
 impl NodeArgs {
+    /// The credentials of this node: the key bound to the cluster name.
+    pub fn auth(&self) -> Option<Auth> {
+        self.key.as_ref().map(|key| Auth::new(key, &self.cluster, self.encrypt))
+    }
+
     /// The node's configuration; `incarnation` must be new for every process start.
     pub fn node_config(&self, incarnation: u64) -> Result<NodeConfig, CliError> {
         let me = Member { id: self.id, incarnation };
@@ -58,7 +66,7 @@ impl NodeArgs {
             core.idle_hold = core.idle_hold.min(token_timeout / 4);
         }
         core.validate()?;
-        Ok(NodeConfig { core, listen: self.listen, peers: self.peers.clone() })
+        Ok(NodeConfig { core, listen: self.listen, peers: self.peers.clone(), auth: self.auth() })
     }
 }
 
@@ -77,18 +85,15 @@ pub struct DemoArgs {
     pub kill: usize,
 }
 
-/// The 64-bit identity of a cluster name.
-pub fn cluster_hash(name: &str) -> u64 {
-    fnv1a(FNV_OFFSET_BASIS, name.as_bytes())
-}
-
 /// Parses `harness node`'s flags; `read_file` reads the hostfile.
 pub fn parse_node_args(
     args: &[String],
     read_file: impl Fn(&Path) -> std::io::Result<String>,
 ) -> Result<NodeArgs, CliError> {
-    let valued = ["id", "listen", "peers", "hostfile", "ring", "token-timeout", "cluster", "delivery-log"];
-    let given = walk("node", args, &valued, &[])?;
+    let valued =
+        ["id", "listen", "peers", "hostfile", "ring", "token-timeout", "cluster", "delivery-log", "key-file"];
+    let given = walk("node", args, &valued, &["encrypt"])?;
+    let switch = |flag: &str| given.iter().any(|g| g.flag == flag);
     let value = |flag: &str| given.iter().find(|g| g.flag == flag).and_then(|g| g.value.as_deref());
 
     let id_text = value("id").ok_or(CliError::Required { flags: "--id" })?;
@@ -132,7 +137,33 @@ pub fn parse_node_args(
         Some(path) => Some(PathBuf::from(path)),
         None => None,
     };
-    Ok(NodeArgs { id, listen, peers, ring, token_timeout, cluster, delivery_log })
+    let key = match value("key-file") {
+        Some(path) => Some(load_key(path)?),
+        None => None,
+    };
+    let encrypt = switch("encrypt");
+    if encrypt && key.is_none() {
+        return Err(CliError::Needs { flag: "encrypt", needs: "--key-file" });
+    }
+    Ok(NodeArgs { id, listen, peers, ring, token_timeout, cluster, delivery_log, key, encrypt })
+}
+
+/// Loads `--key-file`; every problem names the flag and the file.
+pub fn load_key(path: &str) -> Result<ClusterKey, CliError> {
+    if path.is_empty() {
+        return Err(CliError::bad("key-file", path, "must not be empty"));
+    }
+    ClusterKey::load(Path::new(path)).map_err(|problem| CliError::bad("key-file", path, problem))
+}
+
+/// Parses `harness keygen --key-file FILE`: where to write a new key.
+pub fn parse_keygen_args(args: &[String]) -> Result<PathBuf, CliError> {
+    let given = walk("keygen", args, &["key-file"], &[])?;
+    match given.first().and_then(|g| g.value.as_deref()) {
+        Some("") => Err(CliError::bad("key-file", "", "must not be empty")),
+        Some(path) => Ok(PathBuf::from(path)),
+        None => Err(CliError::Required { flags: "--key-file" }),
+    }
 }
 
 /// Parses `--peers 1=HOST:PORT,2=HOST:PORT,...`.

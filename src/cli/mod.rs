@@ -14,8 +14,8 @@ mod report;
 pub mod workload;
 
 pub use args::{
-    cluster_hash, parse_demo_args, parse_hostfile, parse_node_args, parse_peers, DemoArgs, NodeArgs,
-    DEFAULT_CLUSTER,
+    cluster_hash, load_key, parse_demo_args, parse_hostfile, parse_keygen_args, parse_node_args, parse_peers,
+    DemoArgs, NodeArgs, DEFAULT_CLUSTER,
 };
 pub use demo::run_demo;
 pub use error::{CliError, EXIT_USAGE};
@@ -33,6 +33,7 @@ member's messages in one total order.
 Usage:
   harness node --id N (--peers 1=HOST:PORT,2=HOST:PORT,... | --hostfile FILE) [options]
   harness demo [--nodes 5] [--messages 2000] [--ring bi|uni] [--kill 0] [--json]
+  harness keygen --key-file FILE
   harness --help
 
 harness node: run one member until Ctrl-C or SIGTERM.
@@ -46,6 +47,14 @@ harness node: run one member until Ctrl-C or SIGTERM.
   --cluster NAME       nodes of different clusters refuse each other (default harness)
   --delivery-log FILE  write one line per agreed delivery, replacing FILE at start:
                        view seq origin incarnation counter payload_fnv64hex
+  --key-file FILE      the cluster key (32 bytes, mode 600, from harness keygen): peers and
+                       clients must prove it, every frame carries a MAC. Without it the node
+                       runs open and says so
+  --encrypt            with --key-file: also encrypt every frame (ChaCha20-Poly1305); every
+                       member and client must agree
+
+harness keygen: write a new random cluster key to --key-file FILE (mode 600, never
+overwriting); copy it to every member and client host.
 
 harness demo: start --nodes local node processes on free loopback ports, submit --messages
 from each node concurrently, check every node delivered all of them in the same order, stop
@@ -66,6 +75,8 @@ pub enum Command {
     Node(NodeArgs),
     /// Run the local demo.
     Demo(DemoArgs),
+    /// Write a new cluster key to this file.
+    Keygen(std::path::PathBuf),
 }
 
 /// Parses the arguments after the program name; `read_file` reads a hostfile.
@@ -83,6 +94,7 @@ pub fn parse_command(
     match command.as_str() {
         "node" => Ok(Command::Node(parse_node_args(rest, read_file)?)),
         "demo" => Ok(Command::Demo(parse_demo_args(rest)?)),
+        "keygen" => Ok(Command::Keygen(parse_keygen_args(rest)?)),
         other => Err(CliError::UnknownCommand { command: other.to_string() }),
     }
 }
@@ -117,6 +129,9 @@ mod tests {
             "--token-timeout",
             "--cluster",
             "--delivery-log",
+            "--key-file",
+            "--encrypt",
+            "keygen",
         ] {
             assert!(USAGE.contains(flag), "{flag}");
         }

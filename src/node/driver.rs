@@ -17,7 +17,7 @@ use super::{Rejection, Request};
 use crate::core::{Commit, Core, CoreStatus, Delivery, Input, Output, RejectReason};
 use crate::ids::Member;
 use crate::time::Time;
-use crate::transport::{ClientId, Command, Event, LoopHandle};
+use crate::transport::{ClientId, Command, Counters, Event, LoopHandle};
 use crate::wire::{self, ClientReply, ClientRequest, ErrorCode, NodeStatus};
 
 /// Inputs stepped per batch before the loop is woken and deadlines are checked.
@@ -40,6 +40,7 @@ pub(super) struct Channels {
     pub(super) rejections: Option<Sender<Rejection>>,
     pub(super) tags: Arc<AtomicU64>,
     pub(super) delivery_log: Option<DeliveryLog>,
+    pub(super) counters: Arc<Counters>,
 }
 
 pub(super) struct Driver {
@@ -187,6 +188,8 @@ impl Driver {
     fn on_client_request(&mut self, client: ClientId, request: ClientRequest) {
         match request {
             ClientRequest::Broadcast { request, payload } => {
+                // The loop counted these bytes as waiting for this thread (its read budget).
+                self.c.counters.client_bytes_queued.fetch_sub(payload.len(), Ordering::Relaxed);
                 let tag = self.c.tags.fetch_add(1, Ordering::Relaxed);
                 self.pending.insert(tag, (client, request));
                 self.step(Input::Submit { tag, payload });
@@ -237,7 +240,10 @@ impl Driver {
             Output::Rejected { tag, reason } => {
                 if let Some((client, request)) = self.pending.remove(&tag) {
                     let (code, message) = match reason {
-                        RejectReason::Busy => (ErrorCode::Busy, "the submit queue is full"),
+                        RejectReason::Busy => {
+                            Counters::bump(&self.c.counters.busy_replies);
+                            (ErrorCode::Busy, "the submit queue is full; retry later")
+                        }
                         RejectReason::ShuttingDown => (ErrorCode::ShuttingDown, "the node is leaving"),
                         RejectReason::TooLarge => (ErrorCode::BadRequest, "the payload exceeds the maximum"),
                         RejectReason::Excluded => {

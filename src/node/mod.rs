@@ -27,11 +27,12 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::auth::Auth;
 use crate::config::CoreConfig;
 use crate::core::{Commit, CoreStatus, Delivery, RejectReason};
 use crate::error::{ConfigError, Error};
 use crate::ids::{Member, NodeId};
-use crate::transport::{self, Transport, TransportConfig};
+use crate::transport::{self, CounterSnapshot, Counters, Transport, TransportConfig};
 use crate::wire::Payload;
 
 /// Most embedder requests (submissions, status queries) queued for the protocol thread.
@@ -48,6 +49,9 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// Every member's address, by id, this node's own included.
     pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// The cluster key, bound to the cluster name: peers and clients must prove it and every
+    /// record carries a MAC. `None` runs open, with one warning at start.
+    pub auth: Option<Auth>,
 }
 
 impl NodeConfig {
@@ -122,6 +126,7 @@ pub struct Node {
     tags: Arc<AtomicU64>,
     protocol: Option<JoinHandle<()>>,
     io: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
 }
 
 impl Node {
@@ -147,9 +152,23 @@ impl Node {
                 peers: config.peers.clone(),
                 dial_timeout: config.core.token_timeout / 2,
                 clients_max: transport::CLIENTS_MAX,
+                request_bytes_max: config.core.payload_bytes_max + transport::REQUEST_ENVELOPE_BYTES,
+                auth: config.auth.clone(),
             },
             listener,
         )?;
+        match &config.auth {
+            Some(auth) => log::info!(
+                "{me} node: cluster key {}; peers and clients must prove it, records are {}",
+                auth.fingerprint(),
+                if auth.mode() == crate::wire::AuthMode::Encrypt { "encrypted" } else { "MACed" }
+            ),
+            None => log::warn!(
+                "{me} node: running open without --key-file: anyone who can reach {local_addr} can join, \
+                 inject or replay frames"
+            ),
+        }
+        let counters = Arc::clone(&transport.counters);
         let (requests, requests_rx) = crossbeam_channel::bounded(REQUESTS_QUEUED_MAX);
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
         let (deliveries_tx, deliveries) = crossbeam_channel::bounded(options.deliveries_max.max(1));
@@ -167,6 +186,7 @@ impl Node {
             rejections: options.commits.then_some(rejections_tx),
             tags: Arc::clone(&tags),
             delivery_log,
+            counters: Arc::clone(&counters),
         });
         let protocol = std::thread::Builder::new()
             .name(format!("harness-{}-protocol", me.id))
@@ -191,6 +211,7 @@ impl Node {
             tags,
             protocol: Some(protocol),
             io: Some(transport.thread),
+            counters,
         })
     }
 
@@ -243,6 +264,11 @@ impl Node {
         self.me
     }
 
+    /// What the transport has refused or cut short so far (transport::Counters).
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
+    }
+
     /// Leaves the group cleanly, stops both threads and waits for them.
     pub fn stop(mut self) -> Result<(), Error> {
         self.shut_down()
@@ -262,7 +288,7 @@ impl Node {
                 }
             }
         }
-        log::info!("{} node: stopped", self.me);
+        log::info!("{} node: stopped; transport counters: {}", self.me, self.counters.snapshot());
         result
     }
 }
@@ -283,7 +309,7 @@ mod tests {
         let peers: BTreeMap<NodeId, SocketAddr> =
             (1..=3u16).map(|id| (NodeId(id), SocketAddr::from(([127, 0, 0, 1], 7100 + id)))).collect();
         let core = CoreConfig::new(Member { id: NodeId(2), incarnation: 1 }, peers.keys().copied().collect());
-        NodeConfig { core, listen: SocketAddr::from(([0, 0, 0, 0], 7102)), peers }
+        NodeConfig { core, listen: SocketAddr::from(([0, 0, 0, 0], 7102)), peers, auth: None }
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::codec::{Frame, FrameKind};
 use super::frame::{
-    ClientReply, ClientRequest, Data, ErrorCode, Message, NodeStatus, Payload, PeerFrame, Promise, Proposal,
-    Token,
+    AuthMode, ClientReply, ClientRequest, Data, ErrorCode, Message, NodeStatus, Payload, PeerFrame, Promise,
+    Proposal, Token,
 };
 use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId};
 use crate::rng::Rng;
@@ -24,6 +24,14 @@ fn number(rng: &mut Rng) -> u64 {
 fn random_payload(rng: &mut Rng, bytes_max: u64) -> Payload {
     let len = rng.below(bytes_max + 1);
     Arc::from((0..len).map(|_| rng.next_u64() as u8).collect::<Vec<u8>>())
+}
+
+fn random_32(rng: &mut Rng) -> [u8; 32] {
+    std::array::from_fn(|_| rng.next_u64() as u8)
+}
+
+fn random_mode(rng: &mut Rng) -> AuthMode {
+    [AuthMode::Open, AuthMode::Mac, AuthMode::Encrypt][rng.below(3) as usize]
 }
 
 fn random_member(rng: &mut Rng) -> Member {
@@ -88,10 +96,16 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
     let peer = match kind {
         FrameKind::Hello => PeerFrame::Hello {
             cluster: number(rng),
+            mode: random_mode(rng),
             from: random_member(rng),
             to: NodeId(number(rng) as u16),
+            nonce: random_32(rng),
         },
-        FrameKind::HelloAck => PeerFrame::HelloAck { from: random_member(rng) },
+        FrameKind::HelloAck => PeerFrame::HelloAck { proof: random_32(rng) },
+        FrameKind::Challenge => {
+            PeerFrame::Challenge { from: random_member(rng), mode: random_mode(rng), nonce: random_32(rng) }
+        }
+        FrameKind::Proof => PeerFrame::Proof { proof: random_32(rng) },
         FrameKind::Heartbeat => PeerFrame::Heartbeat,
         FrameKind::Token => {
             let positions = rng.below(8);

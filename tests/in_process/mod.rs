@@ -35,7 +35,7 @@ pub fn configs(ports: &[u16]) -> Vec<NodeConfig> {
         .map(|(&id, &listen)| {
             let mut core = CoreConfig::new(Member { id, incarnation: 1 }, universe.clone());
             core.cluster = CLUSTER;
-            NodeConfig { core, listen, peers: peers.clone() }
+            NodeConfig { core, listen, peers: peers.clone(), auth: None }
         })
         .collect()
 }

@@ -122,9 +122,10 @@ impl Opener {
         let Some(prefix) = buf.get(..LENGTH_BYTES) else { return Ok(None) };
         let length = BigEndian::read_u32(prefix) as usize;
         if length > RECORD_BODY_BYTES_MAX + RECORD_TAG_BYTES {
-            return Err(DecodeError::TooLarge {
-                length: (LENGTH_BYTES + length) as u64,
-                max: (LENGTH_BYTES + RECORD_BODY_BYTES_MAX + RECORD_TAG_BYTES) as u64,
+            let max = RECORD_BODY_BYTES_MAX + RECORD_TAG_BYTES;
+            return Err(DecodeError::Invalid {
+                field: "record.length",
+                reason: format!("{length} bytes exceed the maximum of {max}"),
             });
         }
         if length <= RECORD_TAG_BYTES {

@@ -30,12 +30,12 @@ pub(super) struct LogLimit {
 
 impl LogLimit {
     /// Whether one more line may be logged now; logs how many were left out in the window before.
-    pub(super) fn allow(&mut self, now: Instant) -> bool {
+    pub(super) fn allow(&mut self, now: Instant, me: crate::ids::NodeId) -> bool {
         let expired = self.window_start.is_none_or(|start| now >= start + LOG_WINDOW);
         if expired {
             if self.suppressed > 0 {
                 log::warn!(
-                    "transport: {} more lines about unproven connections left out (see the counters)",
+                    "{me} transport: {} more lines about unproven connections left out (see the counters)",
                     self.suppressed
                 );
             }
@@ -86,7 +86,7 @@ impl EventLoop {
                     Why::Failed(reason) => reason.as_str(),
                     _ => "evicted by a newer unproven connection",
                 };
-                if self.unproven_log.allow(Instant::now()) {
+                if self.unproven_log.allow(Instant::now(), me) {
                     log::warn!("{me} transport: {what}: {reason}; closed");
                 }
             }

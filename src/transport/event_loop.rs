@@ -258,7 +258,7 @@ impl EventLoop {
             }
             if self.conns.len() >= open_max {
                 Counters::bump(&self.counters.refused_full);
-                if self.unproven_log.allow(Instant::now()) {
+                if self.unproven_log.allow(Instant::now(), me) {
                     log::warn!(
                         "{me} transport: {} connections open; closed a new one from {addr}",
                         self.conns.len()
@@ -343,7 +343,9 @@ impl EventLoop {
     fn on_bad_input(&mut self, token: Token, error: DecodeError) {
         let counter = match &error {
             DecodeError::Forged { .. } => &self.counters.forged,
-            DecodeError::TooLarge { .. } => &self.counters.too_large,
+            DecodeError::TooLarge { .. } | DecodeError::Invalid { field: "record.length", .. } => {
+                &self.counters.too_large
+            }
             _ => &self.counters.malformed,
         };
         Counters::bump(counter);
@@ -439,6 +441,8 @@ impl EventLoop {
                 Ok(ReadOutcome::Some) => {}
                 Ok(ReadOutcome::Drained) => return,
                 Ok(ReadOutcome::Closed) => return self.close(token, Why::Eof),
+                // A reset is how a crashed peer or a dialler that lost the one-link rule ends.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return self.close(token, Why::Eof),
                 Err(e) => return self.close(token, Why::Failed(format!("read failed: {e}"))),
             }
         }

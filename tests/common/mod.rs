@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
+use harness::auth::Auth;
 use harness::client::{Client, ClientError};
 use harness::wire::{ClientReply, ErrorCode, NodeStatus};
 use harness::{NodeId, RingMode};
@@ -23,6 +24,20 @@ pub const HARNESS: &str = env!("CARGO_BIN_EXE_harness");
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Broadcasts one submitter keeps outstanding.
 pub const WINDOW: usize = 256;
+
+/// The credentials every client of these helpers proves, once a test binary sets them.
+static CLIENT_AUTH: OnceLock<Auth> = OnceLock::new();
+
+/// Makes every client these helpers open prove `auth` (for a test binary whose nodes all run
+/// with one cluster key); set once, before the first client.
+pub fn use_client_auth(auth: Auth) {
+    assert!(CLIENT_AUTH.set(auth).is_ok(), "client credentials are set once per test binary");
+}
+
+/// A client connection with the binary's credentials, if any.
+pub fn client(addr: SocketAddr, timeout: Duration) -> Result<Client, ClientError> {
+    Client::connect_with(addr, timeout, CLIENT_AUTH.get())
+}
 
 /// Sets up logging once per test binary (STYLE.md, Logging).
 pub fn init_logging() {
@@ -95,6 +110,8 @@ pub struct Nodes {
     pub token_timeout: Option<Duration>,
     /// Whether every member writes a delivery log (`delivery_log`).
     pub delivery_logs: bool,
+    /// `--key-file` for every member, when set.
+    pub key_file: Option<PathBuf>,
     children: BTreeMap<NodeId, Child>,
     /// Members paused with SIGSTOP; resumed before any other signal so they can exit.
     paused: BTreeSet<NodeId>,
@@ -111,6 +128,7 @@ impl Nodes {
             ring,
             token_timeout: None,
             delivery_logs: false,
+            key_file: None,
             children: BTreeMap::new(),
             paused: BTreeSet::new(),
             log_dir,
@@ -131,6 +149,9 @@ impl Nodes {
         if self.delivery_logs {
             extra.extend(["--delivery-log".to_string(), self.delivery_log(id).display().to_string()]);
         }
+        if let Some(key_file) = &self.key_file {
+            extra.extend(["--key-file".to_string(), key_file.display().to_string()]);
+        }
         let child = Command::new(HARNESS)
             .args(["node", "--id", &id.to_string(), "--listen", &addr, "--peers", &peers.join(",")])
             .args(["--ring", self.ring.as_str()])
@@ -142,6 +163,16 @@ impl Nodes {
             .spawn()
             .unwrap();
         assert!(self.children.insert(NodeId(id), child).is_none(), "n{id} started twice");
+    }
+
+    /// The process id of running member `id`.
+    pub fn pid(&self, id: u16) -> u32 {
+        self.children.get(&NodeId(id)).unwrap_or_else(|| panic!("n{id} is not running")).id()
+    }
+
+    /// The directory of this ring's logs, for files a test adds (a key file).
+    pub fn dir(&self) -> &PathBuf {
+        &self.log_dir
     }
 
     /// The address of member `id`.
@@ -253,7 +284,7 @@ pub fn connect(addr: SocketAddr, deadline: Duration) -> Client {
         10_000,
         deadline,
         || {
-            client = Client::connect(addr, Duration::from_secs(5)).ok();
+            client = self::client(addr, Duration::from_secs(5)).ok();
             client.is_some()
         },
     );
@@ -322,7 +353,7 @@ pub fn wait_for_total(addrs: &[SocketAddr], total: u64, deadline: Duration) -> V
         || {
             for ((addr, client), status) in addrs.iter().zip(&mut clients).zip(&mut statuses) {
                 if client.is_none() {
-                    *client = Client::connect(*addr, Duration::from_secs(1)).ok();
+                    *client = self::client(*addr, Duration::from_secs(1)).ok();
                 }
                 match client.as_mut().map(Client::status) {
                     Some(Ok(s)) => *status = Some(s),
@@ -339,7 +370,7 @@ pub fn wait_for_total(addrs: &[SocketAddr], total: u64, deadline: Duration) -> V
 
 /// The status of the node at `addr`, asked over a fresh connection; `None` if it does not answer.
 pub fn status(addr: SocketAddr) -> Option<NodeStatus> {
-    Client::connect(addr, Duration::from_secs(1)).ok()?.status().ok()
+    client(addr, Duration::from_secs(1)).ok()?.status().ok()
 }
 
 /// Polls the node at `addr` every millisecond until `changed` holds for its status; returns how

@@ -377,7 +377,8 @@ impl Core {
             out.push(Output::Rejected { tag, reason: RejectReason::TooLarge });
             return;
         }
-        if self.queue.waiting() >= self.config.queue_max {
+        let bytes_full = self.queue.held_bytes() + payload.len() > self.config.queue_bytes_max;
+        if self.queue.waiting() >= self.config.queue_max || bytes_full {
             out.push(Output::Rejected { tag, reason: RejectReason::Busy });
             return;
         }
@@ -449,3 +450,6 @@ pub(crate) fn frame_name(frame: &PeerFrame) -> &'static str {
         PeerFrame::Proof { .. } => "proof",
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -75,6 +75,9 @@ impl NodeConfig {
         if let Some((id, addr)) = self.peers.iter().find(|(_, addr)| addr.port() == 0) {
             return Err(ConfigError::new("peers", format!("gives {id} the address {addr} without a port")));
         }
+        if self.auth.as_ref().is_some_and(|auth| auth.cluster() != self.core.cluster) {
+            return Err(ConfigError::new("cluster", "differs from the cluster name the key was bound to"));
+        }
         Ok(())
     }
 }

@@ -156,7 +156,7 @@ fn run(seed: u64) {
             } else {
                 Input::LinkDown { peer: id }
             }
-        } else if roll == 999 && seed % 5 == 0 {
+        } else if roll == 999 && seed.is_multiple_of(5) {
             Input::Leave
         } else if roll < 700 {
             let Some((to, from, frame)) = wire.pop_front() else { continue };

@@ -139,3 +139,14 @@ fn demo_flags_have_defaults_and_bounds() {
     assert!(parse_demo_args(&strings("--messages 0")).unwrap_err().to_string().starts_with("bad --messages"));
     assert!(parse_demo_args(&strings("--id 1")).unwrap_err().to_string().starts_with("unknown flag --id"));
 }
+
+#[test]
+fn key_flags_name_themselves() {
+    assert_eq!(node_error(&format!("--id 1 {PEERS} --encrypt")), "--encrypt needs --key-file");
+    assert_eq!(node_error(&format!("--id 1 {PEERS} --key-file=")), "bad --key-file \"\": must not be empty");
+    assert!(node_error(&format!("--id 1 {PEERS} --key-file /nonexistent/k")).starts_with("bad --key-file"));
+    let args = node(&format!("--id 1 {PEERS}")).unwrap();
+    assert_eq!((args.key.is_none(), args.encrypt, args.auth().is_none()), (true, false, true));
+    assert_eq!(parse_keygen_args(&strings("--key-file k")).unwrap(), PathBuf::from("k"));
+    assert_eq!(parse_keygen_args(&[]).unwrap_err().to_string(), "--key-file is required");
+}

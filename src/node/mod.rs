@@ -138,14 +138,15 @@ impl Node {
         Node::start_with(config, NodeOptions::default())
     }
 
-    /// Starts a node. The delivery log is created and the listener bound first, so a bad log
-    /// path is an `Error::Config` naming `delivery-log`, an address in use an `Error::Io` naming
-    /// the address, and in both cases no thread is started.
+    /// Starts a node. The listener is bound and the delivery log created first, so an address in
+    /// use is an `Error::Io` naming the address (and leaves an existing log alone), a bad log path
+    /// an `Error::Config` naming `delivery-log`, and in both cases no thread is started.
     pub fn start_with(config: NodeConfig, options: NodeOptions) -> Result<Node, Error> {
         config.validate()?;
+        // The listener first: a node whose address is taken must not empty its old delivery log.
+        let listener = transport::bind_listener(config.listen)?;
         let delivery_log =
             options.delivery_log.as_deref().map(delivery_log::DeliveryLog::create).transpose()?;
-        let listener = transport::bind_listener(config.listen)?;
         let local_addr = listener.local_addr().map_err(|e| Error::io("read the listener's address", e))?;
         let me = config.core.me;
         let transport = Transport::start(

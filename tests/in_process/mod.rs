@@ -17,8 +17,23 @@ pub fn init() {
 }
 
 /// `n` ports that were free a moment ago: bind port 0, read it, let it go.
+/// No port is handed out twice in one test binary, since its tests run in parallel threads.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut listeners: Vec<TcpListener> = Vec::with_capacity(n);
+    // Bounded: the kernel hands out each ephemeral port again only after cycling through them.
+    for _ in 0..n * 1000 {
+        if listeners.len() == n {
+            break;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        if handed_out.insert(listener.local_addr().unwrap().port()) {
+            listeners.push(listener);
+        }
+    }
+    assert_eq!(listeners.len(), n, "no fresh loopback ports left");
     listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 

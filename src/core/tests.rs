@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::wire::arbitrary::random_frame;
+use crate::wire::arbitrary::{mutate, random_frame, seal};
 use crate::wire::{decode, encode_peer, Frame};
 
 /// Seeds of the property test; each runs `STEPS` inputs.
@@ -31,30 +31,8 @@ fn mutated(rng: &mut Rng, frame: &PeerFrame) -> Option<PeerFrame> {
     encode_peer(frame, &mut bytes);
     // Envelope: 4 bytes of length, version, kind; 4 of checksum at the end.
     let mut body = bytes[6..bytes.len() - 4].to_vec();
-    for _ in 0..rng.range(1, 4) {
-        match rng.below(4) {
-            0 if !body.is_empty() => {
-                let at = rng.below(body.len() as u64) as usize;
-                body[at] = rng.next_u64() as u8;
-            }
-            1 if !body.is_empty() => {
-                // Big-endian counts and seqs: a low byte nudged moves the value a little.
-                let at = rng.below(body.len() as u64) as usize;
-                body[at] = body[at].wrapping_add(rng.range(1, 3) as u8);
-            }
-            2 => body.truncate(rng.below(body.len() as u64 + 1) as usize),
-            _ => {
-                let at = rng.below(body.len() as u64 + 1) as usize;
-                body.insert(at, rng.next_u64() as u8);
-            }
-        }
-    }
-    let mut covered = vec![bytes[4], bytes[5]];
-    covered.extend_from_slice(&body);
-    let mut sealed = ((covered.len() + 4) as u32).to_be_bytes().to_vec();
-    sealed.extend_from_slice(&covered);
-    sealed.extend_from_slice(&crc32fast::hash(&covered).to_be_bytes());
-    match decode(&sealed) {
+    mutate(rng, &mut body);
+    match decode(&seal(bytes[4], bytes[5], &body)) {
         Ok(Frame::Peer(frame)) => Some(frame),
         _ => None,
     }

@@ -250,7 +250,7 @@ mod tests {
     use super::*;
     use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId};
     use crate::rng::Rng;
-    use crate::wire::arbitrary::{random_frame, random_message, random_promise};
+    use crate::wire::arbitrary::{mutate, random_frame, random_message, random_promise, seal};
     use crate::wire::frame::{AuthMode, Data, ErrorCode, Message, NodeStatus, Promise, Proposal, Token};
 
     fn encode(frame: &Frame) -> Vec<u8> {
@@ -274,18 +274,6 @@ mod tests {
                 u8::from_str_radix(pair, 16).expect("hex literal holds hex digits")
             })
             .collect()
-    }
-
-    /// A frame with a correct length prefix and checksum around arbitrary version, kind and body,
-    /// so that tests reach the body parser.
-    fn seal(version: u8, kind: u8, body: &[u8]) -> Vec<u8> {
-        let mut covered = vec![version, kind];
-        covered.extend_from_slice(body);
-        let mut out = Vec::new();
-        put_u32(&mut out, (covered.len() + CHECKSUM_BYTES) as u32);
-        out.extend_from_slice(&covered);
-        put_u32(&mut out, crc32fast::hash(&covered));
-        out
     }
 
     /// 32 bytes counting up from `first`, as nonces and proofs in the goldens.
@@ -960,25 +948,5 @@ mod tests {
             }
         }
         assert!(accepted > 100 && rejected > 100, "accepted {accepted}, rejected {rejected}");
-    }
-
-    fn mutate(rng: &mut Rng, body: &mut Vec<u8>) {
-        for _ in 0..rng.range(1, 3) {
-            match rng.below(4) {
-                0 if !body.is_empty() => {
-                    let at = rng.below(body.len() as u64) as usize;
-                    body[at] = rng.next_u64() as u8;
-                }
-                1 if !body.is_empty() => {
-                    let at = rng.below(body.len() as u64) as usize;
-                    body[at] ^= 1 << rng.below(8);
-                }
-                2 => body.truncate(rng.below(body.len() as u64 + 1) as usize),
-                _ => {
-                    let at = rng.below(body.len() as u64 + 1) as usize;
-                    body.insert(at, rng.next_u64() as u8);
-                }
-            }
-        }
     }
 }

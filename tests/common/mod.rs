@@ -6,8 +6,11 @@
 
 #![allow(dead_code)]
 
+#[path = "../ports/mod.rs"]
+mod ports;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Once, OnceLock};
@@ -47,25 +50,9 @@ pub fn init_logging() {
     });
 }
 
-/// `count` distinct loopback addresses whose ports were free a moment ago and were never handed
-/// out before in this test binary: tests run in parallel threads, and two rings given the same
-/// port would dial into each other (seen as "hello for n1, this is n2" and a failed bind).
+/// `count` distinct loopback addresses whose ports were free a moment ago (`ports::free_addrs`).
 pub fn free_ports(count: usize) -> Vec<SocketAddr> {
-    static HANDED_OUT: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let mut listeners: Vec<TcpListener> = Vec::with_capacity(count);
-    // Bounded: the kernel hands out each ephemeral port again only after cycling through them.
-    for _ in 0..count * 1000 {
-        if listeners.len() == count {
-            break;
-        }
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        if handed_out.insert(listener.local_addr().unwrap().port()) {
-            listeners.push(listener);
-        }
-    }
-    assert_eq!(listeners.len(), count, "no fresh loopback ports left");
-    listeners.iter().map(|l| l.local_addr().unwrap()).collect()
+    ports::free_addrs(count)
 }
 
 /// Polls `done` every `step` until it holds, at most `steps_max` times and until `deadline`.

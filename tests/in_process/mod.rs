@@ -2,8 +2,11 @@
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
+#[path = "../ports/mod.rs"]
+mod ports;
+
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use harness::{CoreConfig, Delivery, Member, Node, NodeConfig, NodeId};
@@ -16,25 +19,9 @@ pub fn init() {
     let _ = env_logger::builder().is_test(true).try_init();
 }
 
-/// `n` ports that were free a moment ago: bind port 0, read it, let it go.
-/// No port is handed out twice in one test binary, since its tests run in parallel threads.
+/// `n` ports that were free a moment ago and not handed out before (`ports::free_addrs`).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let mut listeners: Vec<TcpListener> = Vec::with_capacity(n);
-    // Bounded: the kernel hands out each ephemeral port again only after cycling through them.
-    for _ in 0..n * 1000 {
-        if listeners.len() == n {
-            break;
-        }
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        if handed_out.insert(listener.local_addr().unwrap().port()) {
-            listeners.push(listener);
-        }
-    }
-    assert_eq!(listeners.len(), n, "no fresh loopback ports left");
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    ports::free_addrs(n).iter().map(|addr| addr.port()).collect()
 }
 
 /// Configs for members 1..=n listening on `ports`.

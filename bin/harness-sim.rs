@@ -15,7 +15,11 @@ options:
   --messages M         messages each member submits (default 100)
   --faults PROFILE     none, all, or a comma list of: crash, restart, multi-crash, cascade, link,
                        partition, partial, one-way, delay, pause, join, cold-start (default none)
-  --ring bi|uni        ring mode (default bi)";
+  --ring bi|uni        ring mode (default bi)
+  --hot H              hot members per view (default 2); the others are warm standbys
+  --checkpoint-every N commits between checkpoints (default 16), each checked against the history
+  --commands-percent P submissions that are DVM commands, mostly transactions (default 50)
+  --durability D       memory, checkpoint or fsync: what restarted members get back (default memory)";
 
 fn fail(message: &str) -> ! {
     eprintln!("harness-sim: {message}");
@@ -80,6 +84,14 @@ fn main() {
             }
             "--trace" => options.trace = true,
             "--json" => json = true,
+            "--hot" => options.hot = number(value(&args, &mut i, flag), flag),
+            "--checkpoint-every" => options.checkpoint_every = number(value(&args, &mut i, flag), flag),
+            "--commands-percent" => options.commands_percent = number(value(&args, &mut i, flag), flag),
+            "--durability" => {
+                options.durability = value(&args, &mut i, flag)
+                    .parse()
+                    .unwrap_or_else(|e: harness::ConfigError| fail(&e.to_string()))
+            }
             "--token-timeout-ms" => {
                 options.token_timeout = Duration::from_millis(number(value(&args, &mut i, flag), flag))
             }
@@ -101,11 +113,12 @@ fn main() {
             let report = sim::run(seed, &options);
             sim::print_violation(&report, &mut std::io::stdout());
             println!(
-                "seed {} steps {} deliveries {} commits {} virtual {} trace-hash {:016x} {}",
+                "seed {} steps {} deliveries {} commits {} checkpoints {} virtual {} trace-hash {:016x} {}",
                 seed,
                 report.steps,
                 report.deliveries,
                 report.commits,
+                report.checkpoints,
                 report.virtual_time,
                 report.trace_hash,
                 if report.violation.is_some() { "VIOLATION" } else { "ok" }

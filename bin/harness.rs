@@ -1,5 +1,6 @@
-//! `harness`: run a member (`harness node`), a verified local demo ring (`harness demo`), or
-//! make a cluster key (`harness keygen`).
+//! `harness`: run a member (`harness node`), a verified local demo ring (`harness demo`), a
+//! client command against a running cluster (`harness put`, `get`, `txn`, `watch`, `status`, ...),
+//! or make a cluster key (`harness keygen`).
 //!
 //! Arguments and setup only: logging, parsing, dispatch and exit codes. The logic lives in
 //! `harness::cli`.
@@ -12,7 +13,8 @@ fn main() -> ExitCode {
     // RUST_LOG picks the level; info shows lifecycle and view changes (STYLE.md, Logging).
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match cli::parse_command(&args, |path| std::fs::read_to_string(path)) {
+    let env = |name: &str| std::env::var(name).ok();
+    let command = match cli::parse_command(&args, |path| std::fs::read_to_string(path), &env) {
         Ok(command) => command,
         Err(e) => return fail(&e.to_string(), e.exit_code()),
     };
@@ -43,6 +45,14 @@ fn main() -> ExitCode {
                     let error = cli::CliError::bad("key-file", &path.display().to_string(), problem);
                     fail(&error.to_string(), error.exit_code())
                 }
+            }
+        }
+        Command::Client(client) => {
+            let read_stdin = || std::io::read_to_string(std::io::stdin());
+            let mut stdout = std::io::stdout();
+            match cli::run_client(&client, &read_stdin, &mut stdout) {
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                Err(failure) => fail(&failure.message, failure.code),
             }
         }
         Command::Demo(demo) => {

@@ -36,6 +36,16 @@ pub struct CoreConfig {
     /// How long a fresh member waits for the whole universe before forming the first view with
     /// a majority.
     pub bootstrap_wait: Duration,
+    /// How many members of a view are hot standbys (apply every command as it commits): the
+    /// `hot` lowest ids; the others are warm (docs/PROTOCOL.md §7).
+    pub hot: usize,
+    /// Every member checkpoints its state after this many commits since the last checkpoint...
+    pub checkpoint_every: u64,
+    /// ...or once this long has passed since it, if anything committed.
+    pub checkpoint_interval: Duration,
+    /// What a full-cluster crash may lose; with `Fsync` the core outputs every commit to be
+    /// logged before it is acknowledged.
+    pub durability: Durability,
     /// Seed of the core's one random generator.
     pub seed: u64,
     /// A deliberate defect, for proving that the simulator's checker can fail. Always `None`
@@ -43,6 +53,50 @@ pub struct CoreConfig {
     #[doc(hidden)]
     pub defect: Defect,
 }
+
+/// What is written to durable storage, and so what a crash of every member at once may lose
+/// (docs/PROTOCOL.md §7).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Nothing is written: a full-cluster crash loses the whole state.
+    #[default]
+    Memory,
+    /// Checkpoints are written: a full-cluster crash loses the commands after the last one.
+    Checkpoint,
+    /// Checkpoints and every committed command, synced before it is acknowledged: a full-cluster
+    /// crash loses no acknowledged command.
+    Fsync,
+}
+
+impl Durability {
+    /// The flag's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Memory => "memory",
+            Durability::Checkpoint => "checkpoint",
+            Durability::Fsync => "fsync",
+        }
+    }
+}
+
+impl std::str::FromStr for Durability {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Durability, ConfigError> {
+        match s {
+            "memory" => Ok(Durability::Memory),
+            "checkpoint" => Ok(Durability::Checkpoint),
+            "fsync" => Ok(Durability::Fsync),
+            other => {
+                Err(ConfigError::new("durability", format!("{other:?} is not memory, checkpoint or fsync")))
+            }
+        }
+    }
+}
+
+/// The default number of hot members: two, the fewest that keep serving through one failure
+/// without a promotion, and fewer than the members of any ring of three or more (the seed's rule
+/// 1 < H < n). Rings of one or two are all hot.
+pub const HOT_DEFAULT: usize = 2;
 
 /// Deliberately broken variants of the core (docs/PROTOCOL.md rules they break in brackets).
 #[doc(hidden)]
@@ -83,6 +137,10 @@ impl CoreConfig {
             payload_bytes_max: 1 << 20,
             batch_bytes_max: 4 << 20,
             bootstrap_wait: Duration::from_secs(5),
+            hot: HOT_DEFAULT,
+            checkpoint_every: 4096,
+            checkpoint_interval: Duration::from_secs(10),
+            durability: Durability::Memory,
             seed: u64::from(me.id.0),
             defect: Defect::None,
         }
@@ -130,6 +188,15 @@ impl CoreConfig {
         }
         if self.queue_bytes_max < self.payload_bytes_max {
             return Err(ConfigError::new("queue-bytes-max", "must be at least payload-bytes-max"));
+        }
+        if self.hot == 0 {
+            return Err(ConfigError::new("hot", "must be at least 1"));
+        }
+        if self.checkpoint_every == 0 {
+            return Err(ConfigError::new("checkpoint-every", "must be at least 1 commit"));
+        }
+        if self.checkpoint_interval < Duration::from_millis(10) {
+            return Err(ConfigError::new("checkpoint-interval", "must be at least 10ms"));
         }
         Ok(())
     }

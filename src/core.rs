@@ -7,11 +7,13 @@
 
 use std::time::Duration;
 
-use crate::config::CoreConfig;
+use crate::config::{CoreConfig, Durability};
+use crate::error::DecodeError;
 use crate::ids::{Member, MsgId, NodeId, RingMode, Seq, ViewId};
 use crate::links::Links;
 use crate::membership::{Membership, Phase, Reason};
-use crate::replication::{DigestLog, StateMachine};
+use crate::replication::replica::Replica;
+use crate::replication::{hot_members, Checkpoint, CheckpointPolicy, DigestLog, StateMachine};
 use crate::ring::log::Log;
 use crate::ring::queue::{Pending, SubmitQueue};
 use crate::ring::RingState;
@@ -87,6 +89,16 @@ pub enum Output {
     ViewChange(ViewInfo),
     /// The member left the group after `Input::Leave`; the driver may stop.
     Left,
+    /// Write this committed message to the command log (`Durability::Fsync` only). Every
+    /// `Persist` of a step comes before the `Commit`s it belongs to: the driver syncs the log
+    /// before it acknowledges them.
+    Persist(Message),
+    /// A new checkpoint: the state after every commit up to `seq`. The driver stores it (and
+    /// may drop the logged commands up to it).
+    Checkpoint(Checkpoint),
+    /// The state was replaced by a donor's checkpoint (a join or restart): the driver stores it
+    /// in place of every older durable file, which belong to a history this member left.
+    Restored(Checkpoint),
 }
 
 /// One agreed delivery.
@@ -107,7 +119,8 @@ pub struct Commit {
     pub id: MsgId,
     /// The driver's tag, when this member submitted it.
     pub tag: Option<u64>,
-    /// What the state machine returned.
+    /// What the state machine returned; empty at a warm member for a message it did not submit
+    /// (it does not apply it yet, docs/PROTOCOL.md §7).
     pub result: Vec<u8>,
 }
 
@@ -123,6 +136,10 @@ pub enum RejectReason {
     /// The member was cut off from the primary view before the message committed; it rejoins as a
     /// new incarnation and the submission may be retried.
     Excluded,
+    /// The member was cut off or left after the message was stamped: the successor view commits
+    /// it if its seq fell below that view's cut, and drops it otherwise; this member cannot tell
+    /// which. A blind retry may order it twice; exactly-once needs a client session.
+    OutcomeUnknown,
 }
 
 /// An installed view, as reported to the driver.
@@ -149,8 +166,15 @@ pub struct CoreStatus {
     pub delivery_digest: u64,
     /// The committed prefix.
     pub committed_upto: Seq,
-    /// The state machine's digest.
+    /// The state machine's digest (of the state after `applied_upto`).
     pub state_digest: u64,
+    /// The last seq applied to the state machine: `committed_upto` at a hot member, possibly
+    /// less at a warm one.
+    pub applied_upto: Seq,
+    /// The seq of the last checkpoint.
+    pub checkpoint_seq: Seq,
+    /// Whether this member is a hot standby in its view.
+    pub hot: bool,
     /// Token visits seen.
     pub rotations: u64,
     /// Own messages waiting for the token.
@@ -166,7 +190,9 @@ pub struct Core {
     pub(crate) ring: RingState,
     pub(crate) log: Log,
     pub(crate) queue: SubmitQueue,
-    pub(crate) machine: Box<dyn StateMachine>,
+    pub(crate) replica: Replica,
+    /// The time of the step being taken, for the parts that are not handed it.
+    pub(crate) now: Time,
     next_counter: u64,
     delivered: u64,
     delivery_digest: u64,
@@ -191,7 +217,14 @@ impl Core {
             ring,
             log: Log::starting_after(0),
             queue: SubmitQueue::default(),
-            machine,
+            replica: Replica::new(
+                machine,
+                CheckpointPolicy {
+                    every_commits: config.checkpoint_every,
+                    interval: config.checkpoint_interval,
+                },
+            ),
+            now: Time::ZERO,
             next_counter: 0,
             delivered: 0,
             delivery_digest: DigestLog::default().chain,
@@ -207,6 +240,7 @@ impl Core {
 
     /// Advances the state machine by one input; outputs are appended to `out` in order.
     pub fn step(&mut self, now: Time, input: Input, out: &mut Vec<Output>) {
+        self.now = now;
         if !self.started {
             self.started = true;
             self.start(now, out);
@@ -225,7 +259,8 @@ impl Core {
             Input::Tick => {}
             Input::Leave => self.start_leave(now, out),
         }
-        for peer in self.links.on_tick(now, out) {
+        let settled = self.membership.is_operational() && self.membership.coordination.is_none();
+        for peer in self.links.on_tick(now, settled, out) {
             log::warn!(
                 "{} link to {} silent for {:?}: closed",
                 self.config.me.id,
@@ -238,12 +273,64 @@ impl Core {
             self.on_park_timeout(now, out);
         }
         self.on_membership_timeouts(now, out);
+        if let Some(checkpoint) = self.replica.checkpoint_if_due(now) {
+            out.push(Output::Checkpoint(checkpoint));
+        }
     }
 
     /// When the core next needs a step without input.
     pub fn next_deadline(&self) -> Time {
         let ring = if self.membership.is_operational() { self.ring.park_deadline() } else { Time::NEVER };
-        self.links.next_deadline().min(ring).min(self.membership.next_deadline())
+        self.links
+            .next_deadline()
+            .min(ring)
+            .min(self.membership.next_deadline())
+            .min(self.replica.next_deadline())
+    }
+
+    /// Starts from durable state, before the first step: a checkpoint and the committed messages
+    /// after it. Messages after a gap are ignored; returns the last seq held. The member still
+    /// joins as a new incarnation: the state only lets a fully restarted cluster begin where it
+    /// stopped (docs/PROTOCOL.md §7).
+    pub fn restore_durable(
+        &mut self,
+        checkpoint: Checkpoint,
+        after: Vec<Message>,
+    ) -> Result<Seq, DecodeError> {
+        assert!(!self.started, "durable state is restored before the first step");
+        self.replica.restore(checkpoint, Time::ZERO)?;
+        for message in after {
+            if message.seq != self.replica.committed() + 1 {
+                break;
+            }
+            self.replica.commit(message, false);
+        }
+        self.log = Log::starting_after(self.replica.committed());
+        Ok(self.replica.committed())
+    }
+
+    /// Sets this member's role from the installed view (docs/PROTOCOL.md §7).
+    pub(crate) fn assign_role(&mut self, ring: &[Member]) {
+        let ids: Vec<NodeId> = ring.iter().map(|m| m.id).collect();
+        let hot = hot_members(&ids, self.config.hot).contains(&self.config.me.id);
+        let was_hot = self.replica.is_hot();
+        if let Some(p) = self.replica.set_hot(hot) {
+            log::info!(
+                "{} assign_role: promoted to hot: rolled back to checkpoint {} and replayed {} commands",
+                self.config.me.id,
+                p.checkpoint,
+                p.replayed
+            );
+        } else if was_hot != hot {
+            log::info!("{} assign_role: warm standby", self.config.me.id);
+        }
+    }
+
+    /// Brings a warm member's state up to the committed prefix, so that its digest is comparable
+    /// with the hot members'; returns the digest.
+    pub fn catch_up(&mut self) -> u64 {
+        self.replica.catch_up();
+        self.replica.digest()
     }
 
     /// Whether the member has left the group.
@@ -287,10 +374,36 @@ impl Core {
             delivered: self.delivered,
             delivery_digest: self.delivery_digest,
             committed_upto: self.log.committed_upto,
-            state_digest: self.machine.digest(),
+            state_digest: self.replica.digest(),
+            applied_upto: self.replica.applied(),
+            checkpoint_seq: self.replica.checkpoint().seq,
+            hot: self.replica.is_hot(),
             rotations: self.ring.rotations_seen,
             queued: self.queue.waiting(),
         }
+    }
+
+    /// The last installed primary view (cheaper than `status`, which digests the state).
+    pub fn last_primary(&self) -> ViewId {
+        self.membership.last_primary
+    }
+
+    /// The state machine, for the driver's local reads and its watch journal. The driver must
+    /// not change replicated state through it: only committed messages may.
+    /// A warm member first applies the commands it holds, so reads see every commit.
+    pub fn machine_mut(&mut self) -> &mut dyn StateMachine {
+        self.replica.catch_up();
+        self.replica.machine_mut()
+    }
+
+    /// Whether this member is a hot standby (applies every command as it commits).
+    pub fn is_hot(&self) -> bool {
+        self.replica.is_hot()
+    }
+
+    /// The seq of the last checkpoint this member holds (0: none yet).
+    pub fn last_checkpoint(&self) -> Seq {
+        self.replica.checkpoint().seq
     }
 
     /// The ring mode in use.
@@ -310,6 +423,9 @@ impl Core {
 
     fn on_frame(&mut self, now: Time, from: NodeId, frame: PeerFrame, out: &mut Vec<Output>) {
         self.links.on_rx(from, now);
+        if !matches!(frame, PeerFrame::Heartbeat) {
+            self.links.on_use(from, now);
+        }
         match frame {
             // Handshake frames never reach the core (the transport consumes them); ignored if
             // one does.
@@ -411,17 +527,39 @@ impl Core {
         out.push(Output::Deliver(Delivery { view: self.ring.view, message }));
     }
 
-    /// Commits everything delivered up to `safe`.
+    /// Answers every queued submission: `unsent` for those never stamped, `OutcomeUnknown` for
+    /// those stamped but not seen committed.
+    pub(crate) fn fail_queue(&mut self, unsent: RejectReason, out: &mut Vec<Output>) {
+        let (waiting, stamped) = self.queue.drain();
+        for tag in stamped {
+            out.push(Output::Rejected { tag, reason: RejectReason::OutcomeUnknown });
+        }
+        for tag in waiting {
+            out.push(Output::Rejected { tag, reason: unsent });
+        }
+    }
+
+    /// Commits everything delivered up to `safe`. A warm member applies only what it must
+    /// answer itself (docs/PROTOCOL.md §7); the `Persist`s of the batch come before its commits.
     pub(crate) fn commit_upto(&mut self, safe: Seq, out: &mut Vec<Output>) {
+        let mut commits = Vec::new();
         while let Some(message) = self.log.next_committable(safe) {
-            let result = self.machine.apply(message.seq, message.id, &message.payload);
             let tag = if message.id.origin == self.config.me.id {
                 self.queue
                     .on_commit(&message.id, self.config.defect != crate::config::Defect::ResendCommitted)
             } else {
                 None
             };
-            out.push(Output::Commit(Commit { seq: message.seq, id: message.id, tag, result }));
+            let (seq, id) = (message.seq, message.id);
+            if self.config.durability == Durability::Fsync {
+                out.push(Output::Persist(message.clone()));
+            }
+            let result = self.replica.commit(message, tag.is_some()).unwrap_or_default();
+            commits.push(Commit { seq, id, tag, result });
+        }
+        out.extend(commits.into_iter().map(Output::Commit));
+        if let Some(checkpoint) = self.replica.checkpoint_if_due(self.now) {
+            out.push(Output::Checkpoint(checkpoint));
         }
     }
 }

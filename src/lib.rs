@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod checkpoint;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -36,7 +37,7 @@ pub mod time;
 pub mod transport;
 pub mod wire;
 
-pub use crate::config::{CoreConfig, Defect};
+pub use crate::config::{CoreConfig, Defect, Durability};
 pub use crate::core::{Commit, Core, CoreStatus, Delivery, Input, Output, RejectReason, ViewInfo};
 pub use crate::error::{ConfigError, DecodeError, Error};
 pub use crate::ids::{Ballot, Member, MsgId, NodeId, RingMode, Seq, ViewId};

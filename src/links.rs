@@ -25,7 +25,7 @@ struct Link {
     last_tx: Time,
     redial_at: Option<Time>,
     backoff: Duration,
-    /// Unwanted and up: closed at this time unless wanted again.
+    /// Unwanted and up: closed at this time unless wanted again or used.
     close_at: Option<Time>,
 }
 
@@ -94,9 +94,12 @@ impl Links {
     pub(crate) fn unwant_all_except(&mut self, keep: &[NodeId], now: Time) {
         let grace = self.silence;
         for (id, link) in self.table.iter_mut() {
-            if !keep.contains(id) && link.wanted {
-                link.wanted = false;
-                link.redial_at = None;
+            if keep.contains(id) {
+                continue;
+            }
+            link.wanted = false;
+            link.redial_at = None;
+            if link.peer.is_some() {
                 link.close_at = Some(now + grace);
             }
         }
@@ -110,6 +113,9 @@ impl Links {
         link.backoff = BACKOFF_MIN;
         link.last_rx = now;
         link.last_tx = now;
+        // A peer dialled it for a reason (a view change, a join): keep it while it is used. A
+        // close time left over from an earlier link would cut this one off before its first frame.
+        link.close_at = if link.wanted { None } else { Some(now + self.silence) };
     }
 
     /// Records a closed or failed link; returns whether it had been up.
@@ -130,6 +136,15 @@ impl Links {
         }
     }
 
+    /// A frame other than a heartbeat arrived: an unwanted link in use stays open.
+    pub(crate) fn on_use(&mut self, id: NodeId, now: Time) {
+        if let Some(link) = self.table.get_mut(&id) {
+            if link.close_at.is_some() {
+                link.close_at = Some(now + self.silence);
+            }
+        }
+    }
+
     /// Sends over an up link; returns false (and sends nothing) when the link is down.
     pub(crate) fn send(&mut self, to: NodeId, frame: PeerFrame, now: Time, out: &mut Vec<Output>) -> bool {
         match self.table.get_mut(&to) {
@@ -143,10 +158,17 @@ impl Links {
     }
 
     /// Heartbeats, silence detection and redials due at `now`; returns the peers found silent.
-    pub(crate) fn on_tick(&mut self, now: Time, out: &mut Vec<Output>) -> Vec<NodeId> {
+    ///
+    /// Unwanted links close only while `settled` (an installed view, no view change running):
+    /// during a view change any peer may turn out to be a participant, and a commit or fetch
+    /// sent on a link just closed would be lost.
+    pub(crate) fn on_tick(&mut self, now: Time, settled: bool, out: &mut Vec<Output>) -> Vec<NodeId> {
         let mut silent = Vec::new();
         for (&id, link) in self.table.iter_mut() {
             if link.peer.is_some() {
+                if !settled && link.close_at.is_some_and(|at| now >= at) {
+                    link.close_at = Some(now + self.silence);
+                }
                 if !link.wanted && link.close_at.is_some_and(|at| now >= at) {
                     link.peer = None;
                     link.close_at = None;
@@ -208,19 +230,54 @@ mod tests {
         links.on_up(member(2), Time::ZERO);
         // A heartbeat is due after 200 ms of sending nothing.
         let t = Time::ZERO + Duration::from_millis(200);
-        assert!(links.on_tick(t, &mut out).is_empty());
+        assert!(links.on_tick(t, true, &mut out).is_empty());
         assert!(matches!(out.as_slice(), [Output::Send { frame: PeerFrame::Heartbeat, .. }]));
         out.clear();
         // Nothing received for the whole timeout: closed, and a redial is scheduled.
         let t = Time::ZERO + Duration::from_millis(1000);
-        assert_eq!(links.on_tick(t, &mut out), vec![NodeId(2)]);
+        assert_eq!(links.on_tick(t, true, &mut out), vec![NodeId(2)]);
         assert!(matches!(out.as_slice(), [Output::Disconnect { peer: NodeId(2) }]));
         assert!(!links.is_up(NodeId(2)));
         out.clear();
         let redial = links.next_deadline();
         assert_eq!(redial, t + BACKOFF_MIN);
-        links.on_tick(redial, &mut out);
+        links.on_tick(redial, true, &mut out);
         assert!(matches!(out.as_slice(), [Output::Connect { peer: NodeId(2) }]));
+    }
+
+    #[test]
+    fn an_unwanted_link_stays_open_while_used_and_closes_when_idle() {
+        let second = Duration::from_millis(1000);
+        let mut links = Links::new(Duration::from_millis(200), second);
+        let mut out = Vec::new();
+        links.want(NodeId(2), &mut out);
+        links.on_up(member(2), Time::ZERO);
+        links.unwant_all_except(&[], Time::ZERO);
+        // The peer closes it first, within the grace period.
+        links.on_down(NodeId(2), Time::ZERO + second / 2);
+        assert!(!links.is_up(NodeId(2)));
+        // Much later the peer dials in (say, to coordinate a view change): the old close time
+        // must not cut the new link off before it carries anything.
+        let t = Time::ZERO + second * 10;
+        links.on_up(member(2), t);
+        links.on_tick(t, true, &mut out);
+        assert!(links.is_up(NodeId(2)), "closed at once: {out:?}");
+        // Used: it stays; idle but for heartbeats: it closes one grace period after the last use.
+        links.on_use(NodeId(2), t + second / 2);
+        links.on_rx(NodeId(2), t + second);
+        links.on_tick(t + second, true, &mut out);
+        assert!(links.is_up(NodeId(2)));
+        // During a view change it is kept: the peer may be a participant.
+        links.on_rx(NodeId(2), t + second * 3 / 2);
+        links.on_tick(t + second * 3 / 2, false, &mut out);
+        assert!(links.is_up(NodeId(2)));
+        links.on_rx(NodeId(2), t + second * 2);
+        links.on_tick(t + second * 2, true, &mut out);
+        assert!(links.is_up(NodeId(2)), "the grace period starts again after a view change");
+        links.on_rx(NodeId(2), t + second * 5 / 2);
+        links.on_tick(t + second * 5 / 2, true, &mut out);
+        assert!(!links.is_up(NodeId(2)));
+        assert!(matches!(out.as_slice(), [.., Output::Disconnect { peer: NodeId(2) }]));
     }
 
     #[test]

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use super::error::CliError;
 use super::flags::{parse_address, parse_number, walk, DEFAULT_PORT};
+use super::slurm::slurm_membership;
 pub use crate::auth::cluster_hash;
 use crate::auth::{Auth, ClusterKey};
-use crate::config::CoreConfig;
+use crate::config::{CoreConfig, Durability};
 use crate::ids::{Member, NodeId, RingMode};
 use crate::node::NodeConfig;
 
@@ -45,6 +46,70 @@ pub struct NodeArgs {
     pub key: Option<ClusterKey>,
     /// `--encrypt`: seal records with an AEAD, not only a MAC.
     pub encrypt: bool,
+    /// Roles, checkpoints and durability.
+    pub state: StateArgs,
+}
+
+/// The flags of the replicated state (docs/PROTOCOL.md §7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateArgs {
+    /// `--hot H`: hot members per view.
+    pub hot: usize,
+    /// `--checkpoint-every N[,Ss]`: commits, and seconds, between checkpoints.
+    pub checkpoint_every: u64,
+    /// The seconds part of `--checkpoint-every`.
+    pub checkpoint_interval: Duration,
+    /// `--durability memory|checkpoint|fsync`.
+    pub durability: Durability,
+    /// `--data-dir DIR`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for StateArgs {
+    fn default() -> StateArgs {
+        let core = CoreConfig::new(Member { id: NodeId(1), incarnation: 0 }, vec![NodeId(1)]);
+        StateArgs {
+            hot: core.hot,
+            checkpoint_every: core.checkpoint_every,
+            checkpoint_interval: core.checkpoint_interval,
+            durability: core.durability,
+            data_dir: None,
+        }
+    }
+}
+
+/// Parses the state flags out of `value`.
+fn parse_state_args(value: &dyn Fn(&str) -> Option<String>) -> Result<StateArgs, CliError> {
+    let mut state = StateArgs::default();
+    if let Some(text) = value("hot") {
+        state.hot = parse_number("hot", &text, 1, u64::from(u16::MAX))? as usize;
+    }
+    if let Some(text) = value("checkpoint-every") {
+        // `N` commits, `Ss` seconds, or both as `N,Ss`.
+        for part in text.split(',') {
+            match part.strip_suffix('s') {
+                Some(seconds) => {
+                    state.checkpoint_interval =
+                        Duration::from_secs(parse_number("checkpoint-every", seconds, 1, 86_400)?)
+                }
+                None => state.checkpoint_every = parse_number("checkpoint-every", part, 1, 1 << 40)?,
+            }
+        }
+    }
+    if let Some(text) = value("durability") {
+        state.durability = text
+            .parse()
+            .map_err(|_| CliError::bad("durability", &text, "must be memory, checkpoint or fsync"))?;
+    }
+    state.data_dir = match value("data-dir").as_deref() {
+        Some("") => return Err(CliError::bad("data-dir", "", "must not be empty")),
+        Some(path) => Some(PathBuf::from(path)),
+        None => None,
+    };
+    if state.durability != Durability::Memory && state.data_dir.is_none() {
+        return Err(CliError::bad("durability", state.durability.as_str(), "needs --data-dir"));
+    }
+    Ok(state)
 }
 
 impl NodeArgs {
@@ -65,6 +130,10 @@ impl NodeArgs {
             // blaming a setting the operator never saw.
             core.idle_hold = core.idle_hold.min(token_timeout / 4);
         }
+        core.hot = self.state.hot;
+        core.checkpoint_every = self.state.checkpoint_every;
+        core.checkpoint_interval = self.state.checkpoint_interval;
+        core.durability = self.state.durability;
         core.validate()?;
         Ok(NodeConfig { core, listen: self.listen, peers: self.peers.clone(), auth: self.auth() })
     }
@@ -83,6 +152,8 @@ pub struct DemoArgs {
     pub json: bool,
     /// How many members to kill -9 (and restart) during the run.
     pub kill: usize,
+    /// `--hot`: hot members per view, passed to every node.
+    pub hot: usize,
 }
 
 /// Parses `harness node`'s flags; `read_file` reads the hostfile.
@@ -90,24 +161,66 @@ pub fn parse_node_args(
     args: &[String],
     read_file: impl Fn(&Path) -> std::io::Result<String>,
 ) -> Result<NodeArgs, CliError> {
-    let valued =
-        ["id", "listen", "peers", "hostfile", "ring", "token-timeout", "cluster", "delivery-log", "key-file"];
-    let given = walk("node", args, &valued, &["encrypt"])?;
-    let switch = |flag: &str| given.iter().any(|g| g.flag == flag);
-    let value = |flag: &str| given.iter().find(|g| g.flag == flag).and_then(|g| g.value.as_deref());
+    parse_node_args_with_env(args, read_file, &|_| None)
+}
 
-    let id_text = value("id").ok_or(CliError::Required { flags: "--id" })?;
-    let id = NodeId(parse_number("id", id_text, 1, u64::from(u16::MAX))? as u16);
-    let peers = match (value("peers"), value("hostfile")) {
-        (Some(_), Some(_)) => return Err(CliError::Conflict { first: "peers", second: "hostfile" }),
-        (None, None) => return Err(CliError::Required { flags: "--peers or --hostfile" }),
-        (Some(list), None) => parse_peers(list)?,
-        (None, Some(path)) => {
-            let text =
-                read_file(Path::new(path)).map_err(|e| CliError::bad("hostfile", path, e.to_string()))?;
-            parse_hostfile(&text).map_err(|problem| CliError::bad("hostfile", path, problem))?
+/// Like `parse_node_args`; `env` reads the Slurm variables for `--slurm`.
+pub fn parse_node_args_with_env(
+    args: &[String],
+    read_file: impl Fn(&Path) -> std::io::Result<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<NodeArgs, CliError> {
+    let valued = [
+        "id",
+        "listen",
+        "peers",
+        "hostfile",
+        "ring",
+        "token-timeout",
+        "cluster",
+        "delivery-log",
+        "port",
+        "hot",
+        "checkpoint-every",
+        "durability",
+        "data-dir",
+        "key-file",
+    ];
+    let given = walk("node", args, &valued, &["slurm", "encrypt"])?;
+    let value = |flag: &str| given.iter().find(|g| g.flag == flag).and_then(|g| g.value.as_deref());
+    let slurm = given.iter().any(|g| g.flag == "slurm");
+
+    let (id_text, id, peers) = if slurm {
+        for other in ["id", "peers", "hostfile"] {
+            if value(other).is_some() {
+                return Err(CliError::Conflict { first: "slurm", second: other_flag(other) });
+            }
         }
+        let port = match value("port") {
+            Some(text) => parse_number("port", text, 1, u64::from(u16::MAX))? as u16,
+            None => DEFAULT_PORT,
+        };
+        let (id, peers) = slurm_membership(env, port).map_err(CliError::Slurm)?;
+        (id.0.to_string(), id, peers)
+    } else {
+        if value("port").is_some() {
+            return Err(CliError::bad("port", value("port").unwrap_or(""), "is only used with --slurm"));
+        }
+        let id_text = value("id").ok_or(CliError::Required { flags: "--id" })?;
+        let id = NodeId(parse_number("id", id_text, 1, u64::from(u16::MAX))? as u16);
+        let peers = match (value("peers"), value("hostfile")) {
+            (Some(_), Some(_)) => return Err(CliError::Conflict { first: "peers", second: "hostfile" }),
+            (None, None) => return Err(CliError::Required { flags: "--peers or --hostfile (or --slurm)" }),
+            (Some(list), None) => parse_peers(list)?,
+            (None, Some(path)) => {
+                let text =
+                    read_file(Path::new(path)).map_err(|e| CliError::bad("hostfile", path, e.to_string()))?;
+                parse_hostfile(&text).map_err(|problem| CliError::bad("hostfile", path, problem))?
+            }
+        };
+        (id_text.to_string(), id, peers)
     };
+    let id_text = id_text.as_str();
     let Some(&own) = peers.get(&id) else {
         let ids: Vec<String> = peers.keys().map(|id| id.0.to_string()).collect();
         return Err(CliError::bad("id", id_text, format!("is not in the peer list (ids {})", ids.join(","))));
@@ -141,11 +254,12 @@ pub fn parse_node_args(
         Some(path) => Some(load_key(path)?),
         None => None,
     };
-    let encrypt = switch("encrypt");
+    let encrypt = given.iter().any(|g| g.flag == "encrypt");
     if encrypt && key.is_none() {
         return Err(CliError::Needs { flag: "encrypt", needs: "--key-file" });
     }
-    Ok(NodeArgs { id, listen, peers, ring, token_timeout, cluster, delivery_log, key, encrypt })
+    let state = parse_state_args(&|flag| value(flag).map(str::to_string))?;
+    Ok(NodeArgs { id, listen, peers, ring, token_timeout, cluster, delivery_log, key, encrypt, state })
 }
 
 /// Loads `--key-file`; every problem names the flag and the file.
@@ -163,6 +277,15 @@ pub fn parse_keygen_args(args: &[String]) -> Result<PathBuf, CliError> {
         Some("") => Err(CliError::bad("key-file", "", "must not be empty")),
         Some(path) => Ok(PathBuf::from(path)),
         None => Err(CliError::Required { flags: "--key-file" }),
+    }
+}
+
+/// The static name of a flag that conflicts with `--slurm`.
+fn other_flag(flag: &str) -> &'static str {
+    match flag {
+        "id" => "id",
+        "peers" => "peers",
+        _ => "hostfile",
     }
 }
 
@@ -226,8 +349,15 @@ fn insert_peer(peers: &mut BTreeMap<NodeId, SocketAddr>, id: NodeId, addr: Socke
 
 /// Parses `harness demo`'s flags.
 pub fn parse_demo_args(args: &[String]) -> Result<DemoArgs, CliError> {
-    let given = walk("demo", args, &["nodes", "messages", "ring", "kill"], &["json"])?;
-    let mut demo = DemoArgs { nodes: 5, messages: 2000, ring: RingMode::Bidirectional, json: false, kill: 0 };
+    let given = walk("demo", args, &["nodes", "messages", "ring", "kill", "hot"], &["json"])?;
+    let mut demo = DemoArgs {
+        nodes: 5,
+        messages: 2000,
+        ring: RingMode::Bidirectional,
+        json: false,
+        kill: 0,
+        hot: crate::config::HOT_DEFAULT,
+    };
     let mut kill_text = None;
     for g in given {
         let text = g.value.as_deref().unwrap_or("");
@@ -238,6 +368,7 @@ pub fn parse_demo_args(args: &[String]) -> Result<DemoArgs, CliError> {
                 demo.ring = text.parse().map_err(|_| CliError::bad("ring", text, "must be bi or uni"))?
             }
             "kill" => kill_text = Some(text.to_string()),
+            "hot" => demo.hot = parse_number("hot", text, 1, DEMO_NODES_MAX)? as usize,
             _ => demo.json = true,
         }
     }

@@ -19,6 +19,7 @@ use super::workload::{submit_all, wait_until_settled, Outcome, Settled, Submissi
 use crate::ids::NodeId;
 use crate::node::read_log;
 use crate::rng::Rng;
+use crate::wire::NodeStatus;
 
 /// How long the submissions may take in all.
 const SUBMIT_DEADLINE: Duration = Duration::from_secs(120);
@@ -64,6 +65,7 @@ pub fn run_demo(args: &DemoArgs, exe: &Path) -> DemoReport {
         notes: Vec::new(),
         seconds: 0.0,
         log_dir: log_dir.clone(),
+        hot: 0,
     };
     // Declared before anything can fail, so its Drop stops every child on every path out.
     let mut children = Children::new(STOP_GRACE);
@@ -126,6 +128,8 @@ fn run_cluster(
             args.ring.as_str(),
             "--delivery-log",
             &log,
+            "--hot",
+            &args.hot.to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
@@ -184,6 +188,21 @@ fn run_cluster(
         }
     }
     Ok(Some(submissions))
+}
+
+/// The hot members at the end (the `--hot` lowest ids: every member is back by then) must hold
+/// one state: equal digests at one commit (docs/PROTOCOL.md §7).
+fn check_hot_digests(args: &DemoArgs, report: &mut DemoReport) {
+    let hot: Vec<&NodeStatus> = report.statuses.iter().take(args.hot).flatten().collect();
+    if hot.len() < args.hot.min(args.nodes) {
+        report.problems.push("a hot member gave no status".to_string());
+    } else if hot
+        .iter()
+        .any(|s| s.committed_upto != hot[0].committed_upto || s.state_digest != hot[0].state_digest)
+    {
+        report.problems.push("the hot members' state digests differ".to_string());
+    }
+    report.hot = args.hot.min(args.nodes);
 }
 
 /// Picks `--kill` distinct victims and a random kill time in each one's slot.
@@ -326,6 +345,7 @@ fn audit_logs(args: &DemoArgs, log_dir: &Path, submissions: &[Submissions], repo
     let findings = audit(submissions, &logs);
     report.problems.extend(findings.problems);
     report.notes.extend(findings.notes);
+    check_hot_digests(args, report);
     let first = report.statuses.first().cloned().flatten();
     for (i, status) in report.statuses.iter().enumerate() {
         match (status, &first) {
@@ -363,6 +383,7 @@ mod tests {
             ring: crate::ids::RingMode::Bidirectional,
             json: false,
             kill: 4,
+            hot: 2,
         };
         let plan = plan_kills(&args, &mut Rng::new(3));
         assert_eq!(plan.len(), 8);

@@ -70,6 +70,8 @@ pub enum CliError {
         /// The second flag.
         second: &'static str,
     },
+    /// `--slurm` could not derive the membership from the job's environment.
+    Slurm(String),
     /// A setting rejected by the configuration's own validation.
     Config(ConfigError),
     /// The node did not start (e.g. its address is in use).
@@ -111,6 +113,7 @@ impl fmt::Display for CliError {
             CliError::Required { flags } => write!(f, "{flags} is required"),
             CliError::Needs { flag, needs } => write!(f, "--{flag} needs {needs}"),
             CliError::Conflict { first, second } => write!(f, "--{first} and --{second} exclude each other"),
+            CliError::Slurm(problem) => write!(f, "--slurm: {problem}"),
             CliError::Config(e) => e.fmt(f),
             CliError::Start(e) => write!(f, "cannot start: {e}"),
             CliError::Runtime(e) => write!(f, "node failed: {e}"),

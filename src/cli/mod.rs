@@ -2,20 +2,31 @@
 //!
 //! Parsing is pure (`parse_command`) so every error message is unit-tested; the binary only
 //! prints the result. Usage and start-up problems are one line naming the flag, exit code 2.
+//! The client commands (`client_args`, `client_cmd`) use `client::ClusterClient` and exit with a
+//! code that says what happened (not found, guard failed, no quorum, unreachable).
 
 mod args;
 pub mod audit;
+mod client_args;
+mod client_cmd;
 pub mod demo;
 mod error;
 mod flags;
+mod json;
 mod node;
 mod procs;
 mod report;
+pub mod slurm;
+mod table;
 pub mod workload;
 
 pub use args::{
-    cluster_hash, load_key, parse_demo_args, parse_hostfile, parse_keygen_args, parse_node_args, parse_peers,
-    DemoArgs, NodeArgs, DEFAULT_CLUSTER,
+    cluster_hash, load_key, parse_demo_args, parse_hostfile, parse_keygen_args, parse_node_args,
+    parse_node_args_with_env, parse_peers, DemoArgs, NodeArgs, DEFAULT_CLUSTER,
+};
+pub use client_args::{parse_client_args, parse_cluster, ClientArgs, ClientOp, CLUSTER_VARIABLE};
+pub use client_cmd::{
+    run_client, Failure, EXIT_FAILED, EXIT_GUARD_FAILED, EXIT_NOT_FOUND, EXIT_NO_QUORUM, EXIT_UNREACHABLE,
 };
 pub use demo::run_demo;
 pub use error::{CliError, EXIT_USAGE};
@@ -32,7 +43,13 @@ member's messages in one total order.
 
 Usage:
   harness node --id N (--peers 1=HOST:PORT,2=HOST:PORT,... | --hostfile FILE) [options]
+  harness node --slurm [--port 7100] [options]
   harness demo [--nodes 5] [--messages 2000] [--ring bi|uni] [--kill 0] [--json]
+  harness put KEY VALUE      harness get KEY [--stale]      harness del KEY
+  harness range PREFIX [--limit N] [--stale]
+  harness txn [--if GUARD]... [--then OP]... [--else OP]...   (no clause: read them from stdin)
+  harness watch PREFIX [--from REVISION] [--count N]
+  harness status             harness members                harness leave
   harness keygen --key-file FILE
   harness --help
 
@@ -56,6 +73,30 @@ harness node: run one member until Ctrl-C or SIGTERM.
 harness keygen: write a new random cluster key to --key-file FILE (mode 600, never
 overwriting); copy it to every member and client host.
 
+  --hot H              members of a view that apply every command at once: the H lowest ids
+                       (default 2); the others are warm standbys, promoted when a hot one fails
+  --checkpoint-every N[,Ss]  checkpoint after N commits (default 4096) or S seconds (default 10)
+  --durability MODE    what a crash of every member may lose: memory (everything, default),
+                       checkpoint (the commands after the last checkpoint), fsync (nothing
+                       acknowledged: each command is synced to disk before it is acknowledged)
+  --data-dir DIR       where checkpoints and the command log are kept (needed unless memory)
+  --slurm              take the id from SLURM_PROCID (or SLURM_NODEID) + 1 and the peers from
+                       SLURM_JOB_NODELIST (e.g. node[01-04,07]), every host on --port (7100)
+
+Client commands talk to any member and fail over to another:
+  --cluster LIST       the members, HOST:PORT,... or as --peers (default: $HARNESS_CLUSTER)
+  --json               print JSON (one object; one per line for watch)
+  --stale              get/range: read the answering member's state instead of ordering the
+                       read through the ring (linearizable, the default)
+  --timeout MS         bound on the whole operation, failovers included (default 10000)
+  --session ID:N       put/del/txn: client id and request number, to retry a write exactly once
+  txn clauses: --if 'KEY = VALUE' | 'KEY version|mod =|<|> N' | 'KEY exists|missing',
+               --then/--else 'put KEY VALUE' | 'del KEY' | 'get KEY' | 'range PREFIX [LIMIT]'
+  status and members print a table of every member (id, address, role, view, revision, lag);
+  leave asks the one member in --cluster to leave the group and stop.
+  Exit codes: 0 ok, 1 failed, 2 bad usage, 3 not found, 4 guard failed, 5 no quorum,
+  6 unreachable.
+
 harness demo: start --nodes local node processes on free loopback ports, submit --messages
 from each node concurrently, check every node delivered all of them in the same order, stop
 the processes. --kill N kills N random members with kill -9 during the run and restarts each
@@ -77,12 +118,16 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write a new cluster key to this file.
     Keygen(std::path::PathBuf),
+    /// A client command against a running cluster.
+    Client(ClientArgs),
 }
 
-/// Parses the arguments after the program name; `read_file` reads a hostfile.
+/// Parses the arguments after the program name; `read_file` reads a hostfile and `env` the
+/// environment (Slurm variables, `HARNESS_CLUSTER`).
 pub fn parse_command(
     args: &[String],
     read_file: impl Fn(&Path) -> std::io::Result<String>,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Command, CliError> {
     let Some((command, rest)) = args.split_first() else {
         return Err(CliError::MissingCommand);
@@ -92,9 +137,18 @@ pub fn parse_command(
         return Ok(Command::Help);
     }
     match command.as_str() {
-        "node" => Ok(Command::Node(parse_node_args(rest, read_file)?)),
+        "node" => Ok(Command::Node(parse_node_args_with_env(rest, read_file, env)?)),
         "demo" => Ok(Command::Demo(parse_demo_args(rest)?)),
         "keygen" => Ok(Command::Keygen(parse_keygen_args(rest)?)),
+        "put" => Ok(Command::Client(parse_client_args("put", rest, env)?)),
+        "get" => Ok(Command::Client(parse_client_args("get", rest, env)?)),
+        "del" => Ok(Command::Client(parse_client_args("del", rest, env)?)),
+        "range" => Ok(Command::Client(parse_client_args("range", rest, env)?)),
+        "txn" => Ok(Command::Client(parse_client_args("txn", rest, env)?)),
+        "watch" => Ok(Command::Client(parse_client_args("watch", rest, env)?)),
+        "status" => Ok(Command::Client(parse_client_args("status", rest, env)?)),
+        "members" => Ok(Command::Client(parse_client_args("members", rest, env)?)),
+        "leave" => Ok(Command::Client(parse_client_args("leave", rest, env)?)),
         other => Err(CliError::UnknownCommand { command: other.to_string() }),
     }
 }
@@ -105,7 +159,7 @@ mod tests {
 
     fn parse(args: &str) -> Result<Command, CliError> {
         let args: Vec<String> = args.split_whitespace().map(str::to_string).collect();
-        parse_command(&args, |_| Err(std::io::Error::from(std::io::ErrorKind::NotFound)))
+        parse_command(&args, |_| Err(std::io::Error::from(std::io::ErrorKind::NotFound)), &|_| None)
     }
 
     #[test]
@@ -135,7 +189,8 @@ mod tests {
         ] {
             assert!(USAGE.contains(flag), "{flag}");
         }
-        for flag in ["--nodes", "--messages", "--kill", "--json"] {
+        for flag in ["--nodes", "--messages", "--kill", "--json", "--slurm", "--port", "--stale", "--session"]
+        {
             assert!(USAGE.contains(flag), "{flag}");
         }
     }

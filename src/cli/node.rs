@@ -24,7 +24,11 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
     })
     .map_err(|e| CliError::Start(Error::io("install the signal handler", std::io::Error::other(e))))?;
 
-    let options = NodeOptions { delivery_log: args.delivery_log.clone(), ..NodeOptions::default() };
+    let options = NodeOptions {
+        delivery_log: args.delivery_log.clone(),
+        data_dir: args.state.data_dir.clone(),
+        ..NodeOptions::default()
+    };
     let node = Node::start_with(config, options).map_err(|e| match e {
         // The runtime's own validation names a flag too; say so without "cannot start".
         Error::Config(e) => CliError::Config(e),
@@ -44,7 +48,9 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
             recv(stop_rx) -> _ => break Ok(()),
             recv(node.deliveries()) -> delivery => match delivery {
                 Ok(_) => delivered += 1,
-                // The runtime dropped its sender: it ended without being asked to.
+                // The runtime dropped its sender: a client asked it to leave, or it ended
+                // without being asked to.
+                Err(_) if node.left_by_request() => break Ok(()),
                 Err(_) => break Err(CliError::Runtime(Error::Stopped)),
             },
         }

@@ -46,6 +46,8 @@ pub struct DemoReport {
     pub seconds: f64,
     /// Where each node's stderr and delivery log went (kept when the demo fails).
     pub log_dir: PathBuf,
+    /// How many members (the lowest ids) were hot at the end.
+    pub hot: usize,
 }
 
 impl DemoReport {
@@ -110,6 +112,15 @@ impl DemoReport {
                 None => writeln!(text, "  n{:<3} {addr:<21} no status", i + 1),
             };
         }
+        if let Some(Some(first)) = self.statuses.first() {
+            // Every workload command writes, so the DVM revision is the committed seq.
+            let _ = writeln!(text, "  committed revision {}", first.committed_upto);
+        }
+        for (i, status) in self.statuses.iter().enumerate().take(self.hot) {
+            if let Some(s) = status {
+                let _ = writeln!(text, "  hot n{} state digest {:016x}", i + 1, s.state_digest);
+            }
+        }
         for note in &self.notes {
             let _ = writeln!(text, "  note: {note}");
         }
@@ -154,6 +165,10 @@ mod tests {
                 state_digest: digest,
                 delivery_digest: digest,
                 rotations: 0,
+                revision: 0,
+                rotation_millihertz: 0,
+                role: crate::wire::StandbyRole::Hot,
+                last_checkpoint: 0,
             })
         };
         let mut report = DemoReport {
@@ -168,6 +183,7 @@ mod tests {
             notes: Vec::new(),
             seconds: 1.234,
             log_dir: PathBuf::new(),
+            hot: 0,
         };
         assert_eq!(
             report.json(),

@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 use crate::client::{code_name, Client, ClientError};
 use crate::ids::{NodeId, Seq};
 use crate::node::payload_hash;
+use crate::replication::{Action, Check, Command, Compare, Guard, Op, Session};
 use crate::wire::{ClientReply, ErrorCode, NodeStatus};
 
 /// Most broadcasts one submitter has outstanding.
 pub const WINDOW: usize = 256;
 /// Every workload payload is this long.
-pub const PAYLOAD_BYTES: usize = 64;
+pub const PAYLOAD_BYTES: usize = 160;
 /// The longest single wait for a reply; the loop around it checks the overall deadline.
 const REPLY_WAIT: Duration = Duration::from_millis(100);
 /// Pause before resending refused broadcasts, so a busy node can drain its queue.
@@ -83,12 +84,28 @@ pub struct Workload {
     pub stall: Duration,
 }
 
-/// The bytes of attempt `attempt` of message `index` of node `origin`: distinct over all nodes,
-/// messages and attempts, padded to `PAYLOAD_BYTES`.
+/// The bytes of attempt `attempt` of message `index` of node `origin`: a DVM transaction that
+/// counts the node's messages under `n<origin>/count` (guarded by its version, so it always
+/// writes) and records the attempt under `n<origin>/<index>`. Distinct over all nodes, messages
+/// and attempts, and padded to `PAYLOAD_BYTES` in the value.
 pub fn payload(origin: NodeId, index: u64, attempt: usize) -> Vec<u8> {
-    let mut bytes = format!("n{}-{index}-{attempt}", origin.0).into_bytes();
-    bytes.resize(PAYLOAD_BYTES, b'.');
-    bytes
+    let command = |value: Vec<u8>| {
+        let count = format!("n{}/count", origin.0).into_bytes();
+        let action = Action::Txn {
+            guards: vec![Guard { key: count.clone(), check: Check::Version(Compare::Less, u64::MAX) }],
+            then: vec![
+                Op::Put { key: count, value: index.to_be_bytes().to_vec() },
+                Op::Put { key: format!("n{}/{index}", origin.0).into_bytes(), value },
+            ],
+            otherwise: Vec::new(),
+        };
+        // Untracked: a resent attempt is a new payload, audited as such.
+        Command { session: Session::default(), action }.encode()
+    };
+    let tag = format!("a{attempt}").into_bytes();
+    let mut value = tag.clone();
+    value.resize(PAYLOAD_BYTES.saturating_sub(command(tag).len()) + value.len(), b'.');
+    command(value)
 }
 
 /// Submits `work.messages` messages of node `home + 1`, starting at that node and failing over
@@ -186,19 +203,25 @@ pub fn submit_all(
                 Ok(ClientReply::Error { request, code, message }) => {
                     let index =
                         outstanding.remove(&request).ok_or(format!("request {request} answered twice"))?;
-                    set_outcome(&mut record, index, Outcome::Refused(code));
+                    // An unknown outcome stays `Lost`: the audit allows it to be ordered or not.
+                    if code != ErrorCode::OutcomeUnknown {
+                        set_outcome(&mut record, index, Outcome::Refused(code));
+                    }
                     retry.push_back(index);
                     last_progress = Instant::now();
                     match code {
                         // A full queue drains; stay.
                         ErrorCode::Busy => std::thread::sleep(BUSY_BACKOFF),
                         // Cut off, still forming, or leaving: try elsewhere.
-                        ErrorCode::NoQuorum | ErrorCode::ShuttingDown => draining = true,
+                        ErrorCode::NoQuorum | ErrorCode::ShuttingDown | ErrorCode::OutcomeUnknown => {
+                            draining = true
+                        }
                         other => return Err(format!("broadcast refused ({}): {message}", code_name(other))),
                     }
                 }
-                Ok(ClientReply::Status { request, .. }) => {
-                    return Err(format!("status reply to broadcast request {request}"));
+                Ok(other) => {
+                    let request = crate::client::reply_request(&other);
+                    return Err(format!("a reply other than a commit to broadcast request {request}"));
                 }
                 Err(ClientError::Timeout { .. }) => broken = last_progress.elapsed() >= work.stall,
                 Err(_) => broken = true,
@@ -295,7 +318,24 @@ mod tests {
         assert_eq!(a.len(), PAYLOAD_BYTES);
         assert_ne!(a, b);
         assert_ne!(a, payload(NodeId(1), 12, 1));
-        assert!(a.starts_with(b"n1-12-0."));
+        assert_eq!(b.len(), PAYLOAD_BYTES);
+        let command = Command::decode(&a).expect("a DVM command");
+        let Action::Txn { then, .. } = command.action else { panic!("a transaction") };
+        assert_eq!(then[1], Op::Put { key: b"n1/12".to_vec(), value: then_value(&a) });
+    }
+
+    /// The value the second op of payload `bytes` writes.
+    fn then_value(bytes: &[u8]) -> Vec<u8> {
+        match Command::decode(bytes).expect("decodes").action {
+            Action::Txn { then, .. } => match &then[1] {
+                Op::Put { value, .. } => {
+                    assert!(value.starts_with(b"a0."), "the attempt leads the padding");
+                    value.clone()
+                }
+                other => panic!("not a put: {other:?}"),
+            },
+            other => panic!("not a txn: {other:?}"),
+        }
     }
 
     #[test]

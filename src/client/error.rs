@@ -129,6 +129,8 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::NoQuorum => "no quorum",
         ErrorCode::BadRequest => "bad request",
         ErrorCode::ShuttingDown => "shutting down",
+        ErrorCode::OutcomeUnknown => "outcome unknown",
+        ErrorCode::Compacted => "compacted",
     }
 }
 

@@ -1,5 +1,7 @@
-//! The synchronous client: one TCP connection to one node, over which it broadcasts messages
-//! and asks for status (docs/PROTOCOL.md, client requests).
+//! The synchronous client (docs/PROTOCOL.md §8). `Client` is one TCP connection to one node,
+//! over which it broadcasts messages, runs state machine commands, watches keys and asks for
+//! status; `ClusterClient` (in `cluster`) fails over between members and gives every write a
+//! session so that a retry is applied at most once. `ffi` is the C API over `ClusterClient`.
 //!
 //! Requests may be pipelined: `send_broadcast` returns at once with the request number and
 //! `recv_reply` hands back replies as they come, in whatever order the node commits them.
@@ -12,9 +14,15 @@
 //! docs/PROTOCOL.md §2) as a dialler with node id 0, and seals every request and checks every
 //! reply from then on; a node that cannot prove the key is refused like one that sends garbage.
 
+mod cluster;
 mod error;
+pub mod ffi;
+mod session;
+pub mod txn_text;
 
+pub use cluster::{ClusterClient, ClusterError, ClusterOptions, Watcher};
 pub use error::{code_name, ClientError};
+pub use session::new_client_id;
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
@@ -23,7 +31,10 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{self, Auth, Inbound, Sealer, Side, Transcript};
 use crate::ids::{Member, NodeId, Seq};
-use crate::wire::{self, ClientReply, ClientRequest, Frame, NodeStatus, PeerFrame, FRAME_BYTES_MAX};
+use crate::wire::{
+    self, ClientReply, ClientRequest, Consistency, Frame, MemberInfo, NodeStatus, Payload, PeerFrame,
+    FRAME_BYTES_MAX,
+};
 
 /// Room left in a frame for its envelope and request number; the rest may be payload.
 const ENVELOPE_BYTES_MAX: usize = 1024;
@@ -55,6 +66,8 @@ pub struct Client {
     next_request: u64,
     /// Requests sent whose reply has not been handed to the caller yet.
     in_flight: usize,
+    /// The request number of the watch this connection carries, if any.
+    watch: Option<u64>,
 }
 
 impl Client {
@@ -89,6 +102,7 @@ impl Client {
             kept: VecDeque::new(),
             next_request: 1,
             in_flight: 0,
+            watch: None,
         };
         if let Some(auth) = auth {
             client.handshake(auth)?;
@@ -221,6 +235,92 @@ impl Client {
         self.send(&ClientRequest::Status { request })?;
         match self.wait_for(request, "status")? {
             ClientReply::Status { status, .. } => Ok(status),
+            other => Err(self.refusal_or_unexpected(other)),
+        }
+    }
+
+    /// Runs one encoded state machine command and waits for its outcome: the seq it committed
+    /// at (0 for a stale read) and the encoded `replication::Outcome`.
+    pub fn execute(
+        &mut self,
+        consistency: Consistency,
+        command: &[u8],
+    ) -> Result<(Seq, Payload), ClientError> {
+        if command.len() > PAYLOAD_BYTES_MAX {
+            return Err(ClientError::PayloadTooLarge { bytes: command.len(), max: PAYLOAD_BYTES_MAX });
+        }
+        let request = self.take_request_number();
+        self.send(&ClientRequest::Execute { request, consistency, command: command.into() })?;
+        match self.wait_for(request, "outcome")? {
+            ClientReply::Executed { seq, outcome, .. } => Ok((seq, outcome)),
+            other => Err(self.refusal_or_unexpected(other)),
+        }
+    }
+
+    /// The configured members and their addresses, as the node knows them.
+    pub fn members(&mut self) -> Result<Vec<MemberInfo>, ClientError> {
+        let request = self.take_request_number();
+        self.send(&ClientRequest::Members { request })?;
+        match self.wait_for(request, "member list")? {
+            ClientReply::Members { members, .. } => Ok(members),
+            other => Err(self.refusal_or_unexpected(other)),
+        }
+    }
+
+    /// Asks the node to leave the group cleanly and stop; returns once it has started to.
+    pub fn leave(&mut self) -> Result<(), ClientError> {
+        let request = self.take_request_number();
+        self.send(&ClientRequest::Leave { request })?;
+        match self.wait_for(request, "leave confirmation")? {
+            ClientReply::Leaving { .. } => Ok(()),
+            other => Err(self.refusal_or_unexpected(other)),
+        }
+    }
+
+    /// Starts a watch of the keys under `prefix` from revision `from` (0: from now on) and waits
+    /// for the node to confirm it; returns the confirming batch's revision and any events in it.
+    /// Later batches come from `next_events`. A connection carrying a watch is used for nothing
+    /// else.
+    pub fn start_watch(
+        &mut self,
+        prefix: &[u8],
+        from: u64,
+    ) -> Result<(u64, Vec<wire::WatchEvent>), ClientError> {
+        let request = self.take_request_number();
+        self.send(&ClientRequest::Watch { request, prefix: prefix.into(), from })?;
+        match self.wait_for(request, "watch confirmation")? {
+            ClientReply::Events { revision, events, .. } => {
+                self.watch = Some(request);
+                Ok((revision, events))
+            }
+            other => Err(self.refusal_or_unexpected(other)),
+        }
+    }
+
+    /// The next batch of a started watch, waiting at most `timeout`: `Ok(None)` if none came.
+    pub fn next_events(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<(u64, Vec<wire::WatchEvent>)>, ClientError> {
+        let addr = self.addr;
+        let Some(watch) = self.watch else {
+            return Err(ClientError::Unexpected { addr, what: "wait for events: no watch started".into() });
+        };
+        // The stream never ends, so one reply stays owed for as long as the watch lives.
+        self.in_flight += 1;
+        let reply = match self.read_reply(Instant::now() + timeout, "events", timeout) {
+            Ok(reply) => reply,
+            Err(ClientError::Timeout { .. }) => {
+                self.in_flight -= 1;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        self.in_flight -= 1;
+        match reply {
+            ClientReply::Events { request, revision, events } if request == watch => {
+                Ok(Some((revision, events)))
+            }
             other => Err(self.refusal_or_unexpected(other)),
         }
     }
@@ -379,9 +479,10 @@ impl Client {
             ClientReply::Committed { request, .. } => {
                 ClientError::Unexpected { addr: self.addr, what: format!("commit for request {request}") }
             }
-            ClientReply::Status { request, .. } => {
-                ClientError::Unexpected { addr: self.addr, what: format!("status for request {request}") }
-            }
+            other => ClientError::Unexpected {
+                addr: self.addr,
+                what: format!("{} for request {}", reply_name(&other), reply_request(&other)),
+            },
         }
     }
 }
@@ -391,7 +492,24 @@ pub fn reply_request(reply: &ClientReply) -> u64 {
     match reply {
         ClientReply::Committed { request, .. }
         | ClientReply::Status { request, .. }
-        | ClientReply::Error { request, .. } => *request,
+        | ClientReply::Error { request, .. }
+        | ClientReply::Executed { request, .. }
+        | ClientReply::Events { request, .. }
+        | ClientReply::Members { request, .. }
+        | ClientReply::Leaving { request } => *request,
+    }
+}
+
+/// What kind of reply this is, for error messages.
+fn reply_name(reply: &ClientReply) -> &'static str {
+    match reply {
+        ClientReply::Committed { .. } => "commit",
+        ClientReply::Status { .. } => "status",
+        ClientReply::Error { .. } => "error",
+        ClientReply::Executed { .. } => "outcome",
+        ClientReply::Events { .. } => "watch events",
+        ClientReply::Members { .. } => "member list",
+        ClientReply::Leaving { .. } => "leave confirmation",
     }
 }
 

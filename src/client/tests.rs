@@ -67,6 +67,10 @@ fn status_of(request: u64) -> ClientReply {
         state_digest: 0xfeed,
         delivery_digest: 0xbeef,
         rotations: 3,
+        revision: 2,
+        rotation_millihertz: 4000,
+        role: crate::wire::StandbyRole::Hot,
+        last_checkpoint: 0,
     };
     ClientReply::Status { request, status }
 }
@@ -82,6 +86,7 @@ fn broadcast_waits_for_its_commit() {
                     ClientReply::Committed { request: *request, seq: 41 }
                 }
                 ClientRequest::Status { request } => status_of(*request),
+                other => panic!("unexpected {other:?}"),
             })
             .collect();
         Some(reply_bytes(&replies))
@@ -111,6 +116,7 @@ fn pipelined_replies_may_come_in_any_order_and_mix_with_status() {
                         replies.push(ClientReply::Committed { request: held, seq: 100 + i as u64 });
                     }
                 }
+                other => panic!("unexpected {other:?}"),
             }
         }
         Some(reply_bytes(&replies))
@@ -146,6 +152,7 @@ fn a_refusal_is_an_error_of_broadcast_and_a_value_of_recv_reply() {
                         message: "queue full".into(),
                     }
                 }
+                other => panic!("unexpected {other:?}"),
             })
             .collect();
         Some(reply_bytes(&replies))
@@ -213,4 +220,67 @@ fn connecting_to_a_closed_port_names_the_address() {
     let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let error = Client::connect(addr, WAIT).err().expect("nothing listens");
     assert!(error.to_string().starts_with(&format!("connect to {addr}")), "{error}");
+}
+
+/// Decodes the command of an `Execute` request.
+fn command_of(request: &ClientRequest) -> (u64, crate::replication::Command) {
+    match request {
+        ClientRequest::Execute { request, command, .. } => {
+            (*request, crate::replication::Command::decode(command).expect("a valid command"))
+        }
+        other => panic!("expected an execute, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_write_is_retried_at_another_member_with_the_same_session() {
+    use crate::replication::{Action, Outcome};
+    use std::sync::mpsc;
+    // The first member takes the request and dies without answering; the second answers.
+    let (seen_tx, seen) = mpsc::channel();
+    let first_seen = seen_tx.clone();
+    let (dying, dying_node) = scripted_node(move |requests| {
+        first_seen.send(command_of(&requests[0]).1).unwrap();
+        None
+    });
+    let (healthy, healthy_node) = scripted_node(move |requests| {
+        let (request, command) = command_of(&requests[0]);
+        seen_tx.send(command).unwrap();
+        let outcome = Outcome::Ok { revision: 7, deleted: 0, reads: vec![] }.encode();
+        Some(reply_bytes(&[ClientReply::Executed { request, seq: 3, outcome: outcome.into() }]))
+    });
+    let options = ClusterOptions { request_timeout: WAIT, deadline: WAIT * 2 };
+    let mut cluster = ClusterClient::new(&[dying, healthy], options).unwrap();
+    let outcome = cluster.put(b"k", b"v").unwrap();
+    assert_eq!(outcome, Outcome::Ok { revision: 7, deleted: 0, reads: vec![] });
+    let (first, retry) = (seen.recv().unwrap(), seen.recv().unwrap());
+    assert_eq!(first, retry, "the retry repeats the session and the action");
+    assert_eq!(first.action, Action::Put { key: b"k".to_vec(), value: b"v".to_vec() });
+    assert_eq!(first.session, cluster.session());
+    assert_eq!((first.session.request, cluster.connected_to()), (1, Some(healthy)));
+    dying_node.join().unwrap();
+    drop(cluster);
+    healthy_node.join().unwrap();
+}
+
+#[test]
+fn no_quorum_everywhere_is_reported_as_no_quorum_and_nobody_as_unreachable() {
+    let refuse = |requests: Vec<ClientRequest>| {
+        let (request, _) = command_of(&requests[0]);
+        let message = "minority".to_string();
+        Some(reply_bytes(&[ClientReply::Error { request, code: ErrorCode::NoQuorum, message }]))
+    };
+    let (addr, node) = scripted_node(refuse);
+    let options = ClusterOptions { request_timeout: WAIT, deadline: Duration::from_millis(300) };
+    let mut cluster = ClusterClient::new(&[addr], options).unwrap();
+    let error = cluster.put(b"k", b"v").unwrap_err();
+    assert!(matches!(error, ClusterError::NoQuorum { .. }), "{error}");
+    drop(cluster);
+    node.join().unwrap();
+
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut cluster = ClusterClient::new(&[closed], options).unwrap();
+    let error = cluster.get(b"k", crate::wire::Consistency::Stale).unwrap_err();
+    assert!(matches!(error, ClusterError::Unreachable { .. }), "{error}");
+    assert!(matches!(cluster.put(b"", b"v").unwrap_err(), ClusterError::BadRequest { .. }));
 }

@@ -16,6 +16,8 @@ use crate::wire::{PeerFrame, Promise, Proposal};
 pub(crate) enum Stage {
     Preparing {
         deadline: Time,
+        /// The deadline never moves past this.
+        latest: Time,
     },
     Accepting {
         /// Where the coordinator, as donor, fetches the prefix it lacks.
@@ -53,7 +55,7 @@ impl Coordination {
 
     pub(crate) fn deadline(&self) -> Time {
         match &self.stage {
-            Stage::Preparing { deadline } | Stage::Accepting { deadline, .. } => *deadline,
+            Stage::Preparing { deadline, .. } | Stage::Accepting { deadline, .. } => *deadline,
         }
     }
 
@@ -69,6 +71,15 @@ impl Coordination {
         }
     }
 
+    /// A promise arrived or a target's link came up: the others may be slow rather than gone
+    /// (a loaded host, a dial still in progress), so give them another `patience`, up to the
+    /// latest deadline. A quiet wait ends after one `patience` (docs/PROTOCOL.md §5.1).
+    fn on_progress(&mut self, now: Time, patience: std::time::Duration) {
+        if let Stage::Preparing { deadline, latest } = &mut self.stage {
+            *deadline = (*deadline).max(now + patience).min(*latest);
+        }
+    }
+
     fn all_answered(&self) -> bool {
         self.targets.iter().all(|t| {
             self.promises.contains_key(t) || self.refused.contains(t) || self.unreachable.contains(t)
@@ -76,9 +87,10 @@ impl Coordination {
     }
 }
 
-/// A promiser with no history: fresh, or a new incarnation after exclusion.
+/// A promiser in no primary view: fresh, a new incarnation after exclusion, or restarted from
+/// durable state (whose `committed_upto` says how far that state goes).
 fn blank(p: &Promise) -> bool {
-    !p.holds_log && p.committed_upto == 0 && p.received_upto == 0
+    !p.holds_log && p.received_upto == 0
 }
 
 impl Core {
@@ -112,14 +124,23 @@ impl Core {
             refused: BTreeSet::new(),
             unreachable: BTreeSet::new(),
             told: BTreeSet::new(),
-            stage: Stage::Preparing { deadline: now + self.config.token_timeout / 2 },
+            stage: Stage::Preparing {
+                deadline: now + self.prepare_patience(),
+                latest: now + self.config.token_timeout,
+            },
         });
         self.send_prepares(now, out);
         self.check_coordination(now, out);
     }
 
+    /// How long the coordinator waits for promises after the last sign of progress.
+    fn prepare_patience(&self) -> std::time::Duration {
+        self.config.token_timeout / 2
+    }
+
     /// Sends `Prepare` to every target whose link is up and that has not had it.
     pub(crate) fn send_prepares(&mut self, now: Time, out: &mut Vec<Output>) {
+        let patience = self.prepare_patience();
         let Some(c) = self.membership.coordination.as_mut() else { return };
         if !matches!(c.stage, Stage::Preparing { .. }) {
             return;
@@ -127,6 +148,9 @@ impl Core {
         let frame = PeerFrame::Prepare { ballot: c.ballot, last_primary: self.membership.last_primary };
         let due: Vec<NodeId> =
             c.targets.iter().copied().filter(|t| !c.prepared.contains(t) && self.links.is_up(*t)).collect();
+        if !due.is_empty() {
+            c.on_progress(now, patience);
+        }
         for t in due {
             c.prepared.insert(t);
             c.unreachable.remove(&t);
@@ -136,11 +160,13 @@ impl Core {
 
     pub(crate) fn on_promise(&mut self, now: Time, from: NodeId, promise: Promise, out: &mut Vec<Output>) {
         self.membership.see_ballot(promise.ballot);
+        let patience = self.prepare_patience();
         let Some(c) = self.membership.coordination.as_mut() else { return };
         if promise.ballot != c.ballot || !matches!(c.stage, Stage::Preparing { .. }) {
             return;
         }
         c.promises.insert(from, promise);
+        c.on_progress(now, patience);
         self.check_coordination(now, out);
     }
 
@@ -163,6 +189,7 @@ impl Core {
             }
             return;
         }
+        self.send_missed_commit(now, from, last_primary, out);
         let Some(c) = self.membership.coordination.as_mut() else { return };
         if c.ballot != ballot {
             return;
@@ -253,8 +280,11 @@ impl Core {
         // left out of the ring is a source only when no ring member holds the prefix, because it
         // re-incarnates, dropping its log, on the commit.
         let coordinator_votes = voter_members.contains(&me);
+        // The first view of a cluster starts where the furthest durable state of its voters ends
+        // (docs/PROTOCOL.md §7); later views end the last one at the furthest prefix received.
+        let held = |p: &Promise| if lstar == ViewId(0) { p.committed_upto } else { p.received_upto };
         let pick_source = |cut: Seq, ring: &[Member]| -> NodeId {
-            let mut holders: Vec<&&Promise> = voters.iter().filter(|p| p.received_upto >= cut).collect();
+            let mut holders: Vec<&&Promise> = voters.iter().filter(|p| held(p) >= cut).collect();
             holders.sort_by_key(|p| (p.member.id != me.id, !ring.contains(&p.member), p.member.id));
             holders.first().map_or(me.id, |p| p.member.id)
         };
@@ -312,7 +342,7 @@ impl Core {
                     .iter()
                     .filter_map(|id| eligible.iter().find(|p| p.member.id == *id).map(|p| p.member))
                     .collect();
-                let cut = voters.iter().map(|p| p.received_upto).max().unwrap_or(0);
+                let cut = voters.iter().map(|p| held(p)).max().unwrap_or(0);
                 let donor = pick_donor(cut, &ring);
                 Proposal {
                     view: ViewId(lstar.0.saturating_add(1)),

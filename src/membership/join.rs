@@ -98,9 +98,7 @@ impl Core {
     }
 
     pub(crate) fn finish_leave(&mut self, out: &mut Vec<Output>) {
-        for tag in self.queue.fail_all() {
-            out.push(Output::Rejected { tag, reason: RejectReason::ShuttingDown });
-        }
+        self.fail_queue(RejectReason::ShuttingDown, out);
         self.membership.phase = Phase::Left;
         self.membership.coordination = None;
         self.membership.leaving = None;

@@ -84,6 +84,9 @@ pub(crate) struct Membership {
     pub(crate) holds_log: bool,
     pub(crate) promised: Ballot,
     pub(crate) accepted: Option<(Ballot, Proposal)>,
+    /// The chosen proposal of `last_primary` as installed here, to send again to a member of
+    /// it that missed its `Commit` (docs/PROTOCOL.md §5.3).
+    pub(crate) installed: Option<(Ballot, Proposal)>,
     pub(crate) max_round: u64,
     pub(crate) coordination: Option<Coordination>,
     /// Members that asked to join while this one is operational, and when to let them in.
@@ -115,6 +118,7 @@ impl Membership {
             holds_log: false,
             promised: Ballot::default(),
             accepted: None,
+            installed: None,
             max_round: 0,
             coordination: None,
             joiners: BTreeSet::new(),
@@ -253,6 +257,15 @@ impl Core {
             }
             Phase::Gather { coordinate_at } if now >= coordinate_at => {
                 self.start_coordination(now, Reason::Retry, out);
+            }
+            Phase::Accepting { deadline, committed: true, .. } if now >= deadline => {
+                // The view is chosen with this member in it, but nobody could give it the
+                // prefix: it cannot take part, so it rejoins as a new incarnation.
+                ::log::warn!(
+                    "{} on_view_change_timeout: cannot fetch the prefix of a chosen view",
+                    self.config.me.id
+                );
+                self.become_excluded(now, out);
             }
             Phase::Promised { deadline, .. }
             | Phase::Accepting { deadline, .. }

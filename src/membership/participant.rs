@@ -31,6 +31,9 @@ impl Core {
         out: &mut Vec<Output>,
     ) {
         self.membership.see_ballot(ballot);
+        if self.send_missed_commit(now, from, coordinator_primary, out) {
+            return;
+        }
         if ballot <= self.membership.promised || matches!(self.membership.phase, Phase::Left) {
             self.nack(now, from, ballot, out);
             return;
@@ -41,6 +44,19 @@ impl Core {
             return;
         }
         if coordinator_primary > self.membership.last_primary && self.has_history() {
+            let me = self.config.me;
+            let maybe_member = self
+                .membership
+                .accepted
+                .as_ref()
+                .is_some_and(|(_, p)| p.view == coordinator_primary && p.ring.contains(&me));
+            if maybe_member {
+                // It accepted that view with itself in it, so its Commit was probably lost on
+                // the way. The Nack shows the coordinator this member's older view; the
+                // coordinator answers with the view's Commit, which settles it.
+                self.nack(now, from, ballot, out);
+                return;
+            }
             // A newer primary exists without this incarnation: it is excluded.
             self.become_excluded(now, out);
         }
@@ -105,6 +121,12 @@ impl Core {
             }
         } else if proposal.cut == 0 && !self.has_history() {
             Need::Nothing
+        } else if !self.membership.holds_log
+            && proposal.prev == ViewId(0)
+            && self.log.committed_upto == proposal.cut
+        {
+            // A restarted member whose durable state is the first view's starting point.
+            Need::Nothing
         } else {
             Need::Snapshot
         };
@@ -154,6 +176,38 @@ impl Core {
         }
     }
 
+    /// `to`, a member of the view installed here, reports an older primary: it missed this
+    /// view's `Commit` (lost with a link). Send it again; it installs, fetching from this member
+    /// what it lacks. Left to guess from view ids, it excluded itself, and a small view whose
+    /// live member re-incarnated could never regain a quorum (docs/PROTOCOL.md §5.4).
+    pub(crate) fn send_missed_commit(
+        &mut self,
+        now: Time,
+        to: crate::ids::NodeId,
+        their_primary: ViewId,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        if !self.membership.holds_log || their_primary == ViewId(0) {
+            return false;
+        }
+        let Some((ballot, proposal)) = self.membership.installed.as_ref() else { return false };
+        let member = self.links.peer(to).is_some_and(|p| proposal.ring.contains(&p));
+        if proposal.view != self.membership.last_primary || their_primary >= proposal.view || !member {
+            return false;
+        }
+        let mut proposal = proposal.clone();
+        proposal.donor = self.config.me.id;
+        let frame = PeerFrame::Commit { ballot: *ballot, proposal };
+        ::log::info!(
+            "{} send_missed_commit: {} is still in {}; sending the commit of {}",
+            self.config.me.id,
+            to,
+            their_primary,
+            self.membership.last_primary
+        );
+        self.links.send(to, frame, now, out)
+    }
+
     pub(crate) fn on_commit(&mut self, now: Time, ballot: Ballot, proposal: Proposal, out: &mut Vec<Output>) {
         self.membership.see_ballot(ballot);
         if proposal.view <= self.membership.last_primary || matches!(self.membership.phase, Phase::Left) {
@@ -175,6 +229,8 @@ impl Core {
             self.back_off_joining(now);
             return;
         }
+        // The successor is chosen: whatever this member coordinates for it is moot.
+        self.membership.coordination = None;
         match &mut self.membership.phase {
             Phase::Accepted { proposal: p, .. } if p.view == proposal.view => {
                 self.install(now, proposal, out)
@@ -214,7 +270,11 @@ impl Core {
         self.membership.last_primary = proposal.view;
         self.membership.last_primary_members = proposal.ring.clone();
         self.membership.holds_log = true;
-        self.membership.accepted = None;
+        let ballot = match self.membership.accepted.take() {
+            Some((ballot, accepted)) if accepted.view == proposal.view => ballot,
+            _ => self.membership.promised,
+        };
+        self.membership.installed = Some((ballot, proposal.clone()));
         self.membership.joiners.retain(|j| !proposal.ring.contains(j));
         self.membership.view_changes += 1;
         self.membership.join_backoff = std::time::Duration::ZERO;
@@ -223,6 +283,7 @@ impl Core {
         self.ring =
             RingState::new(proposal.view, proposal.ring.clone(), self.config.me, self.config.ring_mode);
         self.ring.create_token_if_first(cut);
+        self.assign_role(&proposal.ring);
         let neighbours = self.ring.neighbours();
         for &peer in &neighbours {
             self.links.want(peer, out);
@@ -253,13 +314,13 @@ impl Core {
     /// new incarnation through the join path (docs/PROTOCOL.md §5.4).
     pub(crate) fn become_excluded(&mut self, now: Time, out: &mut Vec<Output>) {
         let old = self.config.me;
-        for tag in self.queue.fail_all() {
-            out.push(Output::Rejected { tag, reason: RejectReason::Excluded });
-        }
+        self.fail_queue(RejectReason::Excluded, out);
         self.config.me.incarnation += 1;
         self.log = Log::starting_after(0);
+        self.replica.reset(now);
         self.membership.holds_log = false;
         self.membership.accepted = None;
+        self.membership.installed = None;
         self.membership.coordination = None;
         self.membership.phase = Phase::Joining { next_join: now };
         self.reset_incarnation_stats();

@@ -1,9 +1,11 @@
 //! Recovery transfer: what a participant lacks of a proposal's prefix, fetched from the donor
 //! (docs/PROTOCOL.md §5.3). A member of the previous view fetches the messages it lacks up to the
-//! cut; a joiner fetches a state snapshot and the messages after it.
+//! cut; a joiner fetches the donor's last checkpoint and the committed messages after it (its
+//! tail), then the rest of the prefix: never the whole history (docs/PROTOCOL.md §7).
 
 use crate::core::{Core, Output};
 use crate::ids::{Ballot, NodeId, Seq};
+use crate::replication::Checkpoint;
 use crate::ring::log::Log;
 use crate::time::Time;
 use crate::wire::{Message, PeerFrame};
@@ -102,8 +104,8 @@ impl Core {
         }
         let mut after = after;
         if snapshot {
-            let bytes = self.machine.snapshot();
-            let seq = self.log.committed_upto;
+            let checkpoint = self.replica.checkpoint();
+            let (seq, bytes) = (checkpoint.seq, checkpoint.bytes.clone());
             let total = bytes.len() as u64;
             let mut offset = 0usize;
             loop {
@@ -122,18 +124,22 @@ impl Core {
                 }
             }
             after = seq;
-        } else if after < self.log.committed_upto {
+        } else if after < self.replica.checkpoint().seq {
             ::log::error!(
-                "{} on_fetch: {} wants messages after {} but they are committed here up to {}",
+                "{} on_fetch: {} wants messages after {} but the checkpoint here is at {}",
                 self.config.me.id,
                 from,
                 after,
-                self.log.committed_upto
+                self.replica.checkpoint().seq
             );
             return;
         }
         while after < upto {
-            let messages = self.log.range(after, upto, RETRANSMIT_BATCH_MAX);
+            let messages = if after < self.replica.committed() {
+                self.replica.tail_range(after, upto, RETRANSMIT_BATCH_MAX)
+            } else {
+                self.log.range(after, upto, RETRANSMIT_BATCH_MAX)
+            };
             let Some(last) = messages.last().map(|m| m.seq) else { break };
             self.links.send(from, PeerFrame::Retransmit { ballot, messages }, now, out);
             after = last;
@@ -169,8 +175,10 @@ impl Core {
             return;
         }
         let snapshot = std::mem::take(&mut transfer.snapshot);
-        match self.machine.restore(&snapshot) {
+        let checkpoint = Checkpoint { seq, bytes: snapshot };
+        match self.replica.restore(checkpoint.clone(), now) {
             Ok(()) => {
+                out.push(Output::Restored(checkpoint));
                 if let super::Phase::Accepting { transfer, .. } = &mut self.membership.phase {
                     transfer.restored = true;
                 }

@@ -6,19 +6,28 @@
 //! which is woken once per batch (STYLE.md, "Protocol thread").
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
 
+mod clients;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+
 use super::delivery_log::DeliveryLog;
+use super::watch::WatchHub;
 use super::{Rejection, Request};
-use crate::core::{Commit, Core, CoreStatus, Delivery, Input, Output, RejectReason};
-use crate::ids::Member;
+use crate::checkpoint::Store;
+use crate::core::{Commit, Core, Delivery, Input, Output, RejectReason};
+use crate::error::Error;
+use crate::ids::{Member, NodeId};
 use crate::time::Time;
-use crate::transport::{ClientId, Command, Counters, Event, LoopHandle};
-use crate::wire::{self, ClientReply, ClientRequest, ErrorCode, NodeStatus};
+use crate::transport::{Command, Counters, Event, LoopHandle};
+use crate::wire::{self, ClientReply, ErrorCode};
+use clients::{Pending, RotationRate};
 
 /// Inputs stepped per batch before the loop is woken and deadlines are checked.
 const INPUTS_PER_BATCH: usize = 1024;
@@ -41,6 +50,12 @@ pub(super) struct Channels {
     pub(super) tags: Arc<AtomicU64>,
     pub(super) delivery_log: Option<DeliveryLog>,
     pub(super) counters: Arc<Counters>,
+    /// The durable files, with `--durability checkpoint|fsync`.
+    pub(super) store: Option<Store>,
+    /// Every member's address, for `Members` requests.
+    pub(super) peers: BTreeMap<NodeId, SocketAddr>,
+    /// Set when a client's `Leave` request stopped the node, so its embedder exits cleanly.
+    pub(super) left_by_request: Arc<AtomicBool>,
 }
 
 pub(super) struct Driver {
@@ -48,17 +63,39 @@ pub(super) struct Driver {
     me: Member,
     /// The monotonic epoch that protocol `Time` counts from.
     epoch: Instant,
-    /// Client broadcasts waiting for their commit: tag to (connection, request number).
-    pending: BTreeMap<u64, (ClientId, u64)>,
+    /// Client submissions waiting for their commit, by tag.
+    pending: BTreeMap<u64, Pending>,
+    /// Watches and the change history they start from.
+    watches: WatchHub,
+    rotation_rate: RotationRate,
     out: Vec<Output>,
     /// Set once the node is told to stop; embedder channels are no longer waited on.
     stopping: bool,
+    /// Set when durable state could not be written: nothing is acknowledged any more.
+    store_broken: bool,
 }
 
 impl Driver {
-    pub(super) fn new(c: Channels) -> Driver {
+    pub(super) fn new(mut c: Channels) -> Driver {
         let me = c.core.me();
-        Driver { c, me, epoch: Instant::now(), pending: BTreeMap::new(), out: Vec::new(), stopping: false }
+        let revision = match c.core.machine_mut().as_dvm_mut() {
+            Some(state) => {
+                state.enable_journal();
+                state.revision()
+            }
+            None => 0,
+        };
+        Driver {
+            c,
+            me,
+            epoch: Instant::now(),
+            pending: BTreeMap::new(),
+            watches: WatchHub::new(revision),
+            rotation_rate: RotationRate::default(),
+            out: Vec::new(),
+            stopping: false,
+            store_broken: false,
+        }
     }
 
     fn now(&self) -> Time {
@@ -116,6 +153,7 @@ impl Driver {
             if let Some(log) = &mut self.c.delivery_log {
                 log.on_tick(Instant::now());
             }
+            self.rotation_rate.sample(Instant::now(), self.c.core.status().rotations);
             self.c.io.wake();
         }
         self.leave();
@@ -164,6 +202,7 @@ impl Driver {
             self.execute(output);
         }
         self.out = out;
+        self.stream_changes();
     }
 
     fn on_event(&mut self, event: Event) {
@@ -171,8 +210,18 @@ impl Driver {
             Event::Peer { from, frame } => self.step(Input::Frame { from, frame }),
             Event::LinkUp { peer } => self.step(Input::LinkUp { peer }),
             Event::LinkDown { peer } => self.step(Input::LinkDown { peer }),
-            Event::Request { client, request } => self.on_client_request(client, request),
-            Event::ClientGone { client } => self.pending.retain(|_, (c, _)| *c != client),
+            Event::Request { client, request } => {
+                // The loop counted these bytes as waiting for this thread (its read budget).
+                self.c
+                    .counters
+                    .client_bytes_queued
+                    .fetch_sub(request.data_bytes(), std::sync::atomic::Ordering::Relaxed);
+                self.on_client_request(client, request)
+            }
+            Event::ClientGone { client } => {
+                self.pending.retain(|_, pending| pending.client != client);
+                self.watches.forget(client);
+            }
         }
     }
 
@@ -180,31 +229,11 @@ impl Driver {
         match request {
             Request::Submit { tag, payload } => self.step(Input::Submit { tag, payload }),
             Request::Status(reply) => {
+                // A warm member's digest is only comparable once it applied its tail.
+                self.c.core.catch_up();
                 let _ = reply.try_send(self.c.core.status());
             }
         }
-    }
-
-    fn on_client_request(&mut self, client: ClientId, request: ClientRequest) {
-        match request {
-            ClientRequest::Broadcast { request, payload } => {
-                // The loop counted these bytes as waiting for this thread (its read budget).
-                self.c.counters.client_bytes_queued.fetch_sub(payload.len(), Ordering::Relaxed);
-                let tag = self.c.tags.fetch_add(1, Ordering::Relaxed);
-                self.pending.insert(tag, (client, request));
-                self.step(Input::Submit { tag, payload });
-            }
-            ClientRequest::Status { request } => {
-                let status = node_status(&self.c.core.status());
-                self.reply(client, &ClientReply::Status { request, status });
-            }
-        }
-    }
-
-    fn reply(&mut self, client: ClientId, reply: &ClientReply) {
-        let mut bytes = Vec::new();
-        wire::encode_reply(reply, &mut bytes);
-        self.c.io.send(Command::SendClient { client, bytes });
     }
 
     fn execute(&mut self, output: Output) {
@@ -228,8 +257,15 @@ impl Driver {
                 self.hand_over(&tx, delivery);
             }
             Output::Commit(mut commit) => {
-                if let Some((client, request)) = commit.tag.and_then(|tag| self.pending.remove(&tag)) {
-                    self.reply(client, &ClientReply::Committed { request, seq: commit.seq });
+                // Persist before acknowledging: the commands of this batch reach the disk first.
+                if let Some(Err(e)) = self.c.store.as_mut().map(Store::sync) {
+                    self.store_failed(e);
+                }
+                if self.store_broken {
+                    return;
+                }
+                if let Some(pending) = commit.tag.and_then(|tag| self.pending.remove(&tag)) {
+                    self.on_committed(pending, &commit);
                     // The tag belongs to the client connection, not to the embedder.
                     commit.tag = None;
                 }
@@ -238,7 +274,7 @@ impl Driver {
                 }
             }
             Output::Rejected { tag, reason } => {
-                if let Some((client, request)) = self.pending.remove(&tag) {
+                if let Some(Pending { client, request, .. }) = self.pending.remove(&tag) {
                     let (code, message) = match reason {
                         RejectReason::Busy => {
                             Counters::bump(&self.c.counters.busy_replies);
@@ -249,6 +285,11 @@ impl Driver {
                         RejectReason::Excluded => {
                             (ErrorCode::NoQuorum, "this member was cut off from the primary view; retry")
                         }
+                        RejectReason::OutcomeUnknown => (
+                            ErrorCode::OutcomeUnknown,
+                            "this member lost its place in the primary view after ordering the request; \
+                             it may or may not have committed",
+                        ),
                     };
                     self.reply(client, &ClientReply::Error { request, code, message: message.into() });
                 } else if let Some(tx) = self.c.rejections.clone() {
@@ -258,6 +299,13 @@ impl Driver {
                 }
             }
             Output::Left => log::info!("{} protocol: left the group", self.me),
+            Output::Persist(message) => {
+                if let Some(Err(e)) = self.c.store.as_mut().map(|s| s.append(&message)) {
+                    self.store_failed(e);
+                }
+            }
+            Output::Checkpoint(checkpoint) => self.store_checkpoint(&checkpoint, false),
+            Output::Restored(checkpoint) => self.store_checkpoint(&checkpoint, true),
             Output::ViewChange(view) => {
                 let ring: Vec<String> = view.ring.iter().map(|m| m.to_string()).collect();
                 log::info!(
@@ -268,6 +316,29 @@ impl Driver {
                     view.primary
                 );
             }
+        }
+    }
+
+    /// Durable state cannot be written: nothing more may be acknowledged, so the node stops and
+    /// says why (the others carry on without it).
+    fn store_failed(&mut self, e: Error) {
+        log::error!("{} protocol: durable state cannot be written ({e}); stopping", self.me);
+        self.c.store = None;
+        self.store_broken = true;
+        self.stopping = true;
+    }
+
+    fn store_checkpoint(&mut self, checkpoint: &crate::replication::Checkpoint, replaces: bool) {
+        let Some(store) = self.c.store.as_mut() else { return };
+        match store.write_checkpoint(checkpoint, replaces) {
+            Ok(w) => log::debug!(
+                "{} protocol: checkpoint at {}: {} bytes written in {:?}",
+                self.me,
+                checkpoint.seq,
+                w.bytes,
+                w.took
+            ),
+            Err(e) => self.store_failed(e),
         }
     }
 
@@ -287,20 +358,5 @@ impl Driver {
                 }
             }
         }
-    }
-}
-
-/// The wire form of a status report.
-fn node_status(status: &CoreStatus) -> NodeStatus {
-    NodeStatus {
-        member: status.member,
-        view: status.view.view,
-        primary: status.view.primary,
-        ring: status.view.ring.clone(),
-        delivered: status.delivered,
-        committed_upto: status.committed_upto,
-        state_digest: status.state_digest,
-        delivery_digest: status.delivery_digest,
-        rotations: status.rotations,
     }
 }

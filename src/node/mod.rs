@@ -14,13 +14,14 @@
 
 mod delivery_log;
 mod driver;
+mod watch;
 
 pub use delivery_log::{payload_hash, read_log, LogLine, FLUSH_INTERVAL, FLUSH_LINES};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -28,10 +29,14 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::auth::Auth;
+use crate::checkpoint::Store;
 use crate::config::CoreConfig;
+use crate::config::Durability;
+use crate::core::Core;
 use crate::core::{Commit, CoreStatus, Delivery, RejectReason};
 use crate::error::{ConfigError, Error};
 use crate::ids::{Member, NodeId};
+use crate::replication::{Checkpoint, DvmState, StateMachine};
 use crate::transport::{self, CounterSnapshot, Counters, Transport, TransportConfig};
 use crate::wire::Payload;
 
@@ -93,11 +98,20 @@ pub struct NodeOptions {
     pub commits_max: usize,
     /// A file to write one line per agreed delivery to (`LogLine`); created or emptied at start.
     pub delivery_log: Option<PathBuf>,
+    /// Where checkpoints and the command log live; needed unless the core's durability is
+    /// `Memory` (docs/PROTOCOL.md §7).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for NodeOptions {
     fn default() -> NodeOptions {
-        NodeOptions { deliveries_max: 65_536, commits: false, commits_max: 65_536, delivery_log: None }
+        NodeOptions {
+            deliveries_max: 65_536,
+            commits: false,
+            commits_max: 65_536,
+            delivery_log: None,
+            data_dir: None,
+        }
     }
 }
 
@@ -116,6 +130,30 @@ pub(crate) enum Request {
     Status(Sender<CoreStatus>),
 }
 
+/// Opens the data directory and restores the core from it, unless nothing is to be durable.
+fn open_store(core: &mut Core, durability: Durability, dir: Option<&Path>) -> Result<Option<Store>, Error> {
+    if durability == Durability::Memory {
+        return Ok(None);
+    }
+    let Some(dir) = dir else {
+        let problem = format!("is needed with --durability {}", durability.as_str());
+        return Err(ConfigError::new("data-dir", problem).into());
+    };
+    let (store, loaded) = Store::open(dir)?;
+    let me = core.me();
+    let checkpoint =
+        loaded.checkpoint.unwrap_or_else(|| Checkpoint { seq: 0, bytes: DvmState::default().snapshot() });
+    let from = checkpoint.seq;
+    let logged = loaded.after.len();
+    let upto = core.restore_durable(checkpoint, loaded.after).map_err(|e| {
+        Error::io(format!("restore the checkpoint at {from} in {}", dir.display()), std::io::Error::other(e))
+    })?;
+    if upto > 0 {
+        log::info!("{me} node: restored checkpoint {from} and {logged} logged commands: state up to {upto}");
+    }
+    Ok(Some(store))
+}
+
 /// A running member: an event loop thread and a protocol thread.
 pub struct Node {
     me: Member,
@@ -130,6 +168,7 @@ pub struct Node {
     protocol: Option<JoinHandle<()>>,
     io: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
+    left_by_request: Arc<AtomicBool>,
 }
 
 impl Node {
@@ -147,6 +186,8 @@ impl Node {
         let listener = transport::bind_listener(config.listen)?;
         let delivery_log =
             options.delivery_log.as_deref().map(delivery_log::DeliveryLog::create).transpose()?;
+        let mut core = Core::with_machine(config.core.clone(), Box::new(DvmState::default()));
+        let store = open_store(&mut core, config.core.durability, options.data_dir.as_deref())?;
         let local_addr = listener.local_addr().map_err(|e| Error::io("read the listener's address", e))?;
         let me = config.core.me;
         let transport = Transport::start(
@@ -179,8 +220,9 @@ impl Node {
         let (commits_tx, commits) = crossbeam_channel::bounded(options.commits_max.max(1));
         let (rejections_tx, rejections) = crossbeam_channel::bounded(options.commits_max.max(1));
         let tags = Arc::new(AtomicU64::new(1));
+        let left_by_request = Arc::new(AtomicBool::new(false));
         let driver = driver::Driver::new(driver::Channels {
-            core: crate::core::Core::new(config.core),
+            core,
             io: transport.handle,
             events: transport.events,
             requests: requests_rx,
@@ -191,6 +233,9 @@ impl Node {
             tags: Arc::clone(&tags),
             delivery_log,
             counters: Arc::clone(&counters),
+            store,
+            peers: config.peers.clone(),
+            left_by_request: Arc::clone(&left_by_request),
         });
         let protocol = std::thread::Builder::new()
             .name(format!("harness-{}-protocol", me.id))
@@ -216,6 +261,7 @@ impl Node {
             protocol: Some(protocol),
             io: Some(transport.thread),
             counters,
+            left_by_request,
         })
     }
 
@@ -261,6 +307,11 @@ impl Node {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Whether the node stopped because a client asked it to leave (`harness leave`).
+    pub fn left_by_request(&self) -> bool {
+        self.left_by_request.load(Ordering::Relaxed)
     }
 
     /// This member.

@@ -3,7 +3,9 @@
 //!
 //! Guarantee 6 (linear history) is only useful if applying it is deterministic: `apply` is a pure
 //! function of the state and the payload, every map is a `BTreeMap`, no clock or randomness is
-//! read, and a payload that does not decode changes nothing. Each command applies atomically at its
+//! read, and a payload that does not decode changes nothing but the history chain (so a group
+//! that also orders raw broadcasts still has one comparable digest). Each command applies
+//! atomically at its
 //! point of the order: it is validated whole before anything changes, and no operation of a
 //! transaction can fail after the first one has run.
 //!
@@ -15,10 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use super::command::{Action, Check, Command, Guard, Op, RANGE_LIMIT_MAX};
+use super::journal::{Journal, StateChange};
 use super::outcome::{Entry, Outcome, Read};
 use super::registry::{Change, MemberRecord, Registry};
 use super::session::{Sessions, CLIENTS_MAX};
-use super::StateMachine;
+use super::{DigestLog, StateMachine};
 use crate::error::DecodeError;
 use crate::ids::{MsgId, NodeId, Seq};
 
@@ -63,6 +66,11 @@ pub struct DvmState {
     pub(crate) registry: Registry,
     /// The exactly-once table.
     pub(crate) sessions: Sessions,
+    /// A hash chain over every committed payload applied, commands or not: two members with
+    /// equal digests applied the same history, and a checkpoint names the prefix it is after.
+    pub(crate) history: DigestLog,
+    /// Changes not yet drained by the node (off unless `enable_journal` was called).
+    pub(crate) journal: Journal,
 }
 
 impl Default for DvmState {
@@ -80,6 +88,8 @@ impl DvmState {
             keys: BTreeMap::new(),
             registry: Registry::default(),
             sessions: Sessions::new(clients_max),
+            history: DigestLog::default(),
+            journal: None,
         }
     }
 
@@ -132,6 +142,22 @@ impl DvmState {
         self.registry.plugins.iter().map(|(name, members)| (name.as_str(), members))
     }
 
+    /// Starts journalling changes for `take_changes` (the node does, for watches).
+    pub fn enable_journal(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// The changes since the last call, in order (empty if the journal is off).
+    pub fn take_changes(&mut self) -> Vec<StateChange> {
+        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn journal_key(&mut self, revision: u64, key: &[u8], value: Option<&[u8]>) {
+        if let Some(journal) = &mut self.journal {
+            journal.push(StateChange::Key { revision, key: key.to_vec(), value: value.map(<[u8]>::to_vec) });
+        }
+    }
+
     /// Applies a decoded command with exactly-once and returns its outcome's bytes: a repeated
     /// request of a remembered client gets the remembered bytes and changes nothing else.
     pub fn execute(&mut self, command: &Command) -> Vec<u8> {
@@ -163,6 +189,7 @@ impl DvmState {
                 if self.keys.remove(key.as_slice()).is_none() {
                     return Outcome::NotFound { revision: self.revision };
                 }
+                self.journal_key(next, key, None);
                 self.revision = next;
                 self.ok(1, Vec::new())
             }
@@ -170,6 +197,7 @@ impl DvmState {
                 let doomed: Vec<Vec<u8>> = self.under(prefix).map(|(key, _)| key.clone()).collect();
                 for key in &doomed {
                     self.keys.remove(key);
+                    self.journal_key(next, key, None);
                 }
                 if !doomed.is_empty() {
                     self.revision = next;
@@ -225,6 +253,7 @@ impl DvmState {
     }
 
     fn put_at(&mut self, key: &[u8], value: &[u8], revision: u64) {
+        self.journal_key(revision, key, Some(value));
         match self.keys.get_mut(key) {
             Some(stored) => {
                 stored.value = value.to_vec();
@@ -271,6 +300,7 @@ impl DvmState {
                 }
                 Op::Delete { key } => {
                     if self.keys.remove(key.as_slice()).is_some() {
+                        self.journal_key(revision, key, None);
                         changed = true;
                         deleted += 1;
                     }
@@ -284,9 +314,11 @@ impl DvmState {
 }
 
 impl StateMachine for DvmState {
-    /// Decodes and applies one committed command. A payload that is not a valid command yields
-    /// `Outcome::BadCommand` and changes nothing, not even the exactly-once table.
-    fn apply(&mut self, _seq: Seq, _id: MsgId, payload: &[u8]) -> Vec<u8> {
+    /// Decodes and applies one committed command. A payload that is not a valid command (a raw
+    /// broadcast) yields `Outcome::BadCommand` and changes nothing but the history chain, not
+    /// even the exactly-once table.
+    fn apply(&mut self, seq: Seq, id: MsgId, payload: &[u8]) -> Vec<u8> {
+        self.history.apply(seq, id, payload);
         match Command::decode(payload) {
             Ok(command) => self.execute(&command),
             Err(e) => Outcome::BadCommand { reason: format!("bad command: {e}") }.encode(),
@@ -302,8 +334,67 @@ impl StateMachine for DvmState {
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), DecodeError> {
+        let journal = self.journal.take();
         *self = super::snapshot::decode(snapshot)?;
+        // The journal is node-local: it survives the restore, which it records as a reset.
+        self.journal = journal.map(|mut changes| {
+            changes.push(StateChange::Reset { revision: self.revision });
+            changes
+        });
         Ok(())
+    }
+
+    fn as_dvm_mut(&mut self) -> Option<&mut DvmState> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod journal_tests {
+    use super::tests::run;
+    use super::*;
+
+    #[test]
+    fn the_journal_records_every_written_and_removed_key_once_drained() {
+        let mut state = DvmState::default();
+        run(&mut state, Action::Put { key: b"x".to_vec(), value: b"0".to_vec() });
+        assert!(state.take_changes().is_empty(), "off by default");
+        state.enable_journal();
+        run(&mut state, Action::Put { key: b"a/1".to_vec(), value: b"1".to_vec() });
+        run(&mut state, Action::Put { key: b"a/2".to_vec(), value: b"2".to_vec() });
+        run(&mut state, Action::Delete { key: b"missing".to_vec() });
+        let txn = Action::Txn {
+            guards: vec![],
+            then: vec![
+                Op::Delete { key: b"x".to_vec() },
+                Op::Put { key: b"b".to_vec(), value: b"3".to_vec() },
+            ],
+            otherwise: vec![],
+        };
+        run(&mut state, txn);
+        run(&mut state, Action::DeleteRange { prefix: b"a/".to_vec() });
+        let key = |revision, key: &[u8], value: Option<&[u8]>| StateChange::Key {
+            revision,
+            key: key.to_vec(),
+            value: value.map(<[u8]>::to_vec),
+        };
+        assert_eq!(
+            state.take_changes(),
+            [
+                key(2, b"a/1", Some(b"1")),
+                key(3, b"a/2", Some(b"2")),
+                key(4, b"x", None),
+                key(4, b"b", Some(b"3")),
+                key(5, b"a/1", None),
+                key(5, b"a/2", None),
+            ]
+        );
+        assert!(state.take_changes().is_empty());
+        let snapshot = state.snapshot();
+        let mut other = DvmState::default();
+        other.enable_journal();
+        other.restore(&snapshot).unwrap();
+        assert_eq!(other.take_changes(), [StateChange::Reset { revision: 5 }]);
     }
 }
 
@@ -344,47 +435,11 @@ pub(crate) mod tests {
         }
     }
 
-    /// A random valid command over a small key space, so that commands interact.
+    /// A random valid command over a small key space, with a few clients whose request numbers
+    /// sometimes repeat, so that commands interact and exactly-once is exercised.
     pub(crate) fn random_command(rng: &mut Rng) -> Command {
-        let key = |rng: &mut Rng| format!("k{}", rng.below(12)).into_bytes();
-        let value = |rng: &mut Rng| format!("v{}", rng.below(1000)).into_bytes();
-        let op = |rng: &mut Rng| match rng.below(4) {
-            0 => Op::Put { key: key(rng), value: value(rng) },
-            1 => Op::Delete { key: key(rng) },
-            2 => Op::Get { key: key(rng) },
-            _ => Op::Range { prefix: b"k1".to_vec(), limit: rng.below(4) as u32 },
-        };
-        let action = match rng.below(10) {
-            0..=2 => Action::Put { key: key(rng), value: value(rng) },
-            3 => Action::Delete { key: key(rng) },
-            4 => Action::DeleteRange { prefix: format!("k{}", rng.below(3)).into_bytes() },
-            5 | 6 => {
-                let check = match rng.below(5) {
-                    0 => Check::ValueEquals(value(rng)),
-                    1 => Check::Version(Compare::Less, rng.below(4)),
-                    2 => Check::ModRevision(Compare::Greater, rng.below(20)),
-                    3 => Check::Exists,
-                    _ => Check::Missing,
-                };
-                let then = (0..rng.below(4)).map(|_| op(rng)).collect();
-                let otherwise = (0..rng.below(3)).map(|_| op(rng)).collect();
-                Action::Txn { guards: vec![Guard { key: key(rng), check }], then, otherwise }
-            }
-            7 => Action::RegisterMember {
-                id: NodeId(rng.range(1, 4) as u16),
-                host: format!("node{}", rng.below(4)),
-                role: if rng.chance(1, 2) { Role::Hot } else { Role::Warm },
-                attributes: vec![("rack".into(), format!("r{}", rng.below(3)))],
-            },
-            8 => Action::SetMemberStatus { id: NodeId(rng.range(1, 4) as u16), status: MemberStatus::Down },
-            _ => Action::LoadPlugin {
-                name: format!("p{}", rng.below(3)),
-                member: NodeId(rng.range(1, 4) as u16),
-            },
-        };
-        // A few clients with sometimes-repeated request numbers exercise exactly-once too.
         let session = Session { client_id: rng.below(4), request: rng.below(30) };
-        Command { session, action }
+        Command { session, action: crate::replication::workload::random_action(rng) }
     }
 
     #[test]
@@ -631,11 +686,12 @@ pub(crate) mod tests {
                 }
                 bytes
             };
-            let before = state.clone();
+            let mut before = state.clone();
             let outcome = Outcome::decode(&state.apply(0, msg(0), &payload)).expect("decodable outcome");
             if let Outcome::BadCommand { reason } = outcome {
                 assert!(reason.starts_with("bad command: "), "{reason}");
-                assert_eq!(state, before, "a bad payload changed the state");
+                before.history.apply(0, msg(0), &payload);
+                assert_eq!(state, before, "a bad payload changed more than the history chain");
             }
         }
     }

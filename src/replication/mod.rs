@@ -8,17 +8,22 @@
 pub mod command;
 mod digest;
 mod encoding;
+mod journal;
 mod kv;
 mod outcome;
 mod registry;
+pub(crate) mod replica;
 mod session;
 mod snapshot;
+pub(crate) mod workload;
 
 pub use command::{Action, Check, Command, Compare, Guard, MemberStatus, Op, Role, Session};
 pub use digest::{fnv1a, DigestLog};
+pub use journal::StateChange;
 pub use kv::{DvmState, RANGE_BYTES_MAX};
 pub use outcome::{Entry, Outcome, Read};
 pub use registry::MemberRecord;
+pub use replica::{hot_members, Checkpoint, CheckpointPolicy, Promotion};
 pub use session::{CLIENTS_MAX, SESSION_OUTCOME_BYTES_MAX};
 
 use crate::error::DecodeError;
@@ -34,4 +39,9 @@ pub trait StateMachine: Send {
     fn snapshot(&self) -> Vec<u8>;
     /// Replaces the state with a snapshot taken by `snapshot`.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), DecodeError>;
+    /// The DVM state, when this machine is one: the node serves stale reads from it and drains
+    /// its change journal for watches.
+    fn as_dvm_mut(&mut self) -> Option<&mut DvmState> {
+        None
+    }
 }

@@ -3,8 +3,8 @@
 //!
 //! Snapshot, big-endian: `magic "HDVM" | format version u16 (=1) | body length u64 | body |
 //! crc32 u32` (crc32fast over everything before it). Body: `revision u64 | clients_max u64 |
-//! session clock u64 | keys | members | plug-ins | sessions`, each a u32 count and its elements in
-//! ascending order. The digest is FNV-1a over the body, so it covers the revision and the
+//! session clock u64 | history count u64 | history chain u64 | keys | members | plug-ins |
+//! sessions`, each a u32 count and its elements in ascending order. The digest is FNV-1a over the body, so it covers the revision and the
 //! exactly-once table too, and the order is fixed by the `BTreeMap`s, not by history.
 //!
 //! Restore trusts nothing: the length, the checksum and then every invariant (ascending unique
@@ -21,6 +21,7 @@ use super::kv::{DvmState, Stored};
 use super::outcome::{entry, put_entry, ENTRY_BYTES_MIN};
 use super::registry::{MemberRecord, Registry};
 use super::session::{ClientRecord, Sessions, SESSION_OUTCOME_BYTES_MAX};
+use super::DigestLog;
 use crate::error::DecodeError;
 use crate::ids::NodeId;
 use crate::wire::bytes::{invalid, Reader};
@@ -28,7 +29,7 @@ use crate::wire::bytes::{invalid, Reader};
 /// Opens every DVM snapshot, so another file or state machine's bytes are refused early.
 const MAGIC: &[u8; 4] = b"HDVM";
 /// The snapshot format this member writes and reads.
-const FORMAT_VERSION: u16 = 1;
+const FORMAT_VERSION: u16 = 2;
 /// Magic, format version and body length.
 const HEADER_BYTES: usize = 4 + 2 + 8;
 /// The trailing CRC-32.
@@ -91,6 +92,8 @@ fn put_body(out: &mut impl Sink, state: &DvmState) {
     put_u64(out, state.revision);
     put_u64(out, state.sessions.clients_max as u64);
     put_u64(out, state.sessions.clock);
+    put_u64(out, state.history.count);
+    put_u64(out, state.history.chain);
     put_count(out, state.keys.len());
     for (key, stored) in &state.keys {
         put_entry(out, &stored.entry(key));
@@ -132,6 +135,7 @@ fn read_body(r: &mut Reader<'_>) -> Result<DvmState, DecodeError> {
         .filter(|&max| max >= 1)
         .ok_or_else(|| invalid("clients max", "must be at least 1 and fit this machine"))?;
     let clock = r.u64("session clock")?;
+    let history = DigestLog { count: r.u64("history count")?, chain: r.u64("history chain")? };
 
     let mut keys = BTreeMap::new();
     for _ in 0..r.count(ENTRY_BYTES_MIN, "keys")? {
@@ -218,7 +222,7 @@ fn read_body(r: &mut Reader<'_>) -> Result<DvmState, DecodeError> {
     if sessions.outcome_bytes > SESSION_OUTCOME_BYTES_MAX {
         return Err(invalid("session outcome", "remembered outcomes exceed their byte bound"));
     }
-    Ok(DvmState { revision, keys, registry, sessions })
+    Ok(DvmState { revision, keys, registry, sessions, history, journal: None })
 }
 
 /// Refuses `next` unless it is above `last`: one order, no duplicates, one canonical encoding.

@@ -94,14 +94,14 @@ impl SubmitQueue {
         count
     }
 
-    /// Empties the queue (the member is excluded or leaving); returns the tags that failed.
-    pub(crate) fn fail_all(&mut self) -> Vec<u64> {
-        let mut tags: Vec<u64> = self.in_flight.values().map(|p| p.tag).collect();
-        tags.extend(self.waiting.iter().map(|p| p.tag));
-        self.in_flight.clear();
-        self.waiting.clear();
+    /// Empties the queue (the member is excluded or leaving). Returns the tags never stamped,
+    /// which certainly did not commit, and the tags stamped but not seen committed, which may
+    /// still commit in the successor view if their seqs fall below its cut (docs/PROTOCOL.md §5.4).
+    pub(crate) fn drain(&mut self) -> (Vec<u64>, Vec<u64>) {
+        let unsent = self.waiting.drain(..).map(|p| p.tag).collect();
+        let stamped = std::mem::take(&mut self.in_flight).into_values().map(|p| p.tag).collect();
         self.held_bytes = 0;
-        tags
+        (unsent, stamped)
     }
 }
 
@@ -161,7 +161,7 @@ mod tests {
         assert_eq!(q.held_bytes(), 200);
         q.requeue_in_flight();
         assert_eq!(q.held_bytes(), 200);
-        q.fail_all();
+        q.drain();
         assert_eq!(q.held_bytes(), 0);
     }
 
@@ -188,6 +188,14 @@ mod tests {
         assert_eq!(q.requeue_in_flight(), 2);
         let again = q.stamp(5, usize::MAX, 50);
         assert_eq!(again.iter().map(|m| (m.id.counter, m.attempt)).collect::<Vec<_>>(), vec![(1, 1), (3, 1)]);
-        assert_eq!(q.fail_all(), vec![10, 30]);
+        q.push(Pending {
+            tag: 40,
+            id: MsgId { origin: crate::ids::NodeId(1), incarnation: 1, counter: 4 },
+            attempt: 0,
+            payload: vec![].into(),
+        });
+        // Stamped ones may still commit elsewhere; the waiting one certainly did not.
+        assert_eq!(q.drain(), (vec![40], vec![10, 30]));
+        assert!(q.is_empty() && q.drain() == (vec![], vec![]));
     }
 }

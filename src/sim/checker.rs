@@ -9,9 +9,10 @@ use std::fmt;
 
 use byteorder::{BigEndian, ByteOrder};
 
-use crate::core::{Commit, CoreStatus, Delivery, ViewInfo};
+use super::history::History;
+use crate::core::{Commit, CoreStatus, Delivery, RejectReason, ViewInfo};
 use crate::ids::{Member, MsgId, NodeId, Seq, ViewId};
-use crate::replication::DigestLog;
+use crate::replication::{Checkpoint, Command, DigestLog};
 
 /// A broken guarantee.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +65,9 @@ struct Incarnation {
 #[derive(Debug, Default)]
 pub struct Checker {
     submitted: HashMap<u64, NodeId>,
+    /// Submissions refused as certainly not ordered, and every tag delivered anywhere.
+    refused: HashSet<u64>,
+    delivered_tags: HashSet<u64>,
     acked: HashSet<u64>,
     slot: HashMap<(ViewId, Seq), (MsgId, u16)>,
     key_of: HashMap<(MsgId, u16), (ViewId, Seq)>,
@@ -77,24 +81,43 @@ pub struct Checker {
     pub deliveries: u64,
     /// Commits seen, over all members.
     pub commits: u64,
+    history: History,
 }
 
-/// The tag a submission's payload starts with.
+/// The tag of a submission: a DVM command's client id, or what a raw payload starts with.
 pub fn tag_of(payload: &[u8]) -> Option<u64> {
+    if let Ok(command) = Command::decode(payload) {
+        return Some(command.session.client_id);
+    }
     (payload.len() >= 8).then(|| BigEndian::read_u64(&payload[..8]))
 }
 
 impl Checker {
-    /// Every member is down at once. Without durable state (issue #5 adds it) the history ends
-    /// here and the next first view starts a new one, so the slot checks start over.
-    pub fn on_total_loss(&mut self) {
+    /// Every member is down at once. The history goes on after the furthest durable state
+    /// (`durable`); without durability it ends here and the next first view starts a new one.
+    /// Views start over either way, so the slot checks do. Returns the seqs committed and lost.
+    pub fn on_total_loss(&mut self, durable: Option<Seq>) -> Seq {
+        let keep = durable.unwrap_or(0);
+        let lost = self.history.upto().saturating_sub(keep);
+        self.history.on_total_loss(durable);
         self.slot.clear();
         self.key_of.clear();
-        self.committed.clear();
-        self.committed_at.clear();
+        self.committed.retain(|&seq, _| seq <= keep);
+        self.committed_at.retain(|_, seq| *seq <= keep);
         self.max_commit_in_view.clear();
         self.primaries.clear();
         self.transitions.clear();
+        lost
+    }
+
+    /// Checks a checkpoint a member took or was given (guarantee 6).
+    pub fn on_checkpoint(&mut self, at: Member, checkpoint: &Checkpoint) -> Result<(), Violation> {
+        self.history.check_checkpoint(at, checkpoint)
+    }
+
+    /// Checkpoints checked so far.
+    pub fn checkpoints(&self) -> u64 {
+        self.history.checkpoints
     }
 
     /// Records a submission of `tag` at `origin`.
@@ -102,14 +125,32 @@ impl Checker {
         self.submitted.insert(tag, origin);
     }
 
+    /// Checks a refusal: a submission refused as never ordered must never be delivered
+    /// (guarantee 4: a client that retries it would see it twice). `OutcomeUnknown` is exempt.
+    pub fn on_reject(&mut self, at: Member, tag: u64, reason: RejectReason) -> Result<(), Violation> {
+        if reason == RejectReason::OutcomeUnknown {
+            return Ok(());
+        }
+        if self.delivered_tags.contains(&tag) {
+            return Err(Violation::new(4, format!("{at} refused tag {tag} ({reason:?}), which was ordered")));
+        }
+        self.refused.insert(tag);
+        Ok(())
+    }
+
     /// Checks one agreed delivery (guarantees 1 and 4).
     pub fn on_deliver(&mut self, at: Member, delivery: &Delivery) -> Result<(), Violation> {
         self.deliveries += 1;
         let m = &delivery.message;
+        self.history.on_deliver(m);
         let key = (delivery.view, m.seq);
         let Some(tag) = tag_of(&m.payload) else {
             return Err(Violation::new(4, format!("{at} delivered {} whose payload is no submission", m.id)));
         };
+        if self.refused.contains(&tag) {
+            return Err(Violation::new(4, format!("{at} delivered {} (tag {tag}), which was refused", m.id)));
+        }
+        self.delivered_tags.insert(tag);
         match self.submitted.get(&tag) {
             Some(&origin) if origin == m.id.origin => {}
             _ => {
@@ -180,6 +221,7 @@ impl Checker {
                 }
                 self.committed.insert(commit.seq, commit.id);
                 self.committed_at.insert(commit.id, commit.seq);
+                self.history.on_commit(commit.seq, commit.id);
             }
         }
         let inc = self.incarnations.entry(at).or_default();
@@ -277,15 +319,22 @@ impl Checker {
                     ),
                 ));
             }
-            if status.state_digest != first.state_digest {
+        }
+        // Only states that applied the whole committed prefix are comparable: the hot members',
+        // and the warm ones' once the run makes them catch up from their checkpoints.
+        let applied: Vec<&CoreStatus> = live.iter().filter(|s| s.applied_upto == s.committed_upto).collect();
+        for status in &applied {
+            if status.state_digest != applied[0].state_digest {
                 return Err(Violation::new(
                     6,
                     format!(
-                        "{} and {} committed up to {} with different state digests",
-                        status.member, first.member, status.committed_upto
+                        "{} and {} applied up to {} with different state digests",
+                        status.member, applied[0].member, status.committed_upto
                     ),
                 ));
             }
+        }
+        for status in live {
             if let Some(inc) = self.incarnations.get(&status.member) {
                 for view in &inc.views {
                     if let Some(&max) = self.max_commit_in_view.get(view) {
@@ -356,6 +405,21 @@ mod tests {
         let mut again = delivery(2, 1, 1, 1);
         again.message.attempt = 1;
         assert_eq!(c.on_deliver(member(1), &again).unwrap_err().guarantee, 4);
+    }
+
+    #[test]
+    fn a_refused_submission_must_not_be_ordered() {
+        let mut c = Checker::default();
+        c.on_submit(1, NodeId(1));
+        c.on_submit(2, NodeId(1));
+        c.on_reject(member(1), 1, RejectReason::Excluded).unwrap();
+        assert_eq!(c.on_deliver(member(2), &delivery(1, 1, 1, 1)).unwrap_err().guarantee, 4);
+        // Refused after it was ordered: just as wrong. An unknown outcome may go either way.
+        let mut c = Checker::default();
+        c.on_submit(2, NodeId(1));
+        c.on_deliver(member(2), &delivery(1, 1, 2, 2)).unwrap();
+        c.on_reject(member(1), 2, RejectReason::OutcomeUnknown).unwrap();
+        assert_eq!(c.on_reject(member(1), 2, RejectReason::Excluded).unwrap_err().guarantee, 4);
     }
 
     #[test]

@@ -14,10 +14,15 @@ use super::network::Network;
 use super::trace::Trace;
 use super::{RunReport, SimOptions};
 use crate::config::CoreConfig;
+use crate::config::Durability;
 use crate::core::{Core, Input, Output};
+use crate::ids::Seq;
 use crate::ids::{Member, NodeId};
+use crate::replication::workload::random_action;
+use crate::replication::{Checkpoint, Command, DvmState, Session, StateMachine};
 use crate::rng::Rng;
 use crate::time::Time;
+use crate::wire::Message;
 use crate::wire::PeerFrame;
 
 /// Something scheduled to happen.
@@ -97,6 +102,23 @@ struct SimNode {
     paused: bool,
     deferred: Vec<Event>,
     deadline: Time,
+    /// What survives a crash, by the run's durability.
+    disk: Disk,
+}
+
+/// A member's simulated data directory: its last stored checkpoint and the commands after it.
+#[derive(Default)]
+struct Disk {
+    checkpoint: Option<Checkpoint>,
+    log: Vec<Message>,
+}
+
+impl Disk {
+    /// The last seq it holds.
+    fn upto(&self) -> Seq {
+        let logged = self.log.last().map(|m| m.seq);
+        logged.or(self.checkpoint.as_ref().map(|c| c.seq)).unwrap_or(0)
+    }
 }
 
 /// The world of one run.
@@ -141,6 +163,7 @@ impl<'a> Cluster<'a> {
                     paused: false,
                     deferred: Vec::new(),
                     deadline: Time::NEVER,
+                    disk: Disk::default(),
                 })
                 .collect(),
             net: Network::new(options.latency, options.jitter),
@@ -181,12 +204,19 @@ impl<'a> Cluster<'a> {
             for _ in 0..self.options.messages {
                 tag += 1;
                 let at = Time(self.rng.below(window.max(1)));
-                let filler = self.rng.below(57) as usize;
-                let mut payload = vec![0u8; 8 + filler];
-                BigEndian::write_u64(&mut payload[..8], tag);
-                for byte in &mut payload[8..] {
-                    *byte = self.rng.next_u64() as u8;
-                }
+                let payload = if self.rng.below(100) < self.options.commands_percent {
+                    // The client id names the submission; each is a client of its own.
+                    let session = Session { client_id: tag, request: 1 };
+                    Command { session, action: random_action(&mut self.rng) }.encode()
+                } else {
+                    let filler = self.rng.below(57) as usize;
+                    let mut payload = vec![0u8; 8 + filler];
+                    BigEndian::write_u64(&mut payload[..8], tag);
+                    for byte in &mut payload[8..] {
+                        *byte = self.rng.next_u64() as u8;
+                    }
+                    payload
+                };
                 self.schedule(at, Event::Submit { node, tag, payload });
             }
         }
@@ -221,6 +251,7 @@ impl<'a> Cluster<'a> {
             violation,
             deliveries: self.checker.deliveries,
             commits: self.checker.commits,
+            checkpoints: self.checker.checkpoints(),
             virtual_time: self.now,
             views: std::mem::take(&mut self.views),
             first_fault: self.first_fault,
@@ -327,10 +358,7 @@ impl<'a> Cluster<'a> {
                 self.trace.record(self.now, node, "submit", tag, payload.len() as u64);
                 self.step(node, Input::Submit { tag, payload: payload.into() })
             }
-            Event::Fault(action) => {
-                self.fault(action);
-                Ok(())
-            }
+            Event::Fault(action) => self.fault(action),
         }
     }
 
@@ -341,7 +369,7 @@ impl<'a> Cluster<'a> {
         let node = self.node(id);
         let Some(core) = node.core.as_mut() else { return Ok(()) };
         core.step(now, input, &mut out);
-        let view = core.status().view.view;
+        let view = core.last_primary();
         node.deadline = core.next_deadline();
         // A core that was cut off rejoins as a new incarnation; outputs of this step are its.
         node.incarnation = core.me().incarnation;
@@ -377,8 +405,32 @@ impl<'a> Cluster<'a> {
                 }
                 self.checker.on_view(member, &info)?;
             }
-            Output::Rejected { tag, .. } => self.owned.retain(|&(_, t)| t != tag),
+            Output::Rejected { tag, reason } => {
+                self.owned.retain(|&(_, t)| t != tag);
+                self.checker.on_reject(member, tag, reason)?;
+            }
             Output::Left => {}
+            Output::Persist(message) => {
+                if self.options.durability == Durability::Fsync {
+                    self.node(id).disk.log.push(message);
+                }
+            }
+            Output::Checkpoint(checkpoint) => {
+                self.checker.on_checkpoint(member, &checkpoint)?;
+                if self.options.durability != Durability::Memory {
+                    let disk = &mut self.node(id).disk;
+                    disk.log.retain(|m| m.seq > checkpoint.seq);
+                    disk.checkpoint = Some(checkpoint);
+                }
+            }
+            Output::Restored(checkpoint) => {
+                self.checker.on_checkpoint(member, &checkpoint)?;
+                if self.options.durability != Durability::Memory {
+                    let disk = &mut self.node(id).disk;
+                    disk.log.clear();
+                    disk.checkpoint = Some(checkpoint);
+                }
+            }
         }
         Ok(())
     }
@@ -432,9 +484,26 @@ impl<'a> Cluster<'a> {
         config.bootstrap_wait = self.options.token_timeout * 5;
         config.seed = self.rng.next_u64();
         config.defect = self.options.defect;
+        config.hot = self.options.hot;
+        config.checkpoint_every = self.options.checkpoint_every;
+        config.checkpoint_interval = self.options.token_timeout * 5;
+        config.durability = self.options.durability;
+        let durability = self.options.durability;
         let node = self.node(id);
         node.incarnation = incarnation;
-        node.core = Some(Core::new(config));
+        let mut core = Core::with_machine(config, Box::new(DvmState::default()));
+        if durability != Durability::Memory && node.disk.upto() > 0 {
+            let checkpoint = node
+                .disk
+                .checkpoint
+                .clone()
+                .unwrap_or_else(|| Checkpoint { seq: 0, bytes: DvmState::default().snapshot() });
+            if let Err(e) = core.restore_durable(checkpoint, node.disk.log.clone()) {
+                // The simulated disk only holds what the core output, so this is a core bug.
+                panic!("{id}: the durable checkpoint does not restore: {e}");
+            }
+        }
+        node.core = Some(core);
         node.paused = false;
         node.deferred.clear();
         node.deadline = Time::NEVER;
@@ -443,9 +512,9 @@ impl<'a> Cluster<'a> {
         let _ = self.step(id, Input::Tick);
     }
 
-    fn crash(&mut self, id: NodeId) {
+    fn crash(&mut self, id: NodeId) -> Result<(), Violation> {
         if !self.alive(id) {
-            return;
+            return Ok(());
         }
         self.trace.record(self.now, id, "crash", 0, 0);
         let node = self.node(id);
@@ -462,8 +531,17 @@ impl<'a> Cluster<'a> {
         }
         if self.nodes.iter().all(|n| n.core.is_none()) {
             self.trace.record(self.now, id, "total-loss", 0, 0);
-            self.checker.on_total_loss();
+            let durable = (self.options.durability != Durability::Memory)
+                .then(|| self.nodes.iter().map(|n| n.disk.upto()).max().unwrap_or(0));
+            let lost = self.checker.on_total_loss(durable);
+            if lost > 0 && self.options.durability == Durability::Fsync {
+                return Err(Violation {
+                    guarantee: 6,
+                    detail: format!("a total loss with durable commands lost {lost} committed seqs"),
+                });
+            }
         }
+        Ok(())
     }
 
     fn resume(&mut self, id: NodeId) {
@@ -489,12 +567,12 @@ impl<'a> Cluster<'a> {
         }
     }
 
-    fn fault(&mut self, action: FaultAction) {
+    fn fault(&mut self, action: FaultAction) -> Result<(), Violation> {
         if !matches!(action, FaultAction::Heal) && self.first_fault.is_none() {
             self.first_fault = Some(self.now);
         }
         match action {
-            FaultAction::Crash(id) => self.crash(id),
+            FaultAction::Crash(id) => self.crash(id)?,
             FaultAction::Start(id) => self.start(id),
             FaultAction::BreakLink(a, b) => {
                 self.trace.record(self.now, a, "break-link", u64::from(b.0), 0);
@@ -549,6 +627,7 @@ impl<'a> Cluster<'a> {
                 }
             }
         }
+        Ok(())
     }
 
     fn execute_disconnect(&mut self, a: NodeId, b: NodeId) {
@@ -585,6 +664,11 @@ impl<'a> Cluster<'a> {
     }
 
     fn check_end(&mut self) -> Result<(), Violation> {
+        // Warm members rebuild the committed state from their checkpoint and tail: it must be
+        // the hot members' state exactly.
+        for core in self.nodes.iter_mut().filter_map(|n| n.core.as_mut()) {
+            core.catch_up();
+        }
         let live = self.live_statuses();
         self.checker.at_end(&live, &self.live_owned())
     }

@@ -10,6 +10,7 @@ mod checker;
 mod cluster;
 pub mod cost;
 mod faults;
+mod history;
 mod network;
 mod trace;
 
@@ -49,6 +50,14 @@ pub struct SimOptions {
     pub step_max: u64,
     /// A deliberate defect in every core, to prove the checker catches it.
     pub defect: crate::config::Defect,
+    /// Hot members per view (docs/PROTOCOL.md §7).
+    pub hot: usize,
+    /// Commits between checkpoints; small, so that runs take many and check each.
+    pub checkpoint_every: u64,
+    /// Percent of submissions that are DVM commands (mostly transactions); the rest are raw.
+    pub commands_percent: u64,
+    /// What restarted members get back from their simulated disks.
+    pub durability: crate::config::Durability,
 }
 
 impl Default for SimOptions {
@@ -66,6 +75,10 @@ impl Default for SimOptions {
             settle: Duration::from_secs(20),
             step_max: 5_000_000,
             defect: crate::config::Defect::None,
+            hot: crate::config::HOT_DEFAULT,
+            checkpoint_every: 16,
+            commands_percent: 50,
+            durability: crate::config::Durability::Memory,
         }
     }
 }
@@ -87,6 +100,8 @@ pub struct RunReport {
     pub deliveries: u64,
     /// Commits over all members.
     pub commits: u64,
+    /// Checkpoints checked against the history (guarantee 6).
+    pub checkpoints: u64,
     /// Virtual time at the end.
     pub virtual_time: Time,
     /// When each primary view was first installed, in order.

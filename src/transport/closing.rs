@@ -97,13 +97,19 @@ impl EventLoop {
         let report = !matches!(why, Why::Disconnect | Why::Shutdown);
         match conn.role {
             Role::Unknown { .. } | Role::Accepting { .. } => {}
-            Role::Dialing { peer, .. } => {
+            Role::Dialing { peer, connected, .. } => {
+                let crossed = connected && peer < me && matches!(why, Why::Eof);
+                let wait = self.config.dial_timeout;
                 let slot = self.slots.entry(peer).or_default();
                 if slot.dial == Some(token) {
                     slot.dial = None;
                 }
                 if report && slot.link.is_none() && !matches!(why, Why::Duplicate) {
-                    self.emit(Event::LinkDown { peer });
+                    if crossed && slot.awaiting.is_none() {
+                        slot.awaiting = Some(std::time::Instant::now() + wait);
+                    } else {
+                        self.emit(Event::LinkDown { peer });
+                    }
                 }
             }
             Role::Peer { member, .. } => {

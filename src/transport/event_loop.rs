@@ -19,7 +19,7 @@ use super::counters::Counters;
 use super::{ClientId, Command, Event, TransportConfig};
 use crate::error::{DecodeError, Error};
 use crate::ids::NodeId;
-use crate::wire::{self, ClientRequest, Frame, PeerFrame, FRAME_BYTES_MAX};
+use crate::wire::{self, Frame, PeerFrame, FRAME_BYTES_MAX};
 
 pub(super) const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -41,6 +41,10 @@ const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 pub(super) struct Slot {
     pub(super) link: Option<Token>,
     pub(super) dial: Option<Token>,
+    /// Our dial was closed by a lower-id peer during the handshake, most likely because its own
+    /// dial crossed ours and won (docs/PROTOCOL.md §2): its link is expected by this time, and
+    /// only if it does not come is the link reported down.
+    pub(super) awaiting: Option<Instant>,
 }
 
 pub(super) struct EventLoop {
@@ -191,9 +195,10 @@ impl EventLoop {
 
     /// Hands an event to the protocol thread, or queues it if its channel is full.
     pub(super) fn emit(&mut self, event: Event) {
-        if let Event::Request { request: ClientRequest::Broadcast { payload, .. }, .. } = &event {
+        if let Event::Request { request, .. } = &event {
             // Taken off again by the protocol thread when it receives the event.
-            self.counters.client_bytes_queued.fetch_add(payload.len(), std::sync::atomic::Ordering::Relaxed);
+            let bytes = request.data_bytes();
+            self.counters.client_bytes_queued.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
         }
         if !self.backlog.is_empty() {
             self.backlog.push_back(event);
@@ -491,6 +496,7 @@ impl EventLoop {
                 Role::Client { .. } => conn.partial_since.map(|since| since + super::CLIENT_STALL_TIMEOUT),
                 role => role.deadline(),
             })
+            .chain(self.slots.values().filter_map(|slot| slot.awaiting))
             .min()
     }
 
@@ -517,6 +523,19 @@ impl EventLoop {
             };
             Counters::bump(counter);
             self.close(token, Why::Failed(why.into()));
+        }
+        let mut gave_up = Vec::new();
+        for (&peer, slot) in self.slots.iter_mut() {
+            if slot.awaiting.is_some_and(|at| now >= at) {
+                slot.awaiting = None;
+                if slot.link.is_none() && slot.dial.is_none() {
+                    gave_up.push(peer);
+                }
+            }
+        }
+        for peer in gave_up {
+            log::warn!("{} transport: {peer} closed our dial and did not dial back", self.config.me.id);
+            self.emit(Event::LinkDown { peer });
         }
     }
 }

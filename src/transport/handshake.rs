@@ -96,8 +96,9 @@ impl EventLoop {
             return self.emit(Event::LinkDown { peer });
         };
         let slot = self.slots.entry(peer).or_default();
-        if slot.link.is_some() || slot.dial.is_some() {
-            // The link is up (its LinkUp is on its way) or a dial is already running.
+        if slot.link.is_some() || slot.dial.is_some() || slot.awaiting.is_some() {
+            // The link is up (its LinkUp is on its way), a dial is already running, or the
+            // peer's crossing dial is expected (`Slot::awaiting`).
             return;
         }
         let nonce = match auth::fresh_nonce() {
@@ -154,10 +155,7 @@ impl EventLoop {
             }
             Frame::Request(request) => {
                 // Tell the client why, so its operator does not have to read this node's log.
-                let number = match request {
-                    wire::ClientRequest::Broadcast { request, .. }
-                    | wire::ClientRequest::Status { request } => request,
-                };
+                let number = request.number();
                 let message = "this cluster requires its key: give the client --key-file".to_string();
                 self.refuse_client(token, number, message);
                 self.fail(token, Failure::Refused, "a client request without the key's handshake".into());
@@ -285,7 +283,9 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         conn.role = Role::Peer { member: from, dialled_by: from.id };
         log::info!("{} transport: link to {from} up (accepted from {})", me.id, conn.addr);
-        self.slots.entry(from.id).or_default().link = Some(token);
+        let slot = self.slots.entry(from.id).or_default();
+        slot.link = Some(token);
+        slot.awaiting = None;
         self.emit(Event::LinkUp { peer: from });
     }
 
@@ -368,7 +368,9 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         conn.role = Role::Peer { member: from, dialled_by: me };
         log::info!("{me} transport: link to {from} up (dialled {})", conn.addr);
-        self.slots.entry(peer).or_default().link = Some(token);
+        let slot = self.slots.entry(peer).or_default();
+        slot.link = Some(token);
+        slot.awaiting = None;
         self.emit(Event::LinkUp { peer: from });
     }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use super::bytes::put_u32;
 use super::codec::{Frame, FrameKind};
 use super::frame::{
-    AuthMode, ClientReply, ClientRequest, Data, ErrorCode, Message, NodeStatus, Payload, PeerFrame, Promise,
-    Proposal, Token,
+    AuthMode, ClientReply, ClientRequest, Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus,
+    Payload, PeerFrame, Promise, Proposal, StandbyRole, Token, WatchEvent, WatchKind,
 };
 use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId};
 use crate::rng::Rng;
@@ -179,18 +179,73 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
                     state_digest: number(rng),
                     delivery_digest: number(rng),
                     rotations: number(rng),
+                    revision: number(rng),
+                    rotation_millihertz: number(rng),
+                    role: [StandbyRole::None, StandbyRole::Hot, StandbyRole::Warm][rng.below(3) as usize],
+                    last_checkpoint: number(rng),
                 },
             })
         }
         FrameKind::Error => {
-            const CODES: [ErrorCode; 4] =
-                [ErrorCode::Busy, ErrorCode::NoQuorum, ErrorCode::BadRequest, ErrorCode::ShuttingDown];
+            const CODES: [ErrorCode; 6] = [
+                ErrorCode::Busy,
+                ErrorCode::NoQuorum,
+                ErrorCode::BadRequest,
+                ErrorCode::ShuttingDown,
+                ErrorCode::OutcomeUnknown,
+                ErrorCode::Compacted,
+            ];
             return Frame::Reply(ClientReply::Error {
                 request: number(rng),
-                code: CODES[rng.below(4) as usize],
+                code: CODES[rng.below(CODES.len() as u64) as usize],
                 message: random_text(rng),
             });
         }
+        FrameKind::Execute => {
+            return Frame::Request(ClientRequest::Execute {
+                request: number(rng),
+                consistency: if rng.chance(1, 2) { Consistency::Linearizable } else { Consistency::Stale },
+                command: random_payload(rng, 100),
+            })
+        }
+        FrameKind::Watch => {
+            return Frame::Request(ClientRequest::Watch {
+                request: number(rng),
+                prefix: random_payload(rng, 20),
+                from: number(rng),
+            })
+        }
+        FrameKind::MembersRequest => return Frame::Request(ClientRequest::Members { request: number(rng) }),
+        FrameKind::LeaveRequest => return Frame::Request(ClientRequest::Leave { request: number(rng) }),
+        FrameKind::Executed => {
+            return Frame::Reply(ClientReply::Executed {
+                request: number(rng),
+                seq: number(rng),
+                outcome: random_payload(rng, 100),
+            })
+        }
+        FrameKind::Events => {
+            let events = (0..rng.below(4))
+                .map(|_| WatchEvent {
+                    revision: number(rng),
+                    kind: if rng.chance(1, 2) { WatchKind::Put } else { WatchKind::Delete },
+                    key: random_payload(rng, 20),
+                    value: random_payload(rng, 40),
+                })
+                .collect();
+            return Frame::Reply(ClientReply::Events { request: number(rng), revision: number(rng), events });
+        }
+        FrameKind::MembersReply => {
+            let members = (0..rng.below(5))
+                .map(|_| MemberInfo {
+                    id: NodeId(number(rng) as u16),
+                    addr: random_text(rng),
+                    incarnation: number(rng),
+                })
+                .collect();
+            return Frame::Reply(ClientReply::Members { request: number(rng), members });
+        }
+        FrameKind::Leaving => return Frame::Reply(ClientReply::Leaving { request: number(rng) }),
     };
     Frame::Peer(peer)
 }

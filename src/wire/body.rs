@@ -13,8 +13,8 @@ use super::bytes::{
 };
 use super::codec::{Frame, FrameKind};
 use super::frame::{
-    AuthMode, ClientReply, ClientRequest, Data, ErrorCode, Message, NodeStatus, Payload, PeerFrame, Promise,
-    Proposal, Token,
+    AuthMode, ClientReply, ClientRequest, Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus,
+    Payload, PeerFrame, Promise, Proposal, StandbyRole, Token, WatchEvent, WatchKind,
 };
 use crate::error::DecodeError;
 use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId};
@@ -26,6 +26,10 @@ const SEQ_BYTES: usize = 8;
 const BACKLOG_BYTES: usize = 4;
 /// The smallest encoded `Message`: seq, id, attempt and an empty payload.
 const MESSAGE_BYTES_MIN: usize = 8 + (2 + 8 + 8) + 2 + 4;
+/// The smallest encoded `WatchEvent`: revision, kind, empty key and value.
+const WATCH_EVENT_BYTES_MIN: usize = 8 + 1 + 4 + 4;
+/// The smallest encoded `MemberInfo`: id, empty address, incarnation.
+const MEMBER_INFO_BYTES_MIN: usize = 2 + 2 + 8;
 
 /// The kind byte of a peer frame.
 pub(super) fn peer_kind(frame: &PeerFrame) -> FrameKind {
@@ -57,6 +61,10 @@ pub(super) fn request_kind(request: &ClientRequest) -> FrameKind {
     match request {
         ClientRequest::Broadcast { .. } => FrameKind::Broadcast,
         ClientRequest::Status { .. } => FrameKind::StatusRequest,
+        ClientRequest::Execute { .. } => FrameKind::Execute,
+        ClientRequest::Watch { .. } => FrameKind::Watch,
+        ClientRequest::Members { .. } => FrameKind::MembersRequest,
+        ClientRequest::Leave { .. } => FrameKind::LeaveRequest,
     }
 }
 
@@ -66,6 +74,10 @@ pub(super) fn reply_kind(reply: &ClientReply) -> FrameKind {
         ClientReply::Committed { .. } => FrameKind::Committed,
         ClientReply::Status { .. } => FrameKind::StatusReply,
         ClientReply::Error { .. } => FrameKind::Error,
+        ClientReply::Executed { .. } => FrameKind::Executed,
+        ClientReply::Events { .. } => FrameKind::Events,
+        ClientReply::Members { .. } => FrameKind::MembersReply,
+        ClientReply::Leaving { .. } => FrameKind::Leaving,
     }
 }
 
@@ -218,6 +230,49 @@ pub(super) fn get_body(kind: FrameKind, r: &mut Reader<'_>) -> Result<Frame, Dec
         FrameKind::StatusRequest => {
             return Ok(Frame::Request(ClientRequest::Status { request: r.u64("status_request.request")? }))
         }
+        FrameKind::Execute => {
+            return Ok(Frame::Request(ClientRequest::Execute {
+                request: r.u64("execute.request")?,
+                consistency: get_consistency(r, "execute.consistency")?,
+                command: get_payload(r, "execute.command")?,
+            }))
+        }
+        FrameKind::Watch => {
+            return Ok(Frame::Request(ClientRequest::Watch {
+                request: r.u64("watch.request")?,
+                prefix: get_payload(r, "watch.prefix")?,
+                from: r.u64("watch.from")?,
+            }))
+        }
+        FrameKind::MembersRequest => {
+            return Ok(Frame::Request(ClientRequest::Members { request: r.u64("members_request.request")? }))
+        }
+        FrameKind::LeaveRequest => {
+            return Ok(Frame::Request(ClientRequest::Leave { request: r.u64("leave_request.request")? }))
+        }
+        FrameKind::Executed => {
+            return Ok(Frame::Reply(ClientReply::Executed {
+                request: r.u64("executed.request")?,
+                seq: r.u64("executed.seq")?,
+                outcome: get_payload(r, "executed.outcome")?,
+            }))
+        }
+        FrameKind::Events => {
+            return Ok(Frame::Reply(ClientReply::Events {
+                request: r.u64("events.request")?,
+                revision: r.u64("events.revision")?,
+                events: get_vec(r, WATCH_EVENT_BYTES_MIN, "events.events", get_watch_event)?,
+            }))
+        }
+        FrameKind::MembersReply => {
+            return Ok(Frame::Reply(ClientReply::Members {
+                request: r.u64("members_reply.request")?,
+                members: get_vec(r, MEMBER_INFO_BYTES_MIN, "members_reply.members", get_member_info)?,
+            }))
+        }
+        FrameKind::Leaving => {
+            return Ok(Frame::Reply(ClientReply::Leaving { request: r.u64("leaving.request")? }))
+        }
         FrameKind::Committed => {
             return Ok(Frame::Reply(ClientReply::Committed {
                 request: r.u64("committed.request")?,
@@ -248,7 +303,19 @@ pub(super) fn put_request(out: &mut Vec<u8>, request: &ClientRequest) {
             put_u64(out, *request);
             put_bytes_u32(out, payload);
         }
-        ClientRequest::Status { request } => put_u64(out, *request),
+        ClientRequest::Execute { request, consistency, command } => {
+            put_u64(out, *request);
+            put_u8(out, consistency_byte(*consistency));
+            put_bytes_u32(out, command);
+        }
+        ClientRequest::Watch { request, prefix, from } => {
+            put_u64(out, *request);
+            put_bytes_u32(out, prefix);
+            put_u64(out, *from);
+        }
+        ClientRequest::Status { request }
+        | ClientRequest::Members { request }
+        | ClientRequest::Leave { request } => put_u64(out, *request),
     }
 }
 
@@ -268,6 +335,95 @@ pub(super) fn put_reply(out: &mut Vec<u8>, reply: &ClientReply) {
             put_u8(out, error_code_byte(*code));
             put_str_u16(out, message);
         }
+        ClientReply::Executed { request, seq, outcome } => {
+            put_u64(out, *request);
+            put_u64(out, *seq);
+            put_bytes_u32(out, outcome);
+        }
+        ClientReply::Events { request, revision, events } => {
+            put_u64(out, *request);
+            put_u64(out, *revision);
+            put_count(out, events.len());
+            for event in events {
+                put_u64(out, event.revision);
+                put_u8(out, watch_kind_byte(event.kind));
+                put_bytes_u32(out, &event.key);
+                put_bytes_u32(out, &event.value);
+            }
+        }
+        ClientReply::Members { request, members } => {
+            put_u64(out, *request);
+            put_count(out, members.len());
+            for member in members {
+                put_u16(out, member.id.0);
+                put_str_u16(out, &member.addr);
+                put_u64(out, member.incarnation);
+            }
+        }
+        ClientReply::Leaving { request } => put_u64(out, *request),
+    }
+}
+
+/// The byte of a consistency level; 0 is unused, like every enum byte here.
+fn consistency_byte(consistency: Consistency) -> u8 {
+    match consistency {
+        Consistency::Linearizable => 1,
+        Consistency::Stale => 2,
+    }
+}
+
+fn get_consistency(r: &mut Reader<'_>, field: &'static str) -> Result<Consistency, DecodeError> {
+    match r.u8(field)? {
+        1 => Ok(Consistency::Linearizable),
+        2 => Ok(Consistency::Stale),
+        other => Err(invalid(field, format!("unknown consistency {other}"))),
+    }
+}
+
+fn watch_kind_byte(kind: WatchKind) -> u8 {
+    match kind {
+        WatchKind::Put => 1,
+        WatchKind::Delete => 2,
+    }
+}
+
+fn get_watch_event(r: &mut Reader<'_>) -> Result<WatchEvent, DecodeError> {
+    let revision = r.u64("event.revision")?;
+    let kind = match r.u8("event.kind")? {
+        1 => WatchKind::Put,
+        2 => WatchKind::Delete,
+        other => return Err(invalid("event.kind", format!("unknown event kind {other}"))),
+    };
+    Ok(WatchEvent {
+        revision,
+        kind,
+        key: get_payload(r, "event.key")?,
+        value: get_payload(r, "event.value")?,
+    })
+}
+
+fn get_member_info(r: &mut Reader<'_>) -> Result<MemberInfo, DecodeError> {
+    Ok(MemberInfo {
+        id: NodeId(r.u16("member.id")?),
+        addr: r.str_u16("member.addr")?.to_owned(),
+        incarnation: r.u64("member.incarnation")?,
+    })
+}
+
+fn standby_role_byte(role: StandbyRole) -> u8 {
+    match role {
+        StandbyRole::None => 1,
+        StandbyRole::Hot => 2,
+        StandbyRole::Warm => 3,
+    }
+}
+
+fn get_standby_role(r: &mut Reader<'_>, field: &'static str) -> Result<StandbyRole, DecodeError> {
+    match r.u8(field)? {
+        1 => Ok(StandbyRole::None),
+        2 => Ok(StandbyRole::Hot),
+        3 => Ok(StandbyRole::Warm),
+        other => Err(invalid(field, format!("unknown role {other}"))),
     }
 }
 
@@ -278,6 +434,8 @@ fn error_code_byte(code: ErrorCode) -> u8 {
         ErrorCode::NoQuorum => 2,
         ErrorCode::BadRequest => 3,
         ErrorCode::ShuttingDown => 4,
+        ErrorCode::OutcomeUnknown => 5,
+        ErrorCode::Compacted => 6,
     }
 }
 
@@ -287,6 +445,8 @@ fn get_error_code(r: &mut Reader<'_>, field: &'static str) -> Result<ErrorCode, 
         2 => Ok(ErrorCode::NoQuorum),
         3 => Ok(ErrorCode::BadRequest),
         4 => Ok(ErrorCode::ShuttingDown),
+        5 => Ok(ErrorCode::OutcomeUnknown),
+        6 => Ok(ErrorCode::Compacted),
         other => Err(invalid(field, format!("unknown error code {other}"))),
     }
 }
@@ -487,6 +647,10 @@ fn put_status(out: &mut Vec<u8>, status: &NodeStatus) {
     put_u64(out, status.state_digest);
     put_u64(out, status.delivery_digest);
     put_u64(out, status.rotations);
+    put_u64(out, status.revision);
+    put_u64(out, status.rotation_millihertz);
+    put_u8(out, standby_role_byte(status.role));
+    put_u64(out, status.last_checkpoint);
 }
 
 fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
@@ -500,5 +664,9 @@ fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
         state_digest: r.u64("status.state_digest")?,
         delivery_digest: r.u64("status.delivery_digest")?,
         rotations: r.u64("status.rotations")?,
+        revision: r.u64("status.revision")?,
+        rotation_millihertz: r.u64("status.rotation_millihertz")?,
+        role: get_standby_role(r, "status.role")?,
+        last_checkpoint: r.u64("status.last_checkpoint")?,
     })
 }

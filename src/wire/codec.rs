@@ -78,17 +78,33 @@ pub enum FrameKind {
     Broadcast = 64,
     /// `ClientRequest::Status`.
     StatusRequest = 65,
+    /// `ClientRequest::Execute`.
+    Execute = 66,
+    /// `ClientRequest::Watch`.
+    Watch = 67,
+    /// `ClientRequest::Members`.
+    MembersRequest = 68,
+    /// `ClientRequest::Leave`.
+    LeaveRequest = 69,
     /// `ClientReply::Committed`.
     Committed = 96,
     /// `ClientReply::Status`.
     StatusReply = 97,
     /// `ClientReply::Error`.
     Error = 98,
+    /// `ClientReply::Executed`.
+    Executed = 99,
+    /// `ClientReply::Events`.
+    Events = 100,
+    /// `ClientReply::Members`.
+    MembersReply = 101,
+    /// `ClientReply::Leaving`.
+    Leaving = 102,
 }
 
 impl FrameKind {
     /// Every kind, in byte order.
-    pub const ALL: [FrameKind; 24] = [
+    pub const ALL: [FrameKind; 32] = [
         FrameKind::Hello,
         FrameKind::HelloAck,
         FrameKind::Heartbeat,
@@ -110,9 +126,17 @@ impl FrameKind {
         FrameKind::Proof,
         FrameKind::Broadcast,
         FrameKind::StatusRequest,
+        FrameKind::Execute,
+        FrameKind::Watch,
+        FrameKind::MembersRequest,
+        FrameKind::LeaveRequest,
         FrameKind::Committed,
         FrameKind::StatusReply,
         FrameKind::Error,
+        FrameKind::Executed,
+        FrameKind::Events,
+        FrameKind::MembersReply,
+        FrameKind::Leaving,
     ];
 
     /// The kind whose byte is `byte`, if any.
@@ -251,7 +275,10 @@ mod tests {
     use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId};
     use crate::rng::Rng;
     use crate::wire::arbitrary::{mutate, random_frame, random_message, random_promise, seal};
-    use crate::wire::frame::{AuthMode, Data, ErrorCode, Message, NodeStatus, Promise, Proposal, Token};
+    use crate::wire::frame::{
+        AuthMode, Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus, Promise, Proposal,
+        StandbyRole, Token, WatchEvent, WatchKind,
+    };
 
     fn encode(frame: &Frame) -> Vec<u8> {
         let mut out = Vec::new();
@@ -530,12 +557,95 @@ mod tests {
                         state_digest: 0x1122_3344_5566_7788,
                         delivery_digest: 0x99aa_bbcc_ddee_ff00,
                         rotations: 0x0c,
+                        revision: 0x0d,
+                        rotation_millihertz: 4000,
+                        role: StandbyRole::Hot,
+                        last_checkpoint: 0x20,
                     },
                 }),
-                "00000061 01 61  000000000000002b  0002 0000000000000007  0000000000000005  01
+                "0000007a 01 61  000000000000002b  0002 0000000000000007  0000000000000005  01
                  00000002 0001 0000000000000006 0002 0000000000000007
                  0000000000000030 0000000000000021 1122334455667788 99aabbccddeeff00
-                 000000000000000c  4ec0ed08",
+                 000000000000000c  000000000000000d 0000000000000fa0 02 0000000000000020  b968e6fe",
+            ),
+            (
+                "execute",
+                Frame::Request(ClientRequest::Execute {
+                    request: 0x2d,
+                    consistency: Consistency::Linearizable,
+                    command: Arc::from(&[1, 2, 3][..]),
+                }),
+                "00000016 01 42  000000000000002d 01 00000003 010203  066f1f14",
+            ),
+            (
+                "watch",
+                Frame::Request(ClientRequest::Watch {
+                    request: 0x2e,
+                    prefix: Arc::from(&b"k/"[..]),
+                    from: 7,
+                }),
+                "0000001c 01 43  000000000000002e 00000002 6b2f 0000000000000007  863a3776",
+            ),
+            (
+                "members_request",
+                Frame::Request(ClientRequest::Members { request: 0x2f }),
+                "0000000e 01 44  000000000000002f  24e76c1a",
+            ),
+            (
+                "leave_request",
+                Frame::Request(ClientRequest::Leave { request: 0x30 }),
+                "0000000e 01 45  0000000000000030  be9475ac",
+            ),
+            (
+                "executed",
+                Frame::Reply(ClientReply::Executed {
+                    request: 0x2d,
+                    seq: 0x21,
+                    outcome: Arc::from(&[3, 0, 0, 0, 0, 0, 0, 1, 2][..]),
+                }),
+                "00000023 01 63  000000000000002d 0000000000000021 00000009 030000000000000102  c2e572fb",
+            ),
+            (
+                "events",
+                Frame::Reply(ClientReply::Events {
+                    request: 0x2e,
+                    revision: 9,
+                    events: vec![
+                        WatchEvent {
+                            revision: 8,
+                            kind: WatchKind::Put,
+                            key: Arc::from(&b"k/a"[..]),
+                            value: Arc::from(&b"1"[..]),
+                        },
+                        WatchEvent {
+                            revision: 9,
+                            kind: WatchKind::Delete,
+                            key: Arc::from(&b"k/b"[..]),
+                            value: Arc::from(&b""[..]),
+                        },
+                    ],
+                }),
+                "00000043 01 64  000000000000002e 0000000000000009 00000002
+                 0000000000000008 01 00000003 6b2f61 00000001 31
+                 0000000000000009 02 00000003 6b2f62 00000000  a1a32b06",
+            ),
+            (
+                "members_reply",
+                Frame::Reply(ClientReply::Members {
+                    request: 0x2f,
+                    members: vec![
+                        MemberInfo { id: NodeId(1), addr: "127.0.0.1:7101".into(), incarnation: 6 },
+                        MemberInfo { id: NodeId(2), addr: "127.0.0.1:7102".into(), incarnation: 0 },
+                    ],
+                }),
+                "00000046 01 65  000000000000002f 00000002
+                 0001 000e 3132372e302e302e313a37313031 0000000000000006
+                 0002 000e 3132372e302e302e313a37313032 0000000000000000  27be29d3",
+            ),
+            (
+                "leaving",
+                Frame::Reply(ClientReply::Leaving { request: 0x30 }),
+                "0000000e 01 66  0000000000000030  05e8cbca",
             ),
             (
                 "error_busy",
@@ -556,6 +666,16 @@ mod tests {
                 "error_shutting_down",
                 error(ErrorCode::ShuttingDown, "bye"),
                 "00000014 01 62  000000000000002c  04  0003 627965  a124d880",
+            ),
+            (
+                "error_outcome_unknown",
+                error(ErrorCode::OutcomeUnknown, "unknown"),
+                "00000018 01 62  000000000000002c  05  0007 756e6b6e6f776e  25aa9bf2",
+            ),
+            (
+                "error_compacted",
+                error(ErrorCode::Compacted, ""),
+                "00000011 01 62  000000000000002c  06  0000  f8e201a4",
             ),
         ]
     }
@@ -590,7 +710,14 @@ mod tests {
         assert_eq!(kinds, all, "every frame kind has a golden case");
         assert_eq!(
             codes,
-            [ErrorCode::Busy, ErrorCode::NoQuorum, ErrorCode::BadRequest, ErrorCode::ShuttingDown]
+            [
+                ErrorCode::Busy,
+                ErrorCode::NoQuorum,
+                ErrorCode::BadRequest,
+                ErrorCode::ShuttingDown,
+                ErrorCode::OutcomeUnknown,
+                ErrorCode::Compacted
+            ]
         );
     }
 
@@ -598,7 +725,7 @@ mod tests {
     fn kind_bytes_follow_the_peer_frame_order_then_requests_then_replies() {
         let bytes: Vec<u8> = FrameKind::ALL.iter().map(|kind| *kind as u8).collect();
         let mut expected: Vec<u8> = (1..=19).collect();
-        expected.extend([64, 65, 96, 97, 98]);
+        expected.extend([64, 65, 66, 67, 68, 69, 96, 97, 98, 99, 100, 101, 102]);
         assert_eq!(bytes, expected);
         for byte in 0..=u8::MAX {
             assert_eq!(
@@ -770,7 +897,7 @@ mod tests {
                 Err(DecodeError::Invalid { field: "version", .. })
             ));
         }
-        for kind in [0, 20, 63, 66, 95, 99, 255] {
+        for kind in [0, 20, 63, 70, 95, 103, 255] {
             assert!(matches!(
                 decode(&seal(VERSION, kind, &[])),
                 Err(DecodeError::Invalid { field: "kind", .. })
@@ -807,7 +934,7 @@ mod tests {
             Err(DecodeError::Invalid { field: "promise.accepted", .. })
         ));
 
-        for code in [0, 5, 255] {
+        for code in [0, 7, 255] {
             let mut body = golden_body("error_busy");
             body[8] = code;
             assert!(matches!(

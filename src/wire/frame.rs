@@ -276,6 +276,102 @@ pub enum ClientRequest {
         /// Client-chosen request number, echoed in the reply.
         request: u64,
     },
+    /// Run one state machine command (put, get, delete, range, transaction); answered with
+    /// `ClientReply::Executed` (docs/PROTOCOL.md §8).
+    Execute {
+        /// Client-chosen request number, echoed in the reply.
+        request: u64,
+        /// Whether a read may be served from the node's local state.
+        consistency: Consistency,
+        /// An encoded `replication::Command`, which carries the client session.
+        command: Payload,
+    },
+    /// Stream the committed changes of keys under `prefix`, from revision `from` on.
+    Watch {
+        /// Client-chosen request number, echoed in every `ClientReply::Events`.
+        request: u64,
+        /// The key prefix (empty: every key).
+        prefix: Payload,
+        /// The first revision wanted; 0 means the changes after the current revision.
+        from: u64,
+    },
+    /// Ask for the configured members and their addresses.
+    Members {
+        /// Client-chosen request number, echoed in the reply.
+        request: u64,
+    },
+    /// Ask the node to leave the group cleanly and stop.
+    Leave {
+        /// Client-chosen request number, echoed in the reply.
+        request: u64,
+    },
+}
+
+impl ClientRequest {
+    /// The client-chosen request number its reply carries.
+    pub fn number(&self) -> u64 {
+        match self {
+            ClientRequest::Broadcast { request, .. }
+            | ClientRequest::Status { request }
+            | ClientRequest::Execute { request, .. }
+            | ClientRequest::Watch { request, .. }
+            | ClientRequest::Members { request }
+            | ClientRequest::Leave { request } => *request,
+        }
+    }
+
+    /// Bytes of client data it holds (payload, command or prefix): what a node waiting to serve
+    /// it keeps in memory beyond the fixed fields.
+    pub fn data_bytes(&self) -> usize {
+        match self {
+            ClientRequest::Broadcast { payload: data, .. }
+            | ClientRequest::Execute { command: data, .. }
+            | ClientRequest::Watch { prefix: data, .. } => data.len(),
+            ClientRequest::Status { .. } | ClientRequest::Members { .. } | ClientRequest::Leave { .. } => 0,
+        }
+    }
+}
+
+/// How a read request may be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    /// Ordered through the ring: the read sees every write committed before it was sent.
+    Linearizable,
+    /// Served from the answering member's state, which may lag the primary history.
+    Stale,
+}
+
+/// One committed change of one key, as a watch streams it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchEvent {
+    /// The revision of the change.
+    pub revision: u64,
+    /// Whether the key was written or removed.
+    pub kind: WatchKind,
+    /// The key.
+    pub key: Payload,
+    /// The new value (empty for a removal).
+    pub value: Payload,
+}
+
+/// What happened to a watched key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchKind {
+    /// Created or overwritten.
+    Put,
+    /// Removed.
+    Delete,
+}
+
+/// One configured member as a node reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// The member's id.
+    pub id: NodeId,
+    /// Where it listens for peers and clients, as configured.
+    pub addr: String,
+    /// Its incarnation in the answering node's view, 0 if it is not in that view.
+    pub incarnation: u64,
 }
 
 /// A node's answer to a client.
@@ -294,6 +390,36 @@ pub enum ClientReply {
         request: u64,
         /// The status.
         status: NodeStatus,
+    },
+    /// The outcome of an `Execute`.
+    Executed {
+        /// The request answered.
+        request: u64,
+        /// The seq the command committed at; 0 for a stale read served locally.
+        seq: Seq,
+        /// An encoded `replication::Outcome`.
+        outcome: Payload,
+    },
+    /// Committed changes for a watch; the first (possibly empty) batch confirms the watch.
+    Events {
+        /// The watch request.
+        request: u64,
+        /// The node's revision when the batch was sent: every change up to it has been streamed.
+        revision: u64,
+        /// The changes, in revision order.
+        events: Vec<WatchEvent>,
+    },
+    /// The configured members.
+    Members {
+        /// The request answered.
+        request: u64,
+        /// Every configured member, by id.
+        members: Vec<MemberInfo>,
+    },
+    /// The node has started to leave the group.
+    Leaving {
+        /// The request answered.
+        request: u64,
     },
     /// The request failed.
     Error {
@@ -317,6 +443,11 @@ pub enum ErrorCode {
     BadRequest,
     /// The node is shutting down.
     ShuttingDown,
+    /// The request was ordered but the node lost its place in the primary view before it saw
+    /// the outcome: it may or may not have committed.
+    OutcomeUnknown,
+    /// A watch asked for revisions the node no longer (or never) held in its change history.
+    Compacted,
 }
 
 /// A node's view of itself, for `status` and for the demo's verification.
@@ -340,4 +471,23 @@ pub struct NodeStatus {
     pub delivery_digest: u64,
     /// Token rotations seen.
     pub rotations: u64,
+    /// The state machine's revision (changing commands applied).
+    pub revision: u64,
+    /// Token rotations per second over the last few seconds, in thousandths.
+    pub rotation_millihertz: u64,
+    /// This member's standby role.
+    pub role: StandbyRole,
+    /// The seq of this member's last checkpoint, 0 if it has taken none.
+    pub last_checkpoint: Seq,
+}
+
+/// A member's standby role as reported in its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StandbyRole {
+    /// Not in a view: applies nothing.
+    None,
+    /// Applies every commit as it happens.
+    Hot,
+    /// Holds checkpoints and the log after them.
+    Warm,
 }

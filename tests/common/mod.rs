@@ -6,13 +6,11 @@
 
 #![allow(dead_code)]
 
-#[path = "../ports/mod.rs"]
-mod ports;
-
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -50,9 +48,38 @@ pub fn init_logging() {
     });
 }
 
-/// `count` distinct loopback addresses whose ports were free a moment ago (`ports::free_addrs`).
+/// `count` distinct loopback addresses whose ports were free a moment ago.
+///
+/// They come from below the kernel's ephemeral range, so that between this check and the node's
+/// own bind no outgoing connection or `bind(:0)` (a proxy, a client) can take them; each test
+/// binary starts at its own offset so that binaries running side by side rarely meet.
 pub fn free_ports(count: usize) -> Vec<SocketAddr> {
-    ports::free_addrs(count)
+    const LOW: u16 = 10_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let high = ephemeral_low().saturating_sub(1).max(LOW + 1000);
+    let span = u32::from(high - LOW);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    let mut listeners = Vec::with_capacity(count);
+    for step in 0..span {
+        if listeners.len() == count {
+            break;
+        }
+        let bump = u32::from(NEXT.fetch_add(1, Ordering::Relaxed));
+        let port = LOW + ((start + step + bump) % span) as u16;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            listeners.push(listener);
+        }
+    }
+    assert_eq!(listeners.len(), count, "no {count} free ports below the ephemeral range");
+    listeners.iter().map(|l| l.local_addr().unwrap()).collect()
+}
+
+/// The first port of the kernel's ephemeral range (Linux), or the IANA default elsewhere.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
+        .unwrap_or(49_152)
 }
 
 /// Polls `done` every `step` until it holds, at most `steps_max` times and until `deadline`.
@@ -114,6 +141,12 @@ pub struct Nodes {
     pub delivery_logs: bool,
     /// `--key-file` for every member, when set.
     pub key_file: Option<PathBuf>,
+    /// More flags for every member (roles, checkpoints).
+    pub flags: Vec<String>,
+    /// `--durability` for every member, each with its own `data_dir`.
+    pub durability: Option<&'static str>,
+    /// `RUST_LOG` for the members, when the test reads their logs.
+    pub rust_log: Option<&'static str>,
     children: BTreeMap<NodeId, Child>,
     /// Members paused with SIGSTOP; resumed before any other signal so they can exit.
     paused: BTreeSet<NodeId>,
@@ -131,6 +164,9 @@ impl Nodes {
             token_timeout: None,
             delivery_logs: false,
             key_file: None,
+            flags: Vec::new(),
+            durability: None,
+            rust_log: None,
             children: BTreeMap::new(),
             paused: BTreeSet::new(),
             log_dir,
@@ -154,11 +190,20 @@ impl Nodes {
         if let Some(key_file) = &self.key_file {
             extra.extend(["--key-file".to_string(), key_file.display().to_string()]);
         }
+        extra.extend(self.flags.iter().cloned());
+        if let Some(durability) = self.durability {
+            extra.extend(["--durability".to_string(), durability.to_string()]);
+            extra.extend(["--data-dir".to_string(), self.data_dir(id).display().to_string()]);
+        }
+        let rust_log = std::env::var("HARNESS_NODE_LOG")
+            .ok()
+            .or(self.rust_log.map(str::to_string))
+            .unwrap_or_else(|| "warn".to_string());
         let child = Command::new(HARNESS)
             .args(["node", "--id", &id.to_string(), "--listen", &addr, "--peers", &peers.join(",")])
             .args(["--ring", self.ring.as_str()])
             .args(extra)
-            .env("RUST_LOG", std::env::var("HARNESS_NODE_LOG").unwrap_or_else(|_| "warn".to_string()))
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -180,6 +225,11 @@ impl Nodes {
     /// The address of member `id`.
     pub fn addr(&self, id: u16) -> SocketAddr {
         self.addrs[usize::from(id) - 1]
+    }
+
+    /// Where member `id` keeps its durable state.
+    pub fn data_dir(&self, id: u16) -> PathBuf {
+        self.log_dir.join(format!("data-{id}"))
     }
 
     /// Where member `id` writes its delivery log.

@@ -387,10 +387,15 @@ fn submit_until_stopped(
                 }
                 Ok(ClientReply::Error {
                     request,
-                    code: ErrorCode::Busy | ErrorCode::NoQuorum | ErrorCode::ShuttingDown,
+                    code:
+                        ErrorCode::Busy
+                        | ErrorCode::NoQuorum
+                        | ErrorCode::ShuttingDown
+                        | ErrorCode::OutcomeUnknown,
                     ..
                 }) => {
-                    // Not committed: the payload is simply not retried (a fresh one follows).
+                    // Not acknowledged (an unknown outcome may still be ordered, once): the
+                    // payload is simply not retried (a fresh one follows).
                     in_flight.remove(&request);
                     count_error();
                     std::thread::sleep(Duration::from_millis(20));

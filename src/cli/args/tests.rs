@@ -58,7 +58,14 @@ fn listen_defaults_to_the_own_peer_entry_and_ring_to_bi() {
 #[test]
 fn every_mistake_names_its_flag() {
     assert_eq!(node_error(PEERS), "--id is required");
-    assert_eq!(node_error("--id 1"), "--peers or --hostfile is required");
+    assert_eq!(node_error("--id 1"), "--peers or --hostfile (or --slurm) is required");
+    assert_eq!(node_error(&format!("--slurm {PEERS}")), "--slurm and --peers exclude each other");
+    assert_eq!(node_error("--id 1 --slurm"), "--slurm and --id exclude each other");
+    assert_eq!(
+        node_error(&format!("--id 1 {PEERS} --port 7300")),
+        "bad --port \"7300\": is only used with --slurm"
+    );
+    assert!(node_error("--slurm").contains("SLURM_JOB_NODELIST is not set"), "{}", node_error("--slurm"));
     assert_eq!(node_error(&format!("--id x {PEERS}")), "bad --id \"x\": must be a number in 1..=65535");
     assert_eq!(node_error(&format!("--id 0 {PEERS}")), "bad --id \"0\": must be a number in 1..=65535");
     assert_eq!(node_error(&format!("--id 9 {PEERS}")), "bad --id \"9\": is not in the peer list (ids 1,2,3)");
@@ -124,12 +131,12 @@ fn demo_flags_have_defaults_and_bounds() {
     let demo = parse_demo_args(&[]).unwrap();
     assert_eq!(
         demo,
-        DemoArgs { nodes: 5, messages: 2000, ring: RingMode::Bidirectional, json: false, kill: 0 }
+        DemoArgs { nodes: 5, messages: 2000, ring: RingMode::Bidirectional, json: false, kill: 0, hot: 2 }
     );
     let demo = parse_demo_args(&strings("--kill 2 --nodes 3 --messages 10 --ring uni --json")).unwrap();
     assert_eq!(
         demo,
-        DemoArgs { nodes: 3, messages: 10, ring: RingMode::Unidirectional, json: true, kill: 2 }
+        DemoArgs { nodes: 3, messages: 10, ring: RingMode::Unidirectional, json: true, kill: 2, hot: 2 }
     );
     assert_eq!(
         parse_demo_args(&strings("--nodes 3 --kill 3")).unwrap_err().to_string(),
@@ -149,4 +156,24 @@ fn key_flags_name_themselves() {
     assert_eq!((args.key.is_none(), args.encrypt, args.auth().is_none()), (true, false, true));
     assert_eq!(parse_keygen_args(&strings("--key-file k")).unwrap(), PathBuf::from("k"));
     assert_eq!(parse_keygen_args(&[]).unwrap_err().to_string(), "--key-file is required");
+}
+
+#[test]
+fn slurm_gives_the_id_and_the_peers() {
+    let env = |name: &str| match name {
+        "SLURM_JOB_NODELIST" => Some("127.0.0.[1-4]".to_string()),
+        "SLURM_PROCID" => Some("1".to_string()),
+        _ => None,
+    };
+    let args = parse_node_args_with_env(&strings("--slurm --port 7300"), no_files, &env).unwrap();
+    assert_eq!(args.id, NodeId(2));
+    assert_eq!(args.listen, "127.0.0.2:7300".parse().unwrap());
+    assert_eq!(args.peers.len(), 4);
+    let bad = |name: &str| match name {
+        "SLURM_JOB_NODELIST" => Some("node[01-".to_string()),
+        "SLURM_PROCID" => Some("0".to_string()),
+        _ => None,
+    };
+    let error = parse_node_args_with_env(&strings("--slurm"), no_files, &bad).unwrap_err().to_string();
+    assert_eq!(error, "--slurm: SLURM_JOB_NODELIST: \"node[01-\" opens a bracket it does not close");
 }

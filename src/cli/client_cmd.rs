@@ -1,0 +1,350 @@
+//! Running the client commands against a cluster and printing their results: text for people,
+//! `--json` for scripts, errors as one line on stderr with an exit code that says what happened.
+//!
+//! Exit codes: 0 done, 1 other failure, 2 bad command line, 3 not found, 4 guard failed,
+//! 5 no quorum, 6 unreachable.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use super::client_args::{ClientArgs, ClientOp};
+use super::json::{json_bytes, json_str};
+use super::table::{member_rows, render_json_rows, render_table, MemberRow};
+use crate::client::txn_text::TxnText;
+use crate::client::{ClusterClient, ClusterError, ClusterOptions};
+use crate::replication::{Entry, Outcome, Read};
+use crate::wire::{Consistency, WatchKind};
+
+/// Something failed that is not one of the codes below.
+pub const EXIT_FAILED: i32 = 1;
+/// The key does not exist.
+pub const EXIT_NOT_FOUND: i32 = 3;
+/// A transaction guard failed (its else branch ran).
+pub const EXIT_GUARD_FAILED: i32 = 4;
+/// The cluster has no primary view.
+pub const EXIT_NO_QUORUM: i32 = 5;
+/// No member answered.
+pub const EXIT_UNREACHABLE: i32 = 6;
+
+/// A failed client command: the exit code and the one line for stderr.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The process exit code.
+    pub code: i32,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl Failure {
+    fn new(code: i32, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into() }
+    }
+}
+
+impl From<ClusterError> for Failure {
+    fn from(error: ClusterError) -> Failure {
+        let code = match error {
+            ClusterError::Unreachable { .. } => EXIT_UNREACHABLE,
+            ClusterError::NoQuorum { .. } => EXIT_NO_QUORUM,
+            ClusterError::BadRequest { .. } => super::EXIT_USAGE,
+            ClusterError::Compacted { .. } | ClusterError::Protocol { .. } => EXIT_FAILED,
+        };
+        Failure::new(code, error.to_string())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(error: std::io::Error) -> Failure {
+        Failure::new(EXIT_FAILED, format!("cannot write the output: {error}"))
+    }
+}
+
+/// Runs a client command, printing results to `out`; `read_stdin` supplies `txn`'s text when
+/// no clause was given on the command line. Returns the exit code of a result that is not an
+/// error (0, not found, guard failed), or the failure.
+pub fn run_client(
+    args: &ClientArgs,
+    read_stdin: &dyn Fn() -> std::io::Result<String>,
+    out: &mut dyn Write,
+) -> Result<i32, Failure> {
+    let options = ClusterOptions {
+        request_timeout: args.timeout.min(ClusterOptions::default().request_timeout),
+        deadline: args.timeout,
+    };
+    let mut cluster = ClusterClient::new(&args.cluster, options)?;
+    if let Some((client_id, request)) = args.session {
+        cluster.set_session(client_id, request)?;
+    }
+    let consistency = if args.stale { Consistency::Stale } else { Consistency::Linearizable };
+    match &args.op {
+        ClientOp::Put { key, value } => {
+            let outcome = cluster.put(key.as_bytes(), value.as_bytes())?;
+            print_outcome(args.json, key, &outcome, out)
+        }
+        ClientOp::Delete { key } => {
+            let outcome = cluster.delete(key.as_bytes())?;
+            print_outcome(args.json, key, &outcome, out)
+        }
+        ClientOp::Get { key } => {
+            let (entry, revision) = cluster.get(key.as_bytes(), consistency)?;
+            match entry {
+                Some(entry) if args.json => writeln!(out, "{}", entry_json(&entry, Some(revision)))?,
+                Some(entry) => writeln!(out, "{}", String::from_utf8_lossy(&entry.value))?,
+                None if args.json => {
+                    writeln!(out, "{{\"key\":{},\"found\":false,\"revision\":{revision}}}", json_str(key))?;
+                    return Ok(EXIT_NOT_FOUND);
+                }
+                None => return Err(Failure::new(EXIT_NOT_FOUND, format!("key {key:?} not found"))),
+            }
+            Ok(0)
+        }
+        ClientOp::Range { prefix, limit } => {
+            let (entries, more, revision) = cluster.range(prefix.as_bytes(), *limit, consistency)?;
+            if args.json {
+                let entries: Vec<String> = entries.iter().map(|e| entry_json(e, None)).collect();
+                writeln!(
+                    out,
+                    "{{\"revision\":{revision},\"more\":{more},\"entries\":[{}]}}",
+                    entries.join(",")
+                )?;
+            } else {
+                for entry in &entries {
+                    writeln!(out, "{}", entry_line(entry))?;
+                }
+                if more {
+                    writeln!(out, "(more keys under {prefix:?}; raise --limit)")?;
+                }
+            }
+            Ok(0)
+        }
+        ClientOp::Txn(text) => {
+            let txn = match text {
+                Some(txn) => txn.clone(),
+                None => {
+                    let text = read_stdin()
+                        .map_err(|e| Failure::new(EXIT_FAILED, format!("cannot read stdin: {e}")))?;
+                    TxnText::parse(&text).map_err(|problem| {
+                        Failure::new(super::EXIT_USAGE, format!("bad transaction on stdin: {problem}"))
+                    })?
+                }
+            };
+            let outcome = cluster.txn(txn.guards, txn.then, txn.otherwise)?;
+            print_txn(args.json, &outcome, out)
+        }
+        ClientOp::Watch { prefix, from, count } => {
+            let mut watcher = cluster.watch(prefix.as_bytes(), *from)?;
+            let mut seen: u64 = 0;
+            // A watch without --count runs until interrupted; each wait is bounded by --timeout
+            // only so that a vanished cluster is reported rather than waited on silently.
+            while count.is_none_or(|count| seen < count) {
+                let Some(event) = watcher.next(args.timeout)? else {
+                    continue;
+                };
+                seen += 1;
+                let kind = if event.kind == WatchKind::Put { "put" } else { "delete" };
+                if args.json {
+                    writeln!(
+                        out,
+                        "{{\"type\":\"{kind}\",\"key\":{},\"value\":{},\"revision\":{}}}",
+                        json_bytes(&event.key),
+                        json_bytes(&event.value),
+                        event.revision
+                    )?;
+                } else if event.kind == WatchKind::Put {
+                    writeln!(
+                        out,
+                        "PUT {} {} (revision {})",
+                        String::from_utf8_lossy(&event.key),
+                        String::from_utf8_lossy(&event.value),
+                        event.revision
+                    )?;
+                } else {
+                    writeln!(
+                        out,
+                        "DELETE {} (revision {})",
+                        String::from_utf8_lossy(&event.key),
+                        event.revision
+                    )?;
+                }
+                out.flush()?;
+            }
+            Ok(0)
+        }
+        ClientOp::Status | ClientOp::Members => {
+            let rows = gather_rows(&mut cluster, &args.cluster)?;
+            let status = matches!(args.op, ClientOp::Status);
+            if args.json {
+                writeln!(out, "{}", render_json_rows(&rows, status))?;
+            } else {
+                write!(out, "{}", render_table(&rows, status))?;
+            }
+            Ok(0)
+        }
+        ClientOp::Leave => {
+            let addr = args.cluster[0];
+            let mut client = crate::client::Client::connect(addr, options.request_timeout)
+                .map_err(|e| Failure::new(EXIT_UNREACHABLE, e.to_string()))?;
+            client.leave().map_err(|e| Failure::new(EXIT_FAILED, e.to_string()))?;
+            if args.json {
+                writeln!(out, "{{\"leaving\":\"{addr}\"}}")?;
+            } else {
+                writeln!(out, "{addr} is leaving the group")?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Asks some member for the member list, then every member for its status.
+fn gather_rows(cluster: &mut ClusterClient, given: &[SocketAddr]) -> Result<Vec<MemberRow>, Failure> {
+    let members = cluster.members()?;
+    let statuses = members
+        .iter()
+        .map(|member| {
+            // A member configured by name is asked at that name; one the node cannot tell us
+            // about (it should not happen) falls back to the addresses we were given.
+            let addr = super::flags::parse_address(&member.addr, super::DEFAULT_PORT).ok();
+            let addr = addr.or_else(|| given.get(usize::from(member.id.0).saturating_sub(1)).copied());
+            addr.and_then(|addr| cluster.status_of(addr).ok())
+        })
+        .collect();
+    Ok(member_rows(&members, statuses))
+}
+
+fn print_outcome(json: bool, key: &str, outcome: &Outcome, out: &mut dyn Write) -> Result<i32, Failure> {
+    match outcome {
+        Outcome::Ok { revision, .. } => {
+            if json {
+                writeln!(out, "{{\"ok\":true,\"revision\":{revision}}}")?;
+            } else {
+                writeln!(out, "OK (revision {revision})")?;
+            }
+            Ok(0)
+        }
+        Outcome::NotFound { revision } if json => {
+            writeln!(
+                out,
+                "{{\"ok\":false,\"found\":false,\"key\":{},\"revision\":{revision}}}",
+                json_str(key)
+            )?;
+            Ok(EXIT_NOT_FOUND)
+        }
+        Outcome::NotFound { .. } => Err(Failure::new(EXIT_NOT_FOUND, format!("key {key:?} not found"))),
+        other => Err(Failure::new(EXIT_FAILED, format!("unexpected outcome {other:?}"))),
+    }
+}
+
+fn print_txn(json: bool, outcome: &Outcome, out: &mut dyn Write) -> Result<i32, Failure> {
+    let (succeeded, revision, deleted, reads) = match outcome {
+        Outcome::Ok { revision, deleted, reads } => (true, revision, deleted, reads),
+        Outcome::GuardFailed { revision, deleted, reads } => (false, revision, deleted, reads),
+        other => return Err(Failure::new(EXIT_FAILED, format!("unexpected outcome {other:?}"))),
+    };
+    if json {
+        let reads: Vec<String> = reads
+            .iter()
+            .map(|read| match read {
+                Read::Get(Some(entry)) => format!("{{\"get\":{}}}", entry_json(entry, None)),
+                Read::Get(None) => "{\"get\":null}".to_string(),
+                Read::Range { entries, more } => {
+                    let entries: Vec<String> = entries.iter().map(|e| entry_json(e, None)).collect();
+                    format!("{{\"range\":[{}],\"more\":{more}}}", entries.join(","))
+                }
+            })
+            .collect();
+        writeln!(
+            out,
+            "{{\"succeeded\":{succeeded},\"revision\":{revision},\"deleted\":{deleted},\"reads\":[{}]}}",
+            reads.join(",")
+        )?;
+    } else {
+        let branch = if succeeded {
+            "OK: guards held, then-branch applied"
+        } else {
+            "GUARD FAILED: else-branch applied"
+        };
+        writeln!(out, "{branch} (revision {revision}, {deleted} deleted)")?;
+        for read in reads {
+            match read {
+                Read::Get(Some(entry)) => writeln!(out, "{}", entry_line(entry))?,
+                Read::Get(None) => writeln!(out, "(missing)")?,
+                Read::Range { entries, more } => {
+                    for entry in entries {
+                        writeln!(out, "{}", entry_line(entry))?;
+                    }
+                    if *more {
+                        writeln!(out, "(more keys not shown)")?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(if succeeded { 0 } else { EXIT_GUARD_FAILED })
+}
+
+/// `KEY VALUE`, as `range` prints one entry.
+fn entry_line(entry: &Entry) -> String {
+    format!("{} {}", String::from_utf8_lossy(&entry.key), String::from_utf8_lossy(&entry.value))
+}
+
+fn entry_json(entry: &Entry, revision: Option<u64>) -> String {
+    let revision = revision.map_or(String::new(), |revision| format!(",\"revision\":{revision}"));
+    format!(
+        "{{\"key\":{},\"value\":{},\"create_revision\":{},\"mod_revision\":{},\"version\":{}{revision}}}",
+        json_bytes(&entry.key),
+        json_bytes(&entry.value),
+        entry.create_revision,
+        entry.mod_revision,
+        entry.version
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, value: &str) -> Entry {
+        Entry { key: key.into(), value: value.into(), create_revision: 2, mod_revision: 5, version: 3 }
+    }
+
+    fn txn_output(json: bool, outcome: Outcome) -> (String, i32) {
+        let mut out = Vec::new();
+        let code = print_txn(json, &outcome, &mut out).unwrap();
+        (String::from_utf8(out).unwrap(), code)
+    }
+
+    #[test]
+    fn a_failed_guard_prints_the_else_reads_and_exits_4() {
+        let outcome = Outcome::GuardFailed {
+            revision: 9,
+            deleted: 0,
+            reads: vec![Read::Get(Some(entry("lock", "alice"))), Read::Get(None)],
+        };
+        let (text, code) = txn_output(false, outcome.clone());
+        assert_eq!(code, EXIT_GUARD_FAILED);
+        assert_eq!(
+            text,
+            "GUARD FAILED: else-branch applied (revision 9, 0 deleted)\nlock alice\n(missing)\n"
+        );
+        let (json, _) = txn_output(true, outcome);
+        assert_eq!(
+            json,
+            "{\"succeeded\":false,\"revision\":9,\"deleted\":0,\"reads\":[{\"get\":{\"key\":\"lock\",\
+             \"value\":\"alice\",\"create_revision\":2,\"mod_revision\":5,\"version\":3}},{\"get\":null}]}\n"
+        );
+    }
+
+    #[test]
+    fn not_found_is_exit_3_and_errors_map_to_their_codes() {
+        let mut out = Vec::new();
+        let failure = print_outcome(false, "k", &Outcome::NotFound { revision: 1 }, &mut out).unwrap_err();
+        assert_eq!(failure, Failure::new(EXIT_NOT_FOUND, "key \"k\" not found"));
+        let no_quorum = Failure::from(ClusterError::NoQuorum { message: "minority".into() });
+        assert_eq!(no_quorum.code, EXIT_NO_QUORUM);
+        let unreachable = Failure::from(ClusterError::Unreachable { attempts: 3, last: None });
+        assert_eq!(
+            (unreachable.code, unreachable.message.as_str()),
+            (EXIT_UNREACHABLE, "no member reachable after 3 attempts")
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! The member table of `harness status` and `harness members`: one row per configured member,
+//! in the ring order of the newest view, with its role, view, revision and lag; and the same
+//! rows as JSON.
+
+use std::fmt::Write;
+
+use super::json::json_str;
+use crate::wire::{MemberInfo, NodeStatus, StandbyRole};
+
+/// One member as the table shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberRow {
+    /// Its configured id and address.
+    pub info: MemberInfo,
+    /// Its own status report; `None` if it did not answer.
+    pub status: Option<NodeStatus>,
+    /// Commits it lacks relative to the most advanced member that answered.
+    pub lag: Option<u64>,
+}
+
+/// Rows for `members` with their `statuses` (same order), sorted into the ring order of the
+/// newest view any member reported, members outside it last.
+pub fn member_rows(members: &[MemberInfo], statuses: Vec<Option<NodeStatus>>) -> Vec<MemberRow> {
+    let newest = newest(&statuses).cloned();
+    let most = statuses.iter().flatten().map(|s| s.committed_upto).max().unwrap_or(0);
+    let mut rows: Vec<MemberRow> = members
+        .iter()
+        .zip(statuses)
+        .map(|(info, status)| {
+            let lag = status.as_ref().map(|s| most - s.committed_upto);
+            MemberRow { info: info.clone(), status, lag }
+        })
+        .collect();
+    let position = |row: &MemberRow| {
+        newest.as_ref().and_then(|s| s.ring.iter().position(|m| m.id == row.info.id)).unwrap_or(usize::MAX)
+    };
+    rows.sort_by_key(|row| (position(row), row.info.id));
+    rows
+}
+
+/// The status of the member with the newest view (primary preferred).
+fn newest(statuses: &[Option<NodeStatus>]) -> Option<&NodeStatus> {
+    statuses.iter().flatten().max_by_key(|s| (s.primary, s.view, s.committed_upto))
+}
+
+fn role_name(row: &MemberRow) -> &'static str {
+    match row.status.as_ref().map(|s| s.role) {
+        None => "down",
+        Some(StandbyRole::None) => "none",
+        Some(StandbyRole::Hot) => "hot",
+        Some(StandbyRole::Warm) => "warm",
+    }
+}
+
+fn rate(status: &NodeStatus) -> f64 {
+    status.rotation_millihertz as f64 / 1000.0
+}
+
+/// The human table; with `summary`, a first line about the cluster as a whole.
+pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
+    let mut text = String::new();
+    let statuses: Vec<Option<NodeStatus>> = rows.iter().map(|r| r.status.clone()).collect();
+    if summary {
+        match newest(&statuses) {
+            Some(s) => {
+                let ring: Vec<String> = s.ring.iter().map(|m| m.id.0.to_string()).collect();
+                let _ = writeln!(
+                    text,
+                    "view {} {}, ring [{}], revision {}, committed {}, token {:.1} rotations/s",
+                    s.view.0,
+                    if s.primary { "primary" } else { "NOT PRIMARY (no quorum)" },
+                    ring.join(" "),
+                    s.revision,
+                    s.committed_upto,
+                    rate(s)
+                );
+            }
+            None => text.push_str("no member answered\n"),
+        }
+    }
+    let header = ["ID", "ADDRESS", "ROLE", "VIEW", "PRIMARY", "REVISION", "COMMITTED", "LAG", "CHECKPOINT"];
+    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for row in rows {
+        let dash = || "-".to_string();
+        let s = row.status.as_ref();
+        lines.push(vec![
+            row.info.id.0.to_string(),
+            row.info.addr.clone(),
+            role_name(row).to_string(),
+            s.map_or_else(dash, |s| s.view.0.to_string()),
+            s.map_or_else(dash, |s| if s.primary { "yes" } else { "no" }.to_string()),
+            s.map_or_else(dash, |s| s.revision.to_string()),
+            s.map_or_else(dash, |s| s.committed_upto.to_string()),
+            row.lag.map_or_else(dash, |lag| lag.to_string()),
+            s.map_or_else(dash, |s| {
+                if s.last_checkpoint == 0 {
+                    "none".into()
+                } else {
+                    s.last_checkpoint.to_string()
+                }
+            }),
+        ]);
+    }
+    let widths: Vec<usize> =
+        (0..header.len()).map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0)).collect();
+    for line in lines {
+        let cells: Vec<String> =
+            line.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        let _ = writeln!(text, "{}", cells.join("  ").trim_end());
+    }
+    text
+}
+
+/// The JSON form: with `summary` the cluster fields first, then `members`.
+pub fn render_json_rows(rows: &[MemberRow], summary: bool) -> String {
+    let members: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let s = row.status.as_ref();
+            let number = |value: Option<u64>| value.map_or("null".to_string(), |v| v.to_string());
+            format!(
+                "{{\"id\":{},\"addr\":{},\"role\":\"{}\",\"reachable\":{},\"view\":{},\"primary\":{},\"revision\":{},\"committed\":{},\"lag\":{},\"last_checkpoint\":{}}}",
+                row.info.id.0,
+                json_str(&row.info.addr),
+                role_name(row),
+                s.is_some(),
+                number(s.map(|s| s.view.0)),
+                s.map_or("null".to_string(), |s| s.primary.to_string()),
+                number(s.map(|s| s.revision)),
+                number(s.map(|s| s.committed_upto)),
+                number(row.lag),
+                number(s.and_then(|s| (s.last_checkpoint > 0).then_some(s.last_checkpoint))),
+            )
+        })
+        .collect();
+    let members = members.join(",");
+    if !summary {
+        return format!("{{\"members\":[{members}]}}");
+    }
+    let statuses: Vec<Option<NodeStatus>> = rows.iter().map(|r| r.status.clone()).collect();
+    match newest(&statuses) {
+        Some(s) => format!(
+            "{{\"view\":{},\"primary\":{},\"revision\":{},\"committed\":{},\"rotation_rate\":{:.3},\"members\":[{members}]}}",
+            s.view.0,
+            s.primary,
+            s.revision,
+            s.committed_upto,
+            rate(s)
+        ),
+        None => format!("{{\"view\":null,\"primary\":false,\"revision\":null,\"committed\":null,\"rotation_rate\":null,\"members\":[{members}]}}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{Member, NodeId, ViewId};
+
+    fn status(id: u16, committed: u64, ring: &[u16]) -> NodeStatus {
+        NodeStatus {
+            member: Member { id: NodeId(id), incarnation: 1 },
+            view: ViewId(4),
+            primary: true,
+            ring: ring.iter().map(|&id| Member { id: NodeId(id), incarnation: 1 }).collect(),
+            delivered: committed,
+            committed_upto: committed,
+            state_digest: 0,
+            delivery_digest: 0,
+            rotations: 10,
+            revision: committed / 2,
+            rotation_millihertz: 3900,
+            role: StandbyRole::Hot,
+            last_checkpoint: 0,
+        }
+    }
+
+    fn info(id: u16) -> MemberInfo {
+        MemberInfo { id: NodeId(id), addr: format!("127.0.0.1:710{id}"), incarnation: 1 }
+    }
+
+    #[test]
+    fn rows_follow_the_ring_and_show_lag_and_down_members() {
+        let members = [info(1), info(2), info(3)];
+        let rows =
+            member_rows(&members, vec![Some(status(1, 40, &[2, 1])), Some(status(2, 38, &[2, 1])), None]);
+        let ids: Vec<u16> = rows.iter().map(|r| r.info.id.0).collect();
+        assert_eq!(ids, [2, 1, 3]);
+        assert_eq!(rows.iter().map(|r| r.lag).collect::<Vec<_>>(), [Some(2), Some(0), None]);
+        let table = render_table(&rows, true);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "view 4 primary, ring [2 1], revision 20, committed 40, token 3.9 rotations/s");
+        assert_eq!(lines[1], "ID  ADDRESS         ROLE  VIEW  PRIMARY  REVISION  COMMITTED  LAG  CHECKPOINT");
+        assert_eq!(lines[2], "2   127.0.0.1:7102  hot   4     yes      19        38         2    none");
+        assert_eq!(lines[4], "3   127.0.0.1:7103  down  -     -        -         -          -    -");
+        let json = render_json_rows(&rows, true);
+        assert!(json.starts_with("{\"view\":4,\"primary\":true,\"revision\":20,\"committed\":40,\"rotation_rate\":3.900,\"members\":[{\"id\":2,\"addr\":\"127.0.0.1:7102\",\"role\":\"hot\""), "{json}");
+        assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"lag\":null,\"last_checkpoint\":null}]}"), "{json}");
+    }
+}

@@ -1,0 +1,329 @@
+//! `Replica`: the state machine of one member in its standby role, its last checkpoint and the
+//! committed commands after it (issue 5; guarantee 6, docs/PROTOCOL.md §7).
+//!
+//! A hot member applies every command as it commits (continuous service). A warm member only
+//! appends it to the tail after its checkpoint and applies lazily: when it needs a result (its
+//! own submission), when the next checkpoint is due, or when it is promoted. Promotion rolls the
+//! machine back to the checkpoint and replays the tail, so a promoted member serves exactly the
+//! state every hot member has, whatever it applied on the side. Every member checkpoints every
+//! `checkpoint_every` commits or `checkpoint_interval`: a checkpoint is the state after a prefix
+//! of the history, and with the tail after it, it is what state transfer and durable storage
+//! hold. The replica is pure: it returns checkpoints for the core to output; it never writes.
+
+use std::time::Duration;
+
+use super::StateMachine;
+use crate::error::DecodeError;
+use crate::ids::{NodeId, Seq};
+use crate::time::Time;
+use crate::wire::Message;
+
+/// The state after a prefix of the history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The last seq the state includes.
+    pub seq: Seq,
+    /// The machine's snapshot.
+    pub bytes: Vec<u8>,
+}
+
+/// When checkpoints are taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    /// After this many commits since the last checkpoint.
+    pub every_commits: u64,
+    /// Or once this long has passed since the last one, if anything committed.
+    pub interval: Duration,
+}
+
+/// What a role change did, for the log and the measurements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Promotion {
+    /// The checkpoint rolled back to.
+    pub checkpoint: Seq,
+    /// Commands replayed after it.
+    pub replayed: u64,
+}
+
+/// The hot members of a view: the `hot` lowest ids among its members. Lowest ids, not ring
+/// positions, so that a view change that only reorders the ring (a new coordinator) moves no role.
+pub fn hot_members(members: &[NodeId], hot: usize) -> Vec<NodeId> {
+    let mut ids = members.to_vec();
+    ids.sort();
+    ids.dedup();
+    ids.truncate(hot.max(1));
+    ids
+}
+
+/// One member's machine, role, checkpoint and tail.
+pub(crate) struct Replica {
+    machine: Box<dyn StateMachine>,
+    hot: bool,
+    checkpoint: Checkpoint,
+    /// Committed messages after the checkpoint, contiguous in seq order.
+    tail: Vec<Message>,
+    /// The machine holds the state after this seq (at least the checkpoint's).
+    applied: Seq,
+    policy: CheckpointPolicy,
+    checkpoint_at: Time,
+    /// The snapshot of the empty state, to forget the history with.
+    empty: Vec<u8>,
+}
+
+impl Replica {
+    /// A replica whose history is empty. It starts hot, so that a lone member serves at once;
+    /// the first view sets its role.
+    pub(crate) fn new(machine: Box<dyn StateMachine>, policy: CheckpointPolicy) -> Replica {
+        let bytes = machine.snapshot();
+        Replica {
+            machine,
+            hot: true,
+            checkpoint: Checkpoint { seq: 0, bytes: bytes.clone() },
+            tail: Vec::new(),
+            applied: 0,
+            policy,
+            checkpoint_at: Time::ZERO,
+            empty: bytes,
+        }
+    }
+
+    /// Whether this member applies every command as it commits.
+    pub(crate) fn is_hot(&self) -> bool {
+        self.hot
+    }
+
+    /// The last seq the machine applied.
+    pub(crate) fn applied(&self) -> Seq {
+        self.applied
+    }
+
+    /// The last committed seq this replica holds (applied or in the tail).
+    pub(crate) fn committed(&self) -> Seq {
+        self.checkpoint.seq + self.tail.len() as u64
+    }
+
+    pub(crate) fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    pub(crate) fn machine_mut(&mut self) -> &mut dyn StateMachine {
+        self.machine.as_mut()
+    }
+
+    pub(crate) fn digest(&self) -> u64 {
+        self.machine.digest()
+    }
+
+    /// Committed messages in `(after, upto]` held in the tail, at most `count_max`.
+    pub(crate) fn tail_range(&self, after: Seq, upto: Seq, count_max: usize) -> Vec<Message> {
+        let first = after.max(self.checkpoint.seq) - self.checkpoint.seq;
+        let last = upto.min(self.committed()).saturating_sub(self.checkpoint.seq);
+        if first >= last {
+            return Vec::new();
+        }
+        self.tail[first as usize..last as usize].iter().take(count_max).cloned().collect()
+    }
+
+    /// Records the committed `message` (the next seq) and returns the machine's result when this
+    /// member applied it: always when hot, and when warm only if `want_result`.
+    pub(crate) fn commit(&mut self, message: Message, want_result: bool) -> Option<Vec<u8>> {
+        assert_eq!(message.seq, self.committed() + 1, "commits reach the replica in seq order");
+        self.tail.push(message);
+        if self.hot || want_result {
+            self.catch_up()
+        } else {
+            None
+        }
+    }
+
+    /// Applies the tail up to the last commit; returns the last result if anything was applied.
+    pub(crate) fn catch_up(&mut self) -> Option<Vec<u8>> {
+        let mut result = None;
+        let from = (self.applied - self.checkpoint.seq) as usize;
+        for message in &self.tail[from..] {
+            result = Some(self.machine.apply(message.seq, message.id, &message.payload));
+            self.applied = message.seq;
+        }
+        result
+    }
+
+    /// Sets the role; a warm member becoming hot rolls back to its checkpoint and replays.
+    pub(crate) fn set_hot(&mut self, hot: bool) -> Option<Promotion> {
+        let promoted = hot && !self.hot;
+        self.hot = hot;
+        if !promoted {
+            return None;
+        }
+        self.roll_back();
+        let replayed = self.tail.len() as u64;
+        self.catch_up();
+        Some(Promotion { checkpoint: self.checkpoint.seq, replayed })
+    }
+
+    fn roll_back(&mut self) {
+        match self.machine.restore(&self.checkpoint.bytes) {
+            Ok(()) => self.applied = self.checkpoint.seq,
+            // Only a machine whose snapshot does not restore gets here: its own bug, not input.
+            Err(e) => panic!("the replica's own checkpoint at {} does not restore: {e}", self.checkpoint.seq),
+        }
+    }
+
+    /// Takes a checkpoint if one is due at `now`; the caller outputs it.
+    pub(crate) fn checkpoint_if_due(&mut self, now: Time) -> Option<Checkpoint> {
+        let since = self.tail.len() as u64;
+        let due = since >= self.policy.every_commits.max(1)
+            || (since > 0 && now >= self.checkpoint_at + self.policy.interval);
+        if !due {
+            return None;
+        }
+        self.catch_up();
+        self.checkpoint = Checkpoint { seq: self.applied, bytes: self.machine.snapshot() };
+        self.tail.clear();
+        self.checkpoint_at = now;
+        Some(self.checkpoint.clone())
+    }
+
+    /// When a time-based checkpoint is next due.
+    pub(crate) fn next_deadline(&self) -> Time {
+        if self.tail.is_empty() {
+            Time::NEVER
+        } else {
+            self.checkpoint_at + self.policy.interval
+        }
+    }
+
+    /// Replaces everything with a checkpoint from a donor or from disk. The machine is restored
+    /// first, so a checkpoint that does not restore changes nothing.
+    pub(crate) fn restore(&mut self, checkpoint: Checkpoint, now: Time) -> Result<(), DecodeError> {
+        self.machine.restore(&checkpoint.bytes)?;
+        self.applied = checkpoint.seq;
+        self.checkpoint = checkpoint;
+        self.tail.clear();
+        self.checkpoint_at = now;
+        Ok(())
+    }
+
+    /// Forgets the history: the member rejoins as a new incarnation and will be given one.
+    pub(crate) fn reset(&mut self, now: Time) {
+        let empty = Checkpoint { seq: 0, bytes: self.empty.clone() };
+        if let Err(e) = self.restore(empty, now) {
+            panic!("the machine's own empty snapshot does not restore: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::MsgId;
+    use crate::replication::kv::tests::random_command;
+    use crate::replication::DvmState;
+    use crate::rng::Rng;
+
+    fn messages(count: u64, seed: u64) -> Vec<Message> {
+        let mut rng = Rng::new(seed);
+        (1..=count)
+            .map(|seq| Message {
+                seq,
+                id: MsgId { origin: NodeId(1), incarnation: 1, counter: seq },
+                attempt: 0,
+                payload: random_command(&mut rng).encode().into(),
+            })
+            .collect()
+    }
+
+    fn replica(every_commits: u64) -> Replica {
+        let policy = CheckpointPolicy { every_commits, interval: Duration::from_secs(3600) };
+        Replica::new(Box::new(DvmState::default()), policy)
+    }
+
+    #[test]
+    fn a_warm_member_promoted_after_a_checkpoint_has_the_hot_members_state() {
+        let (mut hot, mut warm) = (replica(64), replica(64));
+        warm.set_hot(false);
+        let mut checkpoints = 0;
+        for (i, message) in messages(1000, 1).into_iter().enumerate() {
+            let mine = i % 7 == 0;
+            let hot_result = hot.commit(message.clone(), true).expect("hot applies");
+            let warm_result = warm.commit(message, mine);
+            if mine {
+                assert_eq!(warm_result.as_ref(), Some(&hot_result), "a warm member's own result");
+            } else {
+                assert_eq!(warm_result, None, "a warm member applies lazily");
+            }
+            for r in [&mut hot, &mut warm] {
+                if let Some(c) = r.checkpoint_if_due(Time::ZERO) {
+                    assert_eq!(c.seq % 64, 0);
+                    checkpoints += 1;
+                }
+            }
+        }
+        assert_eq!(checkpoints, 2 * (1000 / 64));
+        assert_eq!(warm.checkpoint().seq, hot.checkpoint().seq);
+        assert_eq!(warm.checkpoint(), hot.checkpoint(), "checkpoints are the state after one prefix");
+        assert!(warm.applied() < 1000, "the warm member did not apply the last commands");
+        let promotion = warm.set_hot(true).expect("promoted");
+        assert_eq!(promotion, Promotion { checkpoint: 960, replayed: 40 });
+        assert_eq!((warm.applied(), warm.digest()), (hot.applied(), hot.digest()));
+        assert_eq!(warm.set_hot(true), None, "promoting a hot member does nothing");
+    }
+
+    #[test]
+    fn the_tail_serves_every_range_after_the_checkpoint() {
+        let mut r = replica(10);
+        for message in messages(25, 2) {
+            r.commit(message, false);
+            r.checkpoint_if_due(Time::ZERO);
+        }
+        assert_eq!((r.checkpoint().seq, r.committed()), (20, 25));
+        let seqs = |v: Vec<Message>| v.iter().map(|m| m.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(r.tail_range(0, 25, 100)), vec![21, 22, 23, 24, 25]);
+        assert_eq!(seqs(r.tail_range(22, 24, 100)), vec![23, 24]);
+        assert_eq!(seqs(r.tail_range(21, 30, 2)), vec![22, 23]);
+        assert!(r.tail_range(25, 30, 100).is_empty());
+    }
+
+    #[test]
+    fn a_restored_checkpoint_continues_like_its_donor_and_a_bad_one_changes_nothing() {
+        let mut donor = replica(16);
+        let all = messages(100, 3);
+        for message in all.iter().take(40).cloned() {
+            donor.commit(message, true);
+            donor.checkpoint_if_due(Time::ZERO);
+        }
+        let mut joiner = replica(16);
+        let before = joiner.digest();
+        let bad = Checkpoint { seq: 7, bytes: b"not a snapshot".to_vec() };
+        assert!(joiner.restore(bad, Time::ZERO).is_err());
+        assert_eq!((joiner.digest(), joiner.committed()), (before, 0));
+        joiner.restore(donor.checkpoint().clone(), Time::ZERO).expect("restores");
+        for message in donor.tail_range(0, 40, 100).into_iter().chain(all[40..].iter().cloned()) {
+            joiner.commit(message, true);
+        }
+        for message in all[40..].iter().cloned() {
+            donor.commit(message, true);
+        }
+        assert_eq!(joiner.digest(), donor.digest());
+    }
+
+    #[test]
+    fn time_based_checkpoints_wait_for_a_commit_and_for_the_interval() {
+        let policy = CheckpointPolicy { every_commits: 1000, interval: Duration::from_secs(1) };
+        let mut r = Replica::new(Box::new(DvmState::default()), policy);
+        assert_eq!(r.next_deadline(), Time::NEVER, "nothing to checkpoint");
+        r.commit(messages(1, 4).remove(0), true);
+        assert_eq!(r.next_deadline(), Time::ZERO + Duration::from_secs(1));
+        assert!(r.checkpoint_if_due(Time::ZERO + Duration::from_millis(999)).is_none());
+        let c = r.checkpoint_if_due(Time::ZERO + Duration::from_secs(1)).expect("due");
+        assert_eq!(c.seq, 1);
+        assert_eq!(r.next_deadline(), Time::NEVER);
+    }
+
+    #[test]
+    fn hot_members_are_the_lowest_ids_whatever_the_ring_order() {
+        let ring = [NodeId(4), NodeId(2), NodeId(5), NodeId(1)];
+        assert_eq!(hot_members(&ring, 2), vec![NodeId(1), NodeId(2)]);
+        assert_eq!(hot_members(&ring, 9), vec![NodeId(1), NodeId(2), NodeId(4), NodeId(5)]);
+        assert_eq!(hot_members(&ring, 0), vec![NodeId(1)], "at least one member is hot");
+    }
+}

@@ -324,16 +324,60 @@ fn attack(nodes: &Nodes, auth: &Auth, outcome: &mut Vec<String>) -> (Vec<Vec<u8>
     (forgeries, legit)
 }
 
-#[test]
-fn attacks_on_a_keyed_cluster_change_nothing_the_workload_sees() {
-    common::init_logging();
-    let mut nodes = Nodes::new("attacks", 3, RingMode::Bidirectional);
+/// A keyed ring of three, not started, and the credentials its clients prove. Every test of
+/// this binary uses one key (`use_client_auth` is per binary); a fixed test key is no secret.
+fn keyed_nodes(name: &str) -> (Nodes, Auth) {
+    let nodes = Nodes::new(name, 3, RingMode::Bidirectional);
     let key_file = nodes.dir().join("cluster.key");
-    let key = ClusterKey::generate().unwrap();
+    let key = ClusterKey::from_bytes(std::array::from_fn(|i| 0xa0 ^ i as u8));
     key.write_new(&key_file).unwrap();
     let auth = Auth::new(&key, harness::cli::DEFAULT_CLUSTER, false);
     use_client_auth(auth.clone());
+    let mut nodes = nodes;
     nodes.key_file = Some(key_file);
+    (nodes, auth)
+}
+
+/// Runs `harness args`, bounded; returns the exit code and stdout and stderr.
+fn run_cli(args: &[&str]) -> (Option<i32>, String) {
+    let output = common::run_harness(args, Duration::from_secs(30));
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code(), text)
+}
+
+#[test]
+fn client_commands_prove_the_key_and_are_refused_without_it() {
+    common::init_logging();
+    let (mut nodes, _) = keyed_nodes("keyed-cli");
+    for id in 1..=3 {
+        nodes.start(id);
+    }
+    let addrs = nodes.addrs.clone();
+    wait_until("a primary view of three", Duration::from_millis(50), 2000, DEADLINE, || {
+        addrs.iter().all(|addr| common::status(*addr).is_some_and(|s| s.primary && s.ring.len() == 3))
+    });
+    let cluster = addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
+    let key_file = nodes.dir().join("cluster.key");
+    let key = key_file.to_str().unwrap();
+    let (code, text) = run_cli(&["put", "secured", "yes", "--cluster", &cluster, "--key-file", key]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run_cli(&["get", "secured", "--cluster", &cluster, "--key-file", key]);
+    assert_eq!((code, text.trim()), (Some(0), "yes"));
+    let (code, text) = run_cli(&["get", "secured", "--cluster", &cluster, "--timeout", "1000"]);
+    assert_ne!(code, Some(0), "a client without the key read {text}");
+    let (code, text) =
+        run_cli(&["get", "secured", "--cluster", &cluster, "--key-file", key, "--cluster-name", "other"]);
+    assert_ne!(code, Some(0), "a client of another cluster name read {text}");
+    let (code, text) = run_cli(&["get", "secured", "--cluster", &cluster, "--encrypt"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("--encrypt needs --key-file"), "{text}");
+}
+
+#[test]
+fn attacks_on_a_keyed_cluster_change_nothing_the_workload_sees() {
+    common::init_logging();
+    let (mut nodes, auth) = keyed_nodes("attacks");
     nodes.delivery_logs = true;
     for id in 1..=3 {
         nodes.start(id);

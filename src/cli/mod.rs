@@ -90,6 +90,9 @@ Client commands talk to any member and fail over to another:
                        read through the ring (linearizable, the default)
   --timeout MS         bound on the whole operation, failovers included (default 10000)
   --session ID:N       put/del/txn: client id and request number, to retry a write exactly once
+  --key-file FILE      the cluster key of a keyed cluster (as the members' --key-file)
+  --encrypt            the cluster runs with --encrypt
+  --cluster-name NAME  the members' --cluster name, which the key is bound to (default harness)
   txn clauses: --if 'KEY = VALUE' | 'KEY version|mod =|<|> N' | 'KEY exists|missing',
                --then/--else 'put KEY VALUE' | 'del KEY' | 'get KEY' | 'range PREFIX [LIMIT]'
   status and members print a table of every member (id, address, role, view, revision, lag);

@@ -30,9 +30,10 @@ pub const WINDOW: usize = 256;
 static CLIENT_AUTH: OnceLock<Auth> = OnceLock::new();
 
 /// Makes every client these helpers open prove `auth` (for a test binary whose nodes all run
-/// with one cluster key); set once, before the first client.
+/// with one cluster key); the first call sets it, later calls must pass the same key.
 pub fn use_client_auth(auth: Auth) {
-    assert!(CLIENT_AUTH.set(auth).is_ok(), "client credentials are set once per test binary");
+    let set = CLIENT_AUTH.get_or_init(|| auth.clone());
+    assert_eq!(set.fingerprint(), auth.fingerprint(), "one cluster key per test binary");
 }
 
 /// A client connection with the binary's credentials, if any.

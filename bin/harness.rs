@@ -1,5 +1,6 @@
-//! `harness`: run a member (`harness node`), a verified local demo ring (`harness demo`), or a
-//! client command against a running cluster (`harness put`, `get`, `txn`, `watch`, `status`, ...).
+//! `harness`: run a member (`harness node`), a verified local demo ring (`harness demo`), a
+//! client command against a running cluster (`harness put`, `get`, `txn`, `watch`, `status`, ...),
+//! or make a cluster key (`harness keygen`).
 //!
 //! Arguments and setup only: logging, parsing, dispatch and exit codes. The logic lives in
 //! `harness::cli`.
@@ -26,6 +27,26 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string(), e.exit_code()),
         },
+        Command::Keygen(path) => {
+            let written = harness::auth::ClusterKey::generate().and_then(|key| {
+                key.write_new(&path)?;
+                Ok(key.fingerprint())
+            });
+            match written {
+                Ok(fingerprint) => {
+                    println!(
+                        "wrote a new cluster key to {} (fingerprint {fingerprint}); copy it to every member \
+                         and client host, readable only by the user that runs harness",
+                        path.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(problem) => {
+                    let error = cli::CliError::bad("key-file", &path.display().to_string(), problem);
+                    fail(&error.to_string(), error.exit_code())
+                }
+            }
+        }
         Command::Client(client) => {
             let read_stdin = || std::io::read_to_string(std::io::stdin());
             let mut stdout = std::io::stdout();

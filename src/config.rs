@@ -26,6 +26,9 @@ pub struct CoreConfig {
     pub window_max: u64,
     /// Most messages waiting in this member's submit queue.
     pub queue_max: usize,
+    /// Most payload bytes this member's own submissions may hold, waiting or in flight; beyond
+    /// it submissions are refused as busy, so overload cannot grow memory without bound.
+    pub queue_bytes_max: usize,
     /// Largest payload one submission may carry.
     pub payload_bytes_max: usize,
     /// Most payload bytes one stamped batch carries (keeps every frame under the wire maximum).
@@ -130,6 +133,7 @@ impl CoreConfig {
             batch_max: 256,
             window_max: 4096,
             queue_max: 65_536,
+            queue_bytes_max: 256 << 20,
             payload_bytes_max: 1 << 20,
             batch_bytes_max: 4 << 20,
             bootstrap_wait: Duration::from_secs(5),
@@ -181,6 +185,9 @@ impl CoreConfig {
         }
         if self.queue_max == 0 {
             return Err(ConfigError::new("queue-max", "must be at least 1"));
+        }
+        if self.queue_bytes_max < self.payload_bytes_max {
+            return Err(ConfigError::new("queue-bytes-max", "must be at least payload-bytes-max"));
         }
         if self.hot == 0 {
             return Err(ConfigError::new("hot", "must be at least 1"));

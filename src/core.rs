@@ -427,7 +427,13 @@ impl Core {
             self.links.on_use(from, now);
         }
         match frame {
-            PeerFrame::Heartbeat | PeerFrame::Hello { .. } | PeerFrame::HelloAck { .. } => {}
+            // Handshake frames never reach the core (the transport consumes them); ignored if
+            // one does.
+            PeerFrame::Heartbeat
+            | PeerFrame::Hello { .. }
+            | PeerFrame::HelloAck { .. }
+            | PeerFrame::Challenge { .. }
+            | PeerFrame::Proof { .. } => {}
             PeerFrame::Token(_) | PeerFrame::Data(_) | PeerFrame::Wake { .. } => {
                 self.on_ring_frame(now, from, frame, out)
             }
@@ -487,7 +493,8 @@ impl Core {
             out.push(Output::Rejected { tag, reason: RejectReason::TooLarge });
             return;
         }
-        if self.queue.waiting() >= self.config.queue_max {
+        let bytes_full = self.queue.held_bytes() + payload.len() > self.config.queue_bytes_max;
+        if self.queue.waiting() >= self.config.queue_max || bytes_full {
             out.push(Output::Rejected { tag, reason: RejectReason::Busy });
             return;
         }
@@ -577,5 +584,10 @@ pub(crate) fn frame_name(frame: &PeerFrame) -> &'static str {
         PeerFrame::Fetch { .. } => "fetch",
         PeerFrame::Retransmit { .. } => "retransmit",
         PeerFrame::SnapshotChunk { .. } => "snapshot-chunk",
+        PeerFrame::Challenge { .. } => "challenge",
+        PeerFrame::Proof { .. } => "proof",
     }
 }
+
+#[cfg(test)]
+mod tests;

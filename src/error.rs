@@ -56,6 +56,12 @@ pub enum DecodeError {
         /// How many.
         count: usize,
     },
+    /// A sealed record fails its MAC or AEAD tag: forged, altered, replayed or reordered
+    /// (`auth::Opener`).
+    Forged {
+        /// The record's number in its direction of the connection.
+        record: u64,
+    },
 }
 
 impl fmt::Display for DecodeError {
@@ -68,6 +74,9 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::Checksum => write!(f, "frame checksum mismatch"),
             DecodeError::TrailingBytes { count } => write!(f, "{count} bytes after the frame's end"),
+            DecodeError::Forged { record } => {
+                write!(f, "record {record} fails authentication: forged, altered, replayed or reordered")
+            }
         }
     }
 }

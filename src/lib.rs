@@ -17,6 +17,7 @@
 //! `Core` is sans-IO: drive it with `step(now, input, &mut outputs)` and `next_deadline()`.
 //! The node runtime and the deterministic simulator drive the same code.
 
+pub mod auth;
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;

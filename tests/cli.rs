@@ -82,6 +82,46 @@ fn hostfile_problems_name_the_hostfile() {
 }
 
 #[test]
+fn keygen_writes_a_private_key_once_and_bad_key_files_are_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("harness-cli-key-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("cluster.key");
+    let key_text = key.to_str().unwrap();
+    let output = run_harness(&["keygen", "--key-file", key_text], DEADLINE);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("fingerprint"));
+    let metadata = std::fs::metadata(&key).unwrap();
+    assert_eq!((metadata.len(), metadata.permissions().mode() & 0o777), (32, 0o600));
+    // Never overwritten: that would lock the cluster out.
+    expect_usage_error(&["keygen", "--key-file", key_text], &["--key-file", "already exists"]);
+    expect_usage_error(&["keygen"], &["--key-file"]);
+
+    let peers = "1=127.0.0.1:7101,2=127.0.0.1:7102";
+    let node = |extra: &[&str]| {
+        let mut args = vec!["node", "--id", "1", "--peers", peers];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let expect = |extra: &[&str], names: &[&str]| {
+        let args = node(extra);
+        expect_usage_error(&args.iter().map(String::as_str).collect::<Vec<_>>(), names);
+    };
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    expect(&["--key-file", key_text], &["--key-file", "every user", "chmod 600"]);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let short = dir.join("short.key");
+    std::fs::write(&short, [1u8; 16]).unwrap();
+    std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
+    expect(&["--key-file", short.to_str().unwrap()], &["--key-file", "16 bytes", "32"]);
+    expect(&["--key-file", dir.join("missing").to_str().unwrap()], &["--key-file", "missing"]);
+    expect(&["--encrypt"], &["--encrypt", "--key-file"]);
+    expect(&["--encrypt=yes", "--key-file", key_text], &["--encrypt"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn help_prints_usage_and_exits_0() {
     for args in [&["--help"][..], &["node", "--help"], &["demo", "--nodes", "3", "--help"]] {
         let output = run_harness(args, DEADLINE);
@@ -121,4 +161,41 @@ fn a_lone_node_stops_cleanly_on_sigterm() {
         status.is_some()
     });
     assert!(status.unwrap().success(), "{status:?}");
+}
+
+/// Runs a lone node with `extra` flags at log level warn until it listens, stops it with
+/// SIGTERM and returns what it logged.
+fn lone_node_log(extra: &[&str]) -> String {
+    let addr = common::free_ports(1)[0];
+    let child = Command::new(HARNESS)
+        .args(["node", "--id", "1", "--peers", &format!("1={addr}")])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the node to listen", Duration::from_millis(20), 1000, DEADLINE, || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_node_without_a_key_says_once_that_it_runs_open() {
+    let open = lone_node_log(&[]);
+    let warnings: Vec<&str> = open.lines().filter(|l| l.contains("running open")).collect();
+    assert_eq!(warnings.len(), 1, "{open}");
+    assert!(warnings[0].contains("WARN") && warnings[0].contains("--key-file"), "{open}");
+
+    let dir = std::env::temp_dir().join(format!("harness-cli-open-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("cluster.key");
+    harness::auth::ClusterKey::generate().unwrap().write_new(&key).unwrap();
+    let keyed = lone_node_log(&["--key-file", key.to_str().unwrap()]);
+    assert!(!keyed.contains("running open"), "{keyed}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

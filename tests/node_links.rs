@@ -1,5 +1,6 @@
 //! The one-link-per-pair rule against a scripted peer (PROTOCOL.md §2): when both ends dial at
-//! once, the connection dialled by the lower id survives, at whichever end the node is.
+//! once, the connection dialled by the lower id survives, at whichever end the node is. The nodes
+//! run open, so the script's proofs are zero; the rule runs once the dialler's proof is in.
 
 mod in_process;
 
@@ -7,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use harness::wire::{decode, encode_peer, frame_len, Frame, PeerFrame};
+use harness::wire::{decode, encode_peer, frame_len, AuthMode, Frame, PeerFrame};
 use harness::{Member, Node, NodeId};
 use in_process::*;
 
@@ -72,6 +73,19 @@ fn member(id: u16) -> Member {
     Member { id: NodeId(id), incarnation: 1 }
 }
 
+/// Dials the node as `from` and sends `Hello`; the node answers with its `Challenge`.
+fn hello(stream: &mut TcpStream, from: u16, to: u16) {
+    let mode = AuthMode::Open;
+    send(
+        stream,
+        PeerFrame::Hello { cluster: CLUSTER, mode, from: member(from), to: NodeId(to), nonce: [1; 32] },
+    );
+    match read_frame(stream) {
+        Some(PeerFrame::Challenge { from, mode: AuthMode::Open, .. }) => assert_eq!(from.id, NodeId(to)),
+        other => panic!("expected the node's challenge, got {other:?}"),
+    }
+}
+
 #[test]
 fn crossed_dials_keep_the_lower_ids_dial_when_the_node_is_higher() {
     init();
@@ -81,9 +95,10 @@ fn crossed_dials_keep_the_lower_ids_dial_when_the_node_is_higher() {
     assert!(matches!(read_frame(&mut nodes_dial), Some(PeerFrame::Hello { to: NodeId(1), .. })));
     // While the node's dial waits for our HelloAck, member 1 dials too: its dial wins.
     let mut our_dial = TcpStream::connect(node.local_addr()).unwrap();
-    send(&mut our_dial, PeerFrame::Hello { cluster: CLUSTER, from: member(1), to: NodeId(2) });
+    hello(&mut our_dial, 1, 2);
+    send(&mut our_dial, PeerFrame::Proof { proof: [0; 32] });
     match read_frame(&mut our_dial) {
-        Some(PeerFrame::HelloAck { from }) => assert_eq!(from.id, NodeId(2)),
+        Some(PeerFrame::HelloAck { .. }) => {}
         other => panic!("expected the node's hello-ack, got {other:?}"),
     }
     assert_eq!(read_frame(&mut nodes_dial), None, "the node closes its own, losing dial");
@@ -99,10 +114,13 @@ fn crossed_dials_keep_the_lower_ids_dial_when_the_node_is_lower() {
     assert!(matches!(read_frame(&mut nodes_dial), Some(PeerFrame::Hello { to: NodeId(2), .. })));
     // Member 2 dials while the node's dial is pending: the node's dial wins, ours is closed.
     let mut our_dial = TcpStream::connect(node.local_addr()).unwrap();
-    send(&mut our_dial, PeerFrame::Hello { cluster: CLUSTER, from: member(2), to: NodeId(1) });
+    hello(&mut our_dial, 2, 1);
+    send(&mut our_dial, PeerFrame::Proof { proof: [0; 32] });
     assert_eq!(read_frame(&mut our_dial), None, "the node refuses the higher id's dial");
     // Completing the node's dial brings the link up: the fresh node asks to join on it.
-    send(&mut nodes_dial, PeerFrame::HelloAck { from: member(2) });
+    send(&mut nodes_dial, PeerFrame::Challenge { from: member(2), mode: AuthMode::Open, nonce: [2; 32] });
+    assert!(matches!(read_frame(&mut nodes_dial), Some(PeerFrame::Proof { .. })));
+    send(&mut nodes_dial, PeerFrame::HelloAck { proof: [0; 32] });
     match read_frame(&mut nodes_dial) {
         Some(PeerFrame::Join { .. } | PeerFrame::Heartbeat) => {}
         other => panic!("expected traffic on the surviving link, got {other:?}"),

@@ -110,7 +110,8 @@ fn assert_closed_by_node(mut stream: TcpStream, what: &str) {
 fn hello(cluster: u64, from: u16, to: u16) -> Vec<u8> {
     let mut bytes = Vec::new();
     let from = Member { id: NodeId(from), incarnation: 1 };
-    encode_peer(&PeerFrame::Hello { cluster, from, to: NodeId(to) }, &mut bytes);
+    let mode = harness::wire::AuthMode::Open;
+    encode_peer(&PeerFrame::Hello { cluster, mode, from, to: NodeId(to), nonce: [0; 32] }, &mut bytes);
     bytes
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::auth::{Auth, ClusterKey};
 use crate::client::Client;
 use crate::ids::RingMode;
 use crate::wire::NodeStatus;
@@ -23,10 +24,34 @@ const POLL: Duration = Duration::from_millis(20);
 /// Most checks of one wait.
 const POLLS_MAX: u32 = 50_000;
 
+/// How a benchmark ring protects its links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// No key (the default of every figure but `auth`).
+    Open,
+    /// `--key-file`: handshakes and a MAC on every record.
+    Keyed,
+    /// `--key-file --encrypt`: records sealed with ChaCha20-Poly1305.
+    Encrypted,
+}
+
+impl Security {
+    /// The name in tables and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Security::Open => "open",
+            Security::Keyed => "key (MAC)",
+            Security::Encrypted => "key + encrypt",
+        }
+    }
+}
+
 /// Node processes started for one measurement.
 pub struct Cluster {
     /// Member `i + 1` listens on `addrs[i]`.
     pub addrs: Vec<SocketAddr>,
+    /// The credentials of a keyed ring (`start_secured`), which its clients must prove.
+    pub auth: Option<Auth>,
     children: Vec<Option<Child>>,
     log_dir: PathBuf,
 }
@@ -39,6 +64,17 @@ impl Cluster {
         ring: RingMode,
         token_timeout: Option<Duration>,
     ) -> Result<Cluster, String> {
+        Cluster::start_secured(exe, nodes, ring, token_timeout, Security::Open)
+    }
+
+    /// Like `start`, with a fresh cluster key when `security` asks for one.
+    pub fn start_secured(
+        exe: &Path,
+        nodes: usize,
+        ring: RingMode,
+        token_timeout: Option<Duration>,
+        security: Security,
+    ) -> Result<Cluster, String> {
         let log_dir = std::env::temp_dir().join(format!("harness-bench-{}-{nodes}", std::process::id()));
         std::fs::create_dir_all(&log_dir).map_err(|e| format!("create {}: {e}", log_dir.display()))?;
         let listeners: Vec<TcpListener> = (0..nodes)
@@ -49,7 +85,20 @@ impl Cluster {
         drop(listeners);
         let peers: Vec<String> = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
         // The guard exists before the first spawn, so a failed spawn stops the earlier ones.
-        let mut cluster = Cluster { addrs: addrs.clone(), children: Vec::new(), log_dir };
+        let mut cluster = Cluster { addrs: addrs.clone(), auth: None, children: Vec::new(), log_dir };
+        let mut key_args = Vec::new();
+        if security != Security::Open {
+            let path = cluster.log_dir.join("cluster.key");
+            let _ = std::fs::remove_file(&path);
+            let key = ClusterKey::generate()?;
+            key.write_new(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            key_args = vec!["--key-file".to_string(), path.display().to_string()];
+            let encrypt = security == Security::Encrypted;
+            if encrypt {
+                key_args.push("--encrypt".to_string());
+            }
+            cluster.auth = Some(Auth::new(&key, crate::cli::DEFAULT_CLUSTER, encrypt));
+        }
         for (i, addr) in addrs.iter().enumerate() {
             let log_path = cluster.log_dir.join(format!("node-{}.log", i + 1));
             let log = File::create(&log_path).map_err(|e| format!("create {}: {e}", log_path.display()))?;
@@ -63,6 +112,7 @@ impl Cluster {
             if let Some(timeout) = token_timeout {
                 command.args(["--token-timeout", &timeout.as_millis().to_string()]);
             }
+            command.args(&key_args);
             let child = command
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
@@ -84,7 +134,7 @@ impl Cluster {
             let mut ready = 0;
             for (addr, client) in self.addrs.iter().zip(&mut clients) {
                 if client.is_none() {
-                    *client = Client::connect(*addr, Duration::from_secs(1)).ok();
+                    *client = Client::connect_with(*addr, Duration::from_secs(1), self.auth.as_ref()).ok();
                 }
                 match client.as_mut().map(Client::status) {
                     Some(Ok(s)) if s.primary && s.ring.len() == n => ready += 1,
@@ -108,8 +158,8 @@ impl Cluster {
 
     /// The status of member `index` (0-based) over a fresh connection.
     pub fn status(&self, index: usize) -> Result<NodeStatus, String> {
-        let mut client =
-            Client::connect(self.addrs[index], Duration::from_secs(2)).map_err(|e| e.to_string())?;
+        let mut client = Client::connect_with(self.addrs[index], Duration::from_secs(2), self.auth.as_ref())
+            .map_err(|e| e.to_string())?;
         client.status().map_err(|e| e.to_string())
     }
 

@@ -83,7 +83,8 @@ fn one_run(cluster: &mut Cluster, plan: &Plan) -> Result<(Vec<f64>, u64), String
                     0 => (HEAVY_WINDOW, plan.fairness_messages * SKEW),
                     _ => (LIGHT_WINDOW, plan.fairness_messages),
                 };
-                let submitter = Submitter { addr, value_bytes: 64, window, messages: Some(messages) };
+                let submitter =
+                    Submitter { addr, value_bytes: 64, window, messages: Some(messages), auth: None };
                 let stop = &stop;
                 scope.spawn(move || load::run(submitter, progress, stop, deadline))
             })

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::auth::Auth;
 use crate::client::{Client, ClientError};
 use crate::wire::{ClientReply, ErrorCode};
 
@@ -25,7 +26,7 @@ const STEPS_MAX: u64 = 100_000_000;
 const REFUSALS_MAX: u32 = 10_000;
 
 /// What one submitter does.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Submitter {
     /// The member it talks to.
     pub addr: SocketAddr,
@@ -35,6 +36,8 @@ pub struct Submitter {
     pub window: usize,
     /// Messages to send in all; `None`: until stopped.
     pub messages: Option<u64>,
+    /// The cluster key's credentials, on a keyed ring.
+    pub auth: Option<Auth>,
 }
 
 /// A submitter's progress, shared with the measuring thread.
@@ -54,7 +57,8 @@ pub fn run(
     stop: &AtomicBool,
     deadline: Instant,
 ) -> Result<(), String> {
-    let mut client = Client::connect(submitter.addr, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
+    let mut client = Client::connect_with(submitter.addr, CLIENT_TIMEOUT, submitter.auth.as_ref())
+        .map_err(|e| e.to_string())?;
     let payload = vec![b'v'; submitter.value_bytes];
     let limit = submitter.messages.unwrap_or(u64::MAX);
     let mut sent: u64 = 0;

@@ -1,11 +1,12 @@
 //! `harness-bench`: the figures users choose a control plane by, measured on real `harness node`
 //! processes over loopback (issue 8): commit latency, throughput, recovery, fairness, the
-//! loopback floor and the idle cost. Each figure is the median of several repetitions with min
+//! loopback floor, the idle cost, and the cost of authentication (issue 7). Each figure is the median of several repetitions with min
 //! and max, because a shared 2-core machine drifts by 10-30% within minutes.
 //!
 //! The flags only narrow or shorten a run; the modules are named for what they measure and
 //! return flat `Record`s, which print as markdown tables and serialise as one JSON array.
 
+mod auth;
 mod cluster;
 mod fairness;
 mod floor;
@@ -37,12 +38,12 @@ Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FI
   --ring MODE      bi, uni or both (default both; --quick: bi)
   --json FILE      also write every record as one JSON array of flat objects
   --svg-dir DIR    where the plots go (default target/bench)
-  --figures LIST   any of latency,throughput,recovery,fairness,floor,idle (default all)
+  --figures LIST   any of latency,throughput,recovery,fairness,floor,idle,auth (default all)
 Errors: one line on stderr, exit code 2.
 ";
 
 /// Every figure, in the order they run.
-pub const FIGURES: [&str; 6] = ["floor", "latency", "throughput", "recovery", "fairness", "idle"];
+pub const FIGURES: [&str; 7] = ["floor", "latency", "throughput", "recovery", "fairness", "idle", "auth"];
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -248,6 +249,9 @@ pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
     if wants("idle") {
         note("idle".into(), idle::measure(exe, ring, &plan).map(|r| vec![r]), &mut records);
     }
+    if wants("auth") {
+        note("auth".into(), auth::measure(exe, &plan), &mut records);
+    }
     (records, failures)
 }
 
@@ -289,6 +293,7 @@ pub fn tables(records: &[Record]) -> String {
         ("recovery", "Recovery of a 5-member ring under load, ms from the signal"),
         ("fairness", "Fairness: member 1 submits 100x more"),
         ("idle_cpu", "Idle 5-member ring, % of one core (all processes)"),
+        ("auth_throughput", "Cost of authentication: 3 members, ring bi, committed, without and with a key"),
     ];
     let mut out = String::new();
     for (figure, heading) in headings {

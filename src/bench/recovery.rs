@@ -78,7 +78,8 @@ fn one_run(cluster: &mut Cluster, fault: Fault, plan: &Plan) -> Result<(Duration
             .iter()
             .zip(&progress)
             .map(|(&addr, progress)| {
-                let submitter = Submitter { addr, value_bytes: 64, window: LOAD_WINDOW, messages: None };
+                let submitter =
+                    Submitter { addr, value_bytes: 64, window: LOAD_WINDOW, messages: None, auth: None };
                 let stop = &stop;
                 scope.spawn(move || load::run(submitter, progress, stop, deadline))
             })

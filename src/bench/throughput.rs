@@ -18,11 +18,11 @@ const DRAIN_ALLOWANCE: Duration = Duration::from_secs(30);
 
 /// One repetition's figures.
 #[derive(Clone, Copy, Debug, Default)]
-struct Run {
-    ops_per_s: f64,
-    delivered_per_s: f64,
-    cpu_s_per_1000_ops: f64,
-    rss_kib_max: f64,
+pub(super) struct Run {
+    pub(super) ops_per_s: f64,
+    pub(super) delivered_per_s: f64,
+    pub(super) cpu_s_per_1000_ops: f64,
+    pub(super) rss_kib_max: f64,
 }
 
 /// Measures throughput with `value_bytes` values on a ready ring; returns the `throughput` and
@@ -61,8 +61,9 @@ pub fn measure(
     Ok(vec![committed, broadcast])
 }
 
-fn one_run(cluster: &mut Cluster, value_bytes: usize, plan: &Plan) -> Result<Run, String> {
+pub(super) fn one_run(cluster: &mut Cluster, value_bytes: usize, plan: &Plan) -> Result<Run, String> {
     let stop = AtomicBool::new(false);
+    let auth = cluster.auth.clone();
     let progress: Vec<Progress> = cluster.addrs.iter().map(|_| Progress::default()).collect();
     let deadline = Instant::now() + plan.warmup + plan.measure + DRAIN_ALLOWANCE;
     let addrs = cluster.addrs.clone();
@@ -71,7 +72,8 @@ fn one_run(cluster: &mut Cluster, value_bytes: usize, plan: &Plan) -> Result<Run
             .iter()
             .zip(&progress)
             .map(|(&addr, progress)| {
-                let submitter = Submitter { addr, value_bytes, window: plan.window, messages: None };
+                let submitter =
+                    Submitter { addr, value_bytes, window: plan.window, messages: None, auth: auth.clone() };
                 let stop = &stop;
                 scope.spawn(move || load::run(submitter, progress, stop, deadline))
             })

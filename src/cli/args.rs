@@ -12,15 +12,14 @@ use std::time::Duration;
 use super::error::CliError;
 use super::flags::{parse_address, parse_number, walk, DEFAULT_PORT};
 use super::slurm::slurm_membership;
+pub use crate::auth::cluster_hash;
+use crate::auth::{Auth, ClusterKey};
 use crate::config::{CoreConfig, Durability};
 use crate::ids::{Member, NodeId, RingMode};
 use crate::node::NodeConfig;
-use crate::replication::fnv1a;
 
 /// The cluster name used when `--cluster` is not given.
 pub const DEFAULT_CLUSTER: &str = "harness";
-/// FNV-1a's offset basis, the starting value of the cluster name's hash.
-const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 /// Most nodes `harness demo` starts on one machine.
 pub const DEMO_NODES_MAX: u64 = 64;
 /// Most messages each demo node submits.
@@ -43,6 +42,10 @@ pub struct NodeArgs {
     pub cluster: String,
     /// `--delivery-log`: where to write one line per agreed delivery.
     pub delivery_log: Option<PathBuf>,
+    /// `--key-file`, loaded and checked: the cluster key, or `None` to run open.
+    pub key: Option<ClusterKey>,
+    /// `--encrypt`: seal records with an AEAD, not only a MAC.
+    pub encrypt: bool,
     /// Roles, checkpoints and durability.
     pub state: StateArgs,
 }
@@ -110,6 +113,11 @@ fn parse_state_args(value: &dyn Fn(&str) -> Option<String>) -> Result<StateArgs,
 }
 
 impl NodeArgs {
+    /// The credentials of this node: the key bound to the cluster name.
+    pub fn auth(&self) -> Option<Auth> {
+        self.key.as_ref().map(|key| Auth::new(key, &self.cluster, self.encrypt))
+    }
+
     /// The node's configuration; `incarnation` must be new for every process start.
     pub fn node_config(&self, incarnation: u64) -> Result<NodeConfig, CliError> {
         let me = Member { id: self.id, incarnation };
@@ -127,7 +135,7 @@ impl NodeArgs {
         core.checkpoint_interval = self.state.checkpoint_interval;
         core.durability = self.state.durability;
         core.validate()?;
-        Ok(NodeConfig { core, listen: self.listen, peers: self.peers.clone() })
+        Ok(NodeConfig { core, listen: self.listen, peers: self.peers.clone(), auth: self.auth() })
     }
 }
 
@@ -146,11 +154,6 @@ pub struct DemoArgs {
     pub kill: usize,
     /// `--hot`: hot members per view, passed to every node.
     pub hot: usize,
-}
-
-/// The 64-bit identity of a cluster name.
-pub fn cluster_hash(name: &str) -> u64 {
-    fnv1a(FNV_OFFSET_BASIS, name.as_bytes())
 }
 
 /// Parses `harness node`'s flags; `read_file` reads the hostfile.
@@ -181,8 +184,9 @@ pub fn parse_node_args_with_env(
         "checkpoint-every",
         "durability",
         "data-dir",
+        "key-file",
     ];
-    let given = walk("node", args, &valued, &["slurm"])?;
+    let given = walk("node", args, &valued, &["slurm", "encrypt"])?;
     let value = |flag: &str| given.iter().find(|g| g.flag == flag).and_then(|g| g.value.as_deref());
     let slurm = given.iter().any(|g| g.flag == "slurm");
 
@@ -246,8 +250,34 @@ pub fn parse_node_args_with_env(
         Some(path) => Some(PathBuf::from(path)),
         None => None,
     };
+    let key = match value("key-file") {
+        Some(path) => Some(load_key(path)?),
+        None => None,
+    };
+    let encrypt = given.iter().any(|g| g.flag == "encrypt");
+    if encrypt && key.is_none() {
+        return Err(CliError::Needs { flag: "encrypt", needs: "--key-file" });
+    }
     let state = parse_state_args(&|flag| value(flag).map(str::to_string))?;
-    Ok(NodeArgs { id, listen, peers, ring, token_timeout, cluster, delivery_log, state })
+    Ok(NodeArgs { id, listen, peers, ring, token_timeout, cluster, delivery_log, key, encrypt, state })
+}
+
+/// Loads `--key-file`; every problem names the flag and the file.
+pub fn load_key(path: &str) -> Result<ClusterKey, CliError> {
+    if path.is_empty() {
+        return Err(CliError::bad("key-file", path, "must not be empty"));
+    }
+    ClusterKey::load(Path::new(path)).map_err(|problem| CliError::bad("key-file", path, problem))
+}
+
+/// Parses `harness keygen --key-file FILE`: where to write a new key.
+pub fn parse_keygen_args(args: &[String]) -> Result<PathBuf, CliError> {
+    let given = walk("keygen", args, &["key-file"], &[])?;
+    match given.first().and_then(|g| g.value.as_deref()) {
+        Some("") => Err(CliError::bad("key-file", "", "must not be empty")),
+        Some(path) => Ok(PathBuf::from(path)),
+        None => Err(CliError::Required { flags: "--key-file" }),
+    }
 }
 
 /// The static name of a flag that conflicts with `--slurm`.

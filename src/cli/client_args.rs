@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::error::CliError;
 use super::flags::{parse_address, parse_number, walk, DEFAULT_PORT};
+use crate::auth::{Auth, ClusterKey};
 use crate::client::txn_text::{parse_guard, parse_op, TxnText};
 
 /// The environment variable read when `--cluster` is not given.
@@ -30,6 +31,12 @@ pub struct ClientArgs {
     pub timeout: Duration,
     /// `--session ID:N`: the client id and request number of a write, to retry one exactly once.
     pub session: Option<(u64, u64)>,
+    /// `--key-file`, loaded and checked: the cluster key to prove, or `None` for an open cluster.
+    pub key: Option<ClusterKey>,
+    /// `--encrypt`: the cluster encrypts its frames.
+    pub encrypt: bool,
+    /// `--cluster-name`: the name the key is bound to (the members' `--cluster`).
+    pub cluster_name: String,
     /// The operation.
     pub op: ClientOp,
 }
@@ -103,8 +110,8 @@ pub fn parse_client_args(
     args: &[String],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ClientArgs, CliError> {
-    let mut valued = vec!["cluster", "timeout"];
-    let mut switches = vec!["json"];
+    let mut valued = vec!["cluster", "timeout", "key-file", "cluster-name"];
+    let mut switches = vec!["json", "encrypt"];
     match command {
         "put" | "del" => valued.push("session"),
         "get" => switches.push("stale"),
@@ -191,7 +198,25 @@ pub fn parse_client_args(
         }
         other => return Err(CliError::UnknownCommand { command: other.to_string() }),
     };
-    Ok(ClientArgs { cluster, json: switch("json"), stale: switch("stale"), timeout, session, op })
+    let key = value("key-file").map(super::args::load_key).transpose()?;
+    let encrypt = switch("encrypt");
+    if encrypt && key.is_none() {
+        return Err(CliError::Needs { flag: "encrypt", needs: "--key-file" });
+    }
+    let cluster_name = match value("cluster-name") {
+        Some("") => return Err(CliError::bad("cluster-name", "", "must not be empty")),
+        Some(name) => name.to_string(),
+        None => super::args::DEFAULT_CLUSTER.to_string(),
+    };
+    let (json, stale) = (switch("json"), switch("stale"));
+    Ok(ClientArgs { cluster, json, stale, timeout, session, key, encrypt, cluster_name, op })
+}
+
+impl ClientArgs {
+    /// The credentials to prove: the key bound to the cluster name.
+    pub fn auth(&self) -> Option<Auth> {
+        self.key.as_ref().map(|key| Auth::new(key, &self.cluster_name, self.encrypt))
+    }
 }
 
 /// One `--if`, `--then` or `--else` clause, in command-line order.

@@ -70,8 +70,9 @@ pub fn run_client(
     let options = ClusterOptions {
         request_timeout: args.timeout.min(ClusterOptions::default().request_timeout),
         deadline: args.timeout,
+        auth: args.auth(),
     };
-    let mut cluster = ClusterClient::new(&args.cluster, options)?;
+    let mut cluster = ClusterClient::new(&args.cluster, options.clone())?;
     if let Some((client_id, request)) = args.session {
         cluster.set_session(client_id, request)?;
     }
@@ -182,8 +183,9 @@ pub fn run_client(
         }
         ClientOp::Leave => {
             let addr = args.cluster[0];
-            let mut client = crate::client::Client::connect(addr, options.request_timeout)
-                .map_err(|e| Failure::new(EXIT_UNREACHABLE, e.to_string()))?;
+            let mut client =
+                crate::client::Client::connect_with(addr, options.request_timeout, options.auth.as_ref())
+                    .map_err(|e| Failure::new(EXIT_UNREACHABLE, e.to_string()))?;
             client.leave().map_err(|e| Failure::new(EXIT_FAILED, e.to_string()))?;
             if args.json {
                 writeln!(out, "{{\"leaving\":\"{addr}\"}}")?;

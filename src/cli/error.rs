@@ -56,6 +56,13 @@ pub enum CliError {
         /// What must be given, e.g. "--peers or --hostfile".
         flags: &'static str,
     },
+    /// A flag that only works together with another.
+    Needs {
+        /// The flag given.
+        flag: &'static str,
+        /// What it needs, e.g. "--key-file".
+        needs: &'static str,
+    },
     /// Two flags that exclude each other.
     Conflict {
         /// The first flag.
@@ -104,6 +111,7 @@ impl fmt::Display for CliError {
             CliError::Repeated { flag } => write!(f, "--{flag} is given twice"),
             CliError::BadValue { flag, value, problem } => write!(f, "bad --{flag} {value:?}: {problem}"),
             CliError::Required { flags } => write!(f, "{flags} is required"),
+            CliError::Needs { flag, needs } => write!(f, "--{flag} needs {needs}"),
             CliError::Conflict { first, second } => write!(f, "--{first} and --{second} exclude each other"),
             CliError::Slurm(problem) => write!(f, "--slurm: {problem}"),
             CliError::Config(e) => e.fmt(f),

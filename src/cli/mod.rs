@@ -21,8 +21,8 @@ mod table;
 pub mod workload;
 
 pub use args::{
-    cluster_hash, parse_demo_args, parse_hostfile, parse_node_args, parse_node_args_with_env, parse_peers,
-    DemoArgs, NodeArgs, DEFAULT_CLUSTER,
+    cluster_hash, load_key, parse_demo_args, parse_hostfile, parse_keygen_args, parse_node_args,
+    parse_node_args_with_env, parse_peers, DemoArgs, NodeArgs, DEFAULT_CLUSTER,
 };
 pub use client_args::{parse_client_args, parse_cluster, ClientArgs, ClientOp, CLUSTER_VARIABLE};
 pub use client_cmd::{
@@ -50,6 +50,7 @@ Usage:
   harness txn [--if GUARD]... [--then OP]... [--else OP]...   (no clause: read them from stdin)
   harness watch PREFIX [--from REVISION] [--count N]
   harness status             harness members                harness leave
+  harness keygen --key-file FILE
   harness --help
 
 harness node: run one member until Ctrl-C or SIGTERM.
@@ -63,6 +64,15 @@ harness node: run one member until Ctrl-C or SIGTERM.
   --cluster NAME       nodes of different clusters refuse each other (default harness)
   --delivery-log FILE  write one line per agreed delivery, replacing FILE at start:
                        view seq origin incarnation counter payload_fnv64hex
+  --key-file FILE      the cluster key (32 bytes, mode 600, from harness keygen): peers and
+                       clients must prove it, every frame carries a MAC. Without it the node
+                       runs open and says so
+  --encrypt            with --key-file: also encrypt every frame (ChaCha20-Poly1305); every
+                       member and client must agree
+
+harness keygen: write a new random cluster key to --key-file FILE (mode 600, never
+overwriting); copy it to every member and client host.
+
   --hot H              members of a view that apply every command at once: the H lowest ids
                        (default 2); the others are warm standbys, promoted when a hot one fails
   --checkpoint-every N[,Ss]  checkpoint after N commits (default 4096) or S seconds (default 10)
@@ -80,6 +90,9 @@ Client commands talk to any member and fail over to another:
                        read through the ring (linearizable, the default)
   --timeout MS         bound on the whole operation, failovers included (default 10000)
   --session ID:N       put/del/txn: client id and request number, to retry a write exactly once
+  --key-file FILE      the cluster key of a keyed cluster (as the members' --key-file)
+  --encrypt            the cluster runs with --encrypt
+  --cluster-name NAME  the members' --cluster name, which the key is bound to (default harness)
   txn clauses: --if 'KEY = VALUE' | 'KEY version|mod =|<|> N' | 'KEY exists|missing',
                --then/--else 'put KEY VALUE' | 'del KEY' | 'get KEY' | 'range PREFIX [LIMIT]'
   status and members print a table of every member (id, address, role, view, revision, lag);
@@ -106,6 +119,8 @@ pub enum Command {
     Node(NodeArgs),
     /// Run the local demo.
     Demo(DemoArgs),
+    /// Write a new cluster key to this file.
+    Keygen(std::path::PathBuf),
     /// A client command against a running cluster.
     Client(ClientArgs),
 }
@@ -127,6 +142,7 @@ pub fn parse_command(
     match command.as_str() {
         "node" => Ok(Command::Node(parse_node_args_with_env(rest, read_file, env)?)),
         "demo" => Ok(Command::Demo(parse_demo_args(rest)?)),
+        "keygen" => Ok(Command::Keygen(parse_keygen_args(rest)?)),
         "put" => Ok(Command::Client(parse_client_args("put", rest, env)?)),
         "get" => Ok(Command::Client(parse_client_args("get", rest, env)?)),
         "del" => Ok(Command::Client(parse_client_args("del", rest, env)?)),
@@ -170,6 +186,9 @@ mod tests {
             "--token-timeout",
             "--cluster",
             "--delivery-log",
+            "--key-file",
+            "--encrypt",
+            "keygen",
         ] {
             assert!(USAGE.contains(flag), "{flag}");
         }

@@ -11,6 +11,8 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+
+use crate::auth::Auth;
 use std::time::{Duration, Instant};
 
 use super::{new_client_id, Client, ClientError};
@@ -24,18 +26,24 @@ const ATTEMPTS_MAX: usize = 64;
 const BACKOFF_MIN: Duration = Duration::from_millis(25);
 const BACKOFF_MAX: Duration = Duration::from_millis(800);
 
-/// How long to wait for what.
-#[derive(Clone, Copy, Debug)]
+/// How long to wait for what, and the cluster key to prove on every connection.
+#[derive(Clone, Debug)]
 pub struct ClusterOptions {
     /// Bounds one connect and one request to one member.
     pub request_timeout: Duration,
     /// Bounds a whole operation, failovers included.
     pub deadline: Duration,
+    /// The cluster key of a keyed cluster (`Client::connect_with`); `None` for an open one.
+    pub auth: Option<Auth>,
 }
 
 impl Default for ClusterOptions {
     fn default() -> ClusterOptions {
-        ClusterOptions { request_timeout: Duration::from_secs(5), deadline: Duration::from_secs(15) }
+        ClusterOptions {
+            request_timeout: Duration::from_secs(5),
+            deadline: Duration::from_secs(15),
+            auth: None,
+        }
     }
 }
 
@@ -251,7 +259,7 @@ impl ClusterClient {
 
     /// The status of the member at `addr` only, without failover.
     pub fn status_of(&self, addr: SocketAddr) -> Result<NodeStatus, ClientError> {
-        Client::connect(addr, self.options.request_timeout)?.status()
+        Client::connect_with(addr, self.options.request_timeout, self.options.auth.as_ref())?.status()
     }
 
     /// The configured members, as some member knows them.
@@ -266,7 +274,7 @@ impl ClusterClient {
     pub fn watch(&self, prefix: &[u8], from: u64) -> Result<Watcher, ClusterError> {
         let mut watcher = Watcher {
             addrs: self.addrs.clone(),
-            options: self.options,
+            options: self.options.clone(),
             next_member: self.next_member,
             prefix: prefix.to_vec(),
             next_from: from,
@@ -289,18 +297,16 @@ impl ClusterClient {
         for attempts in 1..=ATTEMPTS_MAX {
             let client = match self.current.take() {
                 Some(client) => client,
-                None => {
-                    match connect_next(&self.addrs, &mut self.next_member, self.options.request_timeout) {
-                        Ok(client) => client,
-                        Err(e) => {
-                            last_io = Some(e);
-                            if !pause(&mut backoff, deadline) {
-                                return Err(give_up(attempts, last_io, last_no_quorum));
-                            }
-                            continue;
+                None => match connect_next(&self.addrs, &mut self.next_member, &self.options) {
+                    Ok(client) => client,
+                    Err(e) => {
+                        last_io = Some(e);
+                        if !pause(&mut backoff, deadline) {
+                            return Err(give_up(attempts, last_io, last_no_quorum));
                         }
+                        continue;
                     }
-                }
+                },
             };
             let mut client = client;
             match attempt(&mut client) {
@@ -378,10 +384,14 @@ fn pause(backoff: &mut Duration, deadline: Instant) -> bool {
 }
 
 /// Connects to the member at `next`, advancing it so the following call tries the next one.
-fn connect_next(addrs: &[SocketAddr], next: &mut usize, timeout: Duration) -> Result<Client, ClientError> {
+fn connect_next(
+    addrs: &[SocketAddr],
+    next: &mut usize,
+    options: &ClusterOptions,
+) -> Result<Client, ClientError> {
     let addr = addrs[*next % addrs.len()];
     *next = (*next + 1) % addrs.len();
-    Client::connect(addr, timeout)
+    Client::connect_with(addr, options.request_timeout, options.auth.as_ref())
 }
 
 /// A stream of committed changes under a prefix that survives member failures: it reconnects
@@ -450,7 +460,7 @@ impl Watcher {
         let mut last_io = None;
         let mut last_no_quorum = None;
         for attempts in 1..=ATTEMPTS_MAX {
-            match connect_next(&self.addrs, &mut self.next_member, self.options.request_timeout) {
+            match connect_next(&self.addrs, &mut self.next_member, &self.options) {
                 Ok(mut client) => match client.start_watch(&self.prefix, self.next_from) {
                     Ok((revision, events)) => {
                         self.accept(revision, events);

@@ -67,6 +67,13 @@ pub enum ClientError {
         /// The node's explanation.
         message: String,
     },
+    /// The cluster key's handshake failed: a wrong key, cluster name or mode on one side.
+    Handshake {
+        /// The node's address.
+        addr: SocketAddr,
+        /// What went wrong.
+        problem: String,
+    },
     /// The payload would not fit in one frame.
     PayloadTooLarge {
         /// Its size.
@@ -97,6 +104,7 @@ impl fmt::Display for ClientError {
             ClientError::Rejected { request, code, message } => {
                 write!(f, "request {request} refused ({}): {message}", code_name(*code))
             }
+            ClientError::Handshake { addr, problem } => write!(f, "handshake with {addr}: {problem}"),
             ClientError::PayloadTooLarge { bytes, max } => {
                 write!(f, "payload of {bytes} bytes exceeds the maximum of {max}")
             }

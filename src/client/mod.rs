@@ -9,6 +9,10 @@
 //! meanwhile for a later `recv_reply`, so both styles mix on one connection. Every call has a
 //! deadline and every buffer a named maximum, so a silent or misbehaving node costs a bounded
 //! wait and bounded memory, never a hang.
+//!
+//! Against a keyed cluster, `connect_with` runs the cluster key's handshake first (`crate::auth`,
+//! docs/PROTOCOL.md §2) as a dialler with node id 0, and seals every request and checks every
+//! reply from then on; a node that cannot prove the key is refused like one that sends garbage.
 
 mod cluster;
 mod error;
@@ -25,9 +29,11 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::ids::Seq;
+use crate::auth::{self, Auth, Inbound, Sealer, Side, Transcript};
+use crate::ids::{Member, NodeId, Seq};
 use crate::wire::{
-    self, ClientReply, ClientRequest, Consistency, Frame, MemberInfo, NodeStatus, Payload, FRAME_BYTES_MAX,
+    self, ClientReply, ClientRequest, Consistency, Frame, MemberInfo, NodeStatus, Payload, PeerFrame,
+    FRAME_BYTES_MAX,
 };
 
 /// Room left in a frame for its envelope and request number; the rest may be payload.
@@ -44,12 +50,17 @@ pub struct Client {
     stream: TcpStream,
     addr: SocketAddr,
     timeout: Duration,
-    /// Received bytes; the unread ones start at `inbox_head`. Never more than one maximal
-    /// frame plus one read chunk, because `frame_len` refuses longer announcements.
-    inbox: Vec<u8>,
-    inbox_head: usize,
+    /// Received bytes: never more than one maximal frame, one record and one read chunk,
+    /// because `frame_len` and `Opener::record_len` refuse longer announcements.
+    inbox: Inbound,
+    /// Reused read buffer.
+    scratch: Vec<u8>,
     /// Reused encoding buffer.
     outbox: Vec<u8>,
+    /// Seals requests once a keyed handshake is done.
+    sealer: Option<Sealer>,
+    /// Reused buffer for sealed records.
+    sealed: Vec<u8>,
     /// Replies that arrived while `broadcast` or `status` waited for another one.
     kept: VecDeque<ClientReply>,
     next_request: u64,
@@ -60,27 +71,143 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the node at `addr`; `timeout` bounds the connect and is the default wait
-    /// of every later `broadcast`, `status` and send.
+    /// Connects to the node at `addr` of an open cluster; `timeout` bounds the connect and is
+    /// the default wait of every later `broadcast`, `status` and send.
     pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Client, ClientError> {
+        Client::connect_with(addr, timeout, None)
+    }
+
+    /// Connects to the node at `addr`, proving the cluster key first when `auth` is given (the
+    /// handshake is bounded by `timeout` too).
+    pub fn connect_with(
+        addr: SocketAddr,
+        timeout: Duration,
+        auth: Option<&Auth>,
+    ) -> Result<Client, ClientError> {
         let stream = TcpStream::connect_timeout(&addr, timeout)
             .map_err(|source| ClientError::Connect { addr, source })?;
         let configure = |source| ClientError::Io { addr, action: "configure", source };
         // Requests are small and latency matters more than packet count.
         stream.set_nodelay(true).map_err(configure)?;
         stream.set_write_timeout(Some(timeout)).map_err(configure)?;
-        Ok(Client {
+        let mut client = Client {
             stream,
             addr,
             timeout,
-            inbox: Vec::new(),
-            inbox_head: 0,
+            inbox: Inbound::default(),
+            scratch: vec![0; READ_CHUNK_BYTES],
             outbox: Vec::new(),
+            sealer: None,
+            sealed: Vec::new(),
             kept: VecDeque::new(),
             next_request: 1,
             in_flight: 0,
             watch: None,
+        };
+        if let Some(auth) = auth {
+            client.handshake(auth)?;
+        }
+        Ok(client)
+    }
+
+    /// The cluster key's handshake as the dialler (docs/PROTOCOL.md §2).
+    fn handshake(&mut self, auth: &Auth) -> Result<(), ClientError> {
+        let addr = self.addr;
+        let refused = |problem: String| ClientError::Handshake { addr, problem };
+        let deadline = Instant::now() + self.timeout;
+        let nonce = auth::fresh_nonce().map_err(refused)?;
+        let me = Member { id: NodeId(0), incarnation: 0 };
+        let mode = auth.mode();
+        self.write_frame(&PeerFrame::Hello {
+            cluster: auth.cluster(),
+            mode,
+            from: me,
+            to: NodeId(0),
+            nonce,
+        })?;
+        let (acceptor, acceptor_nonce) = match self.read_handshake_frame(deadline, "challenge")? {
+            PeerFrame::Challenge { from, mode: theirs, nonce } if theirs == mode => (from, nonce),
+            PeerFrame::Challenge { mode: theirs, .. } => {
+                return Err(refused(format!("the node runs {}, this client {}", theirs.name(), mode.name())))
+            }
+            other => {
+                return Err(refused(format!("expected a challenge, got {}", crate::core::frame_name(&other))))
+            }
+        };
+        let transcript = Transcript {
+            mode,
+            cluster: auth.cluster(),
+            dialer: me,
+            acceptor,
+            dialer_nonce: nonce,
+            acceptor_nonce,
+        };
+        self.write_frame(&PeerFrame::Proof { proof: auth.proof(Side::Dialer, &transcript) })?;
+        match self.read_handshake_frame(deadline, "hello-ack")? {
+            PeerFrame::HelloAck { proof } if auth.verify(Side::Acceptor, &transcript, &proof) => {}
+            PeerFrame::HelloAck { .. } => {
+                return Err(refused("the node does not prove this cluster's key (or cluster name)".into()))
+            }
+            other => {
+                return Err(refused(format!("expected a hello-ack, got {}", crate::core::frame_name(&other))))
+            }
+        }
+        let (sealer, opener) = auth.session(Side::Dialer, &transcript);
+        self.sealer = Some(sealer);
+        self.inbox.start_session(opener);
+        Ok(())
+    }
+
+    fn write_frame(&mut self, frame: &PeerFrame) -> Result<(), ClientError> {
+        self.outbox.clear();
+        wire::encode_peer(frame, &mut self.outbox);
+        self.stream.write_all(&self.outbox).map_err(|source| ClientError::Io {
+            addr: self.addr,
+            action: "send",
+            source,
         })
+    }
+
+    /// One handshake frame; a node that closes instead refused this client's hello or proof.
+    fn read_handshake_frame(
+        &mut self,
+        deadline: Instant,
+        waiting_for: &'static str,
+    ) -> Result<PeerFrame, ClientError> {
+        let addr = self.addr;
+        loop {
+            match self.inbox.next_frame(crate::transport::HANDSHAKE_FRAME_BYTES_MAX) {
+                Ok(Some(Frame::Peer(frame))) => return Ok(frame),
+                Ok(Some(Frame::Reply(ClientReply::Error { message, .. }))) => {
+                    return Err(ClientError::Handshake {
+                        addr,
+                        problem: format!("the node refused: {message}"),
+                    })
+                }
+                Ok(Some(_)) => {
+                    return Err(ClientError::Unexpected {
+                        addr,
+                        what: "client frame in the handshake".into(),
+                    })
+                }
+                Ok(None) => {}
+                Err(source) => return Err(ClientError::Decode { addr, source }),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::Timeout { addr, waiting_for, waited: self.timeout });
+            }
+            match self.fill(deadline - now) {
+                Err(ClientError::Closed { .. }) => {
+                    let problem = format!(
+                        "the node closed the connection instead of a {waiting_for}: wrong key, cluster name \
+                         or mode (its log says which)"
+                    );
+                    return Err(ClientError::Handshake { addr, problem });
+                }
+                other => other?,
+            }
+        }
     }
 
     /// The node's address.
@@ -228,7 +355,15 @@ impl Client {
     fn send(&mut self, request: &ClientRequest) -> Result<(), ClientError> {
         self.outbox.clear();
         wire::encode_request(request, &mut self.outbox);
-        match self.stream.write_all(&self.outbox) {
+        let bytes = match &mut self.sealer {
+            Some(sealer) => {
+                self.sealed.clear();
+                sealer.seal(&self.outbox, &mut self.sealed);
+                &self.sealed
+            }
+            None => &self.outbox,
+        };
+        match self.stream.write_all(bytes) {
             Ok(()) => {
                 self.in_flight += 1;
                 Ok(())
@@ -281,13 +416,11 @@ impl Client {
             });
         }
         loop {
-            let unread = &self.inbox[self.inbox_head..];
-            if let Some(len) =
-                wire::frame_len(unread).map_err(|source| ClientError::Decode { addr, source })?
+            if let Some(frame) = self
+                .inbox
+                .next_frame(FRAME_BYTES_MAX)
+                .map_err(|source| ClientError::Decode { addr, source })?
             {
-                let frame =
-                    wire::decode(&unread[..len]).map_err(|source| ClientError::Decode { addr, source })?;
-                self.inbox_head += len;
                 let reply = match frame {
                     Frame::Reply(reply) => reply,
                     Frame::Peer(_) => {
@@ -317,39 +450,27 @@ impl Client {
     /// Reads what the socket has, waiting at most `wait` (which must not be zero).
     fn fill(&mut self, wait: Duration) -> Result<(), ClientError> {
         let addr = self.addr;
-        if self.inbox_head > 0 {
-            // Compact before growing, so the buffer stays within its bound.
-            self.inbox.drain(..self.inbox_head);
-            self.inbox_head = 0;
-        }
         self.stream.set_read_timeout(Some(wait)).map_err(|source| ClientError::Io {
             addr,
             action: "configure",
             source,
         })?;
-        let start = self.inbox.len();
-        self.inbox.resize(start + READ_CHUNK_BYTES, 0);
-        let read = match self.stream.read(&mut self.inbox[start..]) {
-            Ok(0) => {
-                self.inbox.truncate(start);
-                return Err(ClientError::Closed { addr });
+        match self.stream.read(&mut self.scratch) {
+            Ok(0) => Err(ClientError::Closed { addr }),
+            Ok(n) => {
+                self.inbox.extend(&self.scratch[..n]);
+                Ok(())
             }
-            Ok(n) => n,
             Err(e)
                 if matches!(
                     e.kind(),
                     ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
                 ) =>
             {
-                0
+                Ok(())
             }
-            Err(source) => {
-                self.inbox.truncate(start);
-                return Err(ClientError::Io { addr, action: "receive", source });
-            }
-        };
-        self.inbox.truncate(start + read);
-        Ok(())
+            Err(source) => Err(ClientError::Io { addr, action: "receive", source }),
+        }
     }
 
     fn refusal_or_unexpected(&self, reply: ClientReply) -> ClientError {

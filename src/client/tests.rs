@@ -249,7 +249,7 @@ fn a_write_is_retried_at_another_member_with_the_same_session() {
         let outcome = Outcome::Ok { revision: 7, deleted: 0, reads: vec![] }.encode();
         Some(reply_bytes(&[ClientReply::Executed { request, seq: 3, outcome: outcome.into() }]))
     });
-    let options = ClusterOptions { request_timeout: WAIT, deadline: WAIT * 2 };
+    let options = ClusterOptions { request_timeout: WAIT, deadline: WAIT * 2, auth: None };
     let mut cluster = ClusterClient::new(&[dying, healthy], options).unwrap();
     let outcome = cluster.put(b"k", b"v").unwrap();
     assert_eq!(outcome, Outcome::Ok { revision: 7, deleted: 0, reads: vec![] });
@@ -271,8 +271,8 @@ fn no_quorum_everywhere_is_reported_as_no_quorum_and_nobody_as_unreachable() {
         Some(reply_bytes(&[ClientReply::Error { request, code: ErrorCode::NoQuorum, message }]))
     };
     let (addr, node) = scripted_node(refuse);
-    let options = ClusterOptions { request_timeout: WAIT, deadline: Duration::from_millis(300) };
-    let mut cluster = ClusterClient::new(&[addr], options).unwrap();
+    let options = ClusterOptions { request_timeout: WAIT, deadline: Duration::from_millis(300), auth: None };
+    let mut cluster = ClusterClient::new(&[addr], options.clone()).unwrap();
     let error = cluster.put(b"k", b"v").unwrap_err();
     assert!(matches!(error, ClusterError::NoQuorum { .. }), "{error}");
     drop(cluster);

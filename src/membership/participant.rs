@@ -191,7 +191,10 @@ impl Core {
             return false;
         }
         let Some((ballot, proposal)) = self.membership.installed.as_ref() else { return false };
-        let member = self.links.peer(to).is_some_and(|p| proposal.ring.contains(&p));
+        // By id: a link keeps the incarnation its process announced at start-up, while the core
+        // counts a new one at each exclusion. The receiver checks its exact incarnation itself
+        // and learns it is excluded if the view holds another.
+        let member = proposal.ring.iter().any(|m| m.id == to);
         if proposal.view != self.membership.last_primary || their_primary >= proposal.view || !member {
             return false;
         }

@@ -25,7 +25,7 @@ use crate::core::{Commit, Core, Delivery, Input, Output, RejectReason};
 use crate::error::Error;
 use crate::ids::{Member, NodeId};
 use crate::time::Time;
-use crate::transport::{Command, Event, LoopHandle};
+use crate::transport::{Command, Counters, Event, LoopHandle};
 use crate::wire::{self, ClientReply, ErrorCode};
 use clients::{Pending, RotationRate};
 
@@ -49,6 +49,7 @@ pub(super) struct Channels {
     pub(super) rejections: Option<Sender<Rejection>>,
     pub(super) tags: Arc<AtomicU64>,
     pub(super) delivery_log: Option<DeliveryLog>,
+    pub(super) counters: Arc<Counters>,
     /// The durable files, with `--durability checkpoint|fsync`.
     pub(super) store: Option<Store>,
     /// Every member's address, for `Members` requests.
@@ -209,7 +210,14 @@ impl Driver {
             Event::Peer { from, frame } => self.step(Input::Frame { from, frame }),
             Event::LinkUp { peer } => self.step(Input::LinkUp { peer }),
             Event::LinkDown { peer } => self.step(Input::LinkDown { peer }),
-            Event::Request { client, request } => self.on_client_request(client, request),
+            Event::Request { client, request } => {
+                // The loop counted these bytes as waiting for this thread (its read budget).
+                self.c
+                    .counters
+                    .client_bytes_queued
+                    .fetch_sub(request.data_bytes(), std::sync::atomic::Ordering::Relaxed);
+                self.on_client_request(client, request)
+            }
             Event::ClientGone { client } => {
                 self.pending.retain(|_, pending| pending.client != client);
                 self.watches.forget(client);
@@ -268,7 +276,10 @@ impl Driver {
             Output::Rejected { tag, reason } => {
                 if let Some(Pending { client, request, .. }) = self.pending.remove(&tag) {
                     let (code, message) = match reason {
-                        RejectReason::Busy => (ErrorCode::Busy, "the submit queue is full"),
+                        RejectReason::Busy => {
+                            Counters::bump(&self.c.counters.busy_replies);
+                            (ErrorCode::Busy, "the submit queue is full; retry later")
+                        }
                         RejectReason::ShuttingDown => (ErrorCode::ShuttingDown, "the node is leaving"),
                         RejectReason::TooLarge => (ErrorCode::BadRequest, "the payload exceeds the maximum"),
                         RejectReason::Excluded => {

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::auth::Auth;
 use crate::checkpoint::Store;
 use crate::config::CoreConfig;
 use crate::config::Durability;
@@ -36,7 +37,7 @@ use crate::core::{Commit, CoreStatus, Delivery, RejectReason};
 use crate::error::{ConfigError, Error};
 use crate::ids::{Member, NodeId};
 use crate::replication::{Checkpoint, DvmState, StateMachine};
-use crate::transport::{self, Transport, TransportConfig};
+use crate::transport::{self, CounterSnapshot, Counters, Transport, TransportConfig};
 use crate::wire::Payload;
 
 /// Most embedder requests (submissions, status queries) queued for the protocol thread.
@@ -53,6 +54,9 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// Every member's address, by id, this node's own included.
     pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// The cluster key, bound to the cluster name: peers and clients must prove it and every
+    /// record carries a MAC. `None` runs open, with one warning at start.
+    pub auth: Option<Auth>,
 }
 
 impl NodeConfig {
@@ -75,6 +79,9 @@ impl NodeConfig {
         }
         if let Some((id, addr)) = self.peers.iter().find(|(_, addr)| addr.port() == 0) {
             return Err(ConfigError::new("peers", format!("gives {id} the address {addr} without a port")));
+        }
+        if self.auth.as_ref().is_some_and(|auth| auth.cluster() != self.core.cluster) {
+            return Err(ConfigError::new("cluster", "differs from the cluster name the key was bound to"));
         }
         Ok(())
     }
@@ -160,6 +167,7 @@ pub struct Node {
     tags: Arc<AtomicU64>,
     protocol: Option<JoinHandle<()>>,
     io: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
     left_by_request: Arc<AtomicBool>,
 }
 
@@ -169,16 +177,17 @@ impl Node {
         Node::start_with(config, NodeOptions::default())
     }
 
-    /// Starts a node. The delivery log is created and the listener bound first, so a bad log
-    /// path is an `Error::Config` naming `delivery-log`, an address in use an `Error::Io` naming
-    /// the address, and in both cases no thread is started.
+    /// Starts a node. The listener is bound and the delivery log created first, so an address in
+    /// use is an `Error::Io` naming the address (and leaves an existing log alone), a bad log path
+    /// an `Error::Config` naming `delivery-log`, and in both cases no thread is started.
     pub fn start_with(config: NodeConfig, options: NodeOptions) -> Result<Node, Error> {
         config.validate()?;
+        // The listener first: a node whose address is taken must not empty its old delivery log.
+        let listener = transport::bind_listener(config.listen)?;
         let delivery_log =
             options.delivery_log.as_deref().map(delivery_log::DeliveryLog::create).transpose()?;
         let mut core = Core::with_machine(config.core.clone(), Box::new(DvmState::default()));
         let store = open_store(&mut core, config.core.durability, options.data_dir.as_deref())?;
-        let listener = transport::bind_listener(config.listen)?;
         let local_addr = listener.local_addr().map_err(|e| Error::io("read the listener's address", e))?;
         let me = config.core.me;
         let transport = Transport::start(
@@ -188,9 +197,23 @@ impl Node {
                 peers: config.peers.clone(),
                 dial_timeout: config.core.token_timeout / 2,
                 clients_max: transport::CLIENTS_MAX,
+                request_bytes_max: config.core.payload_bytes_max + transport::REQUEST_ENVELOPE_BYTES,
+                auth: config.auth.clone(),
             },
             listener,
         )?;
+        match &config.auth {
+            Some(auth) => log::info!(
+                "{me} node: cluster key {}; peers and clients must prove it, records are {}",
+                auth.fingerprint(),
+                if auth.mode() == crate::wire::AuthMode::Encrypt { "encrypted" } else { "MACed" }
+            ),
+            None => log::warn!(
+                "{me} node: running open without --key-file: anyone who can reach {local_addr} can join, \
+                 inject or replay frames"
+            ),
+        }
+        let counters = Arc::clone(&transport.counters);
         let (requests, requests_rx) = crossbeam_channel::bounded(REQUESTS_QUEUED_MAX);
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
         let (deliveries_tx, deliveries) = crossbeam_channel::bounded(options.deliveries_max.max(1));
@@ -209,6 +232,7 @@ impl Node {
             rejections: options.commits.then_some(rejections_tx),
             tags: Arc::clone(&tags),
             delivery_log,
+            counters: Arc::clone(&counters),
             store,
             peers: config.peers.clone(),
             left_by_request: Arc::clone(&left_by_request),
@@ -236,6 +260,7 @@ impl Node {
             tags,
             protocol: Some(protocol),
             io: Some(transport.thread),
+            counters,
             left_by_request,
         })
     }
@@ -294,6 +319,11 @@ impl Node {
         self.me
     }
 
+    /// What the transport has refused or cut short so far (transport::Counters).
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
+    }
+
     /// Leaves the group cleanly, stops both threads and waits for them.
     pub fn stop(mut self) -> Result<(), Error> {
         self.shut_down()
@@ -313,7 +343,7 @@ impl Node {
                 }
             }
         }
-        log::info!("{} node: stopped", self.me);
+        log::info!("{} node: stopped; transport counters: {}", self.me, self.counters.snapshot());
         result
     }
 }
@@ -334,7 +364,7 @@ mod tests {
         let peers: BTreeMap<NodeId, SocketAddr> =
             (1..=3u16).map(|id| (NodeId(id), SocketAddr::from(([127, 0, 0, 1], 7100 + id)))).collect();
         let core = CoreConfig::new(Member { id: NodeId(2), incarnation: 1 }, peers.keys().copied().collect());
-        NodeConfig { core, listen: SocketAddr::from(([0, 0, 0, 0], 7102)), peers }
+        NodeConfig { core, listen: SocketAddr::from(([0, 0, 0, 0], 7102)), peers, auth: None }
     }
 
     #[test]

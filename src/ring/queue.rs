@@ -22,11 +22,19 @@ pub(crate) struct SubmitQueue {
     waiting: VecDeque<Pending>,
     /// Stamped but not yet committed, kept for sending again after a view change.
     in_flight: BTreeMap<MsgId, Pending>,
+    /// Payload bytes of `waiting` and `in_flight` together: the memory this queue holds.
+    held_bytes: usize,
 }
 
 impl SubmitQueue {
     pub(crate) fn push(&mut self, pending: Pending) {
+        self.held_bytes += pending.payload.len();
         self.waiting.push_back(pending);
+    }
+
+    /// Payload bytes held, waiting or in flight.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.held_bytes
     }
 
     pub(crate) fn waiting(&self) -> usize {
@@ -66,7 +74,9 @@ impl SubmitQueue {
     /// `ResendCommitted` defect, which keeps it to be sent again.
     pub(crate) fn on_commit(&mut self, id: &MsgId, forget: bool) -> Option<u64> {
         if forget {
-            self.in_flight.remove(id).map(|p| p.tag)
+            let pending = self.in_flight.remove(id)?;
+            self.held_bytes -= pending.payload.len();
+            Some(pending.tag)
         } else {
             self.in_flight.get(id).map(|p| p.tag)
         }
@@ -90,6 +100,7 @@ impl SubmitQueue {
     pub(crate) fn drain(&mut self) -> (Vec<u64>, Vec<u64>) {
         let unsent = self.waiting.drain(..).map(|p| p.tag).collect();
         let stamped = std::mem::take(&mut self.in_flight).into_values().map(|p| p.tag).collect();
+        self.held_bytes = 0;
         (unsent, stamped)
     }
 }
@@ -137,6 +148,24 @@ mod tests {
     }
 
     #[test]
+    fn held_bytes_count_waiting_and_in_flight_payloads_until_commit() {
+        let mut q = SubmitQueue::default();
+        for counter in 1..=3 {
+            let id = MsgId { origin: crate::ids::NodeId(1), incarnation: 1, counter };
+            q.push(Pending { tag: counter, id, attempt: 0, payload: vec![0; 100].into() });
+        }
+        assert_eq!(q.held_bytes(), 300);
+        let stamped = q.stamp(2, usize::MAX, 1);
+        assert_eq!(q.held_bytes(), 300, "in flight still held");
+        q.on_commit(&stamped[0].id, true);
+        assert_eq!(q.held_bytes(), 200);
+        q.requeue_in_flight();
+        assert_eq!(q.held_bytes(), 200);
+        q.drain();
+        assert_eq!(q.held_bytes(), 0);
+    }
+
+    #[test]
     fn stamping_assigns_consecutive_seqs_and_remembers_tags() {
         let mut q = SubmitQueue::default();
         for counter in 1..=3 {
@@ -147,6 +176,7 @@ mod tests {
                 payload: vec![].into(),
             });
         }
+        assert_eq!(q.held_bytes(), 0);
         let stamped = q.stamp(2, usize::MAX, 41);
         assert_eq!(stamped.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![41, 42]);
         assert_eq!(q.waiting(), 1);

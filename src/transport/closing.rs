@@ -4,7 +4,7 @@
 //! with no up link), so a connection that lost the one-link-per-pair rule never makes the core
 //! think the link went down (docs/PROTOCOL.md §2).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::Token;
 
@@ -15,6 +15,41 @@ use super::Event;
 /// Flush attempts at shutdown, `SHUTDOWN_FLUSH_PAUSE` apart.
 const SHUTDOWN_FLUSH_ROUNDS: usize = 20;
 const SHUTDOWN_FLUSH_PAUSE: Duration = Duration::from_millis(5);
+/// Log lines about unproven connections per `LOG_WINDOW`; the rest are counted and summed up.
+const LOG_LINES_PER_WINDOW: u32 = 10;
+const LOG_WINDOW: Duration = Duration::from_secs(1);
+
+/// A rate limit for log lines that an outsider can cause, so that a flood of bad connections
+/// cannot flood the log: each is still counted (`Counters`), and the number left out is logged.
+#[derive(Debug, Default)]
+pub(super) struct LogLimit {
+    window_start: Option<Instant>,
+    lines: u32,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    /// Whether one more line may be logged now; logs how many were left out in the window before.
+    pub(super) fn allow(&mut self, now: Instant, me: crate::ids::NodeId) -> bool {
+        let expired = self.window_start.is_none_or(|start| now >= start + LOG_WINDOW);
+        if expired {
+            if self.suppressed > 0 {
+                log::warn!(
+                    "{me} transport: {} more lines about unproven connections left out (see the counters)",
+                    self.suppressed
+                );
+            }
+            *self = LogLimit { window_start: Some(now), lines: 0, suppressed: 0 };
+        }
+        if self.lines < LOG_LINES_PER_WINDOW {
+            self.lines += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+}
 
 /// Why a connection is closed; decides the log level and which events are reported.
 #[derive(Debug)]
@@ -25,6 +60,8 @@ pub(super) enum Why {
     Failed(String),
     /// It lost the one-link-per-pair rule (docs/PROTOCOL.md §2).
     Duplicate,
+    /// It was the oldest unproven connection when a new one needed its place.
+    Evicted,
     /// The protocol thread asked for it; the caller reports `LinkDown` itself.
     Disconnect,
     /// The node is stopping; nothing is reported.
@@ -38,16 +75,28 @@ impl EventLoop {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.revisit.remove(&token);
         self.dirty.remove(&token);
+        self.unproven.remove(&token);
+        self.throttled.remove(&token);
         let me = self.config.me.id;
         let what = describe(&conn);
         match &why {
+            // An outsider can cause these at will: one line per connection, at a limited rate.
+            Why::Failed(_) | Why::Evicted if conn.role.is_unproven() => {
+                let reason = match &why {
+                    Why::Failed(reason) => reason.as_str(),
+                    _ => "evicted by a newer unproven connection",
+                };
+                if self.unproven_log.allow(Instant::now(), me) {
+                    log::warn!("{me} transport: {what}: {reason}; closed");
+                }
+            }
             Why::Failed(reason) => log::warn!("{me} transport: {what}: {reason}; closed"),
             Why::Eof if matches!(conn.role, Role::Peer { .. }) => log::warn!("{me} transport: {what} closed"),
             _ => log::debug!("{me} transport: {what} closed ({why:?})"),
         }
         let report = !matches!(why, Why::Disconnect | Why::Shutdown);
         match conn.role {
-            Role::Unknown { .. } => {}
+            Role::Unknown { .. } | Role::Accepting { .. } => {}
             Role::Dialing { peer, connected, .. } => {
                 let crossed = connected && peer < me && matches!(why, Why::Eof);
                 let wait = self.config.dial_timeout;
@@ -105,6 +154,12 @@ impl EventLoop {
 pub(super) fn describe(conn: &Conn) -> String {
     match conn.role {
         Role::Unknown { .. } => format!("connection from {}", conn.addr),
+        Role::Accepting { transcript, .. } if transcript.dialer.id.0 == 0 => {
+            format!("client handshake from {}", conn.addr)
+        }
+        Role::Accepting { transcript, .. } => {
+            format!("handshake from {} claiming {}", conn.addr, transcript.dialer)
+        }
         Role::Dialing { peer, .. } => format!("dial to {peer} at {}", conn.addr),
         Role::Peer { member, .. } => format!("link to {member} at {}", conn.addr),
         Role::Client { id } => format!("client {} at {}", id.0, conn.addr),

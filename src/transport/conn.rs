@@ -3,6 +3,11 @@
 //!
 //! Readiness is only a hint, so reads and writes go on until `WouldBlock` (mio src/poll.rs,
 //! "Draining readiness"), each bounded per turn so that one busy peer cannot starve the others.
+//!
+//! After the handshake a keyed connection carries sealed records (`crate::auth`): incoming bytes
+//! are opened record by record (`auth::Inbound`), from which frames are split as before, and outgoing
+//! frames collect in `unsealed` until the flush seals them, one record per flush, so a burst of
+//! frames costs one MAC. Before the handshake completes, frames are read and written plain.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -13,9 +18,10 @@ use mio::{Interest, Registry, Token};
 use socket2::{SockRef, TcpKeepalive};
 
 use super::ClientId;
+use crate::auth::{Inbound, Opener, Sealer, Transcript};
 use crate::error::DecodeError;
 use crate::ids::{Member, NodeId};
-use crate::wire::{self, Frame};
+use crate::wire::{Frame, Nonce};
 
 /// Bytes asked of the kernel per read call.
 pub(super) const READ_CHUNK_BYTES: usize = 64 << 10;
@@ -36,10 +42,17 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
 pub(super) enum Role {
     /// Accepted; its first frame decides whether it is a peer or a client.
     Unknown {
-        /// It is closed if no first frame has arrived by then.
+        /// It is closed if its handshake is not complete by then.
         deadline: Instant,
     },
-    /// Dialled by this node: waiting for TCP to connect, then for `HelloAck`.
+    /// Accepted, `Hello` answered with `Challenge`: waiting for the dialler's `Proof`.
+    Accepting {
+        /// It is closed if its handshake is not complete by then.
+        deadline: Instant,
+        /// What the proofs are computed over; `dialer.id` is 0 for a client.
+        transcript: Transcript,
+    },
+    /// Dialled by this node: waiting for TCP to connect, then for `Challenge`, then `HelloAck`.
     Dialing {
         /// The peer dialled.
         peer: NodeId,
@@ -47,6 +60,10 @@ pub(super) enum Role {
         deadline: Instant,
         /// Whether TCP has connected (the `Hello` is written only then).
         connected: bool,
+        /// This end's nonce, sent in `Hello`.
+        nonce: Nonce,
+        /// Set once `Challenge` arrived and `Proof` was sent; `HelloAck` comes next.
+        transcript: Option<Transcript>,
     },
     /// An up link.
     Peer {
@@ -73,23 +90,64 @@ pub(super) enum ReadOutcome {
     Closed,
 }
 
+impl Role {
+    /// Whether the other end has not proven who it is yet (it counts against the handshake
+    /// limit and is logged at a limited rate when closed).
+    pub(super) fn is_unproven(&self) -> bool {
+        matches!(self, Role::Unknown { .. } | Role::Accepting { .. })
+    }
+
+    /// The handshake deadline, while there is one.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match *self {
+            Role::Unknown { deadline }
+            | Role::Accepting { deadline, .. }
+            | Role::Dialing { deadline, .. } => Some(deadline),
+            Role::Peer { .. } | Role::Client { .. } => None,
+        }
+    }
+}
+
 /// One connection.
 pub(super) struct Conn {
     pub(super) stream: TcpStream,
     pub(super) addr: SocketAddr,
     pub(super) role: Role,
-    read: Vec<u8>,
-    /// Start of the unparsed bytes in `read`.
-    read_at: usize,
+    /// Input: frames during the handshake, records after it.
+    pub(super) inbound: Inbound,
+    /// Seals outgoing frames, once the handshake has set a session up.
+    sealer: Option<Sealer>,
+    /// Frames queued since the last flush, sealed into one record by the next one.
+    unsealed: Vec<u8>,
     write: Vec<u8>,
     /// Whether WRITABLE interest is registered (only while bytes remain unsent, or while a dial
     /// waits for TCP to connect).
     pub(super) writable: bool,
+    /// Since when part of a frame has waited for the rest (a stalled client is closed).
+    pub(super) partial_since: Option<Instant>,
 }
 
 impl Conn {
     pub(super) fn new(stream: TcpStream, addr: SocketAddr, role: Role) -> Conn {
-        Conn { stream, addr, role, read: Vec::new(), read_at: 0, write: Vec::new(), writable: false }
+        Conn {
+            stream,
+            addr,
+            role,
+            inbound: Inbound::default(),
+            sealer: None,
+            unsealed: Vec::new(),
+            write: Vec::new(),
+            writable: false,
+            partial_since: None,
+        }
+    }
+
+    /// Seals everything queued from now on and opens everything read after the frame just
+    /// parsed; called right after the handshake's last frame, which itself goes plain.
+    pub(super) fn start_session(&mut self, (sealer, opener): (Sealer, Opener)) {
+        debug_assert!(self.unsealed.is_empty());
+        self.sealer = Some(sealer);
+        self.inbound.start_session(opener);
     }
 
     /// One `read` call into the buffer.
@@ -98,11 +156,7 @@ impl Conn {
             match self.stream.read(scratch) {
                 Ok(0) => return Ok(ReadOutcome::Closed),
                 Ok(n) => {
-                    if self.read_at > 0 && self.read_at == self.read.len() {
-                        self.read.clear();
-                        self.read_at = 0;
-                    }
-                    self.read.extend_from_slice(&scratch[..n]);
+                    self.inbound.extend(&scratch[..n]);
                     return Ok(ReadOutcome::Some);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOutcome::Drained),
@@ -117,39 +171,29 @@ impl Conn {
         READS_PER_TURN
     }
 
-    /// The next complete frame in the read buffer, if any.
-    pub(super) fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
-        let unparsed = &self.read[self.read_at..];
-        let Some(len) = wire::frame_len(unparsed)? else {
-            self.compact();
-            return Ok(None);
-        };
-        let frame = wire::decode(&unparsed[..len]);
-        self.read_at += len;
-        frame.map(Some)
+    /// The next complete frame of at most `frame_bytes_max` bytes, if any.
+    pub(super) fn next_frame(&mut self, frame_bytes_max: usize) -> Result<Option<Frame>, DecodeError> {
+        self.inbound.next_frame(frame_bytes_max)
     }
 
-    /// Drops parsed bytes once they are most of the buffer, so it does not grow without bound.
-    fn compact(&mut self) {
-        if self.read_at > 0 && self.read_at * 2 >= self.read.len() {
-            self.read.drain(..self.read_at);
-            self.read_at = 0;
-        }
-    }
-
-    /// Queues encoded bytes; returns false when the write buffer limit is exceeded.
+    /// Queues encoded frames (sealed at the next flush once a session is up); returns false
+    /// when the write buffer limit is exceeded.
     pub(super) fn queue(&mut self, bytes: &[u8]) -> bool {
-        self.write.extend_from_slice(bytes);
+        if self.sealer.is_some() {
+            self.unsealed.extend_from_slice(bytes);
+        } else {
+            self.write.extend_from_slice(bytes);
+        }
         let max = match self.role {
             Role::Client { .. } => CLIENT_WRITE_BYTES_MAX,
             _ => PEER_WRITE_BYTES_MAX,
         };
-        self.write.len() <= max
+        self.write.len() + self.unsealed.len() <= max
     }
 
     /// Whether bytes wait to be written.
     pub(super) fn has_unsent(&self) -> bool {
-        !self.write.is_empty()
+        !self.write.is_empty() || !self.unsealed.is_empty()
     }
 
     /// Writes until the buffer is empty or the kernel pushes back, then keeps WRITABLE interest
@@ -157,6 +201,12 @@ impl Conn {
     pub(super) fn flush(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         if let Role::Dialing { connected: false, .. } = self.role {
             return Ok(());
+        }
+        if let Some(sealer) = &mut self.sealer {
+            if !self.unsealed.is_empty() {
+                sealer.seal(&self.unsealed, &mut self.write);
+                self.unsealed.clear();
+            }
         }
         let mut written = 0;
         // Bounded: every pass either writes at least one byte or leaves the loop.

@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::closing::Why;
+use super::closing::{LogLimit, Why};
 use super::conn::{Conn, ReadOutcome, Role, READ_CHUNK_BYTES};
+use super::counters::Counters;
 use super::{ClientId, Command, Event, TransportConfig};
-use crate::error::Error;
+use crate::error::{DecodeError, Error};
 use crate::ids::NodeId;
-use crate::wire::{Frame, PeerFrame};
+use crate::wire::{self, Frame, PeerFrame, FRAME_BYTES_MAX};
 
 pub(super) const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -66,6 +67,13 @@ pub(super) struct EventLoop {
     pub(super) dirty: BTreeSet<Token>,
     accept_more: bool,
     protocol_gone: bool,
+    pub(super) counters: Arc<Counters>,
+    /// Accepted connections still in their handshake, oldest (lowest token) first.
+    pub(super) unproven: BTreeSet<Token>,
+    /// Clients not read while the protocol thread has `CLIENT_BYTES_QUEUED_MAX` of their requests.
+    pub(super) throttled: BTreeSet<Token>,
+    /// Rate limit of the log lines about unproven connections.
+    pub(super) unproven_log: LogLimit,
 }
 
 impl EventLoop {
@@ -74,6 +82,7 @@ impl EventLoop {
         listener: TcpListener,
         events_tx: Sender<Event>,
         commands: Receiver<Command>,
+        counters: Arc<Counters>,
     ) -> Result<EventLoop, Error> {
         let poll = Poll::new().map_err(|e| Error::io("create the event loop", e))?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create a waker", e))?);
@@ -99,6 +108,10 @@ impl EventLoop {
             dirty: BTreeSet::new(),
             accept_more: false,
             protocol_gone: false,
+            counters,
+            unproven: BTreeSet::new(),
+            throttled: BTreeSet::new(),
+            unproven_log: LogLimit::default(),
         })
     }
 
@@ -118,7 +131,7 @@ impl EventLoop {
         // Bounded by the shutdown command or the protocol thread's exit; each turn does bounded work.
         loop {
             let busy = !self.commands.is_empty() || self.accept_more || !self.revisit.is_empty();
-            let timeout = if !self.backlog.is_empty() {
+            let timeout = if !self.backlog.is_empty() || !self.throttled.is_empty() {
                 BACKLOG_RETRY
             } else if busy {
                 Duration::ZERO
@@ -154,6 +167,9 @@ impl EventLoop {
                 self.accept();
             }
             let shutdown = self.execute_commands();
+            if !self.throttled.is_empty() && !self.clients_over_budget() {
+                self.revisit.append(&mut self.throttled);
+            }
             if !shutdown {
                 for token in std::mem::take(&mut self.revisit) {
                     self.service_read(token, &mut scratch);
@@ -171,8 +187,19 @@ impl EventLoop {
         log::info!("{me} transport: stopped");
     }
 
+    /// Whether the protocol thread holds more client request bytes than it may.
+    fn clients_over_budget(&self) -> bool {
+        self.counters.client_bytes_queued.load(std::sync::atomic::Ordering::Relaxed)
+            > super::CLIENT_BYTES_QUEUED_MAX
+    }
+
     /// Hands an event to the protocol thread, or queues it if its channel is full.
     pub(super) fn emit(&mut self, event: Event) {
+        if let Event::Request { request, .. } = &event {
+            // Taken off again by the protocol thread when it receives the event.
+            let bytes = request.data_bytes();
+            self.counters.client_bytes_queued.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        }
         if !self.backlog.is_empty() {
             self.backlog.push_back(event);
             return;
@@ -215,7 +242,7 @@ impl EventLoop {
     fn accept(&mut self) {
         self.accept_more = false;
         let me = self.config.me.id;
-        let open_max = self.config.clients_max + 2 * self.config.peers.len() + ACCEPTS_PER_TURN;
+        let open_max = self.config.clients_max + 2 * self.config.peers.len() + super::HANDSHAKES_MAX;
         for _ in 0..ACCEPTS_PER_TURN {
             let (stream, addr) = match self.listener.accept() {
                 Ok(accepted) => accepted,
@@ -226,20 +253,33 @@ impl EventLoop {
                     return;
                 }
             };
+            Counters::bump(&self.counters.accepted);
+            if self.unproven.len() >= super::HANDSHAKES_MAX {
+                // The oldest unproven connection has had the longest to prove itself.
+                if let Some(&oldest) = self.unproven.first() {
+                    Counters::bump(&self.counters.handshakes_evicted);
+                    self.close(oldest, Why::Evicted);
+                }
+            }
             if self.conns.len() >= open_max {
-                log::warn!(
-                    "{me} transport: {} connections open; closed a new one from {addr}",
-                    self.conns.len()
-                );
+                Counters::bump(&self.counters.refused_full);
+                if self.unproven_log.allow(Instant::now(), me) {
+                    log::warn!(
+                        "{me} transport: {} connections open; closed a new one from {addr}",
+                        self.conns.len()
+                    );
+                }
                 continue;
             }
             if let Err(e) = super::conn::tune(&stream) {
                 log::debug!("{me} transport: socket options for {addr}: {e}");
             }
             let deadline = Instant::now() + super::FIRST_FRAME_TIMEOUT;
-            if let Err(e) = self.add(Conn::new(stream, addr, Role::Unknown { deadline }), Interest::READABLE)
-            {
-                log::warn!("{me} transport: cannot register a connection from {addr}: {e}");
+            match self.add(Conn::new(stream, addr, Role::Unknown { deadline }), Interest::READABLE) {
+                Ok(token) => {
+                    self.unproven.insert(token);
+                }
+                Err(e) => log::warn!("{me} transport: cannot register a connection from {addr}: {e}"),
             }
         }
         self.accept_more = true;
@@ -285,7 +325,60 @@ impl EventLoop {
         if conn.queue(bytes) {
             self.dirty.insert(token);
         } else {
+            Counters::bump(&self.counters.slow_readers);
             self.close(token, Why::Failed("too many unsent bytes: the other end is not reading".into()));
+        }
+    }
+
+    /// The largest frame a connection in `role` may send.
+    fn frame_bytes_max(&self, role: &Role) -> usize {
+        match role {
+            // An open node's first frame may be a client's request.
+            Role::Unknown { .. } if self.config.auth.is_none() => self.config.request_bytes_max,
+            Role::Unknown { .. } | Role::Accepting { .. } | Role::Dialing { .. } => {
+                super::HANDSHAKE_FRAME_BYTES_MAX
+            }
+            Role::Client { .. } => self.config.request_bytes_max,
+            Role::Peer { .. } => FRAME_BYTES_MAX,
+        }
+    }
+
+    /// Closes a connection whose input cannot be used, counting why. A client whose request is
+    /// too large is told so first, naming the request when its number has arrived.
+    fn on_bad_input(&mut self, token: Token, error: DecodeError) {
+        let counter = match &error {
+            DecodeError::Forged { .. } => &self.counters.forged,
+            DecodeError::TooLarge { .. } | DecodeError::Invalid { field: "record.length", .. } => {
+                &self.counters.too_large
+            }
+            _ => &self.counters.malformed,
+        };
+        Counters::bump(counter);
+        if let (DecodeError::TooLarge { length, max }, Some(conn)) = (&error, self.conns.get(&token)) {
+            let request = wire::peek_broadcast_request(conn.inbound.unparsed());
+            // A known client always hears why; an unknown connection only if it looks like one
+            // (an open node's first frame may be a request), so garbage gets no answer.
+            let client = match conn.role {
+                Role::Client { .. } => Some(request.unwrap_or(0)),
+                Role::Unknown { .. } if self.config.auth.is_none() => request,
+                _ => None,
+            };
+            if let Some(request) = client {
+                let message = format!("a request of {length} bytes exceeds this node's maximum of {max}");
+                self.refuse_client(token, request, message);
+            }
+        }
+        self.close(token, Why::Failed(format!("bad input: {error}")));
+    }
+
+    /// Sends a client one error reply at once, before its connection is closed.
+    pub(super) fn refuse_client(&mut self, token: Token, request: u64, message: String) {
+        let mut bytes = Vec::new();
+        let code = wire::ErrorCode::BadRequest;
+        wire::encode_reply(&wire::ClientReply::Error { request, code, message }, &mut bytes);
+        if let Some(conn) = self.conns.get_mut(&token) {
+            conn.queue(&bytes);
+            let _ = conn.flush(self.poll.registry(), token);
         }
     }
 
@@ -298,9 +391,13 @@ impl EventLoop {
 
     fn on_writable(&mut self, token: Token) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
-        if let Role::Dialing { peer, deadline, connected: false } = conn.role {
+        if let Role::Dialing { connected: false, .. } = conn.role {
             match conn.check_connected() {
-                Ok(true) => conn.role = Role::Dialing { peer, deadline, connected: true },
+                Ok(true) => {
+                    if let Role::Dialing { connected, .. } = &mut conn.role {
+                        *connected = true;
+                    }
+                }
                 Ok(false) => return,
                 Err(e) => return self.close(token, Why::Failed(format!("connect failed: {e}"))),
             }
@@ -317,11 +414,27 @@ impl EventLoop {
                     self.revisit.insert(token);
                     return;
                 }
+                let Some(conn) = self.conns.get(&token) else { return };
+                if matches!(conn.role, Role::Client { .. }) && self.clients_over_budget() {
+                    self.throttled.insert(token);
+                    return;
+                }
+                let frame_bytes_max = self.frame_bytes_max(&conn.role);
                 let Some(conn) = self.conns.get_mut(&token) else { return };
-                match conn.next_frame() {
-                    Ok(Some(frame)) => self.on_frame(token, frame),
-                    Ok(None) => break,
-                    Err(e) => return self.close(token, Why::Failed(format!("malformed frame: {e}"))),
+                match conn.next_frame(frame_bytes_max) {
+                    Ok(Some(frame)) => {
+                        conn.partial_since = None;
+                        self.on_frame(token, frame)
+                    }
+                    Ok(None) => {
+                        if !conn.inbound.has_partial() {
+                            conn.partial_since = None;
+                        } else if conn.partial_since.is_none() {
+                            conn.partial_since = Some(Instant::now());
+                        }
+                        break;
+                    }
+                    Err(e) => return self.on_bad_input(token, e),
                 }
             }
             let Some(conn) = self.conns.get_mut(&token) else { return };
@@ -333,6 +446,8 @@ impl EventLoop {
                 Ok(ReadOutcome::Some) => {}
                 Ok(ReadOutcome::Drained) => return,
                 Ok(ReadOutcome::Closed) => return self.close(token, Why::Eof),
+                // A reset is how a crashed peer or a dialler that lost the one-link rule ends.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return self.close(token, Why::Eof),
                 Err(e) => return self.close(token, Why::Failed(format!("read failed: {e}"))),
             }
         }
@@ -343,8 +458,20 @@ impl EventLoop {
         let Some(conn) = self.conns.get(&token) else { return };
         match (conn.role, frame) {
             (Role::Unknown { .. }, frame) => self.on_first_frame(token, frame),
-            (Role::Dialing { peer, .. }, frame) => self.on_hello_ack(token, peer, frame),
-            (Role::Peer { .. }, Frame::Peer(PeerFrame::Hello { .. } | PeerFrame::HelloAck { .. })) => {
+            (Role::Accepting { transcript, .. }, frame) => self.on_proof(token, transcript, frame),
+            (Role::Dialing { peer, nonce, transcript, .. }, frame) => {
+                self.on_dial_frame(token, peer, nonce, transcript, frame)
+            }
+            (
+                Role::Peer { .. },
+                Frame::Peer(
+                    PeerFrame::Hello { .. }
+                    | PeerFrame::HelloAck { .. }
+                    | PeerFrame::Challenge { .. }
+                    | PeerFrame::Proof { .. },
+                ),
+            ) => {
+                Counters::bump(&self.counters.malformed);
                 self.close(token, Why::Failed("handshake frame on an up link".into()))
             }
             (Role::Peer { member, .. }, Frame::Peer(frame)) => {
@@ -353,34 +480,48 @@ impl EventLoop {
             (Role::Client { id }, Frame::Request(request)) => {
                 self.emit(Event::Request { client: id, request })
             }
-            (_, _) => self.close(token, Why::Failed("a client frame on a peer link, or the reverse".into())),
+            (_, _) => {
+                Counters::bump(&self.counters.malformed);
+                self.close(token, Why::Failed("a client frame on a peer link, or the reverse".into()))
+            }
         }
     }
 
-    /// The earliest deadline of a connection still in its handshake.
+    /// The earliest deadline of a connection still in its handshake, or of a client holding part
+    /// of a frame.
     fn next_handshake_deadline(&self) -> Option<Instant> {
         self.conns
             .values()
             .filter_map(|conn| match conn.role {
-                Role::Unknown { deadline } | Role::Dialing { deadline, .. } => Some(deadline),
-                _ => None,
+                Role::Client { .. } => conn.partial_since.map(|since| since + super::CLIENT_STALL_TIMEOUT),
+                role => role.deadline(),
             })
             .chain(self.slots.values().filter_map(|slot| slot.awaiting))
             .min()
     }
 
-    /// Closes handshakes that took too long.
+    /// Closes handshakes that took too long, and clients that stalled inside a frame.
     fn expire(&mut self, now: Instant) {
         let late: Vec<(Token, &'static str)> = self
             .conns
             .iter()
             .filter_map(|(&token, conn)| match conn.role {
-                Role::Unknown { deadline } if now >= deadline => Some((token, "no first frame in time")),
+                Role::Unknown { deadline } if now >= deadline => Some((token, "no hello in time")),
+                Role::Accepting { deadline, .. } if now >= deadline => Some((token, "no proof in time")),
                 Role::Dialing { deadline, .. } if now >= deadline => Some((token, "no handshake in time")),
+                Role::Client { .. } => conn
+                    .partial_since
+                    .filter(|since| now >= *since + super::CLIENT_STALL_TIMEOUT)
+                    .map(|_| (token, "part of a frame, then silence")),
                 _ => None,
             })
             .collect();
         for (token, why) in late {
+            let counter = match self.conns.get(&token).map(|conn| conn.role) {
+                Some(Role::Client { .. }) => &self.counters.stalled,
+                _ => &self.counters.handshake_timeouts,
+            };
+            Counters::bump(counter);
             self.close(token, Why::Failed(why.into()));
         }
         let mut gave_up = Vec::new();

@@ -1,9 +1,24 @@
-//! Link handshakes: dialling a peer, answering `Hello`, taking `HelloAck`, telling clients from
-//! peers, and the one-link-per-pair rule (docs/PROTOCOL.md §2).
+//! Link and client handshakes: dialling a peer, the four handshake frames on either end, telling
+//! clients from peers, and the one-link-per-pair rule (docs/PROTOCOL.md §2).
 //!
-//! When both ends dial at once, the connection dialled by the lower id survives. Both ends apply
-//! the rule to the same facts, so they keep the same connection and no frame is ever sent on the
-//! one that is closed: the loser is closed during its handshake, before it carries anything.
+//! ```text
+//! dialler                                  acceptor
+//!   Hello { cluster, mode, from, to, nonce_d } ->
+//!                               <- Challenge { from, mode, nonce_a }
+//!   Proof { proof_d } ->                        checks proof_d, applies the one-link rule
+//!                               <- HelloAck { proof_a }      (link up at the acceptor)
+//!   checks proof_a (link up at the dialler)
+//! ```
+//! Proofs and session keys are `crate::auth`'s; on an open node the proofs are zero and not
+//! checked. A client dials like a peer with node id 0 and becomes a client connection instead of
+//! a link. An open node also takes a client whose first frame is a request, as before keys.
+//!
+//! Nothing an unproven connection says changes any link: the one-link-per-pair rule runs only
+//! once the dialler's proof has been checked, so a stranger cannot close a real link by claiming
+//! a peer's id. When both ends dial at once, the connection dialled by the lower id survives.
+//! Both ends apply the rule to the same facts, so they keep the same connection and no frame is
+//! ever sent on the one that is closed: the acceptor decides before it sends `HelloAck`, and the
+//! dialler only after it has received one.
 
 use std::time::Instant;
 
@@ -11,11 +26,13 @@ use mio::{Interest, Token};
 
 use super::closing::Why;
 use super::conn::{Conn, Role};
+use super::counters::Counters;
 use super::event_loop::EventLoop;
 use super::{ClientId, Event};
+use crate::auth::{self, Side, Transcript};
 use crate::core::frame_name;
 use crate::ids::{Member, NodeId};
-use crate::wire::{self, Frame, PeerFrame};
+use crate::wire::{self, AuthMode, Frame, Nonce, PeerFrame, Proof};
 
 /// Whether a new link to a peer replaces the existing one; each is (member, dialler).
 ///
@@ -26,7 +43,51 @@ pub(super) fn replaces(new: (Member, NodeId), old: (Member, NodeId)) -> bool {
     new.0.incarnation != old.0.incarnation || new.1 == old.1 || new.1 < old.1
 }
 
+/// The node id a client uses in `Hello`: no member has it.
+pub const CLIENT_ID: NodeId = NodeId(0);
+
+/// Why a handshake failed, for the counters.
+enum Failure {
+    /// The other end's proof does not match the key.
+    WrongKey,
+    /// Anything else: cluster, mode, ids, an unexpected frame.
+    Refused,
+}
+
 impl EventLoop {
+    /// This node's mode.
+    fn mode(&self) -> AuthMode {
+        auth::mode_of(self.config.auth.as_ref())
+    }
+
+    /// The proof of `side` over `transcript`; zero on an open node.
+    fn proof(&self, side: Side, transcript: &Transcript) -> Proof {
+        self.config.auth.as_ref().map_or([0; 32], |auth| auth.proof(side, transcript))
+    }
+
+    /// Whether `proof` is `side`'s; always on an open node.
+    fn proof_holds(&self, side: Side, transcript: &Transcript, proof: &Proof) -> bool {
+        self.config.auth.as_ref().is_none_or(|auth| auth.verify(side, transcript, proof))
+    }
+
+    /// Starts sealing and opening records on `token` if this node has a key.
+    fn start_session(&mut self, token: Token, side: Side, transcript: &Transcript) {
+        let Some(auth) = &self.config.auth else { return };
+        let session = auth.session(side, transcript);
+        if let Some(conn) = self.conns.get_mut(&token) {
+            conn.start_session(session);
+        }
+    }
+
+    fn fail(&mut self, token: Token, failure: Failure, why: String) {
+        let counter = match failure {
+            Failure::WrongKey => &self.counters.wrong_key,
+            Failure::Refused => &self.counters.handshakes_failed,
+        };
+        Counters::bump(counter);
+        self.close(token, Why::Failed(why));
+    }
+
     /// Dials `peer` unless a link or a dial to it exists; failures become `LinkDown`.
     pub(super) fn dial(&mut self, peer: NodeId) {
         let me = self.config.me;
@@ -40,6 +101,13 @@ impl EventLoop {
             // peer's crossing dial is expected (`Slot::awaiting`).
             return;
         }
+        let nonce = match auth::fresh_nonce() {
+            Ok(nonce) => nonce,
+            Err(e) => {
+                log::error!("{} transport: cannot dial {peer}: {e}", me.id);
+                return self.emit(Event::LinkDown { peer });
+            }
+        };
         let stream = match mio::net::TcpStream::connect(addr) {
             Ok(stream) => stream,
             Err(e) => {
@@ -51,9 +119,12 @@ impl EventLoop {
             log::debug!("{} transport: socket options for {addr}: {e}", me.id);
         }
         let deadline = Instant::now() + self.config.dial_timeout;
-        let mut conn = Conn::new(stream, addr, Role::Dialing { peer, deadline, connected: false });
+        let role = Role::Dialing { peer, deadline, connected: false, nonce, transcript: None };
+        let mut conn = Conn::new(stream, addr, role);
         let mut hello = Vec::new();
-        wire::encode_peer(&PeerFrame::Hello { cluster: self.config.cluster, from: me, to: peer }, &mut hello);
+        let cluster = self.config.cluster;
+        let frame = PeerFrame::Hello { cluster, mode: self.mode(), from: me, to: peer, nonce };
+        wire::encode_peer(&frame, &mut hello);
         conn.queue(&hello);
         match self.add(conn, Interest::READABLE | Interest::WRITABLE) {
             Ok(token) => {
@@ -67,43 +138,130 @@ impl EventLoop {
         }
     }
 
-    /// The first frame of an accepted connection: a peer's `Hello` or a client's request.
+    /// The first frame of an accepted connection: a `Hello`, or on an open node a client's
+    /// request.
     pub(super) fn on_first_frame(&mut self, token: Token, frame: Frame) {
         match frame {
-            Frame::Peer(PeerFrame::Hello { cluster, from, to }) => self.on_hello(token, cluster, from, to),
-            Frame::Request(request) => {
+            Frame::Peer(PeerFrame::Hello { cluster, mode, from, to, nonce }) => {
+                self.on_hello(token, cluster, mode, from, to, nonce)
+            }
+            Frame::Request(request) if self.config.auth.is_none() => {
                 if self.clients.len() >= self.config.clients_max {
                     let why = format!("{} clients already connected", self.clients.len());
-                    return self.close(token, Why::Failed(why));
+                    return self.fail(token, Failure::Refused, why);
                 }
-                let id = ClientId(self.next_client);
-                self.next_client += 1;
-                let Some(conn) = self.conns.get_mut(&token) else { return };
-                conn.role = Role::Client { id };
-                log::debug!("{} transport: client {} connected from {}", self.config.me.id, id.0, conn.addr);
-                self.clients.insert(id, token);
+                let Some(id) = self.become_client(token) else { return };
                 self.emit(Event::Request { client: id, request });
+            }
+            Frame::Request(request) => {
+                // Tell the client why, so its operator does not have to read this node's log.
+                let number = request.number();
+                let message = "this cluster requires its key: give the client --key-file".to_string();
+                self.refuse_client(token, number, message);
+                self.fail(token, Failure::Refused, "a client request without the key's handshake".into());
             }
             Frame::Peer(other) => {
                 let why = format!("first frame is {}, not hello", frame_name(&other));
-                self.close(token, Why::Failed(why));
+                self.fail(token, Failure::Refused, why);
             }
-            Frame::Reply(_) => self.close(token, Why::Failed("first frame is a client reply".into())),
+            Frame::Reply(_) => self.fail(token, Failure::Refused, "first frame is a client reply".into()),
         }
     }
 
-    fn on_hello(&mut self, token: Token, cluster: u64, from: Member, to: NodeId) {
+    /// Turns a proven (or open) connection into a client connection.
+    fn become_client(&mut self, token: Token) -> Option<ClientId> {
+        let id = ClientId(self.next_client);
+        self.next_client += 1;
+        let conn = self.conns.get_mut(&token)?;
+        conn.role = Role::Client { id };
+        log::debug!("{} transport: client {} connected from {}", self.config.me.id, id.0, conn.addr);
+        self.unproven.remove(&token);
+        self.clients.insert(id, token);
+        Some(id)
+    }
+
+    fn on_hello(
+        &mut self,
+        token: Token,
+        cluster: u64,
+        mode: AuthMode,
+        from: Member,
+        to: NodeId,
+        nonce: Nonce,
+    ) {
         let me = self.config.me;
         if cluster != self.config.cluster {
             let why = format!("hello for cluster {cluster:#x}, this is {:#x}", self.config.cluster);
-            return self.close(token, Why::Failed(why));
+            return self.fail(token, Failure::Refused, why);
         }
-        if to != me.id {
-            return self.close(token, Why::Failed(format!("hello for {to}, this is {}", me.id)));
+        if mode != self.mode() {
+            let why = format!("the other end runs {}, this node runs {}", mode.name(), self.mode().name());
+            return self.fail(token, Failure::Refused, why);
         }
-        if from.id == me.id || !self.config.peers.contains_key(&from.id) {
-            return self.close(token, Why::Failed(format!("hello from {from}, not a configured peer")));
+        if from.id == CLIENT_ID {
+            if to != CLIENT_ID && to != me.id {
+                return self.fail(
+                    token,
+                    Failure::Refused,
+                    format!("client hello for {to}, this is {}", me.id),
+                );
+            }
+            if self.clients.len() >= self.config.clients_max {
+                let why = format!("{} clients already connected", self.clients.len());
+                return self.fail(token, Failure::Refused, why);
+            }
+        } else {
+            if to != me.id {
+                return self.fail(token, Failure::Refused, format!("hello for {to}, this is {}", me.id));
+            }
+            if from.id == me.id || !self.config.peers.contains_key(&from.id) {
+                let why = format!("hello from {from}, not a configured peer");
+                return self.fail(token, Failure::Refused, why);
+            }
         }
+        let acceptor_nonce = match auth::fresh_nonce() {
+            Ok(nonce) => nonce,
+            Err(e) => return self.fail(token, Failure::Refused, e),
+        };
+        let transcript =
+            Transcript { mode, cluster, dialer: from, acceptor: me, dialer_nonce: nonce, acceptor_nonce };
+        let mut challenge = Vec::new();
+        wire::encode_peer(&PeerFrame::Challenge { from: me, mode, nonce: acceptor_nonce }, &mut challenge);
+        self.queue(token, &challenge);
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let Role::Unknown { deadline } = conn.role else { return };
+        conn.role = Role::Accepting { deadline, transcript };
+    }
+
+    /// The dialler's `Proof`: checked, then the connection becomes a client or a link.
+    pub(super) fn on_proof(&mut self, token: Token, transcript: Transcript, frame: Frame) {
+        let from = transcript.dialer;
+        let proof = match frame {
+            Frame::Peer(PeerFrame::Proof { proof }) => proof,
+            Frame::Peer(other) => {
+                let why = format!("expected a proof, got {}", frame_name(&other));
+                return self.fail(token, Failure::Refused, why);
+            }
+            _ => return self.fail(token, Failure::Refused, "expected a proof, got a client frame".into()),
+        };
+        if !self.proof_holds(Side::Dialer, &transcript, &proof) {
+            let who = if from.id == CLIENT_ID { "the client".to_string() } else { format!("{from}") };
+            let why = format!("wrong key: {who} does not prove this cluster's key (or cluster name)");
+            return self.fail(token, Failure::WrongKey, why);
+        }
+        let mut ack = Vec::new();
+        wire::encode_peer(&PeerFrame::HelloAck { proof: self.proof(Side::Acceptor, &transcript) }, &mut ack);
+        if from.id == CLIENT_ID {
+            if self.clients.len() >= self.config.clients_max {
+                let why = format!("{} clients already connected", self.clients.len());
+                return self.fail(token, Failure::Refused, why);
+            }
+            self.queue(token, &ack);
+            self.start_session(token, Side::Acceptor, &transcript);
+            self.become_client(token);
+            return;
+        }
+        let me = self.config.me;
         let slot = self.slots.entry(from.id).or_default();
         let (link, dial) = (slot.link, slot.dial);
         if let Some(old) = link {
@@ -119,24 +277,84 @@ impl EventLoop {
                 return self.close(token, Why::Duplicate);
             }
         }
+        self.queue(token, &ack);
+        self.start_session(token, Side::Acceptor, &transcript);
+        self.unproven.remove(&token);
         let Some(conn) = self.conns.get_mut(&token) else { return };
         conn.role = Role::Peer { member: from, dialled_by: from.id };
         log::info!("{} transport: link to {from} up (accepted from {})", me.id, conn.addr);
-        let mut ack = Vec::new();
-        wire::encode_peer(&PeerFrame::HelloAck { from: me }, &mut ack);
-        self.queue(token, &ack);
         let slot = self.slots.entry(from.id).or_default();
         slot.link = Some(token);
         slot.awaiting = None;
         self.emit(Event::LinkUp { peer: from });
     }
 
-    /// The first frame on a dial must be the `HelloAck` of the peer dialled.
-    pub(super) fn on_hello_ack(&mut self, token: Token, peer: NodeId, frame: Frame) {
-        let from = match frame {
-            Frame::Peer(PeerFrame::HelloAck { from }) if from.id == peer => from,
-            _ => return self.close(token, Why::Failed(format!("expected the hello-ack of {peer}"))),
-        };
+    /// A frame on a dial: first the `Challenge` of the peer dialled, answered with `Proof`, then
+    /// its `HelloAck`, after which the link is up.
+    pub(super) fn on_dial_frame(
+        &mut self,
+        token: Token,
+        peer: NodeId,
+        nonce: Nonce,
+        transcript: Option<Transcript>,
+        frame: Frame,
+    ) {
+        let me = self.config.me;
+        match (transcript, frame) {
+            (None, Frame::Peer(PeerFrame::Challenge { from, mode, nonce: acceptor_nonce })) => {
+                if from.id != peer {
+                    let why = format!("dialled {peer}, but {from} answered");
+                    return self.fail(token, Failure::Refused, why);
+                }
+                if mode != self.mode() {
+                    let why = format!("{peer} runs {}, this node runs {}", mode.name(), self.mode().name());
+                    return self.fail(token, Failure::Refused, why);
+                }
+                let cluster = self.config.cluster;
+                let transcript = Transcript {
+                    mode,
+                    cluster,
+                    dialer: me,
+                    acceptor: from,
+                    dialer_nonce: nonce,
+                    acceptor_nonce,
+                };
+                let mut proof = Vec::new();
+                wire::encode_peer(
+                    &PeerFrame::Proof { proof: self.proof(Side::Dialer, &transcript) },
+                    &mut proof,
+                );
+                self.queue(token, &proof);
+                if let Some(Conn { role: Role::Dialing { transcript: slot, .. }, .. }) =
+                    self.conns.get_mut(&token)
+                {
+                    *slot = Some(transcript);
+                }
+            }
+            (Some(transcript), Frame::Peer(PeerFrame::HelloAck { proof })) => {
+                if !self.proof_holds(Side::Acceptor, &transcript, &proof) {
+                    let why = format!(
+                        "wrong key: {} does not prove this cluster's key (or cluster name)",
+                        transcript.acceptor
+                    );
+                    return self.fail(token, Failure::WrongKey, why);
+                }
+                self.start_session(token, Side::Dialer, &transcript);
+                self.on_link_proven(token, peer, transcript.acceptor);
+            }
+            (stage, frame) => {
+                let expected = if stage.is_none() { "challenge" } else { "hello-ack" };
+                let got = match &frame {
+                    Frame::Peer(frame) => frame_name(frame),
+                    _ => "a client frame",
+                };
+                self.fail(token, Failure::Refused, format!("expected the {expected} of {peer}, got {got}"));
+            }
+        }
+    }
+
+    /// A dial whose peer has proven itself becomes the link, unless the link rule keeps another.
+    fn on_link_proven(&mut self, token: Token, peer: NodeId, from: Member) {
         let me = self.config.me.id;
         let slot = self.slots.entry(peer).or_default();
         if slot.dial == Some(token) {

@@ -9,11 +9,21 @@
 //! sockets, so TCP flow control pushes back on the senders (docs/PROTOCOL.md §2 for links).
 //! The listener is bound with SO_REUSEADDR so a restarted node can take its port back while old
 //! connections sit in TIME_WAIT.
+//!
+//! Every connection is authenticated before it carries anything (`handshake`, `crate::auth`), and
+//! everything an outsider can make the node hold is bounded: unproven connections
+//! (`HANDSHAKES_MAX`, oldest evicted), their frames (`HANDSHAKE_FRAME_BYTES_MAX`), clients
+//! (`clients_max`), their requests (`request_bytes_max`), the request bytes waiting for the
+//! protocol thread (`CLIENT_BYTES_QUEUED_MAX`, after which clients are not read) and the time a
+//! client may hold half a frame (`CLIENT_STALL_TIMEOUT`). Each refusal is counted (`Counters`).
 
 mod closing;
 mod conn;
+mod counters;
 mod event_loop;
 mod handshake;
+
+pub use counters::{CounterSnapshot, Counters};
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -24,6 +34,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::auth::Auth;
 use crate::error::Error;
 use crate::ids::{Member, NodeId};
 use crate::wire::{ClientRequest, PeerFrame};
@@ -36,8 +47,20 @@ pub const COMMANDS_QUEUED_MAX: usize = 8192;
 pub const EVENTS_QUEUED_MAX: usize = 8192;
 /// Pending connections the kernel keeps for the listener.
 const LISTEN_BACKLOG: i32 = 1024;
-/// A connection that has not sent its first frame within this time is closed.
+/// An accepted connection that has not completed its handshake within this time is closed.
 pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(3);
+/// Most accepted connections still in their handshake; a new one evicts the oldest, so a flood of
+/// idle connections cannot keep a real peer or client out for longer than its own handshake.
+pub const HANDSHAKES_MAX: usize = 256;
+/// Largest frame a connection may send before its handshake is complete (`Hello`, `Proof`).
+pub const HANDSHAKE_FRAME_BYTES_MAX: usize = 256;
+/// Payload bytes of client requests waiting for the protocol thread, above which the loop stops
+/// reading clients until it catches up (TCP then pushes back on them).
+pub const CLIENT_BYTES_QUEUED_MAX: usize = 64 << 20;
+/// A client that holds part of a frame this long without completing it is closed.
+pub const CLIENT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Room in a client frame for everything but the payload.
+pub const REQUEST_ENVELOPE_BYTES: usize = 64;
 
 /// A client connection's number, unique for the life of the node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -121,6 +144,10 @@ pub struct TransportConfig {
     pub dial_timeout: Duration,
     /// Most client connections at once.
     pub clients_max: usize,
+    /// Largest client frame; a larger one is answered with an error and its connection closed.
+    pub request_bytes_max: usize,
+    /// The cluster key, bound to the cluster name; `None` runs open.
+    pub auth: Option<Auth>,
 }
 
 /// The protocol thread's end of the loop: commands plus the waker.
@@ -160,6 +187,8 @@ pub struct Transport {
     pub events: Receiver<Event>,
     /// The loop thread.
     pub thread: JoinHandle<()>,
+    /// What the loop refused or cut short.
+    pub counters: Arc<Counters>,
 }
 
 impl Transport {
@@ -168,13 +197,15 @@ impl Transport {
         let (events_tx, events) = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
         let (commands, commands_rx) = crossbeam_channel::bounded(COMMANDS_QUEUED_MAX);
         let me = config.me.id;
-        let event_loop = event_loop::EventLoop::new(config, listener, events_tx, commands_rx)?;
+        let counters = Arc::new(Counters::default());
+        let event_loop =
+            event_loop::EventLoop::new(config, listener, events_tx, commands_rx, Arc::clone(&counters))?;
         let waker = event_loop.waker();
         let thread = std::thread::Builder::new()
             .name(format!("harness-{me}-io"))
             .spawn(move || event_loop.run())
             .map_err(|e| Error::io("spawn the event loop thread", e))?;
-        Ok(Transport { handle: LoopHandle { commands, waker }, events, thread })
+        Ok(Transport { handle: LoopHandle { commands, waker }, events, thread, counters })
     }
 }
 

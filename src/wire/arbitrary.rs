@@ -1,13 +1,15 @@
-//! Random frame values for the codec's property tests (test builds only): every kind, nested
-//! `Option`s and vectors, multi-byte text. Numbers are mostly small so that counts and seqs look
-//! like real ones, and sometimes any 64 bits so that every byte of a field is exercised.
+//! Random frame values for the property tests of the codec and the core (test builds only): every
+//! kind, nested `Option`s and vectors, multi-byte text. Numbers are mostly small so that counts
+//! and seqs look like real ones, and sometimes any 64 bits so that every byte of a field is
+//! exercised. Also byte-level mutation, and sealing any bytes as a frame the checksum accepts.
 
 use std::sync::Arc;
 
+use super::bytes::put_u32;
 use super::codec::{Frame, FrameKind};
 use super::frame::{
-    ClientReply, ClientRequest, Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus, Payload,
-    PeerFrame, Promise, Proposal, StandbyRole, Token, WatchEvent, WatchKind,
+    AuthMode, ClientReply, ClientRequest, Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus,
+    Payload, PeerFrame, Promise, Proposal, StandbyRole, Token, WatchEvent, WatchKind,
 };
 use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId};
 use crate::rng::Rng;
@@ -24,6 +26,14 @@ fn number(rng: &mut Rng) -> u64 {
 fn random_payload(rng: &mut Rng, bytes_max: u64) -> Payload {
     let len = rng.below(bytes_max + 1);
     Arc::from((0..len).map(|_| rng.next_u64() as u8).collect::<Vec<u8>>())
+}
+
+fn random_32(rng: &mut Rng) -> [u8; 32] {
+    std::array::from_fn(|_| rng.next_u64() as u8)
+}
+
+fn random_mode(rng: &mut Rng) -> AuthMode {
+    [AuthMode::Open, AuthMode::Mac, AuthMode::Encrypt][rng.below(3) as usize]
 }
 
 fn random_member(rng: &mut Rng) -> Member {
@@ -88,10 +98,16 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
     let peer = match kind {
         FrameKind::Hello => PeerFrame::Hello {
             cluster: number(rng),
+            mode: random_mode(rng),
             from: random_member(rng),
             to: NodeId(number(rng) as u16),
+            nonce: random_32(rng),
         },
-        FrameKind::HelloAck => PeerFrame::HelloAck { from: random_member(rng) },
+        FrameKind::HelloAck => PeerFrame::HelloAck { proof: random_32(rng) },
+        FrameKind::Challenge => {
+            PeerFrame::Challenge { from: random_member(rng), mode: random_mode(rng), nonce: random_32(rng) }
+        }
+        FrameKind::Proof => PeerFrame::Proof { proof: random_32(rng) },
         FrameKind::Heartbeat => PeerFrame::Heartbeat,
         FrameKind::Token => {
             let positions = rng.below(8);
@@ -232,4 +248,37 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
         FrameKind::Leaving => return Frame::Reply(ClientReply::Leaving { request: number(rng) }),
     };
     Frame::Peer(peer)
+}
+
+/// A frame with a correct length prefix and checksum around arbitrary version, kind and body, so
+/// that tests reach the body parser.
+pub(crate) fn seal(version: u8, kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut covered = vec![version, kind];
+    covered.extend_from_slice(body);
+    let mut out = Vec::new();
+    put_u32(&mut out, (covered.len() + 4) as u32);
+    out.extend_from_slice(&covered);
+    put_u32(&mut out, crc32fast::hash(&covered));
+    out
+}
+
+/// Changes, flips, cuts or inserts one to three bytes of `body`.
+pub(crate) fn mutate(rng: &mut Rng, body: &mut Vec<u8>) {
+    for _ in 0..rng.range(1, 3) {
+        match rng.below(4) {
+            0 if !body.is_empty() => {
+                let at = rng.below(body.len() as u64) as usize;
+                body[at] = rng.next_u64() as u8;
+            }
+            1 if !body.is_empty() => {
+                let at = rng.below(body.len() as u64) as usize;
+                body[at] ^= 1 << rng.below(8);
+            }
+            2 => body.truncate(rng.below(body.len() as u64 + 1) as usize),
+            _ => {
+                let at = rng.below(body.len() as u64 + 1) as usize;
+                body.insert(at, rng.next_u64() as u8);
+            }
+        }
+    }
 }

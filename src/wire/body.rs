@@ -13,8 +13,8 @@ use super::bytes::{
 };
 use super::codec::{Frame, FrameKind};
 use super::frame::{
-    ClientReply, ClientRequest, Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus, Payload,
-    PeerFrame, Promise, Proposal, StandbyRole, Token, WatchEvent, WatchKind,
+    AuthMode, ClientReply, ClientRequest, Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus,
+    Payload, PeerFrame, Promise, Proposal, StandbyRole, Token, WatchEvent, WatchKind,
 };
 use crate::error::DecodeError;
 use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId};
@@ -51,6 +51,8 @@ pub(super) fn peer_kind(frame: &PeerFrame) -> FrameKind {
         PeerFrame::Fetch { .. } => FrameKind::Fetch,
         PeerFrame::Retransmit { .. } => FrameKind::Retransmit,
         PeerFrame::SnapshotChunk { .. } => FrameKind::SnapshotChunk,
+        PeerFrame::Challenge { .. } => FrameKind::Challenge,
+        PeerFrame::Proof { .. } => FrameKind::Proof,
     }
 }
 
@@ -82,12 +84,20 @@ pub(super) fn reply_kind(reply: &ClientReply) -> FrameKind {
 /// Appends the body of a peer frame.
 pub(super) fn put_peer(out: &mut Vec<u8>, frame: &PeerFrame) {
     match frame {
-        PeerFrame::Hello { cluster, from, to } => {
+        PeerFrame::Hello { cluster, mode, from, to, nonce } => {
             put_u64(out, *cluster);
+            put_u8(out, *mode as u8);
             put_member(out, from);
             put_u16(out, to.0);
+            out.extend_from_slice(nonce);
         }
-        PeerFrame::HelloAck { from } => put_member(out, from),
+        PeerFrame::HelloAck { proof } => out.extend_from_slice(proof),
+        PeerFrame::Challenge { from, mode, nonce } => {
+            put_member(out, from);
+            put_u8(out, *mode as u8);
+            out.extend_from_slice(nonce);
+        }
+        PeerFrame::Proof { proof } => out.extend_from_slice(proof),
         PeerFrame::Heartbeat => {}
         PeerFrame::Token(token) => put_token(out, token),
         PeerFrame::Data(data) => {
@@ -147,10 +157,18 @@ pub(super) fn get_body(kind: FrameKind, r: &mut Reader<'_>) -> Result<Frame, Dec
     let peer = match kind {
         FrameKind::Hello => PeerFrame::Hello {
             cluster: r.u64("hello.cluster")?,
+            mode: get_mode(r, "hello.mode")?,
             from: get_member(r, "hello.from")?,
             to: NodeId(r.u16("hello.to")?),
+            nonce: get_32(r, "hello.nonce")?,
         },
-        FrameKind::HelloAck => PeerFrame::HelloAck { from: get_member(r, "hello_ack.from")? },
+        FrameKind::HelloAck => PeerFrame::HelloAck { proof: get_32(r, "hello_ack.proof")? },
+        FrameKind::Challenge => PeerFrame::Challenge {
+            from: get_member(r, "challenge.from")?,
+            mode: get_mode(r, "challenge.mode")?,
+            nonce: get_32(r, "challenge.nonce")?,
+        },
+        FrameKind::Proof => PeerFrame::Proof { proof: get_32(r, "proof.proof")? },
         FrameKind::Heartbeat => PeerFrame::Heartbeat,
         FrameKind::Token => PeerFrame::Token(get_token(r)?),
         FrameKind::Data => PeerFrame::Data(Data {
@@ -452,6 +470,16 @@ fn get_vec<T>(
 fn put_member(out: &mut Vec<u8>, member: &Member) {
     put_u16(out, member.id.0);
     put_u64(out, member.incarnation);
+}
+
+/// A nonce or proof: 32 bytes.
+fn get_32(r: &mut Reader<'_>, field: &'static str) -> Result<[u8; 32], DecodeError> {
+    Ok(r.take(32, field)?.try_into().expect("take returned 32 bytes"))
+}
+
+fn get_mode(r: &mut Reader<'_>, field: &'static str) -> Result<AuthMode, DecodeError> {
+    let byte = r.u8(field)?;
+    AuthMode::from_byte(byte).ok_or_else(|| invalid(field, format!("unknown mode {byte}")))
 }
 
 fn get_member(r: &mut Reader<'_>, field: &'static str) -> Result<Member, DecodeError> {

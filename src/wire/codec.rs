@@ -31,7 +31,7 @@ const CHECKSUM_BYTES: usize = 4;
 /// The smallest value of the length prefix: version, kind, an empty body and the checksum.
 const LENGTH_MIN: usize = 1 + 1 + CHECKSUM_BYTES;
 
-/// The kind byte of a frame. Peer frames are 1..=17 in the order of `PeerFrame`'s variants,
+/// The kind byte of a frame. Peer frames are 1..=19 in the order of `PeerFrame`'s variants,
 /// client requests start at 64 and client replies at 96, so the byte alone says who may send it.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,6 +70,10 @@ pub enum FrameKind {
     Retransmit = 16,
     /// `PeerFrame::SnapshotChunk`.
     SnapshotChunk = 17,
+    /// `PeerFrame::Challenge`.
+    Challenge = 18,
+    /// `PeerFrame::Proof`.
+    Proof = 19,
     /// `ClientRequest::Broadcast`.
     Broadcast = 64,
     /// `ClientRequest::Status`.
@@ -100,7 +104,7 @@ pub enum FrameKind {
 
 impl FrameKind {
     /// Every kind, in byte order.
-    pub const ALL: [FrameKind; 30] = [
+    pub const ALL: [FrameKind; 32] = [
         FrameKind::Hello,
         FrameKind::HelloAck,
         FrameKind::Heartbeat,
@@ -118,6 +122,8 @@ impl FrameKind {
         FrameKind::Fetch,
         FrameKind::Retransmit,
         FrameKind::SnapshotChunk,
+        FrameKind::Challenge,
+        FrameKind::Proof,
         FrameKind::Broadcast,
         FrameKind::StatusRequest,
         FrameKind::Execute,
@@ -196,20 +202,36 @@ fn encode_frame(out: &mut Vec<u8>, kind: FrameKind, body: impl FnOnce(&mut Vec<u
 /// `FRAME_BYTES_MAX` (or `DecodeError::Invalid` naming "length" if it is too small to be a
 /// frame), so a link can drop a bad peer before buffering what it announced.
 pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
+    frame_len_within(buf, FRAME_BYTES_MAX)
+}
+
+/// `frame_len` with a lower maximum than `FRAME_BYTES_MAX` (it is capped at that): a connection
+/// that may only send small frames, such as one still in its handshake or a client, is refused
+/// as soon as it announces more.
+pub fn frame_len_within(buf: &[u8], frame_bytes_max: usize) -> Result<Option<usize>, DecodeError> {
     let Some(prefix) = buf.get(..LENGTH_BYTES) else {
         return Ok(None);
     };
+    let max = frame_bytes_max.min(FRAME_BYTES_MAX) as u64;
     let length = BigEndian::read_u32(prefix);
     // u64 so that the sum cannot overflow on any platform.
     let total = LENGTH_BYTES as u64 + u64::from(length);
-    if total > FRAME_BYTES_MAX as u64 {
-        return Err(DecodeError::TooLarge { length: total, max: FRAME_BYTES_MAX as u64 });
+    if total > max {
+        return Err(DecodeError::TooLarge { length: total, max });
     }
     let total = total as usize;
     if total - LENGTH_BYTES < LENGTH_MIN {
         return Err(invalid("length", format!("{length} bytes cannot hold a frame (at least {LENGTH_MIN})")));
     }
     Ok((buf.len() >= total).then_some(total))
+}
+
+/// The request number of a `Broadcast` frame from its first bytes, before the whole frame is
+/// there: a node that refuses a request as too large can still name it in its error reply.
+pub fn peek_broadcast_request(buf: &[u8]) -> Option<u64> {
+    let header = buf.get(..LENGTH_BYTES + 2 + 8)?;
+    (header[LENGTH_BYTES + 1] == FrameKind::Broadcast as u8)
+        .then(|| BigEndian::read_u64(&header[LENGTH_BYTES + 2..]))
 }
 
 /// Decodes one complete frame as returned by `frame_len` (prefix included).
@@ -252,10 +274,10 @@ mod tests {
     use super::*;
     use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId};
     use crate::rng::Rng;
-    use crate::wire::arbitrary::{random_frame, random_message, random_promise};
+    use crate::wire::arbitrary::{mutate, random_frame, random_message, random_promise, seal};
     use crate::wire::frame::{
-        Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus, Promise, Proposal, StandbyRole, Token,
-        WatchEvent, WatchKind,
+        AuthMode, Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus, Promise, Proposal,
+        StandbyRole, Token, WatchEvent, WatchKind,
     };
 
     fn encode(frame: &Frame) -> Vec<u8> {
@@ -281,16 +303,9 @@ mod tests {
             .collect()
     }
 
-    /// A frame with a correct length prefix and checksum around arbitrary version, kind and body,
-    /// so that tests reach the body parser.
-    fn seal(version: u8, kind: u8, body: &[u8]) -> Vec<u8> {
-        let mut covered = vec![version, kind];
-        covered.extend_from_slice(body);
-        let mut out = Vec::new();
-        put_u32(&mut out, (covered.len() + CHECKSUM_BYTES) as u32);
-        out.extend_from_slice(&covered);
-        put_u32(&mut out, crc32fast::hash(&covered));
-        out
+    /// 32 bytes counting up from `first`, as nonces and proofs in the goldens.
+    fn counting(first: u8) -> [u8; 32] {
+        std::array::from_fn(|i| first + i as u8)
     }
 
     fn member1() -> Member {
@@ -347,15 +362,18 @@ mod tests {
                 "hello",
                 Frame::Peer(PeerFrame::Hello {
                     cluster: 0x0123_4567_89ab_cdef,
+                    mode: AuthMode::Mac,
                     from: member2(),
                     to: NodeId(3),
+                    nonce: counting(0x00),
                 }),
-                "0000001a 01 01  0123456789abcdef  0002 0000000000000007  0003  6cad90bc",
+                "0000003b 01 01  0123456789abcdef  01  0002 0000000000000007  0003
+                 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f  00b20f2b",
             ),
             (
                 "hello_ack",
-                Frame::Peer(PeerFrame::HelloAck { from: member2() }),
-                "00000010 01 02  0002 0000000000000007  088e8ee4",
+                Frame::Peer(PeerFrame::HelloAck { proof: counting(0x20) }),
+                "00000026 01 02  202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f  e7ba4fb4",
             ),
             ("heartbeat", Frame::Peer(PeerFrame::Heartbeat), "00000006 01 03  c1cb7204"),
             (
@@ -494,6 +512,21 @@ mod tests {
                 }),
                 "0000002f 01 11  0000000000000003 0001  0000000000000020 0000000000000100
                  0000000000000103  00000003 aabbcc  22f4ee93",
+            ),
+            (
+                "challenge",
+                Frame::Peer(PeerFrame::Challenge {
+                    from: member1(),
+                    mode: AuthMode::Encrypt,
+                    nonce: counting(0x40),
+                }),
+                "00000031 01 12  0001 0000000000000006  02
+                 404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f  aeabdb86",
+            ),
+            (
+                "proof",
+                Frame::Peer(PeerFrame::Proof { proof: counting(0x60) }),
+                "00000026 01 13  606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f  c7832c27",
             ),
             (
                 "broadcast",
@@ -691,7 +724,7 @@ mod tests {
     #[test]
     fn kind_bytes_follow_the_peer_frame_order_then_requests_then_replies() {
         let bytes: Vec<u8> = FrameKind::ALL.iter().map(|kind| *kind as u8).collect();
-        let mut expected: Vec<u8> = (1..=17).collect();
+        let mut expected: Vec<u8> = (1..=19).collect();
         expected.extend([64, 65, 66, 67, 68, 69, 96, 97, 98, 99, 100, 101, 102]);
         assert_eq!(bytes, expected);
         for byte in 0..=u8::MAX {
@@ -864,7 +897,7 @@ mod tests {
                 Err(DecodeError::Invalid { field: "version", .. })
             ));
         }
-        for kind in [0, 18, 63, 70, 95, 103, 255] {
+        for kind in [0, 20, 63, 70, 95, 103, 255] {
             assert!(matches!(
                 decode(&seal(VERSION, kind, &[])),
                 Err(DecodeError::Invalid { field: "kind", .. })
@@ -891,7 +924,7 @@ mod tests {
         let body = golden_body("hello");
         assert_eq!(
             decode(&seal(VERSION, FrameKind::Hello as u8, &body[..body.len() - 1])),
-            Err(DecodeError::Truncated { field: "hello.to" })
+            Err(DecodeError::Truncated { field: "hello.nonce" })
         );
 
         let mut body = golden_body("promise_fresh");
@@ -1042,25 +1075,5 @@ mod tests {
             }
         }
         assert!(accepted > 100 && rejected > 100, "accepted {accepted}, rejected {rejected}");
-    }
-
-    fn mutate(rng: &mut Rng, body: &mut Vec<u8>) {
-        for _ in 0..rng.range(1, 3) {
-            match rng.below(4) {
-                0 if !body.is_empty() => {
-                    let at = rng.below(body.len() as u64) as usize;
-                    body[at] = rng.next_u64() as u8;
-                }
-                1 if !body.is_empty() => {
-                    let at = rng.below(body.len() as u64) as usize;
-                    body[at] ^= 1 << rng.below(8);
-                }
-                2 => body.truncate(rng.below(body.len() as u64 + 1) as usize),
-                _ => {
-                    let at = rng.below(body.len() as u64 + 1) as usize;
-                    body.insert(at, rng.next_u64() as u8);
-                }
-            }
-        }
     }
 }

@@ -92,22 +92,63 @@ pub struct Promise {
     pub leaving: bool,
 }
 
+/// A handshake nonce: 32 bytes from the operating system's random generator, new for every
+/// connection.
+pub type Nonce = [u8; 32];
+
+/// A handshake proof: HMAC-SHA-256 under the cluster key over the handshake's transcript
+/// (`crate::auth`); all zero on an open cluster.
+pub type Proof = [u8; 32];
+
+/// How a connection is protected; both ends must run the same mode.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMode {
+    /// No cluster key: nothing is proven and records are plain frames.
+    Open = 0,
+    /// Both ends prove the cluster key; every record carries a MAC.
+    Mac = 1,
+    /// As `Mac`, and records are encrypted (ChaCha20-Poly1305).
+    Encrypt = 2,
+}
+
+impl AuthMode {
+    /// The mode whose byte is `byte`, if any.
+    pub fn from_byte(byte: u8) -> Option<AuthMode> {
+        [AuthMode::Open, AuthMode::Mac, AuthMode::Encrypt].into_iter().find(|mode| *mode as u8 == byte)
+    }
+
+    /// The mode as operators name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMode::Open => "open (no cluster key)",
+            AuthMode::Mac => "keyed",
+            AuthMode::Encrypt => "keyed and encrypted",
+        }
+    }
+}
+
 /// A frame between two peers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerFrame {
-    /// Opens a link: who I am and whom I expect.
+    /// Opens a link or a client connection: who I am, whom I expect, and my fresh nonce
+    /// (handshake step 1 of 4, docs/PROTOCOL.md §2).
     Hello {
         /// Hash of the cluster name; links between different clusters are refused.
         cluster: u64,
-        /// The dialling member.
+        /// How the dialler protects the connection; a different mode is refused.
+        mode: AuthMode,
+        /// The dialling member; node id 0 for a client.
         from: Member,
-        /// The id the dialler expects to reach.
+        /// The id the dialler expects to reach; 0 for a client, which takes any member.
         to: NodeId,
+        /// The dialler's fresh nonce.
+        nonce: Nonce,
     },
-    /// Accepts a link.
+    /// Accepts the link: the acceptor's proof that it holds the key (step 4 of 4).
     HelloAck {
-        /// The accepting member.
-        from: Member,
+        /// The acceptor's proof over the transcript.
+        proof: Proof,
     },
     /// Keeps an otherwise idle link alive.
     Heartbeat,
@@ -204,6 +245,20 @@ pub enum PeerFrame {
         /// The chunk.
         bytes: Payload,
     },
+    /// Answers `Hello`: the acceptor and its fresh nonce (step 2 of 4).
+    Challenge {
+        /// The accepting member.
+        from: Member,
+        /// The acceptor's mode.
+        mode: AuthMode,
+        /// The acceptor's fresh nonce.
+        nonce: Nonce,
+    },
+    /// The dialler's proof that it holds the key (step 3 of 4).
+    Proof {
+        /// The dialler's proof over the transcript.
+        proof: Proof,
+    },
 }
 
 /// A request from a client to the node it is connected to.
@@ -250,6 +305,31 @@ pub enum ClientRequest {
         /// Client-chosen request number, echoed in the reply.
         request: u64,
     },
+}
+
+impl ClientRequest {
+    /// The client-chosen request number its reply carries.
+    pub fn number(&self) -> u64 {
+        match self {
+            ClientRequest::Broadcast { request, .. }
+            | ClientRequest::Status { request }
+            | ClientRequest::Execute { request, .. }
+            | ClientRequest::Watch { request, .. }
+            | ClientRequest::Members { request }
+            | ClientRequest::Leave { request } => *request,
+        }
+    }
+
+    /// Bytes of client data it holds (payload, command or prefix): what a node waiting to serve
+    /// it keeps in memory beyond the fixed fields.
+    pub fn data_bytes(&self) -> usize {
+        match self {
+            ClientRequest::Broadcast { payload: data, .. }
+            | ClientRequest::Execute { command: data, .. }
+            | ClientRequest::Watch { prefix: data, .. } => data.len(),
+            ClientRequest::Status { .. } | ClientRequest::Members { .. } | ClientRequest::Leave { .. } => 0,
+        }
+    }
 }
 
 /// How a read request may be served.

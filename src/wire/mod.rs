@@ -5,7 +5,7 @@
 //! are big-endian so members of different architectures interoperate.
 
 #[cfg(test)]
-mod arbitrary;
+pub(crate) mod arbitrary;
 mod body;
 // The bounds-checked Reader is shared with the state machine codecs in `replication`.
 pub(crate) mod bytes;

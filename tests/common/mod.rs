@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Once;
+use std::sync::{Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
+use harness::auth::Auth;
 use harness::client::{Client, ClientError};
 use harness::wire::{ClientReply, ErrorCode, NodeStatus};
 use harness::{NodeId, RingMode};
@@ -24,6 +24,21 @@ pub const HARNESS: &str = env!("CARGO_BIN_EXE_harness");
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Broadcasts one submitter keeps outstanding.
 pub const WINDOW: usize = 256;
+
+/// The credentials every client of these helpers proves, once a test binary sets them.
+static CLIENT_AUTH: OnceLock<Auth> = OnceLock::new();
+
+/// Makes every client these helpers open prove `auth` (for a test binary whose nodes all run
+/// with one cluster key); the first call sets it, later calls must pass the same key.
+pub fn use_client_auth(auth: Auth) {
+    let set = CLIENT_AUTH.get_or_init(|| auth.clone());
+    assert_eq!(set.fingerprint(), auth.fingerprint(), "one cluster key per test binary");
+}
+
+/// A client connection with the binary's credentials, if any.
+pub fn client(addr: SocketAddr, timeout: Duration) -> Result<Client, ClientError> {
+    Client::connect_with(addr, timeout, CLIENT_AUTH.get())
+}
 
 /// Sets up logging once per test binary (STYLE.md, Logging).
 pub fn init_logging() {
@@ -40,7 +55,10 @@ pub fn init_logging() {
 /// binary starts at its own offset so that binaries running side by side rarely meet.
 pub fn free_ports(count: usize) -> Vec<SocketAddr> {
     const LOW: u16 = 10_000;
-    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Tests of one binary run in parallel threads: a port is handed out once per binary, or two
+    // tests would both think it theirs and one node would fail to bind.
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let high = ephemeral_low().saturating_sub(1).max(LOW + 1000);
     let span = u32::from(high - LOW);
     let start = std::process::id().wrapping_mul(7919) % span;
@@ -49,9 +67,12 @@ pub fn free_ports(count: usize) -> Vec<SocketAddr> {
         if listeners.len() == count {
             break;
         }
-        let bump = u32::from(NEXT.fetch_add(1, Ordering::Relaxed));
-        let port = LOW + ((start + step + bump) % span) as u16;
+        let port = LOW + ((start + step) % span) as u16;
+        if handed_out.contains(&port) {
+            continue;
+        }
         if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            handed_out.insert(port);
             listeners.push(listener);
         }
     }
@@ -124,6 +145,8 @@ pub struct Nodes {
     pub token_timeout: Option<Duration>,
     /// Whether every member writes a delivery log (`delivery_log`).
     pub delivery_logs: bool,
+    /// `--key-file` for every member, when set.
+    pub key_file: Option<PathBuf>,
     /// More flags for every member (roles, checkpoints).
     pub flags: Vec<String>,
     /// `--durability` for every member, each with its own `data_dir`.
@@ -146,6 +169,7 @@ impl Nodes {
             ring,
             token_timeout: None,
             delivery_logs: false,
+            key_file: None,
             flags: Vec::new(),
             durability: None,
             rust_log: None,
@@ -169,6 +193,9 @@ impl Nodes {
         if self.delivery_logs {
             extra.extend(["--delivery-log".to_string(), self.delivery_log(id).display().to_string()]);
         }
+        if let Some(key_file) = &self.key_file {
+            extra.extend(["--key-file".to_string(), key_file.display().to_string()]);
+        }
         extra.extend(self.flags.iter().cloned());
         if let Some(durability) = self.durability {
             extra.extend(["--durability".to_string(), durability.to_string()]);
@@ -189,6 +216,16 @@ impl Nodes {
             .spawn()
             .unwrap();
         assert!(self.children.insert(NodeId(id), child).is_none(), "n{id} started twice");
+    }
+
+    /// The process id of running member `id`.
+    pub fn pid(&self, id: u16) -> u32 {
+        self.children.get(&NodeId(id)).unwrap_or_else(|| panic!("n{id} is not running")).id()
+    }
+
+    /// The directory of this ring's logs, for files a test adds (a key file).
+    pub fn dir(&self) -> &PathBuf {
+        &self.log_dir
     }
 
     /// The address of member `id`.
@@ -305,7 +342,7 @@ pub fn connect(addr: SocketAddr, deadline: Duration) -> Client {
         10_000,
         deadline,
         || {
-            client = Client::connect(addr, Duration::from_secs(5)).ok();
+            client = self::client(addr, Duration::from_secs(5)).ok();
             client.is_some()
         },
     );
@@ -374,7 +411,7 @@ pub fn wait_for_total(addrs: &[SocketAddr], total: u64, deadline: Duration) -> V
         || {
             for ((addr, client), status) in addrs.iter().zip(&mut clients).zip(&mut statuses) {
                 if client.is_none() {
-                    *client = Client::connect(*addr, Duration::from_secs(1)).ok();
+                    *client = self::client(*addr, Duration::from_secs(1)).ok();
                 }
                 match client.as_mut().map(Client::status) {
                     Some(Ok(s)) => *status = Some(s),
@@ -391,7 +428,7 @@ pub fn wait_for_total(addrs: &[SocketAddr], total: u64, deadline: Duration) -> V
 
 /// The status of the node at `addr`, asked over a fresh connection; `None` if it does not answer.
 pub fn status(addr: SocketAddr) -> Option<NodeStatus> {
-    Client::connect(addr, Duration::from_secs(1)).ok()?.status().ok()
+    client(addr, Duration::from_secs(1)).ok()?.status().ok()
 }
 
 /// Polls the node at `addr` every millisecond until `changed` holds for its status; returns how

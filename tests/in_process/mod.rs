@@ -2,8 +2,11 @@
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
+#[path = "../ports/mod.rs"]
+mod ports;
+
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use harness::{CoreConfig, Delivery, Member, Node, NodeConfig, NodeId};
@@ -16,10 +19,9 @@ pub fn init() {
     let _ = env_logger::builder().is_test(true).try_init();
 }
 
-/// `n` ports that were free a moment ago: bind port 0, read it, let it go.
+/// `n` ports that were free a moment ago and not handed out before (`ports::free_addrs`).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    ports::free_addrs(n).iter().map(|addr| addr.port()).collect()
 }
 
 /// Configs for members 1..=n listening on `ports`.
@@ -35,7 +37,7 @@ pub fn configs(ports: &[u16]) -> Vec<NodeConfig> {
         .map(|(&id, &listen)| {
             let mut core = CoreConfig::new(Member { id, incarnation: 1 }, universe.clone());
             core.cluster = CLUSTER;
-            NodeConfig { core, listen, peers: peers.clone() }
+            NodeConfig { core, listen, peers: peers.clone(), auth: None }
         })
         .collect()
 }

@@ -148,6 +148,17 @@ fn demo_flags_have_defaults_and_bounds() {
 }
 
 #[test]
+fn key_flags_name_themselves() {
+    assert_eq!(node_error(&format!("--id 1 {PEERS} --encrypt")), "--encrypt needs --key-file");
+    assert_eq!(node_error(&format!("--id 1 {PEERS} --key-file=")), "bad --key-file \"\": must not be empty");
+    assert!(node_error(&format!("--id 1 {PEERS} --key-file /nonexistent/k")).starts_with("bad --key-file"));
+    let args = node(&format!("--id 1 {PEERS}")).unwrap();
+    assert_eq!((args.key.is_none(), args.encrypt, args.auth().is_none()), (true, false, true));
+    assert_eq!(parse_keygen_args(&strings("--key-file k")).unwrap(), PathBuf::from("k"));
+    assert_eq!(parse_keygen_args(&[]).unwrap_err().to_string(), "--key-file is required");
+}
+
+#[test]
 fn slurm_gives_the_id_and_the_peers() {
     let env = |name: &str| match name {
         "SLURM_JOB_NODELIST" => Some("127.0.0.[1-4]".to_string()),

@@ -1,0 +1,106 @@
+//! Counters of what the transport refused or cut short, shared with the node so operators and
+//! tests can see that a limit was hit (STYLE.md: "Reasons are enums, logged and counted").
+//!
+//! Written by the event loop (and, for `busy_replies`, the protocol thread) with relaxed atomics:
+//! each is a tally read now and then, never used to synchronise anything.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Live counters; `snapshot` reads them.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub(crate) accepted: AtomicU64,
+    pub(crate) refused_full: AtomicU64,
+    pub(crate) handshakes_evicted: AtomicU64,
+    pub(crate) handshakes_failed: AtomicU64,
+    pub(crate) wrong_key: AtomicU64,
+    pub(crate) handshake_timeouts: AtomicU64,
+    pub(crate) malformed: AtomicU64,
+    pub(crate) forged: AtomicU64,
+    pub(crate) too_large: AtomicU64,
+    pub(crate) stalled: AtomicU64,
+    pub(crate) slow_readers: AtomicU64,
+    pub(crate) busy_replies: AtomicU64,
+    /// Payload bytes of client requests handed to the protocol thread and not yet taken by it;
+    /// the loop stops reading clients while this is above its budget.
+    pub(crate) client_bytes_queued: AtomicUsize,
+}
+
+/// A reading of `Counters`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections closed at once because the node had as many open as it serves.
+    pub refused_full: u64,
+    /// Unproven connections closed to make room for newer ones.
+    pub handshakes_evicted: u64,
+    /// Handshakes refused for another reason than a wrong key (cluster, mode, ids, frame).
+    pub handshakes_failed: u64,
+    /// Handshakes refused because the other end's proof did not match the key.
+    pub wrong_key: u64,
+    /// Connections that did not complete their handshake in time.
+    pub handshake_timeouts: u64,
+    /// Connections closed for a frame that does not decode.
+    pub malformed: u64,
+    /// Connections closed for a record that fails authentication.
+    pub forged: u64,
+    /// Connections closed for announcing a frame or record above its maximum.
+    pub too_large: u64,
+    /// Clients closed for holding part of a frame too long.
+    pub stalled: u64,
+    /// Connections closed for not reading what was sent to them.
+    pub slow_readers: u64,
+    /// Client requests answered "busy".
+    pub busy_replies: u64,
+}
+
+impl Counters {
+    /// Adds one to `counter`.
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CounterSnapshot {
+            accepted: read(&self.accepted),
+            refused_full: read(&self.refused_full),
+            handshakes_evicted: read(&self.handshakes_evicted),
+            handshakes_failed: read(&self.handshakes_failed),
+            wrong_key: read(&self.wrong_key),
+            handshake_timeouts: read(&self.handshake_timeouts),
+            malformed: read(&self.malformed),
+            forged: read(&self.forged),
+            too_large: read(&self.too_large),
+            stalled: read(&self.stalled),
+            slow_readers: read(&self.slow_readers),
+            busy_replies: read(&self.busy_replies),
+        }
+    }
+}
+
+impl fmt::Display for CounterSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "accepted {}, refused (full) {}, handshakes evicted {}, failed {}, wrong key {}, timed out {}; \
+             closed for malformed frames {}, forged records {}, oversized frames {}, stalled clients {}, \
+             slow readers {}; busy replies {}",
+            self.accepted,
+            self.refused_full,
+            self.handshakes_evicted,
+            self.handshakes_failed,
+            self.wrong_key,
+            self.handshake_timeouts,
+            self.malformed,
+            self.forged,
+            self.too_large,
+            self.stalled,
+            self.slow_readers,
+            self.busy_replies
+        )
+    }
+}

@@ -15,6 +15,7 @@ mod load;
 mod plot;
 mod recovery;
 pub mod report;
+mod state;
 mod throughput;
 
 use std::path::{Path, PathBuf};
@@ -37,12 +38,14 @@ Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FI
   --ring MODE      bi, uni or both (default both; --quick: bi)
   --json FILE      also write every record as one JSON array of flat objects
   --svg-dir DIR    where the plots go (default target/bench)
-  --figures LIST   any of latency,throughput,recovery,fairness,floor,idle (default all)
+  --figures LIST   any of latency,throughput,recovery,fairness,floor,idle,checkpoint,promotion
+                   (default all)
 Errors: one line on stderr, exit code 2.
 ";
 
 /// Every figure, in the order they run.
-pub const FIGURES: [&str; 6] = ["floor", "latency", "throughput", "recovery", "fairness", "idle"];
+pub const FIGURES: [&str; 8] =
+    ["floor", "latency", "throughput", "recovery", "fairness", "idle", "checkpoint", "promotion"];
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -248,6 +251,12 @@ pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
     if wants("idle") {
         note("idle".into(), idle::measure(exe, ring, &plan).map(|r| vec![r]), &mut records);
     }
+    if wants("checkpoint") {
+        note("checkpoint".into(), state::checkpoint(plan.repetitions).map(|r| vec![r]), &mut records);
+    }
+    if wants("promotion") {
+        note("promotion".into(), state::promotion(exe, ring, &plan).map(|r| vec![r]), &mut records);
+    }
     (records, failures)
 }
 
@@ -287,6 +296,8 @@ pub fn tables(records: &[Record]) -> String {
         ("throughput", "Throughput: every member's client submitting, committed"),
         ("broadcast_throughput", "Broadcast throughput: agreed deliveries per second at member 1"),
         ("recovery", "Recovery of a 5-member ring under load, ms from the signal"),
+        ("checkpoint", "Checkpoint of a 100k-key state: bytes, ms to snapshot and to write with fsync"),
+        ("promotion", "Promotion: both hot members of 5 killed, ms to the first commit; warm replay rate"),
         ("fairness", "Fairness: member 1 submits 100x more"),
         ("idle_cpu", "Idle 5-member ring, % of one core (all processes)"),
     ];

@@ -46,6 +46,9 @@ pub struct CoreConfig {
     /// What a full-cluster crash may lose; with `Fsync` the core outputs every commit to be
     /// logged before it is acknowledged.
     pub durability: Durability,
+    /// The plug-ins this member can load: its vote on a plug-in agreement is yes exactly for
+    /// these names (docs/PROTOCOL.md §7.1). The node fills it from `--plugins` and `--plugin-dir`.
+    pub plugins: Vec<String>,
     /// Seed of the core's one random generator.
     pub seed: u64,
     /// A deliberate defect, for proving that the simulator's checker can fail. Always `None`
@@ -141,6 +144,7 @@ impl CoreConfig {
             checkpoint_every: 4096,
             checkpoint_interval: Duration::from_secs(10),
             durability: Durability::Memory,
+            plugins: Vec::new(),
             seed: u64::from(me.id.0),
             defect: Defect::None,
         }

@@ -12,6 +12,7 @@ use crate::error::DecodeError;
 use crate::ids::{Member, MsgId, NodeId, RingMode, Seq, ViewId};
 use crate::links::Links;
 use crate::membership::{Membership, Phase, Reason};
+use crate::replication::agreement::proposal_to_vote_on;
 use crate::replication::replica::Replica;
 use crate::replication::{hot_members, Checkpoint, CheckpointPolicy, DigestLog, StateMachine};
 use crate::ring::log::Log;
@@ -20,6 +21,10 @@ use crate::ring::RingState;
 use crate::rng::Rng;
 use crate::time::Time;
 use crate::wire::{Message, Payload, PeerFrame};
+
+/// The queue tag of a member's own submissions (votes), which no driver ever uses: the node's
+/// tags count up from 0 and the simulator's name its submissions.
+pub(crate) const OWN_TAG: u64 = u64::MAX;
 
 /// Something that happened to a member.
 #[derive(Debug)]
@@ -484,6 +489,21 @@ impl Core {
         }
     }
 
+    /// Queues a message this member submits on its own behalf (a vote), whatever the queue's
+    /// length: the open proposals bound them. Its commit and rejection carry no tag.
+    pub(crate) fn submit_own(&mut self, now: Time, payload: Payload, out: &mut Vec<Output>) {
+        self.next_counter += 1;
+        let id = MsgId {
+            origin: self.config.me.id,
+            incarnation: self.config.me.incarnation,
+            counter: self.next_counter,
+        };
+        self.queue.push(Pending { tag: OWN_TAG, id, attempt: 0, payload });
+        if self.membership.is_operational() {
+            self.on_queue_grew(now, out);
+        }
+    }
+
     fn on_submit(&mut self, now: Time, tag: u64, payload: Payload, out: &mut Vec<Output>) {
         if self.membership.leaving.is_some() || matches!(self.membership.phase, Phase::Left) {
             out.push(Output::Rejected { tag, reason: RejectReason::ShuttingDown });
@@ -498,6 +518,7 @@ impl Core {
             out.push(Output::Rejected { tag, reason: RejectReason::Busy });
             return;
         }
+        let payload = self.fill_proposal(payload);
         self.next_counter += 1;
         let id = MsgId {
             origin: self.config.me.id,
@@ -531,10 +552,10 @@ impl Core {
     /// those stamped but not seen committed.
     pub(crate) fn fail_queue(&mut self, unsent: RejectReason, out: &mut Vec<Output>) {
         let (waiting, stamped) = self.queue.drain();
-        for tag in stamped {
+        for tag in stamped.into_iter().filter(|&tag| tag != OWN_TAG) {
             out.push(Output::Rejected { tag, reason: RejectReason::OutcomeUnknown });
         }
-        for tag in waiting {
+        for tag in waiting.into_iter().filter(|&tag| tag != OWN_TAG) {
             out.push(Output::Rejected { tag, reason: unsent });
         }
     }
@@ -547,15 +568,20 @@ impl Core {
             let tag = if message.id.origin == self.config.me.id {
                 self.queue
                     .on_commit(&message.id, self.config.defect != crate::config::Defect::ResendCommitted)
+                    .filter(|&tag| tag != OWN_TAG)
             } else {
                 None
             };
             let (seq, id) = (message.seq, message.id);
+            let vote = proposal_to_vote_on(&message.payload, self.config.me.id);
             if self.config.durability == Durability::Fsync {
                 out.push(Output::Persist(message.clone()));
             }
             let result = self.replica.commit(message, tag.is_some()).unwrap_or_default();
             commits.push(Commit { seq, id, tag, result });
+            if let Some((name, view)) = vote {
+                self.vote(seq, &name, view, out);
+            }
         }
         out.extend(commits.into_iter().map(Output::Commit));
         if let Some(checkpoint) = self.replica.checkpoint_if_due(self.now) {

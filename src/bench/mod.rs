@@ -16,6 +16,7 @@ mod load;
 mod plot;
 mod recovery;
 pub mod report;
+mod state;
 mod throughput;
 
 use std::path::{Path, PathBuf};
@@ -38,12 +39,14 @@ Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FI
   --ring MODE      bi, uni or both (default both; --quick: bi)
   --json FILE      also write every record as one JSON array of flat objects
   --svg-dir DIR    where the plots go (default target/bench)
-  --figures LIST   any of latency,throughput,recovery,fairness,floor,idle,auth (default all)
+  --figures LIST   any of latency,throughput,recovery,fairness,floor,idle,auth,checkpoint,
+                   promotion (default all)
 Errors: one line on stderr, exit code 2.
 ";
 
 /// Every figure, in the order they run.
-pub const FIGURES: [&str; 7] = ["floor", "latency", "throughput", "recovery", "fairness", "idle", "auth"];
+pub const FIGURES: [&str; 9] =
+    ["floor", "latency", "throughput", "recovery", "fairness", "idle", "auth", "checkpoint", "promotion"];
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -252,6 +255,12 @@ pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
     if wants("auth") {
         note("auth".into(), auth::measure(exe, &plan), &mut records);
     }
+    if wants("checkpoint") {
+        note("checkpoint".into(), state::checkpoint(plan.repetitions).map(|r| vec![r]), &mut records);
+    }
+    if wants("promotion") {
+        note("promotion".into(), state::promotion(exe, ring, &plan).map(|r| vec![r]), &mut records);
+    }
     (records, failures)
 }
 
@@ -291,6 +300,8 @@ pub fn tables(records: &[Record]) -> String {
         ("throughput", "Throughput: every member's client submitting, committed"),
         ("broadcast_throughput", "Broadcast throughput: agreed deliveries per second at member 1"),
         ("recovery", "Recovery of a 5-member ring under load, ms from the signal"),
+        ("checkpoint", "Checkpoint of a 100k-key state: bytes, ms to snapshot and to write with fsync"),
+        ("promotion", "Promotion: both hot members of 5 killed, ms to the first commit; warm replay rate"),
         ("fairness", "Fairness: member 1 submits 100x more"),
         ("idle_cpu", "Idle 5-member ring, % of one core (all processes)"),
         ("auth_throughput", "Cost of authentication: 3 members, ring bi, committed, without and with a key"),

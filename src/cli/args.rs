@@ -63,6 +63,10 @@ pub struct StateArgs {
     pub durability: Durability,
     /// `--data-dir DIR`.
     pub data_dir: Option<PathBuf>,
+    /// `--plugins LIST`: plug-ins this member can load.
+    pub plugins: Vec<String>,
+    /// `--plugin-dir DIR`: a directory whose file names are plug-ins it can load.
+    pub plugin_dir: Option<PathBuf>,
 }
 
 impl Default for StateArgs {
@@ -74,6 +78,8 @@ impl Default for StateArgs {
             checkpoint_interval: core.checkpoint_interval,
             durability: core.durability,
             data_dir: None,
+            plugins: Vec::new(),
+            plugin_dir: None,
         }
     }
 }
@@ -106,6 +112,19 @@ fn parse_state_args(value: &dyn Fn(&str) -> Option<String>) -> Result<StateArgs,
         Some(path) => Some(PathBuf::from(path)),
         None => None,
     };
+    if let Some(list) = value("plugins") {
+        for name in list.split(',').map(str::trim) {
+            if name.is_empty() || name.len() > crate::replication::command::TEXT_BYTES_MAX {
+                return Err(CliError::bad("plugins", &list, "names must be 1..=1024 bytes"));
+            }
+            state.plugins.push(name.to_owned());
+        }
+    }
+    state.plugin_dir = match value("plugin-dir").as_deref() {
+        Some("") => return Err(CliError::bad("plugin-dir", "", "must not be empty")),
+        Some(path) => Some(PathBuf::from(path)),
+        None => None,
+    };
     if state.durability != Durability::Memory && state.data_dir.is_none() {
         return Err(CliError::bad("durability", state.durability.as_str(), "needs --data-dir"));
     }
@@ -134,6 +153,7 @@ impl NodeArgs {
         core.checkpoint_every = self.state.checkpoint_every;
         core.checkpoint_interval = self.state.checkpoint_interval;
         core.durability = self.state.durability;
+        core.plugins = self.state.plugins.clone();
         core.validate()?;
         Ok(NodeConfig { core, listen: self.listen, peers: self.peers.clone(), auth: self.auth() })
     }
@@ -185,6 +205,8 @@ pub fn parse_node_args_with_env(
         "durability",
         "data-dir",
         "key-file",
+        "plugins",
+        "plugin-dir",
     ];
     let given = walk("node", args, &valued, &["slurm", "encrypt"])?;
     let value = |flag: &str| given.iter().find(|g| g.flag == flag).and_then(|g| g.value.as_deref());

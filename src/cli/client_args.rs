@@ -85,6 +85,11 @@ pub enum ClientOp {
     Members,
     /// `leave`: the (single) member in `--cluster` leaves the group.
     Leave,
+    /// `plugin load NAME`: load a plug-in on every member by distributed agreement.
+    PluginLoad {
+        /// The plug-in.
+        name: String,
+    },
 }
 
 /// Parses the addresses of `--cluster` or `HARNESS_CLUSTER`: `HOST[:PORT]` or `ID=HOST[:PORT]`,
@@ -180,6 +185,17 @@ pub fn parse_client_args(
         "status" => {
             expect(&[])?;
             ClientOp::Status
+        }
+        "plugin" => {
+            let mut words = expect(&["load", "NAME"])?;
+            if words[0] != "load" {
+                return Err(CliError::bad(
+                    "arguments",
+                    &words[0],
+                    "the plugin command is `plugin load NAME`",
+                ));
+            }
+            ClientOp::PluginLoad { name: words.remove(1) }
         }
         "members" => {
             expect(&[])?;

@@ -12,6 +12,7 @@ use super::json::{json_bytes, json_str};
 use super::table::{member_rows, render_json_rows, render_table, MemberRow};
 use crate::client::txn_text::TxnText;
 use crate::client::{ClusterClient, ClusterError, ClusterOptions};
+use crate::replication::agreement::COMMITTED;
 use crate::replication::{Entry, Outcome, Read};
 use crate::wire::{Consistency, WatchKind};
 
@@ -47,7 +48,9 @@ impl From<ClusterError> for Failure {
             ClusterError::Unreachable { .. } => EXIT_UNREACHABLE,
             ClusterError::NoQuorum { .. } => EXIT_NO_QUORUM,
             ClusterError::BadRequest { .. } => super::EXIT_USAGE,
-            ClusterError::Compacted { .. } | ClusterError::Protocol { .. } => EXIT_FAILED,
+            ClusterError::Compacted { .. }
+            | ClusterError::Protocol { .. }
+            | ClusterError::Undecided { .. } => EXIT_FAILED,
         };
         Failure::new(code, error.to_string())
     }
@@ -117,6 +120,10 @@ pub fn run_client(
                 }
             }
             Ok(0)
+        }
+        ClientOp::PluginLoad { name } => {
+            let (decision, revision) = cluster.load_plugin(name)?;
+            print_decision(args.json, name, &decision, revision, out)
         }
         ClientOp::Txn(text) => {
             let txn = match text {
@@ -211,6 +218,34 @@ fn gather_rows(cluster: &mut ClusterClient, given: &[SocketAddr]) -> Result<Vec<
         })
         .collect();
     Ok(member_rows(&members, statuses))
+}
+
+/// Prints a plug-in agreement's decision; an abort exits 1 with its reason.
+fn print_decision(
+    json: bool,
+    name: &str,
+    decision: &str,
+    revision: u64,
+    out: &mut dyn Write,
+) -> Result<i32, Failure> {
+    let committed = decision == COMMITTED;
+    if json {
+        writeln!(
+            out,
+            "{{\"plugin\":{},\"committed\":{committed},\"decision\":{},\"revision\":{revision}}}",
+            json_str(name),
+            json_str(decision)
+        )?;
+    } else if committed {
+        writeln!(out, "loaded {name} on every member (revision {revision})")?;
+    }
+    if committed {
+        Ok(0)
+    } else if json {
+        Ok(EXIT_FAILED)
+    } else {
+        Err(Failure::new(EXIT_FAILED, format!("plug-in {name} not loaded: {decision}")))
+    }
 }
 
 fn print_outcome(json: bool, key: &str, outcome: &Outcome, out: &mut dyn Write) -> Result<i32, Failure> {

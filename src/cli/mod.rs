@@ -51,6 +51,7 @@ Usage:
   harness watch PREFIX [--from REVISION] [--count N]
   harness status             harness members                harness leave
   harness keygen --key-file FILE
+  harness plugin load NAME   (every member must be able to load it, or none records it)
   harness --help
 
 harness node: run one member until Ctrl-C or SIGTERM.
@@ -80,6 +81,9 @@ overwriting); copy it to every member and client host.
                        checkpoint (the commands after the last checkpoint), fsync (nothing
                        acknowledged: each command is synced to disk before it is acknowledged)
   --data-dir DIR       where checkpoints and the command log are kept (needed unless memory)
+  --plugins LIST       plug-ins this member can load (comma separated); it votes yes on
+                       `plugin load NAME` exactly for these and for the files in --plugin-dir
+  --plugin-dir DIR     every file name in DIR (read at start) is a plug-in it can load
   --slurm              take the id from SLURM_PROCID (or SLURM_NODEID) + 1 and the peers from
                        SLURM_JOB_NODELIST (e.g. node[01-04,07]), every host on --port (7100)
 
@@ -152,6 +156,7 @@ pub fn parse_command(
         "status" => Ok(Command::Client(parse_client_args("status", rest, env)?)),
         "members" => Ok(Command::Client(parse_client_args("members", rest, env)?)),
         "leave" => Ok(Command::Client(parse_client_args("leave", rest, env)?)),
+        "plugin" => Ok(Command::Client(parse_client_args("plugin", rest, env)?)),
         other => Err(CliError::UnknownCommand { command: other.to_string() }),
     }
 }

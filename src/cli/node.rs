@@ -13,9 +13,28 @@ use super::error::CliError;
 use crate::error::Error;
 use crate::node::{Node, NodeOptions};
 
+/// The plug-ins in `dir`: the names of its files, read once at start (docs/PROTOCOL.md §7.1).
+fn plugins_in(dir: &std::path::Path) -> Result<Vec<String>, CliError> {
+    let shown = dir.display().to_string();
+    let entries = std::fs::read_dir(dir).map_err(|e| CliError::bad("plugin-dir", &shown, e.to_string()))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| CliError::bad("plugin-dir", &shown, e.to_string()))?;
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file() || t.is_symlink());
+        if let (true, Some(name)) = (is_file, entry.file_name().to_str()) {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 /// Runs the member described by `args` until a termination signal arrives.
 pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
-    let config = args.node_config(incarnation())?;
+    let mut config = args.node_config(incarnation())?;
+    if let Some(dir) = &args.state.plugin_dir {
+        config.core.plugins.extend(plugins_in(dir)?);
+    }
     // Installed before the node starts, so an early SIGTERM still stops it cleanly.
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     ctrlc::set_handler(move || {

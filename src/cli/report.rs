@@ -113,8 +113,12 @@ impl DemoReport {
             };
         }
         if let Some(Some(first)) = self.statuses.first() {
-            // Every workload command writes, so the DVM revision is the committed seq.
-            let _ = writeln!(text, "  committed revision {}", first.committed_upto);
+            // The DVM revision, as the member reports it: commands that changed the state.
+            let _ = writeln!(
+                text,
+                "  committed revision {} (committed seq {})",
+                first.revision, first.committed_upto
+            );
         }
         for (i, status) in self.statuses.iter().enumerate().take(self.hot) {
             if let Some(s) = status {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::{new_client_id, Client, ClientError};
 use crate::ids::Seq;
+use crate::replication::agreement::PENDING;
 use crate::replication::{Action, Command, Entry, Guard, Op, Outcome, Read, Session};
 use crate::wire::{Consistency, ErrorCode, MemberInfo, NodeStatus, WatchEvent};
 
@@ -72,6 +73,12 @@ pub enum ClusterError {
         /// The member's explanation.
         message: String,
     },
+    /// A distributed agreement was not decided before the deadline; its decision key says how it
+    /// ends.
+    Undecided {
+        /// The decision key.
+        key: String,
+    },
     /// A member sent something that is not a valid answer.
     Protocol {
         /// What was wrong.
@@ -89,6 +96,7 @@ impl fmt::Display for ClusterError {
                 write!(f, "no member reachable after {attempts} attempts")
             }
             ClusterError::NoQuorum { message } => write!(f, "no quorum: {message}"),
+            ClusterError::Undecided { key } => write!(f, "not decided before the deadline; see key {key}"),
             ClusterError::BadRequest { reason } => write!(f, "bad request: {reason}"),
             ClusterError::Compacted { message } => write!(f, "compacted: {message}"),
             ClusterError::Protocol { what } => write!(f, "protocol error: {what}"),
@@ -204,6 +212,37 @@ impl ClusterClient {
         match self.read(Op::Range { prefix: prefix.to_vec(), limit }, consistency)? {
             (revision, Read::Range { entries, more }) => Ok((entries, more, revision)),
             (_, other) => Err(ClusterError::Protocol { what: format!("a range answered with {other:?}") }),
+        }
+    }
+
+    /// Loads plug-in `name` on every member of the view by distributed agreement (docs/PROTOCOL.md
+    /// §7.1): proposes it, then reads its decision key until it is decided or the deadline passes.
+    /// Returns the decision (`committed`, or `aborted: ...` with the reason) and its revision.
+    pub fn load_plugin(&mut self, name: &str) -> Result<(String, u64), ClusterError> {
+        let action = Action::Propose { name: name.to_owned(), view: 0, voters: Vec::new() };
+        let key = match self.write(action)? {
+            Outcome::Ok { reads, .. } => match reads.as_slice() {
+                [Read::Get(Some(entry))] => entry.key.clone(),
+                _ => {
+                    return Err(ClusterError::Protocol { what: "a proposal answered without its key".into() })
+                }
+            },
+            other => return Err(ClusterError::Protocol { what: format!("a proposal answered {other:?}") }),
+        };
+        let deadline = Instant::now() + self.options.deadline;
+        let mut wait = Duration::from_millis(5);
+        // Each round costs a linearizable read; the deadline bounds the rounds.
+        loop {
+            if let (Some(entry), revision) = self.get(&key, Consistency::Linearizable)? {
+                if entry.value != PENDING.as_bytes() {
+                    return Ok((String::from_utf8_lossy(&entry.value).into_owned(), revision));
+                }
+            }
+            if Instant::now() + wait > deadline {
+                return Err(ClusterError::Undecided { key: String::from_utf8_lossy(&key).into_owned() });
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_millis(200));
         }
     }
 

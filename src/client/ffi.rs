@@ -89,7 +89,7 @@ fn cluster_code(error: &ClusterError) -> c_int {
         ClusterError::NoQuorum { .. } => HARNESS_NO_QUORUM,
         ClusterError::BadRequest { .. } => HARNESS_BAD_ARGUMENT,
         ClusterError::Compacted { .. } => HARNESS_COMPACTED,
-        ClusterError::Protocol { .. } => HARNESS_PROTOCOL,
+        ClusterError::Protocol { .. } | ClusterError::Undecided { .. } => HARNESS_PROTOCOL,
     }
 }
 

@@ -303,6 +303,7 @@ impl Core {
             took.map(|(d, r)| format!(" after {:?} ({:?})", d, r)).unwrap_or_default()
         );
         out.push(Output::ViewChange(ViewInfo { view: proposal.view, ring: proposal.ring, primary: true }));
+        self.vote_on_view_change(now, out);
         self.try_release(now, out);
         let early = std::mem::take(&mut self.membership.early);
         for (from, frame) in early {

@@ -12,7 +12,8 @@
 
 use std::collections::BTreeSet;
 
-use super::encoding::{put_bytes, put_count, put_str, put_u16, put_u32, put_u64, put_u8, Sink};
+use super::agreement::{PROPOSE_KIND, VOTERS_MAX, VOTE_KIND};
+use super::encoding::{put_bool, put_bytes, put_count, put_str, put_u16, put_u32, put_u64, put_u8, Sink};
 use crate::error::DecodeError;
 use crate::ids::NodeId;
 use crate::wire::bytes::{invalid, Reader};
@@ -124,6 +125,29 @@ pub enum Action {
         name: String,
         /// The member it was loaded on.
         member: NodeId,
+    },
+    /// Distributed agreement (docs/PROTOCOL.md §7.1): load plug-in `name` on every voter, only if
+    /// every voter votes yes. A client leaves `view` 0 and `voters` empty; the member that submits
+    /// it fills in its view and members.
+    Propose {
+        /// The plug-in.
+        name: String,
+        /// The view it is proposed in.
+        view: u64,
+        /// The members that must vote yes, ascending, unique.
+        voters: Vec<NodeId>,
+    },
+    /// A member's vote on the proposal committed at seq `proposal`, cast in `view`. Only the
+    /// member itself submits it (the state checks the message's origin).
+    Vote {
+        /// The seq of the proposal.
+        proposal: u64,
+        /// The voting member.
+        voter: NodeId,
+        /// The view the voter was in when it voted.
+        view: u64,
+        /// Whether it can load the plug-in.
+        yes: bool,
     },
 }
 
@@ -323,6 +347,22 @@ impl Command {
                 put_str(&mut out, name);
                 put_u16(&mut out, member.0);
             }
+            Action::Propose { name, view, voters } => {
+                put_u8(&mut out, PROPOSE_KIND);
+                put_str(&mut out, name);
+                put_u64(&mut out, *view);
+                put_count(&mut out, voters.len());
+                for voter in voters {
+                    put_u16(&mut out, voter.0);
+                }
+            }
+            Action::Vote { proposal, voter, view, yes } => {
+                put_u8(&mut out, VOTE_KIND);
+                put_u64(&mut out, *proposal);
+                put_u16(&mut out, voter.0);
+                put_u64(&mut out, *view);
+                put_bool(&mut out, *yes);
+            }
         }
         out
     }
@@ -378,6 +418,17 @@ impl Command {
                 check_text(name, "plugin name")?;
                 check_member(*member, "member id")
             }
+            Action::Propose { name, voters, .. } => {
+                check_text(name, "plugin name")?;
+                check_count(voters.len(), VOTERS_MAX, "voters")?;
+                for pair in voters.windows(2) {
+                    if pair[0] >= pair[1] {
+                        return Err(invalid("voters", "not ascending and unique"));
+                    }
+                }
+                voters.iter().try_for_each(|&id| check_member(id, "voter"))
+            }
+            Action::Vote { voter, .. } => check_member(*voter, "voter"),
         }
     }
 }

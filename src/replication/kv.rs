@@ -16,6 +16,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
+use super::agreement::{
+    apply_vote, decision_key, plugin_key, Decision, Proposal, Proposals, COMMITTED, PENDING,
+    PROPOSALS_OPEN_MAX,
+};
 use super::command::{Action, Check, Command, Guard, Op, RANGE_LIMIT_MAX};
 use super::journal::{Journal, StateChange};
 use super::outcome::{Entry, Outcome, Read};
@@ -69,6 +73,8 @@ pub struct DvmState {
     /// A hash chain over every committed payload applied, commands or not: two members with
     /// equal digests applied the same history, and a checkpoint names the prefix it is after.
     pub(crate) history: DigestLog,
+    /// Open distributed agreements, by the seq of their proposal (docs/PROTOCOL.md §7.1).
+    pub(crate) proposals: Proposals,
     /// Changes not yet drained by the node (off unless `enable_journal` was called).
     pub(crate) journal: Journal,
 }
@@ -89,6 +95,7 @@ impl DvmState {
             registry: Registry::default(),
             sessions: Sessions::new(clients_max),
             history: DigestLog::default(),
+            proposals: Proposals::new(),
             journal: None,
         }
     }
@@ -142,6 +149,12 @@ impl DvmState {
         self.registry.plugins.iter().map(|(name, members)| (name.as_str(), members))
     }
 
+    /// The open agreements as `(proposal seq, proposal view)`, in seq order: at a new view, every
+    /// member votes on those of older views, which aborts them (docs/PROTOCOL.md §7.1).
+    pub fn open_proposals(&self) -> Vec<(Seq, u64)> {
+        self.proposals.iter().map(|(&seq, p)| (seq, p.view)).collect()
+    }
+
     /// Starts journalling changes for `take_changes` (the node does, for watches).
     pub fn enable_journal(&mut self) {
         self.journal.get_or_insert_with(Vec::new);
@@ -161,10 +174,17 @@ impl DvmState {
     /// Applies a decoded command with exactly-once and returns its outcome's bytes: a repeated
     /// request of a remembered client gets the remembered bytes and changes nothing else.
     pub fn execute(&mut self, command: &Command) -> Vec<u8> {
+        self.execute_at(0, NodeId(0), command)
+    }
+
+    /// `execute` for the command committed at `seq` and submitted by member `origin`, which
+    /// agreement commands need: a proposal is named by its seq and a vote counts only from its
+    /// voter.
+    fn execute_at(&mut self, seq: Seq, origin: NodeId, command: &Command) -> Vec<u8> {
         if let Some(outcome) = self.sessions.replay(command.session) {
             return outcome;
         }
-        let outcome = self.perform(&command.action).encode();
+        let outcome = self.perform(seq, origin, &command.action).encode();
         self.sessions.record(command.session, &outcome);
         outcome
     }
@@ -177,7 +197,7 @@ impl DvmState {
     }
 
     /// Applies one action at the next point of the order.
-    fn perform(&mut self, action: &Action) -> Outcome {
+    fn perform(&mut self, seq: Seq, origin: NodeId, action: &Action) -> Outcome {
         let next = self.revision + 1;
         match action {
             Action::Put { key, value } => {
@@ -233,7 +253,64 @@ impl DvmState {
                 let change = self.registry.unload(name, *member);
                 self.settle(change)
             }
+            Action::Propose { name, view, voters } => self.propose(seq, name, *view, voters),
+            Action::Vote { proposal, voter, view, yes } => {
+                if *voter != origin {
+                    let reason = format!("a vote of member {voter} submitted by member {origin}");
+                    return Outcome::BadCommand { reason };
+                }
+                self.vote(*proposal, *voter, *view, *yes)
+            }
         }
+    }
+
+    /// Opens the agreement on loading `name` at `seq`: its decision key reads `pending` (or the
+    /// abort, when no more proposals may be open). The outcome reads the key back, so the
+    /// submitter learns where to wait for the decision.
+    fn propose(&mut self, seq: Seq, name: &str, view: u64, voters: &[NodeId]) -> Outcome {
+        if voters.is_empty() {
+            return Outcome::BadCommand { reason: "a proposal needs voters".into() };
+        }
+        let next = self.revision + 1;
+        let key = decision_key(seq);
+        let value: &[u8] = if self.proposals.len() >= PROPOSALS_OPEN_MAX {
+            b"aborted: too many open proposals"
+        } else {
+            let voters = voters.iter().copied().collect();
+            let proposal = Proposal { name: name.to_owned(), view, voters, yes: Default::default() };
+            self.proposals.insert(seq, proposal);
+            PENDING.as_bytes()
+        };
+        self.put_at(&key, value, next);
+        self.revision = next;
+        let read = Read::Get(self.get(&key));
+        self.ok(0, vec![read])
+    }
+
+    /// Applies a vote; a decision writes the decision key and, on commit, the plug-in registry,
+    /// at one new revision.
+    fn vote(&mut self, proposal: Seq, voter: NodeId, view: u64, yes: bool) -> Outcome {
+        let Some(decision) = apply_vote(&mut self.proposals, proposal, voter, view, yes) else {
+            return Outcome::NotFound { revision: self.revision };
+        };
+        let next = self.revision + 1;
+        let value = match decision {
+            Decision::Open => return self.ok(0, Vec::new()),
+            Decision::Commit { name, voters } => {
+                for member in voters {
+                    self.registry.load_agreed(&name, member);
+                }
+                // Mirrored as a key, so clients read and watch the placement like any key.
+                let members = self.plugin_members(&name);
+                let list: Vec<String> = members.iter().map(|m| m.0.to_string()).collect();
+                self.put_at(&plugin_key(&name), list.join(",").as_bytes(), next);
+                COMMITTED.to_owned()
+            }
+            Decision::Abort(reason) => reason,
+        };
+        self.put_at(&decision_key(proposal), value.as_bytes(), next);
+        self.revision = next;
+        self.ok(0, Vec::new())
     }
 
     fn ok(&self, deleted: u64, reads: Vec<Read>) -> Outcome {
@@ -320,7 +397,7 @@ impl StateMachine for DvmState {
     fn apply(&mut self, seq: Seq, id: MsgId, payload: &[u8]) -> Vec<u8> {
         self.history.apply(seq, id, payload);
         match Command::decode(payload) {
-            Ok(command) => self.execute(&command),
+            Ok(command) => self.execute_at(seq, id.origin, &command),
             Err(e) => Outcome::BadCommand { reason: format!("bad command: {e}") }.encode(),
         }
     }

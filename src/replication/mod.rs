@@ -5,6 +5,7 @@
 //! broadcast group: a hash chain over the history) and `DvmState` (the DVM's key-value namespace,
 //! member registry and plug-in registry, driven by `Command`s and answering with `Outcome`s).
 
+pub mod agreement;
 pub mod command;
 mod digest;
 mod encoding;
@@ -15,6 +16,7 @@ mod registry;
 pub(crate) mod replica;
 mod session;
 mod snapshot;
+mod voting;
 pub(crate) mod workload;
 
 pub use command::{Action, Check, Command, Compare, Guard, MemberStatus, Op, Role, Session};

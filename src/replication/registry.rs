@@ -90,6 +90,12 @@ impl Registry {
         }
     }
 
+    /// Records plug-in `name` as loaded on `member` by a committed agreement: every voter was a
+    /// member of the view, registered or not (docs/PROTOCOL.md §7.1).
+    pub(crate) fn load_agreed(&mut self, name: &str, member: NodeId) {
+        self.plugins.entry(name.to_owned()).or_default().insert(member);
+    }
+
     /// Records plug-in `name` as no longer loaded on `member`.
     pub(crate) fn unload(&mut self, name: &str, member: NodeId) -> Change {
         let Some(members) = self.plugins.get_mut(name) else { return Change::NotFound };

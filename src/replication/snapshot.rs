@@ -4,16 +4,18 @@
 //! Snapshot, big-endian: `magic "HDVM" | format version u16 (=1) | body length u64 | body |
 //! crc32 u32` (crc32fast over everything before it). Body: `revision u64 | clients_max u64 |
 //! session clock u64 | history count u64 | history chain u64 | keys | members | plug-ins |
-//! sessions`, each a u32 count and its elements in ascending order. The digest is FNV-1a over the body, so it covers the revision and the
+//! sessions | open proposals` (seq, plug-in, view, voters, yes votes), each a u32 count and its elements in ascending order. The digest is FNV-1a over the body, so it covers the revision and the
 //! exactly-once table too, and the order is fixed by the `BTreeMap`s, not by history.
 //!
 //! Restore trusts nothing: the length, the checksum and then every invariant (ascending unique
-//! keys, revisions not above the global one, plug-ins only on registered members, session bounds)
+//! keys, revisions not above the global one, plug-ins only on real member ids, session bounds,
+//! yes votes only from voters)
 //! are checked and a violation is a `DecodeError` naming the field; the state is replaced only on
 //! success.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::agreement::{Proposal, Proposals, PROPOSALS_OPEN_MAX};
 use super::command::parse::{bytes, text};
 use super::command::{MemberStatus, Role};
 use super::encoding::{put_bytes, put_count, put_str, put_u16, put_u32, put_u64, put_u8, FnvSink, Sink};
@@ -29,7 +31,7 @@ use crate::wire::bytes::{invalid, Reader};
 /// Opens every DVM snapshot, so another file or state machine's bytes are refused early.
 const MAGIC: &[u8; 4] = b"HDVM";
 /// The snapshot format this member writes and reads.
-const FORMAT_VERSION: u16 = 2;
+const FORMAT_VERSION: u16 = 3;
 /// Magic, format version and body length.
 const HEADER_BYTES: usize = 4 + 2 + 8;
 /// The trailing CRC-32.
@@ -126,6 +128,18 @@ fn put_body(out: &mut impl Sink, state: &DvmState) {
         put_u64(out, record.used);
         put_bytes(out, &record.outcome);
     }
+    put_count(out, state.proposals.len());
+    for (seq, proposal) in &state.proposals {
+        put_u64(out, *seq);
+        put_str(out, &proposal.name);
+        put_u64(out, proposal.view);
+        for set in [&proposal.voters, &proposal.yes] {
+            put_count(out, set.len());
+            for member in set {
+                put_u16(out, member.0);
+            }
+        }
+    }
 }
 
 fn read_body(r: &mut Reader<'_>) -> Result<DvmState, DecodeError> {
@@ -186,8 +200,9 @@ fn read_body(r: &mut Reader<'_>) -> Result<DvmState, DecodeError> {
         for _ in 0..r.count(2, "plugin members")? {
             let member = NodeId(r.u16("plugin member")?);
             ascending(members.iter().next_back(), &member, "plugin member")?;
-            if !registry.members.contains_key(&member) {
-                return Err(invalid("plugin member", format!("{member} is not registered")));
+            // An agreed load places a plug-in on every voter, registered or not (§7.1).
+            if member.0 == 0 {
+                return Err(invalid("plugin member", "0 is never a member"));
             }
             members.insert(member);
         }
@@ -222,7 +237,31 @@ fn read_body(r: &mut Reader<'_>) -> Result<DvmState, DecodeError> {
     if sessions.outcome_bytes > SESSION_OUTCOME_BYTES_MAX {
         return Err(invalid("session outcome", "remembered outcomes exceed their byte bound"));
     }
-    Ok(DvmState { revision, keys, registry, sessions, history, journal: None })
+    let mut proposals = Proposals::new();
+    let count = r.count(8 + 4 + 8 + 4 + 4, "proposals")?;
+    if count > PROPOSALS_OPEN_MAX {
+        return Err(invalid("proposals", format!("{count} open, at most {PROPOSALS_OPEN_MAX}")));
+    }
+    for _ in 0..count {
+        let seq = r.u64("proposal seq")?;
+        ascending(proposals.keys().next_back(), &seq, "proposal seq")?;
+        let name = text(r, "proposal plugin")?;
+        let view = r.u64("proposal view")?;
+        let mut sets = [BTreeSet::new(), BTreeSet::new()];
+        for (set, field) in sets.iter_mut().zip(["proposal voters", "proposal yes votes"]) {
+            for _ in 0..r.count(2, field)? {
+                let member = NodeId(r.u16(field)?);
+                ascending(set.iter().next_back(), &member, field)?;
+                set.insert(member);
+            }
+        }
+        let [voters, yes] = sets;
+        if voters.is_empty() || !yes.is_subset(&voters) || yes == voters {
+            return Err(invalid("proposal yes votes", "no voters, a vote from a non-voter, or decided"));
+        }
+        proposals.insert(seq, Proposal { name, view, voters, yes });
+    }
+    Ok(DvmState { revision, keys, registry, sessions, history, proposals, journal: None })
 }
 
 /// Refuses `next` unless it is above `last`: one order, no duplicates, one canonical encoding.
@@ -313,8 +352,14 @@ mod tests {
     #[test]
     fn broken_invariants_under_a_valid_checksum_are_refused_naming_the_field() {
         let mut state = busy_state(6, 300);
-        state.registry.plugins.insert("ghost".into(), [NodeId(999)].into());
+        state.registry.plugins.insert("ghost".into(), [NodeId(0)].into());
         assert_eq!(field_of(decode(&encode(&state))), "plugin member");
+
+        let mut state = busy_state(6, 300);
+        let voters: BTreeSet<NodeId> = [NodeId(1), NodeId(2)].into();
+        let yes = [NodeId(3)].into();
+        state.proposals.insert(5, Proposal { name: "p".into(), view: 1, voters, yes });
+        assert_eq!(field_of(decode(&encode(&state))), "proposal yes votes");
 
         let mut state = busy_state(6, 300);
         state.revision = 0;

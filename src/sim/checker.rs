@@ -12,19 +12,20 @@ use byteorder::{BigEndian, ByteOrder};
 use super::history::History;
 use crate::core::{Commit, CoreStatus, Delivery, RejectReason, ViewInfo};
 use crate::ids::{Member, MsgId, NodeId, Seq, ViewId};
+use crate::replication::agreement::is_vote_from;
 use crate::replication::{Checkpoint, Command, DigestLog};
 
 /// A broken guarantee.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
-    /// The guarantee's number in DESIGN.md (1..=7).
+    /// The guarantee's number in DESIGN.md (1..=7), or 0 for an assertion the core broke.
     pub guarantee: u8,
     /// What exactly went wrong.
     pub detail: String,
 }
 
 impl Violation {
-    fn new(guarantee: u8, detail: String) -> Violation {
+    pub(crate) fn new(guarantee: u8, detail: String) -> Violation {
         Violation { guarantee, detail }
     }
 
@@ -144,21 +145,10 @@ impl Checker {
         let m = &delivery.message;
         self.history.on_deliver(m);
         let key = (delivery.view, m.seq);
-        let Some(tag) = tag_of(&m.payload) else {
-            return Err(Violation::new(4, format!("{at} delivered {} whose payload is no submission", m.id)));
-        };
-        if self.refused.contains(&tag) {
-            return Err(Violation::new(4, format!("{at} delivered {} (tag {tag}), which was refused", m.id)));
-        }
-        self.delivered_tags.insert(tag);
-        match self.submitted.get(&tag) {
-            Some(&origin) if origin == m.id.origin => {}
-            _ => {
-                return Err(Violation::new(
-                    4,
-                    format!("{at} delivered {} (tag {tag}) that was never sent", m.id),
-                ))
-            }
+        // A member's own vote (§7.1) is no client submission: it has no tag to account for, and
+        // the slot and duplicate checks below still cover it.
+        if !is_vote_from(&m.payload, m.id.origin) {
+            self.check_submission(at, m)?;
         }
         match self.slot.insert(key, (m.id, m.attempt)) {
             Some(other) if other != (m.id, m.attempt) => {
@@ -199,6 +189,21 @@ impl Checker {
         inc.view_count += 1;
         inc.view_digest = DigestLog::extend(inc.view_digest, m.seq, m.id, &m.payload);
         Ok(())
+    }
+
+    /// Checks that a delivered message is a submission that was sent and not refused (4).
+    fn check_submission(&mut self, at: Member, m: &crate::wire::Message) -> Result<(), Violation> {
+        let Some(tag) = tag_of(&m.payload) else {
+            return Err(Violation::new(4, format!("{at} delivered {} whose payload is no submission", m.id)));
+        };
+        if self.refused.contains(&tag) {
+            return Err(Violation::new(4, format!("{at} delivered {} (tag {tag}), which was refused", m.id)));
+        }
+        self.delivered_tags.insert(tag);
+        match self.submitted.get(&tag) {
+            Some(&origin) if origin == m.id.origin => Ok(()),
+            _ => Err(Violation::new(4, format!("{at} delivered {} (tag {tag}) that was never sent", m.id))),
+        }
     }
 
     /// Checks one commit (guarantees 4 and 6).

@@ -19,7 +19,7 @@ use crate::core::{Core, Input, Output};
 use crate::ids::Seq;
 use crate::ids::{Member, NodeId};
 use crate::replication::workload::random_action;
-use crate::replication::{Checkpoint, Command, DvmState, Session, StateMachine};
+use crate::replication::{Action, Checkpoint, Command, DvmState, Session, StateMachine};
 use crate::rng::Rng;
 use crate::time::Time;
 use crate::wire::Message;
@@ -207,7 +207,14 @@ impl<'a> Cluster<'a> {
                 let payload = if self.rng.below(100) < self.options.commands_percent {
                     // The client id names the submission; each is a client of its own.
                     let session = Session { client_id: tag, request: 1 };
-                    Command { session, action: random_action(&mut self.rng) }.encode()
+                    let action = if self.rng.below(10) == 0 {
+                        // A plug-in agreement; the submitting core fills in its view (§7.1).
+                        let name = format!("{AGREED_PLUGIN}{}", self.rng.below(3));
+                        Action::Propose { name, view: 0, voters: Vec::new() }
+                    } else {
+                        random_action(&mut self.rng)
+                    };
+                    Command { session, action }.encode()
                 } else {
                     let filler = self.rng.below(57) as usize;
                     let mut payload = vec![0u8; 8 + filler];
@@ -368,7 +375,19 @@ impl<'a> Cluster<'a> {
         let now = self.now;
         let node = self.node(id);
         let Some(core) = node.core.as_mut() else { return Ok(()) };
-        core.step(now, input, &mut out);
+        // A broken assertion in the core is a finding like any other: the run stops with the
+        // seed instead of taking the campaign down (STYLE.md: asserts become seeds).
+        let stepped =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.step(now, input, &mut out)));
+        if let Err(panic) = stepped {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".into());
+            self.out = Vec::new();
+            return Err(Violation::new(0, format!("{id}: core assertion failed: {what}")));
+        }
         let view = core.last_primary();
         node.deadline = core.next_deadline();
         // A core that was cut off rejoins as a new incarnation; outputs of this step are its.
@@ -488,6 +507,7 @@ impl<'a> Cluster<'a> {
         config.checkpoint_every = self.options.checkpoint_every;
         config.checkpoint_interval = self.options.token_timeout * 5;
         config.durability = self.options.durability;
+        config.plugins = loadable_plugins(id, self.nodes.len());
         let durability = self.options.durability;
         let node = self.node(id);
         node.incarnation = incarnation;
@@ -670,8 +690,52 @@ impl<'a> Cluster<'a> {
             core.catch_up();
         }
         let live = self.live_statuses();
-        self.checker.at_end(&live, &self.live_owned())
+        self.checker.at_end(&live, &self.live_owned())?;
+        self.check_agreements()
     }
+
+    /// Distributed agreement (§7.1): once settled no proposal is left open (a view change aborts
+    /// those whose voters failed), and a plug-in is agreed loaded only on members that can load it.
+    fn check_agreements(&mut self) -> Result<(), Violation> {
+        let n = self.nodes.len();
+        for node in &mut self.nodes {
+            let Some(core) = node.core.as_mut() else { continue };
+            let at = core.me();
+            let Some(state) = core.machine_mut().as_dvm_mut() else { continue };
+            if let Some((seq, view)) = state.open_proposals().first() {
+                return Err(Violation::new(
+                    7,
+                    format!("{at}: the proposal at {seq} (view {view}) is still open"),
+                ));
+            }
+            for (name, members) in state.plugins().filter(|(name, _)| name.starts_with(AGREED_PLUGIN)) {
+                if let Some(m) = members.iter().find(|m| !loadable_plugins(**m, n).iter().any(|p| p == name))
+                {
+                    return Err(Violation::new(
+                        6,
+                        format!("{at}: {name} agreed loaded on {m}, which cannot load it"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The plug-ins the simulator's workload proposes; only they are loaded by agreement.
+const AGREED_PLUGIN: &str = "agreed-p";
+
+/// What member `id` of `n` can load: p0 everywhere, p1 on all but the highest id, p2 on odd
+/// ids; so agreements on p0 commit, on p1 and p2 abort (with more than one member).
+fn loadable_plugins(id: NodeId, n: usize) -> Vec<String> {
+    let mut names = vec![format!("{AGREED_PLUGIN}0")];
+    if usize::from(id.0) != n {
+        names.push(format!("{AGREED_PLUGIN}1"));
+    }
+    if id.0 % 2 == 1 {
+        names.push(format!("{AGREED_PLUGIN}2"));
+    }
+    names
 }
 
 /// The latency used when a run does not set one.

@@ -153,6 +153,8 @@ pub struct Nodes {
     pub durability: Option<&'static str>,
     /// `RUST_LOG` for the members, when the test reads their logs.
     pub rust_log: Option<&'static str>,
+    /// More flags for one member, by id.
+    pub member_flags: BTreeMap<u16, Vec<String>>,
     children: BTreeMap<NodeId, Child>,
     /// Members paused with SIGSTOP; resumed before any other signal so they can exit.
     paused: BTreeSet<NodeId>,
@@ -173,6 +175,7 @@ impl Nodes {
             flags: Vec::new(),
             durability: None,
             rust_log: None,
+            member_flags: BTreeMap::new(),
             children: BTreeMap::new(),
             paused: BTreeSet::new(),
             log_dir,
@@ -197,6 +200,7 @@ impl Nodes {
             extra.extend(["--key-file".to_string(), key_file.display().to_string()]);
         }
         extra.extend(self.flags.iter().cloned());
+        extra.extend(self.member_flags.get(&id).into_iter().flatten().cloned());
         if let Some(durability) = self.durability {
             extra.extend(["--durability".to_string(), durability.to_string()]);
             extra.extend(["--data-dir".to_string(), self.data_dir(id).display().to_string()]);

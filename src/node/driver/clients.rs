@@ -131,6 +131,10 @@ impl Driver {
                     .reply(client, &ClientReply::Error { request, code: ErrorCode::BadRequest, message });
             }
         };
+        if matches!(command.action, Action::Vote { .. }) {
+            let message = "votes are cast by members, not clients".to_string();
+            return self.reply(client, &ClientReply::Error { request, code: ErrorCode::BadRequest, message });
+        }
         if consistency == Consistency::Stale {
             let reply = match self.read_locally(&command) {
                 Ok(outcome) => ClientReply::Executed { request, seq: 0, outcome: outcome.encode().into() },

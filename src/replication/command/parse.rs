@@ -7,6 +7,7 @@
 use super::{Action, Check, Command, Compare, Guard, MemberStatus, Op, Role, Session, COMMAND_VERSION};
 use crate::error::DecodeError;
 use crate::ids::NodeId;
+use crate::replication::agreement::{PROPOSE_KIND, VOTE_KIND};
 use crate::wire::bytes::{invalid, Reader};
 
 /// The fewest bytes a guard takes: an empty key's length and the check tag.
@@ -50,6 +51,19 @@ pub(super) fn command(r: &mut Reader<'_>) -> Result<Command, DecodeError> {
         },
         7 => Action::LoadPlugin { name: text(r, "plugin name")?, member: NodeId(r.u16("member id")?) },
         8 => Action::UnloadPlugin { name: text(r, "plugin name")?, member: NodeId(r.u16("member id")?) },
+        PROPOSE_KIND => {
+            let name = text(r, "plugin name")?;
+            let view = r.u64("proposal view")?;
+            let count = r.count(2, "voters")?;
+            let voters = (0..count).map(|_| r.u16("voter").map(NodeId)).collect::<Result<_, _>>()?;
+            Action::Propose { name, view, voters }
+        }
+        VOTE_KIND => Action::Vote {
+            proposal: r.u64("proposal")?,
+            voter: NodeId(r.u16("voter")?),
+            view: r.u64("vote view")?,
+            yes: r.bool("vote")?,
+        },
         other => return Err(invalid("command kind", format!("unknown kind {other}"))),
     };
     Ok(Command { session, action })
@@ -146,6 +160,8 @@ mod tests {
             Action::SetMemberStatus { id: NodeId(3), status: MemberStatus::Down },
             Action::LoadPlugin { name: "odls".into(), member: NodeId(3) },
             Action::UnloadPlugin { name: "odls".into(), member: NodeId(3) },
+            Action::Propose { name: "odls".into(), view: 4, voters: vec![NodeId(1), NodeId(3)] },
+            Action::Vote { proposal: 12, voter: NodeId(3), view: 4, yes: false },
         ];
         actions.into_iter().map(|action| Command { session: session(), action }).collect()
     }
@@ -210,6 +226,31 @@ mod tests {
         let register =
             Action::RegisterMember { id: NodeId(1), host: "h".into(), role: Role::Hot, attributes: twice };
         assert_eq!(field_of(register), "attribute name");
+        let unordered = Action::Propose { name: "p".into(), view: 1, voters: vec![NodeId(2), NodeId(1)] };
+        assert_eq!(field_of(unordered), "voters");
+        let zero = Action::Propose { name: "p".into(), view: 1, voters: vec![NodeId(0)] };
+        assert_eq!(field_of(zero), "voter");
+        assert_eq!(field_of(Action::Vote { proposal: 1, voter: NodeId(0), view: 1, yes: true }), "voter");
+    }
+
+    #[test]
+    fn a_vote_has_golden_bytes() {
+        let vote = Command {
+            session: Session::default(),
+            action: Action::Vote { proposal: 12, voter: NodeId(3), view: 4, yes: true },
+        };
+        #[rustfmt::skip]
+        let golden = [
+            1,                          // version
+            0, 0, 0, 0, 0, 0, 0, 0,     // client id: none
+            0, 0, 0, 0, 0, 0, 0, 0,     // request
+            10,                         // kind: vote
+            0, 0, 0, 0, 0, 0, 0, 12,    // proposal seq
+            0, 3,                       // voter
+            0, 0, 0, 0, 0, 0, 0, 4,     // view
+            1,                          // yes
+        ];
+        assert_eq!(vote.encode(), golden);
     }
 
     #[test]

@@ -388,6 +388,11 @@ impl Core {
         }
     }
 
+    /// Token visits seen in this view (cheaper than `status`, which digests the state).
+    pub fn rotations(&self) -> u64 {
+        self.ring.rotations_seen
+    }
+
     /// The last installed primary view (cheaper than `status`, which digests the state).
     pub fn last_primary(&self) -> ViewId {
         self.membership.last_primary

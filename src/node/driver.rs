@@ -45,6 +45,9 @@ pub(super) struct Channels {
     pub(super) requests: Receiver<Request>,
     pub(super) stop: Receiver<()>,
     pub(super) deliveries: Sender<Delivery>,
+    /// Whether deliveries go to `deliveries` (the sender is kept either way: its drop tells the
+    /// embedder that the node stopped).
+    pub(super) hand_over_deliveries: bool,
     pub(super) commits: Option<Sender<Commit>>,
     pub(super) rejections: Option<Sender<Rejection>>,
     pub(super) tags: Arc<AtomicU64>,
@@ -153,7 +156,8 @@ impl Driver {
             if let Some(log) = &mut self.c.delivery_log {
                 log.on_tick(Instant::now());
             }
-            self.rotation_rate.sample(Instant::now(), self.c.core.status().rotations);
+            // Not `status()`: that digests the whole state, once per batch.
+            self.rotation_rate.sample(Instant::now(), self.c.core.rotations());
             self.c.io.wake();
         }
         self.leave();
@@ -253,8 +257,10 @@ impl Driver {
                 if let Some(log) = &mut self.c.delivery_log {
                     log.append(&delivery, Instant::now());
                 }
-                let tx = self.c.deliveries.clone();
-                self.hand_over(&tx, delivery);
+                if self.c.hand_over_deliveries {
+                    let tx = self.c.deliveries.clone();
+                    self.hand_over(&tx, delivery);
+                }
             }
             Output::Commit(mut commit) => {
                 // Persist before acknowledging: the commands of this batch reach the disk first.

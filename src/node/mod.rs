@@ -90,6 +90,10 @@ impl NodeConfig {
 /// How the node hands results to its embedder.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
+    /// Whether to hand agreed deliveries to the embedder (`Node::deliveries`). An embedder that
+    /// only needs commits, or nothing, turns it off: every delivery handed over wakes the thread
+    /// that receives it, which on a busy host costs more than the delivery itself.
+    pub deliveries: bool,
     /// Capacity of the deliveries channel.
     pub deliveries_max: usize,
     /// Whether to report commits and rejected submissions (`Node::commits`, `Node::rejections`).
@@ -106,6 +110,7 @@ pub struct NodeOptions {
 impl Default for NodeOptions {
     fn default() -> NodeOptions {
         NodeOptions {
+            deliveries: true,
             deliveries_max: 65_536,
             commits: false,
             commits_max: 65_536,
@@ -228,6 +233,7 @@ impl Node {
             requests: requests_rx,
             stop: stop_rx,
             deliveries: deliveries_tx,
+            hand_over_deliveries: options.deliveries,
             commits: options.commits.then_some(commits_tx),
             rejections: options.commits.then_some(rejections_tx),
             tags: Arc::clone(&tags),
@@ -274,7 +280,8 @@ impl Node {
         Ok(tag)
     }
 
-    /// Agreed deliveries, in order, every message once.
+    /// Agreed deliveries, in order, every message once, when `NodeOptions::deliveries` is set;
+    /// otherwise a channel that yields nothing and disconnects when the node stops.
     pub fn deliveries(&self) -> &Receiver<Delivery> {
         &self.deliveries
     }

@@ -5,34 +5,18 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use common::{init_logging, wait_until, Nodes, HARNESS};
+use common::{init_logging, wait_until, Nodes};
 use harness::RingMode;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Runs `harness args` against `cluster`; bounded by `DEADLINE`.
 fn client(cluster: &str, args: &[&str]) -> Output {
-    let mut child = Command::new(HARNESS)
-        .args(args)
-        .args(["--cluster", cluster])
-        .env("RUST_LOG", "off")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    wait_until(
-        &format!("harness {args:?} (pid {pid})"),
-        Duration::from_millis(10),
-        100_000,
-        DEADLINE,
-        || matches!(child.try_wait(), Ok(Some(_))),
-    );
-    child.wait_with_output().unwrap()
+    let args: Vec<&str> = args.iter().copied().chain(["--cluster", cluster]).collect();
+    common::run_harness(&args, DEADLINE)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -36,25 +35,8 @@ fn cluster_list(nodes: &Nodes) -> String {
 
 /// Runs `harness args` with `--cluster` from `HARNESS_CLUSTER`, feeding `stdin`; bounded.
 fn client(nodes: &Nodes, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(HARNESS)
-        .args(args)
-        .env("HARNESS_CLUSTER", cluster_list(nodes))
-        .env("RUST_LOG", "off")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let pid = child.id();
-    wait_until(
-        &format!("harness {args:?} (pid {pid})"),
-        Duration::from_millis(10),
-        100_000,
-        DEADLINE,
-        || matches!(child.try_wait(), Ok(Some(_))),
-    );
-    child.wait_with_output().unwrap()
+    let cluster = cluster_list(nodes);
+    common::run_harness_with(args, &[("HARNESS_CLUSTER", &cluster)], stdin, DEADLINE)
 }
 
 /// Runs a client command and expects `code`; returns its stdout.

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -112,14 +113,22 @@ pub fn wait_until(
 /// Runs `harness args` to completion (bounded by `deadline`) with `RUST_LOG=off`, so stderr
 /// holds only what the binary prints itself.
 pub fn run_harness(args: &[&str], deadline: Duration) -> Output {
+    run_harness_with(args, &[], "", deadline)
+}
+
+/// `run_harness` with more environment variables and `stdin` written to the child.
+pub fn run_harness_with(args: &[&str], env: &[(&str, &str)], stdin: &str, deadline: Duration) -> Output {
     let mut child = Command::new(HARNESS)
         .args(args)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "off")
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Dropping stdin after writing closes it, so a child reading it sees the end.
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     let pid = child.id();
     let mut exited = false;
     wait_until(

@@ -179,7 +179,7 @@ impl Core {
     /// `to`, a member of the view installed here, reports an older primary: it missed this
     /// view's `Commit` (lost with a link). Send it again; it installs, fetching from this member
     /// what it lacks. Left to guess from view ids, it excluded itself, and a small view whose
-    /// live member re-incarnated could never regain a quorum (docs/PROTOCOL.md §5.4).
+    /// live member re-incarnated could never regain a quorum (docs/PROTOCOL.md §5.3).
     pub(crate) fn send_missed_commit(
         &mut self,
         now: Time,

@@ -9,6 +9,8 @@ build:
 test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	# The C example test links target/release/libharness.a, which `cargo test` does not build.
+	$(CARGO) build --release
 	$(CARGO) test --release
 
 demo: build

@@ -166,11 +166,17 @@ fn the_c_example_runs_against_the_cluster() {
     let nodes = cluster("client-c");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let program = std::env::temp_dir().join(format!("harness-c-client-{}", std::process::id()));
+    let library = target_dir().join("libharness.a");
+    assert!(
+        library.exists(),
+        "{} is missing: `make test` builds it with `cargo build --release` first",
+        library.display()
+    );
     let compiled = Command::new("cc")
         .arg(root.join("examples/c_client.c"))
         .arg("-I")
         .arg(root.join("include"))
-        .arg(target_dir().join("libharness.a"))
+        .arg(&library)
         .args(["-lpthread", "-ldl", "-lm", "-o"])
         .arg(&program)
         .output()

@@ -4,6 +4,7 @@
  *
  *   cc examples/c_client.c -Iinclude -Ltarget/release -l:libharness.a -lpthread -ldl -lm -o c_client
  *   ./c_client 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
+ *   ./c_client 127.0.0.1:7101,... cluster.key [encrypt]     (members run with --key-file)
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,11 +32,12 @@ static int on_event(void *ctx, uint64_t revision, int is_delete, const uint8_t *
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: c_client HOST:PORT,HOST:PORT,...\n");
+    if (argc < 2 || argc > 4 || (argc == 4 && strcmp(argv[3], "encrypt") != 0)) {
+        fprintf(stderr, "usage: c_client HOST:PORT,HOST:PORT,... [KEY_FILE [encrypt]]\n");
         return 2;
     }
-    harness_client *client = harness_connect(argv[1], 2000);
+    harness_client *client = argc == 2 ? harness_connect(argv[1], 2000)
+                                       : harness_connect_keyed(argv[1], 2000, argv[2], NULL, argc == 4);
     if (client == NULL) {
         fprintf(stderr, "c_client: connect: %s\n", harness_last_error());
         return 1;

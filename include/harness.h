@@ -39,6 +39,12 @@ typedef int (*harness_watch_cb)(void *ctx, uint64_t revision, int is_delete, con
 /* A client of the members in `cluster` ("HOST:PORT,HOST:PORT,..." or "1=HOST:PORT,..."), each
  * request bounded by timeout_ms per member (0: 5000). NULL on a bad list. Connects lazily. */
 harness_client *harness_connect(const char *cluster, uint32_t timeout_ms);
+/* As harness_connect, for a cluster whose members run with --key-file: every connection proves
+ * the key in key_file (32 bytes, mode 600, from `harness keygen`) bound to cluster_name (NULL:
+ * "harness", the members' default --cluster), and encrypts every frame if encrypt != 0 (the
+ * members' --encrypt). NULL on a bad list or key file; harness_last_error() says what is wrong. */
+harness_client *harness_connect_keyed(const char *cluster, uint32_t timeout_ms, const char *key_file,
+                                      const char *cluster_name, int encrypt);
 /* Frees the client; NULL is ignored. */
 void harness_close(harness_client *client);
 

@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -25,6 +26,28 @@ fn cluster(name: &str) -> Nodes {
     let addrs = nodes.addrs.clone();
     wait_until("a primary view of three", Duration::from_millis(50), 2000, DEADLINE, || {
         addrs.iter().all(|addr| common::status(*addr).is_some_and(|s| s.primary && s.ring.len() == 3))
+    });
+    nodes
+}
+
+/// A 3-node ring whose members run with `--key-file key --encrypt`, started and primary with
+/// all three members (asked through `harness status` with the key).
+fn encrypted_cluster(name: &str, key: &Path) -> Nodes {
+    init_logging();
+    let mut nodes = Nodes::new(name, 3, RingMode::Bidirectional);
+    nodes.token_timeout = Some(Duration::from_millis(400));
+    nodes.key_file = Some(key.to_path_buf());
+    nodes.flags.push("--encrypt".to_string());
+    for id in 1..=3 {
+        nodes.start(id);
+    }
+    let key = key.display().to_string();
+    wait_until("a keyed primary view of three", Duration::from_millis(50), 400, DEADLINE, || {
+        nodes.addrs.iter().all(|addr| {
+            let args = ["status", "--json", "--key-file", &key, "--encrypt", "--cluster", &addr.to_string()];
+            let status = String::from_utf8_lossy(&common::run_harness(&args, DEADLINE).stdout).into_owned();
+            status.contains("\"primary\":true") && status.matches("\"reachable\":true").count() == 3
+        })
     });
     nodes
 }
@@ -161,11 +184,10 @@ fn target_dir() -> PathBuf {
     PathBuf::from(HARNESS).parent().unwrap().to_path_buf()
 }
 
-#[test]
-fn the_c_example_runs_against_the_cluster() {
-    let nodes = cluster("client-c");
+/// Compiles examples/c_client.c against libharness.a and runs it with `args`, bounded.
+fn run_c_example(name: &str, args: &[&str]) -> Output {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let program = std::env::temp_dir().join(format!("harness-c-client-{}", std::process::id()));
+    let program = std::env::temp_dir().join(format!("harness-c-{name}-{}", std::process::id()));
     let library = target_dir().join("libharness.a");
     assert!(
         library.exists(),
@@ -182,21 +204,57 @@ fn the_c_example_runs_against_the_cluster() {
         .output()
         .unwrap();
     assert!(compiled.status.success(), "cc: {}", String::from_utf8_lossy(&compiled.stderr));
-    let mut child = Command::new(&program)
-        .arg(cluster_list(&nodes))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        Command::new(&program).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     wait_until("the C example to finish", Duration::from_millis(20), 5000, DEADLINE, || {
         matches!(child.try_wait(), Ok(Some(_)))
     });
     let output = child.wait_with_output().unwrap();
     let _ = std::fs::remove_file(&program);
+    output
+}
+
+/// Asserts that the C example ran every step and exited 0.
+fn assert_c_example_passed(output: &Output) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("get: hello from C"), "{stdout}");
     assert!(stdout.contains("txn: guard failed as expected"), "{stdout}");
     assert!(stdout.contains("watch: PUT c/state moved"), "{stdout}");
     assert!(stdout.ends_with("c_client: ok\n"), "{stdout}");
+}
+
+#[test]
+fn the_c_example_runs_against_the_cluster() {
+    let nodes = cluster("client-c");
+    assert_c_example_passed(&run_c_example("open", &[&cluster_list(&nodes)]));
+}
+
+#[test]
+fn the_c_example_proves_the_key_of_an_encrypted_cluster_and_a_wrong_key_is_refused() {
+    let dir = std::env::temp_dir().join(format!("harness-test-c-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (key, wrong) = (dir.join("cluster.key"), dir.join("wrong.key"));
+    for file in [&key, &wrong] {
+        let _ = std::fs::remove_file(file);
+        let made = common::run_harness(&["keygen", "--key-file", &file.display().to_string()], DEADLINE);
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    }
+    let nodes = encrypted_cluster("client-c-keyed", &key);
+    let list = cluster_list(&nodes);
+    let key_arg = key.display().to_string();
+    assert_c_example_passed(&run_c_example("keyed", &[&list, &key_arg, "encrypt"]));
+
+    // Another key: every member refuses the handshake, so no request is answered.
+    let refused = run_c_example("wrong-key", &[&list, &wrong.display().to_string(), "encrypt"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("c_client: put: "), "{stderr}");
+    // A key file others can read is refused before any connection, naming the problem.
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let unsafe_key = run_c_example("open-key", &[&list, &wrong.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&unsafe_key.stderr);
+    assert_eq!(unsafe_key.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("connect: key file") && stderr.contains("chmod 600"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,11 +10,13 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 use std::time::Duration;
 
 use super::cluster::{ClusterClient, ClusterError, ClusterOptions};
 use super::txn_text::TxnText;
-use crate::cli::parse_cluster;
+use crate::auth::{Auth, ClusterKey};
+use crate::cli::{parse_cluster, DEFAULT_CLUSTER};
 use crate::replication::Outcome;
 use crate::wire::{Consistency, WatchKind};
 
@@ -173,23 +175,67 @@ pub unsafe extern "C" fn harness_connect(cluster: *const c_char, timeout_ms: u32
     guarded(|| {
         // SAFETY: forwarded from our caller.
         let list = unsafe { text(cluster, "cluster") }?;
-        let addrs = parse_cluster(list).map_err(|problem| bad(&problem))?;
-        let mut options = ClusterOptions::default();
-        if timeout_ms > 0 {
-            options.request_timeout = Duration::from_millis(u64::from(timeout_ms));
-            options.deadline = options.request_timeout * 3;
-        }
-        let cluster = ClusterClient::new(&addrs, options).map_err(failed)?;
-        handle = Box::into_raw(Box::new(HarnessClient { cluster }));
+        handle = new_client(list, timeout_ms, None)?;
         Ok(HARNESS_OK)
     });
     handle
 }
 
+/// As `harness_connect`, for a keyed cluster: every connection proves the key in `key_file`
+/// (checked as `harness node --key-file` checks it), bound to `cluster_name` (null: "harness",
+/// the members' default `--cluster`), with every frame encrypted when `encrypt` is not 0 (the
+/// members' `--encrypt`). Returns null on a bad list or key file.
+///
+/// # Safety
+/// `cluster` and `key_file` must be null or NUL-terminated strings; `cluster_name` too.
+#[no_mangle]
+pub unsafe extern "C" fn harness_connect_keyed(
+    cluster: *const c_char,
+    timeout_ms: u32,
+    key_file: *const c_char,
+    cluster_name: *const c_char,
+    encrypt: c_int,
+) -> *mut HarnessClient {
+    let mut handle = std::ptr::null_mut();
+    guarded(|| {
+        // SAFETY: forwarded from our caller.
+        let (list, key_file) = unsafe { (text(cluster, "cluster")?, text(key_file, "key_file")?) };
+        let name = if cluster_name.is_null() {
+            DEFAULT_CLUSTER
+        } else {
+            // SAFETY: forwarded from our caller.
+            unsafe { text(cluster_name, "cluster_name") }?
+        };
+        if name.is_empty() {
+            return Err(bad("cluster_name must not be empty"));
+        }
+        let key = ClusterKey::load(Path::new(key_file))
+            .map_err(|problem| bad(&format!("key file {key_file} {problem}")))?;
+        handle = new_client(list, timeout_ms, Some(Auth::new(&key, name, encrypt != 0)))?;
+        Ok(HARNESS_OK)
+    });
+    handle
+}
+
+fn new_client(
+    list: &str,
+    timeout_ms: u32,
+    auth: Option<Auth>,
+) -> Result<*mut HarnessClient, (c_int, String)> {
+    let addrs = parse_cluster(list).map_err(|problem| bad(&problem))?;
+    let mut options = ClusterOptions { auth, ..ClusterOptions::default() };
+    if timeout_ms > 0 {
+        options.request_timeout = Duration::from_millis(u64::from(timeout_ms));
+        options.deadline = options.request_timeout * 3;
+    }
+    let cluster = ClusterClient::new(&addrs, options).map_err(failed)?;
+    Ok(Box::into_raw(Box::new(HarnessClient { cluster })))
+}
+
 /// Closes a client and frees it; null is ignored.
 ///
 /// # Safety
-/// `client` must be null or a pointer from `harness_connect`, not used afterwards.
+/// `client` must be null or a pointer from `harness_connect(_keyed)`, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn harness_close(client: *mut HarnessClient) {
     guarded(|| {

@@ -366,16 +366,27 @@ impl Core {
         self.next_counter = 0;
     }
 
-    /// What this member knows about itself.
-    pub fn status(&self) -> CoreStatus {
-        let view = ViewInfo {
+    /// The last primary view and whether this member may commit in it (cheaper than
+    /// `status`, which digests the state).
+    pub fn view(&self) -> ViewInfo {
+        ViewInfo {
             view: self.membership.last_primary,
             ring: self.membership.last_primary_members.clone(),
             primary: self.membership.is_operational(),
-        };
+        }
+    }
+
+    /// Whether this member may commit now: it is operational in a primary view.
+    pub fn is_primary(&self) -> bool {
+        self.membership.is_operational()
+    }
+
+    /// What this member knows about itself. Digests the whole state: O(state) per call, so the
+    /// per-request paths use `view`, `is_primary` and the other cheap accessors instead.
+    pub fn status(&self) -> CoreStatus {
         CoreStatus {
             member: self.config.me,
-            view,
+            view: self.view(),
             delivered: self.delivered,
             delivery_digest: self.delivery_digest,
             committed_upto: self.log.committed_upto,

@@ -57,6 +57,12 @@ fn quick_bench_completes_with_sane_numbers() {
         field(latency[0], "p999_us").unwrap(),
     );
     assert!(p50 > 0.0 && p50 <= p99 && p99 <= p999, "{}", latency[0]);
+    let broadcast = of("broadcast_latency");
+    assert_eq!(broadcast.len(), 1, "{text}");
+    let at = |name: &str| field(broadcast[0], name).unwrap();
+    assert!(at("p50_us") > 0.0 && at("p50_us") <= at("p99_us") && at("p99_us") <= at("p999_us"));
+    // The last member delivers no earlier than the submitter, message by message.
+    assert!(at("p50_us") <= at("last_p50_us") && at("last_p50_us") <= at("last_p999_us"), "{}", broadcast[0]);
     let throughput = of("throughput");
     assert_eq!(throughput.len(), 3, "one per value size: {text}");
     for record in throughput.iter().chain(&of("broadcast_throughput")) {
@@ -75,7 +81,8 @@ fn quick_bench_completes_with_sane_numbers() {
     let jain = field(of("fairness")[0], "jain").unwrap();
     assert!(jain > 0.0 && jain <= 1.0 + 1e-9, "{jain}");
     assert!(field(of("floor")[0], "rtt_p50_us").unwrap() > 0.0);
-    assert!(field(of("floor_ratio")[0], "ratio").unwrap() > 0.0);
+    assert_eq!(of("floor_ratio").len(), 2, "broadcast and commit: {text}");
+    assert!(of("floor_ratio").iter().all(|r| field(r, "ratio").unwrap() > 0.0), "{text}");
     assert!(field(of("idle_cpu")[0], "core_percent").unwrap() >= 0.0);
     assert!(dir.join("latency_vs_n.svg").is_file());
     std::fs::remove_dir_all(&dir).unwrap();

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
-use super::load::{self, Progress, Submitter};
+use super::load::{self, Progress, Submitter, Workload};
 use super::report::Record;
 use super::Plan;
 use crate::ids::RingMode;
@@ -83,8 +83,14 @@ fn one_run(cluster: &mut Cluster, plan: &Plan) -> Result<(Vec<f64>, u64), String
                     0 => (HEAVY_WINDOW, plan.fairness_messages * SKEW),
                     _ => (LIGHT_WINDOW, plan.fairness_messages),
                 };
-                let submitter =
-                    Submitter { addr, value_bytes: 64, window, messages: Some(messages), auth: None };
+                let submitter = Submitter {
+                    workload: Workload::Broadcast,
+                    addr,
+                    value_bytes: 64,
+                    window,
+                    messages: Some(messages),
+                    auth: None,
+                };
                 let stop = &stop;
                 scope.spawn(move || load::run(submitter, progress, stop, deadline))
             })

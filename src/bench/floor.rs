@@ -1,8 +1,9 @@
 //! Figure 6, the floor: a raw TCP ping-pong over loopback between two threads of this process,
 //! with TCP_NODELAY as on every ring and client link, and the ratio of our one-outstanding
-//! commit latency to (message steps x one-way floor). The steps are the simulator's cost table
-//! (`crate::sim::cost::measure`): the hops until the sender's commit (distributed agreement),
-//! plus the client's request and reply, two more loopback hops.
+//! latencies to (message steps x one-way floor). The steps are the simulator's cost table
+//! (`crate::sim::cost::measure`): for the broadcast latency at the last member, the hops until
+//! every member delivered (atomic broadcast); for the commit latency, the hops until the
+//! sender's commit (distributed agreement) plus the client's request and reply.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -80,21 +81,35 @@ pub fn measure(round_trips: usize, repetitions: usize) -> Result<(Record, f64), 
     Ok((record, one_way))
 }
 
-/// The cost table's steps beside a measured commit latency `p50_us` of an `n`-member ring.
-pub fn ratio(n: usize, ring: RingMode, p50_us: f64, one_way_us: f64) -> Record {
+/// Which measured latency a floor ratio is of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Latency {
+    /// Submit to the last member's agreed delivery, through the embedding API.
+    BroadcastLast,
+    /// A client's put, submit to the reply after its commit.
+    Commit,
+}
+
+/// The cost table's steps beside a measured latency `p50_us` of an `n`-member ring.
+pub fn ratio(n: usize, ring: RingMode, latency: Latency, p50_us: f64, one_way_us: f64) -> Record {
     let row = cost::measure(n, ring);
-    let steps = row.agreement.0 + CLIENT_HOPS;
+    let (name, steps) = match latency {
+        Latency::BroadcastLast => ("broadcast_last", row.atomic.0),
+        Latency::Commit => ("commit", row.agreement.0 + CLIENT_HOPS),
+    };
     let floor_us = steps as f64 * one_way_us;
     Record::new("floor_ratio")
         .int("n", n as u64)
         .text("ring", ring.as_str())
+        .text("latency", name)
+        .int("steps", steps)
+        .int("atomic_steps", row.atomic.0)
+        .int("atomic_frames", row.atomic.1)
         .int("agreement_steps", row.agreement.0)
         .int("agreement_frames", row.agreement.1)
-        .int("atomic_steps", row.atomic.0)
-        .int("steps_with_client", steps)
         .num("one_way_us", one_way_us)
         .num("floor_us", floor_us)
-        .num("commit_p50_us", p50_us)
+        .num("p50_us", p50_us)
         .num("ratio", if floor_us > 0.0 { p50_us / floor_us } else { f64::NAN })
 }
 
@@ -111,9 +126,13 @@ mod tests {
 
     #[test]
     fn the_ratio_uses_the_cost_table_plus_the_client_hops() {
-        let record = ratio(4, RingMode::Bidirectional, 120.0, 10.0);
+        let record = ratio(4, RingMode::Bidirectional, Latency::Commit, 120.0, 10.0);
         // PROTOCOL.md §6: agreement at n = 4, bi, is 4 hops; the client adds 2.
-        assert_eq!(record.get("steps_with_client"), Some(6.0));
+        assert_eq!(record.get("steps"), Some(6.0));
+        assert_eq!(record.get("ratio"), Some(2.0));
+        // Atomic broadcast at n = 4, bi, is 2 hops.
+        let record = ratio(4, RingMode::Bidirectional, Latency::BroadcastLast, 40.0, 10.0);
+        assert_eq!(record.get("steps"), Some(2.0));
         assert_eq!(record.get("ratio"), Some(2.0));
     }
 }

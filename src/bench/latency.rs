@@ -1,7 +1,7 @@
-//! Figure 1, commit latency: one client, one broadcast outstanding, 64-byte values, timed from
-//! submit to the commit reply (safe delivery at every member: there is no state layer yet, so a
-//! committed broadcast is one every member holds). Each repetition yields p50, p99 and p99.9
-//! over its requests; the record keeps median, min and max of each over the repetitions.
+//! Figure 1, commit latency: one client, one put outstanding, 64-byte values, timed from submit
+//! to the reply, which the member sends once the put is applied at commit (safe delivery: every
+//! member holds it). Each repetition yields p50, p99 and p99.9 over its requests; the record
+//! keeps median, min and max of each over the repetitions.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 //! The load the figures put on a ring: pipelined submitters (one client per member, a window of
-//! broadcasts outstanding) and the one-outstanding latency probe.
+//! broadcasts or puts outstanding) and the one-outstanding latency probe.
 //!
 //! A submitter counts commits in shared atomics so the measuring thread can read them at the
 //! edges of its window without stopping the load; a refusal because the node is busy or has
@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::auth::Auth;
 use crate::client::{Client, ClientError};
-use crate::wire::{ClientReply, ErrorCode};
+use crate::replication::{Action, Command, Outcome, Session};
+use crate::wire::{ClientReply, Consistency, ErrorCode};
 
 /// The longest single wait for a reply; the loop around it checks the stop flag and deadline.
 const REPLY_WAIT: Duration = Duration::from_millis(50);
@@ -25,9 +26,24 @@ const STEPS_MAX: u64 = 100_000_000;
 /// Most refusals the latency probe retries in a row before giving up.
 const REFUSALS_MAX: u32 = 10_000;
 
+/// What a submitter sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Raw broadcasts, answered at their commit: ordering alone.
+    Broadcast,
+    /// Puts of the DVM state (`PUT_KEYS` keys per submitter, rewritten in turn), answered once
+    /// applied at commit: what a client of the control plane pays.
+    Put,
+}
+
+/// Keys each put submitter cycles through, so the state stays small however long it runs.
+const PUT_KEYS: usize = 64;
+
 /// What one submitter does.
 #[derive(Clone, Debug)]
 pub struct Submitter {
+    /// Broadcasts or puts.
+    pub workload: Workload,
     /// The member it talks to.
     pub addr: SocketAddr,
     /// Payload size.
@@ -59,13 +75,18 @@ pub fn run(
 ) -> Result<(), String> {
     let mut client = Client::connect_with(submitter.addr, CLIENT_TIMEOUT, submitter.auth.as_ref())
         .map_err(|e| e.to_string())?;
-    let payload = vec![b'v'; submitter.value_bytes];
+    let requests = encoded_requests(&submitter);
     let limit = submitter.messages.unwrap_or(u64::MAX);
     let mut sent: u64 = 0;
     for _ in 0..STEPS_MAX {
         let stopping = stop.load(Ordering::Relaxed);
         while !stopping && client.in_flight() < submitter.window && sent < limit {
-            client.send_broadcast(&payload).map_err(|e| e.to_string())?;
+            let request = &requests[sent as usize % requests.len()];
+            match submitter.workload {
+                Workload::Broadcast => client.send_broadcast(request),
+                Workload::Put => client.send_execute(Consistency::Linearizable, request),
+            }
+            .map_err(|e| e.to_string())?;
             sent += 1;
         }
         if sent == limit {
@@ -79,7 +100,7 @@ pub fn run(
             return Ok(());
         }
         match client.recv_reply(REPLY_WAIT) {
-            Ok(ClientReply::Committed { .. }) => {
+            Ok(ClientReply::Committed { .. } | ClientReply::Executed { .. }) => {
                 progress.committed.fetch_add(1, Ordering::Relaxed);
             }
             Ok(ClientReply::Error { code: ErrorCode::Busy | ErrorCode::NoQuorum, .. }) => {
@@ -95,8 +116,24 @@ pub fn run(
     Err("submitter exhausted its steps".to_string())
 }
 
-/// Commits `count` broadcasts of `value_bytes` one at a time at `addr` after `warmup` untimed
-/// ones; returns each latency in microseconds, submit to commit reply.
+/// What `submitter` sends, in turn: one broadcast payload, or one encoded put per key.
+fn encoded_requests(submitter: &Submitter) -> Vec<Vec<u8>> {
+    let value = vec![b'v'; submitter.value_bytes];
+    match submitter.workload {
+        Workload::Broadcast => vec![value],
+        Workload::Put => (0..PUT_KEYS)
+            .map(|key| {
+                let key = format!("bench/{}/{key}", submitter.addr.port()).into_bytes();
+                let action = Action::Put { key, value: value.clone() };
+                Command { session: Session::default(), action }.encode()
+            })
+            .collect(),
+    }
+}
+
+/// Commits `count` puts of `value_bytes` one at a time at `addr` after `warmup` untimed ones;
+/// returns each latency in microseconds, submit to the reply (sent once the put is applied at
+/// commit, that is held by every member: safe delivery).
 pub fn one_outstanding(
     addr: SocketAddr,
     value_bytes: usize,
@@ -105,7 +142,9 @@ pub fn one_outstanding(
     deadline: Instant,
 ) -> Result<Vec<f64>, String> {
     let mut client = Client::connect(addr, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
-    let payload = vec![b'l'; value_bytes];
+    let submitter =
+        Submitter { workload: Workload::Put, addr, value_bytes, window: 1, messages: None, auth: None };
+    let requests = encoded_requests(&submitter);
     let mut latencies = Vec::with_capacity(count);
     let mut refusals = 0;
     for index in 0..warmup + count {
@@ -114,8 +153,12 @@ pub fn one_outstanding(
                 return Err(format!("{} of {count} timed requests before the deadline", latencies.len()));
             }
             let started = Instant::now();
-            match client.broadcast(&payload) {
-                Ok(_) => {
+            match client.execute(Consistency::Linearizable, &requests[index % requests.len()]) {
+                Ok((_, outcome)) => {
+                    match Outcome::decode(&outcome) {
+                        Ok(Outcome::Ok { .. }) => {}
+                        other => return Err(format!("a put answered {other:?}")),
+                    }
                     if index >= warmup {
                         latencies.push(started.elapsed().as_secs_f64() * 1e6);
                     }

@@ -1,12 +1,14 @@
 //! `harness-bench`: the figures users choose a control plane by, measured on real `harness node`
-//! processes over loopback (issue 8): commit latency, throughput, recovery, fairness, the
-//! loopback floor, the idle cost, and the cost of authentication (issue 7). Each figure is the median of several repetitions with min
-//! and max, because a shared 2-core machine drifts by 10-30% within minutes.
+//! processes over loopback (issue 8): broadcast latency (through the embedding API, in this
+//! process), commit latency, throughput, recovery, fairness, the loopback floor, the idle cost,
+//! and the cost of authentication (issue 7). Each figure is the median of several repetitions
+//! with min and max, because a shared 2-core machine drifts by 10-30% within minutes.
 //!
 //! The flags only narrow or shorten a run; the modules are named for what they measure and
 //! return flat `Record`s, which print as markdown tables and serialise as one JSON array.
 
 mod auth;
+mod broadcast;
 mod cluster;
 mod fairness;
 mod floor;
@@ -39,14 +41,24 @@ Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FI
   --ring MODE      bi, uni or both (default both; --quick: bi)
   --json FILE      also write every record as one JSON array of flat objects
   --svg-dir DIR    where the plots go (default target/bench)
-  --figures LIST   any of latency,throughput,recovery,fairness,floor,idle,auth,checkpoint,
-                   promotion (default all)
+  --figures LIST   any of broadcast,latency,throughput,recovery,fairness,floor,idle,auth,
+                   checkpoint,promotion (default all)
 Errors: one line on stderr, exit code 2.
 ";
 
 /// Every figure, in the order they run.
-pub const FIGURES: [&str; 9] =
-    ["floor", "latency", "throughput", "recovery", "fairness", "idle", "auth", "checkpoint", "promotion"];
+pub const FIGURES: [&str; 10] = [
+    "floor",
+    "broadcast",
+    "latency",
+    "throughput",
+    "recovery",
+    "fairness",
+    "idle",
+    "auth",
+    "checkpoint",
+    "promotion",
+];
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,6 +243,21 @@ pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
         one_way_us = outcome.as_ref().ok().map(|(_, one_way)| *one_way);
         note("floor".into(), outcome.map(|(record, _)| vec![record]), &mut records);
     }
+    if wants("broadcast") {
+        for &ring in &args.rings {
+            for &n in &args.nodes {
+                let outcome = broadcast::measure(n, ring, &plan).map(|record| {
+                    let last_p50 = record.get("last_p50_us");
+                    let mut records = vec![record];
+                    if let (Some(one_way), Some(p50)) = (one_way_us, last_p50) {
+                        records.push(floor::ratio(n, ring, floor::Latency::BroadcastLast, p50, one_way));
+                    }
+                    records
+                });
+                note(format!("broadcast n={n} ring {}", ring.as_str()), outcome, &mut records);
+            }
+        }
+    }
     if wants("latency") || wants("throughput") {
         for &ring in &args.rings {
             for &n in &args.nodes {
@@ -279,7 +306,7 @@ fn ring_figures(
     if args.figures.contains(&"latency") {
         let record = latency::measure(&cluster, ring, plan)?;
         if let (Some(one_way), Some(p50)) = (one_way_us, record.get("p50_us")) {
-            records.push(floor::ratio(n, ring, p50, one_way));
+            records.push(floor::ratio(n, ring, floor::Latency::Commit, p50, one_way));
         }
         records.push(record);
     }
@@ -295,9 +322,10 @@ fn ring_figures(
 pub fn tables(records: &[Record]) -> String {
     let headings = [
         ("floor", "Loopback floor: TCP ping-pong, TCP_NODELAY, 64 B"),
-        ("commit_latency", "Commit latency: one client, one outstanding, µs"),
-        ("floor_ratio", "Commit latency against (message steps x one-way floor)"),
-        ("throughput", "Throughput: every member's client submitting, committed"),
+        ("broadcast_latency", "Broadcast latency (embedding API): submit to agreed delivery at member 1 and at the last member, µs"),
+        ("commit_latency", "Commit latency: one client, one put outstanding, µs"),
+        ("floor_ratio", "Latency against (message steps x one-way floor)"),
+        ("throughput", "Throughput: every member's client submitting puts, committed"),
         ("broadcast_throughput", "Broadcast throughput: agreed deliveries per second at member 1"),
         ("recovery", "Recovery of a 5-member ring under load, ms from the signal"),
         ("checkpoint", "Checkpoint of a 100k-key state: bytes, ms to snapshot and to write with fsync"),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
-use super::load::{self, Progress, Submitter};
+use super::load::{self, Progress, Submitter, Workload};
 use super::report::Record;
 use super::Plan;
 use crate::client::Client;
@@ -78,8 +78,14 @@ fn one_run(cluster: &mut Cluster, fault: Fault, plan: &Plan) -> Result<(Duration
             .iter()
             .zip(&progress)
             .map(|(&addr, progress)| {
-                let submitter =
-                    Submitter { addr, value_bytes: 64, window: LOAD_WINDOW, messages: None, auth: None };
+                let submitter = Submitter {
+                    workload: Workload::Put,
+                    addr,
+                    value_bytes: 64,
+                    window: LOAD_WINDOW,
+                    messages: None,
+                    auth: None,
+                };
                 let stop = &stop;
                 scope.spawn(move || load::run(submitter, progress, stop, deadline))
             })

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
-use super::load::{self, Progress, Submitter};
+use super::load::{self, Progress, Submitter, Workload};
 use super::report::Record;
 use super::Plan;
 use crate::checkpoint::Store;
@@ -122,7 +122,14 @@ fn one_run(cluster: &mut Cluster, plan: &Plan) -> Result<Duration, String> {
             .iter()
             .zip(&progress)
             .map(|(&addr, progress)| {
-                let submitter = Submitter { addr, value_bytes: 64, window: 32, messages: None, auth: None };
+                let submitter = Submitter {
+                    workload: Workload::Put,
+                    addr,
+                    value_bytes: 64,
+                    window: 32,
+                    messages: None,
+                    auth: None,
+                };
                 let stop = &stop;
                 scope.spawn(move || load::run(submitter, progress, stop, deadline))
             })

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
-use super::load::{self, Progress, Submitter};
+use super::load::{self, Progress, Submitter, Workload};
 use super::report::Record;
 use super::Plan;
 use crate::ids::RingMode;
@@ -72,8 +72,14 @@ pub(super) fn one_run(cluster: &mut Cluster, value_bytes: usize, plan: &Plan) ->
             .iter()
             .zip(&progress)
             .map(|(&addr, progress)| {
-                let submitter =
-                    Submitter { addr, value_bytes, window: plan.window, messages: None, auth: auth.clone() };
+                let submitter = Submitter {
+                    workload: Workload::Put,
+                    addr,
+                    value_bytes,
+                    window: plan.window,
+                    messages: None,
+                    auth: auth.clone(),
+                };
                 let stop = &stop;
                 scope.spawn(move || load::run(submitter, progress, stop, deadline))
             })

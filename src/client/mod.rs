@@ -246,11 +246,7 @@ impl Client {
         consistency: Consistency,
         command: &[u8],
     ) -> Result<(Seq, Payload), ClientError> {
-        if command.len() > PAYLOAD_BYTES_MAX {
-            return Err(ClientError::PayloadTooLarge { bytes: command.len(), max: PAYLOAD_BYTES_MAX });
-        }
-        let request = self.take_request_number();
-        self.send(&ClientRequest::Execute { request, consistency, command: command.into() })?;
+        let request = self.send_execute(consistency, command)?;
         match self.wait_for(request, "outcome")? {
             ClientReply::Executed { seq, outcome, .. } => Ok((seq, outcome)),
             other => Err(self.refusal_or_unexpected(other)),
@@ -332,6 +328,17 @@ impl Client {
         }
         let request = self.take_request_number();
         self.send(&ClientRequest::Broadcast { request, payload: payload.into() })?;
+        Ok(request)
+    }
+
+    /// Sends one encoded state machine command without waiting; returns the request number its
+    /// `ClientReply::Executed` will carry.
+    pub fn send_execute(&mut self, consistency: Consistency, command: &[u8]) -> Result<u64, ClientError> {
+        if command.len() > PAYLOAD_BYTES_MAX {
+            return Err(ClientError::PayloadTooLarge { bytes: command.len(), max: PAYLOAD_BYTES_MAX });
+        }
+        let request = self.take_request_number();
+        self.send(&ClientRequest::Execute { request, consistency, command: command.into() })?;
         Ok(request)
     }
 

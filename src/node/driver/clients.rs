@@ -100,7 +100,7 @@ impl Driver {
                 Err((code, message)) => self.reply(client, &ClientReply::Error { request, code, message }),
             },
             ClientRequest::Members { request } => {
-                let ring = self.c.core.status().view.ring;
+                let ring = self.c.core.view().ring;
                 let members = self
                     .c
                     .peers
@@ -142,7 +142,7 @@ impl Driver {
             };
             return self.reply(client, &reply);
         }
-        if !self.c.core.status().view.primary {
+        if !self.c.core.is_primary() {
             let message = "this member is not in a primary view; try another member".to_string();
             return self.reply(client, &ClientReply::Error { request, code: ErrorCode::NoQuorum, message });
         }

@@ -1,8 +1,7 @@
-//! Figures 2 and 3, throughput: every member's client submits with a window of broadcasts
-//! outstanding; over a measuring window after a warm-up we count commits acknowledged to the
-//! clients (committed ops/s, MB/s), agreed deliveries at member 1 from its status (delivered
-//! msgs/s, the broadcast figure), the CPU time of every node process (CPU seconds per 1,000
-//! commits: on 2 shared cores this is what bounds throughput) and each node's RSS.
+//! Figure 3, throughput: every member's client submits puts with a window outstanding; over a
+//! measuring window after a warm-up we count commits acknowledged to the clients (committed
+//! ops/s, MB/s), the CPU time of every node process (CPU seconds per 1,000 commits: on 2 shared
+//! cores this is what bounds throughput) and each node's RSS.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -20,13 +19,12 @@ const DRAIN_ALLOWANCE: Duration = Duration::from_secs(30);
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Run {
     pub(super) ops_per_s: f64,
-    pub(super) delivered_per_s: f64,
     pub(super) cpu_s_per_1000_ops: f64,
     pub(super) rss_kib_max: f64,
 }
 
-/// Measures throughput with `value_bytes` values on a ready ring; returns the `throughput` and
-/// `broadcast_throughput` records.
+/// Measures throughput with `value_bytes` values on a ready ring; returns the `throughput`
+/// record.
 pub fn measure(
     cluster: &mut Cluster,
     ring: RingMode,
@@ -50,15 +48,7 @@ pub fn measure(
         .stat("mb_per_s", &mb)
         .stat("cpu_s_per_1000_ops", &column(|r| r.cpu_s_per_1000_ops))
         .stat("rss_kib_max", &column(|r| r.rss_kib_max));
-    let delivered = column(|r| r.delivered_per_s);
-    let delivered_mb: Vec<f64> = delivered.iter().map(|d| d * value_bytes as f64 / 1e6).collect();
-    let broadcast = Record::new("broadcast_throughput")
-        .int("n", n)
-        .text("ring", ring.as_str())
-        .int("value_bytes", value_bytes as u64)
-        .stat("msgs_per_s", &delivered)
-        .stat("mb_per_s", &delivered_mb);
-    Ok(vec![committed, broadcast])
+    Ok(vec![committed])
 }
 
 pub(super) fn one_run(cluster: &mut Cluster, value_bytes: usize, plan: &Plan) -> Result<Run, String> {
@@ -96,7 +86,6 @@ pub(super) fn one_run(cluster: &mut Cluster, value_bytes: usize, plan: &Plan) ->
 /// Reads counters, statuses and CPU times at both edges of the measuring window.
 fn measure_window(cluster: &mut Cluster, progress: &[Progress], plan: &Plan) -> Result<Run, String> {
     std::thread::sleep(plan.warmup);
-    let delivered_before = cluster.status(0)?.delivered;
     let committed_before: u64 = load::committed(progress).iter().sum();
     let cpu_before: f64 = cluster.cpu_seconds().iter().sum();
     let started = Instant::now();
@@ -104,9 +93,6 @@ fn measure_window(cluster: &mut Cluster, progress: &[Progress], plan: &Plan) -> 
     let committed_after: u64 = load::committed(progress).iter().sum();
     let cpu_after: f64 = cluster.cpu_seconds().iter().sum();
     let elapsed = started.elapsed().as_secs_f64();
-    let delivered_after = cluster.status(0)?.delivered;
-    // The status call comes last, so its window is a little longer than the counters'.
-    let delivered_elapsed = started.elapsed().as_secs_f64();
     let rss_kib_max = cluster.rss_kib().into_iter().max().unwrap_or(0) as f64;
     let ops = committed_after.saturating_sub(committed_before) as f64;
     if ops == 0.0 {
@@ -114,7 +100,6 @@ fn measure_window(cluster: &mut Cluster, progress: &[Progress], plan: &Plan) -> 
     }
     Ok(Run {
         ops_per_s: ops / elapsed,
-        delivered_per_s: delivered_after.saturating_sub(delivered_before) as f64 / delivered_elapsed,
         cpu_s_per_1000_ops: (cpu_after - cpu_before) / (ops / 1000.0),
         rss_kib_max,
     })

@@ -9,10 +9,11 @@
 //!   per second at member 1 (what Corosync's `tput` measures).
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::cluster::loopback_addrs;
 use super::latency::{Percentiles, VALUE_BYTES};
 use super::report::Record;
 use super::Plan;
@@ -49,12 +50,7 @@ impl Drop for Ring {
 impl Ring {
     /// Starts `n` members of `ring` on fresh loopback ports, handing deliveries to this thread.
     fn start(n: usize, ring: RingMode) -> Result<Ring, String> {
-        let listeners: Vec<TcpListener> = (0..n)
-            .map(|_| TcpListener::bind("127.0.0.1:0"))
-            .collect::<std::io::Result<_>>()
-            .map_err(|e| format!("allocate loopback ports: {e}"))?;
-        let addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-        drop(listeners);
+        let addrs = loopback_addrs(n)?;
         let peers: BTreeMap<NodeId, SocketAddr> =
             addrs.iter().enumerate().map(|(i, addr)| (NodeId(i as u16 + 1), *addr)).collect();
         let universe: Vec<NodeId> = peers.keys().copied().collect();

@@ -56,6 +56,15 @@ pub struct Cluster {
     log_dir: PathBuf,
 }
 
+/// `count` loopback addresses whose ports the kernel just handed out (and that are free again).
+pub fn loopback_addrs(count: usize) -> Result<Vec<SocketAddr>, String> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| format!("allocate loopback ports: {e}"))?;
+    Ok(listeners.iter().filter_map(|l| l.local_addr().ok()).collect())
+}
+
 impl Cluster {
     /// Starts `nodes` members of `ring` with `exe node`; `token_timeout` overrides the default.
     pub fn start(
@@ -77,12 +86,7 @@ impl Cluster {
     ) -> Result<Cluster, String> {
         let log_dir = std::env::temp_dir().join(format!("harness-bench-{}-{nodes}", std::process::id()));
         std::fs::create_dir_all(&log_dir).map_err(|e| format!("create {}: {e}", log_dir.display()))?;
-        let listeners: Vec<TcpListener> = (0..nodes)
-            .map(|_| TcpListener::bind("127.0.0.1:0"))
-            .collect::<std::io::Result<_>>()
-            .map_err(|e| format!("allocate loopback ports: {e}"))?;
-        let addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-        drop(listeners);
+        let addrs = loopback_addrs(nodes)?;
         let peers: Vec<String> = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
         // The guard exists before the first spawn, so a failed spawn stops the earlier ones.
         let mut cluster = Cluster { addrs: addrs.clone(), auth: None, children: Vec::new(), log_dir };

@@ -5,7 +5,7 @@
 //! rotation, and Jain's index (sum x)^2 / (n * sum x^2) over the backlogged members follow.
 //! PROTOCOL.md §3 promises an equal share per rotation to every backlogged member.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
@@ -69,39 +69,27 @@ pub fn measure(exe: &std::path::Path, ring: RingMode, plan: &Plan) -> Result<Rec
 /// One skewed run; returns each member's commits while all were backlogged and the token
 /// rotations member 1 saw meanwhile.
 fn one_run(cluster: &mut Cluster, plan: &Plan) -> Result<(Vec<f64>, u64), String> {
-    let stop = AtomicBool::new(false);
-    let progress: Vec<Progress> = cluster.addrs.iter().map(|_| Progress::default()).collect();
     let deadline = Instant::now() + plan.fairness_deadline + Duration::from_secs(30);
-    let addrs = cluster.addrs.clone();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = addrs
-            .iter()
-            .zip(&progress)
-            .enumerate()
-            .map(|(i, (&addr, progress))| {
-                let (window, messages) = match i {
-                    0 => (HEAVY_WINDOW, plan.fairness_messages * SKEW),
-                    _ => (LIGHT_WINDOW, plan.fairness_messages),
-                };
-                let submitter = Submitter {
-                    workload: Workload::Broadcast,
-                    addr,
-                    value_bytes: 64,
-                    window,
-                    messages: Some(messages),
-                    auth: None,
-                };
-                let stop = &stop;
-                scope.spawn(move || load::run(submitter, progress, stop, deadline))
-            })
-            .collect();
-        let measured = backlogged_window(cluster, &progress, plan);
-        stop.store(true, Ordering::Relaxed);
-        for handle in handles {
-            handle.join().map_err(|_| "a submitter panicked".to_string())??;
-        }
-        measured
-    })
+    let submitters = cluster
+        .addrs
+        .iter()
+        .enumerate()
+        .map(|(i, &addr)| {
+            let (window, messages) = match i {
+                0 => (HEAVY_WINDOW, plan.fairness_messages * SKEW),
+                _ => (LIGHT_WINDOW, plan.fairness_messages),
+            };
+            Submitter {
+                workload: Workload::Broadcast,
+                addr,
+                value_bytes: 64,
+                window,
+                messages: Some(messages),
+                auth: None,
+            }
+        })
+        .collect();
+    load::under_load(submitters, deadline, |progress| backlogged_window(cluster, progress, plan))
 }
 
 fn backlogged_window(

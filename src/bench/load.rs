@@ -65,6 +65,34 @@ pub struct Progress {
     pub exhausted: AtomicBool,
 }
 
+/// Runs each of `submitters` on its own thread while `measure` reads their progress (one
+/// `Progress` per submitter, in order); then stops them, waits for them to drain (bounded by
+/// `deadline`), and returns what `measure` returned.
+pub fn under_load<T>(
+    submitters: Vec<Submitter>,
+    deadline: Instant,
+    measure: impl FnOnce(&[Progress]) -> Result<T, String>,
+) -> Result<T, String> {
+    let stop = AtomicBool::new(false);
+    let progress: Vec<Progress> = submitters.iter().map(|_| Progress::default()).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = submitters
+            .into_iter()
+            .zip(&progress)
+            .map(|(submitter, progress)| {
+                let stop = &stop;
+                scope.spawn(move || run(submitter, progress, stop, deadline))
+            })
+            .collect();
+        let measured = measure(&progress);
+        stop.store(true, Ordering::Relaxed);
+        for handle in handles {
+            handle.join().map_err(|_| "a submitter panicked".to_string())??;
+        }
+        measured
+    })
+}
+
 /// Runs `submitter` until `stop` is set (then drains what is outstanding) or it has sent and
 /// seen committed all its messages, or `deadline` passes.
 pub fn run(

@@ -311,7 +311,7 @@ fn ring_figures(
     }
     if args.figures.contains(&"throughput") {
         for &size in &plan.value_sizes {
-            records.extend(throughput::measure(&mut cluster, ring, size, plan)?);
+            records.push(throughput::measure(&mut cluster, ring, size, plan)?);
         }
     }
     Ok(records)

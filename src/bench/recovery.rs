@@ -7,11 +7,10 @@
 //! The signal time is taken just before the signal is sent; for SIGSTOP that includes starting
 //! the `kill` utility (about a millisecond), so the figure errs on the slow side.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
-use super::load::{self, Progress, Submitter, Workload};
+use super::load::{self, Submitter, Workload};
 use super::report::Record;
 use super::Plan;
 use crate::client::Client;
@@ -68,35 +67,20 @@ pub fn measure(exe: &std::path::Path, ring: RingMode, fault: Fault, plan: &Plan)
 /// One fault under load; returns the time to the new view and to its first commit.
 fn one_run(cluster: &mut Cluster, fault: Fault, plan: &Plan) -> Result<(Duration, Duration), String> {
     let victim = NODES - 1;
-    let stop = AtomicBool::new(false);
-    let survivors = &cluster.addrs[..victim].to_vec();
-    let progress: Vec<Progress> = survivors.iter().map(|_| Progress::default()).collect();
     let allowance = plan.token_timeout * 10 + Duration::from_secs(10);
     let deadline = Instant::now() + plan.warmup + allowance * 2;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = survivors
-            .iter()
-            .zip(&progress)
-            .map(|(&addr, progress)| {
-                let submitter = Submitter {
-                    workload: Workload::Put,
-                    addr,
-                    value_bytes: 64,
-                    window: LOAD_WINDOW,
-                    messages: None,
-                    auth: None,
-                };
-                let stop = &stop;
-                scope.spawn(move || load::run(submitter, progress, stop, deadline))
-            })
-            .collect();
-        let timed = time_recovery(cluster, victim, fault, plan, allowance);
-        stop.store(true, Ordering::Relaxed);
-        for handle in handles {
-            handle.join().map_err(|_| "a submitter panicked".to_string())??;
-        }
-        timed
-    })
+    let submitters = cluster.addrs[..victim]
+        .iter()
+        .map(|&addr| Submitter {
+            workload: Workload::Put,
+            addr,
+            value_bytes: 64,
+            window: LOAD_WINDOW,
+            messages: None,
+            auth: None,
+        })
+        .collect();
+    load::under_load(submitters, deadline, |_| time_recovery(cluster, victim, fault, plan, allowance))
 }
 
 fn time_recovery(

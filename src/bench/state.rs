@@ -6,11 +6,10 @@
 //! The checkpoint and replay figures run the state machine and the checkpoint store in this
 //! process (the same code a node runs); the promotion time runs real `harness node` processes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
-use super::load::{self, Progress, Submitter, Workload};
+use super::load::{self, Submitter, Workload};
 use super::report::Record;
 use super::Plan;
 use crate::checkpoint::Store;
@@ -112,35 +111,20 @@ pub fn promotion(exe: &std::path::Path, ring: RingMode, plan: &Plan) -> Result<R
 }
 
 fn one_run(cluster: &mut Cluster, plan: &Plan) -> Result<Duration, String> {
-    let survivors = cluster.addrs[2..].to_vec();
-    let stop = AtomicBool::new(false);
-    let progress: Vec<Progress> = survivors.iter().map(|_| Progress::default()).collect();
     let allowance = plan.token_timeout * 10 + Duration::from_secs(10);
     let deadline = Instant::now() + plan.warmup + allowance * 2;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = survivors
-            .iter()
-            .zip(&progress)
-            .map(|(&addr, progress)| {
-                let submitter = Submitter {
-                    workload: Workload::Put,
-                    addr,
-                    value_bytes: 64,
-                    window: 32,
-                    messages: None,
-                    auth: None,
-                };
-                let stop = &stop;
-                scope.spawn(move || load::run(submitter, progress, stop, deadline))
-            })
-            .collect();
-        let timed = time_promotion(cluster, plan, allowance);
-        stop.store(true, Ordering::Relaxed);
-        for handle in handles {
-            handle.join().map_err(|_| "a submitter panicked".to_string())??;
-        }
-        timed
-    })
+    let submitters = cluster.addrs[2..]
+        .iter()
+        .map(|&addr| Submitter {
+            workload: Workload::Put,
+            addr,
+            value_bytes: 64,
+            window: 32,
+            messages: None,
+            auth: None,
+        })
+        .collect();
+    load::under_load(submitters, deadline, |_| time_promotion(cluster, plan, allowance))
 }
 
 fn time_promotion(cluster: &mut Cluster, plan: &Plan, allowance: Duration) -> Result<Duration, String> {

@@ -3,7 +3,6 @@
 //! ops/s, MB/s), the CPU time of every node process (CPU seconds per 1,000 commits: on 2 shared
 //! cores this is what bounds throughput) and each node's RSS.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
@@ -30,7 +29,7 @@ pub fn measure(
     ring: RingMode,
     value_bytes: usize,
     plan: &Plan,
-) -> Result<Vec<Record>, String> {
+) -> Result<Record, String> {
     let mut runs = Vec::with_capacity(plan.repetitions);
     for _ in 0..plan.repetitions {
         runs.push(one_run(cluster, value_bytes, plan)?);
@@ -39,7 +38,7 @@ pub fn measure(
     let column = |f: fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
     let ops = column(|r| r.ops_per_s);
     let mb: Vec<f64> = ops.iter().map(|o| o * value_bytes as f64 / 1e6).collect();
-    let committed = Record::new("throughput")
+    Ok(Record::new("throughput")
         .int("n", n)
         .text("ring", ring.as_str())
         .int("value_bytes", value_bytes as u64)
@@ -47,40 +46,24 @@ pub fn measure(
         .stat("ops_per_s", &ops)
         .stat("mb_per_s", &mb)
         .stat("cpu_s_per_1000_ops", &column(|r| r.cpu_s_per_1000_ops))
-        .stat("rss_kib_max", &column(|r| r.rss_kib_max));
-    Ok(vec![committed])
+        .stat("rss_kib_max", &column(|r| r.rss_kib_max)))
 }
 
 pub(super) fn one_run(cluster: &mut Cluster, value_bytes: usize, plan: &Plan) -> Result<Run, String> {
-    let stop = AtomicBool::new(false);
-    let auth = cluster.auth.clone();
-    let progress: Vec<Progress> = cluster.addrs.iter().map(|_| Progress::default()).collect();
     let deadline = Instant::now() + plan.warmup + plan.measure + DRAIN_ALLOWANCE;
-    let addrs = cluster.addrs.clone();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = addrs
-            .iter()
-            .zip(&progress)
-            .map(|(&addr, progress)| {
-                let submitter = Submitter {
-                    workload: Workload::Put,
-                    addr,
-                    value_bytes,
-                    window: plan.window,
-                    messages: None,
-                    auth: auth.clone(),
-                };
-                let stop = &stop;
-                scope.spawn(move || load::run(submitter, progress, stop, deadline))
-            })
-            .collect();
-        let measured = measure_window(cluster, &progress, plan);
-        stop.store(true, Ordering::Relaxed);
-        for handle in handles {
-            handle.join().map_err(|_| "a submitter panicked".to_string())??;
-        }
-        measured
-    })
+    let submitters = cluster
+        .addrs
+        .iter()
+        .map(|&addr| Submitter {
+            workload: Workload::Put,
+            addr,
+            value_bytes,
+            window: plan.window,
+            messages: None,
+            auth: cluster.auth.clone(),
+        })
+        .collect();
+    load::under_load(submitters, deadline, |progress| measure_window(cluster, progress, plan))
 }
 
 /// Reads counters, statuses and CPU times at both edges of the measuring window.

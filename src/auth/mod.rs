@@ -34,13 +34,10 @@ use sha2::Sha256;
 use crate::ids::Member;
 use crate::wire::{AuthMode, Nonce, Proof};
 
-/// FNV-1a's offset basis, the starting value of the cluster name's hash.
-const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-
 /// The 64-bit identity of a cluster name, carried in `Hello` so that a node can name a wrong
 /// cluster in its log; the key binds the name itself (`ClusterKey::for_cluster`).
 pub fn cluster_hash(name: &str) -> u64 {
-    crate::replication::fnv1a(FNV_OFFSET_BASIS, name.as_bytes())
+    crate::hash::fnv1a(crate::hash::FNV_OFFSET, name.as_bytes())
 }
 
 /// Bytes of a transcript (see `Transcript::bytes`).

@@ -130,9 +130,7 @@ impl Client {
             PeerFrame::Challenge { mode: theirs, .. } => {
                 return Err(refused(format!("the node runs {}, this client {}", theirs.name(), mode.name())))
             }
-            other => {
-                return Err(refused(format!("expected a challenge, got {}", crate::core::frame_name(&other))))
-            }
+            other => return Err(refused(format!("expected a challenge, got {}", other.kind().name()))),
         };
         let transcript = Transcript {
             mode,
@@ -148,9 +146,7 @@ impl Client {
             PeerFrame::HelloAck { .. } => {
                 return Err(refused("the node does not prove this cluster's key (or cluster name)".into()))
             }
-            other => {
-                return Err(refused(format!("expected a hello-ack, got {}", crate::core::frame_name(&other))))
-            }
+            other => return Err(refused(format!("expected a hello-ack, got {}", other.kind().name()))),
         }
         let (sealer, opener) = auth.session(Side::Dialer, &transcript);
         self.sealer = Some(sealer);

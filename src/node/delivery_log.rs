@@ -19,19 +19,16 @@ use std::time::{Duration, Instant};
 
 use crate::core::Delivery;
 use crate::error::{ConfigError, Error};
+use crate::hash::fnv1a;
 use crate::ids::{MsgId, NodeId, Seq, ViewId};
-use crate::replication::fnv1a;
 
 /// Longest time a written line may stay in the buffer.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// Most lines buffered before a flush.
 pub const FLUSH_LINES: u64 = 1000;
-/// FNV-1a's offset basis, where every payload hash starts.
-const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-
 /// The hash a delivery log line gives a payload.
 pub fn payload_hash(payload: &[u8]) -> u64 {
-    fnv1a(FNV_OFFSET_BASIS, payload)
+    fnv1a(crate::hash::FNV_OFFSET, payload)
 }
 
 /// One line of a delivery log.

@@ -7,19 +7,8 @@ use byteorder::{BigEndian, ByteOrder};
 
 use super::StateMachine;
 use crate::error::DecodeError;
+use crate::hash::{fnv1a, FNV_OFFSET};
 use crate::ids::{MsgId, Seq};
-
-/// FNV-1a, 64-bit: a fixed, portable hash for digests (not for security).
-pub fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
-/// The FNV-1a 64-bit offset basis: the hash of no bytes.
-pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// A count of applied messages and a hash chain over them.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 
 use byteorder::{BigEndian, ByteOrder};
 
-use super::digest::{fnv1a, FNV_OFFSET};
+use crate::hash::{fnv1a, FNV_OFFSET};
 
 /// Where encoded bytes go.
 pub(crate) trait Sink {

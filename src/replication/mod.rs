@@ -16,11 +16,10 @@ mod registry;
 pub(crate) mod replica;
 mod session;
 mod snapshot;
-mod voting;
 pub(crate) mod workload;
 
 pub use command::{Action, Check, Command, Compare, Guard, MemberStatus, Op, Role, Session};
-pub use digest::{fnv1a, DigestLog};
+pub use digest::DigestLog;
 pub use journal::StateChange;
 pub use kv::{DvmState, RANGE_BYTES_MAX};
 pub use outcome::{Entry, Outcome, Read};

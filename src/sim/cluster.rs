@@ -321,7 +321,7 @@ impl<'a> Cluster<'a> {
                 if !self.net.is_up(from, to) || self.net.epoch(from, to) != epoch {
                     return Ok(());
                 }
-                self.trace.record(self.now, to, crate::core::frame_name(&frame), u64::from(from.0), epoch);
+                self.trace.record(self.now, to, frame.kind().name(), u64::from(from.0), epoch);
                 self.step(to, Input::Frame { from, frame })
             }
             Event::Handshake { dialer, peer } => {

@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 
+use crate::hash::fnv1a;
 use crate::ids::NodeId;
-use crate::replication::fnv1a;
 use crate::time::Time;
 
 /// How many recent events a violation report shows.

@@ -30,7 +30,6 @@ use super::counters::Counters;
 use super::event_loop::EventLoop;
 use super::{ClientId, Event};
 use crate::auth::{self, Side, Transcript};
-use crate::core::frame_name;
 use crate::ids::{Member, NodeId};
 use crate::wire::{self, AuthMode, Frame, Nonce, PeerFrame, Proof};
 
@@ -161,7 +160,7 @@ impl EventLoop {
                 self.fail(token, Failure::Refused, "a client request without the key's handshake".into());
             }
             Frame::Peer(other) => {
-                let why = format!("first frame is {}, not hello", frame_name(&other));
+                let why = format!("first frame is {}, not hello", other.kind().name());
                 self.fail(token, Failure::Refused, why);
             }
             Frame::Reply(_) => self.fail(token, Failure::Refused, "first frame is a client reply".into()),
@@ -239,7 +238,7 @@ impl EventLoop {
         let proof = match frame {
             Frame::Peer(PeerFrame::Proof { proof }) => proof,
             Frame::Peer(other) => {
-                let why = format!("expected a proof, got {}", frame_name(&other));
+                let why = format!("expected a proof, got {}", other.kind().name());
                 return self.fail(token, Failure::Refused, why);
             }
             _ => return self.fail(token, Failure::Refused, "expected a proof, got a client frame".into()),
@@ -345,7 +344,7 @@ impl EventLoop {
             (stage, frame) => {
                 let expected = if stage.is_none() { "challenge" } else { "hello-ack" };
                 let got = match &frame {
-                    Frame::Peer(frame) => frame_name(frame),
+                    Frame::Peer(frame) => frame.kind().name(),
                     _ => "a client frame",
                 };
                 self.fail(token, Failure::Refused, format!("expected the {expected} of {peer}, got {got}"));

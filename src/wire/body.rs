@@ -32,7 +32,7 @@ const WATCH_EVENT_BYTES_MIN: usize = 8 + 1 + 4 + 4;
 const MEMBER_INFO_BYTES_MIN: usize = 2 + 2 + 8;
 
 /// The kind byte of a peer frame.
-pub(super) fn peer_kind(frame: &PeerFrame) -> FrameKind {
+pub(crate) fn peer_kind(frame: &PeerFrame) -> FrameKind {
     match frame {
         PeerFrame::Hello { .. } => FrameKind::Hello,
         PeerFrame::HelloAck { .. } => FrameKind::HelloAck,

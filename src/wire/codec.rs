@@ -143,6 +143,44 @@ impl FrameKind {
     pub fn from_byte(byte: u8) -> Option<FrameKind> {
         FrameKind::ALL.into_iter().find(|kind| *kind as u8 == byte)
     }
+
+    /// The kind's name, for logs that must not print a frame's contents.
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameKind::Hello => "hello",
+            FrameKind::HelloAck => "hello-ack",
+            FrameKind::Heartbeat => "heartbeat",
+            FrameKind::Token => "token",
+            FrameKind::Data => "data",
+            FrameKind::Wake => "wake",
+            FrameKind::Join => "join",
+            FrameKind::Leave => "leave",
+            FrameKind::Prepare => "prepare",
+            FrameKind::Promise => "promise",
+            FrameKind::Nack => "nack",
+            FrameKind::Accept => "accept",
+            FrameKind::Accepted => "accepted",
+            FrameKind::Commit => "commit",
+            FrameKind::Fetch => "fetch",
+            FrameKind::Retransmit => "retransmit",
+            FrameKind::SnapshotChunk => "snapshot-chunk",
+            FrameKind::Challenge => "challenge",
+            FrameKind::Proof => "proof",
+            FrameKind::Broadcast => "broadcast",
+            FrameKind::StatusRequest => "status-request",
+            FrameKind::Execute => "execute",
+            FrameKind::Watch => "watch",
+            FrameKind::MembersRequest => "members-request",
+            FrameKind::LeaveRequest => "leave-request",
+            FrameKind::Committed => "committed",
+            FrameKind::StatusReply => "status-reply",
+            FrameKind::Error => "error",
+            FrameKind::Executed => "executed",
+            FrameKind::Events => "events",
+            FrameKind::MembersReply => "members-reply",
+            FrameKind::Leaving => "leaving",
+        }
+    }
 }
 
 /// One decoded frame of any kind.

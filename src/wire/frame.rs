@@ -491,3 +491,10 @@ pub enum StandbyRole {
     /// Holds checkpoints and the log after them.
     Warm,
 }
+
+impl PeerFrame {
+    /// The frame's kind (its byte on the wire and its name in logs).
+    pub fn kind(&self) -> super::FrameKind {
+        super::body::peer_kind(self)
+    }
+}

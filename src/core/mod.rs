@@ -5,199 +5,47 @@
 //! never reads a clock, touches a socket or file, sleeps, spawns or locks, so the node and the
 //! simulator drive the very same code (docs/PROTOCOL.md).
 
+mod io;
+mod links;
+mod membership;
+mod ring;
+mod voting;
+
+pub use io::{Commit, CoreStatus, Delivery, Input, Output, RejectReason, ViewInfo};
+
 use std::time::Duration;
 
 use crate::config::{CoreConfig, Durability};
+use crate::core::links::Links;
+use crate::core::membership::{Membership, Phase, Reason};
+use crate::core::ring::message_log::MessageLog;
+use crate::core::ring::queue::{Pending, SubmitQueue};
+use crate::core::ring::RingState;
 use crate::error::DecodeError;
 use crate::ids::{Member, MsgId, NodeId, RingMode, Seq, ViewId};
-use crate::links::Links;
-use crate::membership::{Membership, Phase, Reason};
 use crate::replication::agreement::proposal_to_vote_on;
 use crate::replication::replica::Replica;
 use crate::replication::{hot_members, Checkpoint, CheckpointPolicy, DigestLog, StateMachine};
-use crate::ring::log::Log;
-use crate::ring::queue::{Pending, SubmitQueue};
-use crate::ring::RingState;
 use crate::rng::Rng;
 use crate::time::Time;
 use crate::wire::{Message, Payload, PeerFrame};
 
 /// The queue tag of a member's own submissions (votes), which no driver ever uses: the node's
 /// tags count up from 0 and the simulator's name its submissions.
-pub(crate) const OWN_TAG: u64 = u64::MAX;
-
-/// Something that happened to a member.
-#[derive(Debug)]
-pub enum Input {
-    /// A frame arrived over the up link to `from`.
-    Frame {
-        /// The peer at the other end of the link.
-        from: NodeId,
-        /// The decoded frame.
-        frame: PeerFrame,
-    },
-    /// A link to `peer` completed its handshake.
-    LinkUp {
-        /// The member at the other end.
-        peer: Member,
-    },
-    /// The link to `peer` closed, broke or could not be established.
-    LinkDown {
-        /// The peer.
-        peer: NodeId,
-    },
-    /// The application submits a message; `tag` comes back with its commit or rejection.
-    Submit {
-        /// The driver's correlation number; never sent on the wire.
-        tag: u64,
-        /// The bytes to order.
-        payload: Payload,
-    },
-    /// Nothing happened, but a deadline may have passed.
-    Tick,
-    /// Leave the group cleanly.
-    Leave,
-}
-
-/// Something the driver must do, in the order given.
-#[derive(Debug)]
-pub enum Output {
-    /// Send a frame over the up link to `to`.
-    Send {
-        /// The peer.
-        to: NodeId,
-        /// The frame.
-        frame: PeerFrame,
-    },
-    /// Establish a link to `peer` (the driver reports `LinkUp` or `LinkDown`).
-    Connect {
-        /// The peer.
-        peer: NodeId,
-    },
-    /// Close the link to `peer` (the driver reports `LinkDown`).
-    Disconnect {
-        /// The peer.
-        peer: NodeId,
-    },
-    /// A message in agreed order.
-    Deliver(Delivery),
-    /// A message is committed: safe at every member, applied to the state machine.
-    Commit(Commit),
-    /// A submission was refused.
-    Rejected {
-        /// The submission's tag.
-        tag: u64,
-        /// Why.
-        reason: RejectReason,
-    },
-    /// A view was installed.
-    ViewChange(ViewInfo),
-    /// The member left the group after `Input::Leave`; the driver may stop.
-    Left,
-    /// Write this committed message to the command log (`Durability::Fsync` only). Every
-    /// `Persist` of a step comes before the `Commit`s it belongs to: the driver syncs the log
-    /// before it acknowledges them.
-    Persist(Message),
-    /// A new checkpoint: the state after every commit up to `seq`. The driver stores it (and
-    /// may drop the logged commands up to it).
-    Checkpoint(Checkpoint),
-    /// The state was replaced by a donor's checkpoint (a join or restart): the driver stores it
-    /// in place of every older durable file, which belong to a history this member left.
-    Restored(Checkpoint),
-}
-
-/// One agreed delivery.
-#[derive(Clone, Debug)]
-pub struct Delivery {
-    /// The view it was delivered in.
-    pub view: ViewId,
-    /// The message.
-    pub message: Message,
-}
-
-/// One commit.
-#[derive(Clone, Debug)]
-pub struct Commit {
-    /// Its place in the history.
-    pub seq: Seq,
-    /// The message committed.
-    pub id: MsgId,
-    /// The driver's tag, when this member submitted it.
-    pub tag: Option<u64>,
-    /// What the state machine returned; empty at a warm member for a message it did not submit
-    /// (it does not apply it yet, docs/PROTOCOL.md §7).
-    pub result: Vec<u8>,
-}
-
-/// Why a submission was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RejectReason {
-    /// The submit queue is full.
-    Busy,
-    /// The payload exceeds the configured maximum.
-    TooLarge,
-    /// The member is leaving.
-    ShuttingDown,
-    /// The member was cut off from the primary view before the message committed; it rejoins as a
-    /// new incarnation and the submission may be retried.
-    Excluded,
-    /// The member was cut off or left after the message was stamped: the successor view commits
-    /// it if its seq fell below that view's cut, and drops it otherwise; this member cannot tell
-    /// which. A blind retry may order it twice; exactly-once needs a client session.
-    OutcomeUnknown,
-}
-
-/// An installed view, as reported to the driver.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ViewInfo {
-    /// The view.
-    pub view: ViewId,
-    /// Its members in ring order.
-    pub ring: Vec<Member>,
-    /// Whether it may commit.
-    pub primary: bool,
-}
-
-/// A snapshot of a member's state for status reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CoreStatus {
-    /// This member.
-    pub member: Member,
-    /// The installed view.
-    pub view: ViewInfo,
-    /// Agreed deliveries by this incarnation.
-    pub delivered: u64,
-    /// Digest of those deliveries.
-    pub delivery_digest: u64,
-    /// The committed prefix.
-    pub committed_upto: Seq,
-    /// The state machine's digest (of the state after `applied_upto`).
-    pub state_digest: u64,
-    /// The last seq applied to the state machine: `committed_upto` at a hot member, possibly
-    /// less at a warm one.
-    pub applied_upto: Seq,
-    /// The seq of the last checkpoint.
-    pub checkpoint_seq: Seq,
-    /// Whether this member is a hot standby in its view.
-    pub hot: bool,
-    /// Token visits seen.
-    pub rotations: u64,
-    /// Own messages waiting for the token.
-    pub queued: usize,
-}
+const OWN_TAG: u64 = u64::MAX;
 
 /// The protocol state of one member.
 pub struct Core {
-    pub(crate) config: CoreConfig,
-    pub(crate) rng: Rng,
-    pub(crate) membership: Membership,
-    pub(crate) links: Links,
-    pub(crate) ring: RingState,
-    pub(crate) log: Log,
-    pub(crate) queue: SubmitQueue,
-    pub(crate) replica: Replica,
+    config: CoreConfig,
+    rng: Rng,
+    membership: Membership,
+    links: Links,
+    ring: RingState,
+    log: MessageLog,
+    queue: SubmitQueue,
+    replica: Replica,
     /// The time of the step being taken, for the parts that are not handed it.
-    pub(crate) now: Time,
+    now: Time,
     next_counter: u64,
     delivered: u64,
     delivery_digest: u64,
@@ -220,7 +68,7 @@ impl Core {
             membership: Membership::new(Time::ZERO),
             links,
             ring,
-            log: Log::starting_after(0),
+            log: MessageLog::starting_after(0),
             queue: SubmitQueue::default(),
             replica: Replica::new(
                 machine,
@@ -310,12 +158,12 @@ impl Core {
             }
             self.replica.commit(message, false);
         }
-        self.log = Log::starting_after(self.replica.committed());
+        self.log = MessageLog::starting_after(self.replica.committed());
         Ok(self.replica.committed())
     }
 
     /// Sets this member's role from the installed view (docs/PROTOCOL.md §7).
-    pub(crate) fn assign_role(&mut self, ring: &[Member]) {
+    fn assign_role(&mut self, ring: &[Member]) {
         let ids: Vec<NodeId> = ring.iter().map(|m| m.id).collect();
         let hot = hot_members(&ids, self.config.hot).contains(&self.config.me.id);
         let was_hot = self.replica.is_hot();
@@ -360,7 +208,7 @@ impl Core {
     }
 
     /// Per-incarnation counters start again when the member rejoins as a new incarnation.
-    pub(crate) fn reset_incarnation_stats(&mut self) {
+    fn reset_incarnation_stats(&mut self) {
         self.delivered = 0;
         self.delivery_digest = DigestLog::default().chain;
         self.next_counter = 0;
@@ -483,7 +331,7 @@ impl Core {
 
     /// Token, data and wake frames: handled in the installed view, kept for a view not yet
     /// installed here, dropped for an old one.
-    pub(crate) fn on_ring_frame(&mut self, now: Time, from: NodeId, frame: PeerFrame, out: &mut Vec<Output>) {
+    fn on_ring_frame(&mut self, now: Time, from: NodeId, frame: PeerFrame, out: &mut Vec<Output>) {
         let view = match &frame {
             PeerFrame::Token(t) => t.view,
             PeerFrame::Data(d) => d.view,
@@ -507,7 +355,7 @@ impl Core {
 
     /// Queues a message this member submits on its own behalf (a vote), whatever the queue's
     /// length: the open proposals bound them. Its commit and rejection carry no tag.
-    pub(crate) fn submit_own(&mut self, now: Time, payload: Payload, out: &mut Vec<Output>) {
+    fn submit_own(&mut self, now: Time, payload: Payload, out: &mut Vec<Output>) {
         self.next_counter += 1;
         let id = MsgId {
             origin: self.config.me.id,
@@ -548,7 +396,7 @@ impl Core {
     }
 
     /// Delivers in agreed order everything that is contiguous.
-    pub(crate) fn deliver_ready(&mut self, out: &mut Vec<Output>) {
+    fn deliver_ready(&mut self, out: &mut Vec<Output>) {
         let view = self.ring.view;
         while let Some(message) = self.log.next_deliverable() {
             self.delivered += 1;
@@ -559,14 +407,14 @@ impl Core {
     }
 
     /// The `DeliverOnArrival` defect: hands a message out before the ones it follows.
-    pub(crate) fn deliver_out_of_order(&mut self, message: Message, out: &mut Vec<Output>) {
+    fn deliver_out_of_order(&mut self, message: Message, out: &mut Vec<Output>) {
         self.delivered += 1;
         out.push(Output::Deliver(Delivery { view: self.ring.view, message }));
     }
 
     /// Answers every queued submission: `unsent` for those never stamped, `OutcomeUnknown` for
     /// those stamped but not seen committed.
-    pub(crate) fn fail_queue(&mut self, unsent: RejectReason, out: &mut Vec<Output>) {
+    fn fail_queue(&mut self, unsent: RejectReason, out: &mut Vec<Output>) {
         let (waiting, stamped) = self.queue.drain();
         for tag in stamped.into_iter().filter(|&tag| tag != OWN_TAG) {
             out.push(Output::Rejected { tag, reason: RejectReason::OutcomeUnknown });
@@ -578,7 +426,7 @@ impl Core {
 
     /// Commits everything delivered up to `safe`. A warm member applies only what it must
     /// answer itself (docs/PROTOCOL.md §7); the `Persist`s of the batch come before its commits.
-    pub(crate) fn commit_upto(&mut self, safe: Seq, out: &mut Vec<Output>) {
+    fn commit_upto(&mut self, safe: Seq, out: &mut Vec<Output>) {
         let mut commits = Vec::new();
         while let Some(message) = self.log.next_committable(safe) {
             let tag = if message.id.origin == self.config.me.id {
@@ -603,31 +451,6 @@ impl Core {
         if let Some(checkpoint) = self.replica.checkpoint_if_due(self.now) {
             out.push(Output::Checkpoint(checkpoint));
         }
-    }
-}
-
-/// The frame's kind, for logs that must not print payloads.
-pub(crate) fn frame_name(frame: &PeerFrame) -> &'static str {
-    match frame {
-        PeerFrame::Hello { .. } => "hello",
-        PeerFrame::HelloAck { .. } => "hello-ack",
-        PeerFrame::Heartbeat => "heartbeat",
-        PeerFrame::Token(_) => "token",
-        PeerFrame::Data(_) => "data",
-        PeerFrame::Wake { .. } => "wake",
-        PeerFrame::Join { .. } => "join",
-        PeerFrame::Leave { .. } => "leave",
-        PeerFrame::Prepare { .. } => "prepare",
-        PeerFrame::Promise(_) => "promise",
-        PeerFrame::Nack { .. } => "nack",
-        PeerFrame::Accept { .. } => "accept",
-        PeerFrame::Accepted { .. } => "accepted",
-        PeerFrame::Commit { .. } => "commit",
-        PeerFrame::Fetch { .. } => "fetch",
-        PeerFrame::Retransmit { .. } => "retransmit",
-        PeerFrame::SnapshotChunk { .. } => "snapshot-chunk",
-        PeerFrame::Challenge { .. } => "challenge",
-        PeerFrame::Proof { .. } => "proof",
     }
 }
 

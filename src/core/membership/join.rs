@@ -12,14 +12,14 @@ impl Core {
     /// Every join interval: link to the universe, ask every linked peer to let this member in,
     /// and form the first view if the cluster is fresh.
     /// After being left out of a view: the next join requests come later, doubling each time.
-    pub(crate) fn back_off_joining(&mut self, now: Time) {
+    pub(in crate::core) fn back_off_joining(&mut self, now: Time) {
         let base = self.config.token_timeout / 4;
         let backoff = (self.membership.join_backoff * 2).clamp(base * 2, self.config.token_timeout * 16);
         self.membership.join_backoff = backoff;
         self.membership.phase = Phase::Joining { next_join: now + backoff };
     }
 
-    pub(crate) fn on_join_interval(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn on_join_interval(&mut self, now: Time, out: &mut Vec<Output>) {
         let interval = (self.config.token_timeout / 4).max(self.membership.join_backoff);
         self.membership.phase = Phase::Joining { next_join: now + interval };
         let peers: Vec<NodeId> =
@@ -39,7 +39,7 @@ impl Core {
     /// Forms the first view when this member and every linked peer are fresh, they are a
     /// majority of the universe, this member has the lowest id among them, and either the whole
     /// universe is linked or the bootstrap wait is over.
-    pub(crate) fn check_genesis(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn check_genesis(&mut self, now: Time, out: &mut Vec<Output>) {
         if self.membership.last_primary != ViewId(0) || self.membership.coordination.is_some() {
             return;
         }
@@ -54,12 +54,12 @@ impl Core {
         let everyone = linked.len() + 1 == self.config.universe.len();
         let waited = now >= self.membership.started_at + self.config.bootstrap_wait;
         if all_fresh && lowest && majority && (everyone || waited) {
-            ::log::info!("{} check_genesis: forming the first view with {} fresh peers", me, linked.len());
+            log::info!("{} check_genesis: forming the first view with {} fresh peers", me, linked.len());
             self.start_coordination(now, Reason::Genesis, out);
         }
     }
 
-    pub(crate) fn on_join(
+    pub(in crate::core) fn on_join(
         &mut self,
         now: Time,
         from: NodeId,
@@ -84,7 +84,7 @@ impl Core {
     }
 
     /// Leaves the group: coordinates a view without this member, or stops at once when alone.
-    pub(crate) fn start_leave(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn start_leave(&mut self, now: Time, out: &mut Vec<Output>) {
         if self.membership.leaving.is_some() || matches!(self.membership.phase, Phase::Left) {
             return;
         }
@@ -97,12 +97,12 @@ impl Core {
         self.start_coordination(now, Reason::Leave, out);
     }
 
-    pub(crate) fn finish_leave(&mut self, out: &mut Vec<Output>) {
+    pub(in crate::core) fn finish_leave(&mut self, out: &mut Vec<Output>) {
         self.fail_queue(RejectReason::ShuttingDown, out);
         self.membership.phase = Phase::Left;
         self.membership.coordination = None;
         self.membership.leaving = None;
-        ::log::info!("{} finish_leave: left the group", self.config.me.id);
+        log::info!("{} finish_leave: left the group", self.config.me.id);
         out.push(Output::Left);
     }
 }

@@ -13,7 +13,7 @@ use crate::wire::{PeerFrame, Promise, Proposal};
 
 /// What the coordinator is waiting for.
 #[derive(Debug)]
-pub(crate) enum Stage {
+pub(in crate::core) enum Stage {
     Preparing {
         deadline: Time,
         /// The deadline never moves past this.
@@ -32,8 +32,8 @@ pub(crate) enum Stage {
 
 /// One view change run by this member.
 #[derive(Debug)]
-pub(crate) struct Coordination {
-    pub(crate) ballot: Ballot,
+pub(in crate::core) struct Coordination {
+    pub(in crate::core) ballot: Ballot,
     targets: BTreeSet<NodeId>,
     prepared: BTreeSet<NodeId>,
     promises: BTreeMap<NodeId, Promise>,
@@ -41,19 +41,19 @@ pub(crate) struct Coordination {
     unreachable: BTreeSet<NodeId>,
     /// Everyone to tell about the outcome.
     told: BTreeSet<NodeId>,
-    pub(crate) stage: Stage,
+    pub(in crate::core) stage: Stage,
 }
 
 impl Coordination {
     /// Where the coordinator fetches what it lacks of its own proposal.
-    pub(crate) fn source(&self) -> Option<NodeId> {
+    pub(in crate::core) fn source(&self) -> Option<NodeId> {
         match &self.stage {
             Stage::Accepting { source, .. } => Some(*source),
             Stage::Preparing { .. } => None,
         }
     }
 
-    pub(crate) fn deadline(&self) -> Time {
+    pub(in crate::core) fn deadline(&self) -> Time {
         match &self.stage {
             Stage::Preparing { deadline, .. } | Stage::Accepting { deadline, .. } => *deadline,
         }
@@ -61,7 +61,7 @@ impl Coordination {
 
     /// A failed dial makes a target unreachable; a closed link only means its `Prepare` may be
     /// lost, so it is sent again when the link is back.
-    pub(crate) fn on_link_lost(&mut self, peer: NodeId, was_up: bool) {
+    pub(in crate::core) fn on_link_lost(&mut self, peer: NodeId, was_up: bool) {
         if matches!(self.stage, Stage::Preparing { .. }) && !self.promises.contains_key(&peer) {
             if was_up {
                 self.prepared.remove(&peer);
@@ -95,7 +95,7 @@ fn blank(p: &Promise) -> bool {
 
 impl Core {
     /// Starts a view change with a ballot above every one seen (docs/PROTOCOL.md §5.1).
-    pub(crate) fn start_coordination(&mut self, now: Time, reason: Reason, out: &mut Vec<Output>) {
+    pub(in crate::core) fn start_coordination(&mut self, now: Time, reason: Reason, out: &mut Vec<Output>) {
         if matches!(self.membership.phase, Phase::Left) {
             return;
         }
@@ -107,7 +107,7 @@ impl Core {
         if self.membership.change.is_none() {
             self.membership.change = Some((now, reason));
         }
-        ::log::debug!("{} start_coordination: {:?} ballot {:?}", self.config.me.id, reason, ballot);
+        log::debug!("{} start_coordination: {:?} ballot {:?}", self.config.me.id, reason, ballot);
         self.membership.promised = ballot;
         let promise = self.my_promise(ballot, now);
         self.membership.phase = Phase::Promised { deadline: now + self.view_change_timeout() };
@@ -139,7 +139,7 @@ impl Core {
     }
 
     /// Sends `Prepare` to every target whose link is up and that has not had it.
-    pub(crate) fn send_prepares(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn send_prepares(&mut self, now: Time, out: &mut Vec<Output>) {
         let patience = self.prepare_patience();
         let Some(c) = self.membership.coordination.as_mut() else { return };
         if !matches!(c.stage, Stage::Preparing { .. }) {
@@ -158,7 +158,13 @@ impl Core {
         }
     }
 
-    pub(crate) fn on_promise(&mut self, now: Time, from: NodeId, promise: Promise, out: &mut Vec<Output>) {
+    pub(in crate::core) fn on_promise(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        promise: Promise,
+        out: &mut Vec<Output>,
+    ) {
         self.membership.see_ballot(promise.ballot);
         let patience = self.prepare_patience();
         let Some(c) = self.membership.coordination.as_mut() else { return };
@@ -170,7 +176,7 @@ impl Core {
         self.check_coordination(now, out);
     }
 
-    pub(crate) fn on_nack(
+    pub(in crate::core) fn on_nack(
         &mut self,
         now: Time,
         from: NodeId,
@@ -207,7 +213,7 @@ impl Core {
     }
 
     /// Decides once every target answered or could not be reached.
-    pub(crate) fn check_coordination(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn check_coordination(&mut self, now: Time, out: &mut Vec<Output>) {
         let ready = self
             .membership
             .coordination
@@ -218,13 +224,13 @@ impl Core {
         }
     }
 
-    pub(crate) fn on_coordination_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn on_coordination_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
         let Some(c) = self.membership.coordination.as_ref() else { return };
         match &c.stage {
             Stage::Preparing { .. } => self.decide(now, out),
             Stage::Accepting { .. } => {
                 if !self.try_commit(now, true, out) {
-                    ::log::warn!("{} on_accept_timeout: proposal not chosen; retrying", self.config.me.id);
+                    log::warn!("{} on_accept_timeout: proposal not chosen; retrying", self.config.me.id);
                     self.membership.coordination = None;
                     self.start_coordination(now, Reason::Retry, out);
                 }
@@ -257,7 +263,7 @@ impl Core {
             (voters, lstar_members.len() / 2 + 1)
         };
         if voters.len() < quorum && self.config.defect != Defect::QuorumOff {
-            ::log::info!(
+            log::info!(
                 "{} decide: no quorum for the successor of {}: {} of {} needed voters answered",
                 me.id,
                 lstar,
@@ -316,7 +322,7 @@ impl Core {
                     .find(|&id| id == me.id)
                     .or_else(|| eligible.iter().map(|p| p.member.id).min())
                 else {
-                    ::log::info!("{} decide: nobody is left to form a view", me.id);
+                    log::info!("{} decide: nobody is left to form a view", me.id);
                     self.membership.coordination = None;
                     return;
                 };
@@ -332,11 +338,7 @@ impl Core {
                 let ids: Vec<NodeId> = eligible.iter().map(|p| p.member.id).collect();
                 let (ring_ids, dropped) = ring_order(first, &ids, &bad);
                 if !dropped.is_empty() {
-                    ::log::warn!(
-                        "{} decide: left out {:?}: no ring avoids their failed links",
-                        me.id,
-                        dropped
-                    );
+                    log::warn!("{} decide: left out {:?}: no ring avoids their failed links", me.id, dropped);
                 }
                 let ring: Vec<Member> = ring_ids
                     .iter()
@@ -370,7 +372,7 @@ impl Core {
             accepted: BTreeSet::new(),
             deadline: now + self.config.token_timeout,
         };
-        ::log::debug!(
+        log::debug!(
             "{} decide: proposing {} ring {:?} cut {} (ballot {:?})",
             me.id,
             proposal.view,
@@ -386,7 +388,13 @@ impl Core {
         }
     }
 
-    pub(crate) fn on_accepted(&mut self, now: Time, ballot: Ballot, member: Member, out: &mut Vec<Output>) {
+    pub(in crate::core) fn on_accepted(
+        &mut self,
+        now: Time,
+        ballot: Ballot,
+        member: Member,
+        out: &mut Vec<Output>,
+    ) {
         let Some(c) = self.membership.coordination.as_mut() else { return };
         if c.ballot != ballot {
             return;
@@ -404,7 +412,7 @@ impl Core {
         let quorum = if self.config.defect == Defect::QuorumOff { 1 } else { *quorum };
         let chosen = voters.iter().filter(|v| accepted.contains(v)).count() >= quorum;
         let all = proposal.ring.iter().all(|m| accepted.contains(m));
-        ::log::trace!(
+        log::trace!(
             "{} try_commit: voters {:?} accepted {:?} chosen {} all {}",
             self.config.me.id,
             voters,
@@ -427,7 +435,7 @@ impl Core {
     }
 
     /// This member's promise for `ballot`.
-    pub(crate) fn my_promise(&self, ballot: Ballot, now: Time) -> Promise {
+    pub(in crate::core) fn my_promise(&self, ballot: Ballot, now: Time) -> Promise {
         Promise {
             ballot,
             member: self.config.me,

@@ -4,11 +4,11 @@
 
 use super::transfer::{Need, Transfer};
 use super::{PeerStatus, Phase};
+use crate::core::ring::message_log::MessageLog;
+use crate::core::ring::RingState;
 use crate::core::Core;
 use crate::core::{Output, RejectReason, ViewInfo};
 use crate::ids::{Ballot, ViewId};
-use crate::ring::log::Log;
-use crate::ring::RingState;
 use crate::time::Time;
 use crate::wire::{PeerFrame, Proposal};
 
@@ -22,7 +22,7 @@ impl Core {
         self.links.send(to, frame, now, out);
     }
 
-    pub(crate) fn on_prepare(
+    pub(in crate::core) fn on_prepare(
         &mut self,
         now: Time,
         from: crate::ids::NodeId,
@@ -78,7 +78,7 @@ impl Core {
         self.membership.holds_log || self.log.committed_upto > 0
     }
 
-    pub(crate) fn on_accept(
+    pub(in crate::core) fn on_accept(
         &mut self,
         now: Time,
         from: crate::ids::NodeId,
@@ -98,7 +98,7 @@ impl Core {
     }
 
     /// Starts fetching what this member lacks of `proposal`'s prefix; accepts once it holds it.
-    pub(crate) fn begin_accept(
+    pub(in crate::core) fn begin_accept(
         &mut self,
         now: Time,
         ballot: Ballot,
@@ -148,7 +148,7 @@ impl Core {
     }
 
     /// Accepts once the transfer is complete; installs if the view is already known chosen.
-    pub(crate) fn check_accept_done(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn check_accept_done(&mut self, now: Time, out: &mut Vec<Output>) {
         let Phase::Accepting { transfer, .. } = &self.membership.phase else { return };
         if !transfer.done(&self.log) {
             return;
@@ -180,7 +180,7 @@ impl Core {
     /// view's `Commit` (lost with a link). Send it again; it installs, fetching from this member
     /// what it lacks. Left to guess from view ids, it excluded itself, and a small view whose
     /// live member re-incarnated could never regain a quorum (docs/PROTOCOL.md §5.3).
-    pub(crate) fn send_missed_commit(
+    pub(in crate::core) fn send_missed_commit(
         &mut self,
         now: Time,
         to: crate::ids::NodeId,
@@ -201,7 +201,7 @@ impl Core {
         let mut proposal = proposal.clone();
         proposal.donor = self.config.me.id;
         let frame = PeerFrame::Commit { ballot: *ballot, proposal };
-        ::log::info!(
+        log::info!(
             "{} send_missed_commit: {} is still in {}; sending the commit of {}",
             self.config.me.id,
             to,
@@ -211,7 +211,13 @@ impl Core {
         self.links.send(to, frame, now, out)
     }
 
-    pub(crate) fn on_commit(&mut self, now: Time, ballot: Ballot, proposal: Proposal, out: &mut Vec<Output>) {
+    pub(in crate::core) fn on_commit(
+        &mut self,
+        now: Time,
+        ballot: Ballot,
+        proposal: Proposal,
+        out: &mut Vec<Output>,
+    ) {
         self.membership.see_ballot(ballot);
         if proposal.view <= self.membership.last_primary || matches!(self.membership.phase, Phase::Left) {
             return;
@@ -246,7 +252,7 @@ impl Core {
     }
 
     /// Installs a chosen view (docs/PROTOCOL.md §5.3, §5.4).
-    pub(crate) fn install(&mut self, now: Time, proposal: Proposal, out: &mut Vec<Output>) {
+    pub(in crate::core) fn install(&mut self, now: Time, proposal: Proposal, out: &mut Vec<Output>) {
         let cut = proposal.cut;
         let member_of_prev = self.membership.holds_log && self.membership.last_primary == proposal.prev;
         if member_of_prev {
@@ -261,14 +267,14 @@ impl Core {
         }
         if self.log.committed_upto < cut {
             // Only a deliberately broken core gets here; the simulator must see the gap.
-            ::log::error!(
+            log::error!(
                 "{} install: prefix held only up to {} of cut {}",
                 self.config.me.id,
                 self.log.committed_upto,
                 cut
             );
         }
-        self.log = Log::starting_after(cut.max(self.log.committed_upto));
+        self.log = MessageLog::starting_after(cut.max(self.log.committed_upto));
         let requeued = self.queue.requeue_in_flight();
         self.membership.last_primary = proposal.view;
         self.membership.last_primary_members = proposal.ring.clone();
@@ -293,7 +299,7 @@ impl Core {
         }
         self.links.unwant_all_except(&neighbours, now);
         let took = self.membership.change.take().map(|(at, reason)| (now.since(at), reason));
-        ::log::info!(
+        log::info!(
             "{} install: view {} members {:?} primary true cut {} requeued {}{}",
             self.config.me.id,
             proposal.view,
@@ -316,11 +322,11 @@ impl Core {
 
     /// This incarnation is cut off from the primary: fail its pending work and come back as a
     /// new incarnation through the join path (docs/PROTOCOL.md §5.4).
-    pub(crate) fn become_excluded(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn become_excluded(&mut self, now: Time, out: &mut Vec<Output>) {
         let old = self.config.me;
         self.fail_queue(RejectReason::Excluded, out);
         self.config.me.incarnation += 1;
-        self.log = Log::starting_after(0);
+        self.log = MessageLog::starting_after(0);
         self.replica.reset(now);
         self.membership.holds_log = false;
         self.membership.accepted = None;
@@ -328,7 +334,7 @@ impl Core {
         self.membership.coordination = None;
         self.membership.phase = Phase::Joining { next_join: now };
         self.reset_incarnation_stats();
-        ::log::warn!(
+        log::warn!(
             "{} become_excluded: {} is not in primary {}; rejoining as {}",
             old.id,
             old,

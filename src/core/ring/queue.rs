@@ -9,16 +9,16 @@ use crate::wire::{Message, Payload};
 
 /// A message waiting for the token.
 #[derive(Debug)]
-pub(crate) struct Pending {
-    pub(crate) tag: u64,
-    pub(crate) id: MsgId,
-    pub(crate) attempt: u16,
-    pub(crate) payload: Payload,
+pub(in crate::core) struct Pending {
+    pub(in crate::core) tag: u64,
+    pub(in crate::core) id: MsgId,
+    pub(in crate::core) attempt: u16,
+    pub(in crate::core) payload: Payload,
 }
 
 /// Own messages, waiting and in flight.
 #[derive(Debug, Default)]
-pub(crate) struct SubmitQueue {
+pub(in crate::core) struct SubmitQueue {
     waiting: VecDeque<Pending>,
     /// Stamped but not yet committed, kept for sending again after a view change.
     in_flight: BTreeMap<MsgId, Pending>,
@@ -27,27 +27,27 @@ pub(crate) struct SubmitQueue {
 }
 
 impl SubmitQueue {
-    pub(crate) fn push(&mut self, pending: Pending) {
+    pub(in crate::core) fn push(&mut self, pending: Pending) {
         self.held_bytes += pending.payload.len();
         self.waiting.push_back(pending);
     }
 
     /// Payload bytes held, waiting or in flight.
-    pub(crate) fn held_bytes(&self) -> usize {
+    pub(in crate::core) fn held_bytes(&self) -> usize {
         self.held_bytes
     }
 
-    pub(crate) fn waiting(&self) -> usize {
+    pub(in crate::core) fn waiting(&self) -> usize {
         self.waiting.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub(in crate::core) fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }
 
     /// Takes up to `quota` waiting messages, and at most `bytes_max` payload bytes (but always
     /// one), and stamps them from `next_seq` on.
-    pub(crate) fn stamp(&mut self, quota: usize, bytes_max: usize, next_seq: Seq) -> Vec<Message> {
+    pub(in crate::core) fn stamp(&mut self, quota: usize, bytes_max: usize, next_seq: Seq) -> Vec<Message> {
         let mut count = 0;
         let mut bytes = 0;
         for pending in self.waiting.iter().take(quota) {
@@ -72,7 +72,7 @@ impl SubmitQueue {
 
     /// The driver's tag of an own message that just committed; `forget` is false only for the
     /// `ResendCommitted` defect, which keeps it to be sent again.
-    pub(crate) fn on_commit(&mut self, id: &MsgId, forget: bool) -> Option<u64> {
+    pub(in crate::core) fn on_commit(&mut self, id: &MsgId, forget: bool) -> Option<u64> {
         if forget {
             let pending = self.in_flight.remove(id)?;
             self.held_bytes -= pending.payload.len();
@@ -84,7 +84,7 @@ impl SubmitQueue {
 
     /// Queues every stamped but uncommitted message again, first and in submission order, as a
     /// new attempt: its seq fell above a view's cut and was discarded (docs/PROTOCOL.md §5.4).
-    pub(crate) fn requeue_in_flight(&mut self) -> usize {
+    pub(in crate::core) fn requeue_in_flight(&mut self) -> usize {
         let count = self.in_flight.len();
         let again = std::mem::take(&mut self.in_flight);
         for (_, mut pending) in again.into_iter().rev() {
@@ -97,7 +97,7 @@ impl SubmitQueue {
     /// Empties the queue (the member is excluded or leaving). Returns the tags never stamped,
     /// which certainly did not commit, and the tags stamped but not seen committed, which may
     /// still commit in the successor view if their seqs fall below its cut (docs/PROTOCOL.md §5.4).
-    pub(crate) fn drain(&mut self) -> (Vec<u64>, Vec<u64>) {
+    pub(in crate::core) fn drain(&mut self) -> (Vec<u64>, Vec<u64>) {
         let unsent = self.waiting.drain(..).map(|p| p.tag).collect();
         let stamped = std::mem::take(&mut self.in_flight).into_values().map(|p| p.tag).collect();
         self.held_bytes = 0;
@@ -109,7 +109,7 @@ impl SubmitQueue {
 ///
 /// `in_flight` counts stamped messages not yet safe everywhere; `backlog` holds every position's
 /// queue length at its last visit.
-pub(crate) fn quota(
+pub(in crate::core) fn quota(
     waiting: usize,
     position: usize,
     backlog: &[u32],

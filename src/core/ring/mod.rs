@@ -1,8 +1,8 @@
 //! Ring operation inside one view: the token, stamping, dissemination, agreed and safe delivery,
 //! fair share and the idle park (docs/PROTOCOL.md §3). Serves guarantees 1, 2, 4 and 7.
 
-pub(crate) mod log;
-pub(crate) mod queue;
+pub(in crate::core) mod message_log;
+pub(in crate::core) mod queue;
 
 use crate::config::Defect;
 use crate::core::{Core, Output};
@@ -23,10 +23,10 @@ enum Hold {
 
 /// This member's part of the ring of the installed view.
 #[derive(Debug)]
-pub(crate) struct RingState {
-    pub(crate) view: ViewId,
-    pub(crate) members: Vec<Member>,
-    pub(crate) position: usize,
+pub(in crate::core) struct RingState {
+    pub(in crate::core) view: ViewId,
+    pub(in crate::core) members: Vec<Member>,
+    pub(in crate::core) position: usize,
     mode: RingMode,
     held: Option<(Token, Hold)>,
     /// First position only: a wake arrived while the token was away.
@@ -37,12 +37,12 @@ pub(crate) struct RingState {
     parked_hint: bool,
     /// First position only: `next_seq` when the token last left.
     leader_last_next_seq: Seq,
-    pub(crate) rotations_seen: u64,
+    pub(in crate::core) rotations_seen: u64,
 }
 
 impl RingState {
     /// The ring of `view` over `members` in ring order; `me` must be among them.
-    pub(crate) fn new(view: ViewId, members: Vec<Member>, me: Member, mode: RingMode) -> RingState {
+    pub(in crate::core) fn new(view: ViewId, members: Vec<Member>, me: Member, mode: RingMode) -> RingState {
         let position =
             members.iter().position(|m| m.id == me.id).expect("a member installs only views it is in");
         RingState {
@@ -63,16 +63,16 @@ impl RingState {
         self.members.len()
     }
 
-    pub(crate) fn successor(&self) -> NodeId {
+    pub(in crate::core) fn successor(&self) -> NodeId {
         self.members[(self.position + 1) % self.n()].id
     }
 
-    pub(crate) fn predecessor(&self) -> NodeId {
+    pub(in crate::core) fn predecessor(&self) -> NodeId {
         self.members[(self.position + self.n() - 1) % self.n()].id
     }
 
     /// The distinct ring neighbours (none alone, one in a ring of two).
-    pub(crate) fn neighbours(&self) -> Vec<NodeId> {
+    pub(in crate::core) fn neighbours(&self) -> Vec<NodeId> {
         let mut ids = Vec::new();
         if self.n() > 1 {
             ids.push(self.successor());
@@ -84,7 +84,7 @@ impl RingState {
     }
 
     /// The first member of a new view creates its one token; the view's history starts after `cut`.
-    pub(crate) fn create_token_if_first(&mut self, cut: Seq) {
+    pub(in crate::core) fn create_token_if_first(&mut self, cut: Seq) {
         self.leader_last_next_seq = cut + 1;
         if self.position == 0 {
             let n = self.n();
@@ -100,13 +100,13 @@ impl RingState {
         }
     }
 
-    pub(crate) fn on_link_up(&mut self, peer: Member) {
+    pub(in crate::core) fn on_link_up(&mut self, peer: Member) {
         if let Some(m) = self.members.iter_mut().find(|m| m.id == peer.id) {
             m.incarnation = peer.incarnation;
         }
     }
 
-    pub(crate) fn park_deadline(&self) -> Time {
+    pub(in crate::core) fn park_deadline(&self) -> Time {
         match &self.held {
             Some((_, Hold::Parked(until))) => *until,
             _ => Time::NEVER,
@@ -133,15 +133,15 @@ impl Core {
         matches!(self.ring.held, Some((_, Hold::Parked(_))))
     }
 
-    pub(crate) fn on_token(&mut self, now: Time, from: NodeId, token: Token, out: &mut Vec<Output>) {
+    pub(in crate::core) fn on_token(&mut self, now: Time, from: NodeId, token: Token, out: &mut Vec<Output>) {
         if token.view != self.ring.view || from != self.ring.predecessor() {
-            ::log::warn!("{} on_token: dropped a token of {} from {}", self.config.me.id, token.view, from);
+            log::warn!("{} on_token: dropped a token of {} from {}", self.config.me.id, token.view, from);
             return;
         }
         let n = self.ring.members.len();
         if token.received.len() != n || token.backlog.len() != n || token.next_seq <= self.log.committed_upto
         {
-            ::log::warn!(
+            log::warn!(
                 "{} on_token: dropped a malformed token of {} from {}",
                 self.config.me.id,
                 token.view,
@@ -150,11 +150,7 @@ impl Core {
             return;
         }
         if self.ring.held.is_some() {
-            ::log::error!(
-                "{} on_token: a second token of {} arrived; dropped",
-                self.config.me.id,
-                token.view
-            );
+            log::error!("{} on_token: a second token of {} arrived; dropped", self.config.me.id, token.view);
             return;
         }
         self.on_token_arrival(now, token, out);
@@ -255,9 +251,9 @@ impl Core {
         }
     }
 
-    pub(crate) fn on_data(&mut self, now: Time, from: NodeId, data: Data, out: &mut Vec<Output>) {
+    pub(in crate::core) fn on_data(&mut self, now: Time, from: NodeId, data: Data, out: &mut Vec<Output>) {
         if data.view != self.ring.view {
-            ::log::warn!("{} on_data: dropped data of {} from {}", self.config.me.id, data.view, from);
+            log::warn!("{} on_data: dropped data of {} from {}", self.config.me.id, data.view, from);
             return;
         }
         let messages = if data.hops_left > 1 && self.config.defect != Defect::NoForwarding {
@@ -288,7 +284,7 @@ impl Core {
         }
     }
 
-    pub(crate) fn on_wake(
+    pub(in crate::core) fn on_wake(
         &mut self,
         now: Time,
         from: NodeId,
@@ -310,7 +306,7 @@ impl Core {
     }
 
     /// Own queue grew: use a parked token held here, or ask for it.
-    pub(crate) fn on_queue_grew(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn on_queue_grew(&mut self, now: Time, out: &mut Vec<Output>) {
         if !self.release_parked(now, out)
             && self.ring.held.is_none()
             && self.ring.parked_hint
@@ -350,7 +346,7 @@ impl Core {
     }
 
     /// A link came up: a token waiting for it can move.
-    pub(crate) fn try_release(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn try_release(&mut self, now: Time, out: &mut Vec<Output>) {
         let alone = self.ring.members.len() == 1;
         if !alone && !self.links.is_up(self.ring.successor()) {
             return;
@@ -363,7 +359,7 @@ impl Core {
     }
 
     /// The park (or, alone, the token's return) is due.
-    pub(crate) fn on_park_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn on_park_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
         // Alone, each visit is a deadline due at once; bound the visits one step makes.
         for _ in 0..4 {
             match self.ring.held.take() {

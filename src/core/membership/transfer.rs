@@ -3,10 +3,10 @@
 //! cut; a joiner fetches the donor's last checkpoint and the committed messages after it (its
 //! tail), then the rest of the prefix: never the whole history (docs/PROTOCOL.md §7).
 
+use crate::core::ring::message_log::MessageLog;
 use crate::core::{Core, Output};
 use crate::ids::{Ballot, NodeId, Seq};
 use crate::replication::Checkpoint;
-use crate::ring::log::Log;
 use crate::time::Time;
 use crate::wire::{Message, PeerFrame};
 
@@ -21,7 +21,7 @@ const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
 /// What a participant must fetch before it may accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Need {
+pub(in crate::core) enum Need {
     Nothing,
     Log,
     Snapshot,
@@ -29,7 +29,7 @@ pub(crate) enum Need {
 
 /// Progress of one participant's fetch.
 #[derive(Debug)]
-pub(crate) struct Transfer {
+pub(in crate::core) struct Transfer {
     need: Need,
     cut: Seq,
     donor: NodeId,
@@ -37,11 +37,11 @@ pub(crate) struct Transfer {
     snapshot: Vec<u8>,
     restored: bool,
     /// Fetches that arrived before this member held the prefix itself.
-    pub(crate) deferred: Vec<(NodeId, PeerFrame)>,
+    pub(in crate::core) deferred: Vec<(NodeId, PeerFrame)>,
 }
 
 impl Transfer {
-    pub(crate) fn new(need: Need, cut: Seq, donor: NodeId) -> Transfer {
+    pub(in crate::core) fn new(need: Need, cut: Seq, donor: NodeId) -> Transfer {
         Transfer {
             need,
             cut,
@@ -54,7 +54,7 @@ impl Transfer {
     }
 
     /// Whether the participant now holds the whole prefix up to the cut.
-    pub(crate) fn done(&self, log: &Log) -> bool {
+    pub(in crate::core) fn done(&self, log: &MessageLog) -> bool {
         match self.need {
             Need::Nothing => true,
             Need::Log => log.received_upto >= self.cut,
@@ -65,7 +65,7 @@ impl Transfer {
 
 impl Core {
     /// Sends the fetch once the donor link is up.
-    pub(crate) fn request_transfer(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn request_transfer(&mut self, now: Time, out: &mut Vec<Output>) {
         let me = self.config.me.id;
         let after = self.log.received_upto;
         let source = self.membership.coordination.as_ref().and_then(|c| c.source());
@@ -91,7 +91,13 @@ impl Core {
     }
 
     /// Serves a `Fetch` from this member's log (and state, for a snapshot).
-    pub(crate) fn on_fetch(&mut self, now: Time, from: NodeId, fetch: PeerFrame, out: &mut Vec<Output>) {
+    pub(in crate::core) fn on_fetch(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        fetch: PeerFrame,
+        out: &mut Vec<Output>,
+    ) {
         let PeerFrame::Fetch { ballot, after, upto, snapshot } = fetch else { return };
         if let super::Phase::Accepting { transfer, .. } = &mut self.membership.phase {
             if !transfer.done(&self.log) {
@@ -125,7 +131,7 @@ impl Core {
             }
             after = seq;
         } else if after < self.replica.checkpoint().seq {
-            ::log::error!(
+            log::error!(
                 "{} on_fetch: {} wants messages after {} but the checkpoint here is at {}",
                 self.config.me.id,
                 from,
@@ -147,14 +153,14 @@ impl Core {
     }
 
     /// Collects a `SnapshotChunk`; restores the state once the snapshot is whole.
-    pub(crate) fn on_snapshot_chunk(&mut self, now: Time, chunk: PeerFrame, out: &mut Vec<Output>) {
+    pub(in crate::core) fn on_snapshot_chunk(&mut self, now: Time, chunk: PeerFrame, out: &mut Vec<Output>) {
         let PeerFrame::SnapshotChunk { ballot, seq, offset, total, bytes } = chunk else { return };
         let super::Phase::Accepting { ballot: b, transfer, .. } = &mut self.membership.phase else { return };
         if *b != ballot || transfer.need != Need::Snapshot || transfer.restored {
             return;
         }
         if total > SNAPSHOT_BYTES_MAX {
-            ::log::warn!(
+            log::warn!(
                 "{} on_snapshot_chunk: a snapshot of {} bytes exceeds the maximum",
                 self.config.me.id,
                 total
@@ -162,7 +168,7 @@ impl Core {
             return;
         }
         if offset != transfer.snapshot.len() as u64 || offset.saturating_add(bytes.len() as u64) > total {
-            ::log::warn!(
+            log::warn!(
                 "{} on_snapshot_chunk: chunk at {} does not follow {}",
                 self.config.me.id,
                 offset,
@@ -182,11 +188,11 @@ impl Core {
                 if let super::Phase::Accepting { transfer, .. } = &mut self.membership.phase {
                     transfer.restored = true;
                 }
-                self.log = Log::starting_after(seq);
+                self.log = MessageLog::starting_after(seq);
                 self.check_accept_done(now, out);
             }
             Err(e) => {
-                ::log::error!(
+                log::error!(
                     "{} on_snapshot_chunk: snapshot at {} does not restore: {}",
                     self.config.me.id,
                     seq,
@@ -196,7 +202,7 @@ impl Core {
         }
     }
 
-    pub(crate) fn on_retransmit(
+    pub(in crate::core) fn on_retransmit(
         &mut self,
         now: Time,
         ballot: Ballot,

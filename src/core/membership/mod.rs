@@ -6,14 +6,14 @@
 mod coordinator;
 mod join;
 mod participant;
-pub(crate) mod ring_order;
+pub(in crate::core) mod ring_order;
 mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-pub(crate) use coordinator::Coordination;
-pub(crate) use transfer::Transfer;
+pub(in crate::core) use coordinator::Coordination;
+pub(in crate::core) use transfer::Transfer;
 
 use crate::core::{Core, Output};
 use crate::ids::{Ballot, Member, NodeId, ViewId};
@@ -41,7 +41,7 @@ pub enum Reason {
 
 /// Where a member stands in the membership protocol.
 #[derive(Debug)]
-pub(crate) enum Phase {
+pub(in crate::core) enum Phase {
     /// In no view: looking for a primary to join, or for enough fresh peers to form the first.
     Joining { next_join: Time },
     /// Member of an installed primary view; the ring runs.
@@ -60,7 +60,7 @@ pub(crate) enum Phase {
 
 /// A link that failed while in use, and for how long it counts as unusable.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Penalty {
+pub(in crate::core) struct Penalty {
     incarnation: u64,
     until: Time,
     window: Duration,
@@ -68,49 +68,49 @@ pub(crate) struct Penalty {
 
 /// What a joining peer said about itself.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct PeerStatus {
-    pub(crate) last_primary: ViewId,
-    pub(crate) operational: bool,
+pub(in crate::core) struct PeerStatus {
+    pub(in crate::core) last_primary: ViewId,
+    pub(in crate::core) operational: bool,
 }
 
 /// The membership state of one member.
 #[derive(Debug)]
-pub(crate) struct Membership {
-    pub(crate) phase: Phase,
+pub(in crate::core) struct Membership {
+    pub(in crate::core) phase: Phase,
     /// The last installed primary view and its members.
-    pub(crate) last_primary: ViewId,
-    pub(crate) last_primary_members: Vec<Member>,
+    pub(in crate::core) last_primary: ViewId,
+    pub(in crate::core) last_primary_members: Vec<Member>,
     /// Whether this incarnation is a member of `last_primary` and holds its log.
-    pub(crate) holds_log: bool,
-    pub(crate) promised: Ballot,
-    pub(crate) accepted: Option<(Ballot, Proposal)>,
+    pub(in crate::core) holds_log: bool,
+    pub(in crate::core) promised: Ballot,
+    pub(in crate::core) accepted: Option<(Ballot, Proposal)>,
     /// The chosen proposal of `last_primary` as installed here, to send again to a member of
     /// it that missed its `Commit` (docs/PROTOCOL.md §5.3).
-    pub(crate) installed: Option<(Ballot, Proposal)>,
-    pub(crate) max_round: u64,
-    pub(crate) coordination: Option<Coordination>,
+    pub(in crate::core) installed: Option<(Ballot, Proposal)>,
+    pub(in crate::core) max_round: u64,
+    pub(in crate::core) coordination: Option<Coordination>,
     /// Members that asked to join while this one is operational, and when to let them in.
-    pub(crate) joiners: BTreeSet<Member>,
-    pub(crate) join_at: Option<Time>,
-    pub(crate) peer_status: BTreeMap<NodeId, PeerStatus>,
-    pub(crate) penalties: BTreeMap<NodeId, Penalty>,
-    pub(crate) leaving: Option<Time>,
-    pub(crate) started_at: Time,
-    pub(crate) token_seen_at: Time,
+    pub(in crate::core) joiners: BTreeSet<Member>,
+    pub(in crate::core) join_at: Option<Time>,
+    pub(in crate::core) peer_status: BTreeMap<NodeId, PeerStatus>,
+    pub(in crate::core) penalties: BTreeMap<NodeId, Penalty>,
+    pub(in crate::core) leaving: Option<Time>,
+    pub(in crate::core) started_at: Time,
+    pub(in crate::core) token_seen_at: Time,
     /// Ring frames of a view not yet installed here.
-    pub(crate) early: Vec<(NodeId, PeerFrame)>,
+    pub(in crate::core) early: Vec<(NodeId, PeerFrame)>,
     /// When the current view change started, and why.
-    pub(crate) change: Option<(Time, Reason)>,
-    pub(crate) view_changes: u64,
+    pub(in crate::core) change: Option<(Time, Reason)>,
+    pub(in crate::core) view_changes: u64,
     /// How long to wait between join requests after being left out of views.
-    pub(crate) join_backoff: Duration,
+    pub(in crate::core) join_backoff: Duration,
 }
 
 /// Ring frames of future views kept until their view is installed.
 const EARLY_FRAMES_MAX: usize = 4096;
 
 impl Membership {
-    pub(crate) fn new(now: Time) -> Membership {
+    pub(in crate::core) fn new(now: Time) -> Membership {
         Membership {
             phase: Phase::Joining { next_join: now },
             last_primary: ViewId(0),
@@ -135,7 +135,7 @@ impl Membership {
         }
     }
 
-    pub(crate) fn is_operational(&self) -> bool {
+    pub(in crate::core) fn is_operational(&self) -> bool {
         matches!(self.phase, Phase::Operational)
     }
 
@@ -144,7 +144,7 @@ impl Membership {
     }
 
     /// The next deadline of the membership protocol.
-    pub(crate) fn next_deadline(&self) -> Time {
+    pub(in crate::core) fn next_deadline(&self) -> Time {
         let phase = match &self.phase {
             Phase::Joining { next_join } => *next_join,
             Phase::Operational => Time::NEVER,
@@ -163,17 +163,17 @@ impl Membership {
 
 impl Core {
     /// The timeouts of docs/PROTOCOL.md §5, all derived from the token timeout.
-    pub(crate) fn token_loss_timeout(&self) -> Duration {
+    pub(in crate::core) fn token_loss_timeout(&self) -> Duration {
         self.config.token_timeout * 3 + self.config.idle_hold
     }
 
-    pub(crate) fn view_change_timeout(&self) -> Duration {
+    pub(in crate::core) fn view_change_timeout(&self) -> Duration {
         self.config.token_timeout * 2
     }
 
     /// A link to `peer` failed while in use: avoid it in ring orders for a while, longer each
     /// time it fails again (docs/PROTOCOL.md §5.5).
-    pub(crate) fn penalize(&mut self, now: Time, peer: NodeId, incarnation: u64) {
+    pub(in crate::core) fn penalize(&mut self, now: Time, peer: NodeId, incarnation: u64) {
         let base = self.config.token_timeout * 2;
         let window = match self.membership.penalties.get(&peer) {
             Some(p) if p.incarnation == incarnation && now < p.until + p.window => {
@@ -185,14 +185,14 @@ impl Core {
     }
 
     /// A peer showed up as a new incarnation: the links that failed were its predecessor's.
-    pub(crate) fn forgive(&mut self, peer: Member) {
+    pub(in crate::core) fn forgive(&mut self, peer: Member) {
         if self.membership.penalties.get(&peer.id).is_some_and(|p| p.incarnation < peer.incarnation) {
             self.membership.penalties.remove(&peer.id);
         }
     }
 
     /// Peers this member cannot usefully link to now: penalized links to the same incarnation.
-    pub(crate) fn unreachable(&self, now: Time) -> Vec<NodeId> {
+    pub(in crate::core) fn unreachable(&self, now: Time) -> Vec<NodeId> {
         self.membership
             .penalties
             .iter()
@@ -204,7 +204,7 @@ impl Core {
     }
 
     /// A link went down or silent (`was_up`), or a dial failed.
-    pub(crate) fn on_link_lost(
+    pub(in crate::core) fn on_link_lost(
         &mut self,
         now: Time,
         peer: NodeId,
@@ -218,20 +218,17 @@ impl Core {
         if self.membership.is_operational() && self.ring.neighbours().contains(&peer) {
             let incarnation = self.ring.members.iter().find(|m| m.id == peer).map_or(0, |m| m.incarnation);
             self.penalize(now, peer, incarnation);
-            ::log::warn!("{} on_link_lost: ring neighbour {} lost ({:?})", self.config.me.id, peer, reason);
+            log::warn!("{} on_link_lost: ring neighbour {} lost ({:?})", self.config.me.id, peer, reason);
             self.start_coordination(now, reason, out);
         }
         self.check_coordination(now, out);
     }
 
     /// Membership deadlines due at `now`.
-    pub(crate) fn on_membership_timeouts(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn on_membership_timeouts(&mut self, now: Time, out: &mut Vec<Output>) {
         if let Some(at) = self.membership.leaving {
             if now >= at && !matches!(self.membership.phase, Phase::Left) {
-                ::log::warn!(
-                    "{} on_leave_timeout: leaving without a completed view change",
-                    self.config.me.id
-                );
+                log::warn!("{} on_leave_timeout: leaving without a completed view change", self.config.me.id);
                 self.finish_leave(out);
                 return;
             }
@@ -248,7 +245,7 @@ impl Core {
         match self.membership.phase {
             Phase::Joining { next_join } if now >= next_join => self.on_join_interval(now, out),
             Phase::Operational if now >= self.membership.token_seen_at + self.token_loss_timeout() => {
-                ::log::warn!(
+                log::warn!(
                     "{} on_token_timeout: no token for {:?}",
                     self.config.me.id,
                     self.token_loss_timeout()
@@ -261,7 +258,7 @@ impl Core {
             Phase::Accepting { deadline, committed: true, .. } if now >= deadline => {
                 // The view is chosen with this member in it, but nobody could give it the
                 // prefix: it cannot take part, so it rejoins as a new incarnation.
-                ::log::warn!(
+                log::warn!(
                     "{} on_view_change_timeout: cannot fetch the prefix of a chosen view",
                     self.config.me.id
                 );
@@ -272,7 +269,7 @@ impl Core {
             | Phase::Accepted { deadline, .. }
                 if now >= deadline =>
             {
-                ::log::warn!("{} on_view_change_timeout: no progress; gathering again", self.config.me.id);
+                log::warn!("{} on_view_change_timeout: no progress; gathering again", self.config.me.id);
                 self.enter_gather(now);
             }
             _ => {}
@@ -280,7 +277,7 @@ impl Core {
     }
 
     /// Leaves the ring and waits for a coordinator, coordinating itself after a staggered delay.
-    pub(crate) fn enter_gather(&mut self, now: Time) {
+    pub(in crate::core) fn enter_gather(&mut self, now: Time) {
         let ids: Vec<NodeId> = self.membership.last_primary_members.iter().map(|m| m.id).collect();
         let rank = ids.iter().position(|&id| id == self.config.me.id).unwrap_or(ids.len());
         let stagger = self.config.token_timeout / 8 * (rank as u32 + 1);
@@ -290,7 +287,7 @@ impl Core {
     }
 
     /// Keeps a ring frame of a view not yet installed here, to replay after the install.
-    pub(crate) fn keep_early(&mut self, from: NodeId, frame: PeerFrame) {
+    pub(in crate::core) fn keep_early(&mut self, from: NodeId, frame: PeerFrame) {
         if self.membership.early.len() < EARLY_FRAMES_MAX {
             self.membership.early.push((from, frame));
         }

@@ -10,24 +10,24 @@ use crate::wire::Message;
 
 /// Messages received but not yet committed, keyed by seq.
 #[derive(Debug, Default)]
-pub(crate) struct Log {
+pub(in crate::core) struct MessageLog {
     messages: BTreeMap<Seq, Message>,
     /// Every seq up to here is held (or already committed).
-    pub(crate) received_upto: Seq,
+    pub(in crate::core) received_upto: Seq,
     /// Every seq up to here was delivered in agreed order.
-    pub(crate) delivered_upto: Seq,
+    pub(in crate::core) delivered_upto: Seq,
     /// Every seq up to here was committed and left the log.
-    pub(crate) committed_upto: Seq,
+    pub(in crate::core) committed_upto: Seq,
 }
 
-impl Log {
+impl MessageLog {
     /// A log whose history starts after `seq`.
-    pub(crate) fn starting_after(seq: Seq) -> Log {
-        Log { messages: BTreeMap::new(), received_upto: seq, delivered_upto: seq, committed_upto: seq }
+    pub(in crate::core) fn starting_after(seq: Seq) -> MessageLog {
+        MessageLog { messages: BTreeMap::new(), received_upto: seq, delivered_upto: seq, committed_upto: seq }
     }
 
     /// Stores a message; returns false for a duplicate or an already committed seq.
-    pub(crate) fn insert(&mut self, message: Message) -> bool {
+    pub(in crate::core) fn insert(&mut self, message: Message) -> bool {
         let seq = message.seq;
         if seq <= self.committed_upto || self.messages.contains_key(&seq) {
             return false;
@@ -40,7 +40,7 @@ impl Log {
     }
 
     /// The next message to deliver in agreed order, if it is here.
-    pub(crate) fn next_deliverable(&mut self) -> Option<&Message> {
+    pub(in crate::core) fn next_deliverable(&mut self) -> Option<&Message> {
         if self.delivered_upto >= self.received_upto {
             return None;
         }
@@ -49,7 +49,7 @@ impl Log {
     }
 
     /// Drops every message above `seq` (they fell above a view's cut).
-    pub(crate) fn truncate_above(&mut self, seq: Seq) {
+    pub(in crate::core) fn truncate_above(&mut self, seq: Seq) {
         self.messages.retain(|&s, _| s <= seq);
         self.received_upto = self.received_upto.min(seq).max(self.committed_upto);
         self.delivered_upto = self.delivered_upto.min(self.received_upto);
@@ -57,17 +57,17 @@ impl Log {
 
     /// Marks everything up to `seq` as delivered without handing it out: a joiner applies the
     /// history before its first view but delivers only what comes after it.
-    pub(crate) fn skip_delivery_upto(&mut self, seq: Seq) {
+    pub(in crate::core) fn skip_delivery_upto(&mut self, seq: Seq) {
         self.delivered_upto = self.delivered_upto.max(seq.min(self.received_upto));
     }
 
     /// Held messages in `(after, upto]`, in order, at most `count_max` of them.
-    pub(crate) fn range(&self, after: Seq, upto: Seq, count_max: usize) -> Vec<Message> {
+    pub(in crate::core) fn range(&self, after: Seq, upto: Seq, count_max: usize) -> Vec<Message> {
         self.messages.range(after + 1..=upto).take(count_max).map(|(_, m)| m.clone()).collect()
     }
 
     /// Removes and returns the next message to commit, if it is delivered and `<= safe`.
-    pub(crate) fn next_committable(&mut self, safe: Seq) -> Option<Message> {
+    pub(in crate::core) fn next_committable(&mut self, safe: Seq) -> Option<Message> {
         let next = self.committed_upto + 1;
         if next > safe || next > self.delivered_upto {
             return None;
@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn delivers_in_order_without_gaps_and_filters_duplicates() {
-        let mut log = Log::default();
+        let mut log = MessageLog::default();
         assert!(log.insert(message(2)));
         assert_eq!(log.received_upto, 0);
         assert!(log.next_deliverable().is_none(), "seq 1 is missing");

@@ -11,7 +11,7 @@ const SEARCH_STEPS_MAX: usize = 20_000;
 
 /// Orders `candidates` (sorted, `first` among them) into a ring starting at `first` whose
 /// consecutive members (and last to first) are not in `bad`. Returns the ring and who was left out.
-pub(crate) fn ring_order(
+pub(in crate::core) fn ring_order(
     first: NodeId,
     candidates: &[NodeId],
     bad: &BTreeSet<(NodeId, NodeId)>,

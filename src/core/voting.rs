@@ -3,15 +3,15 @@
 //! older view when it installs a primary view, which aborts it. Votes are ordinary ordered
 //! commands, so the decision the state machine derives from them is the same at every member.
 
-use super::agreement::vote_command;
 use crate::core::{Core, Output};
 use crate::ids::Seq;
+use crate::replication::agreement::vote_command;
 use crate::time::Time;
 
 impl Core {
     /// Votes on the proposal committed at `seq`: yes when `name` is among this member's
     /// loadable plug-ins. The vote carries the view this member is in now.
-    pub(crate) fn vote(&mut self, seq: Seq, name: &str, view: u64, out: &mut Vec<Output>) {
+    pub(in crate::core) fn vote(&mut self, seq: Seq, name: &str, view: u64, out: &mut Vec<Output>) {
         let yes = self.config.plugins.iter().any(|p| p == name);
         let now_view = self.ring.view.0;
         log::info!(
@@ -27,7 +27,7 @@ impl Core {
     /// member's vote in the new one, which aborts it (the view changed before every vote
     /// arrived), so a proposal whose voter failed does not stay open forever. A warm member
     /// catches up first to know which proposals are open.
-    pub(crate) fn vote_on_view_change(&mut self, now: Time, out: &mut Vec<Output>) {
+    pub(in crate::core) fn vote_on_view_change(&mut self, now: Time, out: &mut Vec<Output>) {
         let view = self.ring.view.0;
         self.replica.catch_up();
         let Some(state) = self.replica.machine_mut().as_dvm_mut() else { return };
@@ -41,9 +41,9 @@ impl Core {
     }
 
     /// A client's proposal carries no voters: fill in this member's view and members.
-    pub(crate) fn fill_proposal(&self, payload: crate::wire::Payload) -> crate::wire::Payload {
+    pub(in crate::core) fn fill_proposal(&self, payload: crate::wire::Payload) -> crate::wire::Payload {
         let members: Vec<_> = self.ring.members.iter().map(|m| m.id).collect();
-        match super::agreement::fill_proposal(&payload, self.ring.view, &members) {
+        match crate::replication::agreement::fill_proposal(&payload, self.ring.view, &members) {
             Some(filled) => filled.into(),
             None => payload,
         }

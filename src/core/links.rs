@@ -46,7 +46,7 @@ impl Link {
 
 /// The link table of one member.
 #[derive(Debug)]
-pub(crate) struct Links {
+pub(in crate::core) struct Links {
     table: BTreeMap<NodeId, Link>,
     heartbeat: Duration,
     silence: Duration,
@@ -54,21 +54,21 @@ pub(crate) struct Links {
 }
 
 impl Links {
-    pub(crate) fn new(heartbeat: Duration, silence: Duration) -> Links {
+    pub(in crate::core) fn new(heartbeat: Duration, silence: Duration) -> Links {
         Links { table: BTreeMap::new(), heartbeat, silence, backoff_max: silence / 2 }
     }
 
     /// The member at the other end of an up link.
-    pub(crate) fn peer(&self, id: NodeId) -> Option<Member> {
+    pub(in crate::core) fn peer(&self, id: NodeId) -> Option<Member> {
         self.table.get(&id).and_then(|l| l.peer)
     }
 
-    pub(crate) fn is_up(&self, id: NodeId) -> bool {
+    pub(in crate::core) fn is_up(&self, id: NodeId) -> bool {
         self.peer(id).is_some()
     }
 
     /// Asks for a link to `id`; dials now unless a dial or a backoff is already pending.
-    pub(crate) fn want(&mut self, id: NodeId, out: &mut Vec<Output>) {
+    pub(in crate::core) fn want(&mut self, id: NodeId, out: &mut Vec<Output>) {
         let link = self.table.entry(id).or_insert_with(Link::new);
         link.wanted = true;
         link.close_at = None;
@@ -80,7 +80,7 @@ impl Links {
 
     /// Asks for a link to `id` and dials now even if a redial backoff is pending: a view change
     /// must learn at once which peers refuse connections.
-    pub(crate) fn want_now(&mut self, id: NodeId, out: &mut Vec<Output>) {
+    pub(in crate::core) fn want_now(&mut self, id: NodeId, out: &mut Vec<Output>) {
         if let Some(link) = self.table.get_mut(&id) {
             if link.peer.is_none() && !link.dialing {
                 link.redial_at = None;
@@ -91,7 +91,7 @@ impl Links {
 
     /// Stops wanting every link but `keep`; unwanted links close after a grace period, so that
     /// frames already queued on them (a commit, a retransmission) still go out.
-    pub(crate) fn unwant_all_except(&mut self, keep: &[NodeId], now: Time) {
+    pub(in crate::core) fn unwant_all_except(&mut self, keep: &[NodeId], now: Time) {
         let grace = self.silence;
         for (id, link) in self.table.iter_mut() {
             if keep.contains(id) {
@@ -105,7 +105,7 @@ impl Links {
         }
     }
 
-    pub(crate) fn on_up(&mut self, member: Member, now: Time) {
+    pub(in crate::core) fn on_up(&mut self, member: Member, now: Time) {
         let link = self.table.entry(member.id).or_insert_with(Link::new);
         link.peer = Some(member);
         link.dialing = false;
@@ -119,7 +119,7 @@ impl Links {
     }
 
     /// Records a closed or failed link; returns whether it had been up.
-    pub(crate) fn on_down(&mut self, id: NodeId, now: Time) -> bool {
+    pub(in crate::core) fn on_down(&mut self, id: NodeId, now: Time) -> bool {
         let Some(link) = self.table.get_mut(&id) else { return false };
         let was_up = link.peer.take().is_some();
         link.dialing = false;
@@ -130,14 +130,14 @@ impl Links {
         was_up
     }
 
-    pub(crate) fn on_rx(&mut self, id: NodeId, now: Time) {
+    pub(in crate::core) fn on_rx(&mut self, id: NodeId, now: Time) {
         if let Some(link) = self.table.get_mut(&id) {
             link.last_rx = now;
         }
     }
 
     /// A frame other than a heartbeat arrived: an unwanted link in use stays open.
-    pub(crate) fn on_use(&mut self, id: NodeId, now: Time) {
+    pub(in crate::core) fn on_use(&mut self, id: NodeId, now: Time) {
         if let Some(link) = self.table.get_mut(&id) {
             if link.close_at.is_some() {
                 link.close_at = Some(now + self.silence);
@@ -146,7 +146,13 @@ impl Links {
     }
 
     /// Sends over an up link; returns false (and sends nothing) when the link is down.
-    pub(crate) fn send(&mut self, to: NodeId, frame: PeerFrame, now: Time, out: &mut Vec<Output>) -> bool {
+    pub(in crate::core) fn send(
+        &mut self,
+        to: NodeId,
+        frame: PeerFrame,
+        now: Time,
+        out: &mut Vec<Output>,
+    ) -> bool {
         match self.table.get_mut(&to) {
             Some(link) if link.peer.is_some() => {
                 link.last_tx = now;
@@ -162,7 +168,12 @@ impl Links {
     /// Unwanted links close only while `settled` (an installed view, no view change running):
     /// during a view change any peer may turn out to be a participant, and a commit or fetch
     /// sent on a link just closed would be lost.
-    pub(crate) fn on_tick(&mut self, now: Time, settled: bool, out: &mut Vec<Output>) -> Vec<NodeId> {
+    pub(in crate::core) fn on_tick(
+        &mut self,
+        now: Time,
+        settled: bool,
+        out: &mut Vec<Output>,
+    ) -> Vec<NodeId> {
         let mut silent = Vec::new();
         for (&id, link) in self.table.iter_mut() {
             if link.peer.is_some() {
@@ -196,7 +207,7 @@ impl Links {
         silent
     }
 
-    pub(crate) fn next_deadline(&self) -> Time {
+    pub(in crate::core) fn next_deadline(&self) -> Time {
         let mut next = Time::NEVER;
         for link in self.table.values() {
             if link.peer.is_some() {

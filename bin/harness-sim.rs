@@ -19,7 +19,10 @@ options:
   --hot H              hot members per view (default 2); the others are warm standbys
   --checkpoint-every N commits between checkpoints (default 16), each checked against the history
   --commands-percent P submissions that are DVM commands, mostly transactions (default 50)
-  --durability D       memory, checkpoint or fsync: what restarted members get back (default memory)";
+  --durability D       memory, checkpoint or fsync: what restarted members get back (default memory)
+  --payload-bytes B    largest raw payload submitted, at least 8 (default 64)
+  --window-bytes W     the members' byte window and largest batch (default 8 MiB), at least
+                       --payload-bytes; a token carrying W + one payload in flight is a violation";
 
 fn fail(message: &str) -> ! {
     eprintln!("harness-sim: {message}");
@@ -92,12 +95,20 @@ fn main() {
                     .parse()
                     .unwrap_or_else(|e: harness::ConfigError| fail(&e.to_string()))
             }
+            "--payload-bytes" => options.payload_bytes = number(value(&args, &mut i, flag), flag),
+            "--window-bytes" => options.window_bytes = number(value(&args, &mut i, flag), flag),
             "--token-timeout-ms" => {
                 options.token_timeout = Duration::from_millis(number(value(&args, &mut i, flag), flag))
             }
             other => fail(&format!("unknown argument {other:?} (see --help)")),
         }
         i += 1;
+    }
+    if options.payload_bytes < 8 || options.payload_bytes > harness::config::PAYLOAD_BYTES_MAX_DEFAULT {
+        fail("--payload-bytes must be in 8..=1048576");
+    }
+    if options.window_bytes < options.payload_bytes as u64 {
+        fail("--window-bytes must be at least --payload-bytes");
     }
     if cost {
         let rows = sim::cost_table(&sizes, options.ring_mode);

@@ -202,6 +202,11 @@ impl Cluster {
         (0..self.children.len()).map(|i| self.pid(i).map_or(0, process_rss_kib)).collect()
     }
 
+    /// Peak resident memory (`VmHWM`) of every running member since it started, in KiB.
+    pub fn peak_rss_kib(&mut self) -> Vec<u64> {
+        (0..self.children.len()).map(|i| self.pid(i).map_or(0, process_peak_rss_kib)).collect()
+    }
+
     fn first_exited(&mut self) -> Option<usize> {
         self.children.iter_mut().position(|c| c.as_mut().is_some_and(|c| !matches!(c.try_wait(), Ok(None))))
     }
@@ -258,9 +263,18 @@ pub fn process_cpu_seconds(pid: u32) -> f64 {
 
 /// `VmRSS` of `pid` in KiB, from `/proc/PID/status`; 0 when unreadable.
 pub fn process_rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmRSS:")
+}
+
+/// `VmHWM` (the peak of `VmRSS`) of `pid` in KiB, from `/proc/PID/status`; 0 when unreadable.
+pub fn process_peak_rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmHWM:")
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     text.lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
         .unwrap_or(0)
@@ -277,6 +291,7 @@ mod tests {
         assert!(spin > 0);
         assert!(process_cpu_seconds(pid) > 0.0);
         assert!(process_rss_kib(pid) > 0);
+        assert!(process_peak_rss_kib(pid) >= process_rss_kib(pid));
         assert_eq!(process_rss_kib(u32::MAX), 0);
     }
 }

@@ -11,6 +11,7 @@ mod auth;
 mod broadcast;
 mod cluster;
 mod fairness;
+mod flood;
 mod floor;
 mod idle;
 mod latency;
@@ -41,17 +42,18 @@ Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FI
   --ring MODE      bi, uni or both (default both; --quick: bi)
   --json FILE      also write every record as one JSON array of flat objects
   --svg-dir DIR    where the plots go (default target/bench)
-  --figures LIST   any of broadcast,latency,throughput,recovery,fairness,floor,idle,auth,
-                   checkpoint,promotion (default all)
+  --figures LIST   any of broadcast,latency,throughput,flood,recovery,fairness,floor,idle,
+                   auth,checkpoint,promotion (default all)
 Errors: one line on stderr, exit code 2.
 ";
 
 /// Every figure, in the order they run.
-pub const FIGURES: [&str; 10] = [
+pub const FIGURES: [&str; 11] = [
     "floor",
     "broadcast",
     "latency",
     "throughput",
+    "flood",
     "recovery",
     "fairness",
     "idle",
@@ -266,6 +268,9 @@ pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
         }
     }
     let ring = args.rings[0];
+    if wants("flood") {
+        note("flood".into(), flood::measure(exe, ring, &plan).map(|r| vec![r]), &mut records);
+    }
     if wants("recovery") {
         for fault in [Fault::Kill, Fault::Stop] {
             let outcome = recovery::measure(exe, ring, fault, &plan).map(|r| vec![r]);
@@ -325,6 +330,7 @@ pub fn tables(records: &[Record]) -> String {
         ("commit_latency", "Commit latency: one client, one put outstanding, µs"),
         ("floor_ratio", "Latency against (message steps x one-way floor)"),
         ("throughput", "Throughput: every member's client submitting puts, committed"),
+        ("flood", "Memory under a flood of 16 KiB puts: 3 members, many clients; peak RSS (VmHWM) of the largest member"),
         ("broadcast_throughput", "Broadcast throughput (embedding API): every member broadcasting, agreed deliveries per second at member 1"),
         ("recovery", "Recovery of a 5-member ring under load, ms from the signal"),
         ("checkpoint", "Checkpoint of a 100k-key state: bytes, ms to snapshot and to write with fsync"),

@@ -265,6 +265,20 @@ impl Core {
         self.replica.machine_mut()
     }
 
+    /// Whether the submit queue is within `room` bytes (or a sixteenth of its message count) of
+    /// refusing submissions as busy: the driver stops taking client requests until it drains
+    /// (docs/PROTOCOL.md §2.2).
+    pub fn submit_queue_nearly_full(&self, room: usize) -> bool {
+        self.queue.held_bytes() + room > self.config.queue_bytes_max
+            || self.queue.waiting() + self.config.queue_max / 16 > self.config.queue_max
+    }
+
+    /// The state machine as far as it has applied the history, without applying a warm member's
+    /// tail first: for draining its change journal, never for reads (use `machine_mut`).
+    pub fn machine_as_applied(&mut self) -> &mut dyn StateMachine {
+        self.replica.machine_mut()
+    }
+
     /// Whether this member is a hot standby (applies every command as it commits).
     pub fn is_hot(&self) -> bool {
         self.replica.is_hot()

@@ -20,12 +20,13 @@ use std::sync::atomic::AtomicBool;
 use super::delivery_log::DeliveryLog;
 use super::watch::WatchHub;
 use super::{Rejection, Request};
+use crate::budget::{ByteBudget, FifoBytes};
 use crate::checkpoint::Store;
 use crate::core::{Commit, Core, Delivery, Input, Output, RejectReason};
 use crate::error::Error;
 use crate::ids::{Member, NodeId};
 use crate::time::Time;
-use crate::transport::{Command, Counters, Event, LoopHandle};
+use crate::transport::{self, Command, Counters, Event, LoopHandle};
 use crate::wire::{self, ClientReply, ErrorCode};
 use clients::{Pending, RotationRate};
 
@@ -33,6 +34,8 @@ use clients::{Pending, RotationRate};
 const INPUTS_PER_BATCH: usize = 1024;
 /// The longest wait for input, even with no deadline pending.
 const IDLE_WAIT_MAX: Duration = Duration::from_secs(1);
+/// How often a protocol thread waiting for an embedder to take bytes looks again.
+const EMBEDDER_POLL: Duration = Duration::from_millis(1);
 /// Bounds on the clean leave at shutdown.
 const LEAVE_STEPS_MAX: usize = 100_000;
 const LEAVE_WAIT_MAX: Duration = Duration::from_millis(50);
@@ -42,13 +45,21 @@ pub(super) struct Channels {
     pub(super) core: Core,
     pub(super) io: LoopHandle,
     pub(super) events: Receiver<Event>,
+    /// The events' byte budget: each event's `held_bytes` is given back as it is taken.
+    pub(super) events_budget: Arc<ByteBudget>,
+    /// The embedder's submissions' byte budget, given back likewise.
+    pub(super) requests_budget: Arc<ByteBudget>,
     pub(super) requests: Receiver<Request>,
     pub(super) stop: Receiver<()>,
     pub(super) deliveries: Sender<Delivery>,
+    /// Most payload bytes queued in `deliveries` (`NodeOptions::deliveries_bytes_max`).
+    pub(super) deliveries_bytes_max: usize,
     /// Whether deliveries go to `deliveries` (the sender is kept either way: its drop tells the
     /// embedder that the node stopped).
     pub(super) hand_over_deliveries: bool,
     pub(super) commits: Option<Sender<Commit>>,
+    /// Most result bytes queued in `commits` (`NodeOptions::commits_bytes_max`).
+    pub(super) commits_bytes_max: usize,
     pub(super) rejections: Option<Sender<Rejection>>,
     pub(super) tags: Arc<AtomicU64>,
     pub(super) delivery_log: Option<DeliveryLog>,
@@ -59,6 +70,13 @@ pub(super) struct Channels {
     pub(super) peers: BTreeMap<NodeId, SocketAddr>,
     /// Set when a client's `Leave` request stopped the node, so its embedder exits cleanly.
     pub(super) left_by_request: Arc<AtomicBool>,
+}
+
+/// An embedder channel whose bytes are bounded.
+#[derive(Clone, Copy)]
+enum Queued {
+    Deliveries,
+    Commits,
 }
 
 pub(super) struct Driver {
@@ -76,6 +94,9 @@ pub(super) struct Driver {
     stopping: bool,
     /// Set when durable state could not be written: nothing is acknowledged any more.
     store_broken: bool,
+    /// Payload bytes still queued in the embedder's deliveries and commits channels.
+    deliveries_queued: FifoBytes,
+    commits_queued: FifoBytes,
 }
 
 impl Driver {
@@ -98,6 +119,8 @@ impl Driver {
             out: Vec::new(),
             stopping: false,
             store_broken: false,
+            deliveries_queued: FifoBytes::default(),
+            commits_queued: FifoBytes::default(),
         }
     }
 
@@ -156,6 +179,8 @@ impl Driver {
             if let Some(log) = &mut self.c.delivery_log {
                 log.on_tick(Instant::now());
             }
+            let full = self.c.core.submit_queue_nearly_full(transport::CLIENT_BYTES_QUEUED_MAX);
+            self.c.counters.submit_queue_full.store(full, std::sync::atomic::Ordering::Relaxed);
             // Not `status()`: that digests the whole state, once per batch.
             self.rotation_rate.sample(Instant::now(), self.c.core.rotations());
             self.c.io.wake();
@@ -164,6 +189,8 @@ impl Driver {
         if let Some(log) = &mut self.c.delivery_log {
             log.flush();
         }
+        // Nothing will take submissions any more: an embedder waiting for room must not.
+        self.c.requests_budget.close();
         self.c.io.send(Command::Shutdown);
         self.c.io.wake();
         log::info!("{} protocol: stopped", self.me);
@@ -210,6 +237,7 @@ impl Driver {
     }
 
     fn on_event(&mut self, event: Event) {
+        self.c.events_budget.give(event.held_bytes());
         match event {
             Event::Peer { from, frame } => self.step(Input::Frame { from, frame }),
             Event::LinkUp { peer } => self.step(Input::LinkUp { peer }),
@@ -231,7 +259,10 @@ impl Driver {
 
     fn on_request(&mut self, request: Request) {
         match request {
-            Request::Submit { tag, payload } => self.step(Input::Submit { tag, payload }),
+            Request::Submit { tag, payload } => {
+                self.c.requests_budget.give(payload.len());
+                self.step(Input::Submit { tag, payload })
+            }
             Request::Status(reply) => {
                 // A warm member's digest is only comparable once it applied its tail.
                 self.c.core.catch_up();
@@ -259,7 +290,10 @@ impl Driver {
                 }
                 if self.c.hand_over_deliveries {
                     let tx = self.c.deliveries.clone();
+                    let bytes = delivery.message.payload.len();
+                    self.wait_for_bytes(&tx, Queued::Deliveries, bytes);
                     self.hand_over(&tx, delivery);
+                    self.deliveries_queued.sent(bytes);
                 }
             }
             Output::Commit(mut commit) => {
@@ -276,7 +310,10 @@ impl Driver {
                     commit.tag = None;
                 }
                 if let Some(tx) = self.c.commits.clone() {
+                    let bytes = commit.result.len();
+                    self.wait_for_bytes(&tx, Queued::Commits, bytes);
                     self.hand_over(&tx, commit);
+                    self.commits_queued.sent(bytes);
                 }
             }
             Output::Rejected { tag, reason } => {
@@ -345,6 +382,37 @@ impl Driver {
                 w.took
             ),
             Err(e) => self.store_failed(e),
+        }
+    }
+
+    /// Waits until the embedder channel `tx` holds few enough bytes to take `bytes` more
+    /// (`NodeOptions::deliveries_bytes_max`, `commits_bytes_max`), under the same slow-consumer
+    /// policy as `hand_over`: the node stops taking part until the embedder catches up or stops it.
+    fn wait_for_bytes<T>(&mut self, tx: &Sender<T>, which: Queued, bytes: usize) {
+        let max = match which {
+            Queued::Deliveries => self.c.deliveries_bytes_max,
+            Queued::Commits => self.c.commits_bytes_max,
+        };
+        let mut logged = false;
+        // Ends when the embedder has taken enough, or when the node is told to stop.
+        while !self.stopping {
+            let queued = match which {
+                Queued::Deliveries => self.deliveries_queued.queued(tx.len()),
+                Queued::Commits => self.commits_queued.queued(tx.len()),
+            };
+            if queued == 0 || queued + bytes <= max {
+                return;
+            }
+            if !logged {
+                // Let what is already queued go out before this thread waits.
+                self.c.io.wake();
+                log::debug!("{} protocol: an embedder channel holds {queued} bytes; waiting", self.me);
+                logged = true;
+            }
+            select! {
+                recv(self.c.stop) -> _ => self.stopping = true,
+                default(EMBEDDER_POLL) => {},
+            }
         }
     }
 

@@ -29,6 +29,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::auth::Auth;
+use crate::budget::ByteBudget;
 use crate::checkpoint::Store;
 use crate::config::CoreConfig;
 use crate::config::Durability;
@@ -42,6 +43,8 @@ use crate::wire::Payload;
 
 /// Most embedder requests (submissions, status queries) queued for the protocol thread.
 const REQUESTS_QUEUED_MAX: usize = 4096;
+/// The default byte bound of each embedder channel that carries payloads (docs/PROTOCOL.md §2.2).
+pub const EMBEDDER_BYTES_MAX_DEFAULT: usize = 8 << 20;
 /// How long `status` waits for the protocol thread.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -96,10 +99,19 @@ pub struct NodeOptions {
     pub deliveries: bool,
     /// Capacity of the deliveries channel.
     pub deliveries_max: usize,
+    /// Most payload bytes the deliveries channel holds (docs/PROTOCOL.md §2.2); beyond it the
+    /// protocol thread waits for the embedder as when the channel is full. One delivery larger
+    /// than this still goes when the channel is empty.
+    pub deliveries_bytes_max: usize,
     /// Whether to report commits and rejected submissions (`Node::commits`, `Node::rejections`).
     pub commits: bool,
     /// Capacity of each of those channels.
     pub commits_max: usize,
+    /// Most result bytes the commits channel holds, likewise.
+    pub commits_bytes_max: usize,
+    /// Most payload bytes of `Node::submit`s waiting for the protocol thread; beyond it `submit`
+    /// waits, as when the request queue is full.
+    pub submit_bytes_max: usize,
     /// A file to write one line per agreed delivery to (`LogLine`); created or emptied at start.
     pub delivery_log: Option<PathBuf>,
     /// Where checkpoints and the command log live; needed unless the core's durability is
@@ -112,8 +124,11 @@ impl Default for NodeOptions {
         NodeOptions {
             deliveries: true,
             deliveries_max: 65_536,
+            deliveries_bytes_max: EMBEDDER_BYTES_MAX_DEFAULT,
             commits: false,
             commits_max: 65_536,
+            commits_bytes_max: EMBEDDER_BYTES_MAX_DEFAULT,
+            submit_bytes_max: EMBEDDER_BYTES_MAX_DEFAULT,
             delivery_log: None,
             data_dir: None,
         }
@@ -164,6 +179,8 @@ pub struct Node {
     me: Member,
     local_addr: SocketAddr,
     requests: Option<Sender<Request>>,
+    /// Payload bytes of submissions not yet taken by the protocol thread.
+    requests_budget: Arc<ByteBudget>,
     /// Dropped to tell the protocol thread to leave and stop; nothing is ever sent on it.
     stop: Option<Sender<()>>,
     deliveries: Receiver<Delivery>,
@@ -220,6 +237,7 @@ impl Node {
         }
         let counters = Arc::clone(&transport.counters);
         let (requests, requests_rx) = crossbeam_channel::bounded(REQUESTS_QUEUED_MAX);
+        let requests_budget = Arc::new(ByteBudget::new(options.submit_bytes_max));
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
         let (deliveries_tx, deliveries) = crossbeam_channel::bounded(options.deliveries_max.max(1));
         let (commits_tx, commits) = crossbeam_channel::bounded(options.commits_max.max(1));
@@ -230,11 +248,15 @@ impl Node {
             core,
             io: transport.handle,
             events: transport.events,
+            events_budget: transport.events_budget,
+            requests_budget: Arc::clone(&requests_budget),
             requests: requests_rx,
             stop: stop_rx,
             deliveries: deliveries_tx,
+            deliveries_bytes_max: options.deliveries_bytes_max,
             hand_over_deliveries: options.deliveries,
             commits: options.commits.then_some(commits_tx),
+            commits_bytes_max: options.commits_bytes_max,
             rejections: options.commits.then_some(rejections_tx),
             tags: Arc::clone(&tags),
             delivery_log,
@@ -259,6 +281,7 @@ impl Node {
             me,
             local_addr,
             requests: Some(requests),
+            requests_budget,
             stop: Some(stop),
             deliveries,
             commits,
@@ -272,11 +295,19 @@ impl Node {
     }
 
     /// Submits a message for total ordering; returns the tag its `Commit` or `Rejection` carries.
-    /// Waits while the protocol thread's request queue is full.
+    /// Waits while the protocol thread's request queue is full, in count or in bytes
+    /// (`NodeOptions::submit_bytes_max`).
     pub fn submit(&self, payload: Vec<u8>) -> Result<u64, Error> {
         let tag = self.tags.fetch_add(1, Ordering::Relaxed);
         let requests = self.requests.as_ref().ok_or(Error::Stopped)?;
-        requests.send(Request::Submit { tag, payload: payload.into() }).map_err(|_| Error::Stopped)?;
+        let bytes = payload.len();
+        // Bounded: the protocol thread gives bytes back as it takes submissions, and closes the
+        // budget when it stops.
+        self.requests_budget.take(bytes, || false);
+        if requests.send(Request::Submit { tag, payload: payload.into() }).is_err() {
+            self.requests_budget.give(bytes);
+            return Err(Error::Stopped);
+        }
         Ok(tag)
     }
 

@@ -38,6 +38,7 @@ impl Violation {
             4 => "integrity",
             5 => "primary component",
             6 => "linear history",
+            0 => "core assertion",
             _ => "liveness",
         }
     }

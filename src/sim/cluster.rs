@@ -216,7 +216,7 @@ impl<'a> Cluster<'a> {
                     };
                     Command { session, action }.encode()
                 } else {
-                    let filler = self.rng.below(57) as usize;
+                    let filler = self.rng.below(self.options.payload_bytes.max(8) as u64 - 7) as usize;
                     let mut payload = vec![0u8; 8 + filler];
                     BigEndian::write_u64(&mut payload[..8], tag);
                     for byte in &mut payload[8..] {
@@ -412,7 +412,12 @@ impl<'a> Cluster<'a> {
         output: Output,
     ) -> Result<(), Violation> {
         match output {
-            Output::Send { to, frame } => self.send(id, to, frame),
+            Output::Send { to, frame } => {
+                if let PeerFrame::Token(token) = &frame {
+                    self.check_window(id, token)?;
+                }
+                self.send(id, to, frame)
+            }
             Output::Connect { peer } => self.connect(id, peer),
             Output::Disconnect { peer } => self.execute_disconnect(id, peer),
             Output::Deliver(delivery) => self.checker.on_deliver(member, &delivery)?,
@@ -450,6 +455,29 @@ impl<'a> Cluster<'a> {
                     disk.checkpoint = Some(checkpoint);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The members' byte window, batch and payload maximum: the options' window, and the
+    /// defaults where they fit in it.
+    fn byte_limits(&self) -> (u64, usize, usize) {
+        let window = self.options.window_bytes;
+        let batch = (1usize << 20).min(usize::try_from(window).unwrap_or(usize::MAX));
+        (window, batch, crate::config::PAYLOAD_BYTES_MAX_DEFAULT.min(batch))
+    }
+
+    /// docs/PROTOCOL.md §3 flow control: a token never carries more payload bytes in flight
+    /// than the byte window plus one payload (the one message a holder with any room may stamp).
+    fn check_window(&self, id: NodeId, token: &crate::wire::Token) -> Result<(), Violation> {
+        let (window_bytes_max, _, payload_bytes_max) = self.byte_limits();
+        let bound = window_bytes_max + payload_bytes_max as u64;
+        if token.window_bytes >= bound {
+            let detail = format!(
+                "{id}: a token of {} carries {} bytes in flight; the byte window allows less than {bound}",
+                token.view, token.window_bytes
+            );
+            return Err(Violation::new(0, detail));
         }
         Ok(())
     }
@@ -508,6 +536,7 @@ impl<'a> Cluster<'a> {
         config.checkpoint_interval = self.options.token_timeout * 5;
         config.durability = self.options.durability;
         config.plugins = loadable_plugins(id, self.nodes.len());
+        (config.window_bytes_max, config.batch_bytes_max, config.payload_bytes_max) = self.byte_limits();
         let durability = self.options.durability;
         let node = self.node(id);
         node.incarnation = incarnation;

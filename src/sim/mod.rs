@@ -58,6 +58,10 @@ pub struct SimOptions {
     pub commands_percent: u64,
     /// What restarted members get back from their simulated disks.
     pub durability: crate::config::Durability,
+    /// Largest raw (non-command) payload submitted, in bytes (at least 8: the tag).
+    pub payload_bytes: usize,
+    /// The members' byte window (docs/PROTOCOL.md §3); batches are at most this large too.
+    pub window_bytes: u64,
 }
 
 impl Default for SimOptions {
@@ -79,6 +83,8 @@ impl Default for SimOptions {
             checkpoint_every: 16,
             commands_percent: 50,
             durability: crate::config::Durability::Memory,
+            payload_bytes: 64,
+            window_bytes: crate::config::WINDOW_BYTES_MAX_DEFAULT,
         }
     }
 }

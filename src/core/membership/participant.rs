@@ -312,6 +312,7 @@ impl Core {
         self.vote_on_view_change(now, out);
         self.try_release(now, out);
         let early = std::mem::take(&mut self.membership.early);
+        self.membership.early_bytes = 0;
         for (from, frame) in early {
             self.on_ring_frame(now, from, frame, out);
         }

@@ -12,6 +12,9 @@ use crate::wire::{Message, PeerFrame};
 
 /// Messages per `Retransmit` frame.
 const RETRANSMIT_BATCH_MAX: usize = 256;
+/// Most payload bytes in one `Retransmit` (beyond its first message): one frame stays far below
+/// the wire's maximum whatever the message sizes (docs/PROTOCOL.md §2.2).
+const RETRANSMIT_BATCH_BYTES_MAX: usize = 1 << 20;
 /// Fetches a donor keeps while it is still fetching itself.
 const DEFERRED_FETCHES_MAX: usize = 256;
 /// The largest state snapshot a joiner accepts.
@@ -141,11 +144,20 @@ impl Core {
             return;
         }
         while after < upto {
-            let messages = if after < self.replica.committed() {
+            let mut messages = if after < self.replica.committed() {
                 self.replica.tail_range(after, upto, RETRANSMIT_BATCH_MAX)
             } else {
                 self.log.range(after, upto, RETRANSMIT_BATCH_MAX)
             };
+            let mut bytes = 0;
+            let within = messages
+                .iter()
+                .position(|m| {
+                    bytes += m.payload.len();
+                    bytes > RETRANSMIT_BATCH_BYTES_MAX
+                })
+                .map_or(messages.len(), |over| over.max(1));
+            messages.truncate(within);
             let Some(last) = messages.last().map(|m| m.seq) else { break };
             self.links.send(from, PeerFrame::Retransmit { ballot, messages }, now, out);
             after = last;

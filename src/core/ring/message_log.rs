@@ -61,6 +61,11 @@ impl MessageLog {
         self.delivered_upto = self.delivered_upto.max(seq.min(self.received_upto));
     }
 
+    /// Payload bytes of the held messages in `(after, upto]`.
+    pub(in crate::core) fn payload_bytes(&self, after: Seq, upto: Seq) -> u64 {
+        self.messages.range(after + 1..=upto).map(|(_, m)| m.payload.len() as u64).sum()
+    }
+
     /// Held messages in `(after, upto]`, in order, at most `count_max` of them.
     pub(in crate::core) fn range(&self, after: Seq, upto: Seq, count_max: usize) -> Vec<Message> {
         self.messages.range(after + 1..=upto).take(count_max).map(|(_, m)| m.clone()).collect()

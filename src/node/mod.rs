@@ -265,9 +265,13 @@ impl Node {
         let (requests, requests_rx) = crossbeam_channel::bounded(REQUESTS_QUEUED_MAX);
         let requests_budget = Arc::new(ByteBudget::new(options.submit_bytes_max));
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
-        let (deliveries_tx, deliveries) = crossbeam_channel::bounded(options.deliveries_max.max(1));
-        let (commits_tx, commits) = crossbeam_channel::bounded(options.commits_max.max(1));
-        let (rejections_tx, rejections) = crossbeam_channel::bounded(options.commits_max.max(1));
+        // A bounded channel allocates (and touches) its slots up front: a few MiB at the default
+        // capacities, spent only where the embedder asked for the channel.
+        let deliveries_max = if options.deliveries { options.deliveries_max.max(1) } else { 1 };
+        let commits_max = if options.commits { options.commits_max.max(1) } else { 1 };
+        let (deliveries_tx, deliveries) = crossbeam_channel::bounded(deliveries_max);
+        let (commits_tx, commits) = crossbeam_channel::bounded(commits_max);
+        let (rejections_tx, rejections) = crossbeam_channel::bounded(commits_max);
         let tags = Arc::new(AtomicU64::new(1));
         let left_by_request = Arc::new(AtomicBool::new(false));
         let driver = driver::Driver::new(driver::Channels {

@@ -13,6 +13,7 @@ mod client_cli;
 mod fault_processes;
 mod leave_processes;
 mod link_faults;
+mod memory_processes;
 mod node_client;
 mod node_links;
 mod node_ring;

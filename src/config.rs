@@ -116,8 +116,9 @@ pub const PAYLOAD_BYTES_MAX_DEFAULT: usize = 1 << 20;
 pub const WINDOW_BYTES_MAX_DEFAULT: u64 = 8 << 20;
 
 /// The default bound on a member's own submissions, waiting or in flight (docs/PROTOCOL.md §2.2):
-/// room for the whole byte window in flight and as much again waiting for the token.
-pub const QUEUE_BYTES_MAX_DEFAULT: usize = 16 << 20;
+/// room for a member's part of the byte window in flight and several batches waiting for the
+/// token.
+pub const QUEUE_BYTES_MAX_DEFAULT: usize = 8 << 20;
 
 /// Deliberately broken variants of the core (docs/PROTOCOL.md rules they break in brackets).
 #[doc(hidden)]

@@ -15,12 +15,12 @@ use crate::transport::ClientId;
 use crate::wire::{ClientReply, ErrorCode, Payload, WatchEvent, WatchKind};
 
 /// Most events kept for watches that start in the past.
-pub const HISTORY_EVENTS_MAX: usize = 65_536;
+pub const HISTORY_EVENTS_MAX: usize = 32_768;
 /// Most bytes the history holds: its events' keys and values plus `EVENT_OVERHEAD_BYTES` each
 /// (docs/PROTOCOL.md §2.2). A member journals every change it applies, whoever watches, so this is
-/// memory every member spends; 8 MiB keeps the last 500 or so changes of 16 KiB values, and
+/// memory every member spends; 4 MiB keeps the last 250 or so changes of 16 KiB values, and
 /// `HISTORY_EVENTS_MAX` small ones.
-pub const HISTORY_BYTES_MAX: usize = 8 << 20;
+pub const HISTORY_BYTES_MAX: usize = 4 << 20;
 /// What one event costs beyond its key and value: the event itself and two shared buffers.
 const EVENT_OVERHEAD_BYTES: usize = 96;
 /// Most key and value bytes sent in one `Events` frame (one larger event goes alone).
@@ -275,7 +275,7 @@ mod tests {
         }
         let held: usize = hub.history.iter().map(held_bytes).sum();
         assert_eq!(held, hub.history_bytes);
-        assert!(hub.history.len() > 400, "only {} events kept", hub.history.len());
+        assert!(hub.history.len() > 200, "only {} events kept", hub.history.len());
         // The oldest revisions were compacted: a watch from them is refused, not cut short.
         let refused = hub.watch(ClientId(1), 1, Payload::from(&b""[..]), 1).unwrap_err();
         assert_eq!(refused.0, ErrorCode::Compacted);

@@ -25,9 +25,10 @@ pub use args::{
     cluster_hash, load_key, parse_demo_args, parse_hostfile, parse_keygen_args, parse_node_args,
     parse_node_args_with_env, parse_peers, DemoArgs, NodeArgs,
 };
-pub use client_args::{parse_client_args, ClientArgs, ClientOp, CLUSTER_VARIABLE};
+pub use client_args::{parse_client_args, ClientArgs, ClientOp, ValueSource, CLUSTER_VARIABLE};
 pub use client_cmd::{
-    run_client, Failure, EXIT_FAILED, EXIT_GUARD_FAILED, EXIT_NOT_FOUND, EXIT_NO_QUORUM, EXIT_UNREACHABLE,
+    put_value_bytes_max, run_client, Failure, EXIT_FAILED, EXIT_GUARD_FAILED, EXIT_NOT_FOUND, EXIT_NO_QUORUM,
+    EXIT_UNREACHABLE,
 };
 pub use demo::run_demo;
 pub use error::{CliError, EXIT_USAGE};
@@ -46,6 +47,7 @@ Usage:
   harness node --slurm [--port 7100] [options]
   harness demo [--nodes 5] [--messages 2000] [--ring bi|uni] [--kill 0] [--json]
   harness put KEY VALUE      harness get KEY [--stale]      harness del KEY
+  harness put KEY --file FILE | harness put KEY -   (the value from a file, or from stdin)
   harness range PREFIX [--limit N] [--stale]
   harness txn [--if GUARD]... [--then OP]... [--else OP]...   (no clause: read them from stdin)
   harness watch PREFIX [--from REVISION] [--count N]

@@ -66,6 +66,9 @@ pub(super) struct Channels {
     pub(super) counters: Arc<Counters>,
     /// The durable files, with `--durability checkpoint|fsync`.
     pub(super) store: Option<Store>,
+    /// The largest payload a submission may carry (the core's `payload_bytes_max`), named when
+    /// a larger one is refused.
+    pub(super) payload_bytes_max: usize,
     /// Every member's address, for `Members` requests.
     pub(super) peers: BTreeMap<NodeId, SocketAddr>,
     /// Set when a client's `Leave` request stopped the node, so its embedder exits cleanly.
@@ -324,7 +327,15 @@ impl Driver {
                             (ErrorCode::Busy, "the submit queue is full; retry later")
                         }
                         RejectReason::ShuttingDown => (ErrorCode::ShuttingDown, "the node is leaving"),
-                        RejectReason::TooLarge => (ErrorCode::BadRequest, "the payload exceeds the maximum"),
+                        RejectReason::TooLarge => {
+                            let max = self.c.payload_bytes_max;
+                            let message = format!("the payload exceeds this node's maximum of {max} bytes");
+                            self.reply(
+                                client,
+                                &ClientReply::Error { request, code: ErrorCode::BadRequest, message },
+                            );
+                            return;
+                        }
                         RejectReason::Excluded => {
                             (ErrorCode::NoQuorum, "this member was cut off from the primary view; retry")
                         }

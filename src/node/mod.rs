@@ -292,6 +292,7 @@ impl Node {
             delivery_log,
             counters: Arc::clone(&counters),
             store,
+            payload_bytes_max: config.core.payload_bytes_max,
             peers: config.peers.clone(),
             left_by_request: Arc::clone(&left_by_request),
         });

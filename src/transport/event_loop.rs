@@ -407,7 +407,11 @@ impl EventLoop {
                 _ => None,
             };
             if let Some(request) = client {
-                let message = format!("a request of {length} bytes exceeds this node's maximum of {max}");
+                let payload_max = max.saturating_sub(super::REQUEST_ENVELOPE_BYTES as u64);
+                let message = format!(
+                    "a request of {length} bytes exceeds this node's maximum of {max} (a payload of at most \
+                     {payload_max} bytes)"
+                );
                 self.refuse_client(token, request, message);
             }
         }

@@ -183,12 +183,23 @@ fn a_request_over_the_size_limit_is_refused_naming_the_limit() {
     let node = start(keyed(1, &auth).remove(0));
     let mut client = client(&node, Some(&auth)).unwrap();
     broadcast_when_ready(&mut client, b"small");
-    // The default payload maximum is 1 MiB; the client library allows up to one frame.
+    // One byte over the default payload maximum (1 MiB) fits the request limit (payload plus
+    // envelope), so the protocol thread refuses it, naming the maximum; the link stays up.
+    let request = client.send_broadcast(&vec![1; (1 << 20) + 1]).unwrap();
+    match client.recv_reply(DEADLINE) {
+        Ok(ClientReply::Error { request: answered, code: ErrorCode::BadRequest, message }) => {
+            assert_eq!(answered, request);
+            assert_eq!(message, "the payload exceeds this node's maximum of 1048576 bytes");
+        }
+        other => panic!("a payload one byte too large got {other:?}"),
+    }
+    // The client library allows up to one frame: the event loop refuses this one as it arrives.
     let request = client.send_broadcast(&vec![1; 2 << 20]).unwrap();
     match client.recv_reply(DEADLINE) {
         Ok(ClientReply::Error { request: answered, code: ErrorCode::BadRequest, message }) => {
             assert_eq!(answered, request);
             assert!(message.contains("exceeds this node's maximum"), "{message}");
+            assert!(message.ends_with("(a payload of at most 1048576 bytes)"), "{message}");
         }
         other => panic!("an oversized request got {other:?}"),
     }

@@ -75,6 +75,7 @@ impl Core {
                 CheckpointPolicy {
                     every_commits: config.checkpoint_every,
                     interval: config.checkpoint_interval,
+                    tail_bytes_max: crate::replication::TAIL_BYTES_MAX,
                 },
             ),
             now: Time::ZERO,

@@ -517,7 +517,7 @@ impl<'a> Cluster<'a> {
                 .disk
                 .checkpoint
                 .clone()
-                .unwrap_or_else(|| Checkpoint { seq: 0, bytes: DvmState::default().snapshot() });
+                .unwrap_or_else(|| Checkpoint::new(0, DvmState::default().freeze()));
             if let Err(e) = core.restore_durable(checkpoint, node.disk.log.clone()) {
                 // The simulated disk only holds what the core output, so this is a core bug.
                 panic!("{id}: the durable checkpoint does not restore: {e}");

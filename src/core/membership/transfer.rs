@@ -6,7 +6,7 @@
 use crate::core::ring::message_log::MessageLog;
 use crate::core::{Core, Output};
 use crate::ids::{Ballot, NodeId, Seq};
-use crate::replication::Checkpoint;
+use crate::replication::{Builder, Checkpoint, Cursor};
 use crate::time::Time;
 use crate::wire::{Message, PeerFrame};
 
@@ -27,6 +27,18 @@ pub(in crate::core) enum Need {
     Snapshot,
 }
 
+/// The state being decoded from snapshot chunks, and the bytes received so far.
+pub(in crate::core) struct Incoming {
+    builder: Box<dyn Builder>,
+    received: u64,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Incoming {{ received: {} }}", self.received)
+    }
+}
+
 /// Progress of one participant's fetch.
 #[derive(Debug)]
 pub(in crate::core) struct Transfer {
@@ -34,7 +46,7 @@ pub(in crate::core) struct Transfer {
     cut: Seq,
     donor: NodeId,
     requested: bool,
-    snapshot: Vec<u8>,
+    snapshot: Option<Incoming>,
     restored: bool,
     /// Fetches that arrived before this member held the prefix itself.
     pub(in crate::core) deferred: Vec<(NodeId, PeerFrame)>,
@@ -42,15 +54,7 @@ pub(in crate::core) struct Transfer {
 
 impl Transfer {
     pub(in crate::core) fn new(need: Need, cut: Seq, donor: NodeId) -> Transfer {
-        Transfer {
-            need,
-            cut,
-            donor,
-            requested: false,
-            snapshot: Vec::new(),
-            restored: false,
-            deferred: Vec::new(),
-        }
+        Transfer { need, cut, donor, requested: false, snapshot: None, restored: false, deferred: Vec::new() }
     }
 
     /// Whether the participant now holds the whole prefix up to the cut.
@@ -110,26 +114,28 @@ impl Core {
         }
         let mut after = after;
         if snapshot {
-            let checkpoint = self.replica.checkpoint();
-            let (seq, bytes) = (checkpoint.seq, checkpoint.bytes.clone());
-            let total = bytes.len() as u64;
-            let mut offset = 0usize;
+            let checkpoint = self.replica.checkpoint().clone();
+            let total = checkpoint.state.encoded_bytes();
+            let mut cursor = Cursor::default();
+            let mut offset = 0u64;
             loop {
-                let end = (offset + SNAPSHOT_CHUNK_BYTES).min(bytes.len());
+                let mut bytes = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES);
+                let more = checkpoint.state.encode_piece(&mut cursor, &mut bytes, SNAPSHOT_CHUNK_BYTES);
+                let len = bytes.len() as u64;
                 let chunk = PeerFrame::SnapshotChunk {
                     ballot,
-                    seq,
-                    offset: offset as u64,
+                    seq: checkpoint.seq,
+                    offset,
                     total,
-                    bytes: bytes[offset..end].to_vec().into(),
+                    bytes: bytes.into(),
                 };
                 self.links.send(from, chunk, now, out);
-                offset = end;
-                if offset >= bytes.len() {
+                offset += len;
+                if !more {
                     break;
                 }
             }
-            after = seq;
+            after = checkpoint.seq;
         } else if after < self.replica.checkpoint().seq {
             log::error!(
                 "{} on_fetch: {} wants messages after {} but the checkpoint here is at {}",
@@ -167,21 +173,33 @@ impl Core {
             );
             return;
         }
-        if offset != transfer.snapshot.len() as u64 || offset.saturating_add(bytes.len() as u64) > total {
-            log::warn!(
-                "{} on_snapshot_chunk: chunk at {} does not follow {}",
-                self.config.me.id,
-                offset,
-                transfer.snapshot.len()
-            );
+        let me = self.config.me.id;
+        let incoming = transfer
+            .snapshot
+            .get_or_insert_with(|| Incoming { builder: self.replica.builder(), received: 0 });
+        if offset != incoming.received || offset.saturating_add(bytes.len() as u64) > total {
+            log::warn!("{me} on_snapshot_chunk: chunk at {offset} does not follow {}", incoming.received);
             return;
         }
-        transfer.snapshot.extend_from_slice(&bytes);
-        if (transfer.snapshot.len() as u64) < total {
+        // Decoded as it arrives: no step holds or parses more than one chunk.
+        if let Err(e) = incoming.builder.push(&bytes) {
+            log::error!("{me} on_snapshot_chunk: snapshot at {seq} does not decode: {e}");
+            transfer.snapshot = None;
             return;
         }
-        let snapshot = std::mem::take(&mut transfer.snapshot);
-        let checkpoint = Checkpoint { seq, bytes: snapshot };
+        incoming.received += bytes.len() as u64;
+        if incoming.received < total {
+            return;
+        }
+        let Some(incoming) = transfer.snapshot.take() else { return };
+        let state = match incoming.builder.finish() {
+            Ok(state) => state,
+            Err(e) => {
+                log::error!("{me} on_snapshot_chunk: snapshot at {seq} does not decode: {e}");
+                return;
+            }
+        };
+        let checkpoint = Checkpoint::new(seq, state);
         match self.replica.restore(checkpoint.clone(), now) {
             Ok(()) => {
                 out.push(Output::Restored(checkpoint));
@@ -192,12 +210,7 @@ impl Core {
                 self.check_accept_done(now, out);
             }
             Err(e) => {
-                log::error!(
-                    "{} on_snapshot_chunk: snapshot at {} does not restore: {}",
-                    self.config.me.id,
-                    seq,
-                    e
-                );
+                log::error!("{me} on_snapshot_chunk: snapshot at {seq} does not restore: {e}");
             }
         }
     }

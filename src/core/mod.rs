@@ -271,6 +271,12 @@ impl Core {
         self.replica.is_hot()
     }
 
+    /// The bytes of the state's canonical encoding, as applied here (O(small): kept as it
+    /// changes).
+    pub fn state_bytes(&self) -> u64 {
+        self.replica.state_bytes()
+    }
+
     /// The seq of the last checkpoint this member holds (0: none yet).
     pub fn last_checkpoint(&self) -> Seq {
         self.replica.checkpoint().seq

@@ -383,7 +383,9 @@ impl Driver {
             Output::Checkpoint(checkpoint) => {
                 self.hand_to_storage(Job::Checkpoint { checkpoint, replaces: false })
             }
-            Output::Restored(checkpoint) => self.hand_to_storage(Job::Checkpoint { checkpoint, replaces: true }),
+            Output::Restored(checkpoint) => {
+                self.hand_to_storage(Job::Checkpoint { checkpoint, replaces: true })
+            }
             Output::ViewChange(view) => {
                 let ring: Vec<String> = view.ring.iter().map(|m| m.to_string()).collect();
                 log::info!(

@@ -156,6 +156,11 @@ impl Replica {
         self.machine.digest()
     }
 
+    /// The bytes of the applied state's encoding.
+    pub(crate) fn state_bytes(&self) -> u64 {
+        self.machine.freeze().encoded_bytes()
+    }
+
     /// Committed messages in `(after, upto]` held in the tail, at most `count_max`.
     pub(crate) fn tail_range(&self, after: Seq, upto: Seq, count_max: usize) -> Vec<Message> {
         let first = after.max(self.checkpoint.seq) - self.checkpoint.seq;

@@ -183,6 +183,8 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
                     rotation_millihertz: number(rng),
                     role: [StandbyRole::None, StandbyRole::Hot, StandbyRole::Warm][rng.below(3) as usize],
                     last_checkpoint: number(rng),
+                    max_step_us: number(rng),
+                    state_bytes: number(rng),
                 },
             })
         }

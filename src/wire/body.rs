@@ -651,6 +651,8 @@ fn put_status(out: &mut Vec<u8>, status: &NodeStatus) {
     put_u64(out, status.rotation_millihertz);
     put_u8(out, standby_role_byte(status.role));
     put_u64(out, status.last_checkpoint);
+    put_u64(out, status.max_step_us);
+    put_u64(out, status.state_bytes);
 }
 
 fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
@@ -668,5 +670,7 @@ fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
         rotation_millihertz: r.u64("status.rotation_millihertz")?,
         role: get_standby_role(r, "status.role")?,
         last_checkpoint: r.u64("status.last_checkpoint")?,
+        max_step_us: r.u64("status.max_step_us")?,
+        state_bytes: r.u64("status.state_bytes")?,
     })
 }

@@ -479,6 +479,11 @@ pub struct NodeStatus {
     pub role: StandbyRole,
     /// The seq of this member's last checkpoint, 0 if it has taken none.
     pub last_checkpoint: Seq,
+    /// The longest protocol step since the member started, in microseconds: what its
+    /// neighbours' failure detectors must tolerate (docs/PROTOCOL.md §5.1).
+    pub max_step_us: u64,
+    /// The bytes of its replicated state's canonical encoding (what a checkpoint writes).
+    pub state_bytes: u64,
 }
 
 /// A member's standby role as reported in its status.

@@ -82,6 +82,10 @@ impl Snapshot for DigestLog {
         self.chain
     }
 
+    fn applied_count(&self) -> u64 {
+        self.count
+    }
+
     fn encoded_bytes(&self) -> u64 {
         16
     }

@@ -66,6 +66,9 @@ pub type Frozen = Arc<dyn Snapshot>;
 pub trait Snapshot: Send + Sync + fmt::Debug {
     /// Its digest, equal to the machine's `digest` when it was frozen.
     fn state_digest(&self) -> u64;
+    /// How many committed messages it applied: the seq it is the state after, so a snapshot
+    /// that names another seq is refused.
+    fn applied_count(&self) -> u64;
     /// The length of its canonical encoding, in bytes (kept incrementally: O(1)).
     fn encoded_bytes(&self) -> u64;
     /// Appends the next piece of its canonical encoding from `cursor`: whole records, stopping

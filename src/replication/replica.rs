@@ -101,6 +101,9 @@ pub(crate) struct Replica {
     checkpoint: Checkpoint,
     /// Committed messages after the checkpoint, contiguous in seq order.
     tail: Vec<Message>,
+    /// The tail of the checkpoint before, kept so that a member that caught up to that one
+    /// can still be given the log after it (docs/PROTOCOL.md §5.3); it ends at the checkpoint.
+    prior: Vec<Message>,
     /// Their payload bytes.
     tail_bytes: u64,
     /// The machine holds the state after this seq (at least the checkpoint's).
@@ -121,6 +124,7 @@ impl Replica {
             hot: true,
             checkpoint: Checkpoint::new(0, empty.clone()),
             tail: Vec::new(),
+            prior: Vec::new(),
             tail_bytes: 0,
             applied: 0,
             policy,
@@ -161,8 +165,24 @@ impl Replica {
         self.machine.freeze().encoded_bytes()
     }
 
-    /// Committed messages in `(after, upto]` held in the tail, at most `count_max`.
+    /// The first seq after which this replica holds every committed message.
+    pub(crate) fn retained_from(&self) -> Seq {
+        self.prior.first().map_or(self.checkpoint.seq, |m| m.seq - 1)
+    }
+
+    /// Committed messages in `(after, upto]` held in the tail (or the one before it), at most
+    /// `count_max`.
     pub(crate) fn tail_range(&self, after: Seq, upto: Seq, count_max: usize) -> Vec<Message> {
+        if after < self.checkpoint.seq && after >= self.retained_from() {
+            let skip = (after - self.retained_from()) as usize;
+            let mut messages: Vec<Message> =
+                self.prior.iter().skip(skip).take_while(|m| m.seq <= upto).take(count_max).cloned().collect();
+            let more = count_max - messages.len();
+            if more > 0 && upto > self.checkpoint.seq {
+                messages.extend(self.tail_range(self.checkpoint.seq, upto, more));
+            }
+            return messages;
+        }
         let first = after.max(self.checkpoint.seq) - self.checkpoint.seq;
         let last = upto.min(self.committed()).saturating_sub(self.checkpoint.seq);
         if first >= last {
@@ -227,7 +247,7 @@ impl Replica {
         }
         self.catch_up();
         self.checkpoint = Checkpoint::new(self.applied, self.machine.freeze());
-        self.tail.clear();
+        self.prior = std::mem::take(&mut self.tail);
         self.tail_bytes = 0;
         self.checkpoint_at = now;
         Some(self.checkpoint.clone())
@@ -249,6 +269,7 @@ impl Replica {
         self.applied = checkpoint.seq;
         self.checkpoint = checkpoint;
         self.tail.clear();
+        self.prior.clear();
         self.tail_bytes = 0;
         self.checkpoint_at = now;
         Ok(())
@@ -341,6 +362,10 @@ mod tests {
         assert_eq!(seqs(r.tail_range(22, 24, 100)), vec![23, 24]);
         assert_eq!(seqs(r.tail_range(21, 30, 2)), vec![22, 23]);
         assert!(r.tail_range(25, 30, 100).is_empty());
+        // The tail before the last checkpoint is kept too, for members caught up to it.
+        assert_eq!(r.retained_from(), 10);
+        assert_eq!(seqs(r.tail_range(12, 23, 100)), (13..=23).collect::<Vec<_>>());
+        assert_eq!(seqs(r.tail_range(10, 30, 3)), vec![11, 12, 13]);
     }
 
     #[test]

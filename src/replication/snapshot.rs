@@ -65,6 +65,10 @@ impl Snapshot for DvmState {
         super::StateMachine::digest(self)
     }
 
+    fn applied_count(&self) -> u64 {
+        self.history.count
+    }
+
     fn encoded_bytes(&self) -> u64 {
         let mut rest = CountSink(0);
         put_registry(&mut rest, self);

@@ -1,12 +1,12 @@
 //! Recovery transfer: what a participant lacks of a proposal's prefix, fetched from the donor
 //! (docs/PROTOCOL.md §5.3). A member of the previous view fetches the messages it lacks up to the
-//! cut; a joiner fetches the donor's last checkpoint and the committed messages after it (its
-//! tail), then the rest of the prefix: never the whole history (docs/PROTOCOL.md §7).
+//! cut; a member that caught up to a checkpoint before it was let in fetches the log after it; a
+//! joiner without state has the donor's last checkpoint streamed to it (`stream`) and then the
+//! committed messages after it: never the whole history (docs/PROTOCOL.md §7).
 
 use crate::core::ring::message_log::MessageLog;
 use crate::core::{Core, Output};
 use crate::ids::{Ballot, NodeId, Seq};
-use crate::replication::{Builder, Checkpoint, Cursor};
 use crate::time::Time;
 use crate::wire::{Message, PeerFrame};
 
@@ -14,10 +14,6 @@ use crate::wire::{Message, PeerFrame};
 const RETRANSMIT_BATCH_MAX: usize = 256;
 /// Fetches a donor keeps while it is still fetching itself.
 const DEFERRED_FETCHES_MAX: usize = 256;
-/// The largest state snapshot a joiner accepts.
-const SNAPSHOT_BYTES_MAX: u64 = 1 << 32;
-/// Bytes per snapshot chunk.
-const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
 /// What a participant must fetch before it may accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,18 +23,6 @@ pub(in crate::core) enum Need {
     Snapshot,
 }
 
-/// The state being decoded from snapshot chunks, and the bytes received so far.
-pub(in crate::core) struct Incoming {
-    builder: Box<dyn Builder>,
-    received: u64,
-}
-
-impl std::fmt::Debug for Incoming {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Incoming {{ received: {} }}", self.received)
-    }
-}
-
 /// Progress of one participant's fetch.
 #[derive(Debug)]
 pub(in crate::core) struct Transfer {
@@ -46,7 +30,6 @@ pub(in crate::core) struct Transfer {
     cut: Seq,
     donor: NodeId,
     requested: bool,
-    snapshot: Option<Incoming>,
     restored: bool,
     /// Fetches that arrived before this member held the prefix itself.
     pub(in crate::core) deferred: Vec<(NodeId, PeerFrame)>,
@@ -54,7 +37,7 @@ pub(in crate::core) struct Transfer {
 
 impl Transfer {
     pub(in crate::core) fn new(need: Need, cut: Seq, donor: NodeId) -> Transfer {
-        Transfer { need, cut, donor, requested: false, snapshot: None, restored: false, deferred: Vec::new() }
+        Transfer { need, cut, donor, requested: false, restored: false, deferred: Vec::new() }
     }
 
     /// Whether the participant now holds the whole prefix up to the cut.
@@ -112,40 +95,25 @@ impl Core {
                 return;
             }
         }
-        let mut after = after;
         if snapshot {
-            let checkpoint = self.replica.checkpoint().clone();
-            let total = checkpoint.state.encoded_bytes();
-            let mut cursor = Cursor::default();
-            let mut offset = 0u64;
-            loop {
-                let mut bytes = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES);
-                let more = checkpoint.state.encode_piece(&mut cursor, &mut bytes, SNAPSHOT_CHUNK_BYTES);
-                let len = bytes.len() as u64;
-                let chunk = PeerFrame::SnapshotChunk {
-                    ballot,
-                    seq: checkpoint.seq,
-                    offset,
-                    total,
-                    bytes: bytes.into(),
-                };
-                self.links.send(from, chunk, now, out);
-                offset += len;
-                if !more {
-                    break;
-                }
-            }
-            after = checkpoint.seq;
-        } else if after < self.replica.checkpoint().seq {
-            log::error!(
-                "{} on_fetch: {} wants messages after {} but the checkpoint here is at {}",
+            // Streamed one chunk per acknowledgement; the messages after it follow the last.
+            self.start_stream(now, from, ballot, upto, out);
+            return;
+        }
+        if after < self.replica.retained_from() {
+            // The log after `after` is gone here (the member caught up to an older checkpoint
+            // than this one keeps the tail of): it gets this member's checkpoint instead.
+            log::info!(
+                "{} on_fetch: {} wants messages after {} but the tail here starts at {}; streaming the checkpoint",
                 self.config.me.id,
                 from,
                 after,
-                self.replica.checkpoint().seq
+                self.replica.retained_from()
             );
+            self.start_stream(now, from, ballot, upto, out);
             return;
         }
+        let mut after = after;
         while after < upto {
             let messages = if after < self.replica.committed() {
                 self.replica.tail_range(after, upto, RETRANSMIT_BATCH_MAX)
@@ -158,61 +126,33 @@ impl Core {
         }
     }
 
-    /// Collects a `SnapshotChunk`; restores the state once the snapshot is whole.
-    pub(in crate::core) fn on_snapshot_chunk(&mut self, now: Time, chunk: PeerFrame, out: &mut Vec<Output>) {
-        let PeerFrame::SnapshotChunk { ballot, seq, offset, total, bytes } = chunk else { return };
-        let super::Phase::Accepting { ballot: b, transfer, .. } = &mut self.membership.phase else { return };
-        if *b != ballot || transfer.need != Need::Snapshot || transfer.restored {
-            return;
-        }
-        if total > SNAPSHOT_BYTES_MAX {
-            log::warn!(
-                "{} on_snapshot_chunk: a snapshot of {} bytes exceeds the maximum",
-                self.config.me.id,
-                total
-            );
-            return;
-        }
-        let me = self.config.me.id;
-        let incoming = transfer
-            .snapshot
-            .get_or_insert_with(|| Incoming { builder: self.replica.builder(), received: 0 });
-        if offset != incoming.received || offset.saturating_add(bytes.len() as u64) > total {
-            log::warn!("{me} on_snapshot_chunk: chunk at {offset} does not follow {}", incoming.received);
-            return;
-        }
-        // Decoded as it arrives: no step holds or parses more than one chunk.
-        if let Err(e) = incoming.builder.push(&bytes) {
-            log::error!("{me} on_snapshot_chunk: snapshot at {seq} does not decode: {e}");
-            transfer.snapshot = None;
-            return;
-        }
-        incoming.received += bytes.len() as u64;
-        if incoming.received < total {
-            return;
-        }
-        let Some(incoming) = transfer.snapshot.take() else { return };
-        let state = match incoming.builder.finish() {
-            Ok(state) => state,
-            Err(e) => {
-                log::error!("{me} on_snapshot_chunk: snapshot at {seq} does not decode: {e}");
-                return;
-            }
+    /// Whether a snapshot chunk of `ballot` is what this participant's transfer needs: it has
+    /// no state of the previous view (a blank participant, or one whose log the donor no
+    /// longer holds).
+    pub(in crate::core) fn wants_view_change_snapshot(&mut self, ballot: Ballot) -> bool {
+        let member_of_prev = self.membership.holds_log;
+        let super::Phase::Accepting { ballot: b, transfer, proposal, .. } = &mut self.membership.phase else {
+            return false;
         };
-        let checkpoint = Checkpoint::new(seq, state);
-        match self.replica.restore(checkpoint.clone(), now) {
-            Ok(()) => {
-                out.push(Output::Restored(checkpoint));
-                if let super::Phase::Accepting { transfer, .. } = &mut self.membership.phase {
-                    transfer.restored = true;
-                }
-                self.log = MessageLog::starting_after(seq);
-                self.check_accept_done(now, out);
-            }
-            Err(e) => {
-                log::error!("{me} on_snapshot_chunk: snapshot at {seq} does not restore: {e}");
-            }
+        if *b != ballot
+            || transfer.restored
+            || (member_of_prev && self.membership.last_primary == proposal.prev)
+        {
+            return false;
         }
+        if transfer.need == Need::Log {
+            // The donor could not serve the log after the caught-up checkpoint.
+            transfer.need = Need::Snapshot;
+        }
+        transfer.need == Need::Snapshot
+    }
+
+    /// A view change's snapshot is installed: fetch-and-accept goes on with the messages after it.
+    pub(in crate::core) fn on_view_change_snapshot(&mut self, now: Time, out: &mut Vec<Output>) {
+        if let super::Phase::Accepting { transfer, .. } = &mut self.membership.phase {
+            transfer.restored = true;
+        }
+        self.check_accept_done(now, out);
     }
 
     pub(in crate::core) fn on_retransmit(
@@ -231,5 +171,19 @@ impl Core {
             self.log.insert(message);
         }
         self.check_accept_done(now, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_fetch_is_done_once_the_cut_is_received() {
+        let mut log = MessageLog::starting_after(10);
+        let t = Transfer::new(Need::Log, 12, NodeId(1));
+        assert!(!t.done(&log));
+        log.received_upto = 12;
+        assert!(t.done(&log));
     }
 }

@@ -136,7 +136,7 @@ fn seal(encrypt: bool, bytes: usize) -> Bench {
 
 /// Something the in-memory network hands a core.
 enum Event {
-    Frame { from: NodeId, to: NodeId, frame: PeerFrame },
+    Frame { from: NodeId, to: NodeId, frame: Box<PeerFrame> },
     LinkUp { at: NodeId, peer: NodeId },
 }
 
@@ -182,7 +182,9 @@ impl Ring {
         let me = self.cores[index].me().id;
         for output in out.drain(..) {
             match output {
-                Output::Send { to, frame } => self.queue.push_back(Event::Frame { from: me, to, frame }),
+                Output::Send { to, frame } => {
+                    self.queue.push_back(Event::Frame { from: me, to, frame: Box::new(frame) })
+                }
                 Output::Connect { peer } => {
                     self.queue.push_back(Event::LinkUp { at: me, peer });
                     self.queue.push_back(Event::LinkUp { at: peer, peer: me });
@@ -200,7 +202,7 @@ impl Ring {
         for _ in 0..1_000_000 {
             match self.queue.pop_front() {
                 Some(Event::Frame { from, to, frame }) => {
-                    self.step(usize::from(to.0) - 1, Input::Frame { from, frame });
+                    self.step(usize::from(to.0) - 1, Input::Frame { from, frame: *frame });
                     continue;
                 }
                 Some(Event::LinkUp { at, peer }) => {

@@ -6,7 +6,7 @@
 //! member's longest protocol step may come near what a whole-state step costs at that size. The
 //! processes are stopped by pid (the `Nodes` guard).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

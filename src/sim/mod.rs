@@ -62,6 +62,18 @@ pub struct SimOptions {
     pub payload_bytes: usize,
     /// The members' byte window (docs/PROTOCOL.md §3); batches are at most this large too.
     pub window_bytes: u64,
+    /// Bytes of state member 1 writes first (puts of up to 64 KiB values), so that checkpoints
+    /// and transfers are large; 0: none (docs/PROTOCOL.md §7).
+    pub state_bytes: u64,
+    /// Bytes per second one direction of a link carries: a frame occupies its link for its size
+    /// over this, so a snapshot stream delays the frames behind it.
+    pub link_bytes_per_s: u64,
+    /// Bytes per second a member's disk writes: a checkpoint is durable only after its size
+    /// over this.
+    pub disk_bytes_per_s: u64,
+    /// Check that no live member is ever excluded (for runs whose faults never cut a live member
+    /// off: crashes, restarts and joins): a busy member must not look dead (guarantee 7).
+    pub no_live_exclusion: bool,
 }
 
 impl Default for SimOptions {
@@ -85,6 +97,10 @@ impl Default for SimOptions {
             durability: crate::config::Durability::Memory,
             payload_bytes: 64,
             window_bytes: crate::config::WINDOW_BYTES_MAX_DEFAULT,
+            state_bytes: 0,
+            link_bytes_per_s: 1 << 30,
+            disk_bytes_per_s: 256 << 20,
+            no_live_exclusion: false,
         }
     }
 }

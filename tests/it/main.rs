@@ -11,6 +11,7 @@ mod bench_smoke;
 mod cli;
 mod client_cli;
 mod fault_processes;
+mod large_state_processes;
 mod leave_processes;
 mod link_faults;
 mod memory_processes;

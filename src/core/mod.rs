@@ -291,8 +291,11 @@ impl Core {
 
     /// Whether the submit queue is within `room` bytes (or a sixteenth of its message count) of
     /// refusing submissions as busy: the driver stops taking client requests until it drains
-    /// (docs/PROTOCOL.md §2.2).
+    /// (docs/PROTOCOL.md §2.2). `room` counts as at most half the queue, so a queue smaller than
+    /// the requests in flight towards it is still fed (and answers busy past it) instead of
+    /// never being read from again.
     pub fn submit_queue_nearly_full(&self, room: usize) -> bool {
+        let room = room.min(self.config.queue_bytes_max / 2);
         self.queue.held_bytes() + room > self.config.queue_bytes_max
             || self.queue.waiting() + self.config.queue_max / 16 > self.config.queue_max
     }

@@ -14,12 +14,16 @@ options:
   --nodes N            members (default 5)
   --messages M         messages each member submits (default 100)
   --faults PROFILE     none, all, or a comma list of: crash, restart, multi-crash, cascade, link,
-                       partition, partial, one-way, delay, pause, join, cold-start (default none)
+                       partition, partial, one-way, delay, pause, join, cold-start, glitch (default none)
   --ring bi|uni        ring mode (default bi)
   --hot H              hot members per view (default 2); the others are warm standbys
   --checkpoint-every N commits between checkpoints (default 16), each checked against the history
   --commands-percent P submissions that are DVM commands, mostly transactions (default 50)
-  --durability D       memory, checkpoint or fsync: what restarted members get back (default memory)";
+  --durability D       memory, checkpoint or fsync: what restarted members get back (default memory)
+  --min-replicas W     the write quorum (default a majority of the members less the witnesses)
+  --witnesses K        the K highest ids are witnesses: they vote and hold no state (default 0)
+  --quorum MODE        configuration or dynamic: who chooses a primary's successor (default configuration)
+  --defect NAME        a deliberately broken core, to show the checker catches it: no-replica-floor";
 
 fn fail(message: &str) -> ! {
     eprintln!("harness-sim: {message}");
@@ -92,12 +96,28 @@ fn main() {
                     .parse()
                     .unwrap_or_else(|e: harness::ConfigError| fail(&e.to_string()))
             }
+            "--min-replicas" => options.min_replicas = Some(number(value(&args, &mut i, flag), flag)),
+            "--witnesses" => options.witnesses = number(value(&args, &mut i, flag), flag),
+            "--quorum" => {
+                options.quorum_mode = value(&args, &mut i, flag)
+                    .parse()
+                    .unwrap_or_else(|e: harness::ConfigError| fail(&e.to_string()))
+            }
+            "--defect" => {
+                options.defect = match value(&args, &mut i, flag) {
+                    "no-replica-floor" => harness::Defect::NoReplicaFloor,
+                    other => fail(&format!("unknown defect {other:?}: no-replica-floor")),
+                }
+            }
             "--token-timeout-ms" => {
                 options.token_timeout = Duration::from_millis(number(value(&args, &mut i, flag), flag))
             }
             other => fail(&format!("unknown argument {other:?} (see --help)")),
         }
         i += 1;
+    }
+    if options.witnesses >= options.nodes {
+        fail("--witnesses must leave at least one member that holds state");
     }
     if cost {
         let rows = sim::cost_table(&sizes, options.ring_mode);

@@ -58,6 +58,12 @@ pub struct SimOptions {
     pub commands_percent: u64,
     /// What restarted members get back from their simulated disks.
     pub durability: crate::config::Durability,
+    /// The write quorum `W` (`None`: the default, a majority less the witnesses).
+    pub min_replicas: Option<usize>,
+    /// How many members, the highest ids, are witnesses (docs/PROTOCOL.md §5.7).
+    pub witnesses: usize,
+    /// Who chooses each primary view's successor (docs/PROTOCOL.md §5.2).
+    pub quorum_mode: crate::config::QuorumMode,
 }
 
 impl Default for SimOptions {
@@ -79,6 +85,9 @@ impl Default for SimOptions {
             checkpoint_every: 16,
             commands_percent: 50,
             durability: crate::config::Durability::Memory,
+            min_replicas: None,
+            witnesses: 0,
+            quorum_mode: crate::config::QuorumMode::Configuration,
         }
     }
 }

@@ -37,6 +37,9 @@ impl Core {
         self.membership.coordination = None;
         self.membership.change = None;
         self.membership.phase = Phase::Joining { next_join: now + self.config.token_timeout };
+        // Coordinators dial the witness when they need its vote; it keeps no link of its own,
+        // or members would close and it would redial them forever.
+        self.links.unwant_all_except(&[], now);
     }
 }
 

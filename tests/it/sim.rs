@@ -1,7 +1,7 @@
 //! The simulator in `make test`: fixed seed ranges, replay, the cost table, and proof that the
 //! checker catches deliberately broken cores (docs/PROTOCOL.md rules cited per case).
 
-use harness::sim::{self, cost, FaultKind, Profile, SimOptions};
+use harness::sim::{self, cost, FaultKind, Guarantee, Profile, SimOptions};
 use std::time::Duration;
 
 use harness::{Defect, Durability, QuorumMode, RingMode, Time};
@@ -157,7 +157,7 @@ fn pinned_seeds_stay_fixed() {
     }
 }
 
-fn first_violation(defect: Defect, ring: RingMode) -> Option<(u64, u8)> {
+fn first_violation(defect: Defect, ring: RingMode) -> Option<(u64, Guarantee)> {
     // Jitter well above the hop latency makes copies from the two directions overtake each other.
     let o = SimOptions {
         defect,
@@ -173,7 +173,7 @@ fn first_violation(defect: Defect, ring: RingMode) -> Option<(u64, u8)> {
 fn the_checker_catches_out_of_order_delivery() {
     // §3 agreed delivery: seq order without gaps.
     let (_, guarantee) = first_violation(Defect::DeliverOnArrival, RingMode::Bidirectional).expect("caught");
-    assert_eq!(guarantee, 1);
+    assert_eq!(guarantee, Guarantee::AgreedOrder);
 }
 
 #[test]
@@ -182,18 +182,21 @@ fn the_checker_catches_reused_seqs() {
     let (_, guarantee) = first_violation(Defect::ReuseSeq, RingMode::Bidirectional).expect("caught");
     // Either two members disagree on the seq (1, 6) or the duplicate seq is filtered and one
     // message never commits (7); both are caught.
-    assert!(matches!(guarantee, 1 | 6 | 7), "guarantee {guarantee}");
+    assert!(
+        matches!(guarantee, Guarantee::AgreedOrder | Guarantee::LinearHistory | Guarantee::Liveness),
+        "{guarantee:?}"
+    );
 }
 
 #[test]
 fn the_checker_catches_a_ring_that_stops_forwarding() {
     // §3 dissemination: every member receives each batch.
     let (_, guarantee) = first_violation(Defect::NoForwarding, RingMode::Bidirectional).expect("caught");
-    assert_eq!(guarantee, 7);
+    assert_eq!(guarantee, Guarantee::Liveness);
 }
 
 /// The first violation of a defective core under `profile`, within a bounded number of seeds.
-fn first_violation_under(defect: Defect, profile: &str, seeds: u64) -> Option<(u64, u8)> {
+fn first_violation_under(defect: Defect, profile: &str, seeds: u64) -> Option<(u64, Guarantee)> {
     let o = SimOptions { defect, ..options(profile, RingMode::Bidirectional) };
     (0..seeds).find_map(|seed| sim::run(seed, &o).violation.map(|v| (seed, v.guarantee)))
 }
@@ -202,7 +205,10 @@ fn first_violation_under(defect: Defect, profile: &str, seeds: u64) -> Option<(u
 fn the_checker_catches_a_primary_without_quorum() {
     // §5.2: only a quorum of the last primary view may choose its successor.
     let (seed, guarantee) = first_violation_under(Defect::QuorumOff, "partition", 200).expect("caught");
-    assert!(matches!(guarantee, 1 | 2 | 3 | 5 | 6), "seed {seed}: guarantee {guarantee}");
+    assert!(
+        guarantee.number() > 0 && guarantee.number() != 4 && guarantee.number() != 7,
+        "seed {seed}: {guarantee:?}"
+    );
 }
 
 #[test]
@@ -211,7 +217,17 @@ fn the_checker_catches_recovery_without_re_sending() {
     // skipped its transfer may also trip the replica's "commits in seq order" assertion (0).
     let (seed, guarantee) =
         first_violation_under(Defect::SkipRecovery, "crash,partition,pause", 200).expect("caught");
-    assert!(matches!(guarantee, 0 | 2 | 3 | 6 | 7), "seed {seed}: guarantee {guarantee}");
+    assert!(
+        matches!(
+            guarantee,
+            Guarantee::CoreAssertion
+                | Guarantee::SafeDelivery
+                | Guarantee::VirtualSynchrony
+                | Guarantee::LinearHistory
+                | Guarantee::Liveness
+        ),
+        "seed {seed}: {guarantee:?}"
+    );
 }
 
 #[test]
@@ -219,7 +235,7 @@ fn the_checker_catches_duplicate_filtering_off() {
     // §5.4: after a view change a sender re-sends only what did not commit.
     let (seed, guarantee) =
         first_violation_under(Defect::ResendCommitted, "crash,partition,pause", 200).expect("caught");
-    assert_eq!(guarantee, 4, "seed {seed}");
+    assert_eq!(guarantee, Guarantee::Integrity, "seed {seed}");
 }
 
 #[test]
@@ -243,10 +259,11 @@ fn the_checker_catches_the_old_behaviour_without_a_replica_floor() {
     let o =
         SimOptions { nodes: 3, defect: Defect::NoReplicaFloor, ..options("glitch", RingMode::Bidirectional) };
     let v = sim::run(1, &o).violation.expect("seed 1 acknowledges a write held by one member");
-    assert_eq!(v.guarantee, 8, "{v}");
+    assert_eq!(v.guarantee, Guarantee::WriteQuorum, "{v}");
     assert!(v.detail.contains("fewer than W = 2"), "{v}");
-    let caught =
-        (0..20).filter(|&seed| sim::run(seed, &o).violation.is_some_and(|v| v.guarantee == 8)).count();
+    let caught = (0..20)
+        .filter(|&seed| sim::run(seed, &o).violation.is_some_and(|v| v.guarantee == Guarantee::WriteQuorum))
+        .count();
     assert!(caught >= 5, "only {caught} of 20 seeds caught");
 }
 
@@ -258,12 +275,12 @@ fn dynamic_linear_voting_stops_where_the_configuration_quorum_carries_on() {
     let base = SimOptions { nodes: 3, ..options("glitch", RingMode::Bidirectional) };
     let dynamic = SimOptions { quorum_mode: QuorumMode::Dynamic, ..base.clone() };
     let stuck = sim::run(1, &dynamic).violation.expect("dynamic linear voting stops on seed 1");
-    assert_eq!(stuck.guarantee, 7, "{stuck}");
+    assert_eq!(stuck.guarantee, Guarantee::Liveness, "{stuck}");
     assert!(sim::run(1, &base).violation.is_none());
     // Dynamic voting is still safe: whatever it does, it never acknowledges below W or forks.
     for seed in 0..40 {
         if let Some(v) = sim::run(seed, &dynamic).violation {
-            assert_eq!(v.guarantee, 7, "seed {seed}: {v}");
+            assert_eq!(v.guarantee, Guarantee::Liveness, "seed {seed}: {v}");
         }
     }
 }

@@ -10,9 +10,8 @@
 //!
 //! Token timeout 300 ms throughout; bounds are multiples of it with slack for two shared cores.
 
-mod common;
-mod mesh;
-mod proxy;
+use crate::common;
+use crate::mesh;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -151,13 +150,11 @@ fn two_members_and_a_witness_survive_kill_9_of_either_and_forced_recovery_refuse
     }
     let (a1, a2) = (nodes.addr(1), nodes.addr(2));
     let data = [(1u16, a1), (2u16, a2)];
-    let witness = status_at(nodes.addr(3));
-    let (view, _) = wait_settled_at(&[a1, a2], 0, FORM_DEADLINE);
-    eprintln!(
-        "witness: genesis view {view} of members 1 and 2; witness answers {:?}",
-        witness.map(|s| s.role)
-    );
     let submitters = Submitters::start(&data);
+    let (view, _) = wait_settled_at(&[a1, a2], 0, FORM_DEADLINE);
+    let witness = status_at(nodes.addr(3)).map(|s| (s.role, s.primary));
+    eprintln!("witness: genesis view {view} of members 1 and 2; the witness answers {witness:?}");
+    assert_eq!(witness, Some((harness::wire::StandbyRole::Witness, false)));
 
     // §5.7: kill -9 either member; the other and the witness are a quorum, W = 1.
     nodes.kill(1);

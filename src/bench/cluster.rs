@@ -54,6 +54,9 @@ pub struct Cluster {
     pub auth: Option<Auth>,
     children: Vec<Option<Child>>,
     log_dir: PathBuf,
+    /// The executable and the arguments every member shares, to restart one (`restart`).
+    exe: PathBuf,
+    shared_args: Vec<String>,
 }
 
 /// `count` loopback addresses whose ports the kernel just handed out (and that are free again).
@@ -88,45 +91,67 @@ impl Cluster {
         std::fs::create_dir_all(&log_dir).map_err(|e| format!("create {}: {e}", log_dir.display()))?;
         let addrs = loopback_addrs(nodes)?;
         let peers: Vec<String> = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
+        let mut shared_args =
+            vec!["--peers".to_string(), peers.join(","), "--ring".into(), ring.as_str().into()];
+        if let Some(timeout) = token_timeout {
+            shared_args.extend(["--token-timeout".to_string(), timeout.as_millis().to_string()]);
+        }
         // The guard exists before the first spawn, so a failed spawn stops the earlier ones.
-        let mut cluster = Cluster { addrs: addrs.clone(), auth: None, children: Vec::new(), log_dir };
-        let mut key_args = Vec::new();
+        let mut cluster = Cluster {
+            addrs: addrs.clone(),
+            auth: None,
+            children: Vec::new(),
+            log_dir,
+            exe: exe.to_path_buf(),
+            shared_args,
+        };
         if security != Security::Open {
             let path = cluster.log_dir.join("cluster.key");
             let _ = std::fs::remove_file(&path);
             let key = ClusterKey::generate()?;
             key.write_new(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            key_args = vec!["--key-file".to_string(), path.display().to_string()];
+            cluster.shared_args.extend(["--key-file".to_string(), path.display().to_string()]);
             let encrypt = security == Security::Encrypted;
             if encrypt {
-                key_args.push("--encrypt".to_string());
+                cluster.shared_args.push("--encrypt".to_string());
             }
             cluster.auth = Some(Auth::new(&key, crate::cli::DEFAULT_CLUSTER, encrypt));
         }
-        for (i, addr) in addrs.iter().enumerate() {
-            let log_path = cluster.log_dir.join(format!("node-{}.log", i + 1));
-            let log = File::create(&log_path).map_err(|e| format!("create {}: {e}", log_path.display()))?;
-            let mut command = Command::new(exe);
-            command.args(["node", "--id", &(i + 1).to_string(), "--listen", &addr.to_string()]).args([
-                "--peers",
-                &peers.join(","),
-                "--ring",
-                ring.as_str(),
-            ]);
-            if let Some(timeout) = token_timeout {
-                command.args(["--token-timeout", &timeout.as_millis().to_string()]);
-            }
-            command.args(&key_args);
-            let child = command
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .map_err(|e| format!("start {} node: {e}", exe.display()))?;
+        for index in 0..addrs.len() {
+            let child = cluster.spawn(index)?;
             cluster.children.push(Some(child));
         }
         Ok(cluster)
+    }
+
+    /// Starts member `index` (0-based), appending to its log.
+    fn spawn(&self, index: usize) -> Result<Child, String> {
+        let log_path = self.log_dir.join(format!("node-{}.log", index + 1));
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("create {}: {e}", log_path.display()))?;
+        Command::new(&self.exe)
+            .args(["node", "--id", &(index + 1).to_string(), "--listen", &self.addrs[index].to_string()])
+            .args(&self.shared_args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("start {} node: {e}", self.exe.display()))
+    }
+
+    /// Starts member `index` again (a new incarnation with the same id) if it is not running.
+    pub fn restart(&mut self, index: usize) -> Result<(), String> {
+        if self.pid(index).is_some() {
+            return Ok(());
+        }
+        self.kill(index);
+        let child = self.spawn(index)?;
+        self.children[index] = Some(child);
+        Ok(())
     }
 
     /// Waits until every member reports a primary view holding all of them.

@@ -9,7 +9,7 @@
 
 mod auth;
 mod broadcast;
-mod cluster;
+pub(crate) mod cluster;
 mod fairness;
 mod floor;
 mod idle;
@@ -167,6 +167,10 @@ pub struct Plan {
     pub measure: Duration,
     /// The token timeout of the recovery rings (also the SIGSTOP detection time).
     pub token_timeout: Duration,
+    /// Recovery trials per ring size and fault, the victim going round the members.
+    pub recovery_trials: usize,
+    /// The ring sizes of the recovery figure.
+    pub recovery_sizes: Vec<usize>,
     /// Messages each light member submits in the fairness figure.
     pub fairness_messages: u64,
     /// Longest fairness measuring window.
@@ -191,6 +195,8 @@ impl Plan {
             warmup: Duration::from_millis(500),
             measure: Duration::from_secs(2),
             token_timeout: Duration::from_millis(1000),
+            recovery_trials: 30,
+            recovery_sizes: recovery::SIZES.to_vec(),
             fairness_messages: 50_000,
             fairness_deadline: Duration::from_secs(20),
             floor_round_trips: 20_000,
@@ -210,6 +216,8 @@ impl Plan {
             warmup: Duration::from_millis(200),
             measure: Duration::from_millis(400),
             token_timeout: Duration::from_millis(200),
+            recovery_trials: 3,
+            recovery_sizes: vec![3],
             fairness_messages: 10_000,
             fairness_deadline: Duration::from_secs(5),
             floor_round_trips: 2000,
@@ -268,8 +276,10 @@ pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
     let ring = args.rings[0];
     if wants("recovery") {
         for fault in [Fault::Kill, Fault::Stop] {
-            let outcome = recovery::measure(exe, ring, fault, &plan).map(|r| vec![r]);
-            note(format!("recovery {}", fault.as_str()), outcome, &mut records);
+            for &n in &plan.recovery_sizes {
+                let outcome = recovery::measure(exe, ring, n, fault, &plan).map(|r| vec![r]);
+                note(format!("recovery n={n} {}", fault.as_str()), outcome, &mut records);
+            }
         }
     }
     if wants("fairness") {
@@ -326,7 +336,7 @@ pub fn tables(records: &[Record]) -> String {
         ("floor_ratio", "Latency against (message steps x one-way floor)"),
         ("throughput", "Throughput: every member's client submitting puts, committed"),
         ("broadcast_throughput", "Broadcast throughput (embedding API): every member broadcasting, agreed deliveries per second at member 1"),
-        ("recovery", "Recovery of a 5-member ring under load, ms from the signal"),
+        ("recovery", "Recovery: every member killed (or stopped) in turn under writes, ms from the signal to the new view and longest write gap of any client"),
         ("checkpoint", "Checkpoint of a 100k-key state: bytes, ms to snapshot and to write with fsync"),
         ("promotion", "Promotion: both hot members of 5 killed, ms to the first commit; warm replay rate"),
         ("fairness", "Fairness: member 1 submits 100x more"),

@@ -38,9 +38,10 @@ pub struct ClientSettings {
     pub think: Duration,
 }
 
-/// Running client processes.
+/// Running client processes, each writing its history to a file (a pipe would fill and stall
+/// the client until the end of the run).
 pub struct Clients {
-    children: Vec<Child>,
+    children: Vec<(Child, PathBuf)>,
     deadline: Instant,
 }
 
@@ -56,7 +57,11 @@ impl Clients {
             children: Vec::new(),
             deadline: Instant::now() + settings.duration + settings.op_deadline + Duration::from_secs(10),
         };
+        let dir = std::env::temp_dir().join(format!("harness-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         for i in 0..settings.clients {
+            let path = dir.join(format!("client-{}.history", i + 1));
+            let file = std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
             let mut order: Vec<String> = addrs.iter().map(ToString::to_string).collect();
             order.rotate_left(i % addrs.len().max(1));
             let ms = |d: Duration| d.as_millis().to_string();
@@ -79,11 +84,11 @@ impl Clients {
             let child = command
                 .env("RUST_LOG", "error")
                 .stdin(Stdio::null())
-                .stdout(Stdio::piped())
+                .stdout(Stdio::from(file))
                 .stderr(Stdio::piped())
                 .spawn()
                 .map_err(|e| format!("start {} client: {e}", exe.display()))?;
-            clients.children.push(child);
+            clients.children.push((child, path));
         }
         Ok(clients)
     }
@@ -92,7 +97,7 @@ impl Clients {
     pub fn collect(self) -> Result<Vec<Operation>, String> {
         let mut history = Vec::new();
         let mut problems = Vec::new();
-        for (i, mut child) in self.children.into_iter().enumerate() {
+        for (i, (mut child, path)) in self.children.into_iter().enumerate() {
             // Bounded by the deadline; a client past it is killed and its history kept.
             while matches!(child.try_wait(), Ok(None)) && Instant::now() < self.deadline {
                 std::thread::sleep(Duration::from_millis(20));
@@ -106,8 +111,9 @@ impl Clients {
                 let stderr = String::from_utf8_lossy(&output.stderr);
                 problems.push(format!("client {} failed ({}): {}", i + 1, output.status, stderr.trim()));
             }
-            let text = String::from_utf8_lossy(&output.stdout);
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
             history.extend(history::parse(&text).map_err(|e| format!("client {}: {e}", i + 1))?);
+            let _ = std::fs::remove_file(&path);
         }
         if problems.is_empty() {
             Ok(history)

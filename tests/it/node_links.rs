@@ -4,7 +4,7 @@
 //! other end closes always means a failure. The nodes run open, so the script's proofs are zero;
 //! the rule runs once the dialler's proof is in.
 
-mod in_process;
+use crate::in_process;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

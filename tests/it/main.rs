@@ -10,6 +10,7 @@ mod attacks;
 mod bench_smoke;
 mod cli;
 mod client_cli;
+mod failover_processes;
 mod fault_processes;
 mod leave_processes;
 mod link_faults;

@@ -1,7 +1,7 @@
 # The two commands a new user needs are `make demo` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: build test demo sim bench fmt
+.PHONY: build test demo sim bench soak fmt
 
 build:
 	$(CARGO) build --release
@@ -30,6 +30,16 @@ bench: build
 	mkdir -p target/bench
 	$(BIN_DIR)/harness-bench --json target/bench/bench.json --svg-dir target/bench $(BENCH_FLAGS)
 	@echo "bench: JSON in target/bench/bench.json, plots in target/bench/*.svg"
+
+# Long linearizability runs for whoever changes the protocol (minutes; the second needs root for
+# network namespaces): client processes record histories while a nemesis kills, pauses and
+# restarts members on loopback, then also partitions, bridges and flaps links between namespaces;
+# `harness::check` must find every history linearizable. SOAK_SECONDS sets each run's length.
+SOAK_SECONDS ?= 180
+soak: build
+	mkdir -p target/soak
+	$(BIN_DIR)/harness-check run --seconds $(SOAK_SECONDS) --faults processes --history target/soak/loopback.history
+	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release --test it -- --ignored --nocapture soak_every_nemesis
 
 fmt:
 	$(CARGO) fmt --all

@@ -13,6 +13,7 @@ mod client_cli;
 mod failover_processes;
 mod fault_processes;
 mod leave_processes;
+mod linearizability;
 mod link_faults;
 mod node_client;
 mod node_links;

@@ -131,7 +131,7 @@ impl Cluster {
         command
             .args(["node", "--id", &(index + 1).to_string(), "--listen", &self.addrs[index].to_string()])
             .args(&self.shared_args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("HARNESS_BENCH_NODE_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -231,7 +231,7 @@ impl Cluster {
                 eprintln!("harness-bench: n{} ignored SIGTERM; killing it", ended.key + 1);
             }
         }
-        if !killed {
+        if !killed && std::env::var_os("HARNESS_KEEP_LOGS").is_none() {
             let _ = std::fs::remove_dir_all(&self.log_dir);
         }
     }

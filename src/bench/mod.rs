@@ -37,7 +37,8 @@ harness-bench: latency, throughput, recovery, fairness, floor and idle cost of r
 Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FILE]
                      [--svg-dir DIR] [--figures LIST]
   --quick          a short smoke run (n = 3, ring bi unless narrowed; few requests)
-  --nodes LIST     ring sizes for latency and throughput, each in 2..=16 (default 3,5,7,9)
+  --nodes LIST     ring sizes for latency and throughput, each in 2..=16 (default 3,5,7,9);
+                   recovery measures those of 3,5,9 listed (or the list itself if none is)
   --ring MODE      bi, uni or both (default both; --quick: bi)
   --json FILE      also write every record as one JSON array of flat objects
   --svg-dir DIR    where the plots go (default target/bench)
@@ -230,7 +231,10 @@ impl Plan {
 /// Runs every figure asked for with `exe` as the node executable. A figure that fails is
 /// reported in the second list and the others still run.
 pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
-    let plan = if args.quick { Plan::quick() } else { Plan::full() };
+    let mut plan = if args.quick { Plan::quick() } else { Plan::full() };
+    // `--nodes` narrows the recovery sizes too; sizes outside them are measured when asked for.
+    let asked: Vec<usize> = plan.recovery_sizes.iter().copied().filter(|n| args.nodes.contains(n)).collect();
+    plan.recovery_sizes = if asked.is_empty() { args.nodes.clone() } else { asked };
     let wants = |figure: &str| args.figures.contains(&figure);
     let mut records = Vec::new();
     let mut failures = Vec::new();

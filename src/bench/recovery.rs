@@ -65,18 +65,20 @@ struct Acks {
 
 impl Acks {
     /// The longest time between consecutive acknowledgements of any writer inside
-    /// `[from, until]`, counting `from` and `until` as edges; `None` if a writer had no
-    /// acknowledgement after `after`.
-    fn gap(&self, from: Instant, after: Instant, until: Instant) -> Option<Duration> {
-        let mut longest = Duration::ZERO;
-        for times in &self.times {
+    /// `[from, until]`, counting `from` as an edge, with the writer and the end of that gap;
+    /// `None` if a writer had no acknowledgement after `after`.
+    fn gap(&self, from: Instant, after: Instant, until: Instant) -> Option<(Duration, usize, Instant)> {
+        let mut longest = (Duration::ZERO, 0, from);
+        for (writer, times) in self.times.iter().enumerate() {
             let times = times.lock().ok()?;
             if !times.iter().any(|&t| t > after) {
                 return None;
             }
             let mut previous = from;
             for &t in times.iter().filter(|&&t| t > from && t <= until) {
-                longest = longest.max(t - previous);
+                if t - previous > longest.0 {
+                    longest = (t - previous, writer, t);
+                }
                 previous = t;
             }
         }
@@ -235,9 +237,17 @@ fn one_trial(
         waited += 1;
         std::thread::sleep(POLL);
     }
-    let gap = acks
+    let (gap, writer, ended) = acks
         .gap(signalled - BEFORE, installed, Instant::now())
         .ok_or("a writer lost its acknowledgements".to_string())?;
+    log::debug!(
+        "recovery n={n} {}: victim n{} view {view:?}; longest gap {gap:?} at the writer homed at n{}, \
+         ending {:?} after the signal",
+        fault.as_str(),
+        victim + 1,
+        writer + 1,
+        ended.saturating_duration_since(signalled)
+    );
     match fault {
         Fault::Kill => cluster.restart(victim)?,
         Fault::Stop => cluster.signal(victim, "CONT")?,

@@ -1,7 +1,9 @@
 //! A ring of real `harness node` processes on loopback for one measurement: start, wait for
 //! the first primary view, signal one member, read each process's CPU time and RSS, and stop
 //! every process by pid, also when the measurement fails or panics (the guard's `Drop`).
-//! The processes are a `crate::procs::ProcessGroup`, keyed by member index.
+//! The processes are a `crate::procs::ProcessGroup`, keyed by member index. To study a
+//! measurement, `HARNESS_BENCH_NODE_LOG` sets the members' `RUST_LOG` (default `warn`) and
+//! `HARNESS_KEEP_LOGS` keeps their logs.
 
 use std::fs::File;
 use std::net::SocketAddr;

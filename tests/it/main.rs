@@ -12,6 +12,7 @@ mod cli;
 mod client_cli;
 mod failover_processes;
 mod fault_processes;
+mod hold_core;
 mod leave_processes;
 mod linearizability;
 mod link_faults;

@@ -247,3 +247,38 @@ fn soak_every_nemesis_in_network_namespaces() {
     let verdict = netns_run("sk", 64, duration, &schedule);
     assert_eq!(verdict, Verdict::Linearizable, "{verdict}");
 }
+
+#[test]
+fn harness_check_refuses_bad_usage_in_one_line_and_verifies_a_history_file() {
+    for (args, expected) in [
+        (vec!["run", "--nodes", "1"], "--nodes must be 3..=16"),
+        (vec!["run", "--faults", "partition"], "needs network namespaces"),
+        (vec!["run", "--faults", "fire"], "unknown fault"),
+        (vec!["run", "--speed", "3"], "unknown flag --speed"),
+        (vec!["client", "--client", "1"], "--cluster is required"),
+        (vec!["verify", "/nonexistent/history"], "cannot read"),
+        (vec!["launch"], "unknown command"),
+    ] {
+        let output = Command::new(CHECK).args(&args).stdin(Stdio::null()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected) && stderr.trim().lines().count() == 1, "{args:?}: {stderr}");
+    }
+    let dir = std::env::temp_dir().join(format!("harness-check-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.history");
+    std::fs::write(&good, "1 0 10 put k a -> ok\n2 5 20 get k -> a\n2 21 30 cas k a b -> ok\n").unwrap();
+    let bad = dir.join("bad.history");
+    std::fs::write(&bad, "1 0 10 put k a -> ok\n2 11 20 get k -> nil\n").unwrap();
+    let garbled = dir.join("garbled.history");
+    std::fs::write(&garbled, "1 0 10 put k a\n").unwrap();
+    let verify = |path: &std::path::Path| Command::new(CHECK).arg("verify").arg(path).output().unwrap();
+    assert_eq!(verify(&good).status.code(), Some(0));
+    let refuted = verify(&bad);
+    assert_eq!(refuted.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refuted.stdout).contains("2 11 20 get k -> nil"));
+    let garbled = verify(&garbled);
+    assert_eq!(garbled.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&garbled.stderr).contains("no ' -> '"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

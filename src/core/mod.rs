@@ -35,6 +35,30 @@ use crate::wire::{Message, Payload, PeerFrame};
 const OWN_TAG: u64 = u64::MAX;
 
 /// The protocol state of one member.
+///
+/// Driven by hand, without threads or sockets: a ring of one forms its view on the first step,
+/// and a submission comes out delivered and committed (the simulator drives many `Core`s the
+/// same way over a virtual network).
+///
+/// ```
+/// use harness::{Core, CoreConfig, Input, Member, NodeId, Output, Time};
+///
+/// let me = Member { id: NodeId(1), incarnation: 1 };
+/// let mut core = Core::new(CoreConfig::new(me, vec![NodeId(1)]));
+/// let mut out = Vec::new();
+/// let mut now = Time::ZERO;
+/// core.step(now, Input::Submit { tag: 7, payload: b"hello".as_slice().into() }, &mut out);
+/// // Step at each deadline until the message commits (bounded: a lone member needs a few).
+/// for _ in 0..1000 {
+///     if out.iter().any(|o| matches!(o, Output::Commit(c) if c.tag == Some(7))) {
+///         break;
+///     }
+///     now = core.next_deadline().min(now + std::time::Duration::from_millis(10));
+///     core.step(now, Input::Tick, &mut out);
+/// }
+/// assert!(out.iter().any(|o| matches!(o, Output::Deliver(d) if &d.message.payload[..] == b"hello")));
+/// assert!(out.iter().any(|o| matches!(o, Output::Commit(c) if c.tag == Some(7))));
+/// ```
 pub struct Core {
     config: CoreConfig,
     rng: Rng,

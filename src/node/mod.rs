@@ -160,6 +160,32 @@ fn open_store(core: &mut Core, durability: Durability, dir: Option<&Path>) -> Re
 }
 
 /// A running member: an event loop thread and a protocol thread.
+///
+/// A ring of one, embedded: start it, submit a message, receive it in agreed order and see it
+/// committed (`examples/embed.rs` runs a ring of three).
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use std::time::Duration;
+/// use harness::{CoreConfig, Member, Node, NodeConfig, NodeId, NodeOptions};
+///
+/// let addr = harness::procs::free_loopback_ports(1)?[0];
+/// let me = Member { id: NodeId(1), incarnation: 1 };
+/// let config = NodeConfig {
+///     core: CoreConfig::new(me, vec![NodeId(1)]),
+///     listen: addr,
+///     peers: BTreeMap::from([(NodeId(1), addr)]),
+///     auth: None,
+/// };
+/// let node = Node::start_with(config, NodeOptions { commits: true, ..NodeOptions::default() })?;
+/// let tag = node.submit(b"hello".to_vec())?;
+/// let delivery = node.deliveries().recv_timeout(Duration::from_secs(10))?;
+/// assert_eq!(&delivery.message.payload[..], b"hello");
+/// let commit = node.commits().recv_timeout(Duration::from_secs(10))?;
+/// assert_eq!((commit.tag, commit.seq), (Some(tag), delivery.message.seq));
+/// node.stop()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Node {
     me: Member,
     local_addr: SocketAddr,

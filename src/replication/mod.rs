@@ -18,7 +18,7 @@ mod session;
 mod snapshot;
 pub(crate) mod workload;
 
-pub use command::{Action, Check, Command, Compare, Guard, MemberStatus, Op, Role, Session};
+pub use command::{Action, ActionKind, Check, Command, Compare, Guard, MemberStatus, Op, Role, Session};
 pub use digest::DigestLog;
 pub use journal::StateChange;
 pub use kv::{DvmState, RANGE_BYTES_MAX};

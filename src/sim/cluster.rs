@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use byteorder::{BigEndian, ByteOrder};
 
-use super::checker::{Checker, Violation};
+use super::checker::{Checker, Guarantee, Violation};
 use super::faults::{self, FaultAction};
 use super::network::Network;
 use super::trace::Trace;
@@ -301,7 +301,7 @@ impl<'a> Cluster<'a> {
             self.handle(scheduled.event)?;
         }
         Err(Violation {
-            guarantee: 7,
+            guarantee: Guarantee::Liveness,
             detail: format!("no settled state within {} steps", self.options.step_max),
         })
     }
@@ -386,7 +386,7 @@ impl<'a> Cluster<'a> {
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "a panic".into());
             self.out = Vec::new();
-            return Err(Violation::new(0, format!("{id}: core assertion failed: {what}")));
+            return Err(Violation::new(Guarantee::CoreAssertion, format!("{id}: {what}")));
         }
         let view = core.last_primary();
         node.deadline = core.next_deadline();
@@ -556,7 +556,7 @@ impl<'a> Cluster<'a> {
             let lost = self.checker.on_total_loss(durable);
             if lost > 0 && self.options.durability == Durability::Fsync {
                 return Err(Violation {
-                    guarantee: 6,
+                    guarantee: Guarantee::LinearHistory,
                     detail: format!("a total loss with durable commands lost {lost} committed seqs"),
                 });
             }
@@ -704,7 +704,7 @@ impl<'a> Cluster<'a> {
             let Some(state) = core.machine_mut().as_dvm_mut() else { continue };
             if let Some((seq, view)) = state.open_proposals().first() {
                 return Err(Violation::new(
-                    7,
+                    Guarantee::Liveness,
                     format!("{at}: the proposal at {seq} (view {view}) is still open"),
                 ));
             }
@@ -712,7 +712,7 @@ impl<'a> Cluster<'a> {
                 if let Some(m) = members.iter().find(|m| !loadable_plugins(**m, n).iter().any(|p| p == name))
                 {
                     return Err(Violation::new(
-                        6,
+                        Guarantee::LinearHistory,
                         format!("{at}: {name} agreed loaded on {m}, which cannot load it"),
                     ));
                 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::checker::Violation;
+use super::checker::{Guarantee, Violation};
 use crate::ids::{Member, MsgId, Seq};
 use crate::replication::{Checkpoint, DvmState, StateMachine};
 use crate::wire::{Message, Payload};
@@ -62,18 +62,18 @@ impl History {
         let mut state = DvmState::default();
         if let Err(e) = state.restore(&checkpoint.bytes) {
             return Err(Violation {
-                guarantee: 6,
+                guarantee: Guarantee::LinearHistory,
                 detail: format!("{at}'s checkpoint at {} does not restore: {e}", checkpoint.seq),
             });
         }
         match self.digests.get(checkpoint.seq as usize) {
             Some(&digest) if digest == state.digest() => Ok(()),
             Some(_) => Err(Violation {
-                guarantee: 6,
+                guarantee: Guarantee::LinearHistory,
                 detail: format!("{at}'s checkpoint at {} is not the state after that prefix", checkpoint.seq),
             }),
             None => Err(Violation {
-                guarantee: 6,
+                guarantee: Guarantee::LinearHistory,
                 detail: format!(
                     "{at} checkpointed seq {} beyond the committed {}",
                     checkpoint.seq,

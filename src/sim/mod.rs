@@ -17,7 +17,7 @@ mod trace;
 use std::time::Duration;
 
 pub use campaign::{campaign, cost_json, cost_markdown, cost_table, print_violation, Summary};
-pub use checker::{tag_of, Checker, Violation};
+pub use checker::{tag_of, Checker, Guarantee, Violation};
 pub use faults::{FaultAction, FaultKind, Profile};
 
 use crate::ids::RingMode;

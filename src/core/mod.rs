@@ -99,6 +99,7 @@ impl Core {
                 CheckpointPolicy {
                     every_commits: config.checkpoint_every,
                     interval: config.checkpoint_interval,
+                    tail_bytes_max: crate::replication::TAIL_BYTES_MAX,
                 },
             ),
             now: Time::ZERO,
@@ -229,8 +230,7 @@ impl Core {
         self.send_prepares(now, out);
         self.request_transfer(now, out);
         if matches!(self.membership.phase, Phase::Joining { .. }) {
-            let frame =
-                PeerFrame::Join { member: self.config.me, last_primary: self.membership.last_primary };
+            let frame = self.join_frame();
             self.links.send(peer.id, frame, now, out);
         }
     }
@@ -338,6 +338,12 @@ impl Core {
         self.replica.is_hot()
     }
 
+    /// The bytes of the state's canonical encoding, as applied here (O(small): kept as it
+    /// changes).
+    pub fn state_bytes(&self) -> u64 {
+        self.replica.state_bytes()
+    }
+
     /// The seq of the last checkpoint this member holds (0: none yet).
     pub fn last_checkpoint(&self) -> Seq {
         self.replica.checkpoint().seq
@@ -374,9 +380,9 @@ impl Core {
             PeerFrame::Token(_) | PeerFrame::Data(_) | PeerFrame::Wake { .. } => {
                 self.on_ring_frame(now, from, frame, out)
             }
-            PeerFrame::Join { member, last_primary } => {
+            join @ PeerFrame::Join { member, .. } => {
                 self.forgive(member);
-                self.on_join(now, from, member, last_primary, out)
+                self.on_join(now, from, join, out)
             }
             PeerFrame::Leave { member } => {
                 log::debug!("{} ignores a leave from {}", self.config.me.id, member)
@@ -393,7 +399,10 @@ impl Core {
             PeerFrame::Commit { ballot, proposal } => self.on_commit(now, ballot, proposal, out),
             fetch @ PeerFrame::Fetch { .. } => self.on_fetch(now, from, fetch, out),
             PeerFrame::Retransmit { ballot, messages } => self.on_retransmit(now, ballot, messages, out),
-            chunk @ PeerFrame::SnapshotChunk { .. } => self.on_snapshot_chunk(now, chunk, out),
+            chunk @ PeerFrame::SnapshotChunk { .. } => self.on_snapshot_chunk(now, from, chunk, out),
+            PeerFrame::SnapshotAck { ballot, seq, offset } => {
+                self.on_snapshot_ack(now, from, ballot, seq, offset, out)
+            }
         }
     }
 

@@ -13,6 +13,7 @@ mod client_cli;
 mod failover_processes;
 mod fault_processes;
 mod hold_core;
+mod large_state_processes;
 mod leave_processes;
 mod linearizability;
 mod link_faults;

@@ -235,6 +235,8 @@ impl Driver {
             revision,
             rotation_millihertz: self.rotation_rate.millihertz(),
             last_checkpoint: self.c.core.last_checkpoint(),
+            max_step_us: u64::try_from(self.max_step.as_micros()).unwrap_or(u64::MAX),
+            state_bytes: self.c.core.state_bytes(),
         }
     }
 }

@@ -23,6 +23,11 @@ options:
   --min-replicas W     the write quorum (default a majority of the members less the witnesses)
   --witnesses K        the K highest ids are witnesses: they vote and hold no state (default 0)
   --quorum MODE        configuration or dynamic: who chooses a primary's successor (default configuration)
+  --state-bytes B      member 1 first writes B bytes of state (e.g. 512KiB, 4MiB) in 64 KiB
+                       values, so checkpoints and transfers are large; links carry 1 GiB/s and
+                       disks write 256 MiB/s, so their size costs simulated time
+  --no-live-exclusion  a violation if a live member is ever excluded (use with faults that
+                       never cut a live member off: crash, restart, join)
   --defect NAME        a deliberately broken core, to show the checker catches it: no-replica-floor";
 
 fn fail(message: &str) -> ! {
@@ -37,6 +42,24 @@ fn value<'a>(args: &'a [String], i: &mut usize, flag: &str) -> &'a str {
 
 fn number<T: std::str::FromStr>(text: &str, flag: &str) -> T {
     text.parse().unwrap_or_else(|_| fail(&format!("bad {flag} {text:?}: not a number")))
+}
+
+/// A byte count with an optional KiB/MiB/GiB suffix.
+fn bytes(text: &str, flag: &str) -> u64 {
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let scale = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => fail(&format!("bad {flag} {text:?}: use a number with B, KiB, MiB or GiB")),
+    };
+    number::<u64>(digits, flag)
+        .checked_mul(scale)
+        .unwrap_or_else(|| fail(&format!("bad {flag} {text:?}: too large")))
 }
 
 fn main() {
@@ -108,6 +131,11 @@ fn main() {
                     "no-replica-floor" => harness::Defect::NoReplicaFloor,
                     other => fail(&format!("unknown defect {other:?}: no-replica-floor")),
                 }
+            }
+            "--state-bytes" => options.state_bytes = bytes(value(&args, &mut i, flag), flag),
+            "--no-live-exclusion" => options.no_live_exclusion = true,
+            "--fault-phase-ms" => {
+                options.fault_phase = Duration::from_millis(number(value(&args, &mut i, flag), flag))
             }
             "--token-timeout-ms" => {
                 options.token_timeout = Duration::from_millis(number(value(&args, &mut i, flag), flag))

@@ -176,6 +176,8 @@ mod tests {
                 replicas: 1,
                 configured: 1,
                 min_replicas: 1,
+                max_step_us: 0,
+                state_bytes: 0,
             })
         };
         let mut report = DemoReport {

@@ -90,7 +90,19 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
             None => text.push_str("no member answered\n"),
         }
     }
-    let header = ["ID", "ADDRESS", "ROLE", "VIEW", "PRIMARY", "REVISION", "COMMITTED", "LAG", "CHECKPOINT"];
+    let header = [
+        "ID",
+        "ADDRESS",
+        "ROLE",
+        "VIEW",
+        "PRIMARY",
+        "REVISION",
+        "COMMITTED",
+        "LAG",
+        "CHECKPOINT",
+        "STATE",
+        "MAX STEP",
+    ];
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for row in rows {
         let dash = || "-".to_string();
@@ -111,6 +123,8 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
                     s.last_checkpoint.to_string()
                 }
             }),
+            s.map_or_else(dash, |s| format!("{:.1} MB", s.state_bytes as f64 / 1e6)),
+            s.map_or_else(dash, |s| format!("{:.1} ms", s.max_step_us as f64 / 1e3)),
         ]);
     }
     let widths: Vec<usize> =
@@ -131,7 +145,7 @@ pub fn render_json_rows(rows: &[MemberRow], summary: bool) -> String {
             let s = row.status.as_ref();
             let number = |value: Option<u64>| value.map_or("null".to_string(), |v| v.to_string());
             format!(
-                "{{\"id\":{},\"addr\":{},\"role\":\"{}\",\"reachable\":{},\"view\":{},\"primary\":{},\"revision\":{},\"committed\":{},\"lag\":{},\"last_checkpoint\":{}}}",
+                "{{\"id\":{},\"addr\":{},\"role\":\"{}\",\"reachable\":{},\"view\":{},\"primary\":{},\"revision\":{},\"committed\":{},\"lag\":{},\"last_checkpoint\":{},\"state_bytes\":{},\"max_step_us\":{}}}",
                 row.info.id.0,
                 json_str(&row.info.addr),
                 role_name(row),
@@ -142,6 +156,8 @@ pub fn render_json_rows(rows: &[MemberRow], summary: bool) -> String {
                 number(s.map(|s| s.committed_upto)),
                 number(row.lag),
                 number(s.and_then(|s| (s.last_checkpoint > 0).then_some(s.last_checkpoint))),
+                number(s.map(|s| s.state_bytes)),
+                number(s.map(|s| s.max_step_us)),
             )
         })
         .collect();
@@ -189,6 +205,8 @@ mod tests {
             replicas: ring.len() as u16,
             configured: 3,
             min_replicas: 2,
+            max_step_us: 0,
+            state_bytes: 0,
         }
     }
 
@@ -210,11 +228,20 @@ mod tests {
             lines[0],
             "view 4 primary, ring [2 1], replicas 2 of 3 (W 2), revision 20, committed 40, token 3.9 rotations/s"
         );
-        assert_eq!(lines[1], "ID  ADDRESS         ROLE  VIEW  PRIMARY  REVISION  COMMITTED  LAG  CHECKPOINT");
-        assert_eq!(lines[2], "2   127.0.0.1:7102  hot   4     yes      19        38         2    none");
-        assert_eq!(lines[4], "3   127.0.0.1:7103  down  -     -        -         -          -    -");
+        assert_eq!(
+            lines[1],
+            "ID  ADDRESS         ROLE  VIEW  PRIMARY  REVISION  COMMITTED  LAG  CHECKPOINT  STATE   MAX STEP"
+        );
+        assert_eq!(
+            lines[2],
+            "2   127.0.0.1:7102  hot   4     yes      19        38         2    none        0.0 MB  0.0 ms"
+        );
+        assert_eq!(
+            lines[4],
+            "3   127.0.0.1:7103  down  -     -        -         -          -    -           -       -"
+        );
         let json = render_json_rows(&rows, true);
         assert!(json.starts_with("{\"view\":4,\"primary\":true,\"replicas\":2,\"configured\":3,\"min_replicas\":2,\"revision\":20,\"committed\":40,\"rotation_rate\":3.900,\"members\":[{\"id\":2,\"addr\":\"127.0.0.1:7102\",\"role\":\"hot\""), "{json}");
-        assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"lag\":null,\"last_checkpoint\":null}]}"), "{json}");
+        assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"lag\":null,\"last_checkpoint\":null,\"state_bytes\":null,\"max_step_us\":null}]}"), "{json}");
     }
 }

@@ -74,6 +74,8 @@ fn status_of(request: u64) -> ClientReply {
         replicas: 1,
         configured: 1,
         min_replicas: 1,
+        max_step_us: 0,
+        state_bytes: 0,
     };
     ClientReply::Status { request, status }
 }

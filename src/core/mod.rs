@@ -99,6 +99,7 @@ impl Core {
                 CheckpointPolicy {
                     every_commits: config.checkpoint_every,
                     interval: config.checkpoint_interval,
+                    tail_bytes_max: crate::replication::TAIL_BYTES_MAX,
                 },
             ),
             now: Time::ZERO,
@@ -152,6 +153,7 @@ impl Core {
         }
         self.on_membership_timeouts(now, out);
         self.check_force(out);
+        self.on_hold_timeout(now, out);
         if let Some(checkpoint) = self.replica.checkpoint_if_due(now) {
             out.push(Output::Checkpoint(checkpoint));
         }
@@ -160,11 +162,14 @@ impl Core {
     /// When the core next needs a step without input.
     pub fn next_deadline(&self) -> Time {
         let ring = if self.membership.is_operational() { self.ring.park_deadline() } else { Time::NEVER };
+        let hold =
+            if self.queue.has_waiting_other_than(OWN_TAG) { self.hold_deadline() } else { Time::NEVER };
         self.links
             .next_deadline()
             .min(ring)
             .min(self.membership.next_deadline())
             .min(self.replica.next_deadline())
+            .min(hold)
     }
 
     /// Starts from durable state, before the first step: a checkpoint and the committed messages
@@ -227,8 +232,7 @@ impl Core {
         self.send_prepares(now, out);
         self.request_transfer(now, out);
         if matches!(self.membership.phase, Phase::Joining { .. }) {
-            let frame =
-                PeerFrame::Join { member: self.config.me, last_primary: self.membership.last_primary };
+            let frame = self.join_frame();
             self.links.send(peer.id, frame, now, out);
         }
     }
@@ -253,6 +257,46 @@ impl Core {
     /// Whether this member may commit now: it is operational in a primary view.
     pub fn is_primary(&self) -> bool {
         self.membership.is_operational()
+    }
+
+    /// Whether a submission made at `now` is served: at once in a primary view, or held through
+    /// a view change of one until the next view installs, for at most `view_change_timeout`
+    /// from the change's start (docs/PROTOCOL.md §8.1). A client asked elsewhere meanwhile
+    /// would find every member of the view in the same change.
+    pub fn serves_submissions(&self, now: Time) -> bool {
+        self.membership.is_operational() || now < self.hold_deadline()
+    }
+
+    /// Until when submissions are held: set while this member of the last primary view (holding
+    /// its log) is in a view change; `NEVER` otherwise.
+    fn hold_deadline(&self) -> Time {
+        let changing = matches!(
+            self.membership.phase,
+            Phase::Gather { .. } | Phase::Promised { .. } | Phase::Accepting { .. } | Phase::Accepted { .. }
+        );
+        match self.membership.change {
+            Some((since, _)) if changing && self.membership.holds_log => since + self.view_change_timeout(),
+            _ => Time::NEVER,
+        }
+    }
+
+    /// Refuses the submissions still waiting once a view change has lasted past the hold
+    /// (`RejectReason::ViewChange`): none was stamped, so a retry elsewhere cannot order one twice.
+    fn on_hold_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
+        if self.membership.is_operational() || now < self.hold_deadline() {
+            return;
+        }
+        if !self.queue.has_waiting_other_than(OWN_TAG) {
+            return;
+        }
+        let tags = self.queue.take_waiting(OWN_TAG);
+        log::info!(
+            "{} on_hold_timeout: view change longer than {:?}; refused {} waiting submissions",
+            self.config.me.id,
+            self.view_change_timeout(),
+            tags.len()
+        );
+        out.extend(tags.into_iter().map(|tag| Output::Rejected { tag, reason: RejectReason::ViewChange }));
     }
 
     /// What this member knows about itself. Digests the whole state: O(state) per call, so the
@@ -334,6 +378,12 @@ impl Core {
         self.replica.is_hot()
     }
 
+    /// The bytes of the state's canonical encoding, as applied here (O(small): kept as it
+    /// changes).
+    pub fn state_bytes(&self) -> u64 {
+        self.replica.state_bytes()
+    }
+
     /// The seq of the last checkpoint this member holds (0: none yet).
     pub fn last_checkpoint(&self) -> Seq {
         self.replica.checkpoint().seq
@@ -378,9 +428,9 @@ impl Core {
             PeerFrame::Token(_) | PeerFrame::Data(_) | PeerFrame::Wake { .. } => {
                 self.on_ring_frame(now, from, frame, out)
             }
-            PeerFrame::Join { member, last_primary } => {
+            join @ PeerFrame::Join { member, .. } => {
                 self.forgive(member);
-                self.on_join(now, from, member, last_primary, out)
+                self.on_join(now, from, join, out)
             }
             PeerFrame::Leave { member } => {
                 log::debug!("{} ignores a leave from {}", self.config.me.id, member)
@@ -397,7 +447,10 @@ impl Core {
             PeerFrame::Commit { ballot, proposal } => self.on_commit(now, ballot, proposal, out),
             fetch @ PeerFrame::Fetch { .. } => self.on_fetch(now, from, fetch, out),
             PeerFrame::Retransmit { ballot, messages } => self.on_retransmit(now, ballot, messages, out),
-            chunk @ PeerFrame::SnapshotChunk { .. } => self.on_snapshot_chunk(now, chunk, out),
+            chunk @ PeerFrame::SnapshotChunk { .. } => self.on_snapshot_chunk(now, from, chunk, out),
+            PeerFrame::SnapshotAck { ballot, seq, offset } => {
+                self.on_snapshot_ack(now, from, ballot, seq, offset, out)
+            }
         }
     }
 

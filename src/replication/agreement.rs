@@ -16,7 +16,9 @@
 //! the plug-in as loaded on every voter in the plug-in registry, mirrored to the key
 //! `harness/plugins/<name>`, at the decision's revision.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use imbl::OrdMap;
 
 use super::command::{Action, ActionKind, Command};
 use crate::ids::{NodeId, Seq, ViewId};
@@ -75,8 +77,9 @@ pub(crate) enum Decision {
     Abort(String),
 }
 
-/// The open proposals, by the seq their `Propose` committed at.
-pub(crate) type Proposals = BTreeMap<Seq, Proposal>;
+/// The open proposals, by the seq their `Propose` committed at (persistent, like every map of the
+/// state, so that freezing it copies nothing).
+pub(crate) type Proposals = OrdMap<Seq, Proposal>;
 
 /// Applies a vote to the open proposals; a decided proposal is removed. A vote for nothing open
 /// (decided, never proposed) is `None`: it changes nothing.
@@ -157,7 +160,7 @@ mod tests {
     fn open(voters: &[u16], view: u64) -> Proposals {
         let voters: BTreeSet<NodeId> = voters.iter().map(|&id| NodeId(id)).collect();
         let p = Proposal { name: "odls".into(), view, voters, yes: BTreeSet::new() };
-        BTreeMap::from([(7, p)])
+        OrdMap::unit(7, p)
     }
 
     #[test]

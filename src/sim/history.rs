@@ -59,11 +59,23 @@ impl History {
     pub(crate) fn check_checkpoint(&mut self, at: Member, checkpoint: &Checkpoint) -> Result<(), Violation> {
         self.ensure_started();
         self.checkpoints += 1;
+        // Encoded and decoded like a node's storage does it: the state rebuilt from its records
+        // recomputes every incremental digest, so bookkeeping drift shows here too.
+        let bytes = crate::replication::encode_all(&*checkpoint.state);
         let mut state = DvmState::default();
-        if let Err(e) = state.restore(&checkpoint.bytes) {
+        if let Err(e) = state.restore(&bytes) {
             return Err(Violation {
                 guarantee: Guarantee::LinearHistory,
                 detail: format!("{at}'s checkpoint at {} does not restore: {e}", checkpoint.seq),
+            });
+        }
+        if state.digest() != checkpoint.state.state_digest() {
+            return Err(Violation {
+                guarantee: Guarantee::LinearHistory,
+                detail: format!(
+                    "{at}'s checkpoint at {} changed its digest through encoding",
+                    checkpoint.seq
+                ),
             });
         }
         match self.digests.get(checkpoint.seq as usize) {

@@ -64,6 +64,18 @@ pub struct SimOptions {
     pub witnesses: usize,
     /// Who chooses each primary view's successor (docs/PROTOCOL.md §5.2).
     pub quorum_mode: crate::config::QuorumMode,
+    /// Bytes of state member 1 writes first (puts of up to 64 KiB values), so that checkpoints
+    /// and transfers are large; 0: none (docs/PROTOCOL.md §7).
+    pub state_bytes: u64,
+    /// Bytes per second one direction of a link carries: a frame occupies its link for its size
+    /// over this, so a snapshot stream delays the frames behind it.
+    pub link_bytes_per_s: u64,
+    /// Bytes per second a member's disk writes: a checkpoint is durable only after its size
+    /// over this.
+    pub disk_bytes_per_s: u64,
+    /// Check that no live member is ever excluded (for runs whose faults never cut a live member
+    /// off: crashes, restarts and joins): a busy member must not look dead (guarantee 7).
+    pub no_live_exclusion: bool,
 }
 
 impl Default for SimOptions {
@@ -88,6 +100,10 @@ impl Default for SimOptions {
             min_replicas: None,
             witnesses: 0,
             quorum_mode: crate::config::QuorumMode::Configuration,
+            state_bytes: 0,
+            link_bytes_per_s: 1 << 30,
+            disk_bytes_per_s: 256 << 20,
+            no_live_exclusion: false,
         }
     }
 }

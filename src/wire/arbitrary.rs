@@ -138,7 +138,15 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
             messages: random_messages(rng),
         }),
         FrameKind::Wake => PeerFrame::Wake { view: ViewId(number(rng)), hops_left: number(rng) as u16 },
-        FrameKind::Join => PeerFrame::Join { member: random_member(rng), last_primary: ViewId(number(rng)) },
+        FrameKind::Join => PeerFrame::Join {
+            member: random_member(rng),
+            last_primary: ViewId(number(rng)),
+            caught_up: number(rng),
+            catching_up: rng.below(2) == 1,
+        },
+        FrameKind::SnapshotAck => {
+            PeerFrame::SnapshotAck { ballot: random_ballot(rng), seq: number(rng), offset: number(rng) }
+        }
         FrameKind::Leave => PeerFrame::Leave { member: random_member(rng) },
         FrameKind::Prepare => {
             PeerFrame::Prepare { ballot: random_ballot(rng), last_primary: ViewId(number(rng)) }
@@ -199,6 +207,8 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
                     replicas: number(rng) as u16,
                     configured: number(rng) as u16,
                     min_replicas: number(rng) as u16,
+                    max_step_us: number(rng),
+                    state_bytes: number(rng),
                 },
             })
         }

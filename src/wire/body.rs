@@ -54,6 +54,7 @@ pub(crate) fn peer_kind(frame: &PeerFrame) -> FrameKind {
         PeerFrame::SnapshotChunk { .. } => FrameKind::SnapshotChunk,
         PeerFrame::Challenge { .. } => FrameKind::Challenge,
         PeerFrame::Proof { .. } => FrameKind::Proof,
+        PeerFrame::SnapshotAck { .. } => FrameKind::SnapshotAck,
     }
 }
 
@@ -112,9 +113,16 @@ pub(super) fn put_peer(out: &mut Vec<u8>, frame: &PeerFrame) {
             put_u64(out, view.0);
             put_u16(out, *hops_left);
         }
-        PeerFrame::Join { member, last_primary } => {
+        PeerFrame::Join { member, last_primary, caught_up, catching_up } => {
             put_member(out, member);
             put_u64(out, last_primary.0);
+            put_u64(out, *caught_up);
+            put_bool(out, *catching_up);
+        }
+        PeerFrame::SnapshotAck { ballot, seq, offset } => {
+            put_ballot(out, ballot);
+            put_u64(out, *seq);
+            put_u64(out, *offset);
         }
         PeerFrame::Leave { member } => put_member(out, member),
         PeerFrame::Prepare { ballot, last_primary } => {
@@ -185,6 +193,13 @@ pub(super) fn get_body(kind: FrameKind, r: &mut Reader<'_>) -> Result<Frame, Dec
         FrameKind::Join => PeerFrame::Join {
             member: get_member(r, "join.member")?,
             last_primary: ViewId(r.u64("join.last_primary")?),
+            caught_up: r.u64("join.caught_up")?,
+            catching_up: r.bool("join.catching_up")?,
+        },
+        FrameKind::SnapshotAck => PeerFrame::SnapshotAck {
+            ballot: get_ballot(r, "snapshot_ack.ballot")?,
+            seq: r.u64("snapshot_ack.seq")?,
+            offset: r.u64("snapshot_ack.offset")?,
         },
         FrameKind::Leave => PeerFrame::Leave { member: get_member(r, "leave.member")? },
         FrameKind::Prepare => PeerFrame::Prepare {
@@ -707,6 +722,8 @@ fn put_status(out: &mut Vec<u8>, status: &NodeStatus) {
     put_u16(out, status.replicas);
     put_u16(out, status.configured);
     put_u16(out, status.min_replicas);
+    put_u64(out, status.max_step_us);
+    put_u64(out, status.state_bytes);
 }
 
 fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
@@ -727,5 +744,7 @@ fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
         replicas: r.u16("status.replicas")?,
         configured: r.u16("status.configured")?,
         min_replicas: r.u16("status.min_replicas")?,
+        max_step_us: r.u64("status.max_step_us")?,
+        state_bytes: r.u64("status.state_bytes")?,
     })
 }

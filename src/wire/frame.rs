@@ -197,6 +197,12 @@ pub enum PeerFrame {
         member: Member,
         /// Its last primary view (0: none).
         last_primary: ViewId,
+        /// The seq of the state it caught up to from a member of the primary (0: none), so it
+        /// is let in with only the log after it to fetch (docs/PROTOCOL.md §5.3).
+        caught_up: Seq,
+        /// Whether a member of the primary is streaming it a checkpoint now: it is not to be let
+        /// in before that ends.
+        catching_up: bool,
     },
     /// Asks for the sender's removal from the view.
     Leave {
@@ -286,6 +292,16 @@ pub enum PeerFrame {
     Proof {
         /// The dialler's proof over the transcript.
         proof: Proof,
+    },
+    /// Acknowledges the snapshot chunks of `seq` before `offset` and asks for the next one: the
+    /// donor sends a chunk only when the previous one was taken in (docs/PROTOCOL.md §5.3).
+    SnapshotAck {
+        /// The ballot of the transfer (zero: a catch-up outside any view change).
+        ballot: Ballot,
+        /// The snapshot's seq.
+        seq: Seq,
+        /// The bytes received so far: where the next chunk starts.
+        offset: u64,
     },
 }
 
@@ -541,6 +557,11 @@ pub struct NodeStatus {
     pub configured: u16,
     /// The write quorum `W` the view keeps (the configured one outside a view).
     pub min_replicas: u16,
+    /// The longest protocol step since the member started, in microseconds: what its
+    /// neighbours' failure detectors must tolerate (docs/PROTOCOL.md §5.1).
+    pub max_step_us: u64,
+    /// The bytes of its replicated state's canonical encoding (what a checkpoint writes).
+    pub state_bytes: u64,
 }
 
 /// A member's standby role as reported in its status.

@@ -31,7 +31,8 @@ impl Core {
         for &peer in &peers {
             self.links.want(peer, out);
         }
-        let frame = PeerFrame::Join { member: self.config.me, last_primary: self.membership.last_primary };
+        self.check_catch_up(now, out);
+        let frame = self.join_frame();
         for &peer in &peers {
             if self.links.is_up(peer) {
                 self.links.send(peer, frame.clone(), now, out);
@@ -66,19 +67,32 @@ impl Core {
         }
     }
 
+    /// This member's request to join: with the state it caught up to, if any.
+    pub(in crate::core) fn join_frame(&self) -> PeerFrame {
+        PeerFrame::Join {
+            member: self.config.me,
+            last_primary: self.membership.last_primary,
+            caught_up: self.membership.streams.caught_up,
+            catching_up: self.membership.streams.catching_up(),
+        }
+    }
+
     pub(in crate::core) fn on_join(
         &mut self,
         now: Time,
         from: NodeId,
-        member: Member,
-        last_primary: ViewId,
+        join: PeerFrame,
         out: &mut Vec<Output>,
     ) {
+        let PeerFrame::Join { member, last_primary, caught_up, catching_up } = join else { return };
         if self.membership.is_operational() {
             // A witness joins no ring, but a restarted one votes only once a view change has
             // named its new process (docs/PROTOCOL.md §5.7).
             let witness_known = self.is_witness_id(member.id) && self.witness_named(member);
             if self.ring.members.contains(&member) || witness_known {
+                return;
+            }
+            if self.catch_up_first(now, from, member, caught_up, catching_up, out) {
                 return;
             }
             self.membership.joiners.insert(member);
@@ -91,6 +105,36 @@ impl Core {
             self.membership.peer_status.insert(from, PeerStatus { last_primary, operational: false });
             self.check_genesis(now, out);
         }
+    }
+
+    /// A joiner without state is first given this view's checkpoint, streamed while the ring
+    /// runs (docs/PROTOCOL.md §5.3, "Catching up"): the first member of the ring starts the
+    /// stream instead of letting it in, and every member leaves it out while it says it is
+    /// catching up. The others' join timers run later than the first member's, and the joiner
+    /// says so at its first chunk, so a stream that starts keeps the join back; one that cannot
+    /// start (no link from the first member) lets the join go ahead as before. Returns whether
+    /// the join waits.
+    fn catch_up_first(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        member: Member,
+        caught_up: crate::ids::Seq,
+        catching_up: bool,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        if catching_up {
+            self.membership.joiners.remove(&member);
+            return true;
+        }
+        if caught_up > 0 || self.replica.checkpoint().seq == 0 || self.ring.position != 0 {
+            return false;
+        }
+        if member.id == from && self.links.is_up(from) {
+            self.start_stream(now, from, crate::ids::Ballot::default(), 0, out);
+            return true;
+        }
+        false
     }
 
     /// Leaves the group: coordinates a view without this member, or stops at once when alone.

@@ -9,6 +9,7 @@ mod join;
 mod participant;
 mod quorum;
 pub(in crate::core) mod ring_order;
+pub(in crate::core) mod stream;
 mod transfer;
 mod witness;
 
@@ -121,6 +122,8 @@ pub(in crate::core) struct Membership {
     /// answers decided inside a handler that has no output list.
     pub(in crate::core) force: Option<ForceRequest>,
     pub(in crate::core) force_reports: Vec<Output>,
+    /// Checkpoints streamed to and from this member (docs/PROTOCOL.md §5.3).
+    pub(in crate::core) streams: stream::Streams,
 }
 
 /// Ring frames of future views kept until their view is installed.
@@ -154,6 +157,7 @@ impl Membership {
             shortfall: None,
             force: None,
             force_reports: Vec::new(),
+            streams: stream::Streams::default(),
         }
     }
 

@@ -74,8 +74,10 @@ impl Core {
         self.links.send(from, PeerFrame::Promise(Box::new(promise)), now, out);
     }
 
+    /// Whether this incarnation has history of its own (a view it was in, or durable state): a
+    /// state it caught up to from the primary is not its own.
     pub(in crate::core) fn has_history(&self) -> bool {
-        self.membership.holds_log || self.log.committed_upto > 0
+        self.membership.holds_log || (self.log.committed_upto > 0 && self.membership.streams.caught_up == 0)
     }
 
     pub(in crate::core) fn on_accept(
@@ -121,6 +123,18 @@ impl Core {
             }
         } else if proposal.cut == 0 && !self.has_history() {
             Need::Nothing
+        } else if !self.membership.holds_log
+            && self.membership.streams.caught_up > 0
+            && self.membership.streams.caught_up == self.log.received_upto
+            && self.membership.streams.caught_up <= proposal.cut
+            && proposal.prev != ViewId(0)
+        {
+            // Caught up before it was let in: only the log after that checkpoint is missing.
+            if self.log.received_upto == proposal.cut {
+                Need::Nothing
+            } else {
+                Need::Log
+            }
         } else if !self.membership.holds_log
             && proposal.prev == ViewId(0)
             && self.log.committed_upto == proposal.cut
@@ -247,6 +261,8 @@ impl Core {
         // Only the very value accepted here may be installed without fetching again: another
         // proposal for the same view (a different ballot's) may have another cut or ring.
         match &mut self.membership.phase {
+            // Only what it accepted: the prefix it holds is that proposal's (a damaged `Accept`
+            // of the same view must not let it install another ring, cut or electorate).
             Phase::Accepted { proposal: p, .. } if same_value(p, &proposal) => {
                 self.install(now, proposal, out)
             }
@@ -296,6 +312,7 @@ impl Core {
             let witness_named = proposal.quorum.names(crate::ids::Voter { id: j.id, boot: j.incarnation });
             !proposal.ring.contains(j) && !witness_named
         });
+        self.membership.streams.caught_up = 0;
         self.membership.view_changes += 1;
         self.membership.join_backoff = std::time::Duration::ZERO;
         self.membership.token_seen_at = now;
@@ -341,6 +358,8 @@ impl Core {
         self.config.me.incarnation += 1;
         self.log = MessageLog::starting_after(0);
         self.replica.reset(now);
+        self.membership.streams.caught_up = 0;
+        self.membership.streams.incoming = None;
         self.membership.holds_log = false;
         // `promised` and `accepted` stay: they belong to the process, which still votes
         // (docs/PROTOCOL.md §5.4).

@@ -3,9 +3,11 @@
 //!
 //! Writes and linearizable reads are ordered through the ring: the command is submitted like any
 //! message and answered with the state machine's outcome when it commits, so a read sees every
-//! write committed before it was sent. A member outside a primary view refuses them at once with
-//! `NoQuorum` (the client fails over) instead of queueing them until it rejoins. Stale reads are
-//! served from this member's state without the ring.
+//! write committed before it was sent. A member in a view change of a primary view holds them
+//! until the next view installs (bounded by the core, docs/PROTOCOL.md §8.1); a member outside
+//! a primary view refuses them at once with `NoQuorum` (the client fails over) instead of
+//! queueing them until it rejoins. Stale reads are served from this member's state without the
+//! ring.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -155,7 +157,7 @@ impl Driver {
             };
             return self.reply(client, &reply);
         }
-        if !self.c.core.is_primary() {
+        if !self.c.core.serves_submissions(self.now()) {
             // docs/PROTOCOL.md §8.1: refused at once, with why the last attempt made no primary.
             let (code, message) = match self.c.core.shortfall() {
                 Some(Err(replicas)) => (ErrorCode::NotEnoughReplicas, replicas),
@@ -262,6 +264,8 @@ impl Driver {
             replicas: count(status.replicas.in_view),
             configured: count(status.replicas.configured),
             min_replicas: count(status.replicas.needed),
+            max_step_us: u64::try_from(self.max_step.as_micros()).unwrap_or(u64::MAX),
+            state_bytes: self.c.core.state_bytes(),
         }
     }
 }

@@ -85,7 +85,9 @@ impl EventLoop {
                     || self.counters.submit_queue_full.load(Ordering::Relaxed)
             }
             Role::Peer { member, .. } => !self.pressed.is_empty() && !self.pressed.contains(&member.id),
-            Role::Unknown { .. } | Role::Accepting { .. } | Role::Dialing { .. } => false,
+            Role::Unknown { .. } | Role::Accepting { .. } | Role::Parked { .. } | Role::Dialing { .. } => {
+                false
+            }
         }
     }
 

@@ -66,6 +66,11 @@ impl MessageLog {
         self.messages.range(after + 1..=upto).map(|(_, m)| m.payload.len() as u64).sum()
     }
 
+    /// The message held at `seq`, if any.
+    pub(in crate::core) fn get(&self, seq: Seq) -> Option<&Message> {
+        self.messages.get(&seq)
+    }
+
     /// Held messages in `(after, upto]`, in order, at most `count_max` of them.
     pub(in crate::core) fn range(&self, after: Seq, upto: Seq, count_max: usize) -> Vec<Message> {
         self.messages.range(after + 1..=upto).take(count_max).map(|(_, m)| m.clone()).collect()

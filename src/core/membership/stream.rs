@@ -15,13 +15,14 @@
 //! mid-stream resumes where it stopped, since the donor keeps the session and its pinned
 //! checkpoint until the stream ends or goes idle.
 
+use std::collections::{BTreeMap, VecDeque};
+
 use crate::core::ring::message_log::MessageLog;
 use crate::core::{Core, Output, TransferStats};
 use crate::ids::{Ballot, NodeId, Seq};
 use crate::replication::{Builder, Checkpoint, Cursor};
 use crate::time::Time;
 use crate::wire::PeerFrame;
-use std::collections::{BTreeMap, VecDeque};
 
 /// Bytes encoded into one chunk (one record may run past it).
 const CHUNK_BYTES: usize = 1 << 20;
@@ -35,8 +36,6 @@ const CHUNKS_PER_STEP_MAX: usize = 2;
 const SNAPSHOT_BYTES_MAX: u64 = 1 << 36;
 /// Streams a donor serves at once; a new one evicts the longest idle.
 const STREAMS_MAX: usize = 4;
-/// Messages per `Retransmit` frame after an in-view stream.
-const RETRANSMIT_BATCH_MAX: usize = 256;
 /// Token timeouts after which a stream nobody acknowledges is dropped (and its checkpoint
 /// unpinned).
 const STREAM_IDLE_TIMEOUTS: u32 = 8;
@@ -279,17 +278,7 @@ impl Core {
         }
         let Some(s) = self.membership.streams.outgoing.remove(&from) else { return };
         log::info!("{} on_snapshot_ack: {} holds checkpoint {}", self.config.me.id, from, seq);
-        let mut after = seq;
-        while after < s.then_upto {
-            let messages = if after < self.replica.committed() {
-                self.replica.tail_range(after, s.then_upto, RETRANSMIT_BATCH_MAX)
-            } else {
-                self.log.range(after, s.then_upto, RETRANSMIT_BATCH_MAX)
-            };
-            let Some(last) = messages.last().map(|m| m.seq) else { break };
-            self.links.send(from, PeerFrame::Retransmit { ballot: s.ballot, messages }, now, out);
-            after = last;
-        }
+        self.send_committed(now, from, s.ballot, seq, s.then_upto, out);
         self.replica.discard(s.checkpoint);
     }
 

@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod check;
 pub mod checkpoint;
 pub mod cli;
 pub mod client;

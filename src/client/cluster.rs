@@ -23,7 +23,7 @@ use crate::wire::{Consistency, ErrorCode, MemberInfo, NodeStatus, WatchEvent};
 
 /// Most attempts one operation makes, over all members.
 const ATTEMPTS_MAX: usize = 64;
-/// The first pause after a failed attempt; it doubles up to `BACKOFF_MAX`.
+/// The first pause after every member failed in turn; it doubles up to `BACKOFF_MAX`.
 const BACKOFF_MIN: Duration = Duration::from_millis(25);
 const BACKOFF_MAX: Duration = Duration::from_millis(800);
 
@@ -353,6 +353,11 @@ impl ClusterClient {
         let mut backoff = BACKOFF_MIN;
         let mut last_io = None;
         let mut last_no_quorum = None;
+        // Failovers since the last answer: the client moves to the next member at once, and
+        // backs off only once every member has failed in turn (docs/PROTOCOL.md §8.2). A
+        // member in a view change holds the request until the next view, so the first retry
+        // after a crash is answered as soon as that view installs, not after a pause.
+        let mut failed_in_turn = 0;
         for attempts in 1..=ATTEMPTS_MAX {
             let client = match self.current.take() {
                 Some(client) => client,
@@ -360,7 +365,11 @@ impl ClusterClient {
                     Ok(client) => client,
                     Err(e) => {
                         last_io = Some(e);
-                        if !pause(&mut backoff, deadline) {
+                        failed_in_turn += 1;
+                        if failed_in_turn % self.addrs.len() == 0 && !pause(&mut backoff, deadline) {
+                            return Err(give_up(attempts, last_io, last_no_quorum));
+                        }
+                        if Instant::now() >= deadline {
                             return Err(give_up(attempts, last_io, last_no_quorum));
                         }
                         continue;
@@ -377,7 +386,13 @@ impl ClusterClient {
                     self.current = Some(client);
                     return Err(e);
                 }
-                Attempt::Again => self.current = Some(client),
+                Attempt::Again => {
+                    self.current = Some(client);
+                    if !pause(&mut backoff, deadline) {
+                        return Err(give_up(attempts, last_io, last_no_quorum));
+                    }
+                    continue;
+                }
                 Attempt::Failover(FailedWith::Io(e)) => {
                     log::debug!("client: {e}; failing over");
                     last_io = Some(e);
@@ -387,7 +402,9 @@ impl ClusterClient {
                     last_no_quorum = Some(message);
                 }
             }
-            if !pause(&mut backoff, deadline) {
+            failed_in_turn += 1;
+            let round_over = failed_in_turn % self.addrs.len() == 0;
+            if (round_over && !pause(&mut backoff, deadline)) || Instant::now() >= deadline {
                 return Err(give_up(attempts, last_io, last_no_quorum));
             }
         }

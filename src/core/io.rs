@@ -125,6 +125,9 @@ pub enum RejectReason {
     /// The member was cut off from the primary view before the message committed; it rejoins as a
     /// new incarnation and the submission may be retried.
     Excluded,
+    /// The member was in a view change for longer than it holds submissions
+    /// (docs/PROTOCOL.md §8.1); the message was never stamped, so it may be retried elsewhere.
+    ViewChange,
     /// The member was cut off or left after the message was stamped: the successor view commits
     /// it if its seq fell below that view's cut, and drops it otherwise; this member cannot tell
     /// which. A blind retry may order it twice; exactly-once needs a client session.

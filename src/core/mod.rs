@@ -151,6 +151,7 @@ impl Core {
             self.on_park_timeout(now, out);
         }
         self.on_membership_timeouts(now, out);
+        self.on_hold_timeout(now, out);
         if let Some(checkpoint) = self.replica.checkpoint_if_due(now) {
             out.push(Output::Checkpoint(checkpoint));
         }
@@ -162,11 +163,14 @@ impl Core {
     /// When the core next needs a step without input.
     pub fn next_deadline(&self) -> Time {
         let ring = if self.membership.is_operational() { self.ring.park_deadline() } else { Time::NEVER };
+        let hold =
+            if self.queue.has_waiting_other_than(OWN_TAG) { self.hold_deadline() } else { Time::NEVER };
         self.links
             .next_deadline()
             .min(ring)
             .min(self.membership.next_deadline())
             .min(self.replica.next_deadline())
+            .min(hold)
     }
 
     /// Starts from durable state, before the first step: a checkpoint and the committed messages
@@ -254,6 +258,46 @@ impl Core {
     /// Whether this member may commit now: it is operational in a primary view.
     pub fn is_primary(&self) -> bool {
         self.membership.is_operational()
+    }
+
+    /// Whether a submission made at `now` is served: at once in a primary view, or held through
+    /// a view change of one until the next view installs, for at most `view_change_timeout`
+    /// from the change's start (docs/PROTOCOL.md §8.1). A client asked elsewhere meanwhile
+    /// would find every member of the view in the same change.
+    pub fn serves_submissions(&self, now: Time) -> bool {
+        self.membership.is_operational() || now < self.hold_deadline()
+    }
+
+    /// Until when submissions are held: set while this member of the last primary view (holding
+    /// its log) is in a view change; `NEVER` otherwise.
+    fn hold_deadline(&self) -> Time {
+        let changing = matches!(
+            self.membership.phase,
+            Phase::Gather { .. } | Phase::Promised { .. } | Phase::Accepting { .. } | Phase::Accepted { .. }
+        );
+        match self.membership.change {
+            Some((since, _)) if changing && self.membership.holds_log => since + self.view_change_timeout(),
+            _ => Time::NEVER,
+        }
+    }
+
+    /// Refuses the submissions still waiting once a view change has lasted past the hold
+    /// (`RejectReason::ViewChange`): none was stamped, so a retry elsewhere cannot order one twice.
+    fn on_hold_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
+        if self.membership.is_operational() || now < self.hold_deadline() {
+            return;
+        }
+        if !self.queue.has_waiting_other_than(OWN_TAG) {
+            return;
+        }
+        let tags = self.queue.take_waiting(OWN_TAG);
+        log::info!(
+            "{} on_hold_timeout: view change longer than {:?}; refused {} waiting submissions",
+            self.config.me.id,
+            self.view_change_timeout(),
+            tags.len()
+        );
+        out.extend(tags.into_iter().map(|tag| Output::Rejected { tag, reason: RejectReason::ViewChange }));
     }
 
     /// What this member knows about itself. The state digest is kept incrementally, so this is

@@ -370,6 +370,10 @@ impl Driver {
                         RejectReason::Excluded => {
                             (ErrorCode::NoQuorum, "this member was cut off from the primary view; retry")
                         }
+                        RejectReason::ViewChange => (
+                            ErrorCode::NoQuorum,
+                            "this member's view change did not end in time (never ordered); retry another member",
+                        ),
                         RejectReason::OutcomeUnknown => (
                             ErrorCode::OutcomeUnknown,
                             "this member lost its place in the primary view after ordering the request; \

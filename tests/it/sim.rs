@@ -143,6 +143,33 @@ fn a_cut_link_or_a_one_way_cut_settles_into_one_stable_view() {
     }
 }
 
+#[test]
+fn a_crash_installs_the_next_view_without_a_timeout_at_every_ring_size() {
+    // §2, §5.2: a crashed member's links close and its dials are refused, so the coordinator
+    // hears from every target at once and never waits for a timer; at any ring size and whoever
+    // crashes. The bound is virtual time, a tenth of the token timeout: no timer fires that soon.
+    // (The real-process form of this rule is tests/it/failover_processes.rs: the transport's
+    // crossed-dial wait that broke it there is not part of the simulated network.)
+    for nodes in [3, 5, 9] {
+        let o = SimOptions { nodes, ..options("crash", RingMode::Bidirectional) };
+        let mut checked = 0;
+        for seed in 0..20 {
+            let report = sim::run(seed, &o);
+            assert!(report.violation.is_none(), "n={nodes} seed {seed}: {:?}", report.violation);
+            let struck = report.first_fault.expect("a crash was scheduled");
+            if !report.views.iter().any(|(t, _)| *t < struck) {
+                continue; // The crash came before the first view: a genesis, not a view change.
+            }
+            checked += 1;
+            let (installed, _) =
+                report.views.iter().find(|(t, _)| *t >= struck).expect("a view after the crash");
+            let took = installed.since(struck);
+            assert!(took < o.token_timeout / 10, "n={nodes} seed {seed}: the next view took {took:?}");
+        }
+        assert!(checked >= 12, "n={nodes}: only {checked} crashes hit an installed view");
+    }
+}
+
 /// Seeds that once found a bug, each with the profile it ran under (docs/PROTOCOL.md rule).
 const PINNED: &[(u64, &str, usize, &str)] = &[
     // §5.2: an Accept for a view already installed pulled members out of it, and the stale

@@ -3,9 +3,11 @@
 //!
 //! Writes and linearizable reads are ordered through the ring: the command is submitted like any
 //! message and answered with the state machine's outcome when it commits, so a read sees every
-//! write committed before it was sent. A member outside a primary view refuses them at once with
-//! `NoQuorum` (the client fails over) instead of queueing them until it rejoins. Stale reads are
-//! served from this member's state without the ring.
+//! write committed before it was sent. A member in a view change of a primary view holds them
+//! until the next view installs (bounded by the core, docs/PROTOCOL.md §8.1); a member outside
+//! a primary view refuses them at once with `NoQuorum` (the client fails over) instead of
+//! queueing them until it rejoins. Stale reads are served from this member's state without the
+//! ring.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -142,7 +144,7 @@ impl Driver {
             };
             return self.reply(client, &reply);
         }
-        if !self.c.core.is_primary() {
+        if !self.c.core.serves_submissions(self.now()) {
             let message = "this member is not in a primary view; try another member".to_string();
             return self.reply(client, &ClientReply::Error { request, code: ErrorCode::NoQuorum, message });
         }

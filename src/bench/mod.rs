@@ -348,7 +348,7 @@ pub fn tables(records: &[Record]) -> String {
         ("broadcast_throughput", "Broadcast throughput (embedding API): every member broadcasting, agreed deliveries per second at member 1"),
         ("recovery", "Recovery: every member killed (or stopped) in turn under writes, ms from the signal to the new view and longest write gap of any client"),
         ("checkpoint", "Checkpoint of a 100k-key state: bytes, ms to snapshot and to write with fsync"),
-        ("promotion", "Promotion: both hot members of 5 killed, ms to the first commit; warm replay rate"),
+        ("promotion", "Promotion: both hot members of 5 killed, ms to the first commit; a warm member's promotion step after a 100k-command tail"),
         ("fairness", "Fairness: member 1 submits 100x more"),
         ("idle_cpu", "Idle 5-member ring, % of one core (all processes)"),
         ("auth_throughput", "Cost of authentication: 3 members, ring bi, committed, without and with a key"),

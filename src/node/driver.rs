@@ -67,8 +67,11 @@ pub(super) struct Channels {
     /// The largest payload a submission may carry (the core's `payload_bytes_max`), named when
     /// a larger one is refused.
     pub(super) payload_bytes_max: usize,
-    /// The storage thread that writes the durable files, with `--durability checkpoint|fsync`.
+    /// The storage thread: it writes the durable files with `--durability checkpoint|fsync`,
+    /// and frees what the core discards in every mode (docs/PROTOCOL.md §5.1).
     pub(super) storage: Option<StorageThread>,
+    /// `--durability checkpoint|fsync`: checkpoints go to the storage thread's files.
+    pub(super) durable: bool,
     /// `--durability fsync`: commits are acknowledged only once the storage thread synced them.
     pub(super) fsync: bool,
     /// Every member's address, for `Members` requests.
@@ -144,7 +147,7 @@ impl Driver {
 
     pub(super) fn run(mut self) {
         log::info!("{} protocol: started", self.me);
-        self.step(Input::Tick);
+        self.timed(|d| d.step(Input::Tick));
         self.c.io.wake();
         // Ends on stop, or when the event loop or every request sender is gone.
         while !self.stopping {
@@ -179,27 +182,27 @@ impl Driver {
                 default(wait) => None,
             };
             match first {
-                Some(Ok(event)) => self.on_event(event),
-                Some(Err(request)) => self.on_request(request),
+                Some(Ok(event)) => self.timed(|d| d.on_event(event)),
+                Some(Err(request)) => self.timed(|d| d.on_request(request)),
                 None => {}
             }
             while let Some(done) = self.c.storage.as_ref().and_then(|s| s.done.try_recv().ok()) {
-                self.on_storage(done);
+                self.timed(|d| d.on_storage(done));
             }
             for _ in 1..INPUTS_PER_BATCH {
                 if self.stopping {
                     break;
                 }
                 if let Ok(event) = self.c.events.try_recv() {
-                    self.on_event(event);
+                    self.timed(|d| d.on_event(event));
                 } else if let Ok(request) = self.c.requests.try_recv() {
-                    self.on_request(request);
+                    self.timed(|d| d.on_request(request));
                 } else {
                     break;
                 }
             }
             if self.now() >= self.c.core.next_deadline() {
-                self.step(Input::Tick);
+                self.timed(|d| d.step(Input::Tick));
             }
             if let Some(log) = &mut self.c.delivery_log {
                 log.on_tick(Instant::now());
@@ -254,22 +257,12 @@ impl Driver {
         }
     }
 
-    /// One protocol step and its outputs, timed: nothing in it may take time proportional to
-    /// the state or a backlog, since neighbours read a silent member as a dead one
-    /// (docs/PROTOCOL.md §5.1).
-    fn step(&mut self, input: Input) {
+    /// Handles one input (a core step, a client's status or read, a storage completion) and
+    /// times it: nothing in it may take time proportional to the state or a backlog, since
+    /// neighbours read a silent member as a dead one (docs/PROTOCOL.md §5.1).
+    fn timed(&mut self, handle: impl FnOnce(&mut Driver)) {
         let started = Instant::now();
-        let now = self.now();
-        let mut out = std::mem::take(&mut self.out);
-        self.c.core.step(now, input, &mut out);
-        for output in out.drain(..) {
-            self.execute(output);
-        }
-        self.out = out;
-        if std::mem::take(&mut self.appended) && !self.store_broken {
-            self.hand_to_storage(Job::Sync);
-        }
-        self.stream_changes();
+        handle(self);
         let took = started.elapsed();
         if took > self.max_step {
             self.max_step = took;
@@ -282,6 +275,21 @@ impl Driver {
                 self.c.core.token_timeout()
             );
         }
+    }
+
+    /// One protocol step and its outputs.
+    fn step(&mut self, input: Input) {
+        let now = self.now();
+        let mut out = std::mem::take(&mut self.out);
+        self.c.core.step(now, input, &mut out);
+        for output in out.drain(..) {
+            self.execute(output);
+        }
+        self.out = out;
+        if std::mem::take(&mut self.appended) && !self.store_broken {
+            self.hand_to_storage(Job::Sync);
+        }
+        self.stream_changes();
     }
 
     /// Hands a job to the storage thread; a stopped thread means durable state failed.
@@ -443,12 +451,15 @@ impl Driver {
                 self.appended = true;
                 self.hand_to_storage(Job::Append(message));
             }
-            Output::Checkpoint(checkpoint) => {
+            Output::Checkpoint(checkpoint) if self.c.durable => {
                 self.hand_to_storage(Job::Checkpoint { checkpoint, replaces: false })
             }
-            Output::Restored(checkpoint) => {
+            Output::Restored(checkpoint) if self.c.durable => {
                 self.hand_to_storage(Job::Checkpoint { checkpoint, replaces: true })
             }
+            // Without durability the core keeps its checkpoint; nothing is written.
+            Output::Checkpoint(_) | Output::Restored(_) => {}
+            Output::Discard(discarded) => self.hand_to_storage(Job::Discard(discarded)),
             Output::ViewChange(view) => {
                 let ring: Vec<String> = view.ring.iter().map(|m| m.to_string()).collect();
                 log::info!(

@@ -150,15 +150,12 @@ pub(crate) enum Request {
     Status(Sender<CoreStatus>),
 }
 
-/// Opens the data directory, restores the core from it and starts the storage thread over it,
-/// unless nothing is to be durable.
-fn open_store(
-    core: &mut Core,
-    durability: Durability,
-    dir: Option<&Path>,
-) -> Result<Option<StorageThread>, Error> {
+/// Opens the data directory, restores the core from it and starts the storage thread over it;
+/// when nothing is to be durable, the storage thread only frees what the core discards.
+fn open_store(core: &mut Core, durability: Durability, dir: Option<&Path>) -> Result<StorageThread, Error> {
+    let name = format!("harness-{}-storage", core.me().id);
     if durability == Durability::Memory {
-        return Ok(None);
+        return StorageThread::start(None, name);
     }
     let Some(dir) = dir else {
         let problem = format!("is needed with --durability {}", durability.as_str());
@@ -175,7 +172,7 @@ fn open_store(
     if upto > 0 {
         log::info!("{me} node: restored checkpoint {from} and {logged} logged commands: state up to {upto}");
     }
-    Ok(Some(StorageThread::start(store, format!("harness-{}-storage", me.id))?))
+    StorageThread::start(Some(store), name)
 }
 
 /// A running member: an event loop thread and a protocol thread.
@@ -296,7 +293,8 @@ impl Node {
             delivery_log,
             counters: Arc::clone(&counters),
             payload_bytes_max: config.core.payload_bytes_max,
-            storage,
+            storage: Some(storage),
+            durable: config.core.durability != Durability::Memory,
             fsync: config.core.durability == Durability::Fsync,
             peers: config.peers.clone(),
             left_by_request: Arc::clone(&left_by_request),

@@ -516,6 +516,8 @@ impl<'a> Cluster<'a> {
                 self.checker.on_checkpoint(member, &checkpoint)?;
                 self.store(id, member, checkpoint, true);
             }
+            // Simulated members share one process: freeing here is as good as anywhere.
+            Output::Discard(_) => {}
         }
         Ok(())
     }

@@ -360,7 +360,7 @@ impl Core {
         self.log = MessageLog::starting_after(0);
         self.replica.reset(now);
         self.membership.streams.caught_up = 0;
-        self.membership.streams.incoming = None;
+        self.drop_incoming();
         self.membership.holds_log = false;
         // `promised` and `accepted` stay: they belong to the process, which still votes
         // (docs/PROTOCOL.md §5.4).

@@ -1,5 +1,5 @@
 //! `DvmState`: the built-in DVM state machine — a versioned key-value namespace, the member
-//! registry and the plug-in registry, with exactly-once client sessions (issue 5).
+//! registry and the plug-in registry, with exactly-once client sessions (docs/PROTOCOL.md §7, §8.2).
 //!
 //! Guarantee 6 (linear history) is only useful if applying it is deterministic: `apply` is a pure
 //! function of the state and the payload, every map is ordered, no clock or randomness is

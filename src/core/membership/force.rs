@@ -193,10 +193,8 @@ impl Core {
 
     /// The forced view is committed here: report it.
     pub(in crate::core) fn on_force_committed(&mut self, proposal: &Proposal, out: &mut Vec<Output>) {
-        let formed = self
-            .membership
-            .force
-            .take_if(|f| f.proposed.as_ref().is_some_and(|(v, _)| *v == proposal.view));
+        let formed =
+            self.membership.force.take_if(|f| f.proposed.as_ref().is_some_and(|(v, _)| *v == proposal.view));
         if let Some(ForceRequest { tag, proposed: Some((_, report)), .. }) = formed {
             out.push(Output::Forced { tag, outcome: ForceOutcome::Formed(report) });
         }

@@ -1,7 +1,7 @@
 //! `harness-bench`: the figures users choose a control plane by, measured on real `harness node`
-//! processes over loopback (issue 8): broadcast latency (through the embedding API, in this
+//! processes over loopback (docs/DESIGN.md §7): broadcast latency (through the embedding API, in this
 //! process), commit latency, throughput, recovery, fairness, the loopback floor, the idle cost,
-//! and the cost of authentication (issue 7). Each figure is the median of several repetitions
+//! and the cost of authentication (docs/PROTOCOL.md §2.1). Each figure is the median of several repetitions
 //! with min and max, because a shared 2-core machine drifts by 10-30% within minutes.
 //!
 //! The flags only narrow or shorten a run; the modules are named for what they measure and

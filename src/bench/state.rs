@@ -1,4 +1,4 @@
-//! Figures of the replicated state (issue 5, docs/PROTOCOL.md §7): what a checkpoint of a large
+//! Figures of the replicated state (docs/PROTOCOL.md §7): what a checkpoint of a large
 //! state costs (snapshot bytes, time to take it, time to write it with fsync), what a warm
 //! member's promotion step applies and costs after a long tail, and how long a ring of five takes to commit again
 //! after both hot members are killed at once (so a warm member must be promoted).

@@ -1,5 +1,5 @@
 //! `Replica`: the state machine of one member in its standby role, its last checkpoint and the
-//! committed commands after it (issue 5; guarantee 6, docs/PROTOCOL.md §7).
+//! committed commands after it (guarantee 6 of docs/DESIGN.md §2, docs/PROTOCOL.md §7).
 //!
 //! A hot member applies every command as it commits (continuous service). A warm member only
 //! appends it to the tail after its checkpoint and applies lazily, a slice at a time: once a

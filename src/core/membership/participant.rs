@@ -275,6 +275,14 @@ impl Core {
 
     /// Installs a chosen view (docs/PROTOCOL.md §5.3, §5.4).
     pub(in crate::core) fn install(&mut self, now: Time, proposal: Proposal, out: &mut Vec<Output>) {
+        // Installed primary views form one chain (docs/PROTOCOL.md §5.4): never one twice or an
+        // older one. A core that breaks it panics, and the simulator replays the seed.
+        assert!(
+            proposal.view > self.membership.last_primary,
+            "install of {} after {}",
+            proposal.view,
+            self.membership.last_primary
+        );
         let cut = proposal.cut;
         let member_of_prev = self.membership.holds_log && self.membership.last_primary == proposal.prev;
         if member_of_prev {

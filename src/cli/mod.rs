@@ -49,7 +49,7 @@ Usage:
   harness range PREFIX [--limit N] [--stale]
   harness txn [--if GUARD]... [--then OP]... [--else OP]...   (no clause: read them from stdin)
   harness watch PREFIX [--from REVISION] [--count N]
-  harness status             harness members                harness leave
+  harness status [--each]    harness members [--each]       harness leave
   harness keygen --key-file FILE
   harness plugin load NAME   (every member must be able to load it, or none records it)
   harness --help
@@ -99,7 +99,8 @@ Client commands talk to any member and fail over to another:
   --cluster-name NAME  the members' --cluster name, which the key is bound to (default harness)
   txn clauses: --if 'KEY = VALUE' | 'KEY version|mod =|<|> N' | 'KEY exists|missing',
                --then/--else 'put KEY VALUE' | 'del KEY' | 'get KEY' | 'range PREFIX [LIMIT]'
-  status and members print a table of every member (id, address, role, view, revision, lag);
+  status and members print a table of every member (id, address, role, view, received, lag)
+               from one member's report; --each asks every member (revision, commits, checkpoint);
   leave asks the one member in --cluster to leave the group and stop.
   Exit codes: 0 ok, 1 failed, 2 bad usage, 3 not found, 4 guard failed, 5 no quorum,
   6 unreachable.

@@ -173,6 +173,9 @@ mod tests {
                 rotation_millihertz: 0,
                 role: crate::wire::StandbyRole::Hot,
                 last_checkpoint: 0,
+                links_up: 0,
+                links_dialled: 0,
+                links_accepted: 0,
             })
         };
         let mut report = DemoReport {

@@ -107,6 +107,7 @@ impl EventLoop {
                 return self.emit(Event::LinkDown { peer });
             }
         };
+        Counters::bump(&self.counters.dialled);
         let stream = match mio::net::TcpStream::connect(addr) {
             Ok(stream) => stream,
             Err(e) => {
@@ -281,6 +282,7 @@ impl EventLoop {
         self.unproven.remove(&token);
         let Some(conn) = self.conns.get_mut(&token) else { return };
         conn.role = Role::Peer { member: from, dialled_by: from.id };
+        Counters::bump(&self.counters.links_accepted);
         log::info!("{} transport: link to {from} up (accepted from {})", me.id, conn.addr);
         let slot = self.slots.entry(from.id).or_default();
         slot.link = Some(token);

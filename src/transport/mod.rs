@@ -27,6 +27,7 @@ pub use counters::{CounterSnapshot, Counters};
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -151,16 +152,28 @@ pub struct TransportConfig {
 }
 
 /// The protocol thread's end of the loop: commands plus the waker.
-#[derive(Clone)]
 pub struct LoopHandle {
     commands: Sender<Command>,
     waker: Arc<mio::Waker>,
+    /// Commands were queued since the last wake-up.
+    unwoken: AtomicBool,
+}
+
+impl Clone for LoopHandle {
+    fn clone(&self) -> LoopHandle {
+        LoopHandle {
+            commands: self.commands.clone(),
+            waker: Arc::clone(&self.waker),
+            unwoken: AtomicBool::new(self.unwoken.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl LoopHandle {
     /// Queues a command without waking the loop; wakes it first if the queue is full, so the
     /// loop drains it while this thread waits. Returns false when the loop has ended.
     pub fn send(&self, command: Command) -> bool {
+        self.unwoken.store(true, Ordering::Relaxed);
         match self.commands.try_send(command) {
             Ok(()) => true,
             Err(TrySendError::Disconnected(_)) => false,
@@ -173,8 +186,17 @@ impl LoopHandle {
 
     /// Wakes the loop so it drains the commands queued since the last wake-up.
     pub fn wake(&self) {
+        self.unwoken.store(false, Ordering::Relaxed);
         if let Err(e) = self.waker.wake() {
             log::error!("transport: cannot wake the event loop: {e}");
+        }
+    }
+
+    /// Wakes the loop only if commands were queued since the last wake-up: an idle member's
+    /// timer steps then cost the loop thread nothing.
+    pub fn wake_if_sent(&self) {
+        if self.unwoken.load(Ordering::Relaxed) {
+            self.wake();
         }
     }
 }
@@ -205,7 +227,8 @@ impl Transport {
             .name(format!("harness-{me}-io"))
             .spawn(move || event_loop.run())
             .map_err(|e| Error::io("spawn the event loop thread", e))?;
-        Ok(Transport { handle: LoopHandle { commands, waker }, events, thread, counters })
+        let handle = LoopHandle { commands, waker, unwoken: AtomicBool::new(false) };
+        Ok(Transport { handle, events, thread, counters })
     }
 }
 

@@ -183,6 +183,9 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
                     rotation_millihertz: number(rng),
                     role: [StandbyRole::None, StandbyRole::Hot, StandbyRole::Warm][rng.below(3) as usize],
                     last_checkpoint: number(rng),
+                    links_up: number(rng) as u32,
+                    links_dialled: number(rng),
+                    links_accepted: number(rng),
                 },
             })
         }
@@ -241,6 +244,8 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
                     id: NodeId(number(rng) as u16),
                     addr: random_text(rng),
                     incarnation: number(rng),
+                    role: [StandbyRole::None, StandbyRole::Hot, StandbyRole::Warm][rng.below(3) as usize],
+                    received_upto: number(rng),
                 })
                 .collect();
             return Frame::Reply(ClientReply::Members { request: number(rng), members });

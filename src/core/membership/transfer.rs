@@ -77,7 +77,7 @@ impl Core {
         let from = if transfer.donor == me { source.filter(|&s| s != me) } else { Some(transfer.donor) };
         let Some(from) = from else { return };
         if !self.links.is_up(from) {
-            self.links.want(from, out);
+            self.links.want(from, now, out);
             return;
         }
         transfer.requested = true;

@@ -284,6 +284,16 @@ impl Core {
         self.ring.rotations_seen
     }
 
+    /// The committed prefix (cheaper than `status`, which digests the state).
+    pub fn committed_upto(&self) -> Seq {
+        self.log.committed_upto
+    }
+
+    /// Own messages waiting for the token (cheaper than `status`).
+    pub fn queued(&self) -> usize {
+        self.queue.waiting()
+    }
+
     /// The last installed primary view (cheaper than `status`, which digests the state).
     pub fn last_primary(&self) -> ViewId {
         self.membership.last_primary

@@ -12,8 +12,6 @@ use crate::wire::{Message, PeerFrame};
 
 /// Messages per `Retransmit` frame.
 const RETRANSMIT_BATCH_MAX: usize = 256;
-/// Fetches a donor keeps while it is still fetching itself.
-const DEFERRED_FETCHES_MAX: usize = 256;
 /// The largest state snapshot a joiner accepts.
 const SNAPSHOT_BYTES_MAX: u64 = 1 << 32;
 /// Bytes per snapshot chunk.
@@ -101,9 +99,15 @@ impl Core {
         let PeerFrame::Fetch { ballot, after, upto, snapshot } = fetch else { return };
         if let super::Phase::Accepting { transfer, .. } = &mut self.membership.phase {
             if !transfer.done(&self.log) {
-                // This donor is still fetching the prefix itself: answer once it holds it.
-                if transfer.deferred.len() < DEFERRED_FETCHES_MAX {
-                    transfer.deferred.push((from, PeerFrame::Fetch { ballot, after, upto, snapshot }));
+                // This donor is still fetching the prefix itself: answer once it holds it. One
+                // fetch per member is kept (its latest), so the list is bounded by the universe
+                // and every participant of a large view is answered: a fixed cap of 256 left the
+                // others of a 1024-member view waiting until they were excluded.
+                let fetch = PeerFrame::Fetch { ballot, after, upto, snapshot };
+                if let Some(kept) = transfer.deferred.iter_mut().find(|(id, _)| *id == from) {
+                    kept.1 = fetch;
+                } else if transfer.deferred.len() < self.config.universe.len() {
+                    transfer.deferred.push((from, fetch));
                 }
                 return;
             }

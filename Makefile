@@ -1,7 +1,7 @@
 # The two commands a new user needs are `make demo` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: build test demo sim bench fmt
+.PHONY: build test demo sim bench fmt dist
 
 build:
 	$(CARGO) build --release
@@ -35,3 +35,14 @@ bench: build
 
 fmt:
 	$(CARGO) fmt --all
+
+# Stripped, LTO builds for minimal nodes: the three executables, the C library and header in
+# target/harness-dist/.
+DIST_DIR = $(or $(CARGO_TARGET_DIR),target)
+dist:
+	$(CARGO) build --profile dist
+	mkdir -p $(DIST_DIR)/harness-dist/bin $(DIST_DIR)/harness-dist/lib $(DIST_DIR)/harness-dist/include
+	cp $(DIST_DIR)/dist/harness $(DIST_DIR)/dist/harness-sim $(DIST_DIR)/dist/harness-bench $(DIST_DIR)/harness-dist/bin/
+	cp $(DIST_DIR)/dist/libharness.a $(DIST_DIR)/dist/libharness.so $(DIST_DIR)/harness-dist/lib/
+	cp include/harness.h $(DIST_DIR)/harness-dist/include/
+	@ls -l $(DIST_DIR)/harness-dist/bin $(DIST_DIR)/harness-dist/lib

@@ -21,7 +21,12 @@ options:
   --hot H              hot members per view (default 2); the others are warm standbys
   --checkpoint-every N commits between checkpoints (default 16), each checked against the history
   --commands-percent P submissions that are DVM commands, mostly transactions (default 50)
-  --durability D       memory, checkpoint or fsync: what restarted members get back (default memory)";
+  --durability D       memory, checkpoint or fsync: what restarted members get back (default memory)
+  --state-bytes B      member 1 first writes B bytes of state (e.g. 512KiB, 4MiB) in 64 KiB
+                       values, so checkpoints and transfers are large; links carry 1 GiB/s and
+                       disks write 256 MiB/s, so their size costs simulated time
+  --no-live-exclusion  a violation if a live member is ever excluded (use with faults that
+                       never cut a live member off: crash, restart, join)";
 
 fn fail(message: &str) -> ! {
     eprintln!("harness-sim: {message}");
@@ -35,6 +40,24 @@ fn value<'a>(args: &'a [String], i: &mut usize, flag: &str) -> &'a str {
 
 fn number<T: std::str::FromStr>(text: &str, flag: &str) -> T {
     text.parse().unwrap_or_else(|_| fail(&format!("bad {flag} {text:?}: not a number")))
+}
+
+/// A byte count with an optional KiB/MiB/GiB suffix.
+fn bytes(text: &str, flag: &str) -> u64 {
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let scale = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => fail(&format!("bad {flag} {text:?}: use a number with B, KiB, MiB or GiB")),
+    };
+    number::<u64>(digits, flag)
+        .checked_mul(scale)
+        .unwrap_or_else(|| fail(&format!("bad {flag} {text:?}: too large")))
 }
 
 fn main() {
@@ -100,6 +123,11 @@ fn main() {
                 options.durability = value(&args, &mut i, flag)
                     .parse()
                     .unwrap_or_else(|e: harness::ConfigError| fail(&e.to_string()))
+            }
+            "--state-bytes" => options.state_bytes = bytes(value(&args, &mut i, flag), flag),
+            "--no-live-exclusion" => options.no_live_exclusion = true,
+            "--fault-phase-ms" => {
+                options.fault_phase = Duration::from_millis(number(value(&args, &mut i, flag), flag))
             }
             "--token-timeout-ms" => {
                 options.token_timeout = Duration::from_millis(number(value(&args, &mut i, flag), flag))

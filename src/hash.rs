@@ -13,3 +13,13 @@ pub fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
 
 /// The FNV-1a 64-bit offset basis: the hash of no bytes.
 pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The splitmix64 finalizer: spreads a hash over all 64 bits, so that sums of many hashes (the
+/// incremental state digest) do not cancel by accident.
+pub fn mix64(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}

@@ -28,6 +28,7 @@ pub mod error;
 pub mod hash;
 pub mod ids;
 pub mod node;
+pub mod procs;
 pub mod replication;
 pub mod rng;
 pub mod sim;

@@ -1,20 +1,20 @@
 //! A ring of real `harness node` processes on loopback for one measurement: start, wait for
 //! the first primary view, signal one member, read each process's CPU time and RSS, and stop
 //! every process by pid, also when the measurement fails or panics (the guard's `Drop`).
-//!
-//! Signals go through the `kill` utility because std has no signal API and the crate denies
-//! unsafe code; a pid is signalled only while `try_wait` says the child is not reaped yet, so
-//! it cannot belong to another process.
+//! The processes are a `crate::procs::ProcessGroup`, keyed by member index.
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
 
 use crate::auth::{Auth, ClusterKey};
 use crate::client::Client;
 use crate::ids::RingMode;
+use crate::procs::{free_loopback_ports, process_cpu_seconds, process_rss_kib, ProcessGroup};
 use crate::wire::NodeStatus;
 
 /// How long a node may take to exit after SIGTERM before it is killed.
@@ -52,17 +52,13 @@ pub struct Cluster {
     pub addrs: Vec<SocketAddr>,
     /// The credentials of a keyed ring (`start_secured`), which its clients must prove.
     pub auth: Option<Auth>,
-    children: Vec<Option<Child>>,
+    children: ProcessGroup<usize>,
     log_dir: PathBuf,
 }
 
-/// `count` loopback addresses whose ports the kernel just handed out (and that are free again).
+/// `count` free loopback addresses (`crate::procs::free_loopback_ports`).
 pub fn loopback_addrs(count: usize) -> Result<Vec<SocketAddr>, String> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<_>>()
-        .map_err(|e| format!("allocate loopback ports: {e}"))?;
-    Ok(listeners.iter().filter_map(|l| l.local_addr().ok()).collect())
+    free_loopback_ports(count).map_err(|e| format!("allocate loopback ports: {e}"))
 }
 
 impl Cluster {
@@ -89,7 +85,8 @@ impl Cluster {
         let addrs = loopback_addrs(nodes)?;
         let peers: Vec<String> = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
         // The guard exists before the first spawn, so a failed spawn stops the earlier ones.
-        let mut cluster = Cluster { addrs: addrs.clone(), auth: None, children: Vec::new(), log_dir };
+        let mut cluster =
+            Cluster { addrs: addrs.clone(), auth: None, children: ProcessGroup::new(STOP_GRACE), log_dir };
         let mut key_args = Vec::new();
         if security != Security::Open {
             let path = cluster.log_dir.join("cluster.key");
@@ -117,14 +114,8 @@ impl Cluster {
                 command.args(["--token-timeout", &timeout.as_millis().to_string()]);
             }
             command.args(&key_args);
-            let child = command
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .map_err(|e| format!("start {} node: {e}", exe.display()))?;
-            cluster.children.push(Some(child));
+            command.env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+            cluster.children.spawn(i, command).map_err(|e| format!("start {} node: {e}", exe.display()))?;
         }
         Ok(cluster)
     }
@@ -169,114 +160,57 @@ impl Cluster {
 
     /// The pid of member `index` while it runs.
     pub fn pid(&mut self, index: usize) -> Option<u32> {
-        let child = self.children.get_mut(index)?.as_mut()?;
-        matches!(child.try_wait(), Ok(None)).then(|| child.id())
+        self.children.pid(index)
     }
 
     /// Sends `signal` (`STOP`, `CONT`, `TERM`) to member `index`, if it still runs.
     pub fn signal(&mut self, index: usize, signal: &str) -> Result<(), String> {
-        let pid = self.pid(index).ok_or(format!("n{} is not running", index + 1))?;
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &pid.to_string()])
-            .stdin(Stdio::null())
-            .status()
-            .map_err(|e| format!("run kill: {e}"))?;
-        status.success().then_some(()).ok_or(format!("kill -{signal} {pid} failed: {status}"))
+        let signal = match signal {
+            "STOP" => Signal::SIGSTOP,
+            "CONT" => Signal::SIGCONT,
+            "TERM" => Signal::SIGTERM,
+            other => return Err(format!("no signal {other} for a member")),
+        };
+        self.children.signal(index, signal).map_err(|e| format!("n{}: {signal}: {e}", index + 1))
     }
 
     /// SIGKILLs member `index` and reaps it.
     pub fn kill(&mut self, index: usize) {
-        if let Some(mut child) = self.children.get_mut(index).and_then(Option::take) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let _ = self.children.kill(index);
     }
 
-    /// CPU seconds used so far by every running member (0 for a stopped one).
+    /// CPU seconds used so far by every member (0 for a stopped one).
     pub fn cpu_seconds(&mut self) -> Vec<f64> {
-        (0..self.children.len()).map(|i| self.pid(i).map_or(0.0, process_cpu_seconds)).collect()
+        (0..self.addrs.len()).map(|i| self.pid(i).map_or(0.0, process_cpu_seconds)).collect()
     }
 
-    /// Resident memory of every running member, in KiB.
+    /// Resident memory of every member, in KiB (0 for a stopped one).
     pub fn rss_kib(&mut self) -> Vec<u64> {
-        (0..self.children.len()).map(|i| self.pid(i).map_or(0, process_rss_kib)).collect()
+        (0..self.addrs.len()).map(|i| self.pid(i).map_or(0, process_rss_kib)).collect()
     }
 
     fn first_exited(&mut self) -> Option<usize> {
-        self.children.iter_mut().position(|c| c.as_mut().is_some_and(|c| !matches!(c.try_wait(), Ok(None))))
+        self.children.first_exited().map(|(index, _)| index)
     }
 
     /// Stops every member: SIGTERM (after SIGCONT, for a paused one), the grace period, then
     /// SIGKILL. Logs are removed unless a member had to be killed.
     pub fn stop_all(&mut self) {
-        for index in 0..self.children.len() {
-            let _ = self.signal(index, "CONT");
-            let _ = self.signal(index, "TERM");
-        }
-        let until = Instant::now() + STOP_GRACE;
-        for _ in 0..POLLS_MAX {
-            if self.first_running().is_none() || Instant::now() >= until {
-                break;
-            }
-            std::thread::sleep(POLL);
-        }
         let mut killed = false;
-        for index in 0..self.children.len() {
-            if self.pid(index).is_some() {
+        for ended in self.children.stop_all() {
+            if ended.killed {
                 killed = true;
-                eprintln!("harness-bench: n{} ignored SIGTERM; killing it", index + 1);
+                eprintln!("harness-bench: n{} ignored SIGTERM; killing it", ended.key + 1);
             }
-            self.kill(index);
         }
         if !killed {
             let _ = std::fs::remove_dir_all(&self.log_dir);
         }
-    }
-
-    fn first_running(&mut self) -> Option<usize> {
-        (0..self.children.len()).find(|&i| self.pid(i).is_some())
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop_all();
-    }
-}
-
-/// CPU time of every thread of `pid`, from each `/proc/PID/task/TID/schedstat` (nanoseconds on
-/// the CPU; finer than the 10 ms ticks of `/proc/PID/stat`). 0 when unreadable.
-pub fn process_cpu_seconds(pid: u32) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0.0 };
-    let mut nanos: u64 = 0;
-    for task in tasks.flatten().take(10_000) {
-        let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        nanos += text.split_whitespace().next().and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
-    }
-    nanos as f64 / 1e9
-}
-
-/// `VmRSS` of `pid` in KiB, from `/proc/PID/status`; 0 when unreadable.
-pub fn process_rss_kib(pid: u32) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn this_process_has_cpu_time_and_memory() {
-        let pid = std::process::id();
-        let spin: u64 = (0..2_000_000u64).fold(0, |a, x| a.wrapping_add(x * x));
-        assert!(spin > 0);
-        assert!(process_cpu_seconds(pid) > 0.0);
-        assert!(process_rss_kib(pid) > 0);
-        assert_eq!(process_rss_kib(u32::MAX), 0);
     }
 }

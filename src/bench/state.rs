@@ -51,16 +51,17 @@ pub fn checkpoint(repetitions: usize) -> Result<Record, String> {
     let dir = std::env::temp_dir().join(format!("harness-bench-checkpoint-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let (mut store, _) = Store::open(&dir).map_err(|e| e.to_string())?;
+    let (mut store, _) =
+        Store::open(&dir, &|| Box::new(crate::replication::DvmBuilder::new())).map_err(|e| e.to_string())?;
     let (mut take_ms, mut write_ms, mut total_ms) = (Vec::new(), Vec::new(), Vec::new());
     let mut bytes = 0;
     for r in 0..repetitions as u64 {
         let started = Instant::now();
-        let snapshot = state.snapshot();
+        // Taken on the protocol thread: a frozen view, O(1).
+        let snapshot = state.freeze();
         let taken = started.elapsed();
-        let written = store
-            .write_checkpoint(&Checkpoint { seq: KEYS + r, bytes: snapshot }, false)
-            .map_err(|e| e.to_string())?;
+        let written =
+            store.write_checkpoint(&Checkpoint::new(KEYS + r, snapshot), false).map_err(|e| e.to_string())?;
         bytes = written.bytes;
         take_ms.push(taken.as_secs_f64() * 1e3);
         write_ms.push(written.took.as_secs_f64() * 1e3);
@@ -77,7 +78,11 @@ pub fn checkpoint(repetitions: usize) -> Result<Record, String> {
 
 /// A warm member's replay at promotion: `KEYS` committed puts after its checkpoint.
 fn replay_per_s(repetitions: usize) -> Vec<f64> {
-    let policy = CheckpointPolicy { every_commits: u64::MAX, interval: Duration::from_secs(86_400) };
+    let policy = CheckpointPolicy {
+        every_commits: u64::MAX,
+        interval: Duration::from_secs(86_400),
+        tail_bytes_max: u64::MAX,
+    };
     (0..repetitions)
         .map(|_| {
             let mut replica = Replica::new(Box::new(DvmState::default()), policy);

@@ -1,23 +1,30 @@
 //! The bytes of the durable files (pure): a checkpoint file and the records of a command log.
 //!
-//! Checkpoint file, big-endian: `magic "HCKP" | format version u16 (=1) | seq u64 | length u64 |
-//! snapshot | crc32 u32` over everything before it. A log record: `length u32 | crc32 u32 |
-//! body`, body `seq u64 | origin u16 | incarnation u64 | counter u64 | attempt u16 | payload`,
-//! the CRC over the body. A torn or corrupt file fails its checksum, so it is never loaded
-//! (issue 5, durability).
+//! Checkpoint file, big-endian: `magic "HCKP" | format version u16 (=2) | seq u64 | snapshot |
+//! snapshot length u64 | crc32 u32` over everything before it. The length and checksum trail the
+//! snapshot so that the storage thread can stream it out in pieces without knowing its length
+//! first. A log record: `length u32 | crc32 u32 | body`, body `seq u64 | origin u16 |
+//! incarnation u64 | counter u64 | attempt u16 | payload`, the CRC over the body. A torn or
+//! corrupt file fails its checksum, so it is never loaded (issue 5, durability).
+
+use std::io::Read;
 
 use byteorder::{BigEndian, ByteOrder};
 
 use crate::error::DecodeError;
-use crate::ids::{MsgId, NodeId};
-use crate::replication::Checkpoint;
+use crate::ids::{MsgId, NodeId, Seq};
+use crate::replication::{Builder, Checkpoint};
 use crate::wire::bytes::{invalid, Reader};
 use crate::wire::Message;
 
 const MAGIC: &[u8; 4] = b"HCKP";
-const FORMAT_VERSION: u16 = 1;
-/// Magic, version, seq and length.
-const HEADER_BYTES: usize = 4 + 2 + 8 + 8;
+const FORMAT_VERSION: u16 = 2;
+/// Magic, version and seq.
+pub(crate) const HEADER_BYTES: usize = 4 + 2 + 8;
+/// Snapshot length and CRC.
+pub(crate) const TRAILER_BYTES: usize = 8 + 4;
+/// Bytes read from a checkpoint file at a time while it is decoded.
+const READ_BYTES: usize = 1 << 20;
 /// A record's length and CRC.
 pub(crate) const RECORD_HEADER_BYTES: usize = 8;
 /// The fixed part of a record body.
@@ -25,22 +32,52 @@ const RECORD_FIXED_BYTES: usize = 8 + 2 + 8 + 8 + 2;
 /// The largest record body read back; larger lengths are damage, not data.
 pub(crate) const RECORD_BYTES_MAX: usize = RECORD_FIXED_BYTES + (64 << 20);
 
-/// A checkpoint file's bytes.
-pub(crate) fn encode_checkpoint(checkpoint: &Checkpoint) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_BYTES + checkpoint.bytes.len() + 4);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
-    out.extend_from_slice(&checkpoint.seq.to_be_bytes());
-    out.extend_from_slice(&(checkpoint.bytes.len() as u64).to_be_bytes());
-    out.extend_from_slice(&checkpoint.bytes);
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_be_bytes());
+/// A checkpoint file's first bytes.
+pub(crate) fn checkpoint_header(seq: Seq) -> [u8; HEADER_BYTES] {
+    let mut out = [0u8; HEADER_BYTES];
+    out[0..4].copy_from_slice(MAGIC);
+    BigEndian::write_u16(&mut out[4..6], FORMAT_VERSION);
+    BigEndian::write_u64(&mut out[6..14], seq);
     out
 }
 
-/// A checkpoint from a file's bytes; any damage is an error naming what is wrong.
-pub(crate) fn decode_checkpoint(file: &[u8]) -> Result<Checkpoint, DecodeError> {
-    let mut r = Reader::new(file);
+/// A checkpoint file's last bytes, given the snapshot's length and the hasher that has seen
+/// everything before the CRC (the length included: it is hashed here).
+pub(crate) fn checkpoint_trailer(length: u64, mut crc: crc32fast::Hasher) -> [u8; TRAILER_BYTES] {
+    let mut out = [0u8; TRAILER_BYTES];
+    BigEndian::write_u64(&mut out[0..8], length);
+    crc.update(&out[0..8]);
+    BigEndian::write_u32(&mut out[8..12], crc.finalize());
+    out
+}
+
+/// A whole checkpoint file's bytes (tests; the node streams them).
+#[cfg(test)]
+pub(crate) fn encode_checkpoint(checkpoint: &Checkpoint) -> Vec<u8> {
+    let mut out = checkpoint_header(checkpoint.seq).to_vec();
+    let snapshot = crate::replication::encode_all(&*checkpoint.state);
+    out.extend_from_slice(&snapshot);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&out);
+    out.extend_from_slice(&checkpoint_trailer(snapshot.len() as u64, crc));
+    out
+}
+
+/// A checkpoint from a file of `file_bytes` bytes read from `file`, decoded with `builder` a
+/// block at a time (never the whole file in memory); any damage is an error naming what is
+/// wrong.
+pub(crate) fn read_checkpoint(
+    mut file: impl Read,
+    file_bytes: u64,
+    mut builder: Box<dyn Builder>,
+) -> Result<Checkpoint, DecodeError> {
+    let io = |e: std::io::Error| invalid("checkpoint file", e.to_string());
+    if file_bytes < (HEADER_BYTES + TRAILER_BYTES) as u64 {
+        return Err(DecodeError::Truncated { field: "checkpoint header" });
+    }
+    let mut header = [0u8; HEADER_BYTES];
+    file.read_exact(&mut header).map_err(io)?;
+    let mut r = Reader::new(&header);
     if r.take(4, "checkpoint magic")? != MAGIC {
         return Err(invalid("checkpoint magic", "not a checkpoint file"));
     }
@@ -49,16 +86,34 @@ pub(crate) fn decode_checkpoint(file: &[u8]) -> Result<Checkpoint, DecodeError> 
         return Err(invalid("checkpoint version", format!("{version}, this member reads {FORMAT_VERSION}")));
     }
     let seq = r.u64("checkpoint seq")?;
-    let length = r.u64("checkpoint length")?;
-    if (r.remaining() as u64).checked_sub(4) != Some(length) {
-        return Err(DecodeError::Truncated { field: "checkpoint snapshot" });
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header);
+    let length = file_bytes - (HEADER_BYTES + TRAILER_BYTES) as u64;
+    let mut left = length;
+    let mut block = vec![0u8; READ_BYTES];
+    // The snapshot is decoded as it is read, but the state is handed out only if the checksum
+    // over the whole file holds.
+    let mut decoded = Ok(());
+    while left > 0 {
+        let n = left.min(READ_BYTES as u64) as usize;
+        file.read_exact(&mut block[..n]).map_err(io)?;
+        crc.update(&block[..n]);
+        if decoded.is_ok() {
+            decoded = builder.push(&block[..n]);
+        }
+        left -= n as u64;
     }
-    let bytes = r.take(length as usize, "checkpoint snapshot")?.to_vec();
-    let crc = r.u32("checkpoint checksum")?;
-    if crc != crc32fast::hash(&file[..file.len() - 4]) {
+    let mut trailer = [0u8; TRAILER_BYTES];
+    file.read_exact(&mut trailer).map_err(io)?;
+    crc.update(&trailer[0..8]);
+    if BigEndian::read_u32(&trailer[8..12]) != crc.finalize() {
         return Err(DecodeError::Checksum);
     }
-    Ok(Checkpoint { seq, bytes })
+    if BigEndian::read_u64(&trailer[0..8]) != length {
+        return Err(invalid("checkpoint length", "does not match the file"));
+    }
+    decoded?;
+    Ok(Checkpoint::new(seq, builder.finish()?))
 }
 
 /// Appends one log record for `message`.
@@ -130,18 +185,24 @@ mod tests {
         }
     }
 
+    fn read(file: &[u8]) -> Result<Checkpoint, DecodeError> {
+        read_checkpoint(file, file.len() as u64, Box::new(crate::replication::DvmBuilder::new()))
+    }
+
     #[test]
     fn a_checkpoint_file_round_trips_and_any_damage_is_refused() {
-        let checkpoint = Checkpoint { seq: 77, bytes: b"snapshot bytes".to_vec() };
+        let mut state = crate::replication::DvmState::default();
+        crate::replication::StateMachine::apply(&mut state, 1, message(1, b"").id, b"raw");
+        let checkpoint = Checkpoint::new(77, crate::replication::StateMachine::freeze(&state));
         let file = encode_checkpoint(&checkpoint);
-        assert_eq!(decode_checkpoint(&file), Ok(checkpoint));
+        assert_eq!(read(&file), Ok(checkpoint));
         for len in 0..file.len() {
-            assert!(decode_checkpoint(&file[..len]).is_err(), "torn at {len}");
+            assert!(read(&file[..len]).is_err(), "torn at {len}");
         }
         for at in 0..file.len() {
             let mut bad = file.clone();
             bad[at] ^= 0x10;
-            assert!(decode_checkpoint(&bad).is_err(), "byte {at} flipped");
+            assert!(read(&bad).is_err(), "byte {at} flipped");
         }
     }
 

@@ -1,7 +1,8 @@
 //! The file store of `--data-dir`: the only file I/O of durable state (issue 5).
 //!
-//! Checkpoints are written whole to a temporary file, synced, renamed into place and the
-//! directory synced, so a crash leaves either the old file or the new one, never half of one.
+//! Checkpoints are streamed from a frozen state to a temporary file in pieces (the storage
+//! thread interleaves them with log syncs), synced, renamed into place and the directory
+//! synced, so a crash leaves either the old file or the new one, never half of one.
 //! Committed commands go to log segments, one per checkpoint interval, each record checksummed;
 //! `sync` makes them durable before the driver acknowledges them. Loading takes the newest
 //! checkpoint that verifies and the contiguous logged commands after it; a torn or corrupt file
@@ -9,20 +10,23 @@
 //! segments the older of them still needs.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::format::{decode_checkpoint, encode_checkpoint, put_record, read_records};
+use super::format::{checkpoint_header, checkpoint_trailer, put_record, read_checkpoint, read_records};
 use crate::error::Error;
 use crate::ids::Seq;
-use crate::replication::Checkpoint;
+use crate::replication::{Builder, Checkpoint, Cursor};
 use crate::wire::Message;
 
 /// Checkpoint files kept: the newest, and one to fall back to if it is damaged later.
 const CHECKPOINTS_KEPT: usize = 2;
 /// Log bytes buffered before they are written out even without a sync.
 const LOG_BUFFER_BYTES: usize = 1 << 20;
+/// Checkpoint bytes written between two syncs of the temporary file, so that its final sync
+/// (and a log sync behind it) does not wait for a whole state's dirty pages.
+const CHECKPOINT_SYNC_BYTES: u64 = 64 << 20;
 
 /// What was found in the data directory.
 #[derive(Debug)]
@@ -40,6 +44,29 @@ pub struct CheckpointWrite {
     pub bytes: u64,
     /// Encode, write, sync and rename.
     pub took: Duration,
+}
+
+/// A checkpoint being streamed to its temporary file.
+pub struct CheckpointFile {
+    checkpoint: Checkpoint,
+    replaces: bool,
+    file: File,
+    tmp: PathBuf,
+    path: PathBuf,
+    cursor: Cursor,
+    crc: crc32fast::Hasher,
+    /// Snapshot bytes written so far, and since the last sync.
+    written: u64,
+    unsynced: u64,
+    piece: Vec<u8>,
+    started: Instant,
+}
+
+impl CheckpointFile {
+    /// The seq of the checkpoint being written.
+    pub fn seq(&self) -> Seq {
+        self.checkpoint.seq
+    }
 }
 
 /// The durable files of one member.
@@ -66,11 +93,12 @@ fn seq_of(name: &str, prefix: &str, suffix: &str) -> Option<Seq> {
 }
 
 impl Store {
-    /// Opens (creating) `dir` and loads what it holds.
-    pub fn open(dir: &Path) -> Result<(Store, Loaded), Error> {
+    /// Opens (creating) `dir` and loads what it holds; checkpoints are decoded with builders
+    /// from `builder`.
+    pub fn open(dir: &Path, builder: &dyn Fn() -> Box<dyn Builder>) -> Result<(Store, Loaded), Error> {
         fs::create_dir_all(dir).map_err(|e| Error::io(format!("create --data-dir {}", dir.display()), e))?;
         let mut store = Store { dir: dir.to_path_buf(), segment: None, buffer: Vec::new(), dirty: false };
-        let loaded = store.load()?;
+        let loaded = store.load(builder)?;
         Ok((store, loaded))
     }
 
@@ -92,11 +120,12 @@ impl Store {
         Ok(found)
     }
 
-    fn load(&mut self) -> Result<Loaded, Error> {
+    fn load(&mut self, builder: &dyn Fn() -> Box<dyn Builder>) -> Result<Loaded, Error> {
         let mut checkpoint = None;
         for (_, path) in self.list("checkpoint-", ".hck")?.into_iter().rev() {
-            let bytes = fs::read(&path).map_err(|e| self.io("read", &path, e))?;
-            match decode_checkpoint(&bytes) {
+            let file = File::open(&path).map_err(|e| self.io("open", &path, e))?;
+            let length = file.metadata().map_err(|e| self.io("read", &path, e))?.len();
+            match read_checkpoint(BufReader::new(file), length, builder()) {
                 Ok(c) => {
                     checkpoint = Some(c);
                     break;
@@ -196,21 +225,79 @@ impl Store {
         checkpoint: &Checkpoint,
         replaces: bool,
     ) -> Result<CheckpointWrite, Error> {
+        let mut file = self.begin_checkpoint(checkpoint.clone(), replaces)?;
+        loop {
+            if let Some(done) = self.continue_checkpoint(&mut file, usize::MAX)? {
+                return Ok(done);
+            }
+        }
+    }
+
+    /// Starts writing a checkpoint: the log written so far is synced, later commands go to a
+    /// new segment, and the temporary file gets its header.
+    pub fn begin_checkpoint(
+        &mut self,
+        checkpoint: Checkpoint,
+        replaces: bool,
+    ) -> Result<CheckpointFile, Error> {
         let started = Instant::now();
         self.sync()?;
         self.segment = None;
-        let bytes = encode_checkpoint(checkpoint);
         let path = self.dir.join(checkpoint_name(checkpoint.seq));
         let tmp = path.with_extension("hck.tmp");
         let mut file = File::create(&tmp).map_err(|e| self.io("create", &tmp, e))?;
-        file.write_all(&bytes).map_err(|e| self.io("write", &tmp, e))?;
-        file.sync_all().map_err(|e| self.io("sync", &tmp, e))?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(|e| self.io("rename into", &path, e))?;
+        let header = checkpoint_header(checkpoint.seq);
+        file.write_all(&header).map_err(|e| self.io("write", &tmp, e))?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&header);
+        Ok(CheckpointFile {
+            checkpoint,
+            replaces,
+            file,
+            tmp,
+            path,
+            cursor: Cursor::default(),
+            crc,
+            written: 0,
+            unsynced: 0,
+            piece: Vec::new(),
+            started,
+        })
+    }
+
+    /// Encodes and writes the next piece of about `bytes_max` bytes; once the snapshot is
+    /// whole, finishes the file (trailer, sync, rename, directory sync), retires what it makes
+    /// unneeded and says what it cost.
+    pub fn continue_checkpoint(
+        &mut self,
+        w: &mut CheckpointFile,
+        bytes_max: usize,
+    ) -> Result<Option<CheckpointWrite>, Error> {
+        w.piece.clear();
+        let more = w.checkpoint.state.encode_piece(&mut w.cursor, &mut w.piece, bytes_max);
+        w.file.write_all(&w.piece).map_err(|e| self.io("write", &w.tmp, e))?;
+        w.crc.update(&w.piece);
+        w.written += w.piece.len() as u64;
+        w.unsynced += w.piece.len() as u64;
+        if w.unsynced >= CHECKPOINT_SYNC_BYTES {
+            w.file.sync_data().map_err(|e| self.io("sync", &w.tmp, e))?;
+            w.unsynced = 0;
+        }
+        if more {
+            return Ok(None);
+        }
+        let trailer = checkpoint_trailer(w.written, w.crc.clone());
+        w.file.write_all(&trailer).map_err(|e| self.io("write", &w.tmp, e))?;
+        w.file.sync_all().map_err(|e| self.io("sync", &w.tmp, e))?;
+        fs::rename(&w.tmp, &w.path).map_err(|e| self.io("rename into", &w.path, e))?;
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| self.io("sync", &self.dir, e))?;
-        let took = started.elapsed();
-        self.retire(checkpoint.seq, replaces)?;
-        Ok(CheckpointWrite { bytes: bytes.len() as u64, took })
+        let took = w.started.elapsed();
+        self.retire(w.checkpoint.seq, w.replaces)?;
+        w.piece = Vec::new();
+        Ok(Some(CheckpointWrite {
+            bytes: w.written + (super::format::HEADER_BYTES + super::format::TRAILER_BYTES) as u64,
+            took,
+        }))
     }
 
     /// Removes checkpoints beyond the kept ones and the segments none of them needs.
@@ -257,6 +344,20 @@ mod tests {
         dir
     }
 
+    fn open(dir: &Path) -> Result<(Store, Loaded), Error> {
+        Store::open(dir, &|| Box::new(crate::replication::DvmBuilder::new()))
+    }
+
+    /// A checkpoint at `seq` of a state that applied `seq` raw messages.
+    fn checkpoint(seq: Seq) -> Checkpoint {
+        use crate::replication::StateMachine;
+        let mut state = crate::replication::DvmState::default();
+        for s in 1..=seq {
+            state.apply(s, message(s).id, &message(s).payload);
+        }
+        Checkpoint::new(seq, state.freeze())
+    }
+
     fn seqs(loaded: &Loaded) -> (Option<Seq>, Vec<Seq>) {
         (loaded.checkpoint.as_ref().map(|c| c.seq), loaded.after.iter().map(|m| m.seq).collect())
     }
@@ -264,17 +365,17 @@ mod tests {
     #[test]
     fn checkpoints_and_synced_commands_come_back_and_old_files_are_retired() {
         let dir = scratch("round-trip");
-        let (mut store, loaded) = Store::open(&dir).expect("opens");
+        let (mut store, loaded) = open(&dir).expect("opens");
         assert_eq!(seqs(&loaded), (None, vec![]));
         for seq in 1..=10 {
             store.append(&message(seq)).expect("appends");
             if seq % 4 == 0 {
-                store.write_checkpoint(&Checkpoint { seq, bytes: vec![seq as u8] }, false).expect("writes");
+                store.write_checkpoint(&checkpoint(seq), false).expect("writes");
             }
         }
         store.sync().expect("syncs");
         drop(store);
-        let (_, loaded) = Store::open(&dir).expect("reopens");
+        let (_, loaded) = open(&dir).expect("reopens");
         assert_eq!(seqs(&loaded), (Some(8), vec![9, 10]));
         let names: Vec<String> =
             fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
@@ -285,27 +386,25 @@ mod tests {
     #[test]
     fn a_damaged_newest_checkpoint_is_refused_and_the_older_one_is_used() {
         let dir = scratch("damaged");
-        let (mut store, _) = Store::open(&dir).expect("opens");
+        let (mut store, _) = open(&dir).expect("opens");
         for seq in 1..=8 {
             store.append(&message(seq)).expect("appends");
             if seq % 4 == 0 {
-                store
-                    .write_checkpoint(&Checkpoint { seq, bytes: vec![seq as u8; 100] }, false)
-                    .expect("writes");
+                store.write_checkpoint(&checkpoint(seq), false).expect("writes");
             }
         }
         store.sync().expect("syncs");
         drop(store);
         let newest = dir.join(checkpoint_name(8));
         let mut bytes = fs::read(&newest).unwrap();
-        bytes[40] ^= 0xff;
+        bytes[20] ^= 0xff;
         fs::write(&newest, &bytes).unwrap();
-        let (_, loaded) = Store::open(&dir).expect("reopens");
+        let (_, loaded) = open(&dir).expect("reopens");
         assert_eq!(seqs(&loaded), (Some(4), vec![5, 6, 7, 8]), "the older checkpoint and its log");
         assert!(!newest.exists() && dir.join(format!("{}.damaged", checkpoint_name(8))).exists());
         // Truncated to nothing: the torn write of a crash.
         fs::write(dir.join(checkpoint_name(4)), b"").unwrap();
-        let (_, loaded) = Store::open(&dir).expect("reopens");
+        let (_, loaded) = open(&dir).expect("reopens");
         assert_eq!(seqs(&loaded), (None, vec![]), "no checkpoint and no log from 1 are left");
         fs::remove_dir_all(&dir).expect("cleans up");
     }
@@ -313,16 +412,16 @@ mod tests {
     #[test]
     fn a_checkpoint_from_a_donor_replaces_every_older_file() {
         let dir = scratch("replace");
-        let (mut store, _) = Store::open(&dir).expect("opens");
+        let (mut store, _) = open(&dir).expect("opens");
         for seq in 1..=6 {
             store.append(&message(seq)).expect("appends");
         }
         store.sync().expect("syncs");
-        store.write_checkpoint(&Checkpoint { seq: 3, bytes: vec![3] }, true).expect("writes");
+        store.write_checkpoint(&checkpoint(3), true).expect("writes");
         store.append(&message(4)).expect("appends");
         store.sync().expect("syncs");
         drop(store);
-        let (_, loaded) = Store::open(&dir).expect("reopens");
+        let (_, loaded) = open(&dir).expect("reopens");
         assert_eq!(seqs(&loaded), (Some(3), vec![4]), "the old history's 4..6 are gone");
         fs::remove_dir_all(&dir).expect("cleans up");
     }

@@ -10,16 +10,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::CliError;
-use super::flags::{parse_address, parse_number, walk, DEFAULT_PORT};
+use super::flags::{parse_number, walk};
 use super::slurm::slurm_membership;
 pub use crate::auth::cluster_hash;
 use crate::auth::{Auth, ClusterKey};
+use crate::client::address::{parse_address, DEFAULT_CLUSTER, DEFAULT_PORT};
 use crate::config::{CoreConfig, Durability};
 use crate::ids::{Member, NodeId, RingMode};
 use crate::node::NodeConfig;
 
-/// The cluster name used when `--cluster` is not given.
-pub const DEFAULT_CLUSTER: &str = "harness";
 /// Most nodes `harness demo` starts on one machine.
 pub const DEMO_NODES_MAX: u64 = 64;
 /// Most messages each demo node submits.

@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::error::CliError;
-use super::flags::{parse_address, parse_number, walk, DEFAULT_PORT};
+use super::flags::{parse_number, walk};
 use crate::auth::{Auth, ClusterKey};
+use crate::client::address::parse_cluster;
 use crate::client::txn_text::{parse_guard, parse_op, TxnText};
 
 /// The environment variable read when `--cluster` is not given.
@@ -96,23 +97,6 @@ pub enum ClientOp {
         /// The plug-in.
         name: String,
     },
-}
-
-/// Parses the addresses of `--cluster` or `HARNESS_CLUSTER`: `HOST[:PORT]` or `ID=HOST[:PORT]`,
-/// comma separated (port 7100 if omitted).
-pub fn parse_cluster(list: &str) -> Result<Vec<SocketAddr>, String> {
-    let mut addrs = Vec::new();
-    for entry in list.split(',').map(str::trim) {
-        if entry.is_empty() {
-            return Err(format!("{list:?} has an empty entry"));
-        }
-        let address = entry.split_once('=').map_or(entry, |(_, address)| address);
-        let addr = parse_address(address, DEFAULT_PORT).map_err(|problem| format!("{entry:?}: {problem}"))?;
-        if !addrs.contains(&addr) {
-            addrs.push(addr);
-        }
-    }
-    Ok(addrs)
 }
 
 /// Parses a client command's arguments (after the command name); `env` reads `HARNESS_CLUSTER`.
@@ -229,7 +213,7 @@ pub fn parse_client_args(
     let cluster_name = match value("cluster-name") {
         Some("") => return Err(CliError::bad("cluster-name", "", "must not be empty")),
         Some(name) => name.to_string(),
-        None => super::args::DEFAULT_CLUSTER.to_string(),
+        None => crate::client::address::DEFAULT_CLUSTER.to_string(),
     };
     let (json, stale) = (switch("json"), switch("stale"));
     Ok(ClientArgs { cluster, json, stale, timeout, session, key, encrypt, cluster_name, op })

@@ -218,7 +218,9 @@ fn gather_rows(cluster: &mut ClusterClient, given: &[SocketAddr]) -> Result<Vec<
         .map(|member| {
             // A member configured by name is asked at that name; one the node cannot tell us
             // about (it should not happen) falls back to the addresses we were given.
-            let addr = super::flags::parse_address(&member.addr, super::DEFAULT_PORT).ok();
+            let addr =
+                crate::client::address::parse_address(&member.addr, crate::client::address::DEFAULT_PORT)
+                    .ok();
             let addr = addr.or_else(|| given.get(usize::from(member.id.0).saturating_sub(1)).copied());
             addr.and_then(|addr| cluster.status_of(addr).ok())
         })

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::args::DemoArgs;
 use super::audit::{audit, NodeLog};
-use super::procs::{free_loopback_ports, Children};
+use super::procs::Children;
 use super::report::{DemoReport, Kill};
 use super::workload::{submit_all, wait_until_settled, Outcome, Settled, Submissions, Workload};
 use crate::ids::NodeId;
 use crate::node::read_log;
+use crate::procs::free_loopback_ports;
 use crate::rng::Rng;
 use crate::wire::NodeStatus;
 
@@ -79,10 +80,10 @@ pub fn run_demo(args: &DemoArgs, exe: &Path) -> DemoReport {
         match ended.status {
             Ok(status) if status.success() && !ended.killed => {}
             Ok(status) if ended.killed => {
-                report.problems.push(format!("{} ignored SIGTERM and was killed ({status})", ended.id))
+                report.problems.push(format!("{} ignored SIGTERM and was killed ({status})", ended.key))
             }
-            Ok(status) => report.problems.push(format!("{} exited with {status}", ended.id)),
-            Err(e) => report.problems.push(format!("{} could not be waited for: {e}", ended.id)),
+            Ok(status) => report.problems.push(format!("{} exited with {status}", ended.key)),
+            Err(e) => report.problems.push(format!("{} could not be waited for: {e}", ended.key)),
         }
     }
     if let Some(submissions) = submissions {

@@ -1,15 +1,10 @@
-//! The flag walker and the address parser shared by every command's arguments.
+//! The flag walker and the number parser shared by every command's arguments.
 //!
 //! Flags are `--name value` or `--name=value`; switches (`--json`) take none. Each flag may
 //! appear once, so a typo repeated on a long command line is caught instead of silently
 //! overriding. Everything here is a pure function of its input, hence unit-tested.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-
 use super::error::CliError;
-
-/// The port a hostfile line without one means.
-pub const DEFAULT_PORT: u16 = 7100;
 
 /// One flag as given on the command line.
 #[derive(Debug, PartialEq, Eq)]
@@ -64,42 +59,6 @@ pub fn walk(
     Ok(given)
 }
 
-/// Parses `HOST[:PORT]` (IPv6 in brackets when a port follows), resolving a host name.
-/// `default_port` fills in a missing port. Port 0 is refused: peers must be reachable.
-pub fn parse_address(text: &str, default_port: u16) -> Result<SocketAddr, String> {
-    let text = text.trim();
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return nonzero_port(addr);
-    }
-    if let Ok(ip) = text.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-        return nonzero_port(SocketAddr::new(ip, default_port));
-    }
-    let (host, port) = match text.rsplit_once(':') {
-        Some((host, port)) => {
-            let port =
-                port.parse::<u16>().map_err(|_| format!("port {port:?} is not a number in 1..=65535"))?;
-            (host, port)
-        }
-        None => (text, default_port),
-    };
-    let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
-    if host.is_empty() || !host.chars().all(valid) {
-        return Err("expected HOST:PORT".to_string());
-    }
-    let resolved: Vec<SocketAddr> =
-        (host, port).to_socket_addrs().map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
-    // Rings are usually configured over IPv4; take it when the name has both.
-    let chosen = resolved.iter().find(|a| a.is_ipv4()).or(resolved.first()).copied();
-    nonzero_port(chosen.ok_or_else(|| format!("{host} resolves to no address"))?)
-}
-
-fn nonzero_port(addr: SocketAddr) -> Result<SocketAddr, String> {
-    if addr.port() == 0 {
-        return Err("port 0 is not a reachable address".to_string());
-    }
-    Ok(addr)
-}
-
 /// Parses a whole number of `flag` within `min..=max`.
 pub fn parse_number(flag: &'static str, value: &str, min: u64, max: u64) -> Result<u64, CliError> {
     match value.parse::<u64>() {
@@ -139,19 +98,6 @@ mod tests {
         check(&["--id", "1", "--id=2"], "--id is given twice");
         check(&["id"], "unexpected argument \"id\" (flags start with --)");
         check(&["--json=yes"], "bad --json \"--json=yes\": takes no value");
-    }
-
-    #[test]
-    fn addresses_take_ips_names_and_a_default_port() {
-        assert_eq!(parse_address("10.0.0.1:7200", 7100), Ok("10.0.0.1:7200".parse().unwrap()));
-        assert_eq!(parse_address("10.0.0.1", 7100), Ok("10.0.0.1:7100".parse().unwrap()));
-        assert_eq!(parse_address("[::1]:9", 7100), Ok("[::1]:9".parse().unwrap()));
-        assert_eq!(parse_address("::1", 7100), Ok("[::1]:7100".parse().unwrap()));
-        assert_eq!(parse_address("localhost:7300", 7100).unwrap().port(), 7300);
-        assert!(parse_address("10.0.0.1:http", 7100).unwrap_err().contains("port \"http\""));
-        assert!(parse_address("10.0.0.1:0", 7100).unwrap_err().contains("port 0"));
-        assert_eq!(parse_address("a b:1", 7100).unwrap_err(), "expected HOST:PORT");
-        assert_eq!(parse_address("", 7100).unwrap_err(), "expected HOST:PORT");
     }
 
     #[test]

@@ -20,17 +20,17 @@ pub mod slurm;
 mod table;
 pub mod workload;
 
+pub use crate::client::address::{parse_address, parse_cluster, DEFAULT_CLUSTER, DEFAULT_PORT};
 pub use args::{
     cluster_hash, load_key, parse_demo_args, parse_hostfile, parse_keygen_args, parse_node_args,
-    parse_node_args_with_env, parse_peers, DemoArgs, NodeArgs, DEFAULT_CLUSTER,
+    parse_node_args_with_env, parse_peers, DemoArgs, NodeArgs,
 };
-pub use client_args::{parse_client_args, parse_cluster, ClientArgs, ClientOp, CLUSTER_VARIABLE};
+pub use client_args::{parse_client_args, ClientArgs, ClientOp, CLUSTER_VARIABLE};
 pub use client_cmd::{
     run_client, Failure, EXIT_FAILED, EXIT_GUARD_FAILED, EXIT_NOT_FOUND, EXIT_NO_QUORUM, EXIT_UNREACHABLE,
 };
 pub use demo::run_demo;
 pub use error::{CliError, EXIT_USAGE};
-pub use flags::{parse_address, DEFAULT_PORT};
 pub use node::run_node;
 pub use report::{DemoReport, Kill};
 

@@ -173,6 +173,8 @@ mod tests {
                 rotation_millihertz: 0,
                 role: crate::wire::StandbyRole::Hot,
                 last_checkpoint: 0,
+                max_step_us: 0,
+                state_bytes: 0,
                 links_up: 0,
                 links_dialled: 0,
                 links_accepted: 0,

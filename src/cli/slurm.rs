@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use super::flags::parse_address;
+use crate::client::address::parse_address;
 use crate::ids::NodeId;
 
 /// Most hosts a list may expand to: member ids are u16.

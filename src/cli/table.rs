@@ -141,6 +141,8 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
         "RECEIVED",
         "LAG",
         "CHECKPOINT",
+        "STATE",
+        "MAX STEP",
     ];
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for row in rows {
@@ -164,6 +166,8 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
                     s.last_checkpoint.to_string()
                 }
             }),
+            s.map_or_else(dash, |s| format!("{:.1} MB", s.state_bytes as f64 / 1e6)),
+            s.map_or_else(dash, |s| format!("{:.1} ms", s.max_step_us as f64 / 1e3)),
         ]);
     }
     let widths: Vec<usize> =
@@ -184,7 +188,7 @@ pub fn render_json_rows(rows: &[MemberRow], summary: bool) -> String {
             let s = row.status.as_ref();
             let number = |value: Option<u64>| value.map_or("null".to_string(), |v| v.to_string());
             format!(
-                "{{\"id\":{},\"addr\":{},\"role\":\"{}\",\"reachable\":{},\"view\":{},\"primary\":{},\"revision\":{},\"committed\":{},\"received\":{},\"lag\":{},\"last_checkpoint\":{}}}",
+                "{{\"id\":{},\"addr\":{},\"role\":\"{}\",\"reachable\":{},\"view\":{},\"primary\":{},\"revision\":{},\"committed\":{},\"received\":{},\"lag\":{},\"last_checkpoint\":{},\"state_bytes\":{},\"max_step_us\":{}}}",
                 row.info.id.0,
                 json_str(&row.info.addr),
                 row.role,
@@ -196,6 +200,8 @@ pub fn render_json_rows(rows: &[MemberRow], summary: bool) -> String {
                 number(row.received),
                 number(row.lag),
                 number(s.and_then(|s| (s.last_checkpoint > 0).then_some(s.last_checkpoint))),
+                number(s.map(|s| s.state_bytes)),
+                number(s.map(|s| s.max_step_us)),
             )
         })
         .collect();
@@ -237,6 +243,8 @@ mod tests {
             rotation_millihertz: 3900,
             role: StandbyRole::Hot,
             last_checkpoint: 0,
+            max_step_us: 0,
+            state_bytes: 0,
             links_up: 2,
             links_dialled: 3,
             links_accepted: 1,
@@ -261,19 +269,19 @@ mod tests {
         assert_eq!(lines[0], "view 4 primary, ring [2 1], revision 20, committed 40, token 3.9 rotations/s");
         assert_eq!(
             lines[1],
-            "ID  ADDRESS         ROLE  VIEW  PRIMARY  REVISION  COMMITTED  RECEIVED  LAG  CHECKPOINT"
+            "ID  ADDRESS         ROLE  VIEW  PRIMARY  REVISION  COMMITTED  RECEIVED  LAG  CHECKPOINT  STATE   MAX STEP"
         );
         assert_eq!(
             lines[2],
-            "2   127.0.0.1:7102  hot   4     yes      19        38         -         2    none"
+            "2   127.0.0.1:7102  hot   4     yes      19        38         -         2    none        0.0 MB  0.0 ms"
         );
         assert_eq!(
             lines[4],
-            "3   127.0.0.1:7103  down  -     -        -         -          -         -    -"
+            "3   127.0.0.1:7103  down  -     -        -         -          -         -    -           -       -"
         );
         let json = render_json_rows(&rows, true);
         assert!(json.starts_with("{\"view\":4,\"primary\":true,\"revision\":20,\"committed\":40,\"rotation_rate\":3.900,\"members\":[{\"id\":2,\"addr\":\"127.0.0.1:7102\",\"role\":\"hot\""), "{json}");
-        assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"received\":null,\"lag\":null,\"last_checkpoint\":null}]}"), "{json}");
+        assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"received\":null,\"lag\":null,\"last_checkpoint\":null,\"state_bytes\":null,\"max_step_us\":null}]}"), "{json}");
     }
 
     #[test]
@@ -295,15 +303,15 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[2],
-            "2   127.0.0.1:7102  hot   4     yes      18        37         38        2    none"
+            "2   127.0.0.1:7102  hot   4     yes      18        37         38        2    none        0.0 MB  0.0 ms"
         );
         assert_eq!(
             lines[4],
-            "3   127.0.0.1:7103  warm  4     yes      -         -          35        5    -"
+            "3   127.0.0.1:7103  warm  4     yes      -         -          35        5    -           -       -"
         );
         assert_eq!(
             lines[5],
-            "4   127.0.0.1:7104  down  -     -        -         -          -         -    -"
+            "4   127.0.0.1:7104  down  -     -        -         -          -         -    -           -       -"
         );
         let json = render_json_rows(&rows, false);
         assert_eq!(json.matches("\"reachable\":true").count(), 3, "{json}");

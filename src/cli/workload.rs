@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn a_dead_ring_is_reported_by_the_deadline_not_a_hang() {
-        let addrs = crate::cli::procs::free_loopback_ports(2).unwrap();
+        let addrs = crate::procs::free_loopback_ports(2).unwrap();
         let work = Workload { addrs, messages: 3, spread: None, stall: Duration::from_millis(100) };
         let started = Instant::now();
         let error = submit_all(&work, 0, &AtomicU64::new(0), Instant::now() + Duration::from_millis(300));

@@ -109,6 +109,26 @@ impl fmt::Display for ClusterError {
 impl std::error::Error for ClusterError {}
 
 /// A client of the cluster at `addrs` with failover and exactly-once writes.
+///
+/// Against a ring of one member started in the same process:
+///
+/// ```
+/// # use std::collections::BTreeMap;
+/// # use harness::{CoreConfig, Member, Node, NodeConfig, NodeId};
+/// use harness::client::{ClusterClient, ClusterOptions};
+/// use harness::wire::Consistency;
+///
+/// # let addr = harness::procs::free_loopback_ports(1)?[0];
+/// # let core = CoreConfig::new(Member { id: NodeId(1), incarnation: 1 }, vec![NodeId(1)]);
+/// # let peers = BTreeMap::from([(NodeId(1), addr)]);
+/// # let node = Node::start(NodeConfig { core, listen: addr, peers, auth: None })?;
+/// let mut client = ClusterClient::new(&[addr], ClusterOptions::default())?;
+/// client.put(b"jobs/42", b"queued")?;
+/// let (entry, _revision) = client.get(b"jobs/42", Consistency::Linearizable)?;
+/// assert_eq!(entry.map(|e| e.value), Some(b"queued".to_vec()));
+/// # node.stop()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ClusterClient {
     addrs: Vec<SocketAddr>,
     options: ClusterOptions,

@@ -13,10 +13,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::Duration;
 
+use super::address::{parse_cluster, DEFAULT_CLUSTER};
 use super::cluster::{ClusterClient, ClusterError, ClusterOptions};
 use super::txn_text::TxnText;
 use crate::auth::{Auth, ClusterKey};
-use crate::cli::{parse_cluster, DEFAULT_CLUSTER};
 use crate::replication::Outcome;
 use crate::wire::{Consistency, WatchKind};
 
@@ -135,25 +135,37 @@ unsafe fn client<'a>(client: *mut HarnessClient) -> Result<&'a mut HarnessClient
     unsafe { client.as_mut() }.ok_or_else(|| bad("client is null"))
 }
 
-fn store<T>(out: *mut T, value: T) {
+/// Writes `value` through `out` unless it is null.
+///
+/// # Safety
+/// A non-null `out` must point to writable, aligned memory for a `T` (every out-parameter of
+/// the C API, as `include/harness.h` documents).
+unsafe fn store<T>(out: *mut T, value: T) {
     if !out.is_null() {
-        // SAFETY: a non-null out-pointer must point to writable memory (documented in the header).
+        // SAFETY: the caller's promise above.
         unsafe { out.write(value) };
     }
 }
 
-fn outcome_code(outcome: &Outcome, revision_out: *mut u64) -> c_int {
+/// The C result code of `outcome`, its revision written through `revision_out` (may be null).
+///
+/// # Safety
+/// As for `store`: a non-null `revision_out` must be writable.
+unsafe fn outcome_code(outcome: &Outcome, revision_out: *mut u64) -> c_int {
     match outcome {
         Outcome::Ok { revision, .. } => {
-            store(revision_out, *revision);
+            // SAFETY: forwarded from our caller.
+            unsafe { store(revision_out, *revision) };
             HARNESS_OK
         }
         Outcome::GuardFailed { revision, .. } => {
-            store(revision_out, *revision);
+            // SAFETY: forwarded from our caller.
+            unsafe { store(revision_out, *revision) };
             HARNESS_GUARD_FAILED
         }
         Outcome::NotFound { revision } => {
-            store(revision_out, *revision);
+            // SAFETY: forwarded from our caller.
+            unsafe { store(revision_out, *revision) };
             HARNESS_NOT_FOUND
         }
         Outcome::BadCommand { reason } => {
@@ -266,7 +278,8 @@ pub unsafe extern "C" fn harness_put(
             (self::client(client)?, bytes(key, key_len, "key")?, bytes(value, value_len, "value")?)
         };
         let outcome = client.cluster.put(key, value).map_err(failed)?;
-        Ok(outcome_code(&outcome, revision_out))
+        // SAFETY: `revision_out` is our caller's out-parameter.
+        Ok(unsafe { outcome_code(&outcome, revision_out) })
     })
 }
 
@@ -285,7 +298,8 @@ pub unsafe extern "C" fn harness_delete(
         // SAFETY: forwarded from our caller.
         let (client, key) = unsafe { (self::client(client)?, bytes(key, key_len, "key")?) };
         let outcome = client.cluster.delete(key).map_err(failed)?;
-        Ok(outcome_code(&outcome, revision_out))
+        // SAFETY: `revision_out` is our caller's out-parameter.
+        Ok(unsafe { outcome_code(&outcome, revision_out) })
     })
 }
 
@@ -310,8 +324,10 @@ pub unsafe extern "C" fn harness_get(
         if value_out.is_null() || value_len_out.is_null() {
             return Err(bad("value_out and value_len_out must not be null"));
         }
-        store(value_out, std::ptr::null_mut());
-        store(value_len_out, 0);
+        // SAFETY: an out-parameter from our caller, non-null or skipped.
+        unsafe { store(value_out, std::ptr::null_mut()) };
+        // SAFETY: an out-parameter from our caller, non-null or skipped.
+        unsafe { store(value_len_out, 0) };
         // SAFETY: forwarded from our caller.
         let (client, key) = unsafe { (self::client(client)?, bytes(key, key_len, "key")?) };
         let consistency = if stale != 0 { Consistency::Stale } else { Consistency::Linearizable };
@@ -319,10 +335,13 @@ pub unsafe extern "C" fn harness_get(
         let Some(entry) = entry else {
             return Ok(HARNESS_NOT_FOUND);
         };
-        store(mod_revision_out, entry.mod_revision);
-        store(value_len_out, entry.value.len());
+        // SAFETY: an out-parameter from our caller, non-null or skipped.
+        unsafe { store(mod_revision_out, entry.mod_revision) };
+        // SAFETY: an out-parameter from our caller, non-null or skipped.
+        unsafe { store(value_len_out, entry.value.len()) };
         if !entry.value.is_empty() {
-            store(value_out, Box::into_raw(entry.value.into_boxed_slice()).cast::<u8>());
+            // SAFETY: an out-parameter from our caller, non-null or skipped.
+            unsafe { store(value_out, Box::into_raw(entry.value.into_boxed_slice()).cast::<u8>()) };
         }
         Ok(HARNESS_OK)
     })
@@ -360,7 +379,8 @@ pub unsafe extern "C" fn harness_txn(
         let (client, text) = unsafe { (self::client(client)?, self::text(text, "text")?) };
         let txn = TxnText::parse(text).map_err(|problem| bad(&problem))?;
         let outcome = client.cluster.txn(txn.guards, txn.then, txn.otherwise).map_err(failed)?;
-        Ok(outcome_code(&outcome, revision_out))
+        // SAFETY: `revision_out` is our caller's out-parameter.
+        Ok(unsafe { outcome_code(&outcome, revision_out) })
     })
 }
 

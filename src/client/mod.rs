@@ -14,6 +14,7 @@
 //! docs/PROTOCOL.md §2) as a dialler with node id 0, and seals every request and checks every
 //! reply from then on; a node that cannot prove the key is refused like one that sends garbage.
 
+pub mod address;
 mod cluster;
 mod error;
 pub mod ffi;

@@ -71,6 +71,8 @@ fn status_of(request: u64) -> ClientReply {
         rotation_millihertz: 4000,
         role: crate::wire::StandbyRole::Hot,
         last_checkpoint: 0,
+        max_step_us: 0,
+        state_bytes: 0,
         links_up: 0,
         links_dialled: 0,
         links_accepted: 0,

@@ -35,6 +35,30 @@ use crate::wire::{Message, Payload, PeerFrame};
 const OWN_TAG: u64 = u64::MAX;
 
 /// The protocol state of one member.
+///
+/// Driven by hand, without threads or sockets: a ring of one forms its view on the first step,
+/// and a submission comes out delivered and committed (the simulator drives many `Core`s the
+/// same way over a virtual network).
+///
+/// ```
+/// use harness::{Core, CoreConfig, Input, Member, NodeId, Output, Time};
+///
+/// let me = Member { id: NodeId(1), incarnation: 1 };
+/// let mut core = Core::new(CoreConfig::new(me, vec![NodeId(1)]));
+/// let mut out = Vec::new();
+/// let mut now = Time::ZERO;
+/// core.step(now, Input::Submit { tag: 7, payload: b"hello".as_slice().into() }, &mut out);
+/// // Step at each deadline until the message commits (bounded: a lone member needs a few).
+/// for _ in 0..1000 {
+///     if out.iter().any(|o| matches!(o, Output::Commit(c) if c.tag == Some(7))) {
+///         break;
+///     }
+///     now = core.next_deadline().min(now + std::time::Duration::from_millis(10));
+///     core.step(now, Input::Tick, &mut out);
+/// }
+/// assert!(out.iter().any(|o| matches!(o, Output::Deliver(d) if &d.message.payload[..] == b"hello")));
+/// assert!(out.iter().any(|o| matches!(o, Output::Commit(c) if c.tag == Some(7))));
+/// ```
 pub struct Core {
     config: CoreConfig,
     rng: Rng,
@@ -75,6 +99,7 @@ impl Core {
                 CheckpointPolicy {
                     every_commits: config.checkpoint_every,
                     interval: config.checkpoint_interval,
+                    tail_bytes_max: crate::replication::TAIL_BYTES_MAX,
                 },
             ),
             now: Time::ZERO,
@@ -210,8 +235,7 @@ impl Core {
         self.send_prepares(now, out);
         self.request_transfer(now, out);
         if matches!(self.membership.phase, Phase::Joining { .. }) {
-            let frame =
-                PeerFrame::Join { member: self.config.me, last_primary: self.membership.last_primary };
+            let frame = self.join_frame();
             self.links.send(peer.id, frame, now, out);
         }
     }
@@ -312,6 +336,12 @@ impl Core {
         self.replica.is_hot()
     }
 
+    /// The bytes of the state's canonical encoding, as applied here (O(small): kept as it
+    /// changes).
+    pub fn state_bytes(&self) -> u64 {
+        self.replica.state_bytes()
+    }
+
     /// The seq of the last checkpoint this member holds (0: none yet).
     pub fn last_checkpoint(&self) -> Seq {
         self.replica.checkpoint().seq
@@ -348,9 +378,9 @@ impl Core {
             PeerFrame::Token(_) | PeerFrame::Data(_) | PeerFrame::Wake { .. } => {
                 self.on_ring_frame(now, from, frame, out)
             }
-            PeerFrame::Join { member, last_primary } => {
+            join @ PeerFrame::Join { member, .. } => {
                 self.forgive(member);
-                self.on_join(now, from, member, last_primary, out)
+                self.on_join(now, from, join, out)
             }
             PeerFrame::Leave { member } => {
                 log::debug!("{} ignores a leave from {}", self.config.me.id, member)
@@ -367,7 +397,10 @@ impl Core {
             PeerFrame::Commit { ballot, proposal } => self.on_commit(now, ballot, proposal, out),
             fetch @ PeerFrame::Fetch { .. } => self.on_fetch(now, from, fetch, out),
             PeerFrame::Retransmit { ballot, messages } => self.on_retransmit(now, ballot, messages, out),
-            chunk @ PeerFrame::SnapshotChunk { .. } => self.on_snapshot_chunk(now, chunk, out),
+            chunk @ PeerFrame::SnapshotChunk { .. } => self.on_snapshot_chunk(now, from, chunk, out),
+            PeerFrame::SnapshotAck { ballot, seq, offset } => {
+                self.on_snapshot_ack(now, from, ballot, seq, offset, out)
+            }
         }
     }
 

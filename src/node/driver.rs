@@ -5,7 +5,7 @@
 //! batch), then `Tick` if a deadline passed; frames become encoded `Command`s for the event loop,
 //! which is woken once per batch (STYLE.md, "Protocol thread").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicBool;
 use super::delivery_log::DeliveryLog;
 use super::watch::WatchHub;
 use super::{Rejection, Request};
-use crate::checkpoint::Store;
+use crate::checkpoint::{Done, Job, StorageThread};
 use crate::core::{Commit, Core, Delivery, Input, Output, RejectReason};
 use crate::error::Error;
 use crate::ids::{Member, NodeId};
@@ -53,8 +53,10 @@ pub(super) struct Channels {
     pub(super) tags: Arc<AtomicU64>,
     pub(super) delivery_log: Option<DeliveryLog>,
     pub(super) counters: Arc<Counters>,
-    /// The durable files, with `--durability checkpoint|fsync`.
-    pub(super) store: Option<Store>,
+    /// The storage thread that writes the durable files, with `--durability checkpoint|fsync`.
+    pub(super) storage: Option<StorageThread>,
+    /// `--durability fsync`: commits are acknowledged only once the storage thread synced them.
+    pub(super) fsync: bool,
     /// Every member's address, for `Members` requests.
     pub(super) peers: BTreeMap<NodeId, SocketAddr>,
     /// Set when a client's `Leave` request stopped the node, so its embedder exits cleanly.
@@ -76,6 +78,12 @@ pub(super) struct Driver {
     stopping: bool,
     /// Set when durable state could not be written: nothing is acknowledged any more.
     store_broken: bool,
+    /// Commits waiting for the storage thread to sync them, in seq order (`--durability fsync`).
+    awaiting_sync: VecDeque<Commit>,
+    /// Whether the step being executed handed commands to the storage thread.
+    appended: bool,
+    /// The longest protocol step since start (docs/PROTOCOL.md §2: what bounds a step).
+    pub(super) max_step: Duration,
 }
 
 impl Driver {
@@ -98,6 +106,9 @@ impl Driver {
             out: Vec::new(),
             stopping: false,
             store_broken: false,
+            awaiting_sync: VecDeque::new(),
+            appended: false,
+            max_step: Duration::ZERO,
         }
     }
 
@@ -118,6 +129,8 @@ impl Driver {
             if let Some(flush) = self.c.delivery_log.as_ref().and_then(DeliveryLog::flush_deadline) {
                 wait = wait.min(flush.saturating_duration_since(Instant::now()));
             }
+            let never = crossbeam_channel::never();
+            let done = self.c.storage.as_ref().map(|s| s.done.clone()).unwrap_or(never);
             let first = select! {
                 recv(self.c.events) -> event => match event {
                     Ok(event) => Some(Ok(event)),
@@ -126,6 +139,12 @@ impl Driver {
                         break;
                     }
                 },
+                recv(done) -> done => {
+                    if let Ok(done) = done {
+                        self.on_storage(done);
+                    }
+                    None
+                }
                 recv(self.c.requests) -> request => match request {
                     Ok(request) => Some(Err(request)),
                     Err(_) => { self.stopping = true; None }
@@ -137,6 +156,9 @@ impl Driver {
                 Some(Ok(event)) => self.on_event(event),
                 Some(Err(request)) => self.on_request(request),
                 None => {}
+            }
+            while let Some(done) = self.c.storage.as_ref().and_then(|s| s.done.try_recv().ok()) {
+                self.on_storage(done);
             }
             for _ in 1..INPUTS_PER_BATCH {
                 if self.stopping {
@@ -163,6 +185,10 @@ impl Driver {
         self.leave();
         if let Some(log) = &mut self.c.delivery_log {
             log.flush();
+        }
+        // Finishes the checkpoint being written and syncs the log before the node stops.
+        if let Some(mut storage) = self.c.storage.take() {
+            storage.stop();
         }
         self.c.io.send(Command::Shutdown);
         self.c.io.wake();
@@ -198,7 +224,11 @@ impl Driver {
         }
     }
 
+    /// One protocol step and its outputs, timed: nothing in it may take time proportional to
+    /// the state or a backlog, since neighbours read a silent member as a dead one
+    /// (docs/PROTOCOL.md §5.1).
     fn step(&mut self, input: Input) {
+        let started = Instant::now();
         let now = self.now();
         let mut out = std::mem::take(&mut self.out);
         self.c.core.step(now, input, &mut out);
@@ -206,7 +236,53 @@ impl Driver {
             self.execute(output);
         }
         self.out = out;
+        if std::mem::take(&mut self.appended) && !self.store_broken {
+            self.hand_to_storage(Job::Sync);
+        }
         self.stream_changes();
+        let took = started.elapsed();
+        if took > self.max_step {
+            self.max_step = took;
+        }
+        if took > self.c.core.token_timeout() / 4 {
+            log::warn!(
+                "{} protocol: a step took {:?}, over a quarter of the token timeout {:?}",
+                self.me,
+                took,
+                self.c.core.token_timeout()
+            );
+        }
+    }
+
+    /// Hands a job to the storage thread; a stopped thread means durable state failed.
+    fn hand_to_storage(&mut self, job: Job) {
+        let Some(storage) = self.c.storage.as_ref() else { return };
+        if !storage.send(job) {
+            self.store_failed(Error::io(
+                "hand work to the storage thread",
+                std::io::ErrorKind::BrokenPipe.into(),
+            ));
+        }
+    }
+
+    /// A completion from the storage thread: synced commits are acknowledged now.
+    fn on_storage(&mut self, done: Done) {
+        match done {
+            Done::Synced(upto) => {
+                while self.awaiting_sync.front().is_some_and(|c| c.seq <= upto) {
+                    if let Some(commit) = self.awaiting_sync.pop_front() {
+                        self.acknowledge(commit);
+                    }
+                }
+            }
+            Done::Checkpointed { seq, write } => log::debug!(
+                "{} protocol: checkpoint at {seq}: {} bytes written in {:?}",
+                self.me,
+                write.bytes,
+                write.took
+            ),
+            Done::Failed(e) => self.store_failed(e),
+        }
     }
 
     fn on_event(&mut self, event: Event) {
@@ -262,21 +338,16 @@ impl Driver {
                     self.hand_over(&tx, delivery);
                 }
             }
-            Output::Commit(mut commit) => {
-                // Persist before acknowledging: the commands of this batch reach the disk first.
-                if let Some(Err(e)) = self.c.store.as_mut().map(Store::sync) {
-                    self.store_failed(e);
-                }
+            Output::Commit(commit) => {
                 if self.store_broken {
                     return;
                 }
-                if let Some(pending) = commit.tag.and_then(|tag| self.pending.remove(&tag)) {
-                    self.on_committed(pending, &commit);
-                    // The tag belongs to the client connection, not to the embedder.
-                    commit.tag = None;
-                }
-                if let Some(tx) = self.c.commits.clone() {
-                    self.hand_over(&tx, commit);
+                // Persist before acknowledging: with fsync the storage thread syncs the commands
+                // of this step (and of any step before its sync) and then releases them.
+                if self.c.fsync && self.c.storage.is_some() {
+                    self.awaiting_sync.push_back(commit);
+                } else {
+                    self.acknowledge(commit);
                 }
             }
             Output::Rejected { tag, reason } => {
@@ -306,12 +377,15 @@ impl Driver {
             }
             Output::Left => log::info!("{} protocol: left the group", self.me),
             Output::Persist(message) => {
-                if let Some(Err(e)) = self.c.store.as_mut().map(|s| s.append(&message)) {
-                    self.store_failed(e);
-                }
+                self.appended = true;
+                self.hand_to_storage(Job::Append(message));
             }
-            Output::Checkpoint(checkpoint) => self.store_checkpoint(&checkpoint, false),
-            Output::Restored(checkpoint) => self.store_checkpoint(&checkpoint, true),
+            Output::Checkpoint(checkpoint) => {
+                self.hand_to_storage(Job::Checkpoint { checkpoint, replaces: false })
+            }
+            Output::Restored(checkpoint) => {
+                self.hand_to_storage(Job::Checkpoint { checkpoint, replaces: true })
+            }
             Output::ViewChange(view) => {
                 let ring: Vec<String> = view.ring.iter().map(|m| m.to_string()).collect();
                 log::info!(
@@ -329,22 +403,21 @@ impl Driver {
     /// says why (the others carry on without it).
     fn store_failed(&mut self, e: Error) {
         log::error!("{} protocol: durable state cannot be written ({e}); stopping", self.me);
-        self.c.store = None;
+        self.c.storage = None;
+        self.awaiting_sync.clear();
         self.store_broken = true;
         self.stopping = true;
     }
 
-    fn store_checkpoint(&mut self, checkpoint: &crate::replication::Checkpoint, replaces: bool) {
-        let Some(store) = self.c.store.as_mut() else { return };
-        match store.write_checkpoint(checkpoint, replaces) {
-            Ok(w) => log::debug!(
-                "{} protocol: checkpoint at {}: {} bytes written in {:?}",
-                self.me,
-                checkpoint.seq,
-                w.bytes,
-                w.took
-            ),
-            Err(e) => self.store_failed(e),
+    /// Acknowledges a commit: the client's reply and the embedder's commit.
+    fn acknowledge(&mut self, mut commit: Commit) {
+        if let Some(pending) = commit.tag.and_then(|tag| self.pending.remove(&tag)) {
+            self.on_committed(pending, &commit);
+            // The tag belongs to the client connection, not to the embedder.
+            commit.tag = None;
+        }
+        if let Some(tx) = self.c.commits.clone() {
+            self.hand_over(&tx, commit);
         }
     }
 

@@ -29,14 +29,14 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::auth::Auth;
-use crate::checkpoint::Store;
+use crate::checkpoint::{StorageThread, Store};
 use crate::config::CoreConfig;
 use crate::config::Durability;
 use crate::core::Core;
 use crate::core::{Commit, CoreStatus, Delivery, RejectReason};
 use crate::error::{ConfigError, Error};
 use crate::ids::{Member, NodeId};
-use crate::replication::{Checkpoint, DvmState, StateMachine};
+use crate::replication::{Checkpoint, DvmBuilder, DvmState, StateMachine};
 use crate::transport::{self, CounterSnapshot, Counters, Transport, TransportConfig};
 use crate::wire::Payload;
 
@@ -135,8 +135,13 @@ pub(crate) enum Request {
     Status(Sender<CoreStatus>),
 }
 
-/// Opens the data directory and restores the core from it, unless nothing is to be durable.
-fn open_store(core: &mut Core, durability: Durability, dir: Option<&Path>) -> Result<Option<Store>, Error> {
+/// Opens the data directory, restores the core from it and starts the storage thread over it,
+/// unless nothing is to be durable.
+fn open_store(
+    core: &mut Core,
+    durability: Durability,
+    dir: Option<&Path>,
+) -> Result<Option<StorageThread>, Error> {
     if durability == Durability::Memory {
         return Ok(None);
     }
@@ -144,10 +149,9 @@ fn open_store(core: &mut Core, durability: Durability, dir: Option<&Path>) -> Re
         let problem = format!("is needed with --durability {}", durability.as_str());
         return Err(ConfigError::new("data-dir", problem).into());
     };
-    let (store, loaded) = Store::open(dir)?;
+    let (store, loaded) = Store::open(dir, &|| Box::new(DvmBuilder::new()))?;
     let me = core.me();
-    let checkpoint =
-        loaded.checkpoint.unwrap_or_else(|| Checkpoint { seq: 0, bytes: DvmState::default().snapshot() });
+    let checkpoint = loaded.checkpoint.unwrap_or_else(|| Checkpoint::new(0, DvmState::default().freeze()));
     let from = checkpoint.seq;
     let logged = loaded.after.len();
     let upto = core.restore_durable(checkpoint, loaded.after).map_err(|e| {
@@ -156,10 +160,36 @@ fn open_store(core: &mut Core, durability: Durability, dir: Option<&Path>) -> Re
     if upto > 0 {
         log::info!("{me} node: restored checkpoint {from} and {logged} logged commands: state up to {upto}");
     }
-    Ok(Some(store))
+    Ok(Some(StorageThread::start(store, format!("harness-{}-storage", me.id))?))
 }
 
 /// A running member: an event loop thread and a protocol thread.
+///
+/// A ring of one, embedded: start it, submit a message, receive it in agreed order and see it
+/// committed (`examples/embed.rs` runs a ring of three).
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use std::time::Duration;
+/// use harness::{CoreConfig, Member, Node, NodeConfig, NodeId, NodeOptions};
+///
+/// let addr = harness::procs::free_loopback_ports(1)?[0];
+/// let me = Member { id: NodeId(1), incarnation: 1 };
+/// let config = NodeConfig {
+///     core: CoreConfig::new(me, vec![NodeId(1)]),
+///     listen: addr,
+///     peers: BTreeMap::from([(NodeId(1), addr)]),
+///     auth: None,
+/// };
+/// let node = Node::start_with(config, NodeOptions { commits: true, ..NodeOptions::default() })?;
+/// let tag = node.submit(b"hello".to_vec())?;
+/// let delivery = node.deliveries().recv_timeout(Duration::from_secs(10))?;
+/// assert_eq!(&delivery.message.payload[..], b"hello");
+/// let commit = node.commits().recv_timeout(Duration::from_secs(10))?;
+/// assert_eq!((commit.tag, commit.seq), (Some(tag), delivery.message.seq));
+/// node.stop()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Node {
     me: Member,
     local_addr: SocketAddr,
@@ -192,7 +222,7 @@ impl Node {
         let delivery_log =
             options.delivery_log.as_deref().map(delivery_log::DeliveryLog::create).transpose()?;
         let mut core = Core::with_machine(config.core.clone(), Box::new(DvmState::default()));
-        let store = open_store(&mut core, config.core.durability, options.data_dir.as_deref())?;
+        let storage = open_store(&mut core, config.core.durability, options.data_dir.as_deref())?;
         let local_addr = listener.local_addr().map_err(|e| Error::io("read the listener's address", e))?;
         let me = config.core.me;
         let transport = Transport::start(
@@ -239,7 +269,8 @@ impl Node {
             tags: Arc::clone(&tags),
             delivery_log,
             counters: Arc::clone(&counters),
-            store,
+            storage,
+            fsync: config.core.durability == Durability::Fsync,
             peers: config.peers.clone(),
             left_by_request: Arc::clone(&left_by_request),
         });

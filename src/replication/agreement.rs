@@ -16,9 +16,11 @@
 //! the plug-in as loaded on every voter in the plug-in registry, mirrored to the key
 //! `harness/plugins/<name>`, at the decision's revision.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use super::command::{Action, Command};
+use imbl::OrdMap;
+
+use super::command::{Action, ActionKind, Command};
 use crate::ids::{NodeId, Seq, ViewId};
 
 /// Most proposals open at once; a proposal beyond it is aborted at once.
@@ -75,8 +77,9 @@ pub(crate) enum Decision {
     Abort(String),
 }
 
-/// The open proposals, by the seq their `Propose` committed at.
-pub(crate) type Proposals = BTreeMap<Seq, Proposal>;
+/// The open proposals, by the seq their `Propose` committed at (persistent, like every map of the
+/// state, so that freezing it copies nothing).
+pub(crate) type Proposals = OrdMap<Seq, Proposal>;
 
 /// Applies a vote to the open proposals; a decided proposal is removed. A vote for nothing open
 /// (decided, never proposed) is `None`: it changes nothing.
@@ -108,8 +111,7 @@ pub(crate) fn apply_vote(
 /// The plug-in proposal this committed payload is, if `me` must vote on it: `(name, view)`.
 /// Cheap for every other payload: only the kind byte is looked at before decoding.
 pub fn proposal_to_vote_on(payload: &[u8], me: NodeId) -> Option<(String, u64)> {
-    // version u8 | client id u64 | request u64 | kind u8
-    if payload.get(17) != Some(&PROPOSE_KIND) {
+    if Command::peek_kind(payload) != Some(ActionKind::Propose) {
         return None;
     }
     match Command::decode(payload).ok()?.action {
@@ -121,7 +123,7 @@ pub fn proposal_to_vote_on(payload: &[u8], me: NodeId) -> Option<(String, u64)> 
 /// Fills in a proposal submitted without voters (a client's): the submitting member's view and
 /// its members. Returns `None` for every other payload, which is submitted unchanged.
 pub fn fill_proposal(payload: &[u8], view: ViewId, members: &[NodeId]) -> Option<Vec<u8>> {
-    if payload.get(17) != Some(&PROPOSE_KIND) {
+    if Command::peek_kind(payload) != Some(ActionKind::Propose) {
         return None;
     }
     let mut command = Command::decode(payload).ok()?;
@@ -138,11 +140,6 @@ pub fn fill_proposal(payload: &[u8], view: ViewId, members: &[NodeId]) -> Option
     Some(command.encode())
 }
 
-/// The command kind byte of `Action::Propose`.
-pub(crate) const PROPOSE_KIND: u8 = 9;
-/// The command kind byte of `Action::Vote`.
-pub(crate) const VOTE_KIND: u8 = 10;
-
 /// A member's vote, as the command it submits (no client session: members vote once per
 /// proposal and view, and a repeated vote changes nothing).
 pub fn vote_command(proposal: Seq, voter: NodeId, view: u64, yes: bool) -> Vec<u8> {
@@ -152,7 +149,7 @@ pub fn vote_command(proposal: Seq, voter: NodeId, view: u64, yes: bool) -> Vec<u
 /// Whether a payload is a member's vote cast by `origin` (the simulator's checker tells member
 /// submissions from client ones by this).
 pub fn is_vote_from(payload: &[u8], origin: NodeId) -> bool {
-    payload.get(17) == Some(&VOTE_KIND)
+    Command::peek_kind(payload) == Some(ActionKind::Vote)
         && matches!(Command::decode(payload), Ok(Command { action: Action::Vote { voter, .. }, .. }) if voter == origin)
 }
 
@@ -163,7 +160,7 @@ mod tests {
     fn open(voters: &[u16], view: u64) -> Proposals {
         let voters: BTreeSet<NodeId> = voters.iter().map(|&id| NodeId(id)).collect();
         let p = Proposal { name: "odls".into(), view, voters, yes: BTreeSet::new() };
-        BTreeMap::from([(7, p)])
+        OrdMap::unit(7, p)
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 
-use super::agreement::{PROPOSE_KIND, VOTERS_MAX, VOTE_KIND};
+use super::agreement::VOTERS_MAX;
 use super::encoding::{put_bool, put_bytes, put_count, put_str, put_u16, put_u32, put_u64, put_u8, Sink};
 use crate::error::DecodeError;
 use crate::ids::NodeId;
@@ -64,6 +64,57 @@ pub struct Command {
     /// What to do.
     pub action: Action,
 }
+
+/// The kind byte of each action, in an encoded command right after its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ActionKind {
+    /// `Action::Put`.
+    Put = 1,
+    /// `Action::Delete`.
+    Delete = 2,
+    /// `Action::DeleteRange`.
+    DeleteRange = 3,
+    /// `Action::Txn`.
+    Txn = 4,
+    /// `Action::RegisterMember`.
+    RegisterMember = 5,
+    /// `Action::SetMemberStatus`.
+    SetMemberStatus = 6,
+    /// `Action::LoadPlugin`.
+    LoadPlugin = 7,
+    /// `Action::UnloadPlugin`.
+    UnloadPlugin = 8,
+    /// `Action::Propose`.
+    Propose = 9,
+    /// `Action::Vote`.
+    Vote = 10,
+}
+
+impl ActionKind {
+    /// Every kind, in byte order.
+    pub const ALL: [ActionKind; 10] = [
+        ActionKind::Put,
+        ActionKind::Delete,
+        ActionKind::DeleteRange,
+        ActionKind::Txn,
+        ActionKind::RegisterMember,
+        ActionKind::SetMemberStatus,
+        ActionKind::LoadPlugin,
+        ActionKind::UnloadPlugin,
+        ActionKind::Propose,
+        ActionKind::Vote,
+    ];
+
+    /// The kind whose byte is `byte`, if any.
+    pub fn from_byte(byte: u8) -> Option<ActionKind> {
+        ActionKind::ALL.into_iter().find(|kind| *kind as u8 == byte)
+    }
+}
+
+/// Where the kind byte sits in an encoded command: after the version (u8), the client id (u64)
+/// and the request number (u64).
+const KIND_OFFSET: usize = 1 + 8 + 8;
 
 /// What a command does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -286,7 +337,35 @@ impl MemberStatus {
     }
 }
 
+impl Action {
+    /// The action's kind.
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::Put { .. } => ActionKind::Put,
+            Action::Delete { .. } => ActionKind::Delete,
+            Action::DeleteRange { .. } => ActionKind::DeleteRange,
+            Action::Txn { .. } => ActionKind::Txn,
+            Action::RegisterMember { .. } => ActionKind::RegisterMember,
+            Action::SetMemberStatus { .. } => ActionKind::SetMemberStatus,
+            Action::LoadPlugin { .. } => ActionKind::LoadPlugin,
+            Action::UnloadPlugin { .. } => ActionKind::UnloadPlugin,
+            Action::Propose { .. } => ActionKind::Propose,
+            Action::Vote { .. } => ActionKind::Vote,
+        }
+    }
+}
+
 impl Command {
+    /// The kind of the command encoded in `payload`, read from its header alone (nothing else
+    /// is decoded, so every member can look at every commit cheaply); `None` if `payload` is
+    /// not a command of this version.
+    pub fn peek_kind(payload: &[u8]) -> Option<ActionKind> {
+        if payload.first() != Some(&COMMAND_VERSION) {
+            return None;
+        }
+        payload.get(KIND_OFFSET).copied().and_then(ActionKind::from_byte)
+    }
+
     /// The command's bytes. Encoding never fails: limits are checked by `validate`, which a
     /// client may call before submitting and which every member calls after decoding.
     pub fn encode(&self) -> Vec<u8> {
@@ -294,22 +373,19 @@ impl Command {
         put_u8(&mut out, COMMAND_VERSION);
         put_u64(&mut out, self.session.client_id);
         put_u64(&mut out, self.session.request);
+        put_u8(&mut out, self.action.kind() as u8);
         match &self.action {
             Action::Put { key, value } => {
-                put_u8(&mut out, 1);
                 put_bytes(&mut out, key);
                 put_bytes(&mut out, value);
             }
             Action::Delete { key } => {
-                put_u8(&mut out, 2);
                 put_bytes(&mut out, key);
             }
             Action::DeleteRange { prefix } => {
-                put_u8(&mut out, 3);
                 put_bytes(&mut out, prefix);
             }
             Action::Txn { guards, then, otherwise } => {
-                put_u8(&mut out, 4);
                 put_count(&mut out, guards.len());
                 for guard in guards {
                     put_guard(&mut out, guard);
@@ -322,7 +398,6 @@ impl Command {
                 }
             }
             Action::RegisterMember { id, host, role, attributes } => {
-                put_u8(&mut out, 5);
                 put_u16(&mut out, id.0);
                 put_str(&mut out, host);
                 put_u8(&mut out, role.tag());
@@ -333,22 +408,18 @@ impl Command {
                 }
             }
             Action::SetMemberStatus { id, status } => {
-                put_u8(&mut out, 6);
                 put_u16(&mut out, id.0);
                 put_u8(&mut out, status.tag());
             }
             Action::LoadPlugin { name, member } => {
-                put_u8(&mut out, 7);
                 put_str(&mut out, name);
                 put_u16(&mut out, member.0);
             }
             Action::UnloadPlugin { name, member } => {
-                put_u8(&mut out, 8);
                 put_str(&mut out, name);
                 put_u16(&mut out, member.0);
             }
             Action::Propose { name, view, voters } => {
-                put_u8(&mut out, PROPOSE_KIND);
                 put_str(&mut out, name);
                 put_u64(&mut out, *view);
                 put_count(&mut out, voters.len());
@@ -357,7 +428,6 @@ impl Command {
                 }
             }
             Action::Vote { proposal, voter, view, yes } => {
-                put_u8(&mut out, VOTE_KIND);
                 put_u64(&mut out, *proposal);
                 put_u16(&mut out, voter.0);
                 put_u64(&mut out, *view);

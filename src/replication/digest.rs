@@ -3,9 +3,12 @@
 //! Two members with equal digests committed the same messages in the same order. State transfer
 //! moves the chain, not the messages, so a joiner's digest covers history it never saw.
 
+use std::any::Any;
+use std::sync::Arc;
+
 use byteorder::{BigEndian, ByteOrder};
 
-use super::StateMachine;
+use super::{Builder, Cursor, Frozen, Snapshot, StateMachine};
 use crate::error::DecodeError;
 use crate::hash::{fnv1a, FNV_OFFSET};
 use crate::ids::{MsgId, Seq};
@@ -53,23 +56,79 @@ impl StateMachine for DigestLog {
         self.chain
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        let mut out = vec![0u8; 16];
-        BigEndian::write_u64(&mut out[0..8], self.count);
-        BigEndian::write_u64(&mut out[8..16], self.chain);
-        out
+    fn freeze(&self) -> Frozen {
+        Arc::new(self.clone())
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), DecodeError> {
-        if snapshot.len() != 16 {
+    fn thaw(&mut self, frozen: &Frozen) -> Result<(), DecodeError> {
+        match frozen.as_any().downcast_ref::<DigestLog>() {
+            Some(log) => {
+                *self = log.clone();
+                Ok(())
+            }
+            None => {
+                Err(DecodeError::Invalid { field: "digest snapshot", reason: "another machine's".into() })
+            }
+        }
+    }
+
+    fn builder(&self) -> Box<dyn Builder> {
+        Box::new(DigestLogBuilder(Vec::new()))
+    }
+}
+
+impl Snapshot for DigestLog {
+    fn state_digest(&self) -> u64 {
+        self.chain
+    }
+
+    fn applied_count(&self) -> u64 {
+        self.count
+    }
+
+    fn encoded_bytes(&self) -> u64 {
+        16
+    }
+
+    fn encode_piece(&self, cursor: &mut Cursor, out: &mut Vec<u8>, _bytes_max: usize) -> bool {
+        if cursor.stage == 0 {
+            let mut bytes = [0u8; 16];
+            BigEndian::write_u64(&mut bytes[0..8], self.count);
+            BigEndian::write_u64(&mut bytes[8..16], self.chain);
+            out.extend_from_slice(&bytes);
+            cursor.stage = 1;
+        }
+        false
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Collects the 16 bytes of a digest log's snapshot.
+struct DigestLogBuilder(Vec<u8>);
+
+impl Builder for DigestLogBuilder {
+    fn push(&mut self, piece: &[u8]) -> Result<(), DecodeError> {
+        if self.0.len() + piece.len() > 16 {
+            return Err(DecodeError::TrailingBytes { count: self.0.len() + piece.len() - 16 });
+        }
+        self.0.extend_from_slice(piece);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<Frozen, DecodeError> {
+        if self.0.len() != 16 {
             return Err(DecodeError::Invalid {
                 field: "digest snapshot",
-                reason: format!("{} bytes, expected 16", snapshot.len()),
+                reason: format!("{} bytes, expected 16", self.0.len()),
             });
         }
-        self.count = BigEndian::read_u64(&snapshot[0..8]);
-        self.chain = BigEndian::read_u64(&snapshot[8..16]);
-        Ok(())
+        Ok(Arc::new(DigestLog {
+            count: BigEndian::read_u64(&self.0[0..8]),
+            chain: BigEndian::read_u64(&self.0[8..16]),
+        }))
     }
 }
 
@@ -92,9 +151,10 @@ mod tests {
         b.apply(2, id(1), b"x");
         assert_ne!(a.digest(), b.digest());
         let mut c = DigestLog::default();
-        c.restore(&a.snapshot()).unwrap();
+        let bytes = crate::replication::encode_all(&a);
+        c.thaw(&crate::replication::decode_all(c.builder(), &bytes).unwrap()).unwrap();
         assert_eq!(c, a);
-        assert!(c.restore(&[1, 2, 3]).is_err());
+        assert!(crate::replication::decode_all(c.builder(), &[1, 2, 3]).is_err());
     }
 
     #[test]

@@ -2,19 +2,28 @@
 //! registry and the plug-in registry, with exactly-once client sessions (issue 5).
 //!
 //! Guarantee 6 (linear history) is only useful if applying it is deterministic: `apply` is a pure
-//! function of the state and the payload, every map is a `BTreeMap`, no clock or randomness is
+//! function of the state and the payload, every map is ordered, no clock or randomness is
 //! read, and a payload that does not decode changes nothing but the history chain (so a group
 //! that also orders raw broadcasts still has one comparable digest). Each command applies
 //! atomically at its
 //! point of the order: it is validated whole before anything changes, and no operation of a
 //! transaction can fail after the first one has run.
 //!
+//! Every map is a persistent B-tree (`imbl::OrdMap`) whose keys and values sit behind `Arc`s, so
+//! cloning the state is O(1) and shares structure: a checkpoint freezes it on the protocol thread
+//! and another thread encodes it (docs/PROTOCOL.md §7). The digest is kept incrementally, as the
+//! wrapping sum of one hash per key and per remembered client, so `digest` costs O(registry),
+//! never O(state).
+//!
 //! Revisions follow etcd: a global revision grows by one per command that changes the state (a
 //! transaction's writes all share one); each key has the revision that created it, the revision
 //! that last wrote it, and a version counting its puts since creation.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ops::Bound;
+use std::sync::Arc;
+
+use imbl::OrdMap;
 
 use super::agreement::{
     apply_vote, decision_key, plugin_key, Decision, Proposal, Proposals, COMMITTED, PENDING,
@@ -25,19 +34,23 @@ use super::journal::{Journal, StateChange};
 use super::outcome::{Entry, Outcome, Read};
 use super::registry::{Change, MemberRecord, Registry};
 use super::session::{Sessions, CLIENTS_MAX};
-use super::{DigestLog, StateMachine};
+use super::{DigestLog, Frozen, StateMachine};
 use crate::error::DecodeError;
+use crate::hash::{fnv1a, mix64, FNV_OFFSET};
 use crate::ids::{MsgId, NodeId, Seq};
 
 /// Most key and value bytes one range read returns; it stops early with `more` set. With
 /// `OPS_MAX` ops per branch this bounds a command's result near `OPS_MAX * RANGE_BYTES_MAX`.
 pub const RANGE_BYTES_MAX: usize = 4 << 20;
 
+/// A key as stored: shared, so copying a B-tree node on write never copies key bytes.
+pub(crate) type Key = Arc<[u8]>;
+
 /// One key's value and revisions, as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Stored {
-    /// The value.
-    pub(crate) value: Vec<u8>,
+    /// The value, shared for the same reason as the key.
+    pub(crate) value: Arc<[u8]>,
     /// The revision that created the key.
     pub(crate) create_revision: u64,
     /// The revision that last wrote it.
@@ -51,11 +64,84 @@ impl Stored {
     pub(crate) fn entry(&self, key: &[u8]) -> Entry {
         Entry {
             key: key.to_vec(),
-            value: self.value.clone(),
+            value: self.value.to_vec(),
             create_revision: self.create_revision,
             mod_revision: self.mod_revision,
             version: self.version,
         }
+    }
+
+    /// This key's share of the state digest: a hash of its canonical encoding's fields (the
+    /// value enters as its CRC-32, as in `DigestLog::extend`), mixed so that the wrapping sum
+    /// over all keys does not let two changes cancel by accident.
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
+        let mut head = [0u8; 36];
+        head[0..4].copy_from_slice(&(key.len() as u32).to_be_bytes());
+        head[4..8].copy_from_slice(&(self.value.len() as u32).to_be_bytes());
+        head[8..16].copy_from_slice(&self.create_revision.to_be_bytes());
+        head[16..24].copy_from_slice(&self.mod_revision.to_be_bytes());
+        head[24..32].copy_from_slice(&self.version.to_be_bytes());
+        head[32..36].copy_from_slice(&crc32fast::hash(&self.value).to_be_bytes());
+        mix64(fnv1a(fnv1a(FNV_OFFSET, key), &head))
+    }
+
+    /// The bytes this key takes in the snapshot encoding (`put_entry`).
+    pub(crate) fn encoded_bytes(&self, key: &[u8]) -> u64 {
+        (4 + key.len() + 4 + self.value.len() + 24) as u64
+    }
+}
+
+/// The key-value namespace with its digest and size kept as it changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Keys {
+    pub(crate) map: OrdMap<Key, Stored>,
+    /// Wrapping sum of `Stored::hash` over every key.
+    pub(crate) digest: u64,
+    /// Sum of `Stored::encoded_bytes` over every key.
+    pub(crate) encoded_bytes: u64,
+}
+
+impl Keys {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&Stored> {
+        self.map.get(key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Sets `key`, keeping the digest and the size.
+    pub(crate) fn insert(&mut self, key: Key, stored: Stored) {
+        self.digest = self.digest.wrapping_add(stored.hash(&key));
+        self.encoded_bytes += stored.encoded_bytes(&key);
+        if let Some(old) = self.map.insert(Arc::clone(&key), stored) {
+            self.digest = self.digest.wrapping_sub(old.hash(&key));
+            self.encoded_bytes -= old.encoded_bytes(&key);
+        }
+    }
+
+    /// Removes `key`; whether it existed.
+    pub(crate) fn remove(&mut self, key: &[u8]) -> bool {
+        match self.map.remove(key) {
+            Some(old) => {
+                self.digest = self.digest.wrapping_sub(old.hash(key));
+                self.encoded_bytes -= old.encoded_bytes(key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The keys under `prefix`, in order.
+    pub(crate) fn under<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a Key, &'a Stored)> + 'a {
+        self.map
+            .range::<_, [u8]>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(key, _)| key.starts_with(prefix))
     }
 }
 
@@ -65,7 +151,7 @@ pub struct DvmState {
     /// The global revision: changing commands applied.
     pub(crate) revision: u64,
     /// The key-value namespace.
-    pub(crate) keys: BTreeMap<Vec<u8>, Stored>,
+    pub(crate) keys: Keys,
     /// Members and plug-ins.
     pub(crate) registry: Registry,
     /// The exactly-once table.
@@ -91,13 +177,44 @@ impl DvmState {
     pub fn with_clients_max(clients_max: usize) -> DvmState {
         DvmState {
             revision: 0,
-            keys: BTreeMap::new(),
+            keys: Keys::default(),
             registry: Registry::default(),
             sessions: Sessions::new(clients_max),
             history: DigestLog::default(),
             proposals: Proposals::new(),
             journal: None,
         }
+    }
+
+    /// A copy sharing every map (O(1)), without the node-local journal.
+    fn frozen_copy(&self) -> DvmState {
+        DvmState {
+            revision: self.revision,
+            keys: self.keys.clone(),
+            registry: self.registry.clone(),
+            sessions: self.sessions.clone(),
+            history: self.history.clone(),
+            proposals: self.proposals.clone(),
+            journal: None,
+        }
+    }
+
+    /// The whole canonical encoding at once: for tests and small states (a node's checkpoints
+    /// are encoded in pieces by its storage thread).
+    pub fn snapshot(&self) -> Vec<u8> {
+        super::encode_all(self)
+    }
+
+    /// Replaces the state with a decoded `snapshot`; a snapshot that does not decode changes
+    /// nothing.
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), DecodeError> {
+        let frozen = super::decode_all(Box::new(super::DvmBuilder::new()), snapshot)?;
+        StateMachine::thaw(self, &frozen)
+    }
+
+    /// The bytes of the state's canonical encoding (for status and measurements).
+    pub fn state_bytes(&self) -> u64 {
+        super::Snapshot::encoded_bytes(self)
     }
 
     /// The global revision.
@@ -190,10 +307,8 @@ impl DvmState {
     }
 
     /// The keys under `prefix`, in order.
-    fn under<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a Vec<u8>, &'a Stored)> + 'a {
-        self.keys
-            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(move |(key, _)| key.starts_with(prefix))
+    fn under<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a Key, &'a Stored)> + 'a {
+        self.keys.under(prefix)
     }
 
     /// Applies one action at the next point of the order.
@@ -206,7 +321,7 @@ impl DvmState {
                 self.ok(0, Vec::new())
             }
             Action::Delete { key } => {
-                if self.keys.remove(key.as_slice()).is_none() {
+                if !self.keys.remove(key.as_slice()) {
                     return Outcome::NotFound { revision: self.revision };
                 }
                 self.journal_key(next, key, None);
@@ -214,7 +329,7 @@ impl DvmState {
                 self.ok(1, Vec::new())
             }
             Action::DeleteRange { prefix } => {
-                let doomed: Vec<Vec<u8>> = self.under(prefix).map(|(key, _)| key.clone()).collect();
+                let doomed: Vec<Key> = self.under(prefix).map(|(key, _)| Arc::clone(key)).collect();
                 for key in &doomed {
                     self.keys.remove(key);
                     self.journal_key(next, key, None);
@@ -331,29 +446,19 @@ impl DvmState {
 
     fn put_at(&mut self, key: &[u8], value: &[u8], revision: u64) {
         self.journal_key(revision, key, Some(value));
-        match self.keys.get_mut(key) {
-            Some(stored) => {
-                stored.value = value.to_vec();
-                stored.mod_revision = revision;
-                stored.version += 1;
-            }
-            None => {
-                let stored = Stored {
-                    value: value.to_vec(),
-                    create_revision: revision,
-                    mod_revision: revision,
-                    version: 1,
-                };
-                self.keys.insert(key.to_vec(), stored);
-            }
-        }
+        let (create_revision, version) = match self.keys.get(key) {
+            Some(old) => (old.create_revision, old.version + 1),
+            None => (revision, 1),
+        };
+        let stored = Stored { value: value.into(), create_revision, mod_revision: revision, version };
+        self.keys.insert(key.into(), stored);
     }
 
     /// Whether a guard holds now. A missing key has version and modify revision 0.
     fn holds(&self, guard: &Guard) -> bool {
         let stored = self.keys.get(guard.key.as_slice());
         match &guard.check {
-            Check::ValueEquals(value) => stored.is_some_and(|s| &s.value == value),
+            Check::ValueEquals(value) => stored.is_some_and(|s| *s.value == **value),
             Check::Version(compare, number) => compare.holds(stored.map_or(0, |s| s.version), *number),
             Check::ModRevision(compare, number) => {
                 compare.holds(stored.map_or(0, |s| s.mod_revision), *number)
@@ -376,7 +481,7 @@ impl DvmState {
                     changed = true;
                 }
                 Op::Delete { key } => {
-                    if self.keys.remove(key.as_slice()).is_some() {
+                    if self.keys.remove(key.as_slice()) {
                         self.journal_key(revision, key, None);
                         changed = true;
                         deleted += 1;
@@ -402,23 +507,47 @@ impl StateMachine for DvmState {
         }
     }
 
+    /// O(registry): the keys' and sessions' parts are kept as they change.
     fn digest(&self) -> u64 {
-        super::snapshot::digest(self)
+        let mut head = [0u8; 64];
+        for (i, part) in [
+            self.revision,
+            self.sessions.clients_max as u64,
+            self.sessions.clock,
+            self.history.count,
+            self.history.chain,
+            self.keys.len() as u64,
+            self.keys.digest,
+            self.sessions.digest,
+        ]
+        .iter()
+        .enumerate()
+        {
+            head[i * 8..i * 8 + 8].copy_from_slice(&part.to_be_bytes());
+        }
+        fnv1a(super::snapshot::small_parts_hash(self), &head)
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        super::snapshot::encode(self)
+    fn freeze(&self) -> Frozen {
+        Arc::new(self.frozen_copy())
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), DecodeError> {
+    fn thaw(&mut self, frozen: &Frozen) -> Result<(), DecodeError> {
+        let Some(state) = frozen.as_any().downcast_ref::<DvmState>() else {
+            return Err(DecodeError::Invalid { field: "snapshot", reason: "not a DVM state".into() });
+        };
         let journal = self.journal.take();
-        *self = super::snapshot::decode(snapshot)?;
+        *self = state.frozen_copy();
         // The journal is node-local: it survives the restore, which it records as a reset.
         self.journal = journal.map(|mut changes| {
             changes.push(StateChange::Reset { revision: self.revision });
             changes
         });
         Ok(())
+    }
+
+    fn builder(&self) -> Box<dyn super::Builder> {
+        Box::new(super::DvmBuilder::new())
     }
 
     fn as_dvm_mut(&mut self) -> Option<&mut DvmState> {

@@ -2,9 +2,12 @@
 //!
 //! Both are replicated state changed only by committed commands, so every hot member knows the
 //! same members, roles, statuses and plug-in placements at the same revision (guarantee 6). Maps
-//! are `BTreeMap`s so that iteration, snapshots and digests follow one order everywhere.
+//! are ordered (persistent `OrdMap`s, so that freezing the state copies nothing) and iteration,
+//! snapshots and digests follow one order everywhere.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use imbl::OrdMap;
 
 use super::command::{MemberStatus, Role};
 use crate::ids::NodeId;
@@ -39,9 +42,9 @@ pub(crate) enum Change {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Registry {
     /// By member id.
-    pub(crate) members: BTreeMap<NodeId, MemberRecord>,
+    pub(crate) members: OrdMap<NodeId, MemberRecord>,
     /// By plug-in name; a plug-in loaded nowhere has no entry, so the encoding is canonical.
-    pub(crate) plugins: BTreeMap<String, BTreeSet<NodeId>>,
+    pub(crate) plugins: OrdMap<String, BTreeSet<NodeId>>,
 }
 
 impl Registry {

@@ -9,23 +9,60 @@
 //! `checkpoint_every` commits or `checkpoint_interval`: a checkpoint is the state after a prefix
 //! of the history, and with the tail after it, it is what state transfer and durable storage
 //! hold. The replica is pure: it returns checkpoints for the core to output; it never writes.
+//!
+//! A checkpoint is a frozen view of the machine (O(1): its maps are persistent), so taking one,
+//! rolling back to one and installing a donor's cost no time proportional to the state on the
+//! protocol thread; the node's storage thread encodes and writes it (docs/PROTOCOL.md §7).
 
+use std::fmt;
 use std::time::Duration;
 
-use super::StateMachine;
+use super::{Frozen, StateMachine};
 use crate::error::DecodeError;
 use crate::ids::{NodeId, Seq};
 use crate::time::Time;
 use crate::wire::Message;
 
 /// The state after a prefix of the history.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Checkpoint {
     /// The last seq the state includes.
     pub seq: Seq,
-    /// The machine's snapshot.
-    pub bytes: Vec<u8>,
+    /// The machine's state, frozen.
+    pub state: Frozen,
 }
+
+impl Checkpoint {
+    /// The checkpoint of `state` at `seq`.
+    pub fn new(seq: Seq, state: Frozen) -> Checkpoint {
+        Checkpoint { seq, state }
+    }
+}
+
+/// Two checkpoints are equal when they name the same prefix and hold states with equal digests.
+impl PartialEq for Checkpoint {
+    fn eq(&self, other: &Checkpoint) -> bool {
+        self.seq == other.seq && self.state.state_digest() == other.state.state_digest()
+    }
+}
+
+impl Eq for Checkpoint {}
+
+impl fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Checkpoint {{ seq: {}, digest: {:016x}, bytes: {} }}",
+            self.seq,
+            self.state.state_digest(),
+            self.state.encoded_bytes()
+        )
+    }
+}
+
+/// Bytes of committed commands a member keeps after its checkpoint before it takes the next one
+/// whatever the count: the tail is replayed on promotion and held in memory.
+pub const TAIL_BYTES_MAX: u64 = 64 << 20;
 
 /// When checkpoints are taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +71,8 @@ pub struct CheckpointPolicy {
     pub every_commits: u64,
     /// Or once this long has passed since the last one, if anything committed.
     pub interval: Duration,
+    /// Or once the commands since the last one hold this many payload bytes.
+    pub tail_bytes_max: u64,
 }
 
 /// What a role change did, for the log and the measurements.
@@ -62,28 +101,35 @@ pub(crate) struct Replica {
     checkpoint: Checkpoint,
     /// Committed messages after the checkpoint, contiguous in seq order.
     tail: Vec<Message>,
+    /// The tail of the checkpoint before, kept so that a member that caught up to that one
+    /// can still be given the log after it (docs/PROTOCOL.md §5.3); it ends at the checkpoint.
+    prior: Vec<Message>,
+    /// Their payload bytes.
+    tail_bytes: u64,
     /// The machine holds the state after this seq (at least the checkpoint's).
     applied: Seq,
     policy: CheckpointPolicy,
     checkpoint_at: Time,
-    /// The snapshot of the empty state, to forget the history with.
-    empty: Vec<u8>,
+    /// The empty state, to forget the history with.
+    empty: Frozen,
 }
 
 impl Replica {
     /// A replica whose history is empty. It starts hot, so that a lone member serves at once;
     /// the first view sets its role.
     pub(crate) fn new(machine: Box<dyn StateMachine>, policy: CheckpointPolicy) -> Replica {
-        let bytes = machine.snapshot();
+        let empty = machine.freeze();
         Replica {
             machine,
             hot: true,
-            checkpoint: Checkpoint { seq: 0, bytes: bytes.clone() },
+            checkpoint: Checkpoint::new(0, empty.clone()),
             tail: Vec::new(),
+            prior: Vec::new(),
+            tail_bytes: 0,
             applied: 0,
             policy,
             checkpoint_at: Time::ZERO,
-            empty: bytes,
+            empty,
         }
     }
 
@@ -114,8 +160,29 @@ impl Replica {
         self.machine.digest()
     }
 
-    /// Committed messages in `(after, upto]` held in the tail, at most `count_max`.
+    /// The bytes of the applied state's encoding.
+    pub(crate) fn state_bytes(&self) -> u64 {
+        self.machine.freeze().encoded_bytes()
+    }
+
+    /// The first seq after which this replica holds every committed message.
+    pub(crate) fn retained_from(&self) -> Seq {
+        self.prior.first().map_or(self.checkpoint.seq, |m| m.seq - 1)
+    }
+
+    /// Committed messages in `(after, upto]` held in the tail (or the one before it), at most
+    /// `count_max`.
     pub(crate) fn tail_range(&self, after: Seq, upto: Seq, count_max: usize) -> Vec<Message> {
+        if after < self.checkpoint.seq && after >= self.retained_from() {
+            let skip = (after - self.retained_from()) as usize;
+            let mut messages: Vec<Message> =
+                self.prior.iter().skip(skip).take_while(|m| m.seq <= upto).take(count_max).cloned().collect();
+            let more = count_max - messages.len();
+            if more > 0 && upto > self.checkpoint.seq {
+                messages.extend(self.tail_range(self.checkpoint.seq, upto, more));
+            }
+            return messages;
+        }
         let first = after.max(self.checkpoint.seq) - self.checkpoint.seq;
         let last = upto.min(self.committed()).saturating_sub(self.checkpoint.seq);
         if first >= last {
@@ -128,6 +195,7 @@ impl Replica {
     /// member applied it: always when hot, and when warm only if `want_result`.
     pub(crate) fn commit(&mut self, message: Message, want_result: bool) -> Option<Vec<u8>> {
         assert_eq!(message.seq, self.committed() + 1, "commits reach the replica in seq order");
+        self.tail_bytes += message.payload.len() as u64;
         self.tail.push(message);
         if self.hot || want_result {
             self.catch_up()
@@ -161,7 +229,7 @@ impl Replica {
     }
 
     fn roll_back(&mut self) {
-        match self.machine.restore(&self.checkpoint.bytes) {
+        match self.machine.thaw(&self.checkpoint.state) {
             Ok(()) => self.applied = self.checkpoint.seq,
             // Only a machine whose snapshot does not restore gets here: its own bug, not input.
             Err(e) => panic!("the replica's own checkpoint at {} does not restore: {e}", self.checkpoint.seq),
@@ -172,13 +240,15 @@ impl Replica {
     pub(crate) fn checkpoint_if_due(&mut self, now: Time) -> Option<Checkpoint> {
         let since = self.tail.len() as u64;
         let due = since >= self.policy.every_commits.max(1)
+            || self.tail_bytes >= self.policy.tail_bytes_max
             || (since > 0 && now >= self.checkpoint_at + self.policy.interval);
         if !due {
             return None;
         }
         self.catch_up();
-        self.checkpoint = Checkpoint { seq: self.applied, bytes: self.machine.snapshot() };
-        self.tail.clear();
+        self.checkpoint = Checkpoint::new(self.applied, self.machine.freeze());
+        self.prior = std::mem::take(&mut self.tail);
+        self.tail_bytes = 0;
         self.checkpoint_at = now;
         Some(self.checkpoint.clone())
     }
@@ -195,17 +265,24 @@ impl Replica {
     /// Replaces everything with a checkpoint from a donor or from disk. The machine is restored
     /// first, so a checkpoint that does not restore changes nothing.
     pub(crate) fn restore(&mut self, checkpoint: Checkpoint, now: Time) -> Result<(), DecodeError> {
-        self.machine.restore(&checkpoint.bytes)?;
+        self.machine.thaw(&checkpoint.state)?;
         self.applied = checkpoint.seq;
         self.checkpoint = checkpoint;
         self.tail.clear();
+        self.prior.clear();
+        self.tail_bytes = 0;
         self.checkpoint_at = now;
         Ok(())
     }
 
+    /// A builder for this machine's encoding (a state transfer decodes into it chunk by chunk).
+    pub(crate) fn builder(&self) -> Box<dyn super::Builder> {
+        self.machine.builder()
+    }
+
     /// Forgets the history: the member rejoins as a new incarnation and will be given one.
     pub(crate) fn reset(&mut self, now: Time) {
-        let empty = Checkpoint { seq: 0, bytes: self.empty.clone() };
+        let empty = Checkpoint::new(0, self.empty.clone());
         if let Err(e) = self.restore(empty, now) {
             panic!("the machine's own empty snapshot does not restore: {e}");
         }
@@ -233,7 +310,11 @@ mod tests {
     }
 
     fn replica(every_commits: u64) -> Replica {
-        let policy = CheckpointPolicy { every_commits, interval: Duration::from_secs(3600) };
+        let policy = CheckpointPolicy {
+            every_commits,
+            interval: Duration::from_secs(3600),
+            tail_bytes_max: TAIL_BYTES_MAX,
+        };
         Replica::new(Box::new(DvmState::default()), policy)
     }
 
@@ -281,6 +362,10 @@ mod tests {
         assert_eq!(seqs(r.tail_range(22, 24, 100)), vec![23, 24]);
         assert_eq!(seqs(r.tail_range(21, 30, 2)), vec![22, 23]);
         assert!(r.tail_range(25, 30, 100).is_empty());
+        // The tail before the last checkpoint is kept too, for members caught up to it.
+        assert_eq!(r.retained_from(), 10);
+        assert_eq!(seqs(r.tail_range(12, 23, 100)), (13..=23).collect::<Vec<_>>());
+        assert_eq!(seqs(r.tail_range(10, 30, 3)), vec![11, 12, 13]);
     }
 
     #[test]
@@ -293,8 +378,8 @@ mod tests {
         }
         let mut joiner = replica(16);
         let before = joiner.digest();
-        let bad = Checkpoint { seq: 7, bytes: b"not a snapshot".to_vec() };
-        assert!(joiner.restore(bad, Time::ZERO).is_err());
+        let bad = Checkpoint::new(7, std::sync::Arc::new(crate::replication::DigestLog::default()));
+        assert!(joiner.restore(bad, Time::ZERO).is_err(), "another machine's state");
         assert_eq!((joiner.digest(), joiner.committed()), (before, 0));
         joiner.restore(donor.checkpoint().clone(), Time::ZERO).expect("restores");
         for message in donor.tail_range(0, 40, 100).into_iter().chain(all[40..].iter().cloned()) {
@@ -308,7 +393,11 @@ mod tests {
 
     #[test]
     fn time_based_checkpoints_wait_for_a_commit_and_for_the_interval() {
-        let policy = CheckpointPolicy { every_commits: 1000, interval: Duration::from_secs(1) };
+        let policy = CheckpointPolicy {
+            every_commits: 1000,
+            interval: Duration::from_secs(1),
+            tail_bytes_max: TAIL_BYTES_MAX,
+        };
         let mut r = Replica::new(Box::new(DvmState::default()), policy);
         assert_eq!(r.next_deadline(), Time::NEVER, "nothing to checkpoint");
         r.commit(messages(1, 4).remove(0), true);

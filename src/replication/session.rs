@@ -11,9 +11,12 @@
 //! every member expires the same client. A forgotten client's retry is applied again: exactly-once
 //! holds for clients that send a request at least once per `clients_max` other clients' requests.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use imbl::OrdMap;
 
 use super::command::Session;
+use crate::hash::{fnv1a, mix64, FNV_OFFSET};
 
 /// Default most clients remembered.
 pub const CLIENTS_MAX: usize = 4096;
@@ -25,10 +28,23 @@ pub const SESSION_OUTCOME_BYTES_MAX: usize = 64 << 20;
 pub(crate) struct ClientRecord {
     /// The last request applied.
     pub(crate) request: u64,
-    /// Its encoded outcome.
-    pub(crate) outcome: Vec<u8>,
+    /// Its encoded outcome (shared: freezing the state copies no outcome).
+    pub(crate) outcome: Arc<[u8]>,
     /// The logical time of its last use; unique across clients.
     pub(crate) used: u64,
+}
+
+impl ClientRecord {
+    /// This client's share of the state digest (kept incrementally, like a key's).
+    pub(crate) fn hash(&self, client: u64) -> u64 {
+        let mut head = [0u8; 32];
+        head[0..8].copy_from_slice(&client.to_be_bytes());
+        head[8..16].copy_from_slice(&self.request.to_be_bytes());
+        head[16..24].copy_from_slice(&self.used.to_be_bytes());
+        head[24..28].copy_from_slice(&(self.outcome.len() as u32).to_be_bytes());
+        head[28..32].copy_from_slice(&crc32fast::hash(&self.outcome).to_be_bytes());
+        mix64(fnv1a(FNV_OFFSET, &head))
+    }
 }
 
 /// The exactly-once table.
@@ -38,12 +54,14 @@ pub(crate) struct Sessions {
     pub(crate) clients_max: usize,
     /// Ticks once per tracked command.
     pub(crate) clock: u64,
-    /// By client id.
-    pub(crate) clients: BTreeMap<u64, ClientRecord>,
+    /// By client id. Change it through `set` and `unset`, which keep `digest`.
+    pub(crate) clients: OrdMap<u64, ClientRecord>,
     /// Client ids by last use, oldest first: the expiry order.
-    pub(crate) by_use: BTreeMap<u64, u64>,
+    pub(crate) by_use: OrdMap<u64, u64>,
     /// Sum of the remembered outcomes' lengths.
     pub(crate) outcome_bytes: usize,
+    /// Wrapping sum of `ClientRecord::hash` over every client.
+    pub(crate) digest: u64,
 }
 
 impl Sessions {
@@ -52,9 +70,38 @@ impl Sessions {
         Sessions {
             clients_max: clients_max.max(1),
             clock: 0,
-            clients: BTreeMap::new(),
-            by_use: BTreeMap::new(),
+            clients: OrdMap::new(),
+            by_use: OrdMap::new(),
             outcome_bytes: 0,
+            digest: 0,
+        }
+    }
+
+    /// Remembers `record` for `client`, keeping the digest, the byte count and the expiry
+    /// order; returns the record it replaced.
+    pub(crate) fn set(&mut self, client: u64, record: ClientRecord) -> Option<ClientRecord> {
+        self.digest = self.digest.wrapping_add(record.hash(client));
+        self.outcome_bytes += record.outcome.len();
+        self.by_use.insert(record.used, client);
+        let old = self.clients.insert(client, record);
+        if let Some(old) = &old {
+            self.forget_record(client, old);
+        }
+        old
+    }
+
+    /// Forgets `client`.
+    pub(crate) fn unset(&mut self, client: u64) -> Option<ClientRecord> {
+        let old = self.clients.remove(&client)?;
+        self.forget_record(client, &old);
+        Some(old)
+    }
+
+    fn forget_record(&mut self, client: u64, old: &ClientRecord) {
+        self.digest = self.digest.wrapping_sub(old.hash(client));
+        self.outcome_bytes -= old.outcome.len();
+        if self.by_use.get(&old.used) == Some(&client) {
+            self.by_use.remove(&old.used);
         }
     }
 
@@ -70,7 +117,7 @@ impl Sessions {
         if session.request > record.request {
             return None;
         }
-        let outcome = record.outcome.clone();
+        let outcome = record.outcome.to_vec();
         self.touch(session.client_id);
         Some(outcome)
     }
@@ -83,21 +130,15 @@ impl Sessions {
         }
         self.clock += 1;
         let used = self.clock;
-        let record = ClientRecord { request: session.request, outcome: outcome.to_vec(), used };
-        if let Some(old) = self.clients.insert(session.client_id, record) {
-            self.by_use.remove(&old.used);
-            self.outcome_bytes -= old.outcome.len();
-        }
-        self.by_use.insert(used, session.client_id);
-        self.outcome_bytes += outcome.len();
+        let record = ClientRecord { request: session.request, outcome: outcome.into(), used };
+        self.set(session.client_id, record);
         while self.clients.len() > self.clients_max || self.outcome_bytes > SESSION_OUTCOME_BYTES_MAX {
-            let Some((&oldest_used, &oldest)) = self.by_use.iter().next() else { break };
+            let Some((oldest_used, oldest)) = self.by_use.get_min().map(|(u, c)| (*u, *c)) else { break };
             if oldest == session.client_id {
                 break;
             }
-            self.by_use.remove(&oldest_used);
-            if let Some(expired) = self.clients.remove(&oldest) {
-                self.outcome_bytes -= expired.outcome.len();
+            if self.unset(oldest).is_none() {
+                self.by_use.remove(&oldest_used);
             }
         }
     }
@@ -106,17 +147,10 @@ impl Sessions {
     fn touch(&mut self, client_id: u64) {
         self.clock += 1;
         let used = self.clock;
-        if let Some(record) = self.clients.get_mut(&client_id) {
-            self.by_use.remove(&record.used);
+        if let Some(mut record) = self.clients.get(&client_id).cloned() {
             record.used = used;
-            self.by_use.insert(used, client_id);
+            self.set(client_id, record);
         }
-    }
-
-    /// Rebuilds the expiry order and byte count from `clients` (after a restore).
-    pub(crate) fn reindex(&mut self) {
-        self.by_use = self.clients.iter().map(|(&client, record)| (record.used, client)).collect();
-        self.outcome_bytes = self.clients.values().map(|record| record.outcome.len()).sum();
     }
 }
 
@@ -158,10 +192,13 @@ mod tests {
         assert_eq!(table.clients.keys().copied().collect::<Vec<_>>(), [1, 3]);
         assert_eq!(table.by_use.len(), 2);
         assert_eq!(table.outcome_bytes, 2);
-        let before = table.clone();
-        let mut rebuilt = table.clone();
-        rebuilt.reindex();
-        assert_eq!(rebuilt, before);
+        // Rebuilt from its records alone, the table has the same order, bytes and digest.
+        let mut rebuilt = Sessions::new(2);
+        rebuilt.clock = table.clock;
+        for (client, record) in table.clients.iter() {
+            rebuilt.set(*client, record.clone());
+        }
+        assert_eq!(rebuilt, table);
     }
 
     #[test]

@@ -169,7 +169,9 @@ pub fn scale_markdown(rows: &[ScaleRow]) -> String {
     for row in rows {
         let result = match &row.violation {
             None => format!("ok, {} links at most once stable", row.links_max),
-            Some(v) => format!("VIOLATION of {}: {}", v.guarantee, v.detail),
+            Some(v) => {
+                format!("VIOLATION of {} ({}): {}", v.guarantee.number(), v.guarantee.name(), v.detail)
+            }
         };
         for (name, cost) in scale_phases(row) {
             s.push_str(&format!(
@@ -208,7 +210,7 @@ pub fn scale_json(rows: &[ScaleRow]) -> String {
                 cost.frames,
                 cost.membership_frames,
                 row.links_max,
-                row.violation.as_ref().map_or("null".to_string(), |v| format!("{}", v.guarantee)),
+                row.violation.as_ref().map_or("null".to_string(), |v| v.guarantee.number().to_string()),
             ));
         }
     }

@@ -15,37 +15,79 @@ use crate::ids::{Member, MsgId, NodeId, Seq, ViewId};
 use crate::replication::agreement::is_vote_from;
 use crate::replication::{Checkpoint, Command, DigestLog};
 
+/// The promises of `docs/DESIGN.md §2`, by number, and the core's own assertions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Guarantee {
+    /// 1: any two members deliver their common messages in one order.
+    AgreedOrder,
+    /// 2: a message delivered as safe is held by every member of the view that did not fail.
+    SafeDelivery,
+    /// 3: members moving together between views delivered the same messages in the first.
+    VirtualSynchrony,
+    /// 4: no duplicate, no message never sent, self-delivery.
+    Integrity,
+    /// 5: at most one primary view at a time; commits only in a primary view.
+    PrimaryComponent,
+    /// 6: one committed sequence; every checkpoint is the state after a prefix of it.
+    LinearHistory,
+    /// 7: a stable, connected quorum forms a view and commits what is queued; no starvation.
+    Liveness,
+    /// Not a guarantee: an `assert!` inside the core failed (a broken invariant is a finding
+    /// like any other, and the seed replays it).
+    CoreAssertion,
+}
+
+impl Guarantee {
+    /// The guarantee's number in `docs/DESIGN.md §2`, or 0 for a core assertion.
+    pub fn number(self) -> u8 {
+        match self {
+            Guarantee::AgreedOrder => 1,
+            Guarantee::SafeDelivery => 2,
+            Guarantee::VirtualSynchrony => 3,
+            Guarantee::Integrity => 4,
+            Guarantee::PrimaryComponent => 5,
+            Guarantee::LinearHistory => 6,
+            Guarantee::Liveness => 7,
+            Guarantee::CoreAssertion => 0,
+        }
+    }
+
+    /// The guarantee's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Guarantee::AgreedOrder => "agreed total order",
+            Guarantee::SafeDelivery => "safe delivery",
+            Guarantee::VirtualSynchrony => "virtual synchrony",
+            Guarantee::Integrity => "integrity",
+            Guarantee::PrimaryComponent => "primary component",
+            Guarantee::LinearHistory => "linear history",
+            Guarantee::Liveness => "liveness",
+            Guarantee::CoreAssertion => "core assertion",
+        }
+    }
+}
+
 /// A broken guarantee.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
-    /// The guarantee's number in DESIGN.md (1..=7), or 0 for an assertion the core broke.
-    pub guarantee: u8,
+    /// Which promise broke.
+    pub guarantee: Guarantee,
     /// What exactly went wrong.
     pub detail: String,
 }
 
 impl Violation {
-    pub(crate) fn new(guarantee: u8, detail: String) -> Violation {
+    pub(crate) fn new(guarantee: Guarantee, detail: String) -> Violation {
         Violation { guarantee, detail }
-    }
-
-    /// The guarantee's name.
-    pub fn name(&self) -> &'static str {
-        match self.guarantee {
-            1 => "agreed total order",
-            2 => "safe delivery",
-            3 => "virtual synchrony",
-            4 => "integrity",
-            5 => "primary component",
-            6 => "linear history",
-            _ => "liveness",
-        }
     }
 }
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "guarantee {} ({}) violated: {}", self.guarantee, self.name(), self.detail)
+        match self.guarantee {
+            Guarantee::CoreAssertion => write!(f, "core assertion failed: {}", self.detail),
+            g => write!(f, "guarantee {} ({}) violated: {}", g.number(), g.name(), self.detail),
+        }
     }
 }
 
@@ -133,7 +175,10 @@ impl Checker {
             return Ok(());
         }
         if self.delivered_tags.contains(&tag) {
-            return Err(Violation::new(4, format!("{at} refused tag {tag} ({reason:?}), which was ordered")));
+            return Err(Violation::new(
+                Guarantee::Integrity,
+                format!("{at} refused tag {tag} ({reason:?}), which was ordered"),
+            ));
         }
         self.refused.insert(tag);
         Ok(())
@@ -153,7 +198,7 @@ impl Checker {
         match self.slot.insert(key, (m.id, m.attempt)) {
             Some(other) if other != (m.id, m.attempt) => {
                 return Err(Violation::new(
-                    1,
+                    Guarantee::AgreedOrder,
                     format!(
                         "{at} delivered {} at {}/{}, where {} was delivered",
                         m.id, key.0, key.1, other.0
@@ -165,7 +210,7 @@ impl Checker {
         if let Some(&first) = self.key_of.get(&(m.id, m.attempt)) {
             if first != key {
                 return Err(Violation::new(
-                    1,
+                    Guarantee::AgreedOrder,
                     format!(
                         "{at} delivered {} at {}/{}, elsewhere at {}/{}",
                         m.id, key.0, key.1, first.0, first.1
@@ -178,13 +223,13 @@ impl Checker {
         let inc = self.incarnations.entry(at).or_default();
         if inc.last_key.is_some_and(|last| key <= last) {
             return Err(Violation::new(
-                1,
+                Guarantee::AgreedOrder,
                 format!("{at} delivered {}/{} after {:?}: out of order", key.0, key.1, inc.last_key),
             ));
         }
         inc.last_key = Some(key);
         if !inc.delivered.insert(m.id) {
-            return Err(Violation::new(4, format!("{at} delivered {} twice", m.id)));
+            return Err(Violation::new(Guarantee::Integrity, format!("{at} delivered {} twice", m.id)));
         }
         inc.view_count += 1;
         inc.view_digest = DigestLog::extend(inc.view_digest, m.seq, m.id, &m.payload);
@@ -194,15 +239,24 @@ impl Checker {
     /// Checks that a delivered message is a submission that was sent and not refused (4).
     fn check_submission(&mut self, at: Member, m: &crate::wire::Message) -> Result<(), Violation> {
         let Some(tag) = tag_of(&m.payload) else {
-            return Err(Violation::new(4, format!("{at} delivered {} whose payload is no submission", m.id)));
+            return Err(Violation::new(
+                Guarantee::Integrity,
+                format!("{at} delivered {} whose payload is no submission", m.id),
+            ));
         };
         if self.refused.contains(&tag) {
-            return Err(Violation::new(4, format!("{at} delivered {} (tag {tag}), which was refused", m.id)));
+            return Err(Violation::new(
+                Guarantee::Integrity,
+                format!("{at} delivered {} (tag {tag}), which was refused", m.id),
+            ));
         }
         self.delivered_tags.insert(tag);
         match self.submitted.get(&tag) {
             Some(&origin) if origin == m.id.origin => Ok(()),
-            _ => Err(Violation::new(4, format!("{at} delivered {} (tag {tag}) that was never sent", m.id))),
+            _ => Err(Violation::new(
+                Guarantee::Integrity,
+                format!("{at} delivered {} (tag {tag}) that was never sent", m.id),
+            )),
         }
     }
 
@@ -212,7 +266,7 @@ impl Checker {
         match self.committed.get(&commit.seq) {
             Some(&id) if id != commit.id => {
                 return Err(Violation::new(
-                    6,
+                    Guarantee::LinearHistory,
                     format!("{at} committed {} at seq {}, where {} was committed", commit.id, commit.seq, id),
                 ));
             }
@@ -220,7 +274,7 @@ impl Checker {
             None => {
                 if let Some(&other) = self.committed_at.get(&commit.id) {
                     return Err(Violation::new(
-                        4,
+                        Guarantee::Integrity,
                         format!("{} committed twice, at seq {other} and {}", commit.id, commit.seq),
                     ));
                 }
@@ -233,7 +287,7 @@ impl Checker {
         if let Some(last) = inc.last_commit {
             if commit.seq != last + 1 {
                 return Err(Violation::new(
-                    6,
+                    Guarantee::LinearHistory,
                     format!("{at} committed seq {} after {last}: a gap", commit.seq),
                 ));
             }
@@ -243,10 +297,16 @@ impl Checker {
         *max = (*max).max(commit.seq);
         if let Some(tag) = commit.tag {
             if commit.id.origin != at.id {
-                return Err(Violation::new(4, format!("{at} got the acknowledgement of {}", commit.id)));
+                return Err(Violation::new(
+                    Guarantee::Integrity,
+                    format!("{at} got the acknowledgement of {}", commit.id),
+                ));
             }
             if !self.acked.insert(tag) {
-                return Err(Violation::new(4, format!("{at} acknowledged tag {tag} twice")));
+                return Err(Violation::new(
+                    Guarantee::Integrity,
+                    format!("{at} acknowledged tag {tag} twice"),
+                ));
             }
         }
         Ok(())
@@ -256,14 +316,17 @@ impl Checker {
     pub fn on_view(&mut self, at: Member, view: &ViewInfo) -> Result<(), Violation> {
         let inc = self.incarnations.entry(at).or_default();
         if inc.view.is_some_and(|v| v >= view.view) {
-            return Err(Violation::new(5, format!("{at} installed {} after {:?}", view.view, inc.view)));
+            return Err(Violation::new(
+                Guarantee::PrimaryComponent,
+                format!("{at} installed {} after {:?}", view.view, inc.view),
+            ));
         }
         if let Some(previous) = inc.view {
             let moved = (inc.view_count, inc.view_digest);
             match self.transitions.insert((previous, view.view), moved) {
                 Some(other) if other != moved => {
                     return Err(Violation::new(
-                        3,
+                        Guarantee::VirtualSynchrony,
                         format!(
                             "{at} moved {previous}->{} after {} deliveries, another member after {}",
                             view.view, moved.0, other.0
@@ -282,7 +345,7 @@ impl Checker {
             match self.primaries.get(&view.view) {
                 Some(existing) if *existing != ids => {
                     return Err(Violation::new(
-                        5,
+                        Guarantee::PrimaryComponent,
                         format!("two primary views {}: {:?} and {:?}", view.view, existing, ids),
                     ));
                 }
@@ -302,7 +365,7 @@ impl Checker {
         for status in live {
             if !status.view.primary || status.view.view != first.view.view {
                 return Err(Violation::new(
-                    7,
+                    Guarantee::Liveness,
                     format!(
                         "{} settled in {} (primary {}), {} in {}",
                         status.member, status.view.view, status.view.primary, first.member, first.view.view
@@ -311,13 +374,13 @@ impl Checker {
             }
             if status.queued > 0 {
                 return Err(Violation::new(
-                    7,
+                    Guarantee::Liveness,
                     format!("{} still has {} queued", status.member, status.queued),
                 ));
             }
             if status.committed_upto != first.committed_upto {
                 return Err(Violation::new(
-                    7,
+                    Guarantee::Liveness,
                     format!(
                         "{} committed up to {}, {} up to {}",
                         status.member, status.committed_upto, first.member, first.committed_upto
@@ -331,7 +394,7 @@ impl Checker {
         for status in &applied {
             if status.state_digest != applied[0].state_digest {
                 return Err(Violation::new(
-                    6,
+                    Guarantee::LinearHistory,
                     format!(
                         "{} and {} applied up to {} with different state digests",
                         status.member, applied[0].member, status.committed_upto
@@ -345,7 +408,7 @@ impl Checker {
                     if let Some(&max) = self.max_commit_in_view.get(view) {
                         if status.committed_upto < max {
                             return Err(Violation::new(
-                                2,
+                                Guarantee::SafeDelivery,
                                 format!(
                                     "seq {max} was committed in {view}, but {} of that view has only {}",
                                     status.member, status.committed_upto
@@ -358,7 +421,10 @@ impl Checker {
         }
         for &(member, tag) in owned {
             if !self.acked.contains(&tag) {
-                return Err(Violation::new(7, format!("submission {tag} to {member} was never committed")));
+                return Err(Violation::new(
+                    Guarantee::Liveness,
+                    format!("submission {tag} to {member} was never committed"),
+                ));
             }
         }
         Ok(())
@@ -395,7 +461,7 @@ mod tests {
         c.on_submit(2, NodeId(2));
         c.on_deliver(member(1), &delivery(1, 1, 1, 1)).unwrap();
         let v = c.on_deliver(member(2), &delivery(1, 2, 1, 2)).unwrap_err();
-        assert_eq!(v.guarantee, 1);
+        assert_eq!(v.guarantee, Guarantee::AgreedOrder);
     }
 
     #[test]
@@ -403,13 +469,13 @@ mod tests {
         let mut c = Checker::default();
         c.on_submit(1, NodeId(1));
         let forged = c.on_deliver(member(1), &delivery(1, 1, 1, 99)).unwrap_err();
-        assert_eq!(forged.guarantee, 4);
+        assert_eq!(forged.guarantee, Guarantee::Integrity);
         let mut c = Checker::default();
         c.on_submit(1, NodeId(1));
         c.on_deliver(member(1), &delivery(1, 1, 1, 1)).unwrap();
         let mut again = delivery(2, 1, 1, 1);
         again.message.attempt = 1;
-        assert_eq!(c.on_deliver(member(1), &again).unwrap_err().guarantee, 4);
+        assert_eq!(c.on_deliver(member(1), &again).unwrap_err().guarantee, Guarantee::Integrity);
     }
 
     #[test]
@@ -418,13 +484,19 @@ mod tests {
         c.on_submit(1, NodeId(1));
         c.on_submit(2, NodeId(1));
         c.on_reject(member(1), 1, RejectReason::Excluded).unwrap();
-        assert_eq!(c.on_deliver(member(2), &delivery(1, 1, 1, 1)).unwrap_err().guarantee, 4);
+        assert_eq!(
+            c.on_deliver(member(2), &delivery(1, 1, 1, 1)).unwrap_err().guarantee,
+            Guarantee::Integrity
+        );
         // Refused after it was ordered: just as wrong. An unknown outcome may go either way.
         let mut c = Checker::default();
         c.on_submit(2, NodeId(1));
         c.on_deliver(member(2), &delivery(1, 1, 2, 2)).unwrap();
         c.on_reject(member(1), 2, RejectReason::OutcomeUnknown).unwrap();
-        assert_eq!(c.on_reject(member(1), 2, RejectReason::Excluded).unwrap_err().guarantee, 4);
+        assert_eq!(
+            c.on_reject(member(1), 2, RejectReason::Excluded).unwrap_err().guarantee,
+            Guarantee::Integrity
+        );
     }
 
     #[test]
@@ -437,6 +509,9 @@ mod tests {
             result: Vec::new(),
         };
         c.on_commit(member(1), ViewId(1), &commit(1, 1)).unwrap();
-        assert_eq!(c.on_commit(member(1), ViewId(1), &commit(3, 3)).unwrap_err().guarantee, 6);
+        assert_eq!(
+            c.on_commit(member(1), ViewId(1), &commit(3, 3)).unwrap_err().guarantee,
+            Guarantee::LinearHistory
+        );
     }
 }

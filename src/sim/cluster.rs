@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use byteorder::{BigEndian, ByteOrder};
 
-use super::checker::{Checker, Violation};
+use super::checker::{Checker, Guarantee, Violation};
 use super::faults::{self, FaultAction};
 use super::network::Network;
 use super::trace::Trace;
@@ -56,6 +56,13 @@ enum Event {
         tag: u64,
         payload: Vec<u8>,
     },
+    /// A checkpoint write of `node`'s incarnation finishes: it is on its disk from now on.
+    Stored {
+        node: NodeId,
+        incarnation: u64,
+        checkpoint: Checkpoint,
+        replaces: bool,
+    },
     Fault(FaultAction),
 }
 
@@ -67,7 +74,7 @@ impl Event {
             Event::Notify { node, .. } | Event::Refused { node, .. } | Event::Submit { node, .. } => {
                 Some(*node)
             }
-            Event::Handshake { .. } | Event::Fault(_) => None,
+            Event::Handshake { .. } | Event::Fault(_) | Event::Stored { .. } => None,
         }
     }
 }
@@ -230,6 +237,19 @@ impl<'a> Cluster<'a> {
     fn schedule_workload(&mut self) {
         let window = u64::try_from(self.options.fault_phase.as_nanos()).unwrap_or(u64::MAX) * 9 / 10;
         let mut tag = 0u64;
+        // The large state first: member 1 writes it in the first tenth of the fault phase.
+        let value_bytes = (self.options.state_bytes / 64).clamp(1, 64 << 10);
+        let mut filled = 0u64;
+        while filled < self.options.state_bytes {
+            tag += 1;
+            let at = Time(self.rng.below((window / 9).max(1)));
+            let key = format!("fill/{tag:08}").into_bytes();
+            let value = vec![tag as u8; value_bytes as usize];
+            let session = Session { client_id: tag, request: 1 };
+            let payload = Command { session, action: Action::Put { key, value } }.encode();
+            self.schedule(at, Event::Submit { node: NodeId(1), tag, payload });
+            filled += value_bytes;
+        }
         for index in 0..self.nodes.len() {
             let node = self.nodes[index].id;
             for _ in 0..self.options.messages {
@@ -326,7 +346,7 @@ impl<'a> Cluster<'a> {
             self.handle(scheduled.event)?;
         }
         Err(Violation {
-            guarantee: 7,
+            guarantee: Guarantee::Liveness,
             detail: format!("no settled state within {} steps", self.options.step_max),
         })
     }
@@ -390,6 +410,19 @@ impl<'a> Cluster<'a> {
                 self.trace.record(self.now, node, "submit", tag, payload.len() as u64);
                 self.step(node, Input::Submit { tag, payload: payload.into() })
             }
+            Event::Stored { node, incarnation, checkpoint, replaces } => {
+                // A crash before the write finished left the older files in place.
+                let n = self.node(node);
+                if n.core.is_some() && n.incarnation == incarnation {
+                    if replaces {
+                        n.disk.log.clear();
+                    } else {
+                        n.disk.log.retain(|m| m.seq > checkpoint.seq);
+                    }
+                    n.disk.checkpoint = Some(checkpoint);
+                }
+                Ok(())
+            }
             Event::Fault(action) => self.fault(action),
         }
     }
@@ -398,6 +431,7 @@ impl<'a> Cluster<'a> {
     fn step(&mut self, id: NodeId, input: Input) -> Result<(), Violation> {
         let mut out = std::mem::take(&mut self.out);
         let now = self.now;
+        let check_exclusion = self.options.no_live_exclusion;
         let node = self.node(id);
         let Some(core) = node.core.as_mut() else { return Ok(()) };
         // A broken assertion in the core is a finding like any other: the run stops with the
@@ -411,12 +445,20 @@ impl<'a> Cluster<'a> {
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "a panic".into());
             self.out = Vec::new();
-            return Err(Violation::new(0, format!("{id}: core assertion failed: {what}")));
+            return Err(Violation::new(Guarantee::CoreAssertion, format!("{id}: {what}")));
         }
         let view = core.last_primary();
         let deadline = core.next_deadline();
         // A core that was cut off rejoins as a new incarnation; outputs of this step are its.
+        let excluded = node.incarnation != core.me().incarnation;
         node.incarnation = core.me().incarnation;
+        if excluded && check_exclusion {
+            self.out = Vec::new();
+            return Err(Violation::new(
+                Guarantee::Liveness,
+                format!("{id}: a live member was excluded from the primary view"),
+            ));
+        }
         let member = core.me();
         self.set_deadline(id, deadline);
         let mut result = Ok(());
@@ -500,22 +542,27 @@ impl<'a> Cluster<'a> {
             }
             Output::Checkpoint(checkpoint) => {
                 self.checker.on_checkpoint(member, &checkpoint)?;
-                if self.options.durability != Durability::Memory {
-                    let disk = &mut self.node(id).disk;
-                    disk.log.retain(|m| m.seq > checkpoint.seq);
-                    disk.checkpoint = Some(checkpoint);
-                }
+                self.store(id, member, checkpoint, false);
             }
             Output::Restored(checkpoint) => {
                 self.checker.on_checkpoint(member, &checkpoint)?;
-                if self.options.durability != Durability::Memory {
-                    let disk = &mut self.node(id).disk;
-                    disk.log.clear();
-                    disk.checkpoint = Some(checkpoint);
-                }
+                self.store(id, member, checkpoint, true);
             }
         }
         Ok(())
+    }
+
+    /// Writes a checkpoint to the member's simulated disk, done after its size over the disk
+    /// rate (the storage thread's work: the core is not held up meanwhile).
+    fn store(&mut self, id: NodeId, member: Member, checkpoint: Checkpoint, replaces: bool) {
+        if self.options.durability == Durability::Memory {
+            return;
+        }
+        let bytes = checkpoint.state.encoded_bytes();
+        let took =
+            Duration::from_nanos(bytes.saturating_mul(1_000_000_000) / self.options.disk_bytes_per_s.max(1));
+        let event = Event::Stored { node: id, incarnation: member.incarnation, checkpoint, replaces };
+        self.schedule(self.now + took, event);
     }
 
     fn send(&mut self, from: NodeId, to: NodeId, frame: PeerFrame) {
@@ -528,7 +575,8 @@ impl<'a> Cluster<'a> {
             return;
         }
         let delay = self.net.delay(&mut self.rng);
-        let at = self.net.arrival(from, to, self.now, delay);
+        let at =
+            self.net.arrival(from, to, self.now, delay, frame_bytes(&frame), self.options.link_bytes_per_s);
         self.schedule(at, Event::Frame { from, to, epoch, frame });
     }
 
@@ -581,7 +629,7 @@ impl<'a> Cluster<'a> {
                 .disk
                 .checkpoint
                 .clone()
-                .unwrap_or_else(|| Checkpoint { seq: 0, bytes: DvmState::default().snapshot() });
+                .unwrap_or_else(|| Checkpoint::new(0, DvmState::default().freeze()));
             if let Err(e) = core.restore_durable(checkpoint, node.disk.log.clone()) {
                 // The simulated disk only holds what the core output, so this is a core bug.
                 panic!("{id}: the durable checkpoint does not restore: {e}");
@@ -647,7 +695,7 @@ impl<'a> Cluster<'a> {
             let Some(state) = core.machine_mut().as_dvm_mut() else { continue };
             if let Some((seq, view)) = state.open_proposals().first() {
                 return Err(Violation::new(
-                    7,
+                    Guarantee::Liveness,
                     format!("{at}: the proposal at {seq} (view {view}) is still open"),
                 ));
             }
@@ -655,7 +703,7 @@ impl<'a> Cluster<'a> {
                 if let Some(m) = members.iter().find(|m| !loadable_plugins(**m, n).iter().any(|p| p == name))
                 {
                     return Err(Violation::new(
-                        6,
+                        Guarantee::LinearHistory,
                         format!("{at}: {name} agreed loaded on {m}, which cannot load it"),
                     ));
                 }
@@ -663,6 +711,17 @@ impl<'a> Cluster<'a> {
         }
         Ok(())
     }
+}
+
+/// About the bytes a frame takes on the wire: its payloads and a fixed envelope.
+fn frame_bytes(frame: &PeerFrame) -> u64 {
+    let payloads: usize = match frame {
+        PeerFrame::SnapshotChunk { bytes, .. } => bytes.len(),
+        PeerFrame::Data(data) => data.messages.iter().map(|m| m.payload.len() + 40).sum(),
+        PeerFrame::Retransmit { messages, .. } => messages.iter().map(|m| m.payload.len() + 40).sum(),
+        _ => 0,
+    };
+    64 + payloads as u64
 }
 
 /// The plug-ins the simulator's workload proposes; only they are loaded by agreement.

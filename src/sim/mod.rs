@@ -19,7 +19,7 @@ use std::time::Duration;
 pub use campaign::{
     campaign, cost_json, cost_markdown, cost_table, print_violation, scale_json, scale_markdown, Summary,
 };
-pub use checker::{tag_of, Checker, Violation};
+pub use checker::{tag_of, Checker, Guarantee, Violation};
 pub use cluster::{scale_run, PhaseCost, ScaleRow};
 pub use faults::{FaultAction, FaultKind, Profile};
 
@@ -61,6 +61,18 @@ pub struct SimOptions {
     pub commands_percent: u64,
     /// What restarted members get back from their simulated disks.
     pub durability: crate::config::Durability,
+    /// Bytes of state member 1 writes first (puts of up to 64 KiB values), so that checkpoints
+    /// and transfers are large; 0: none (docs/PROTOCOL.md §7).
+    pub state_bytes: u64,
+    /// Bytes per second one direction of a link carries: a frame occupies its link for its size
+    /// over this, so a snapshot stream delays the frames behind it.
+    pub link_bytes_per_s: u64,
+    /// Bytes per second a member's disk writes: a checkpoint is durable only after its size
+    /// over this.
+    pub disk_bytes_per_s: u64,
+    /// Check that no live member is ever excluded (for runs whose faults never cut a live member
+    /// off: crashes, restarts and joins): a busy member must not look dead (guarantee 7).
+    pub no_live_exclusion: bool,
 }
 
 impl Default for SimOptions {
@@ -82,6 +94,10 @@ impl Default for SimOptions {
             checkpoint_every: 16,
             commands_percent: 50,
             durability: crate::config::Durability::Memory,
+            state_bytes: 0,
+            link_bytes_per_s: 1 << 30,
+            disk_bytes_per_s: 256 << 20,
+            no_live_exclusion: false,
         }
     }
 }

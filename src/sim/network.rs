@@ -86,11 +86,21 @@ impl Network {
         self.latency + Duration::from_nanos(extra)
     }
 
-    /// When a frame sent now arrives, keeping the direction FIFO.
-    pub(crate) fn arrival(&mut self, from: NodeId, to: NodeId, now: Time, delay: Duration) -> Time {
+    /// When a frame of `bytes` sent now arrives, keeping the direction FIFO: the frame
+    /// occupies the direction for `bytes / bytes_per_s` after the one before it.
+    pub(crate) fn arrival(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        now: Time,
+        delay: Duration,
+        bytes: u64,
+        bytes_per_s: u64,
+    ) -> Time {
         let link = self.link(from, to);
         let d = direction(from, to);
-        let at = (now + delay).max(link.next_free[d]);
+        let on_wire = Duration::from_nanos(bytes.saturating_mul(1_000_000_000) / bytes_per_s.max(1));
+        let at = (now + delay).max(link.next_free[d]) + on_wire;
         link.next_free[d] = at;
         at
     }
@@ -166,7 +176,7 @@ mod tests {
         let mut last = Time::ZERO;
         for i in 0..100 {
             let delay = net.delay(&mut rng);
-            let at = net.arrival(a, b, Time(i * 1000), delay);
+            let at = net.arrival(a, b, Time(i * 1000), delay, 100, 1 << 30);
             assert!(at >= last);
             last = at;
         }

@@ -126,7 +126,15 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
             messages: random_messages(rng),
         }),
         FrameKind::Wake => PeerFrame::Wake { view: ViewId(number(rng)), hops_left: number(rng) as u16 },
-        FrameKind::Join => PeerFrame::Join { member: random_member(rng), last_primary: ViewId(number(rng)) },
+        FrameKind::Join => PeerFrame::Join {
+            member: random_member(rng),
+            last_primary: ViewId(number(rng)),
+            caught_up: number(rng),
+            catching_up: rng.below(2) == 1,
+        },
+        FrameKind::SnapshotAck => {
+            PeerFrame::SnapshotAck { ballot: random_ballot(rng), seq: number(rng), offset: number(rng) }
+        }
         FrameKind::Leave => PeerFrame::Leave { member: random_member(rng) },
         FrameKind::Prepare => {
             PeerFrame::Prepare { ballot: random_ballot(rng), last_primary: ViewId(number(rng)) }
@@ -183,6 +191,8 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
                     rotation_millihertz: number(rng),
                     role: [StandbyRole::None, StandbyRole::Hot, StandbyRole::Warm][rng.below(3) as usize],
                     last_checkpoint: number(rng),
+                    max_step_us: number(rng),
+                    state_bytes: number(rng),
                     links_up: number(rng) as u32,
                     links_dialled: number(rng),
                     links_accepted: number(rng),

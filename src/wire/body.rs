@@ -53,6 +53,7 @@ pub(crate) fn peer_kind(frame: &PeerFrame) -> FrameKind {
         PeerFrame::SnapshotChunk { .. } => FrameKind::SnapshotChunk,
         PeerFrame::Challenge { .. } => FrameKind::Challenge,
         PeerFrame::Proof { .. } => FrameKind::Proof,
+        PeerFrame::SnapshotAck { .. } => FrameKind::SnapshotAck,
     }
 }
 
@@ -109,9 +110,16 @@ pub(super) fn put_peer(out: &mut Vec<u8>, frame: &PeerFrame) {
             put_u64(out, view.0);
             put_u16(out, *hops_left);
         }
-        PeerFrame::Join { member, last_primary } => {
+        PeerFrame::Join { member, last_primary, caught_up, catching_up } => {
             put_member(out, member);
             put_u64(out, last_primary.0);
+            put_u64(out, *caught_up);
+            put_bool(out, *catching_up);
+        }
+        PeerFrame::SnapshotAck { ballot, seq, offset } => {
+            put_ballot(out, ballot);
+            put_u64(out, *seq);
+            put_u64(out, *offset);
         }
         PeerFrame::Leave { member } => put_member(out, member),
         PeerFrame::Prepare { ballot, last_primary } => {
@@ -182,6 +190,13 @@ pub(super) fn get_body(kind: FrameKind, r: &mut Reader<'_>) -> Result<Frame, Dec
         FrameKind::Join => PeerFrame::Join {
             member: get_member(r, "join.member")?,
             last_primary: ViewId(r.u64("join.last_primary")?),
+            caught_up: r.u64("join.caught_up")?,
+            catching_up: r.bool("join.catching_up")?,
+        },
+        FrameKind::SnapshotAck => PeerFrame::SnapshotAck {
+            ballot: get_ballot(r, "snapshot_ack.ballot")?,
+            seq: r.u64("snapshot_ack.seq")?,
+            offset: r.u64("snapshot_ack.offset")?,
         },
         FrameKind::Leave => PeerFrame::Leave { member: get_member(r, "leave.member")? },
         FrameKind::Prepare => PeerFrame::Prepare {
@@ -655,6 +670,8 @@ fn put_status(out: &mut Vec<u8>, status: &NodeStatus) {
     put_u64(out, status.rotation_millihertz);
     put_u8(out, standby_role_byte(status.role));
     put_u64(out, status.last_checkpoint);
+    put_u64(out, status.max_step_us);
+    put_u64(out, status.state_bytes);
     put_u32(out, status.links_up);
     put_u64(out, status.links_dialled);
     put_u64(out, status.links_accepted);
@@ -675,6 +692,8 @@ fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
         rotation_millihertz: r.u64("status.rotation_millihertz")?,
         role: get_standby_role(r, "status.role")?,
         last_checkpoint: r.u64("status.last_checkpoint")?,
+        max_step_us: r.u64("status.max_step_us")?,
+        state_bytes: r.u64("status.state_bytes")?,
         links_up: r.u32("status.links_up")?,
         links_dialled: r.u64("status.links_dialled")?,
         links_accepted: r.u64("status.links_accepted")?,

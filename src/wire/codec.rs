@@ -74,6 +74,8 @@ pub enum FrameKind {
     Challenge = 18,
     /// `PeerFrame::Proof`.
     Proof = 19,
+    /// `PeerFrame::SnapshotAck`.
+    SnapshotAck = 20,
     /// `ClientRequest::Broadcast`.
     Broadcast = 64,
     /// `ClientRequest::Status`.
@@ -104,7 +106,7 @@ pub enum FrameKind {
 
 impl FrameKind {
     /// Every kind, in byte order.
-    pub const ALL: [FrameKind; 32] = [
+    pub const ALL: [FrameKind; 33] = [
         FrameKind::Hello,
         FrameKind::HelloAck,
         FrameKind::Heartbeat,
@@ -124,6 +126,7 @@ impl FrameKind {
         FrameKind::SnapshotChunk,
         FrameKind::Challenge,
         FrameKind::Proof,
+        FrameKind::SnapshotAck,
         FrameKind::Broadcast,
         FrameKind::StatusRequest,
         FrameKind::Execute,
@@ -166,6 +169,7 @@ impl FrameKind {
             FrameKind::SnapshotChunk => "snapshot-chunk",
             FrameKind::Challenge => "challenge",
             FrameKind::Proof => "proof",
+            FrameKind::SnapshotAck => "snapshot-ack",
             FrameKind::Broadcast => "broadcast",
             FrameKind::StatusRequest => "status-request",
             FrameKind::Execute => "execute",
@@ -446,8 +450,13 @@ mod tests {
             ),
             (
                 "join",
-                Frame::Peer(PeerFrame::Join { member: member2(), last_primary: ViewId(4) }),
-                "00000018 01 07  0002 0000000000000007  0000000000000004  97bc1297",
+                Frame::Peer(PeerFrame::Join {
+                    member: member2(),
+                    last_primary: ViewId(4),
+                    caught_up: 0x20,
+                    catching_up: true,
+                }),
+                "00000021 01 07  0002 0000000000000007  0000000000000004  0000000000000020 01  73561a14",
             ),
             (
                 "leave",
@@ -552,6 +561,11 @@ mod tests {
                  0000000000000103  00000003 aabbcc  22f4ee93",
             ),
             (
+                "snapshot_ack",
+                Frame::Peer(PeerFrame::SnapshotAck { ballot: ballot(), seq: 0x20, offset: 0x100 }),
+                "00000020 01 14  0000000000000003 0001  0000000000000020 0000000000000100  01eab4ec",
+            ),
+            (
                 "challenge",
                 Frame::Peer(PeerFrame::Challenge {
                     from: member1(),
@@ -599,16 +613,18 @@ mod tests {
                         rotation_millihertz: 4000,
                         role: StandbyRole::Hot,
                         last_checkpoint: 0x20,
+                        max_step_us: 0x3e8,
+                        state_bytes: 0x0010_0000,
                         links_up: 2,
                         links_dialled: 0x11,
                         links_accepted: 0x12,
                     },
                 }),
-                "0000008e 01 61  000000000000002b  0002 0000000000000007  0000000000000005  01
+                "0000009e 01 61  000000000000002b  0002 0000000000000007  0000000000000005  01
                  00000002 0001 0000000000000006 0002 0000000000000007
                  0000000000000030 0000000000000021 1122334455667788 99aabbccddeeff00
                  000000000000000c  000000000000000d 0000000000000fa0 02 0000000000000020
-                 00000002 0000000000000011 0000000000000012  5033b7d2",
+                 00000000000003e8 0000000000100000 00000002 0000000000000011 0000000000000012  51b5528d",
             ),
             (
                 "execute",
@@ -778,7 +794,7 @@ mod tests {
     #[test]
     fn kind_bytes_follow_the_peer_frame_order_then_requests_then_replies() {
         let bytes: Vec<u8> = FrameKind::ALL.iter().map(|kind| *kind as u8).collect();
-        let mut expected: Vec<u8> = (1..=19).collect();
+        let mut expected: Vec<u8> = (1..=20).collect();
         expected.extend([64, 65, 66, 67, 68, 69, 96, 97, 98, 99, 100, 101, 102]);
         assert_eq!(bytes, expected);
         for byte in 0..=u8::MAX {
@@ -951,7 +967,7 @@ mod tests {
                 Err(DecodeError::Invalid { field: "version", .. })
             ));
         }
-        for kind in [0, 20, 63, 70, 95, 103, 255] {
+        for kind in [0, 21, 63, 70, 95, 103, 255] {
             assert!(matches!(
                 decode(&seal(VERSION, kind, &[])),
                 Err(DecodeError::Invalid { field: "kind", .. })

@@ -169,6 +169,12 @@ pub enum PeerFrame {
         member: Member,
         /// Its last primary view (0: none).
         last_primary: ViewId,
+        /// The seq of the state it caught up to from a member of the primary (0: none), so it
+        /// is let in with only the log after it to fetch (docs/PROTOCOL.md §5.3).
+        caught_up: Seq,
+        /// Whether a member of the primary is streaming it a checkpoint now: it is not to be let
+        /// in before that ends.
+        catching_up: bool,
     },
     /// Asks for the sender's removal from the view.
     Leave {
@@ -258,6 +264,16 @@ pub enum PeerFrame {
     Proof {
         /// The dialler's proof over the transcript.
         proof: Proof,
+    },
+    /// Acknowledges the snapshot chunks of `seq` before `offset` and asks for the next one: the
+    /// donor sends a chunk only when the previous one was taken in (docs/PROTOCOL.md §5.3).
+    SnapshotAck {
+        /// The ballot of the transfer (zero: a catch-up outside any view change).
+        ballot: Ballot,
+        /// The snapshot's seq.
+        seq: Seq,
+        /// The bytes received so far: where the next chunk starts.
+        offset: u64,
     },
 }
 
@@ -485,6 +501,11 @@ pub struct NodeStatus {
     pub role: StandbyRole,
     /// The seq of this member's last checkpoint, 0 if it has taken none.
     pub last_checkpoint: Seq,
+    /// The longest protocol step since the member started, in microseconds: what its
+    /// neighbours' failure detectors must tolerate (docs/PROTOCOL.md §5.1).
+    pub max_step_us: u64,
+    /// The bytes of its replicated state's canonical encoding (what a checkpoint writes).
+    pub state_bytes: u64,
     /// Peer links up now (its ring neighbours in a stable view, docs/PROTOCOL.md §4).
     pub links_up: u32,
     /// Peer connections this process has dialled since it started.

@@ -471,7 +471,8 @@ impl Core {
             received_upto: if self.membership.holds_log { self.log.received_upto } else { 0 },
             committed_upto: self.log.committed_upto,
             unreachable: self.unreachable(now),
-            leaving: self.membership.leaving.is_some(),
+            // A member receiving a catch-up is not to be let in before it ends (§5.3).
+            leaving: self.membership.leaving.is_some() || self.membership.streams.catching_up(),
         }
     }
 }

@@ -41,7 +41,8 @@ impl Core {
         for &peer in &contacts {
             self.links.want(peer, now, out);
         }
-        let frame = PeerFrame::Join { member: self.config.me, last_primary: self.membership.last_primary };
+        self.check_catch_up(now, out);
+        let frame = self.join_frame();
         for &peer in &contacts {
             if self.links.is_up(peer) {
                 self.links.send(peer, frame.clone(), now, out);
@@ -128,16 +129,29 @@ impl Core {
         }
     }
 
+    /// This member's request to join: with the state it caught up to, if any.
+    pub(in crate::core) fn join_frame(&self) -> PeerFrame {
+        PeerFrame::Join {
+            member: self.config.me,
+            last_primary: self.membership.last_primary,
+            caught_up: self.membership.streams.caught_up,
+            catching_up: self.membership.streams.catching_up(),
+        }
+    }
+
     pub(in crate::core) fn on_join(
         &mut self,
         now: Time,
         from: NodeId,
-        member: Member,
-        last_primary: ViewId,
+        join: PeerFrame,
         out: &mut Vec<Output>,
     ) {
+        let PeerFrame::Join { member, last_primary, caught_up, catching_up } = join else { return };
         if self.membership.is_operational() {
             if self.ring.members.contains(&member) {
+                return;
+            }
+            if self.catch_up_first(now, from, member, caught_up, catching_up, out) {
                 return;
             }
             self.membership.joiners.insert(member);
@@ -150,6 +164,40 @@ impl Core {
             self.membership.peer_status.insert(from, PeerStatus { last_primary, operational: false });
             self.check_genesis(now, out);
         }
+    }
+
+    /// A joiner without state is first given this view's checkpoint, streamed while the ring
+    /// runs (docs/PROTOCOL.md §5.3, "Catching up"): the ring member with the lowest id starts the
+    /// stream instead of letting it in, and every member leaves it out while it says it is
+    /// catching up. The other contacts' join timers fire token_timeout / 20 or more after the
+    /// join, and the joiner says so at its first chunk (two hops), so a stream that starts keeps
+    /// the join back; one that cannot start (no link from that member) lets the join go ahead as
+    /// before. Returns whether
+    /// the join waits.
+    fn catch_up_first(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        member: Member,
+        caught_up: crate::ids::Seq,
+        catching_up: bool,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        if catching_up {
+            self.membership.joiners.remove(&member);
+            return true;
+        }
+        // The ring member with the lowest id streams: every fresh joiner contacts the lowest ids
+        // (docs/PROTOCOL.md §4), so it is linked to this one, not necessarily to position 0.
+        let lowest = self.ring.members.iter().map(|m| m.id).min() == Some(self.config.me.id);
+        if caught_up > 0 || self.replica.checkpoint().seq == 0 || !lowest {
+            return false;
+        }
+        if member.id == from && self.links.is_up(from) {
+            self.start_stream(now, from, crate::ids::Ballot::default(), 0, out);
+            return true;
+        }
+        false
     }
 
     /// Leaves the group: coordinates a view without this member, or stops at once when alone.

@@ -7,6 +7,7 @@ mod coordinator;
 mod join;
 mod participant;
 pub(in crate::core) mod ring_order;
+pub(in crate::core) mod stream;
 mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -104,6 +105,8 @@ pub(in crate::core) struct Membership {
     pub(in crate::core) view_changes: u64,
     /// How long to wait between join requests after being left out of views.
     pub(in crate::core) join_backoff: Duration,
+    /// Checkpoints streamed to and from this member (docs/PROTOCOL.md §5.3).
+    pub(in crate::core) streams: stream::Streams,
     /// The members a joining member links to and asks to let it in (docs/PROTOCOL.md §4), and
     /// since when the first of them has been asked.
     pub(in crate::core) contacts: Vec<NodeId>,
@@ -142,6 +145,7 @@ impl Membership {
             change: None,
             view_changes: 0,
             join_backoff: Duration::ZERO,
+            streams: stream::Streams::default(),
             contacts: Vec::new(),
             contacts_since: now,
             contact_skip: BTreeMap::new(),

@@ -74,8 +74,10 @@ impl Core {
         self.links.send(from, PeerFrame::Promise(promise), now, out);
     }
 
+    /// Whether this incarnation has history of its own (a view it was in, or durable state): a
+    /// state it caught up to from the primary is not its own.
     fn has_history(&self) -> bool {
-        self.membership.holds_log || self.log.committed_upto > 0
+        self.membership.holds_log || (self.log.committed_upto > 0 && self.membership.streams.caught_up == 0)
     }
 
     pub(in crate::core) fn on_accept(
@@ -121,6 +123,18 @@ impl Core {
             }
         } else if proposal.cut == 0 && !self.has_history() {
             Need::Nothing
+        } else if !self.membership.holds_log
+            && self.membership.streams.caught_up > 0
+            && self.membership.streams.caught_up == self.log.received_upto
+            && self.membership.streams.caught_up <= proposal.cut
+            && proposal.prev != ViewId(0)
+        {
+            // Caught up before it was let in: only the log after that checkpoint is missing.
+            if self.log.received_upto == proposal.cut {
+                Need::Nothing
+            } else {
+                Need::Log
+            }
         } else if !self.membership.holds_log
             && proposal.prev == ViewId(0)
             && self.log.committed_upto == proposal.cut
@@ -241,7 +255,11 @@ impl Core {
         // The successor is chosen: whatever this member coordinates for it is moot.
         self.membership.coordination = None;
         match &mut self.membership.phase {
-            Phase::Accepted { proposal: p, .. } if p.view == proposal.view => {
+            // Only what it accepted: the prefix it holds is that proposal's (a damaged `Accept`
+            // of the same view must not let it install another ring or cut).
+            Phase::Accepted { proposal: p, .. }
+                if p.view == proposal.view && p.ring == proposal.ring && p.cut == proposal.cut =>
+            {
                 self.install(now, proposal, out)
             }
             Phase::Accepting { proposal: p, committed, .. } if p.view == proposal.view => {
@@ -289,6 +307,7 @@ impl Core {
         };
         self.membership.installed = Some((ballot, proposal.clone()));
         self.membership.joiners.retain(|j| !proposal.ring.contains(j));
+        self.membership.streams.caught_up = 0;
         self.membership.view_changes += 1;
         self.membership.join_backoff = std::time::Duration::ZERO;
         self.membership.token_seen_at = now;
@@ -332,6 +351,8 @@ impl Core {
         self.config.me.incarnation += 1;
         self.log = MessageLog::starting_after(0);
         self.replica.reset(now);
+        self.membership.streams.caught_up = 0;
+        self.membership.streams.incoming = None;
         self.membership.holds_log = false;
         self.membership.accepted = None;
         self.membership.installed = None;

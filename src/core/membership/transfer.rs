@@ -1,21 +1,17 @@
 //! Recovery transfer: what a participant lacks of a proposal's prefix, fetched from the donor
 //! (docs/PROTOCOL.md §5.3). A member of the previous view fetches the messages it lacks up to the
-//! cut; a joiner fetches the donor's last checkpoint and the committed messages after it (its
-//! tail), then the rest of the prefix: never the whole history (docs/PROTOCOL.md §7).
+//! cut; a member that caught up to a checkpoint before it was let in fetches the log after it; a
+//! joiner without state has the donor's last checkpoint streamed to it (`stream`) and then the
+//! committed messages after it: never the whole history (docs/PROTOCOL.md §7).
 
 use crate::core::ring::message_log::MessageLog;
 use crate::core::{Core, Output};
 use crate::ids::{Ballot, NodeId, Seq};
-use crate::replication::Checkpoint;
 use crate::time::Time;
 use crate::wire::{Message, PeerFrame};
 
 /// Messages per `Retransmit` frame.
 const RETRANSMIT_BATCH_MAX: usize = 256;
-/// The largest state snapshot a joiner accepts.
-const SNAPSHOT_BYTES_MAX: u64 = 1 << 32;
-/// Bytes per snapshot chunk.
-const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
 /// What a participant must fetch before it may accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +28,6 @@ pub(in crate::core) struct Transfer {
     cut: Seq,
     donor: NodeId,
     requested: bool,
-    snapshot: Vec<u8>,
     restored: bool,
     /// Fetches that arrived before this member held the prefix itself.
     pub(in crate::core) deferred: Vec<(NodeId, PeerFrame)>,
@@ -40,15 +35,7 @@ pub(in crate::core) struct Transfer {
 
 impl Transfer {
     pub(in crate::core) fn new(need: Need, cut: Seq, donor: NodeId) -> Transfer {
-        Transfer {
-            need,
-            cut,
-            donor,
-            requested: false,
-            snapshot: Vec::new(),
-            restored: false,
-            deferred: Vec::new(),
-        }
+        Transfer { need, cut, donor, requested: false, restored: false, deferred: Vec::new() }
     }
 
     /// Whether the participant now holds the whole prefix up to the cut.
@@ -112,38 +99,25 @@ impl Core {
                 return;
             }
         }
-        let mut after = after;
         if snapshot {
-            let checkpoint = self.replica.checkpoint();
-            let (seq, bytes) = (checkpoint.seq, checkpoint.bytes.clone());
-            let total = bytes.len() as u64;
-            let mut offset = 0usize;
-            loop {
-                let end = (offset + SNAPSHOT_CHUNK_BYTES).min(bytes.len());
-                let chunk = PeerFrame::SnapshotChunk {
-                    ballot,
-                    seq,
-                    offset: offset as u64,
-                    total,
-                    bytes: bytes[offset..end].to_vec().into(),
-                };
-                self.links.send(from, chunk, now, out);
-                offset = end;
-                if offset >= bytes.len() {
-                    break;
-                }
-            }
-            after = seq;
-        } else if after < self.replica.checkpoint().seq {
-            log::error!(
-                "{} on_fetch: {} wants messages after {} but the checkpoint here is at {}",
+            // Streamed one chunk per acknowledgement; the messages after it follow the last.
+            self.start_stream(now, from, ballot, upto, out);
+            return;
+        }
+        if after < self.replica.retained_from() {
+            // The log after `after` is gone here (the member caught up to an older checkpoint
+            // than this one keeps the tail of): it gets this member's checkpoint instead.
+            log::info!(
+                "{} on_fetch: {} wants messages after {} but the tail here starts at {}; streaming the checkpoint",
                 self.config.me.id,
                 from,
                 after,
-                self.replica.checkpoint().seq
+                self.replica.retained_from()
             );
+            self.start_stream(now, from, ballot, upto, out);
             return;
         }
+        let mut after = after;
         while after < upto {
             let messages = if after < self.replica.committed() {
                 self.replica.tail_range(after, upto, RETRANSMIT_BATCH_MAX)
@@ -156,54 +130,33 @@ impl Core {
         }
     }
 
-    /// Collects a `SnapshotChunk`; restores the state once the snapshot is whole.
-    pub(in crate::core) fn on_snapshot_chunk(&mut self, now: Time, chunk: PeerFrame, out: &mut Vec<Output>) {
-        let PeerFrame::SnapshotChunk { ballot, seq, offset, total, bytes } = chunk else { return };
-        let super::Phase::Accepting { ballot: b, transfer, .. } = &mut self.membership.phase else { return };
-        if *b != ballot || transfer.need != Need::Snapshot || transfer.restored {
-            return;
+    /// Whether a snapshot chunk of `ballot` is what this participant's transfer needs: it has
+    /// no state of the previous view (a blank participant, or one whose log the donor no
+    /// longer holds).
+    pub(in crate::core) fn wants_view_change_snapshot(&mut self, ballot: Ballot) -> bool {
+        let member_of_prev = self.membership.holds_log;
+        let super::Phase::Accepting { ballot: b, transfer, proposal, .. } = &mut self.membership.phase else {
+            return false;
+        };
+        if *b != ballot
+            || transfer.restored
+            || (member_of_prev && self.membership.last_primary == proposal.prev)
+        {
+            return false;
         }
-        if total > SNAPSHOT_BYTES_MAX {
-            log::warn!(
-                "{} on_snapshot_chunk: a snapshot of {} bytes exceeds the maximum",
-                self.config.me.id,
-                total
-            );
-            return;
+        if transfer.need == Need::Log {
+            // The donor could not serve the log after the caught-up checkpoint.
+            transfer.need = Need::Snapshot;
         }
-        if offset != transfer.snapshot.len() as u64 || offset.saturating_add(bytes.len() as u64) > total {
-            log::warn!(
-                "{} on_snapshot_chunk: chunk at {} does not follow {}",
-                self.config.me.id,
-                offset,
-                transfer.snapshot.len()
-            );
-            return;
+        transfer.need == Need::Snapshot
+    }
+
+    /// A view change's snapshot is installed: fetch-and-accept goes on with the messages after it.
+    pub(in crate::core) fn on_view_change_snapshot(&mut self, now: Time, out: &mut Vec<Output>) {
+        if let super::Phase::Accepting { transfer, .. } = &mut self.membership.phase {
+            transfer.restored = true;
         }
-        transfer.snapshot.extend_from_slice(&bytes);
-        if (transfer.snapshot.len() as u64) < total {
-            return;
-        }
-        let snapshot = std::mem::take(&mut transfer.snapshot);
-        let checkpoint = Checkpoint { seq, bytes: snapshot };
-        match self.replica.restore(checkpoint.clone(), now) {
-            Ok(()) => {
-                out.push(Output::Restored(checkpoint));
-                if let super::Phase::Accepting { transfer, .. } = &mut self.membership.phase {
-                    transfer.restored = true;
-                }
-                self.log = MessageLog::starting_after(seq);
-                self.check_accept_done(now, out);
-            }
-            Err(e) => {
-                log::error!(
-                    "{} on_snapshot_chunk: snapshot at {} does not restore: {}",
-                    self.config.me.id,
-                    seq,
-                    e
-                );
-            }
-        }
+        self.check_accept_done(now, out);
     }
 
     pub(in crate::core) fn on_retransmit(
@@ -222,5 +175,19 @@ impl Core {
             self.log.insert(message);
         }
         self.check_accept_done(now, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_fetch_is_done_once_the_cut_is_received() {
+        let mut log = MessageLog::starting_after(10);
+        let t = Transfer::new(Need::Log, 12, NodeId(1));
+        assert!(!t.done(&log));
+        log.received_upto = 12;
+        assert!(t.done(&log));
     }
 }

@@ -250,6 +250,8 @@ impl Driver {
             revision,
             rotation_millihertz: self.rotation_rate.millihertz(),
             last_checkpoint: self.c.core.last_checkpoint(),
+            max_step_us: u64::try_from(self.max_step.as_micros()).unwrap_or(u64::MAX),
+            state_bytes: self.c.core.state_bytes(),
             links_up: u32::try_from(self.c.core.link_counts().0).unwrap_or(u32::MAX),
             links_dialled: self.c.counters.dialled.load(Ordering::Relaxed),
             links_accepted: self.c.counters.links_accepted.load(Ordering::Relaxed),

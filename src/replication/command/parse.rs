@@ -4,10 +4,11 @@
 //! against the bytes left before anything is allocated for it, so a committed payload of garbage
 //! costs an error result, never a panic or a large allocation (rustls `msgs/codec.rs`).
 
-use super::{Action, Check, Command, Compare, Guard, MemberStatus, Op, Role, Session, COMMAND_VERSION};
+use super::{
+    Action, ActionKind, Check, Command, Compare, Guard, MemberStatus, Op, Role, Session, COMMAND_VERSION,
+};
 use crate::error::DecodeError;
 use crate::ids::NodeId;
-use crate::replication::agreement::{PROPOSE_KIND, VOTE_KIND};
 use crate::wire::bytes::{invalid, Reader};
 
 /// The fewest bytes a guard takes: an empty key's length and the check tag.
@@ -24,18 +25,22 @@ pub(super) fn command(r: &mut Reader<'_>) -> Result<Command, DecodeError> {
         return Err(invalid("command version", format!("{version}, this member reads {COMMAND_VERSION}")));
     }
     let session = Session { client_id: r.u64("client id")?, request: r.u64("request")? };
-    let action = match r.u8("command kind")? {
-        1 => Action::Put { key: bytes(r, "key")?, value: bytes(r, "value")? },
-        2 => Action::Delete { key: bytes(r, "key")? },
-        3 => Action::DeleteRange { prefix: bytes(r, "prefix")? },
-        4 => {
+    let kind = r.u8("command kind")?;
+    let Some(kind) = ActionKind::from_byte(kind) else {
+        return Err(invalid("command kind", format!("unknown kind {kind}")));
+    };
+    let action = match kind {
+        ActionKind::Put => Action::Put { key: bytes(r, "key")?, value: bytes(r, "value")? },
+        ActionKind::Delete => Action::Delete { key: bytes(r, "key")? },
+        ActionKind::DeleteRange => Action::DeleteRange { prefix: bytes(r, "prefix")? },
+        ActionKind::Txn => {
             let count = r.count(GUARD_BYTES_MIN, "guards")?;
             let guards = (0..count).map(|_| guard(r)).collect::<Result<_, _>>()?;
             let then = ops(r, "then ops")?;
             let otherwise = ops(r, "otherwise ops")?;
             Action::Txn { guards, then, otherwise }
         }
-        5 => {
+        ActionKind::RegisterMember => {
             let id = NodeId(r.u16("member id")?);
             let host = text(r, "host")?;
             let role = Role::from_tag(r.u8("role")?, "role")?;
@@ -45,26 +50,29 @@ pub(super) fn command(r: &mut Reader<'_>) -> Result<Command, DecodeError> {
                 .collect::<Result<_, DecodeError>>()?;
             Action::RegisterMember { id, host, role, attributes }
         }
-        6 => Action::SetMemberStatus {
+        ActionKind::SetMemberStatus => Action::SetMemberStatus {
             id: NodeId(r.u16("member id")?),
             status: MemberStatus::from_tag(r.u8("member status")?, "member status")?,
         },
-        7 => Action::LoadPlugin { name: text(r, "plugin name")?, member: NodeId(r.u16("member id")?) },
-        8 => Action::UnloadPlugin { name: text(r, "plugin name")?, member: NodeId(r.u16("member id")?) },
-        PROPOSE_KIND => {
+        ActionKind::LoadPlugin => {
+            Action::LoadPlugin { name: text(r, "plugin name")?, member: NodeId(r.u16("member id")?) }
+        }
+        ActionKind::UnloadPlugin => {
+            Action::UnloadPlugin { name: text(r, "plugin name")?, member: NodeId(r.u16("member id")?) }
+        }
+        ActionKind::Propose => {
             let name = text(r, "plugin name")?;
             let view = r.u64("proposal view")?;
             let count = r.count(2, "voters")?;
             let voters = (0..count).map(|_| r.u16("voter").map(NodeId)).collect::<Result<_, _>>()?;
             Action::Propose { name, view, voters }
         }
-        VOTE_KIND => Action::Vote {
+        ActionKind::Vote => Action::Vote {
             proposal: r.u64("proposal")?,
             voter: NodeId(r.u16("voter")?),
             view: r.u64("vote view")?,
             yes: r.bool("vote")?,
         },
-        other => return Err(invalid("command kind", format!("unknown kind {other}"))),
     };
     Ok(Command { session, action })
 }

@@ -1,10 +1,10 @@
 //! Carrying out faults in a run: crashes, pauses, blocked directions, link breaks, delays and
 //! the heal that ends the fault phase (the schedule comes from `sim::faults`).
 
-use super::{Cluster, Event};
+use super::{frame_bytes, Cluster, Event};
 use crate::config::Durability;
 use crate::ids::NodeId;
-use crate::sim::checker::Violation;
+use crate::sim::checker::{Guarantee, Violation};
 use crate::sim::faults::FaultAction;
 use crate::time::Time;
 
@@ -33,7 +33,7 @@ impl Cluster<'_> {
             let lost = self.checker.on_total_loss(durable);
             if lost > 0 && self.options.durability == Durability::Fsync {
                 return Err(Violation {
-                    guarantee: 6,
+                    guarantee: Guarantee::LinearHistory,
                     detail: format!("a total loss with durable commands lost {lost} committed seqs"),
                 });
             }
@@ -60,7 +60,8 @@ impl Cluster<'_> {
         for held in self.net.unblock(from, to) {
             if self.net.is_up(from, to) && self.net.epoch(from, to) == held.epoch {
                 let delay = self.net.delay(&mut self.rng);
-                let at = self.net.arrival(from, to, self.now, delay);
+                let bytes = frame_bytes(&held.frame);
+                let at = self.net.arrival(from, to, self.now, delay, bytes, self.options.link_bytes_per_s);
                 self.schedule(at, Event::Frame { from, to, epoch: held.epoch, frame: held.frame });
             }
         }

@@ -13,7 +13,7 @@ use super::{Cluster, Event};
 use crate::core::Core;
 use crate::ids::NodeId;
 use crate::rng::Rng;
-use crate::sim::checker::Violation;
+use crate::sim::checker::{Guarantee, Violation};
 use crate::sim::faults::{FaultAction, Schedule};
 use crate::sim::SimOptions;
 use crate::time::Time;
@@ -170,7 +170,10 @@ impl Cluster<'_> {
             Some(latest)
         };
         let end = self.advance_until(start + PHASE_MAX, &done)?.ok_or_else(|| {
-            Violation::new(7, format!("{name}: no view of {size} members within {PHASE_MAX:?}"))
+            Violation::new(
+                Guarantee::Liveness,
+                format!("{name}: no view of {size} members within {PHASE_MAX:?}"),
+            )
         })?;
         let opened: Vec<u64> = self.dials.iter().zip(&dials).map(|(now, then)| now - then).collect();
         Ok(PhaseCost {

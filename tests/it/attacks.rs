@@ -8,7 +8,7 @@
 //! The attacker's keyed sessions are spoken by hand with `harness::auth`, so the test can
 //! capture, replay and damage the exact bytes a real client sends (docs/PROTOCOL.md §2).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
@@ -140,9 +140,9 @@ fn forged(what: &str) -> Vec<u8> {
 
 /// Resident memory of a process, from /proc.
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    let kib = harness::procs::process_rss_kib(pid);
+    assert!(kib > 0, "no VmRSS for pid {pid}");
+    kib
 }
 
 /// One attack's story for the test output.
@@ -324,15 +324,15 @@ fn attack(nodes: &Nodes, auth: &Auth, outcome: &mut Vec<String>) -> (Vec<Vec<u8>
     (forgeries, legit)
 }
 
-/// A keyed ring of three, not started, and the credentials its clients prove. Every test of
-/// this binary uses one key (`use_client_auth` is per binary); a fixed test key is no secret.
+/// A keyed ring of three, not started, and the credentials its clients prove (a fixed test key
+/// is no secret).
 fn keyed_nodes(name: &str) -> (Nodes, Auth) {
     let nodes = Nodes::new(name, 3, RingMode::Bidirectional);
     let key_file = nodes.dir().join("cluster.key");
     let key = ClusterKey::from_bytes(std::array::from_fn(|i| 0xa0 ^ i as u8));
     key.write_new(&key_file).unwrap();
     let auth = Auth::new(&key, harness::cli::DEFAULT_CLUSTER, false);
-    use_client_auth(auth.clone());
+    use_client_auth(&nodes.addrs, &auth);
     let mut nodes = nodes;
     nodes.key_file = Some(key_file);
     (nodes, auth)

@@ -1,14 +1,14 @@
 //! Link faults between real `harness node` processes, injected by proxies on every peer link
-//! (tests/proxy/mod.rs) while every node submits: the pinned scenarios of issue #4 for the
+//! (tests/it/support/proxy.rs) while every node submits: the pinned scenarios of issue #4 for the
 //! failures Corosync met in the field. Each story ends the same way (`check_converged`): every
 //! node at the same committed_upto and state digest, every acknowledged seq committed.
 //!
 //! Token timeout 300 ms throughout; bounds below are multiples of it with generous slack for
 //! two shared cores.
 
-mod common;
-mod mesh;
-mod proxy;
+use crate::common;
+use crate::mesh;
+use crate::proxy;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! why and never joins, mismatched modes are refused, an overloaded node answers "busy" with
 //! bounded memory, and a too large request is refused with an error naming the limit.
 
-mod in_process;
+use crate::in_process;
 
 use std::time::{Duration, Instant};
 

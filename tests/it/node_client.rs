@@ -1,7 +1,7 @@
 //! A plain TCP client talks to a node: a broadcast is answered once committed, a status request
 //! with the node's status.
 
-mod in_process;
+use crate::in_process;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! digests over equal counts), in both ring modes and whatever the start order
 //! (docs/PROTOCOL.md §3 agreed and safe delivery, §4 startup in any order).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

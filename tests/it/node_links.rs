@@ -2,7 +2,7 @@
 //! once, the connection dialled by the lower id survives, at whichever end the node is. The nodes
 //! run open, so the script's proofs are zero; the rule runs once the dialler's proof is in.
 
-mod in_process;
+use crate::in_process;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -8,7 +8,7 @@
 //! refused or never sent is there, and a faulted member's lines are lines of that history
 //! (`harness::cli::audit`). The time from a kill -9 to a survivor's new view is printed.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};

@@ -2,10 +2,12 @@
 //! line on stderr naming the flag or address, exit code 2; `--help` exits 0; a node stops
 //! cleanly on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::process::Command;
+
+use nix::sys::signal::Signal;
 use std::time::Duration;
 
 use common::{run_harness, wait_until, HARNESS};
@@ -154,7 +156,7 @@ fn a_lone_node_stops_cleanly_on_sigterm() {
     wait_until("the node to listen", Duration::from_millis(20), 1000, DEADLINE, || {
         std::net::TcpStream::connect(addr).is_ok()
     });
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    harness::procs::signal_child(&mut child, Signal::SIGTERM).unwrap();
     let mut status = None;
     wait_until("the node to exit", Duration::from_millis(20), 1000, DEADLINE, || {
         status = child.try_wait().unwrap();
@@ -167,7 +169,7 @@ fn a_lone_node_stops_cleanly_on_sigterm() {
 /// SIGTERM and returns what it logged.
 fn lone_node_log(extra: &[&str]) -> String {
     let addr = common::free_ports(1)[0];
-    let child = Command::new(HARNESS)
+    let mut child = Command::new(HARNESS)
         .args(["node", "--id", "1", "--peers", &format!("1={addr}")])
         .args(extra)
         .env("RUST_LOG", "warn")
@@ -177,7 +179,7 @@ fn lone_node_log(extra: &[&str]) -> String {
     wait_until("the node to listen", Duration::from_millis(20), 1000, DEADLINE, || {
         std::net::TcpStream::connect(addr).is_ok()
     });
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    harness::procs::signal_child(&mut child, Signal::SIGTERM).unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     String::from_utf8_lossy(&output.stderr).into_owned()

@@ -1,5 +1,5 @@
 //! Partitions made by the kernel: five `harness node` processes, each in its own network
-//! namespace (tests/netns/mod.rs), fed by a submitter per node.
+//! namespace (tests/it/support/netns.rs), fed by a submitter per node.
 //!
 //! - 3|2: the data veths of hosts 4 and 5 go down. Only the majority keeps a primary view and
 //!   commits; the minority reports primary=false and commits nothing (docs/PROTOCOL.md §5.2);
@@ -8,12 +8,12 @@
 //!   routes) while both reach everyone else. A view of all five that avoids the edge forms and
 //!   stays (docs/PROTOCOL.md §5.5).
 //!
-//! Needs root and `ip`; elsewhere each test prints "skipped: ..." and passes.
+//! Needs root and `ip` (iproute2). Where namespaces cannot be made, each test fails and says why:
+//! a test that could not run must never count as passed.
 
-mod common;
-mod mesh;
-mod netns;
-mod proxy;
+use crate::common;
+use crate::mesh;
+use crate::netns;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -30,30 +30,22 @@ const CONVERGE_DEADLINE: Duration = Duration::from_secs(20);
 const WATCH: Duration = Duration::from_secs(3);
 const FLAPS_MAX: usize = 2;
 
-/// The hosts with a node each, settled in genesis, and submitters; `None` (after printing why)
+/// The hosts with a node each, settled in genesis, and submitters. Fails the test, saying why,
 /// where namespaces are unavailable.
-fn started(tag: &str, subnet: u8) -> Option<(Hosts, Submitters)> {
+fn started(tag: &str, subnet: u8) -> (Hosts, Submitters) {
     init_logging();
     if let Some(why) = netns::unavailable(tag) {
-        println!("skipped: {why}");
-        eprintln!("skipped: {why}");
-        return None;
+        panic!("NOT RUN: this test needs network namespaces (root and iproute2): {why}");
     }
-    let mut hosts = match Hosts::create(tag, subnet, NODES) {
-        Ok(hosts) => hosts,
-        Err(why) => {
-            println!("skipped: cannot build the test network: {why}");
-            eprintln!("skipped: cannot build the test network: {why}");
-            return None;
-        }
-    };
+    let mut hosts = Hosts::create(tag, subnet, NODES)
+        .unwrap_or_else(|why| panic!("NOT RUN: cannot build the test network: {why}"));
     for i in 1..=NODES {
         hosts.start(i, TOKEN_TIMEOUT);
     }
     let submitters = Submitters::start(&hosts.endpoints());
     let (view, took) = wait_settled_at(&addrs(&hosts, &[1, 2, 3, 4, 5]), 0, FORM_DEADLINE);
     eprintln!("{tag}: genesis view {view} committing after {took:?}");
-    Some((hosts, submitters))
+    (hosts, submitters)
 }
 
 fn addrs(hosts: &Hosts, ids: &[u16]) -> Vec<SocketAddr> {
@@ -66,7 +58,7 @@ fn committed(hosts: &Hosts, id: u16) -> u64 {
 
 #[test]
 fn netns_partition_three_two_only_the_majority_commits_then_all_agree() {
-    let Some((hosts, submitters)) = started("pt", 61) else { return };
+    let (hosts, submitters) = started("pt", 61);
     let (majority, minority) = ([1u16, 2, 3], [4u16, 5]);
     let cut_at = Instant::now();
     for &i in &minority {
@@ -121,7 +113,7 @@ fn netns_partition_three_two_only_the_majority_commits_then_all_agree() {
 
 #[test]
 fn netns_one_cut_link_between_neighbours_gives_a_stable_view() {
-    let Some((hosts, submitters)) = started("pc", 62) else { return };
+    let (hosts, submitters) = started("pc", 62);
     let all = addrs(&hosts, &[1, 2, 3, 4, 5]);
     let first = status_at(all[0]).expect("n1 answers");
     let (a, b) = (first.ring[0].id.0, first.ring[1].id.0);

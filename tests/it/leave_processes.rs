@@ -2,43 +2,31 @@
 //! minute, the others still install a view without it within seconds, which only the leave can
 //! explain, and they keep committing.
 
-mod common;
+use crate::common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Children stopped by pid when the test ends, however it ends.
-struct Guard(Vec<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            if let Ok(None) = child.try_wait() {
-                let _ = child.kill();
-            }
-            let _ = child.wait();
-        }
-    }
-}
+use harness::procs::ProcessGroup;
+use nix::sys::signal::Signal;
 
 #[test]
 fn a_member_stopped_cleanly_leaves_without_waiting_for_the_timeout() {
     let addrs = free_ports(3);
     let peers: Vec<String> = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
-    let mut guard = Guard(Vec::new());
+    // Stops every member by pid when the test ends, however it ends.
+    let mut nodes = ProcessGroup::new(STOP_GRACE);
     for (i, addr) in addrs.iter().enumerate() {
-        let child = Command::new(HARNESS)
+        let mut command = Command::new(HARNESS);
+        command
             .args(["node", "--id", &(i + 1).to_string(), "--listen", &addr.to_string()])
             .args(["--peers", &peers.join(","), "--token-timeout", "60000"])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("harness node starts");
-        guard.0.push(child);
+            .stderr(Stdio::null());
+        nodes.spawn(i + 1, command).expect("harness node starts");
     }
     let mut client = connect(addrs[0], Duration::from_secs(20));
     let mut first_view = 0;
@@ -50,11 +38,10 @@ fn a_member_stopped_cleanly_leaves_without_waiting_for_the_timeout() {
     client.broadcast(b"before the leave").expect("committed");
 
     // SIGTERM member 3 by its pid: it leaves cleanly and exits.
-    let pid = guard.0[2].id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs").success());
+    nodes.signal(3, Signal::SIGTERM).expect("SIGTERM member 3");
     let started = Instant::now();
     wait_until("member 3 to exit", Duration::from_millis(20), 1_000, Duration::from_secs(10), || {
-        matches!(guard.0[2].try_wait(), Ok(Some(_)))
+        nodes.pid(3).is_none()
     });
     let mut after = None;
     wait_until("a view without member 3", Duration::from_millis(20), 1_000, Duration::from_secs(10), || {

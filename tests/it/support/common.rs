@@ -6,16 +6,17 @@
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Mutex, Once, OnceLock};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use harness::auth::Auth;
 use harness::client::{Client, ClientError};
+use harness::procs::ProcessGroup;
 use harness::wire::{ClientReply, ErrorCode, NodeStatus};
 use harness::{NodeId, RingMode};
 
@@ -26,19 +27,23 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Broadcasts one submitter keeps outstanding.
 pub const WINDOW: usize = 256;
 
-/// The credentials every client of these helpers proves, once a test binary sets them.
-static CLIENT_AUTH: OnceLock<Auth> = OnceLock::new();
+/// The credentials the clients of these helpers prove, by node address: rings of one test
+/// binary run side by side, keyed and open, and their ports are never handed out twice.
+static CLIENT_AUTH: Mutex<BTreeMap<SocketAddr, Auth>> = Mutex::new(BTreeMap::new());
 
-/// Makes every client these helpers open prove `auth` (for a test binary whose nodes all run
-/// with one cluster key); the first call sets it, later calls must pass the same key.
-pub fn use_client_auth(auth: Auth) {
-    let set = CLIENT_AUTH.get_or_init(|| auth.clone());
-    assert_eq!(set.fingerprint(), auth.fingerprint(), "one cluster key per test binary");
+/// Makes every client these helpers open to one of `addrs` prove `auth` (a ring whose nodes
+/// run with one cluster key).
+pub fn use_client_auth(addrs: &[SocketAddr], auth: &Auth) {
+    let mut table = CLIENT_AUTH.lock().unwrap_or_else(|e| e.into_inner());
+    for addr in addrs {
+        table.insert(*addr, auth.clone());
+    }
 }
 
-/// A client connection with the binary's credentials, if any.
+/// A client connection with the credentials registered for `addr`, if any.
 pub fn client(addr: SocketAddr, timeout: Duration) -> Result<Client, ClientError> {
-    Client::connect_with(addr, timeout, CLIENT_AUTH.get())
+    let auth = CLIENT_AUTH.lock().unwrap_or_else(|e| e.into_inner()).get(&addr).cloned();
+    Client::connect_with(addr, timeout, auth.as_ref())
 }
 
 /// Sets up logging once per test binary (STYLE.md, Logging).
@@ -49,44 +54,10 @@ pub fn init_logging() {
     });
 }
 
-/// `count` distinct loopback addresses whose ports were free a moment ago.
-///
-/// They come from below the kernel's ephemeral range, so that between this check and the node's
-/// own bind no outgoing connection or `bind(:0)` (a proxy, a client) can take them; each test
-/// binary starts at its own offset so that binaries running side by side rarely meet.
+/// `count` distinct loopback addresses, never handed out before in this test binary
+/// (`harness::procs::free_loopback_ports`).
 pub fn free_ports(count: usize) -> Vec<SocketAddr> {
-    const LOW: u16 = 10_000;
-    // Tests of one binary run in parallel threads: a port is handed out once per binary, or two
-    // tests would both think it theirs and one node would fail to bind.
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let high = ephemeral_low().saturating_sub(1).max(LOW + 1000);
-    let span = u32::from(high - LOW);
-    let start = std::process::id().wrapping_mul(7919) % span;
-    let mut listeners = Vec::with_capacity(count);
-    for step in 0..span {
-        if listeners.len() == count {
-            break;
-        }
-        let port = LOW + ((start + step) % span) as u16;
-        if handed_out.contains(&port) {
-            continue;
-        }
-        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
-            handed_out.insert(port);
-            listeners.push(listener);
-        }
-    }
-    assert_eq!(listeners.len(), count, "no {count} free ports below the ephemeral range");
-    listeners.iter().map(|l| l.local_addr().unwrap()).collect()
-}
-
-/// The first port of the kernel's ephemeral range (Linux), or the IANA default elsewhere.
-fn ephemeral_low() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
-        .unwrap_or(49_152)
+    harness::procs::free_loopback_ports(count).unwrap()
 }
 
 /// Polls `done` every `step` until it holds, at most `steps_max` times and until `deadline`.
@@ -164,9 +135,7 @@ pub struct Nodes {
     pub rust_log: Option<&'static str>,
     /// More flags for one member, by id.
     pub member_flags: BTreeMap<u16, Vec<String>>,
-    children: BTreeMap<NodeId, Child>,
-    /// Members paused with SIGSTOP; resumed before any other signal so they can exit.
-    paused: BTreeSet<NodeId>,
+    children: ProcessGroup<u16>,
     log_dir: PathBuf,
 }
 
@@ -185,8 +154,7 @@ impl Nodes {
             durability: None,
             rust_log: None,
             member_flags: BTreeMap::new(),
-            children: BTreeMap::new(),
-            paused: BTreeSet::new(),
+            children: ProcessGroup::new(STOP_GRACE),
             log_dir,
         }
     }
@@ -218,22 +186,21 @@ impl Nodes {
             .ok()
             .or(self.rust_log.map(str::to_string))
             .unwrap_or_else(|| "warn".to_string());
-        let child = Command::new(HARNESS)
+        let mut command = Command::new(HARNESS);
+        command
             .args(["node", "--id", &id.to_string(), "--listen", &addr, "--peers", &peers.join(",")])
             .args(["--ring", self.ring.as_str()])
             .args(extra)
             .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        assert!(self.children.insert(NodeId(id), child).is_none(), "n{id} started twice");
+            .stderr(log);
+        self.children.spawn(id, command).unwrap_or_else(|e| panic!("start n{id}: {e}"));
     }
 
     /// The process id of running member `id`.
-    pub fn pid(&self, id: u16) -> u32 {
-        self.children.get(&NodeId(id)).unwrap_or_else(|| panic!("n{id} is not running")).id()
+    pub fn pid(&mut self, id: u16) -> u32 {
+        self.children.pid(id).unwrap_or_else(|| panic!("n{id} is not running"))
     }
 
     /// The directory of this ring's logs, for files a test adds (a key file).
@@ -256,75 +223,26 @@ impl Nodes {
         self.log_dir.join(format!("deliveries-{id}.log"))
     }
 
-    /// Sends `signal` (a `kill` utility name: KILL, STOP, CONT) to member `id` by its pid.
-    fn signal(&mut self, id: u16, signal: &str) {
-        let child = self.children.get_mut(&NodeId(id)).unwrap_or_else(|| panic!("n{id} is not running"));
-        // Only an unreaped child is signalled, so the pid is still ours.
-        assert!(matches!(child.try_wait(), Ok(None)), "n{id} exited before SIG{signal}");
-        let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
-        assert!(status.is_ok_and(|s| s.success()), "kill -{signal} n{id}");
-    }
-
     /// Kills member `id` with SIGKILL by its pid and reaps it; `start` may run it again.
     pub fn kill(&mut self, id: u16) {
-        self.signal(id, "KILL");
-        let mut child = self.children.remove(&NodeId(id)).unwrap();
-        child.wait().unwrap();
-        self.paused.remove(&NodeId(id));
+        self.children.kill(id).unwrap_or_else(|e| panic!("kill -9 n{id}: {e}"));
     }
 
     /// Pauses member `id` with SIGSTOP.
     pub fn pause(&mut self, id: u16) {
-        self.signal(id, "STOP");
-        self.paused.insert(NodeId(id));
+        self.children.pause(id).unwrap_or_else(|e| panic!("SIGSTOP n{id}: {e}"));
     }
 
     /// Resumes member `id` with SIGCONT.
     pub fn resume(&mut self, id: u16) {
-        self.signal(id, "CONT");
-        self.paused.remove(&NodeId(id));
+        self.children.resume(id).unwrap_or_else(|e| panic!("SIGCONT n{id}: {e}"));
     }
 
-    /// Stops every node: SIGTERM by pid, then `Child::kill` after the grace period. Returns
-    /// each node's exit status (`None`: it had to be killed).
+    /// Stops every node: SIGTERM by pid, then SIGKILL after the grace period. Returns each
+    /// node's exit status (`None`: it had to be killed).
     pub fn stop_all(&mut self) -> BTreeMap<NodeId, Option<ExitStatus>> {
-        // A paused process cannot act on SIGTERM, and SIGKILL alone would leave it stopped in
-        // some kernels' accounting; resume it first.
-        for id in std::mem::take(&mut self.paused) {
-            if let Some(child) = self.children.get_mut(&id) {
-                if let Ok(None) = child.try_wait() {
-                    let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
-                }
-            }
-        }
-        for child in self.children.values_mut() {
-            // Only an unreaped child is signalled, so the pid is still ours.
-            if let Ok(None) = child.try_wait() {
-                let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            }
-        }
-        let mut ended = BTreeMap::new();
-        let until = Instant::now() + STOP_GRACE;
-        for _ in 0..10_000 {
-            for (id, child) in &mut self.children {
-                if let Ok(Some(status)) = child.try_wait() {
-                    ended.entry(*id).or_insert(Some(status));
-                }
-            }
-            if ended.len() == self.children.len() || Instant::now() >= until {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for (id, mut child) in std::mem::take(&mut self.children) {
-            ended.entry(id).or_insert_with(|| {
-                // The grace period is over: the fallback the node cannot refuse.
-                let _ = child.kill();
-                let _ = child.wait();
-                None
-            });
-        }
-        ended
+        let ended = self.children.stop_all();
+        ended.into_iter().map(|e| (NodeId(e.key), e.status.ok().filter(|_| !e.killed))).collect()
     }
 
     /// Where node `id`'s stderr goes.

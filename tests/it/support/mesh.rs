@@ -1,5 +1,5 @@
 //! A ring of real `harness node` processes whose peer links all run through fault-injecting
-//! proxies (tests/proxy/mod.rs), plus a submitter per node that keeps broadcasting and records
+//! proxies (tests/it/support/proxy.rs), plus a submitter per node that keeps broadcasting and records
 //! every acknowledgement, and the end-of-story checks the link-fault tests share.
 //!
 //! Every node dials peers at the addresses of its own `--peers` list (docs/PROTOCOL.md §2), so
@@ -12,13 +12,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use harness::client::{Client, ClientError};
+use harness::procs::ProcessGroup;
 use harness::wire::{ClientReply, ErrorCode, NodeStatus};
 
 use crate::common::{free_ports, wait_until, HARNESS, STOP_GRACE};
@@ -35,7 +36,7 @@ pub struct Mesh {
     pub addrs: Vec<SocketAddr>,
     /// Proxy `(dialer, target)`: how `dialer` reaches `target`.
     proxies: BTreeMap<(u16, u16), Proxy>,
-    children: BTreeMap<u16, Child>,
+    children: ProcessGroup<u16>,
     token_timeout: Duration,
     log_dir: PathBuf,
     /// Starts of each node, so a restart appends to a fresh log file.
@@ -54,7 +55,14 @@ impl Mesh {
                 proxies.insert((a, b), Proxy::start(addrs[usize::from(b) - 1]));
             }
         }
-        Mesh { addrs, proxies, children: BTreeMap::new(), token_timeout, log_dir, starts: BTreeMap::new() }
+        Mesh {
+            addrs,
+            proxies,
+            children: ProcessGroup::new(STOP_GRACE),
+            token_timeout,
+            log_dir,
+            starts: BTreeMap::new(),
+        }
     }
 
     /// The ids `1..=count`.
@@ -77,17 +85,16 @@ impl Mesh {
         *start += 1;
         let log = std::fs::File::create(self.log_dir.join(format!("node-{id}-{start}.log"))).unwrap();
         let level = std::env::var("MESH_LOG").unwrap_or_else(|_| "info".into());
-        let child = Command::new(HARNESS)
+        let mut command = Command::new(HARNESS);
+        command
             .args(["node", "--id", &id.to_string(), "--listen", &self.addrs[usize::from(id) - 1].to_string()])
             .args(["--peers", &peers.join(",")])
             .args(["--token-timeout", &self.token_timeout.as_millis().to_string()])
             .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        assert!(self.children.insert(id, child).is_none(), "n{id} started twice");
+            .stderr(log);
+        self.children.spawn(id, command).unwrap_or_else(|e| panic!("start n{id}: {e}"));
     }
 
     /// Starts every node.
@@ -97,11 +104,9 @@ impl Mesh {
         }
     }
 
-    /// SIGKILL by pid (through `Child::kill`, which only signals our own unreaped child).
+    /// SIGKILL by pid, and reap it.
     pub fn kill9(&mut self, id: u16) {
-        let mut child = self.children.remove(&id).expect("a running node");
-        let _ = child.kill();
-        let _ = child.wait();
+        self.children.kill(id).unwrap_or_else(|e| panic!("kill -9 n{id}: {e}"));
     }
 
     /// The proxy `dialer` uses to reach `target`.
@@ -177,26 +182,9 @@ impl Mesh {
         &self.log_dir
     }
 
-    /// SIGTERM every node by pid, then kill after the grace period.
+    /// SIGTERM every node by pid, then SIGKILL after the grace period.
     pub fn stop_all(&mut self) {
-        for child in self.children.values_mut() {
-            if let Ok(None) = child.try_wait() {
-                let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            }
-        }
-        let until = Instant::now() + STOP_GRACE;
-        for _ in 0..10_000 {
-            if self.children.values_mut().all(|c| matches!(c.try_wait(), Ok(Some(_))))
-                || Instant::now() >= until
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for (_, mut child) in std::mem::take(&mut self.children) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.children.stop_all();
     }
 }
 

@@ -3,7 +3,7 @@
 //! member and leaves the plug-in registry unchanged; loading one every member can load commits
 //! and is in every member's registry. The members are stopped by pid (the `Nodes` guard).
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 use std::time::Duration;

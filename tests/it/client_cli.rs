@@ -3,7 +3,7 @@
 //! exit codes that distinguish not found and guard failed, a write retried after its member was
 //! killed that is not applied twice, and the C example compiled with `cc` and run.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

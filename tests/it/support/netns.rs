@@ -16,8 +16,10 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use harness::procs::ProcessGroup;
 
 use crate::common::{HARNESS, STOP_GRACE};
 
@@ -52,7 +54,7 @@ pub struct Hosts {
     count: u16,
     namespaces: Vec<String>,
     links: Vec<String>,
-    children: Vec<(u16, Child)>,
+    children: ProcessGroup<u16>,
     log_dir: PathBuf,
 }
 
@@ -69,7 +71,7 @@ impl Hosts {
             count,
             namespaces: Vec::new(),
             links: Vec::new(),
-            children: Vec::new(),
+            children: ProcessGroup::new(STOP_GRACE),
             log_dir,
         };
         // A host that already routes either /24 would see our traffic leave the test's world.
@@ -149,18 +151,17 @@ impl Hosts {
             )
             .collect();
         let log = std::fs::File::create(self.log_dir.join(format!("node-{i}.log"))).unwrap();
-        let child = Command::new("ip")
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", &self.namespace(i), HARNESS, "node", "--id", &i.to_string()])
             .args(["--listen", &format!("0.0.0.0:{PORT}"), "--peers", &peers.join(",")])
             .args(["--token-timeout", &token_timeout.as_millis().to_string()])
             .env("RUST_LOG", std::env::var("NETNS_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        // `ip netns exec` execs the command in place, so this pid is the node's.
-        self.children.push((i, child));
+            .stderr(log);
+        // `ip netns exec` execs the command in place, so the child's pid is the node's.
+        self.children.spawn(i, command).unwrap_or_else(|e| panic!("start n{i}: {e}"));
     }
 
     /// Takes host `i` off (or back onto) the data bridge by setting the root end of its data
@@ -186,24 +187,7 @@ impl Hosts {
     }
 
     fn stop_nodes(&mut self) {
-        for (_, child) in &mut self.children {
-            if let Ok(None) = child.try_wait() {
-                let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            }
-        }
-        let until = Instant::now() + STOP_GRACE;
-        for _ in 0..10_000 {
-            if self.children.iter_mut().all(|(_, c)| matches!(c.try_wait(), Ok(Some(_))))
-                || Instant::now() >= until
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for (_, mut child) in self.children.drain(..) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.children.stop_all();
     }
 }
 

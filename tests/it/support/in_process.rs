@@ -2,9 +2,6 @@
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
-#[path = "../ports/mod.rs"]
-mod ports;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,12 +13,12 @@ pub const CLUSTER: u64 = 0x7e57;
 
 /// Sets up logging once per test binary (`RUST_LOG=debug` to see it).
 pub fn init() {
-    let _ = env_logger::builder().is_test(true).try_init();
+    crate::common::init_logging();
 }
 
-/// `n` ports that were free a moment ago and not handed out before (`ports::free_addrs`).
+/// `n` loopback ports never handed out before in this binary (`crate::common::free_ports`).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    ports::free_addrs(n).iter().map(|addr| addr.port()).collect()
+    crate::common::free_ports(n).iter().map(|addr| addr.port()).collect()
 }
 
 /// Configs for members 1..=n listening on `ports`.

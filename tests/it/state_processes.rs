@@ -3,7 +3,7 @@
 //! loses no acknowledged transaction, and a corrupted checkpoint file is refused and the member
 //! recovers from a peer. Each test stops its processes by pid (the `Nodes` guard).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Real nodes on loopback: three members agree on one history; start order does not matter; a
 //! peer that sends garbage or the wrong cluster is dropped without hurting the ring.
 
-mod in_process;
+use crate::in_process;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

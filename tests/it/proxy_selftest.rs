@@ -1,7 +1,7 @@
-//! The fault-injecting proxy's own behaviour (tests/proxy/mod.rs), against a loopback echo
+//! The fault-injecting proxy's own behaviour (tests/it/support/proxy.rs), against a loopback echo
 //! server, with harness-shaped frames: every mode does what the link-fault tests rely on.
 
-mod proxy;
+use crate::proxy;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

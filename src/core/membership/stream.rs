@@ -1,0 +1,355 @@
+//! Streaming a checkpoint to a member that lacks the state, one chunk per acknowledgement
+//! (docs/PROTOCOL.md §5.3, "Catching up"). Guarantees 6 and 7: the joiner ends with exactly the
+//! donor's checkpoint, and neither side ever takes a step longer than one chunk.
+//!
+//! The donor pins the frozen checkpoint it streams (O(1): the state is persistent), encodes one
+//! piece of at most `CHUNK_BYTES` per step from a cursor, and sends the next only when the
+//! receiver acknowledged the last, so the stream is paced by the slower of the two and by the
+//! link, and the donor's ring work interleaves with it. The receiver decodes each chunk into a
+//! new state as it arrives; installing the finished state is O(1).
+//!
+//! Two uses: a *catch-up* (ballot zero) that a member of the primary streams to a joining member
+//! before it is let in, while the ring keeps running; and the transfer inside a view change
+//! (§5.3's `Need::Snapshot`), bound to the view change's ballot. A catch-up is outside the
+//! membership protocol, so a view change of the ring does not interrupt it; a link that breaks
+//! mid-stream resumes where it stopped, since the donor keeps the session and its pinned
+//! checkpoint until the stream ends or goes idle.
+
+use std::collections::BTreeMap;
+
+use crate::core::ring::message_log::MessageLog;
+use crate::core::{Core, Output};
+use crate::ids::{Ballot, NodeId, Seq};
+use crate::replication::{Builder, Checkpoint, Cursor};
+use crate::time::Time;
+use crate::wire::PeerFrame;
+
+/// Bytes encoded into one chunk (one record may run past it).
+const CHUNK_BYTES: usize = 1 << 20;
+/// The largest snapshot a member accepts.
+const SNAPSHOT_BYTES_MAX: u64 = 1 << 36;
+/// Streams a donor serves at once; a new one evicts the longest idle.
+const STREAMS_MAX: usize = 4;
+/// Messages per `Retransmit` frame after an in-view stream.
+const RETRANSMIT_BATCH_MAX: usize = 256;
+/// Token timeouts after which a stream nobody acknowledges is dropped (and its checkpoint
+/// unpinned).
+const STREAM_IDLE_TIMEOUTS: u32 = 8;
+/// Token timeouts after which a receiver gives up on a stream that stopped, and half of it
+/// after which it asks again for what it lacks (a chunk lost with a link).
+const STREAM_STALL_TIMEOUTS: u32 = 4;
+
+/// A stream this member serves.
+#[derive(Debug)]
+pub(in crate::core) struct Outgoing {
+    /// Zero for a catch-up; the view change's ballot otherwise.
+    ballot: Ballot,
+    checkpoint: Checkpoint,
+    cursor: Cursor,
+    /// Bytes sent so far.
+    offset: u64,
+    total: u64,
+    /// After the last chunk of an in-view stream: the messages `(seq, then_upto]` follow.
+    then_upto: Seq,
+    active_at: Time,
+    /// The last chunk sent, sent again if the receiver asks for it (lost with a link).
+    last: Option<PeerFrame>,
+}
+
+/// A stream this member receives.
+pub(in crate::core) struct Incoming {
+    pub(in crate::core) from: NodeId,
+    pub(in crate::core) ballot: Ballot,
+    seq: Seq,
+    total: u64,
+    received: u64,
+    builder: Box<dyn Builder>,
+    pub(in crate::core) active_at: Time,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Incoming {{ from: {}, seq: {}, received: {}/{} }}",
+            self.from, self.seq, self.received, self.total
+        )
+    }
+}
+
+/// The streams of one member.
+#[derive(Debug, Default)]
+pub(in crate::core) struct Streams {
+    outgoing: BTreeMap<NodeId, Outgoing>,
+    pub(in crate::core) incoming: Option<Incoming>,
+    /// The seq of the state this incarnation caught up to from a member of the primary (0:
+    /// none): the log after it is all it still needs.
+    pub(in crate::core) caught_up: Seq,
+}
+
+impl Streams {
+    /// Whether a catch-up is being received.
+    pub(in crate::core) fn catching_up(&self) -> bool {
+        self.incoming.as_ref().is_some_and(|i| i.ballot == Ballot::default())
+    }
+}
+
+impl Core {
+    /// While joining: gives up on a catch-up that stopped, and asks again for a chunk that may
+    /// have been lost with its link.
+    pub(in crate::core) fn check_catch_up(&mut self, now: Time, out: &mut Vec<Output>) {
+        let timeout = self.config.token_timeout;
+        let Some(i) = self.membership.streams.incoming.as_ref() else { return };
+        if now >= i.active_at + timeout * STREAM_STALL_TIMEOUTS {
+            log::warn!(
+                "{} check_catch_up: the stream from {} stopped; giving it up",
+                self.config.me.id,
+                i.from
+            );
+            self.membership.streams.incoming = None;
+        } else if now >= i.active_at + timeout * (STREAM_STALL_TIMEOUTS / 2) && self.links.is_up(i.from) {
+            let ack = PeerFrame::SnapshotAck { ballot: i.ballot, seq: i.seq, offset: i.received };
+            let from = i.from;
+            self.links.send(from, ack, now, out);
+        }
+    }
+
+    /// Starts (or, for the same checkpoint, keeps) a stream of this member's last checkpoint to
+    /// `to`; for an in-view stream, `then_upto` is the cut whose messages follow it.
+    pub(in crate::core) fn start_stream(
+        &mut self,
+        now: Time,
+        to: NodeId,
+        ballot: Ballot,
+        then_upto: Seq,
+        out: &mut Vec<Output>,
+    ) {
+        let streams = &mut self.membership.streams;
+        if let Some(s) = streams.outgoing.get_mut(&to) {
+            // The receiver resumes an unfinished stream with an acknowledgement of what it holds.
+            s.ballot = ballot;
+            s.then_upto = then_upto;
+            s.active_at = now;
+            return;
+        }
+        // A receiver that went quiet (it failed, or caught up elsewhere) frees its checkpoint.
+        let idle = self.config.token_timeout * STREAM_IDLE_TIMEOUTS;
+        streams.outgoing.retain(|_, s| now < s.active_at + idle);
+        if streams.outgoing.len() >= STREAMS_MAX {
+            let idle = streams.outgoing.iter().min_by_key(|(_, s)| s.active_at).map(|(id, _)| *id);
+            if let Some(idle) = idle {
+                streams.outgoing.remove(&idle);
+            }
+        }
+        let checkpoint = self.replica.checkpoint().clone();
+        let total = checkpoint.state.encoded_bytes();
+        log::info!(
+            "{} start_stream: checkpoint {} ({} bytes) to {} ({})",
+            self.config.me.id,
+            checkpoint.seq,
+            total,
+            to,
+            if ballot == Ballot::default() { "catch-up" } else { "view change" }
+        );
+        let stream = Outgoing {
+            ballot,
+            checkpoint,
+            cursor: Cursor::default(),
+            offset: 0,
+            total,
+            then_upto,
+            active_at: now,
+            last: None,
+        };
+        streams.outgoing.insert(to, stream);
+        self.send_chunk(now, to, out);
+    }
+
+    /// Encodes and sends the next chunk of the stream to `to` (one bounded piece).
+    fn send_chunk(&mut self, now: Time, to: NodeId, out: &mut Vec<Output>) {
+        let Some(s) = self.membership.streams.outgoing.get_mut(&to) else { return };
+        let mut bytes = Vec::with_capacity(CHUNK_BYTES);
+        s.checkpoint.state.encode_piece(&mut s.cursor, &mut bytes, CHUNK_BYTES);
+        let chunk = PeerFrame::SnapshotChunk {
+            ballot: s.ballot,
+            seq: s.checkpoint.seq,
+            offset: s.offset,
+            total: s.total,
+            bytes: bytes.into(),
+        };
+        s.offset += chunk_len(&chunk);
+        s.active_at = now;
+        s.last = Some(chunk.clone());
+        self.links.send(to, chunk, now, out);
+    }
+
+    /// The receiver holds the stream up to `offset`: send the next chunk, or end the stream.
+    pub(in crate::core) fn on_snapshot_ack(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        ballot: Ballot,
+        seq: Seq,
+        offset: u64,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(s) = self.membership.streams.outgoing.get_mut(&from) else { return };
+        if s.checkpoint.seq != seq {
+            return;
+        }
+        s.ballot = ballot;
+        let resend = s.last.as_ref().filter(|c| offset + chunk_len(c) == s.offset && offset < s.offset);
+        if let Some(PeerFrame::SnapshotChunk { seq, offset, total, bytes, .. }) = resend.cloned() {
+            s.active_at = now;
+            let chunk = PeerFrame::SnapshotChunk { ballot, seq, offset, total, bytes };
+            self.links.send(from, chunk, now, out);
+            return;
+        }
+        if offset != s.offset {
+            // The receiver lost chunks (a broken link) and the cursor cannot go back: the
+            // stream starts over from this member's checkpoint.
+            log::info!(
+                "{} on_snapshot_ack: {} holds {} of {}; starting over",
+                self.config.me.id,
+                from,
+                offset,
+                s.offset
+            );
+            let then_upto = s.then_upto;
+            self.membership.streams.outgoing.remove(&from);
+            self.start_stream(now, from, ballot, then_upto, out);
+            return;
+        }
+        if offset < s.total {
+            self.send_chunk(now, from, out);
+            return;
+        }
+        let Some(s) = self.membership.streams.outgoing.remove(&from) else { return };
+        log::info!("{} on_snapshot_ack: {} holds checkpoint {}", self.config.me.id, from, seq);
+        let mut after = seq;
+        while after < s.then_upto {
+            let messages = if after < self.replica.committed() {
+                self.replica.tail_range(after, s.then_upto, RETRANSMIT_BATCH_MAX)
+            } else {
+                self.log.range(after, s.then_upto, RETRANSMIT_BATCH_MAX)
+            };
+            let Some(last) = messages.last().map(|m| m.seq) else { break };
+            self.links.send(from, PeerFrame::Retransmit { ballot: s.ballot, messages }, now, out);
+            after = last;
+        }
+    }
+
+    /// Takes a chunk in: a catch-up while joining, or the state of a view change's transfer.
+    pub(in crate::core) fn on_snapshot_chunk(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        chunk: PeerFrame,
+        out: &mut Vec<Output>,
+    ) {
+        let PeerFrame::SnapshotChunk { ballot, seq, offset, total, bytes } = chunk else { return };
+        let me = self.config.me.id;
+        let wanted = if ballot == Ballot::default() {
+            matches!(self.membership.phase, super::Phase::Joining { .. })
+                && !self.membership.holds_log
+                && self.membership.streams.caught_up < seq
+        } else {
+            self.wants_view_change_snapshot(ballot)
+        };
+        if !wanted || total > SNAPSHOT_BYTES_MAX {
+            return;
+        }
+        let streams = &mut self.membership.streams;
+        let same =
+            streams.incoming.as_ref().is_some_and(|i| i.from == from && i.seq == seq && i.total == total);
+        if !same {
+            // Another stream is running from a live donor: this one is not wanted.
+            let busy = streams.incoming.as_ref().is_some_and(|i| {
+                i.from != from
+                    && self.links.is_up(i.from)
+                    && now < i.active_at + self.config.token_timeout * 4
+            });
+            if busy || offset != 0 {
+                return;
+            }
+            streams.incoming = Some(Incoming {
+                from,
+                ballot,
+                seq,
+                total,
+                received: 0,
+                builder: self.replica.builder(),
+                active_at: now,
+            });
+            if ballot == Ballot::default() {
+                // Tell every member at once, before their join timers let it in without the state.
+                let join = self.join_frame();
+                for peer in self.config.universe.clone() {
+                    if peer != me && self.links.is_up(peer) {
+                        self.links.send(peer, join.clone(), now, out);
+                    }
+                }
+            }
+        }
+        let streams = &mut self.membership.streams;
+        let Some(incoming) = streams.incoming.as_mut() else { return };
+        incoming.ballot = ballot;
+        if offset != incoming.received {
+            // A chunk lost with a link: ask again from what is held.
+            let ack = PeerFrame::SnapshotAck { ballot, seq, offset: incoming.received };
+            self.links.send(from, ack, now, out);
+            return;
+        }
+        // Decoded as it arrives: no step holds or parses more than one chunk.
+        if let Err(e) = incoming.builder.push(&bytes) {
+            log::error!("{me} on_snapshot_chunk: snapshot {seq} from {from} does not decode: {e}");
+            streams.incoming = None;
+            return;
+        }
+        incoming.received += bytes.len() as u64;
+        incoming.active_at = now;
+        let received = incoming.received;
+        self.links.send(from, PeerFrame::SnapshotAck { ballot, seq, offset: received }, now, out);
+        if received < total {
+            return;
+        }
+        let Some(incoming) = self.membership.streams.incoming.take() else { return };
+        let state = match incoming.builder.finish() {
+            Ok(state) => state,
+            Err(e) => {
+                log::error!("{me} on_snapshot_chunk: snapshot {seq} from {from} does not decode: {e}");
+                return;
+            }
+        };
+        if state.applied_count() != seq {
+            log::error!(
+                "{me} on_snapshot_chunk: snapshot from {from} names seq {seq} but holds {} commands",
+                state.applied_count()
+            );
+            return;
+        }
+        let checkpoint = Checkpoint::new(seq, state);
+        if let Err(e) = self.replica.restore(checkpoint.clone(), now) {
+            log::error!("{me} on_snapshot_chunk: snapshot {seq} from {from} does not restore: {e}");
+            return;
+        }
+        self.log = MessageLog::starting_after(seq);
+        out.push(Output::Restored(checkpoint));
+        if ballot == Ballot::default() {
+            log::info!("{me} on_snapshot_chunk: caught up to {seq} from {from} ({total} bytes)");
+            self.membership.streams.caught_up = seq;
+            // Ask to be let in at once, with only the log after `seq` to fetch.
+            self.on_join_interval(now, out);
+        } else {
+            self.on_view_change_snapshot(now, out);
+        }
+    }
+}
+
+/// The bytes a chunk frame carries.
+fn chunk_len(chunk: &PeerFrame) -> u64 {
+    match chunk {
+        PeerFrame::SnapshotChunk { bytes, .. } => bytes.len() as u64,
+        _ => 0,
+    }
+}

@@ -1,0 +1,26 @@
+//! Every integration test of the crate, in one binary: one link step instead of one per file, and
+//! one port registry and process guard for all of them (`support`). Each module is a story about
+//! one part of the system; `cargo test --release --test it <module>::` runs one of them.
+
+mod support;
+use support::{common, in_process, mesh, netns, proxy};
+
+mod agreement_processes;
+mod attacks;
+mod bench_smoke;
+mod cli;
+mod client_cli;
+mod fault_processes;
+mod large_state_processes;
+mod leave_processes;
+mod link_faults;
+mod node_client;
+mod node_links;
+mod node_ring;
+mod node_security;
+mod partition_netns;
+mod proxy_selftest;
+mod ring_core;
+mod ring_processes;
+mod sim;
+mod state_processes;

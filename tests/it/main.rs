@@ -22,5 +22,6 @@ mod partition_netns;
 mod proxy_selftest;
 mod ring_core;
 mod ring_processes;
+mod scale_processes;
 mod sim;
 mod state_processes;

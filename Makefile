@@ -1,7 +1,7 @@
 # The two commands a new user needs are `make demo` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: build test demo sim bench fmt dist
+.PHONY: build test demo sim bench soak fmt dist
 
 build:
 	$(CARGO) build --release
@@ -33,6 +33,16 @@ bench: build
 	$(BIN_DIR)/harness-bench --json target/bench/bench.json --svg-dir target/bench $(BENCH_FLAGS)
 	@echo "bench: JSON in target/bench/bench.json, plots in target/bench/*.svg"
 
+# Long linearizability runs for whoever changes the protocol (minutes; the second needs root for
+# network namespaces): client processes record histories while a nemesis kills, pauses and
+# restarts members on loopback, then also partitions, bridges and flaps links between namespaces;
+# `harness::check` must find every history linearizable. SOAK_SECONDS sets each run's length.
+SOAK_SECONDS ?= 180
+soak: build
+	mkdir -p target/soak
+	$(BIN_DIR)/harness-check run --seconds $(SOAK_SECONDS) --faults processes --history target/soak/loopback.history
+	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release --test it -- --ignored --nocapture soak_every_nemesis
+
 fmt:
 	$(CARGO) fmt --all
 
@@ -42,7 +52,7 @@ DIST_DIR = $(or $(CARGO_TARGET_DIR),target)
 dist:
 	$(CARGO) build --profile dist
 	mkdir -p $(DIST_DIR)/harness-dist/bin $(DIST_DIR)/harness-dist/lib $(DIST_DIR)/harness-dist/include
-	cp $(DIST_DIR)/dist/harness $(DIST_DIR)/dist/harness-sim $(DIST_DIR)/dist/harness-bench $(DIST_DIR)/harness-dist/bin/
+	cp $(DIST_DIR)/dist/harness $(DIST_DIR)/dist/harness-sim $(DIST_DIR)/dist/harness-bench $(DIST_DIR)/dist/harness-check $(DIST_DIR)/harness-dist/bin/
 	cp $(DIST_DIR)/dist/libharness.a $(DIST_DIR)/dist/libharness.so $(DIST_DIR)/harness-dist/lib/
 	cp include/harness.h $(DIST_DIR)/harness-dist/include/
 	@ls -l $(DIST_DIR)/harness-dist/bin $(DIST_DIR)/harness-dist/lib

@@ -1,7 +1,9 @@
 //! A ring of real `harness node` processes on loopback for one measurement: start, wait for
 //! the first primary view, signal one member, read each process's CPU time and RSS, and stop
 //! every process by pid, also when the measurement fails or panics (the guard's `Drop`).
-//! The processes are a `crate::procs::ProcessGroup`, keyed by member index.
+//! The processes are a `crate::procs::ProcessGroup`, keyed by member index. To study a
+//! measurement, `HARNESS_BENCH_NODE_LOG` sets the members' `RUST_LOG` (default `warn`) and
+//! `HARNESS_KEEP_LOGS` keeps their logs.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -54,6 +56,9 @@ pub struct Cluster {
     pub auth: Option<Auth>,
     children: ProcessGroup<usize>,
     log_dir: PathBuf,
+    /// The executable and the arguments every member shares, to restart one (`restart`).
+    exe: PathBuf,
+    shared_args: Vec<String>,
 }
 
 /// `count` free loopback addresses (`crate::procs::free_loopback_ports`).
@@ -84,40 +89,65 @@ impl Cluster {
         std::fs::create_dir_all(&log_dir).map_err(|e| format!("create {}: {e}", log_dir.display()))?;
         let addrs = loopback_addrs(nodes)?;
         let peers: Vec<String> = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
+        let mut shared_args =
+            vec!["--peers".to_string(), peers.join(","), "--ring".into(), ring.as_str().into()];
+        if let Some(timeout) = token_timeout {
+            shared_args.extend(["--token-timeout".to_string(), timeout.as_millis().to_string()]);
+        }
         // The guard exists before the first spawn, so a failed spawn stops the earlier ones.
-        let mut cluster =
-            Cluster { addrs: addrs.clone(), auth: None, children: ProcessGroup::new(STOP_GRACE), log_dir };
-        let mut key_args = Vec::new();
+        let mut cluster = Cluster {
+            addrs: addrs.clone(),
+            auth: None,
+            children: ProcessGroup::new(STOP_GRACE),
+            log_dir,
+            exe: exe.to_path_buf(),
+            shared_args,
+        };
         if security != Security::Open {
             let path = cluster.log_dir.join("cluster.key");
             let _ = std::fs::remove_file(&path);
             let key = ClusterKey::generate()?;
             key.write_new(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            key_args = vec!["--key-file".to_string(), path.display().to_string()];
+            cluster.shared_args.extend(["--key-file".to_string(), path.display().to_string()]);
             let encrypt = security == Security::Encrypted;
             if encrypt {
-                key_args.push("--encrypt".to_string());
+                cluster.shared_args.push("--encrypt".to_string());
             }
             cluster.auth = Some(Auth::new(&key, crate::cli::DEFAULT_CLUSTER, encrypt));
         }
-        for (i, addr) in addrs.iter().enumerate() {
-            let log_path = cluster.log_dir.join(format!("node-{}.log", i + 1));
-            let log = File::create(&log_path).map_err(|e| format!("create {}: {e}", log_path.display()))?;
-            let mut command = Command::new(exe);
-            command.args(["node", "--id", &(i + 1).to_string(), "--listen", &addr.to_string()]).args([
-                "--peers",
-                &peers.join(","),
-                "--ring",
-                ring.as_str(),
-            ]);
-            if let Some(timeout) = token_timeout {
-                command.args(["--token-timeout", &timeout.as_millis().to_string()]);
-            }
-            command.args(&key_args);
-            command.env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
-            cluster.children.spawn(i, command).map_err(|e| format!("start {} node: {e}", exe.display()))?;
+        for index in 0..addrs.len() {
+            cluster.spawn(index)?;
         }
         Ok(cluster)
+    }
+
+    /// Starts member `index` (0-based), appending to its log.
+    fn spawn(&mut self, index: usize) -> Result<(), String> {
+        let log_path = self.log_dir.join(format!("node-{}.log", index + 1));
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("create {}: {e}", log_path.display()))?;
+        let mut command = Command::new(&self.exe);
+        command
+            .args(["node", "--id", &(index + 1).to_string(), "--listen", &self.addrs[index].to_string()])
+            .args(&self.shared_args)
+            .env("RUST_LOG", std::env::var("HARNESS_BENCH_NODE_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.children.spawn(index, command).map_err(|e| format!("start {} node: {e}", self.exe.display()))
+    }
+
+    /// Starts member `index` again (a new incarnation with the same id) if it is not running.
+    pub fn restart(&mut self, index: usize) -> Result<(), String> {
+        if self.pid(index).is_some() {
+            return Ok(());
+        }
+        // Reaps an exited child, so the key is free for the new one.
+        let _ = self.children.kill(index);
+        self.spawn(index)
     }
 
     /// Waits until every member reports a primary view holding all of them.
@@ -203,7 +233,7 @@ impl Cluster {
                 eprintln!("harness-bench: n{} ignored SIGTERM; killing it", ended.key + 1);
             }
         }
-        if !killed {
+        if !killed && std::env::var_os("HARNESS_KEEP_LOGS").is_none() {
             let _ = std::fs::remove_dir_all(&self.log_dir);
         }
     }

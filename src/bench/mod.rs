@@ -9,7 +9,7 @@
 
 mod auth;
 mod broadcast;
-mod cluster;
+pub(crate) mod cluster;
 mod fairness;
 mod floor;
 mod idle;
@@ -37,7 +37,8 @@ harness-bench: latency, throughput, recovery, fairness, floor and idle cost of r
 Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FILE]
                      [--svg-dir DIR] [--figures LIST]
   --quick          a short smoke run (n = 3, ring bi unless narrowed; few requests)
-  --nodes LIST     ring sizes for latency and throughput, each in 2..=16 (default 3,5,7,9)
+  --nodes LIST     ring sizes for latency and throughput, each in 2..=16 (default 3,5,7,9);
+                   recovery measures those of 3,5,9 listed (or the list itself if none is)
   --ring MODE      bi, uni or both (default both; --quick: bi)
   --json FILE      also write every record as one JSON array of flat objects
   --svg-dir DIR    where the plots go (default target/bench)
@@ -167,6 +168,10 @@ pub struct Plan {
     pub measure: Duration,
     /// The token timeout of the recovery rings (also the SIGSTOP detection time).
     pub token_timeout: Duration,
+    /// Recovery trials per ring size and fault, the victim going round the members.
+    pub recovery_trials: usize,
+    /// The ring sizes of the recovery figure.
+    pub recovery_sizes: Vec<usize>,
     /// Messages each light member submits in the fairness figure.
     pub fairness_messages: u64,
     /// Longest fairness measuring window.
@@ -191,6 +196,8 @@ impl Plan {
             warmup: Duration::from_millis(500),
             measure: Duration::from_secs(2),
             token_timeout: Duration::from_millis(1000),
+            recovery_trials: 30,
+            recovery_sizes: recovery::SIZES.to_vec(),
             fairness_messages: 50_000,
             fairness_deadline: Duration::from_secs(20),
             floor_round_trips: 20_000,
@@ -210,6 +217,8 @@ impl Plan {
             warmup: Duration::from_millis(200),
             measure: Duration::from_millis(400),
             token_timeout: Duration::from_millis(200),
+            recovery_trials: 3,
+            recovery_sizes: vec![3],
             fairness_messages: 10_000,
             fairness_deadline: Duration::from_secs(5),
             floor_round_trips: 2000,
@@ -222,7 +231,10 @@ impl Plan {
 /// Runs every figure asked for with `exe` as the node executable. A figure that fails is
 /// reported in the second list and the others still run.
 pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
-    let plan = if args.quick { Plan::quick() } else { Plan::full() };
+    let mut plan = if args.quick { Plan::quick() } else { Plan::full() };
+    // `--nodes` narrows the recovery sizes too; sizes outside them are measured when asked for.
+    let asked: Vec<usize> = plan.recovery_sizes.iter().copied().filter(|n| args.nodes.contains(n)).collect();
+    plan.recovery_sizes = if asked.is_empty() { args.nodes.clone() } else { asked };
     let wants = |figure: &str| args.figures.contains(&figure);
     let mut records = Vec::new();
     let mut failures = Vec::new();
@@ -268,8 +280,10 @@ pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
     let ring = args.rings[0];
     if wants("recovery") {
         for fault in [Fault::Kill, Fault::Stop] {
-            let outcome = recovery::measure(exe, ring, fault, &plan).map(|r| vec![r]);
-            note(format!("recovery {}", fault.as_str()), outcome, &mut records);
+            for &n in &plan.recovery_sizes {
+                let outcome = recovery::measure(exe, ring, n, fault, &plan).map(|r| vec![r]);
+                note(format!("recovery n={n} {}", fault.as_str()), outcome, &mut records);
+            }
         }
     }
     if wants("fairness") {
@@ -326,7 +340,7 @@ pub fn tables(records: &[Record]) -> String {
         ("floor_ratio", "Latency against (message steps x one-way floor)"),
         ("throughput", "Throughput: every member's client submitting puts, committed"),
         ("broadcast_throughput", "Broadcast throughput (embedding API): every member broadcasting, agreed deliveries per second at member 1"),
-        ("recovery", "Recovery of a 5-member ring under load, ms from the signal"),
+        ("recovery", "Recovery: every member killed (or stopped) in turn under writes, ms from the signal to the new view and longest write gap of any client"),
         ("checkpoint", "Checkpoint of a 100k-key state: bytes, ms to snapshot and to write with fsync"),
         ("promotion", "Promotion: both hot members of 5 killed, ms to the first commit; warm replay rate"),
         ("fairness", "Fairness: member 1 submits 100x more"),

@@ -23,11 +23,12 @@ pub mod workload;
 pub use crate::client::address::{parse_address, parse_cluster, DEFAULT_CLUSTER, DEFAULT_PORT};
 pub use args::{
     cluster_hash, load_key, parse_demo_args, parse_hostfile, parse_keygen_args, parse_node_args,
-    parse_node_args_with_env, parse_peers, DemoArgs, NodeArgs,
+    parse_node_args_with_env, parse_peers, DemoArgs, NodeArgs, QuorumArgs,
 };
 pub use client_args::{parse_client_args, ClientArgs, ClientOp, CLUSTER_VARIABLE};
 pub use client_cmd::{
-    run_client, Failure, EXIT_FAILED, EXIT_GUARD_FAILED, EXIT_NOT_FOUND, EXIT_NO_QUORUM, EXIT_UNREACHABLE,
+    run_client, Failure, EXIT_FAILED, EXIT_GUARD_FAILED, EXIT_NOT_ENOUGH_REPLICAS, EXIT_NOT_FOUND,
+    EXIT_NO_QUORUM, EXIT_UNREACHABLE,
 };
 pub use demo::run_demo;
 pub use error::{CliError, EXIT_USAGE};
@@ -52,6 +53,7 @@ Usage:
   harness status [--each]    harness members [--each]       harness leave
   harness keygen --key-file FILE
   harness plugin load NAME   (every member must be able to load it, or none records it)
+  harness force-primary --cluster HOST:PORT [--yes]   (only when a quorum is gone for good)
   harness --help
 
 harness node: run one member until Ctrl-C or SIGTERM.
@@ -86,6 +88,14 @@ overwriting); copy it to every member and client host.
   --plugin-dir DIR     every file name in DIR (read at start) is a plug-in it can load
   --slurm              take the id from SLURM_PROCID (or SLURM_NODEID) + 1 and the peers from
                        SLURM_JOB_NODELIST (e.g. node[01-04,07]), every host on --port (7100)
+  --min-replicas W     the write quorum: a write is acknowledged only once W members hold it
+                       (default a majority of the members less the witnesses; lower is logged
+                       as a warning). A view of fewer than W members orders nothing
+  --quorum MODE        who chooses a new primary view: configuration (a majority of all the
+                       configured members, default) or dynamic (a majority of the last view,
+                       never fewer than W members); docs/PROTOCOL.md 5.4 says what each survives
+  --witness LIST       ids of the peer list that are witnesses: they vote on views and hold no
+                       state (give every member the same list; a witness runs with its own id)
 
 Client commands talk to any member and fail over to another:
   --cluster LIST       the members, HOST:PORT,... or as --peers (default: $HARNESS_CLUSTER)
@@ -102,8 +112,11 @@ Client commands talk to any member and fail over to another:
   status and members print a table of every member (id, address, role, view, received, lag)
                from one member's report; --each asks every member (revision, commits, checkpoint);
   leave asks the one member in --cluster to leave the group and stop.
-  Exit codes: 0 ok, 1 failed, 2 bad usage, 3 not found, 4 guard failed, 5 no quorum,
-  6 unreachable.
+  force-primary asks the one member in --cluster to form a primary from the newest history it
+  can reach when the others are known lost: without --yes it only says what it would do and
+  what may be lost; it refuses while a member with a newer history is reachable.
+  Exit codes: 0 ok, 1 failed (or refused), 2 bad usage, 3 not found, 4 guard failed,
+  5 no quorum, 6 unreachable, 7 not enough replicas (fewer than W members connected).
 
 harness demo: start --nodes local node processes on free loopback ports, submit --messages
 from each node concurrently, check every node delivered all of them in the same order, stop
@@ -158,6 +171,7 @@ pub fn parse_command(
         "members" => Ok(Command::Client(parse_client_args("members", rest, env)?)),
         "leave" => Ok(Command::Client(parse_client_args("leave", rest, env)?)),
         "plugin" => Ok(Command::Client(parse_client_args("plugin", rest, env)?)),
+        "force-primary" => Ok(Command::Client(parse_client_args("force-primary", rest, env)?)),
         other => Err(CliError::UnknownCommand { command: other.to_string() }),
     }
 }

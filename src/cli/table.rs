@@ -36,6 +36,7 @@ fn role_of(role: StandbyRole) -> &'static str {
         StandbyRole::None => "none",
         StandbyRole::Hot => "hot",
         StandbyRole::Warm => "warm",
+        StandbyRole::Witness => "witness",
     }
 }
 
@@ -116,12 +117,23 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
         match newest(&statuses) {
             Some(s) => {
                 let ring: Vec<String> = s.ring.iter().map(|m| m.id.0.to_string()).collect();
+                let state = if s.primary {
+                    "primary"
+                } else if s.replicas > 0 && s.replicas < s.min_replicas {
+                    "NOT PRIMARY (not enough replicas)"
+                } else {
+                    "NOT PRIMARY (no quorum)"
+                };
                 let _ = writeln!(
                     text,
-                    "view {} {}, ring [{}], revision {}, committed {}, token {:.1} rotations/s",
-                    s.view.0,
-                    if s.primary { "primary" } else { "NOT PRIMARY (no quorum)" },
+                    "view {} {}, ring [{}], replicas {} of {} (W {}), revision {}, committed {}, token {:.1} rotations/s",
+                    // "4", or "1.2" for view 2 of the first forced epoch (docs/PROTOCOL.md §5.8).
+                    s.view.to_string().trim_start_matches('v'),
+                    state,
                     ring.join(" "),
+                    s.replicas,
+                    s.configured,
+                    s.min_replicas,
                     s.revision,
                     s.committed_upto,
                     rate(s)
@@ -212,14 +224,17 @@ pub fn render_json_rows(rows: &[MemberRow], summary: bool) -> String {
     let statuses: Vec<Option<NodeStatus>> = rows.iter().map(|r| r.status.clone()).collect();
     match newest(&statuses) {
         Some(s) => format!(
-            "{{\"view\":{},\"primary\":{},\"revision\":{},\"committed\":{},\"rotation_rate\":{:.3},\"members\":[{members}]}}",
+            "{{\"view\":{},\"primary\":{},\"replicas\":{},\"configured\":{},\"min_replicas\":{},\"revision\":{},\"committed\":{},\"rotation_rate\":{:.3},\"members\":[{members}]}}",
             s.view.0,
             s.primary,
+            s.replicas,
+            s.configured,
+            s.min_replicas,
             s.revision,
             s.committed_upto,
             rate(s)
         ),
-        None => format!("{{\"view\":null,\"primary\":false,\"revision\":null,\"committed\":null,\"rotation_rate\":null,\"members\":[{members}]}}"),
+        None => format!("{{\"view\":null,\"primary\":false,\"replicas\":null,\"configured\":null,\"min_replicas\":null,\"revision\":null,\"committed\":null,\"rotation_rate\":null,\"members\":[{members}]}}"),
     }
 }
 
@@ -243,6 +258,9 @@ mod tests {
             rotation_millihertz: 3900,
             role: StandbyRole::Hot,
             last_checkpoint: 0,
+            replicas: ring.len() as u16,
+            configured: 3,
+            min_replicas: 2,
             max_step_us: 0,
             state_bytes: 0,
             links_up: 2,
@@ -266,7 +284,10 @@ mod tests {
         assert_eq!(rows.iter().map(|r| r.lag).collect::<Vec<_>>(), [Some(2), Some(0), None]);
         let table = render_table(&rows, true);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines[0], "view 4 primary, ring [2 1], revision 20, committed 40, token 3.9 rotations/s");
+        assert_eq!(
+            lines[0],
+            "view 4 primary, ring [2 1], replicas 2 of 3 (W 2), revision 20, committed 40, token 3.9 rotations/s"
+        );
         assert_eq!(
             lines[1],
             "ID  ADDRESS         ROLE  VIEW  PRIMARY  REVISION  COMMITTED  RECEIVED  LAG  CHECKPOINT  STATE   MAX STEP"
@@ -280,7 +301,7 @@ mod tests {
             "3   127.0.0.1:7103  down  -     -        -         -          -         -    -           -       -"
         );
         let json = render_json_rows(&rows, true);
-        assert!(json.starts_with("{\"view\":4,\"primary\":true,\"revision\":20,\"committed\":40,\"rotation_rate\":3.900,\"members\":[{\"id\":2,\"addr\":\"127.0.0.1:7102\",\"role\":\"hot\""), "{json}");
+        assert!(json.starts_with("{\"view\":4,\"primary\":true,\"replicas\":2,\"configured\":3,\"min_replicas\":2,\"revision\":20,\"committed\":40,\"rotation_rate\":3.900,\"members\":[{\"id\":2,\"addr\":\"127.0.0.1:7102\",\"role\":\"hot\""), "{json}");
         assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"received\":null,\"lag\":null,\"last_checkpoint\":null,\"state_bytes\":null,\"max_step_us\":null}]}"), "{json}");
     }
 

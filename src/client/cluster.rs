@@ -23,7 +23,7 @@ use crate::wire::{Consistency, ErrorCode, MemberInfo, NodeStatus, WatchEvent};
 
 /// Most attempts one operation makes, over all members.
 const ATTEMPTS_MAX: usize = 64;
-/// The first pause after a failed attempt; it doubles up to `BACKOFF_MAX`.
+/// The first pause after every member failed in turn; it doubles up to `BACKOFF_MAX`.
 const BACKOFF_MIN: Duration = Duration::from_millis(25);
 const BACKOFF_MAX: Duration = Duration::from_millis(800);
 /// Members `view_report` asks, at most, for one in a primary view.
@@ -65,6 +65,12 @@ pub enum ClusterError {
         /// The last member's explanation.
         message: String,
     },
+    /// Members answered, but none is in a primary view because too few members are connected
+    /// for the write quorum (docs/PROTOCOL.md §5.2).
+    NotEnoughReplicas {
+        /// The last member's explanation: "not enough replicas: k of n in the view, W needed".
+        message: String,
+    },
     /// The request is malformed (found before sending, or by the node).
     BadRequest {
         /// Why.
@@ -98,6 +104,7 @@ impl fmt::Display for ClusterError {
                 write!(f, "no member reachable after {attempts} attempts")
             }
             ClusterError::NoQuorum { message } => write!(f, "no quorum: {message}"),
+            ClusterError::NotEnoughReplicas { message } => write!(f, "{message}"),
             ClusterError::Undecided { key } => write!(f, "not decided before the deadline; see key {key}"),
             ClusterError::BadRequest { reason } => write!(f, "bad request: {reason}"),
             ClusterError::Compacted { message } => write!(f, "compacted: {message}"),
@@ -150,7 +157,8 @@ enum Attempt<T> {
 
 enum FailedWith {
     Io(ClientError),
-    NoQuorum(String),
+    /// The member is in no primary view: `ClusterError::NoQuorum` or `NotEnoughReplicas`.
+    NoPrimary(ClusterError),
 }
 
 impl ClusterClient {
@@ -383,6 +391,11 @@ impl ClusterClient {
         let mut backoff = BACKOFF_MIN;
         let mut last_io = None;
         let mut last_no_quorum = None;
+        // Failovers since the last answer: the client moves to the next member at once, and
+        // backs off only once every member has failed in turn (docs/PROTOCOL.md §8.2). A
+        // member in a view change holds the request until the next view, so the first retry
+        // after a crash is answered as soon as that view installs, not after a pause.
+        let mut failed_in_turn = 0;
         for attempts in 1..=ATTEMPTS_MAX {
             let client = match self.current.take() {
                 Some(client) => client,
@@ -390,7 +403,11 @@ impl ClusterClient {
                     Ok(client) => client,
                     Err(e) => {
                         last_io = Some(e);
-                        if !pause(&mut backoff, deadline) {
+                        failed_in_turn += 1;
+                        if failed_in_turn % self.addrs.len() == 0 && !pause(&mut backoff, deadline) {
+                            return Err(give_up(attempts, last_io, last_no_quorum));
+                        }
+                        if Instant::now() >= deadline {
                             return Err(give_up(attempts, last_io, last_no_quorum));
                         }
                         continue;
@@ -407,17 +424,25 @@ impl ClusterClient {
                     self.current = Some(client);
                     return Err(e);
                 }
-                Attempt::Again => self.current = Some(client),
+                Attempt::Again => {
+                    self.current = Some(client);
+                    if !pause(&mut backoff, deadline) {
+                        return Err(give_up(attempts, last_io, last_no_quorum));
+                    }
+                    continue;
+                }
                 Attempt::Failover(FailedWith::Io(e)) => {
                     log::debug!("client: {e}; failing over");
                     last_io = Some(e);
                 }
-                Attempt::Failover(FailedWith::NoQuorum(message)) => {
-                    log::debug!("client: {} has no quorum; failing over", client.addr());
-                    last_no_quorum = Some(message);
+                Attempt::Failover(FailedWith::NoPrimary(error)) => {
+                    log::debug!("client: {} has no primary ({error}); failing over", client.addr());
+                    last_no_quorum = Some(error);
                 }
             }
-            if !pause(&mut backoff, deadline) {
+            failed_in_turn += 1;
+            let round_over = failed_in_turn % self.addrs.len() == 0;
+            if (round_over && !pause(&mut backoff, deadline)) || Instant::now() >= deadline {
                 return Err(give_up(attempts, last_io, last_no_quorum));
             }
         }
@@ -430,7 +455,10 @@ fn classify<T>(error: ClientError) -> Attempt<T> {
     match error {
         ClientError::Rejected { code: ErrorCode::Busy, .. } => Attempt::Again,
         ClientError::Rejected { code: ErrorCode::NoQuorum, message, .. } => {
-            Attempt::Failover(FailedWith::NoQuorum(message))
+            Attempt::Failover(FailedWith::NoPrimary(ClusterError::NoQuorum { message }))
+        }
+        ClientError::Rejected { code: ErrorCode::NotEnoughReplicas, message, .. } => {
+            Attempt::Failover(FailedWith::NoPrimary(ClusterError::NotEnoughReplicas { message }))
         }
         ClientError::Rejected { code: ErrorCode::BadRequest, message, .. } => {
             Attempt::Fatal(ClusterError::BadRequest { reason: message })
@@ -452,11 +480,16 @@ fn classify<T>(error: ClientError) -> Attempt<T> {
     }
 }
 
-/// The error of an operation that ran out of time or attempts: "no quorum" if any member said
-/// so (the members that did not answer cannot make a majority either), else "unreachable".
-fn give_up(attempts: usize, last_io: Option<ClientError>, last_no_quorum: Option<String>) -> ClusterError {
-    match last_no_quorum {
-        Some(message) => ClusterError::NoQuorum { message },
+/// The error of an operation that ran out of time or attempts: "no quorum" or "not enough
+/// replicas" if a member said so (the members that did not answer cannot make a primary either),
+/// else "unreachable".
+fn give_up(
+    attempts: usize,
+    last_io: Option<ClientError>,
+    last_no_primary: Option<ClusterError>,
+) -> ClusterError {
+    match last_no_primary {
+        Some(error) => error,
         None => ClusterError::Unreachable { attempts, last: last_io },
     }
 }
@@ -558,7 +591,7 @@ impl Watcher {
                     }
                     Err(e) => match classify::<()>(e) {
                         Attempt::Fatal(e) => return Err(e),
-                        Attempt::Failover(FailedWith::NoQuorum(message)) => last_no_quorum = Some(message),
+                        Attempt::Failover(FailedWith::NoPrimary(error)) => last_no_quorum = Some(error),
                         Attempt::Failover(FailedWith::Io(e)) => last_io = Some(e),
                         Attempt::Again | Attempt::Done(()) => {}
                     },

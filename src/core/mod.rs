@@ -11,7 +11,7 @@ mod membership;
 mod ring;
 mod voting;
 
-pub use io::{Commit, CoreStatus, Delivery, Input, Output, RejectReason, ViewInfo};
+pub use io::{Commit, CoreStatus, Delivery, ForceOutcome, Input, Output, RejectReason, Replicas, ViewInfo};
 
 use std::time::Duration;
 
@@ -89,7 +89,7 @@ impl Core {
         let links = Links::new(config.heartbeat_interval(), config.token_timeout);
         Core {
             rng: Rng::new(config.seed),
-            membership: Membership::new(Time::ZERO),
+            membership: Membership::new(Time::ZERO, config.me.incarnation),
             links,
             ring,
             log: MessageLog::starting_after(0),
@@ -136,6 +136,7 @@ impl Core {
             Input::Submit { tag, payload } => self.on_submit(now, tag, payload, out),
             Input::Tick => {}
             Input::Leave => self.start_leave(now, out),
+            Input::Force { tag, confirm } => self.start_force(now, tag, confirm, out),
         }
         let settled = self.membership.is_operational() && self.membership.coordination.is_none();
         for (peer, lost) in self.links.on_tick(now, settled, out) {
@@ -159,6 +160,8 @@ impl Core {
             self.on_park_timeout(now, out);
         }
         self.on_membership_timeouts(now, out);
+        self.check_force(out);
+        self.on_hold_timeout(now, out);
         if let Some(checkpoint) = self.replica.checkpoint_if_due(now) {
             out.push(Output::Checkpoint(checkpoint));
         }
@@ -167,11 +170,14 @@ impl Core {
     /// When the core next needs a step without input.
     pub fn next_deadline(&self) -> Time {
         let ring = if self.membership.is_operational() { self.ring.park_deadline() } else { Time::NEVER };
+        let hold =
+            if self.queue.has_waiting_other_than(OWN_TAG) { self.hold_deadline() } else { Time::NEVER };
         self.links
             .next_deadline()
             .min(ring)
             .min(self.membership.next_deadline())
             .min(self.replica.next_deadline())
+            .min(hold)
     }
 
     /// Starts from durable state, before the first step: a checkpoint and the committed messages
@@ -262,6 +268,46 @@ impl Core {
         self.membership.is_operational()
     }
 
+    /// Whether a submission made at `now` is served: at once in a primary view, or held through
+    /// a view change of one until the next view installs, for at most `view_change_timeout`
+    /// from the change's start (docs/PROTOCOL.md §8.1). A client asked elsewhere meanwhile
+    /// would find every member of the view in the same change.
+    pub fn serves_submissions(&self, now: Time) -> bool {
+        self.membership.is_operational() || now < self.hold_deadline()
+    }
+
+    /// Until when submissions are held: set while this member of the last primary view (holding
+    /// its log) is in a view change; `NEVER` otherwise.
+    fn hold_deadline(&self) -> Time {
+        let changing = matches!(
+            self.membership.phase,
+            Phase::Gather { .. } | Phase::Promised { .. } | Phase::Accepting { .. } | Phase::Accepted { .. }
+        );
+        match self.membership.change {
+            Some((since, _)) if changing && self.membership.holds_log => since + self.view_change_timeout(),
+            _ => Time::NEVER,
+        }
+    }
+
+    /// Refuses the submissions still waiting once a view change has lasted past the hold
+    /// (`RejectReason::ViewChange`): none was stamped, so a retry elsewhere cannot order one twice.
+    fn on_hold_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
+        if self.membership.is_operational() || now < self.hold_deadline() {
+            return;
+        }
+        if !self.queue.has_waiting_other_than(OWN_TAG) {
+            return;
+        }
+        let tags = self.queue.take_waiting(OWN_TAG);
+        log::info!(
+            "{} on_hold_timeout: view change longer than {:?}; refused {} waiting submissions",
+            self.config.me.id,
+            self.view_change_timeout(),
+            tags.len()
+        );
+        out.extend(tags.into_iter().map(|tag| Output::Rejected { tag, reason: RejectReason::ViewChange }));
+    }
+
     /// What this member knows about itself. Digests the whole state: O(state) per call, so the
     /// per-request paths use `view`, `is_primary` and the other cheap accessors instead.
     pub fn status(&self) -> CoreStatus {
@@ -277,6 +323,7 @@ impl Core {
             hot: self.replica.is_hot(),
             rotations: self.ring.rotations_seen,
             queued: self.queue.waiting(),
+            replicas: self.replicas(),
         }
     }
 
@@ -301,6 +348,43 @@ impl Core {
     /// Peer links up now and dials started since start (docs/PROTOCOL.md §4).
     pub fn link_counts(&self) -> (usize, u64) {
         (self.links.up_count(), self.links.dials_started)
+    }
+
+    /// Replicas in the view against the write quorum; cheap (docs/PROTOCOL.md §5.2).
+    pub fn replicas(&self) -> Replicas {
+        let configured = self.config.data_members();
+        if self.membership.is_operational() {
+            let needed = usize::from(self.membership.quorum.min_replicas);
+            return Replicas { in_view: self.ring.members.len(), configured, needed };
+        }
+        let in_view = match self.membership.shortfall {
+            Some(membership::Shortfall::Replicas { in_view, .. }) => in_view,
+            _ => 0,
+        };
+        Replicas { in_view, configured, needed: self.config.write_quorum() }
+    }
+
+    /// Why this member is in no primary view, when its last attempt to form one said:
+    /// `Err` with the message for "not enough replicas", `Ok` with the one for "no quorum".
+    pub fn shortfall(&self) -> Option<Result<String, String>> {
+        if self.membership.is_operational() {
+            return None;
+        }
+        self.membership.shortfall.map(|s| match s {
+            membership::Shortfall::Replicas { .. } => Err(s.to_string()),
+            membership::Shortfall::NoQuorum { .. } => Ok(s.to_string()),
+        })
+    }
+
+    /// Whether this member holds message `id` at `seq`: committed here (its effect is in the
+    /// state), or in its log. For the simulator's write-quorum check (docs/PROTOCOL.md §5.4).
+    pub fn holds(&self, seq: Seq, id: MsgId) -> bool {
+        seq <= self.log.committed_upto || self.log.get(seq).is_some_and(|m| m.id == id)
+    }
+
+    /// Whether this member is a witness (docs/PROTOCOL.md §5.7).
+    pub fn is_witness(&self) -> bool {
+        self.config.is_witness()
     }
 
     /// Token visits seen in this view (cheaper than `status`, which digests the state).
@@ -358,7 +442,15 @@ impl Core {
     }
 
     fn start(&mut self, now: Time, out: &mut Vec<Output>) {
-        self.membership = Membership::new(now);
+        self.membership = Membership::new(now, self.membership.boot);
+        let (w, default) = (self.config.write_quorum(), self.config.default_min_replicas());
+        if w < default {
+            log::warn!(
+                "{} start: write quorum lowered to {w} (default {default}): a write may be acknowledged \
+                 while only {w} member(s) hold it, and lost if they crash (docs/PROTOCOL.md §5.4)",
+                self.config.me.id
+            );
+        }
         self.on_join_interval(now, out);
     }
 
@@ -388,7 +480,7 @@ impl Core {
             PeerFrame::Prepare { ballot, last_primary } => {
                 self.on_prepare(now, from, ballot, last_primary, out)
             }
-            PeerFrame::Promise(promise) => self.on_promise(now, from, promise, out),
+            PeerFrame::Promise(promise) => self.on_promise(now, from, *promise, out),
             PeerFrame::Nack { ballot, promised, last_primary } => {
                 self.on_nack(now, from, ballot, promised, last_primary, out)
             }
@@ -446,6 +538,12 @@ impl Core {
     fn on_submit(&mut self, now: Time, tag: u64, payload: Payload, out: &mut Vec<Output>) {
         if self.membership.leaving.is_some() || matches!(self.membership.phase, Phase::Left) {
             out.push(Output::Rejected { tag, reason: RejectReason::ShuttingDown });
+            return;
+        }
+        if self.config.is_witness() {
+            // A witness orders nothing (docs/PROTOCOL.md §5.7): certainly not ordered, retry
+            // at a member that holds state.
+            out.push(Output::Rejected { tag, reason: RejectReason::Excluded });
             return;
         }
         if payload.len() > self.config.payload_bytes_max {

@@ -97,18 +97,24 @@ impl EventLoop {
         let report = !matches!(why, Why::Disconnect | Why::Shutdown);
         match conn.role {
             Role::Unknown { .. } | Role::Accepting { .. } => {}
-            Role::Dialing { peer, connected, .. } => {
-                let crossed = connected && peer < me && matches!(why, Why::Eof);
-                let wait = self.config.dial_timeout;
+            Role::Parked { transcript, .. } => {
+                let slot = self.slots.entry(transcript.dialer.id).or_default();
+                if slot.parked == Some(token) {
+                    slot.parked = None;
+                }
+            }
+            Role::Dialing { peer, .. } => {
                 let slot = self.slots.entry(peer).or_default();
                 if slot.dial == Some(token) {
                     slot.dial = None;
                 }
                 if report && slot.link.is_none() && !matches!(why, Why::Duplicate) {
-                    if crossed && slot.awaiting.is_none() {
-                        slot.awaiting = Some(std::time::Instant::now() + wait);
-                    } else {
-                        self.emit(Event::LinkDown { peer });
+                    // A dial is closed by the other end only when that end cannot take it: a
+                    // crossing dial of a higher id is parked, never closed (docs/PROTOCOL.md §2).
+                    // So a refused, reset or closed dial means the peer is gone: say so at once.
+                    match slot.parked.take() {
+                        Some(parked) => self.unpark(parked),
+                        None => self.emit(Event::LinkDown { peer }),
                     }
                 }
             }
@@ -159,6 +165,9 @@ pub(super) fn describe(conn: &Conn) -> String {
         }
         Role::Accepting { transcript, .. } => {
             format!("handshake from {} claiming {}", conn.addr, transcript.dialer)
+        }
+        Role::Parked { transcript, .. } => {
+            format!("crossed dial from {} at {}", transcript.dialer, conn.addr)
         }
         Role::Dialing { peer, .. } => format!("dial to {peer} at {}", conn.addr),
         Role::Peer { member, .. } => format!("link to {member} at {}", conn.addr),

@@ -52,6 +52,15 @@ pub(super) enum Role {
         /// What the proofs are computed over; `dialer.id` is 0 for a client.
         transcript: Transcript,
     },
+    /// A proven dial of a higher id that crossed a dial of ours (docs/PROTOCOL.md §2): not
+    /// answered until ours is decided. Ours normally wins and this one is closed; if ours fails,
+    /// this one is answered and becomes the link.
+    Parked {
+        /// It is closed if nothing decided it by then.
+        deadline: Instant,
+        /// What the proofs are computed over; `dialer` is the peer.
+        transcript: Transcript,
+    },
     /// Dialled by this node: waiting for TCP to connect, then for `Challenge`, then `HelloAck`.
     Dialing {
         /// The peer dialled.
@@ -102,6 +111,7 @@ impl Role {
         match *self {
             Role::Unknown { deadline }
             | Role::Accepting { deadline, .. }
+            | Role::Parked { deadline, .. }
             | Role::Dialing { deadline, .. } => Some(deadline),
             Role::Peer { .. } | Role::Client { .. } => None,
         }

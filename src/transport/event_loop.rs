@@ -41,10 +41,8 @@ const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 pub(super) struct Slot {
     pub(super) link: Option<Token>,
     pub(super) dial: Option<Token>,
-    /// Our dial was closed by a lower-id peer during the handshake, most likely because its own
-    /// dial crossed ours and won (docs/PROTOCOL.md §2): its link is expected by this time, and
-    /// only if it does not come is the link reported down.
-    pub(super) awaiting: Option<Instant>,
+    /// The peer's proven dial, held unanswered while our crossing dial is decided (`Role::Parked`).
+    pub(super) parked: Option<Token>,
 }
 
 pub(super) struct EventLoop {
@@ -308,8 +306,8 @@ impl EventLoop {
                 Command::Connect { peer } => self.dial(peer),
                 Command::Disconnect { peer } => {
                     let slot = self.slots.entry(peer).or_default();
-                    let (link, dial) = (slot.link.take(), slot.dial.take());
-                    for token in link.into_iter().chain(dial) {
+                    let (link, dial, parked) = (slot.link.take(), slot.dial.take(), slot.parked.take());
+                    for token in link.into_iter().chain(dial).chain(parked) {
                         self.close(token, Why::Disconnect);
                     }
                     self.emit(Event::LinkDown { peer });
@@ -335,7 +333,7 @@ impl EventLoop {
         match role {
             // An open node's first frame may be a client's request.
             Role::Unknown { .. } if self.config.auth.is_none() => self.config.request_bytes_max,
-            Role::Unknown { .. } | Role::Accepting { .. } | Role::Dialing { .. } => {
+            Role::Unknown { .. } | Role::Accepting { .. } | Role::Parked { .. } | Role::Dialing { .. } => {
                 super::HANDSHAKE_FRAME_BYTES_MAX
             }
             Role::Client { .. } => self.config.request_bytes_max,
@@ -459,6 +457,11 @@ impl EventLoop {
         match (conn.role, frame) {
             (Role::Unknown { .. }, frame) => self.on_first_frame(token, frame),
             (Role::Accepting { transcript, .. }, frame) => self.on_proof(token, transcript, frame),
+            (Role::Parked { .. }, _) => {
+                // The dialler sends nothing between its proof and our answer.
+                Counters::bump(&self.counters.malformed);
+                self.close(token, Why::Failed("a frame before the hello-ack".into()))
+            }
             (Role::Dialing { peer, nonce, transcript, .. }, frame) => {
                 self.on_dial_frame(token, peer, nonce, transcript, frame)
             }
@@ -496,7 +499,6 @@ impl EventLoop {
                 Role::Client { .. } => conn.partial_since.map(|since| since + super::CLIENT_STALL_TIMEOUT),
                 role => role.deadline(),
             })
-            .chain(self.slots.values().filter_map(|slot| slot.awaiting))
             .min()
     }
 
@@ -508,6 +510,9 @@ impl EventLoop {
             .filter_map(|(&token, conn)| match conn.role {
                 Role::Unknown { deadline } if now >= deadline => Some((token, "no hello in time")),
                 Role::Accepting { deadline, .. } if now >= deadline => Some((token, "no proof in time")),
+                Role::Parked { deadline, .. } if now >= deadline => {
+                    Some((token, "crossed dial undecided in time"))
+                }
                 Role::Dialing { deadline, .. } if now >= deadline => Some((token, "no handshake in time")),
                 Role::Client { .. } => conn
                     .partial_since
@@ -523,19 +528,6 @@ impl EventLoop {
             };
             Counters::bump(counter);
             self.close(token, Why::Failed(why.into()));
-        }
-        let mut gave_up = Vec::new();
-        for (&peer, slot) in self.slots.iter_mut() {
-            if slot.awaiting.is_some_and(|at| now >= at) {
-                slot.awaiting = None;
-                if slot.link.is_none() && slot.dial.is_none() {
-                    gave_up.push(peer);
-                }
-            }
-        }
-        for peer in gave_up {
-            log::warn!("{} transport: {peer} closed our dial and did not dial back", self.config.me.id);
-            self.emit(Event::LinkDown { peer });
         }
     }
 }

@@ -18,7 +18,10 @@
 //! a peer's id. When both ends dial at once, the connection dialled by the lower id survives.
 //! Both ends apply the rule to the same facts, so they keep the same connection and no frame is
 //! ever sent on the one that is closed: the acceptor decides before it sends `HelloAck`, and the
-//! dialler only after it has received one.
+//! dialler only after it has received one. The lower id never closes the higher id's crossing
+//! dial: it parks it unanswered until its own dial is decided, and the higher id closes it
+//! itself when the lower id's dial reaches it. So a dial that the other end closes or resets
+//! always means that end is gone, and is reported at once (docs/PROTOCOL.md §2).
 
 use std::time::Instant;
 
@@ -95,9 +98,8 @@ impl EventLoop {
             return self.emit(Event::LinkDown { peer });
         };
         let slot = self.slots.entry(peer).or_default();
-        if slot.link.is_some() || slot.dial.is_some() || slot.awaiting.is_some() {
-            // The link is up (its LinkUp is on its way), a dial is already running, or the
-            // peer's crossing dial is expected (`Slot::awaiting`).
+        if slot.link.is_some() || slot.dial.is_some() {
+            // The link is up (its LinkUp is on its way) or a dial is already running.
             return;
         }
         let nonce = match auth::fresh_nonce() {
@@ -263,20 +265,42 @@ impl EventLoop {
         }
         let me = self.config.me;
         let slot = self.slots.entry(from.id).or_default();
-        let (link, dial) = (slot.link, slot.dial);
+        let (link, dial, parked) = (slot.link, slot.dial, slot.parked.take());
+        if let Some(parked) = parked {
+            // The same end dialled again: it gave the parked dial up.
+            self.close(parked, Why::Duplicate);
+        }
         if let Some(old) = link {
             if !self.survives(token, (from, from.id), old) {
                 return;
             }
         }
         if let Some(dial) = dial {
-            // Both ends dialled: the dial of the lower id survives.
+            // Both ends dialled: the dial of the lower id survives (docs/PROTOCOL.md §2).
             if from.id < me.id {
                 self.close(dial, Why::Duplicate);
             } else {
-                return self.close(token, Why::Duplicate);
+                // Ours should win, and the peer closes its own dial when ours reaches it. Closing
+                // its dial here instead would look to it like a crash of this member; so it waits
+                // unanswered until ours is up (then it is closed) or has failed (then it is the
+                // link).
+                self.unproven.remove(&token);
+                let Some(conn) = self.conns.get_mut(&token) else { return };
+                let Role::Accepting { deadline, .. } = conn.role else { return };
+                conn.role = Role::Parked { deadline, transcript };
+                log::debug!("{} transport: crossed dial from {from} parked", me.id);
+                self.slots.entry(from.id).or_default().parked = Some(token);
+                return;
             }
         }
+        self.accept_link(token, transcript);
+    }
+
+    /// Answers a proven dial of a peer with `HelloAck` and makes it the link.
+    fn accept_link(&mut self, token: Token, transcript: Transcript) {
+        let (me, from) = (self.config.me, transcript.dialer);
+        let mut ack = Vec::new();
+        wire::encode_peer(&PeerFrame::HelloAck { proof: self.proof(Side::Acceptor, &transcript) }, &mut ack);
         self.queue(token, &ack);
         self.start_session(token, Side::Acceptor, &transcript);
         self.unproven.remove(&token);
@@ -284,10 +308,19 @@ impl EventLoop {
         conn.role = Role::Peer { member: from, dialled_by: from.id };
         Counters::bump(&self.counters.links_accepted);
         log::info!("{} transport: link to {from} up (accepted from {})", me.id, conn.addr);
-        let slot = self.slots.entry(from.id).or_default();
-        slot.link = Some(token);
-        slot.awaiting = None;
+        self.slots.entry(from.id).or_default().link = Some(token);
         self.emit(Event::LinkUp { peer: from });
+    }
+
+    /// Our dial that crossed the parked one failed: the parked one becomes the link.
+    pub(super) fn unpark(&mut self, token: Token) {
+        let Some(Role::Parked { transcript, .. }) = self.conns.get(&token).map(|c| c.role) else { return };
+        log::debug!(
+            "{} transport: our dial to {} failed; taking its crossed dial",
+            self.config.me.id,
+            transcript.dialer
+        );
+        self.accept_link(token, transcript);
     }
 
     /// A frame on a dial: first the `Challenge` of the peer dialled, answered with `Proof`, then
@@ -361,7 +394,11 @@ impl EventLoop {
         if slot.dial == Some(token) {
             slot.dial = None;
         }
-        if let Some(old) = slot.link {
+        if let Some(parked) = slot.parked.take() {
+            // Ours won the crossing; the peer has closed its dial already, or will.
+            self.close(parked, Why::Duplicate);
+        }
+        if let Some(old) = self.slots.get(&peer).and_then(|slot| slot.link) {
             if !self.survives(token, (from, me), old) {
                 return;
             }
@@ -369,9 +406,7 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         conn.role = Role::Peer { member: from, dialled_by: me };
         log::info!("{me} transport: link to {from} up (dialled {})", conn.addr);
-        let slot = self.slots.entry(peer).or_default();
-        slot.link = Some(token);
-        slot.awaiting = None;
+        self.slots.entry(peer).or_default().link = Some(token);
         self.emit(Event::LinkUp { peer: from });
     }
 

@@ -1,6 +1,8 @@
 //! The one-link-per-pair rule against a scripted peer (PROTOCOL.md §2): when both ends dial at
-//! once, the connection dialled by the lower id survives, at whichever end the node is. The nodes
-//! run open, so the script's proofs are zero; the rule runs once the dialler's proof is in.
+//! once, the connection dialled by the lower id survives, at whichever end the node is; the
+//! higher id's dial is parked, never closed while the lower id's dial is undecided, so a dial the
+//! other end closes always means a failure. The nodes run open, so the script's proofs are zero;
+//! the rule runs once the dialler's proof is in.
 
 use crate::in_process;
 
@@ -112,11 +114,11 @@ fn crossed_dials_keep_the_lower_ids_dial_when_the_node_is_lower() {
     let node = node_against_script(1, &script);
     let mut nodes_dial = accept(&script);
     assert!(matches!(read_frame(&mut nodes_dial), Some(PeerFrame::Hello { to: NodeId(2), .. })));
-    // Member 2 dials while the node's dial is pending: the node's dial wins, ours is closed.
+    // Member 2 dials while the node's dial is pending: the node's dial wins. The node parks ours
+    // unanswered rather than closing it, so that member 2 never reads a closed dial as a crash.
     let mut our_dial = TcpStream::connect(node.local_addr()).unwrap();
     hello(&mut our_dial, 2, 1);
     send(&mut our_dial, PeerFrame::Proof { proof: [0; 32] });
-    assert_eq!(read_frame(&mut our_dial), None, "the node refuses the higher id's dial");
     // Completing the node's dial brings the link up: the fresh node asks to join on it.
     send(&mut nodes_dial, PeerFrame::Challenge { from: member(2), mode: AuthMode::Open, nonce: [2; 32] });
     assert!(matches!(read_frame(&mut nodes_dial), Some(PeerFrame::Proof { .. })));
@@ -125,5 +127,51 @@ fn crossed_dials_keep_the_lower_ids_dial_when_the_node_is_lower() {
         Some(PeerFrame::Join { .. } | PeerFrame::Heartbeat) => {}
         other => panic!("expected traffic on the surviving link, got {other:?}"),
     }
+    // Only now is our parked dial closed, unanswered.
+    assert_eq!(read_frame(&mut our_dial), None, "the node closes the higher id's dial once its own is up");
+    node.stop().unwrap();
+}
+
+#[test]
+fn a_parked_crossed_dial_becomes_the_link_when_the_lower_ids_own_dial_fails() {
+    init();
+    let script = TcpListener::bind("127.0.0.1:0").unwrap();
+    let node = node_against_script(1, &script);
+    let nodes_dial = accept(&script);
+    // Member 2 dials while the node's dial is pending: parked.
+    let mut our_dial = TcpStream::connect(node.local_addr()).unwrap();
+    hello(&mut our_dial, 2, 1);
+    send(&mut our_dial, PeerFrame::Proof { proof: [0; 32] });
+    // The node's own dial fails (here: closed by us before its handshake): our dial is the link.
+    drop(nodes_dial);
+    match read_frame(&mut our_dial) {
+        Some(PeerFrame::HelloAck { .. }) => {}
+        other => panic!("expected the node to answer the parked dial, got {other:?}"),
+    }
+    match read_frame(&mut our_dial) {
+        Some(PeerFrame::Join { .. } | PeerFrame::Heartbeat) => {}
+        other => panic!("expected traffic on the link, got {other:?}"),
+    }
+    node.stop().unwrap();
+}
+
+#[test]
+fn a_dial_closed_by_the_lower_id_is_a_failure_at_once_not_a_crossing() {
+    // A crashing member's listener may complete a TCP handshake and then reset it. The higher id
+    // used to take that for a crossed dial and wait half a token timeout before reporting the
+    // link down; now a closed dial is a failed one, so the node redials after its short backoff.
+    // With a token timeout of 60 s the old wait (30 s) would outlast this test's deadline.
+    init();
+    let script = TcpListener::bind("127.0.0.1:0").unwrap();
+    let own = free_ports(1)[0];
+    let ports = [script.local_addr().unwrap().port(), own];
+    let mut config = configs(&ports).remove(1);
+    config.core.token_timeout = Duration::from_secs(60);
+    let node = start(config);
+    let mut first = accept(&script);
+    assert!(matches!(read_frame(&mut first), Some(PeerFrame::Hello { to: NodeId(1), .. })));
+    drop(first);
+    let mut second = accept(&script);
+    assert!(matches!(read_frame(&mut second), Some(PeerFrame::Hello { to: NodeId(1), .. })));
     node.stop().unwrap();
 }

@@ -94,6 +94,21 @@ impl SubmitQueue {
         count
     }
 
+    /// Takes every waiting message but those tagged `keep`, returning their tags: none was ever
+    /// stamped in a view that may still commit it, so each certainly did not commit.
+    pub(in crate::core) fn take_waiting(&mut self, keep: u64) -> Vec<u64> {
+        let (kept, taken): (VecDeque<Pending>, VecDeque<Pending>) =
+            std::mem::take(&mut self.waiting).into_iter().partition(|p| p.tag == keep);
+        self.waiting = kept;
+        self.held_bytes -= taken.iter().map(|p| p.payload.len()).sum::<usize>();
+        taken.into_iter().map(|p| p.tag).collect()
+    }
+
+    /// Whether a message tagged other than `own` waits for the token.
+    pub(in crate::core) fn has_waiting_other_than(&self, own: u64) -> bool {
+        self.waiting.iter().any(|p| p.tag != own)
+    }
+
     /// Empties the queue (the member is excluded or leaving). Returns the tags never stamped,
     /// which certainly did not commit, and the tags stamped but not seen committed, which may
     /// still commit in the successor view if their seqs fall below its cut (docs/PROTOCOL.md §5.4).
@@ -196,6 +211,22 @@ mod tests {
         });
         // Stamped ones may still commit elsewhere; the waiting one certainly did not.
         assert_eq!(q.drain(), (vec![40], vec![10, 30]));
+        assert!(q.is_empty() && q.drain() == (vec![], vec![]));
+    }
+
+    #[test]
+    fn taking_the_waiting_messages_keeps_the_in_flight_ones_and_the_members_own() {
+        let mut q = SubmitQueue::default();
+        for (counter, tag) in [(1, 10), (2, u64::MAX), (3, 30), (4, 40)] {
+            let id = MsgId { origin: crate::ids::NodeId(1), incarnation: 1, counter };
+            q.push(Pending { tag, id, attempt: 0, payload: vec![0; 10].into() });
+        }
+        q.stamp(1, usize::MAX, 1);
+        assert!(q.has_waiting_other_than(u64::MAX));
+        assert_eq!(q.take_waiting(u64::MAX), vec![30, 40]);
+        assert!(!q.has_waiting_other_than(u64::MAX));
+        assert_eq!(q.held_bytes(), 20, "the in-flight message and the member's own stay");
+        assert_eq!(q.drain(), (vec![u64::MAX], vec![10]));
         assert!(q.is_empty() && q.drain() == (vec![], vec![]));
     }
 }

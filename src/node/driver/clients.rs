@@ -3,9 +3,11 @@
 //!
 //! Writes and linearizable reads are ordered through the ring: the command is submitted like any
 //! message and answered with the state machine's outcome when it commits, so a read sees every
-//! write committed before it was sent. A member outside a primary view refuses them at once with
-//! `NoQuorum` (the client fails over) instead of queueing them until it rejoins. Stale reads are
-//! served from this member's state without the ring.
+//! write committed before it was sent. A member in a view change of a primary view holds them
+//! until the next view installs (bounded by the core, docs/PROTOCOL.md §8.1); a member outside
+//! a primary view refuses them at once with `NoQuorum` (the client fails over) instead of
+//! queueing them until it rejoins. Stale reads are served from this member's state without the
+//! ring.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -27,6 +29,8 @@ pub(super) enum Answer {
     Broadcast,
     /// A state machine command: `Executed` with its outcome.
     Execute,
+    /// A forced recovery: `Forced` with the report, or `Error` when refused.
+    Force,
 }
 
 /// A client submission waiting for its commit.
@@ -104,6 +108,12 @@ impl Driver {
                 let members = self.member_infos();
                 self.reply(client, &ClientReply::Members { request, members });
             }
+            ClientRequest::ForcePrimary { request, confirm } => {
+                log::warn!("{} protocol: a client asks for a forced primary (confirm {confirm})", self.me);
+                let tag = self.c.tags.fetch_add(1, Ordering::Relaxed);
+                self.pending.insert(tag, Pending { client, request, answer: Answer::Force });
+                self.step(Input::Force { tag, confirm });
+            }
             ClientRequest::Leave { request } => {
                 log::info!("{} protocol: a client asked this member to leave", self.me);
                 self.reply(client, &ClientReply::Leaving { request });
@@ -126,6 +136,11 @@ impl Driver {
             let message = "votes are cast by members, not clients".to_string();
             return self.reply(client, &ClientReply::Error { request, code: ErrorCode::BadRequest, message });
         }
+        if self.c.core.is_witness() {
+            // A witness orders nothing and holds no state (docs/PROTOCOL.md §5.7).
+            let message = "this member is a witness: it holds no state; use another member".to_string();
+            return self.reply(client, &ClientReply::Error { request, code: ErrorCode::NoQuorum, message });
+        }
         if consistency == Consistency::Stale {
             let reply = match self.read_locally(&command) {
                 Ok(outcome) => ClientReply::Executed { request, seq: 0, outcome: outcome.encode().into() },
@@ -133,9 +148,19 @@ impl Driver {
             };
             return self.reply(client, &reply);
         }
-        if !self.c.core.is_primary() {
-            let message = "this member is not in a primary view; try another member".to_string();
-            return self.reply(client, &ClientReply::Error { request, code: ErrorCode::NoQuorum, message });
+        if !self.c.core.serves_submissions(self.now()) {
+            // docs/PROTOCOL.md §8.1: refused at once, with why the last attempt made no primary.
+            let (code, message) = match self.c.core.shortfall() {
+                Some(Err(replicas)) => (ErrorCode::NotEnoughReplicas, replicas),
+                Some(Ok(quorum)) => (
+                    ErrorCode::NoQuorum,
+                    format!("this member is not in a primary view ({quorum}); try another member"),
+                ),
+                None => {
+                    (ErrorCode::NoQuorum, "this member is not in a primary view; try another member".into())
+                }
+            };
+            return self.reply(client, &ClientReply::Error { request, code, message });
         }
         self.submit(Pending { client, request, answer: Answer::Execute }, bytes);
     }
@@ -177,6 +202,7 @@ impl Driver {
             Answer::Execute => {
                 ClientReply::Executed { request, seq: commit.seq, outcome: commit.result.clone().into() }
             }
+            Answer::Force => return,
         };
         self.reply(client, &reply);
     }
@@ -232,11 +258,13 @@ impl Driver {
         // First: a warm member catches up, so the digest is of every commit it holds.
         let revision = self.c.core.machine_mut().as_dvm_mut().map_or(0, |state| state.revision());
         let status = self.c.core.status();
+        let count = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
         NodeStatus {
             member: status.member,
             view: status.view.view,
             primary: status.view.primary,
             role: match (status.view.primary, self.c.core.is_hot()) {
+                _ if self.c.core.is_witness() => StandbyRole::Witness,
                 (false, _) => StandbyRole::None,
                 (true, true) => StandbyRole::Hot,
                 (true, false) => StandbyRole::Warm,
@@ -250,6 +278,9 @@ impl Driver {
             revision,
             rotation_millihertz: self.rotation_rate.millihertz(),
             last_checkpoint: self.c.core.last_checkpoint(),
+            replicas: count(status.replicas.in_view),
+            configured: count(status.replicas.configured),
+            min_replicas: count(status.replicas.needed),
             max_step_us: u64::try_from(self.max_step.as_micros()).unwrap_or(u64::MAX),
             state_bytes: self.c.core.state_bytes(),
             links_up: u32::try_from(self.c.core.link_counts().0).unwrap_or(u32::MAX),

@@ -150,7 +150,12 @@ impl Hosts {
                 |j| if j == i { format!("{j}=0.0.0.0:{PORT}") } else { format!("{j}={}", self.data_addr(j)) },
             )
             .collect();
-        let log = std::fs::File::create(self.log_dir.join(format!("node-{i}.log"))).unwrap();
+        // A restarted node appends to its log, so one file tells the whole story.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_dir.join(format!("node-{i}.log")))
+            .unwrap();
         let mut command = Command::new("ip");
         command
             .args(["netns", "exec", &self.namespace(i), HARNESS, "node", "--id", &i.to_string()])
@@ -162,6 +167,17 @@ impl Hosts {
             .stderr(log);
         // `ip netns exec` execs the command in place, so the child's pid is the node's.
         self.children.spawn(i, command).unwrap_or_else(|e| panic!("start n{i}: {e}"));
+    }
+
+    /// Kills host `i`'s node with SIGKILL and reaps it; `start` runs it again.
+    pub fn kill(&mut self, i: u16) -> Result<(), String> {
+        self.children.kill(i).map(|_| ()).map_err(|e| format!("kill n{i}: {e}"))
+    }
+
+    /// Pauses (SIGSTOP) or resumes (SIGCONT) host `i`'s node.
+    pub fn set_paused(&mut self, i: u16, paused: bool) -> Result<(), String> {
+        let result = if paused { self.children.pause(i) } else { self.children.resume(i) };
+        result.map_err(|e| format!("{} n{i}: {e}", if paused { "pause" } else { "resume" }))
     }
 
     /// Takes host `i` off (or back onto) the data bridge by setting the root end of its data

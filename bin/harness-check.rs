@@ -1,0 +1,213 @@
+//! `harness-check`: linearizability runs against real `harness node` processes.
+//!
+//! Arguments and setup only; the logic lives in `harness::check`.
+//! - `client`: one recording client process (prints its history on stdout);
+//! - `run`: members on loopback, client processes and a nemesis, then the verdict;
+//! - `verify FILE`: checks a recorded history.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use harness::check::run::{ClientSettings, RunOptions};
+use harness::check::workload::Workload;
+use harness::check::{self, nemesis::Kinds, Verdict};
+
+const USAGE: &str = "\
+harness-check: linearizability of the key-value state under faults (docs/PROTOCOL.md §8.1)
+
+Usage:
+  harness-check run [--nodes 5] [--clients 5] [--keys 3] [--seconds 10] [--faults processes]
+                    [--token-timeout-ms 300] [--seed 1] [--stale-reads] [--history FILE]
+      start members on loopback, client processes and a nemesis; print the summary as JSON
+      and the verdict. --faults: none, processes (kill,pause,restart) or a list of them.
+      Exit 0 linearizable, 1 not linearizable or undecided, 2 bad usage or a failed run.
+  harness-check verify FILE
+      check a recorded history (one operation a line, as clients print them)
+  harness-check client --cluster ADDR,... --client N [--keys 3] [--duration-ms 5000]
+                    [--seed 1] [--request-timeout-ms 1000] [--op-deadline-ms 5000]
+                    [--think-ms 2] [--stale-reads]
+      one recording client: prints one history line per operation
+";
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("verify") => verify(&args[1..]),
+        Some("client") => client(&args[1..]),
+        Some("--help" | "-h") | None => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err((2, format!("unknown command {other:?} (try --help)"))),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err((code, problem)) => {
+            eprintln!("harness-check: {problem}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Flags as `--name value` pairs (or bare `--name` switches listed in `switches`).
+struct Flags {
+    pairs: Vec<(String, Option<String>)>,
+}
+
+impl Flags {
+    fn parse(args: &[String], switches: &[&str]) -> Result<Flags, (u8, String)> {
+        let mut pairs = Vec::new();
+        let mut rest = args.iter();
+        while let Some(arg) = rest.next() {
+            let Some(name) = arg.strip_prefix("--") else {
+                return Err((2, format!("unexpected argument {arg:?} (flags start with --)")));
+            };
+            if pairs.iter().any(|(n, _): &(String, _)| n == name) {
+                return Err((2, format!("--{name} is given twice")));
+            }
+            if switches.contains(&name) {
+                pairs.push((name.to_string(), None));
+            } else {
+                let value = rest.next().ok_or((2, format!("--{name} needs a value")))?;
+                pairs.push((name.to_string(), Some(value.clone())));
+            }
+        }
+        Ok(Flags { pairs })
+    }
+
+    fn switch(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(n, v)| n == name && v.is_none())
+    }
+
+    fn text(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+    }
+
+    fn number(&self, name: &str, default: u64) -> Result<u64, (u8, String)> {
+        match self.text(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| (2, format!("--{name} must be a number, not {v:?}"))),
+        }
+    }
+
+    fn check_known(&self, known: &[&str]) -> Result<(), (u8, String)> {
+        match self.pairs.iter().find(|(n, _)| !known.contains(&n.as_str())) {
+            Some((name, _)) => Err((2, format!("unknown flag --{name} (try --help)"))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn client(args: &[String]) -> Result<u8, (u8, String)> {
+    let flags = Flags::parse(args, &["stale-reads"])?;
+    let known = [
+        "cluster",
+        "client",
+        "keys",
+        "duration-ms",
+        "seed",
+        "request-timeout-ms",
+        "op-deadline-ms",
+        "think-ms",
+        "stale-reads",
+    ];
+    flags.check_known(&known)?;
+    let addrs: Vec<SocketAddr> = flags
+        .text("cluster")
+        .ok_or((2, "--cluster is required".to_string()))?
+        .split(',')
+        .map(|a| a.trim().parse().map_err(|_| (2, format!("--cluster: {a:?} is not HOST:PORT"))))
+        .collect::<Result<_, _>>()?;
+    let client = flags.number("client", 0)?;
+    if client == 0 {
+        return Err((2, "--client N (1 or more) is required".into()));
+    }
+    let workload = Workload {
+        client,
+        addrs,
+        keys: flags.number("keys", 3)?.max(1),
+        duration: Duration::from_millis(flags.number("duration-ms", 5000)?),
+        seed: flags.number("seed", 1)?,
+        stale_reads: flags.switch("stale-reads"),
+        request_timeout: Duration::from_millis(flags.number("request-timeout-ms", 1000)?.max(1)),
+        op_deadline: Duration::from_millis(flags.number("op-deadline-ms", 5000)?.max(1)),
+        think: Duration::from_millis(flags.number("think-ms", 2)?),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    check::workload::run(&workload, &mut out).map_err(|e| (1, e))?;
+    Ok(0)
+}
+
+fn verify(args: &[String]) -> Result<u8, (u8, String)> {
+    let [path] = args else { return Err((2, "verify takes one history file".into())) };
+    let text = std::fs::read_to_string(path).map_err(|e| (2, format!("cannot read {path}: {e}")))?;
+    let history = check::history::parse(&text).map_err(|e| (2, e.to_string()))?;
+    let counts = check::counts(&history);
+    let verdict = check::check(&history, check::BUDGET_DEFAULT);
+    println!(
+        "{{\"ops\":{},\"completed\":{},\"indeterminate\":{},\"keys\":{},\"verdict\":\"{}\"}}",
+        counts.ops,
+        counts.completed,
+        counts.indeterminate,
+        counts.keys,
+        verdict.word()
+    );
+    println!("{verdict}");
+    Ok(if verdict == Verdict::Linearizable { 0 } else { 1 })
+}
+
+fn run(args: &[String]) -> Result<u8, (u8, String)> {
+    let flags = Flags::parse(args, &["stale-reads"])?;
+    let known = [
+        "nodes",
+        "clients",
+        "keys",
+        "seconds",
+        "faults",
+        "token-timeout-ms",
+        "seed",
+        "stale-reads",
+        "history",
+    ];
+    flags.check_known(&known)?;
+    let me = std::env::current_exe().map_err(|e| (2, format!("cannot find this executable: {e}")))?;
+    let harness = me.with_file_name("harness");
+    if !harness.is_file() {
+        return Err((2, format!("{} not found; build it with `cargo build --release`", harness.display())));
+    }
+    let kinds: Kinds = flags.text("faults").unwrap_or("processes").parse().map_err(|e| (2, e))?;
+    let nodes = usize::try_from(flags.number("nodes", 5)?).unwrap_or(5);
+    if !(3..=16).contains(&nodes) {
+        return Err((2, format!("--nodes must be 3..=16, not {nodes}")));
+    }
+    let token_timeout = Duration::from_millis(flags.number("token-timeout-ms", 300)?.max(10));
+    let seconds = flags.number("seconds", 10)?.max(1);
+    let options = RunOptions {
+        harness,
+        harness_check: me,
+        nodes,
+        clients: ClientSettings {
+            clients: usize::try_from(flags.number("clients", 5)?).unwrap_or(5).max(1),
+            keys: flags.number("keys", 3)?.max(1),
+            duration: Duration::from_secs(seconds),
+            seed: flags.number("seed", 1)?,
+            stale_reads: flags.switch("stale-reads"),
+            request_timeout: token_timeout * 3,
+            op_deadline: token_timeout * 15,
+            think: Duration::from_millis(2),
+        },
+        token_timeout,
+        seed: flags.number("seed", 1)?,
+        kinds,
+        history_out: flags.text("history").map(PathBuf::from),
+    };
+    let summary = check::run::run(&options).map_err(|e| (2, e))?;
+    println!("{}", summary.json());
+    println!("{}", summary.verdict);
+    Ok(if summary.verdict == Verdict::Linearizable { 0 } else { 1 })
+}

@@ -10,6 +10,8 @@ const USAGE: &str = "usage:
   harness-sim --seed S [--trace] [options]        run one seed; --trace prints every event
   harness-sim --seeds A..B [--json] [options]     run a campaign over seeds A (inclusive) to B (exclusive)
   harness-sim cost [--nodes 4,8,...] [--ring bi|uni] [--json]   measure the cost table
+  harness-sim scale [--nodes 64,256,1024] [--seed S] [--json]    formation, a join and a view change
+                       at each size: time, connections opened per member, frames, guarantees
 options:
   --nodes N            members (default 5)
   --messages M         messages each member submits (default 100)
@@ -73,12 +75,13 @@ fn main() {
         return;
     }
     let cost = args.first().is_some_and(|a| a == "cost");
+    let scale = args.first().is_some_and(|a| a == "scale");
     let mut options = SimOptions::default();
     let mut seed = None;
     let mut seeds = None;
     let mut json = false;
-    let mut sizes = vec![4, 8, 16, 32, 64, 128, 256];
-    let mut i = usize::from(cost);
+    let mut sizes = if scale { vec![64, 256, 1024] } else { vec![4, 8, 16, 32, 64, 128, 256] };
+    let mut i = usize::from(cost || scale);
     while i < args.len() {
         let flag = args[i].as_str();
         match flag {
@@ -96,6 +99,12 @@ fn main() {
                 sizes = value(&args, &mut i, flag).split(',').map(|s| number::<usize>(s, flag)).collect();
                 if sizes.iter().any(|&n| n == 0 || n > 1000) {
                     fail("--nodes must be in 1..=1000");
+                }
+            }
+            "--nodes" if scale => {
+                sizes = value(&args, &mut i, flag).split(',').map(|s| number::<usize>(s, flag)).collect();
+                if sizes.iter().any(|&n| !(3..=4096).contains(&n)) {
+                    fail("--nodes must be in 3..=4096");
                 }
             }
             "--nodes" => {
@@ -157,6 +166,15 @@ fn main() {
     }
     if options.witnesses >= options.nodes {
         fail("--witnesses must leave at least one member that holds state");
+    }
+    if scale {
+        let rows: Vec<sim::ScaleRow> = sizes.iter().map(|&n| sim::scale_run(n, seed.unwrap_or(1))).collect();
+        if json {
+            println!("{}", sim::scale_json(&rows));
+        } else {
+            print!("{}", sim::scale_markdown(&rows));
+        }
+        exit(i32::from(rows.iter().any(|row| row.violation.is_some())));
     }
     if cost {
         let rows = sim::cost_table(&sizes, options.ring_mode);

@@ -29,6 +29,7 @@ Usage:
                     [--seed 1] [--request-timeout-ms 1000] [--op-deadline-ms 5000]
                     [--think-ms 2] [--stale-reads]
       one recording client: prints one history line per operation
+  harness-check --help | --version
 ";
 
 fn main() -> ExitCode {
@@ -38,6 +39,10 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("verify") => verify(&args[1..]),
         Some("client") => client(&args[1..]),
+        Some("--version" | "-V" | "version") => {
+            println!("{}", harness::cli::version_line("harness-check"));
+            return ExitCode::SUCCESS;
+        }
         Some("--help" | "-h") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -10,6 +10,7 @@ const USAGE: &str = "usage:
   harness-sim --seed S [--trace] [options]        run one seed; --trace prints every event
   harness-sim --seeds A..B [--json] [options]     run a campaign over seeds A (inclusive) to B (exclusive)
   harness-sim cost [--nodes 4,8,...] [--ring bi|uni] [--json]   measure the cost table
+  harness-sim --help | --version
 options:
   --nodes N            members (default 5)
   --messages M         messages each member submits (default 100)
@@ -63,6 +64,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
+        return;
+    }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("{}", harness::cli::version_line("harness-sim"));
         return;
     }
     let cost = args.first().is_some_and(|a| a == "cost");

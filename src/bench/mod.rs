@@ -36,6 +36,7 @@ harness-bench: latency, throughput, recovery, fairness, floor and idle cost of r
 
 Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FILE]
                      [--svg-dir DIR] [--figures LIST]
+       harness-bench --help | --version
   --quick          a short smoke run (n = 3, ring bi unless narrowed; few requests)
   --nodes LIST     ring sizes for latency and throughput, each in 2..=16 (default 3,5,7,9);
                    recovery measures those of 3,5,9 listed (or the list itself if none is)

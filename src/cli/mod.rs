@@ -52,7 +52,7 @@ Usage:
   harness status             harness members                harness leave
   harness keygen --key-file FILE
   harness plugin load NAME   (every member must be able to load it, or none records it)
-  harness --help
+  harness --help             harness --version (or harness version)
 
 harness node: run one member until Ctrl-C or SIGTERM.
   --id N               this member's id, 1..=65535
@@ -114,11 +114,18 @@ Logging: RUST_LOG=error|warn|info|debug|trace (default info).
 Errors: one line on stderr naming the flag, exit code 2.
 ";
 
+/// `NAME VERSION`: what every binary of the crate prints for `--version`.
+pub fn version_line(program: &str) -> String {
+    format!("{program} {}", env!("CARGO_PKG_VERSION"))
+}
+
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Print `USAGE`.
     Help,
+    /// Print `harness VERSION`.
+    Version,
     /// Run one member.
     Node(NodeArgs),
     /// Run the local demo.
@@ -142,6 +149,9 @@ pub fn parse_command(
     // `--help` anywhere wins, so `harness node --id 1 --help` shows usage instead of an error.
     if args.iter().any(|a| a == "--help" || a == "-h") || command == "help" {
         return Ok(Command::Help);
+    }
+    if ["--version", "-V", "version"].contains(&command.as_str()) {
+        return Ok(Command::Version);
     }
     match command.as_str() {
         "node" => Ok(Command::Node(parse_node_args_with_env(rest, read_file, env)?)),
@@ -178,6 +188,11 @@ mod tests {
         assert!(matches!(parse("node --id 1 --peers 1=127.0.0.1:7101").unwrap(), Command::Node(_)));
         assert_eq!(parse("").unwrap_err().to_string(), "no command given (try --help)");
         assert_eq!(parse("serve").unwrap_err().to_string(), "unknown command \"serve\" (try --help)");
+        for version in ["--version", "-V", "version"] {
+            assert_eq!(parse(version).unwrap(), Command::Version, "{version}");
+        }
+        assert!(USAGE.contains("harness --version"));
+        assert_eq!(version_line("harness"), format!("harness {}", env!("CARGO_PKG_VERSION")));
     }
 
     #[test]

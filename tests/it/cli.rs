@@ -1,6 +1,6 @@
 //! The `harness` command line as operators meet it: a bad flag or an address in use is one
-//! line on stderr naming the flag or address, exit code 2; `--help` exits 0; a node stops
-//! cleanly on SIGTERM.
+//! line on stderr naming the flag or address, exit code 2; `--help` and `--version` (of every
+//! binary) exit 0; a node stops cleanly on SIGTERM.
 
 use crate::common;
 
@@ -132,6 +132,27 @@ fn help_prints_usage_and_exits_0() {
         assert!(stdout.contains("harness node --id N"), "{stdout}");
         assert!(stdout.contains("--hostfile FILE"), "{stdout}");
     }
+}
+
+#[test]
+fn every_binary_prints_name_and_version_and_exits_0() {
+    let version = env!("CARGO_PKG_VERSION");
+    let binaries = [
+        ("harness", HARNESS),
+        ("harness-sim", env!("CARGO_BIN_EXE_harness-sim")),
+        ("harness-bench", env!("CARGO_BIN_EXE_harness-bench")),
+        ("harness-check", env!("CARGO_BIN_EXE_harness-check")),
+    ];
+    for (name, exe) in binaries {
+        let output = Command::new(exe).arg("--version").env("RUST_LOG", "off").output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{name} --version");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{name} {version}\n"), "{name}");
+        assert!(output.stderr.is_empty(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let output = run_harness(&["version"], DEADLINE);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("harness {version}\n"));
+    let help = run_harness(&["--help"], DEADLINE);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("harness --version"));
 }
 
 #[test]

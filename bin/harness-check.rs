@@ -154,14 +154,13 @@ fn verify(args: &[String]) -> Result<u8, (u8, String)> {
     let history = check::history::parse(&text).map_err(|e| (2, e.to_string()))?;
     let counts = check::counts(&history);
     let verdict = check::check(&history, check::BUDGET_DEFAULT);
-    println!(
-        "{{\"ops\":{},\"completed\":{},\"indeterminate\":{},\"keys\":{},\"verdict\":\"{}\"}}",
-        counts.ops,
-        counts.completed,
-        counts.indeterminate,
-        counts.keys,
-        verdict.word()
-    );
+    let json = harness::json::Object::new()
+        .uint("ops", counts.ops as u64)
+        .uint("completed", counts.completed as u64)
+        .uint("indeterminate", counts.indeterminate as u64)
+        .uint("keys", counts.keys as u64)
+        .str("verdict", verdict.word());
+    println!("{}", json.finish());
     println!("{verdict}");
     Ok(if verdict == Verdict::Linearizable { 0 } else { 1 })
 }

@@ -12,7 +12,6 @@ mod client_cmd;
 pub mod demo;
 mod error;
 mod flags;
-mod json;
 mod node;
 mod procs;
 mod report;

@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::cost::{measure, seed_figures, CostRow};
 use super::{run, RunReport, SimOptions};
 use crate::ids::RingMode;
+use crate::json::{self, Object};
 
 /// The totals of a campaign.
 #[derive(Clone, Debug, Default)]
@@ -25,17 +26,16 @@ pub struct Summary {
 impl Summary {
     /// The summary as one JSON object.
     pub fn to_json(&self, options: &SimOptions) -> String {
-        format!(
-            "{{\"seeds\":{},\"violations\":{},\"steps\":{},\"seconds\":{:.3},\"nodes\":{},\"faults\":\"{}\",\"ring\":\"{}\",\"failed\":{:?}}}",
-            self.seeds,
-            self.violations,
-            self.steps,
-            self.seconds,
-            options.nodes,
-            options.profile,
-            options.ring_mode.as_str(),
-            self.failed
-        )
+        Object::new()
+            .uint("seeds", self.seeds)
+            .uint("violations", self.violations)
+            .uint("steps", self.steps)
+            .fixed("seconds", self.seconds, 3)
+            .uint("nodes", options.nodes as u64)
+            .str("faults", &options.profile.to_string())
+            .str("ring", options.ring_mode.as_str())
+            .raw("failed", &json::array(self.failed.iter().map(u64::to_string)))
+            .finish()
     }
 }
 
@@ -123,17 +123,18 @@ pub fn cost_json(rows: &[CostRow]) -> String {
             .iter()
             .enumerate()
         {
-            records.push(format!(
-                "{{\"operation\":\"{}\",\"n\":{},\"ring\":\"{}\",\"o\":{},\"c\":{},\"seed_o\":{},\"seed_c\":{}}}",
-                name,
-                row.nodes,
-                row.ring.as_str(),
-                ours[i].0,
-                ours[i].1,
-                seed[i].0,
-                seed[i].1
-            ));
+            records.push(
+                Object::new()
+                    .str("operation", name)
+                    .uint("n", row.nodes as u64)
+                    .str("ring", row.ring.as_str())
+                    .uint("o", ours[i].0)
+                    .uint("c", ours[i].1)
+                    .uint("seed_o", seed[i].0)
+                    .uint("seed_c", seed[i].1)
+                    .finish(),
+            );
         }
     }
-    format!("[{}]", records.join(","))
+    json::array(records)
 }

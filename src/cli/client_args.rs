@@ -36,7 +36,7 @@ pub struct ClientArgs {
     pub key: Option<ClusterKey>,
     /// `--encrypt`: the cluster encrypts its frames.
     pub encrypt: bool,
-    /// `--cluster-name`: the name the key is bound to (the members' `--cluster`).
+    /// `--cluster-name`: the name the key is bound to (the members' `--cluster-name`).
     pub cluster_name: String,
     /// The operation.
     pub op: ClientOp,

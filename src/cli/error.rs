@@ -70,6 +70,13 @@ pub enum CliError {
         /// The second flag.
         second: &'static str,
     },
+    /// A flag spelled the old way, which now means something else or has a new name.
+    Renamed {
+        /// The old spelling, without dashes.
+        old: &'static str,
+        /// What to write instead, without the leading dashes.
+        new: &'static str,
+    },
     /// `--slurm` could not derive the membership from the job's environment.
     Slurm(String),
     /// A setting rejected by the configuration's own validation.
@@ -113,6 +120,9 @@ impl fmt::Display for CliError {
             CliError::Required { flags } => write!(f, "{flags} is required"),
             CliError::Needs { flag, needs } => write!(f, "--{flag} needs {needs}"),
             CliError::Conflict { first, second } => write!(f, "--{first} and --{second} exclude each other"),
+            CliError::Renamed { old, new } => {
+                write!(f, "--{old} is not a flag of `harness node`: name the cluster with --{new}")
+            }
             CliError::Slurm(problem) => write!(f, "--slurm: {problem}"),
             CliError::Config(e) => e.fmt(f),
             CliError::Start(e) => write!(f, "cannot start: {e}"),

@@ -15,17 +15,21 @@ options:
   --nodes N            members (default 5)
   --messages M         messages each member submits (default 100)
   --faults PROFILE     none, all, or a comma list of: crash, restart, multi-crash, cascade, link,
-                       partition, partial, one-way, delay, pause, join, cold-start (default none)
+                       partition, partial, one-way, delay, pause, join, cold-start, glitch (default none)
   --ring bi|uni        ring mode (default bi)
   --hot H              hot members per view (default 2); the others are warm standbys
   --checkpoint-every N commits between checkpoints (default 16), each checked against the history
   --commands-percent P submissions that are DVM commands, mostly transactions (default 50)
   --durability D       memory, checkpoint or fsync: what restarted members get back (default memory)
+  --min-replicas W     the write quorum (default a majority of the members less the witnesses)
+  --witnesses K        the K highest ids are witnesses: they vote and hold no state (default 0)
+  --quorum MODE        configuration or dynamic: who chooses a primary's successor (default configuration)
   --state-bytes B      member 1 first writes B bytes of state (e.g. 512KiB, 4MiB) in 64 KiB
                        values, so checkpoints and transfers are large; links carry 1 GiB/s and
                        disks write 256 MiB/s, so their size costs simulated time
   --no-live-exclusion  a violation if a live member is ever excluded (use with faults that
-                       never cut a live member off: crash, restart, join)";
+                       never cut a live member off: crash, restart, join)
+  --defect NAME        a deliberately broken core, to show the checker catches it: no-replica-floor";
 
 fn fail(message: &str) -> ! {
     eprintln!("harness-sim: {message}");
@@ -120,6 +124,19 @@ fn main() {
                     .parse()
                     .unwrap_or_else(|e: harness::ConfigError| fail(&e.to_string()))
             }
+            "--min-replicas" => options.min_replicas = Some(number(value(&args, &mut i, flag), flag)),
+            "--witnesses" => options.witnesses = number(value(&args, &mut i, flag), flag),
+            "--quorum" => {
+                options.quorum_mode = value(&args, &mut i, flag)
+                    .parse()
+                    .unwrap_or_else(|e: harness::ConfigError| fail(&e.to_string()))
+            }
+            "--defect" => {
+                options.defect = match value(&args, &mut i, flag) {
+                    "no-replica-floor" => harness::Defect::NoReplicaFloor,
+                    other => fail(&format!("unknown defect {other:?}: no-replica-floor")),
+                }
+            }
             "--state-bytes" => options.state_bytes = bytes(value(&args, &mut i, flag), flag),
             "--no-live-exclusion" => options.no_live_exclusion = true,
             "--fault-phase-ms" => {
@@ -131,6 +148,9 @@ fn main() {
             other => fail(&format!("unknown argument {other:?} (see --help)")),
         }
         i += 1;
+    }
+    if options.witnesses >= options.nodes {
+        fail("--witnesses must leave at least one member that holds state");
     }
     if cost {
         let rows = sim::cost_table(&sizes, options.ring_mode);

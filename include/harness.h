@@ -28,6 +28,7 @@ extern "C" {
 #define HARNESS_PROTOCOL 7      /* a member sent an invalid answer */
 #define HARNESS_TIMEOUT 8       /* a watch saw no change within its timeout */
 #define HARNESS_PANIC 9         /* internal error; close the client */
+#define HARNESS_NOT_ENOUGH_REPLICAS 10 /* too few members connected for the write quorum W */
 
 typedef struct HarnessClient harness_client;
 

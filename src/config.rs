@@ -49,6 +49,14 @@ pub struct CoreConfig {
     /// The plug-ins this member can load: its vote on a plug-in agreement is yes exactly for
     /// these names (docs/PROTOCOL.md §7.1). The node fills it from `--plugins` and `--plugin-dir`.
     pub plugins: Vec<String>,
+    /// Members of the universe that are witnesses: they vote on views and hold no state
+    /// (docs/PROTOCOL.md §5.7). Every member must be given the same list.
+    pub witnesses: Vec<NodeId>,
+    /// The write quorum `W`: a commit is acknowledged only once this many members hold it
+    /// (docs/PROTOCOL.md §5.2). `None`: a majority of the universe less its witnesses.
+    pub min_replicas: Option<usize>,
+    /// Who chooses a primary view's successor (docs/PROTOCOL.md §5.2).
+    pub quorum_mode: QuorumMode,
     /// Seed of the core's one random generator.
     pub seed: u64,
     /// A deliberate defect, for proving that the simulator's checker can fail. Always `None`
@@ -96,6 +104,38 @@ impl std::str::FromStr for Durability {
     }
 }
 
+/// Who votes on the successor of a primary view (docs/PROTOCOL.md §5.2, §5.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QuorumMode {
+    /// A majority of the configuration's processes, whatever members the last view had.
+    #[default]
+    Configuration,
+    /// Dynamic linear voting: a majority of the last primary view, which never has fewer than
+    /// the write quorum's members.
+    Dynamic,
+}
+
+impl QuorumMode {
+    /// The flag's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuorumMode::Configuration => "configuration",
+            QuorumMode::Dynamic => "dynamic",
+        }
+    }
+}
+
+impl std::str::FromStr for QuorumMode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<QuorumMode, ConfigError> {
+        match s {
+            "configuration" => Ok(QuorumMode::Configuration),
+            "dynamic" => Ok(QuorumMode::Dynamic),
+            other => Err(ConfigError::new("quorum", format!("{other:?} is not configuration or dynamic"))),
+        }
+    }
+}
+
 /// The default number of hot members: two, the fewest that keep serving through one failure
 /// without a promotion, and fewer than the members of any ring of three or more (the seed's rule
 /// 1 < H < n). Rings of one or two are all hot.
@@ -121,6 +161,9 @@ pub enum Defect {
     /// After a view change a sender re-sends its committed messages too: duplicate filtering
     /// is off [§5.4].
     ResendCommitted,
+    /// The behaviour before the write quorum: dynamic linear voting with no floor, so a glitch
+    /// can shrink a primary view to one member that acknowledges writes alone [§5.2].
+    NoReplicaFloor,
 }
 
 impl CoreConfig {
@@ -145,9 +188,33 @@ impl CoreConfig {
             checkpoint_interval: Duration::from_secs(10),
             durability: Durability::Memory,
             plugins: Vec::new(),
+            witnesses: Vec::new(),
+            min_replicas: None,
+            quorum_mode: QuorumMode::Configuration,
             seed: u64::from(me.id.0),
             defect: Defect::None,
         }
+    }
+
+    /// Whether this member is a witness (docs/PROTOCOL.md §5.7).
+    pub fn is_witness(&self) -> bool {
+        self.witnesses.contains(&self.me.id)
+    }
+
+    /// The members of the universe that hold state: every one but the witnesses.
+    pub fn data_members(&self) -> usize {
+        self.universe.iter().filter(|id| !self.witnesses.contains(id)).count()
+    }
+
+    /// The default write quorum: a majority of the universe less its witnesses, at least one.
+    /// That is how many members that hold state a view-change quorum always includes.
+    pub fn default_min_replicas(&self) -> usize {
+        (self.universe.len() / 2 + 1).saturating_sub(self.witnesses.len()).max(1)
+    }
+
+    /// The write quorum `W` (docs/PROTOCOL.md §5.2).
+    pub fn write_quorum(&self) -> usize {
+        self.min_replicas.unwrap_or_else(|| self.default_min_replicas())
     }
 
     /// How often an otherwise idle link sends a heartbeat.
@@ -201,6 +268,27 @@ impl CoreConfig {
         }
         if self.checkpoint_interval < Duration::from_millis(10) {
             return Err(ConfigError::new("checkpoint-interval", "must be at least 10ms"));
+        }
+        let mut witnesses = self.witnesses.clone();
+        witnesses.sort();
+        if witnesses.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ConfigError::new("witness", "lists an id twice"));
+        }
+        if let Some(w) = witnesses.iter().find(|w| !ids.contains(w)) {
+            return Err(ConfigError::new("witness", format!("{w} is not in the peer list")));
+        }
+        if self.data_members() == 0 {
+            return Err(ConfigError::new("witness", "leaves no member that holds state"));
+        }
+        if self.universe.len() > usize::from(u16::MAX) {
+            return Err(ConfigError::new("peers", "lists more than 65535 members"));
+        }
+        let w = self.write_quorum();
+        if w == 0 || w > self.data_members() {
+            return Err(ConfigError::new(
+                "min-replicas",
+                format!("must be in 1..={} (the members that hold state)", self.data_members()),
+            ));
         }
         Ok(())
     }

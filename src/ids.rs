@@ -29,13 +29,50 @@ impl fmt::Display for Member {
     }
 }
 
+/// One process that votes on a view's successor: a member id and the incarnation its process
+/// started with (its *boot*, docs/PROTOCOL.md §1). A member that rejoins as a new incarnation keeps
+/// its boot; a restarted process has a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Voter {
+    /// The configured id.
+    pub id: NodeId,
+    /// The incarnation the process started with.
+    pub boot: u64,
+}
+
+impl fmt::Display for Voter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.id, self.boot)
+    }
+}
+
 /// The epoch of a view. Primary views are numbered 1, 2, ... along their chain; 0 means "none".
+/// The high 32 bits count forced recoveries (docs/PROTOCOL.md §5.8): a forced view starts a new
+/// epoch, so it is newer than every view of the old one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ViewId(pub u64);
 
+/// Bits of a view id below the forced-recovery epoch.
+const VIEW_EPOCH_SHIFT: u32 = 32;
+
+impl ViewId {
+    /// How many forced recoveries lie behind this view.
+    pub fn epoch(self) -> u64 {
+        self.0 >> VIEW_EPOCH_SHIFT
+    }
+
+    /// The first view of the next epoch: newer than every view of this one.
+    pub fn next_epoch(self) -> ViewId {
+        ViewId(((self.epoch() + 1) << VIEW_EPOCH_SHIFT) | 1)
+    }
+}
+
 impl fmt::Display for ViewId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.0)
+        match self.epoch() {
+            0 => write!(f, "v{}", self.0),
+            epoch => write!(f, "v{}.{}", epoch, self.0 & ((1 << VIEW_EPOCH_SHIFT) - 1)),
+        }
     }
 }
 

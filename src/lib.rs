@@ -38,9 +38,9 @@ pub mod time;
 pub mod transport;
 pub mod wire;
 
-pub use crate::config::{CoreConfig, Defect, Durability};
+pub use crate::config::{CoreConfig, Defect, Durability, QuorumMode};
 pub use crate::core::{Commit, Core, CoreStatus, Delivery, Input, Output, RejectReason, ViewInfo};
 pub use crate::error::{ConfigError, DecodeError, Error};
-pub use crate::ids::{Ballot, Member, MsgId, NodeId, RingMode, Seq, ViewId};
+pub use crate::ids::{Ballot, Member, MsgId, NodeId, RingMode, Seq, ViewId, Voter};
 pub use crate::node::{Node, NodeConfig, NodeOptions, Rejection};
 pub use crate::time::Time;

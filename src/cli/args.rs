@@ -15,7 +15,7 @@ use super::slurm::slurm_membership;
 pub use crate::auth::cluster_hash;
 use crate::auth::{Auth, ClusterKey};
 use crate::client::address::{parse_address, DEFAULT_CLUSTER, DEFAULT_PORT};
-use crate::config::{CoreConfig, Durability};
+use crate::config::{CoreConfig, Durability, QuorumMode};
 use crate::ids::{Member, NodeId, RingMode};
 use crate::node::NodeConfig;
 
@@ -47,6 +47,51 @@ pub struct NodeArgs {
     pub encrypt: bool,
     /// Roles, checkpoints and durability.
     pub state: StateArgs,
+    /// The write quorum, the quorum mode and the witnesses.
+    pub quorum: QuorumArgs,
+}
+
+/// The flags of the quorum rules (docs/PROTOCOL.md §5.2, §5.7).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuorumArgs {
+    /// `--min-replicas W`: the write quorum (default a majority less the witnesses).
+    pub min_replicas: Option<usize>,
+    /// `--quorum configuration|dynamic`.
+    pub mode: QuorumMode,
+    /// `--witness ID[,ID...]`: members that vote and hold no state.
+    pub witnesses: Vec<NodeId>,
+}
+
+/// Parses the quorum flags; the ids must be in `peers`.
+fn parse_quorum_args(
+    value: &dyn Fn(&str) -> Option<String>,
+    peers: &BTreeMap<NodeId, SocketAddr>,
+) -> Result<QuorumArgs, CliError> {
+    let mut quorum = QuorumArgs::default();
+    if let Some(list) = value("witness") {
+        for part in list.split(',') {
+            let id = NodeId(parse_number("witness", part.trim(), 1, u64::from(u16::MAX))? as u16);
+            if !peers.contains_key(&id) {
+                return Err(CliError::bad("witness", &list, format!("id {} is not in the peer list", id.0)));
+            }
+            if quorum.witnesses.contains(&id) {
+                return Err(CliError::bad("witness", &list, format!("lists id {} twice", id.0)));
+            }
+            quorum.witnesses.push(id);
+        }
+        if quorum.witnesses.len() >= peers.len() {
+            return Err(CliError::bad("witness", &list, "leaves no member that holds state"));
+        }
+    }
+    if let Some(text) = value("min-replicas") {
+        let data = (peers.len() - quorum.witnesses.len()) as u64;
+        quorum.min_replicas = Some(parse_number("min-replicas", &text, 1, data.max(1))? as usize);
+    }
+    if let Some(text) = value("quorum") {
+        quorum.mode =
+            text.parse().map_err(|_| CliError::bad("quorum", &text, "must be configuration or dynamic"))?;
+    }
+    Ok(quorum)
 }
 
 /// The flags of the replicated state (docs/PROTOCOL.md §7).
@@ -153,6 +198,9 @@ impl NodeArgs {
         core.checkpoint_interval = self.state.checkpoint_interval;
         core.durability = self.state.durability;
         core.plugins = self.state.plugins.clone();
+        core.min_replicas = self.quorum.min_replicas;
+        core.quorum_mode = self.quorum.mode;
+        core.witnesses = self.quorum.witnesses.clone();
         core.validate()?;
         Ok(NodeConfig { core, listen: self.listen, peers: self.peers.clone(), auth: self.auth() })
     }
@@ -176,7 +224,7 @@ pub struct DemoArgs {
 }
 
 /// The flags of `harness node` that take a value.
-pub const NODE_VALUED: [&str; 16] = [
+pub const NODE_VALUED: [&str; 19] = [
     "id",
     "listen",
     "peers",
@@ -193,6 +241,9 @@ pub const NODE_VALUED: [&str; 16] = [
     "key-file",
     "plugins",
     "plugin-dir",
+    "min-replicas",
+    "quorum",
+    "witness",
 ];
 /// The switches of `harness node`.
 pub const NODE_SWITCHES: [&str; 2] = ["slurm", "encrypt"];
@@ -288,7 +339,20 @@ pub fn parse_node_args_with_env(
         return Err(CliError::Needs { flag: "encrypt", needs: "--key-file" });
     }
     let state = parse_state_args(&|flag| value(flag).map(str::to_string))?;
-    Ok(NodeArgs { id, listen, peers, ring, token_timeout, cluster_name, delivery_log, key, encrypt, state })
+    let quorum = parse_quorum_args(&|flag| value(flag).map(str::to_string), &peers)?;
+    Ok(NodeArgs {
+        id,
+        listen,
+        peers,
+        ring,
+        token_timeout,
+        cluster_name,
+        delivery_log,
+        key,
+        encrypt,
+        state,
+        quorum,
+    })
 }
 
 /// Loads `--key-file`; every problem names the flag and the file.

@@ -1,5 +1,5 @@
 //! The arguments of the client commands (`put`, `get`, `del`, `range`, `txn`, `watch`, `status`,
-//! `members`, `leave`), parsed by pure functions.
+//! `members`, `leave`, `force-primary`), parsed by pure functions.
 //!
 //! Positional arguments (keys, values, prefixes) and flags mix freely; `--` ends the flags, so
 //! a key may start with dashes. `--cluster` takes the members' addresses as `HOST:PORT,...` or
@@ -91,6 +91,12 @@ pub enum ClientOp {
         /// The plug-in.
         name: String,
     },
+    /// `force-primary [--yes]`: the (single) member in `--cluster` forms a primary although a
+    /// quorum is gone (docs/PROTOCOL.md §5.8); without `--yes` a dry run.
+    ForcePrimary {
+        /// Whether to go ahead.
+        confirm: bool,
+    },
 }
 
 /// Parses a client command's arguments (after the command name); `env` reads `HARNESS_CLUSTER`.
@@ -110,6 +116,7 @@ pub fn parse_client_args(
         }
         "txn" => valued.push("session"),
         "watch" => valued.extend(["from", "count"]),
+        "force-primary" => switches.push("yes"),
         _ => {}
     }
     let (positional, flags, clauses) = split_arguments(args, &valued)?;
@@ -195,6 +202,17 @@ pub fn parse_client_args(
                 ));
             }
             ClientOp::Leave
+        }
+        "force-primary" => {
+            expect(&[])?;
+            if cluster.len() != 1 {
+                return Err(CliError::bad(
+                    "cluster",
+                    value("cluster").unwrap_or(""),
+                    "`harness force-primary` takes the address of exactly the member to form it",
+                ));
+            }
+            ClientOp::ForcePrimary { confirm: switch("yes") }
         }
         other => return Err(CliError::UnknownCommand { command: other.to_string() }),
     };

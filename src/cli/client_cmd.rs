@@ -26,6 +26,8 @@ pub const EXIT_GUARD_FAILED: i32 = 4;
 pub const EXIT_NO_QUORUM: i32 = 5;
 /// No member answered.
 pub const EXIT_UNREACHABLE: i32 = 6;
+/// No primary view: too few members are connected for the write quorum (docs/PROTOCOL.md §5.2).
+pub const EXIT_NOT_ENOUGH_REPLICAS: i32 = 7;
 
 /// A failed client command: the exit code and the one line for stderr.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,6 +49,7 @@ impl From<ClusterError> for Failure {
         let code = match error {
             ClusterError::Unreachable { .. } => EXIT_UNREACHABLE,
             ClusterError::NoQuorum { .. } => EXIT_NO_QUORUM,
+            ClusterError::NotEnoughReplicas { .. } => EXIT_NOT_ENOUGH_REPLICAS,
             ClusterError::BadRequest { .. } => super::EXIT_USAGE,
             ClusterError::Compacted { .. }
             | ClusterError::Protocol { .. }
@@ -196,6 +199,30 @@ pub fn run_client(
                 writeln!(out, "{}", Object::new().str("leaving", &addr.to_string()).finish())?;
             } else {
                 writeln!(out, "{addr} is leaving the group")?;
+            }
+            Ok(0)
+        }
+        ClientOp::ForcePrimary { confirm } => {
+            let addr = args.cluster[0];
+            // The member waits for every reachable member and then runs a view change.
+            let mut client = crate::client::Client::connect_with(addr, args.timeout, options.auth.as_ref())
+                .map_err(|e| Failure::new(EXIT_UNREACHABLE, e.to_string()))?;
+            let confirm = *confirm;
+            let (formed, report) = client.force_primary(confirm).map_err(|e| match e {
+                crate::client::ClientError::Rejected { message, .. } => {
+                    Failure::new(EXIT_FAILED, format!("force-primary refused by {addr}: {message}"))
+                }
+                other => Failure::new(EXIT_FAILED, other.to_string()),
+            })?;
+            if args.json {
+                let json =
+                    Object::new().bool("formed", formed).bool("dry_run", !confirm).str("report", &report);
+                writeln!(out, "{}", json.finish())?;
+            } else {
+                writeln!(out, "{report}")?;
+                if !confirm {
+                    writeln!(out, "(dry run: nothing was changed; add --yes to do it)")?;
+                }
             }
             Ok(0)
         }

@@ -22,11 +22,12 @@ pub mod workload;
 pub use crate::client::address::{parse_address, parse_cluster, DEFAULT_CLUSTER, DEFAULT_PORT};
 pub use args::{
     cluster_hash, load_key, parse_demo_args, parse_hostfile, parse_keygen_args, parse_node_args,
-    parse_node_args_with_env, parse_peers, DemoArgs, NodeArgs,
+    parse_node_args_with_env, parse_peers, DemoArgs, NodeArgs, QuorumArgs,
 };
 pub use client_args::{parse_client_args, ClientArgs, ClientOp, CLUSTER_VARIABLE};
 pub use client_cmd::{
-    run_client, Failure, EXIT_FAILED, EXIT_GUARD_FAILED, EXIT_NOT_FOUND, EXIT_NO_QUORUM, EXIT_UNREACHABLE,
+    run_client, Failure, EXIT_FAILED, EXIT_GUARD_FAILED, EXIT_NOT_ENOUGH_REPLICAS, EXIT_NOT_FOUND,
+    EXIT_NO_QUORUM, EXIT_UNREACHABLE,
 };
 pub use demo::run_demo;
 pub use error::{CliError, EXIT_USAGE};
@@ -49,6 +50,7 @@ Usage:
   harness watch PREFIX [--from REVISION] [--count N]
   harness status             harness members                harness leave
   harness plugin load NAME   (every member must be able to load it, or none records it)
+  harness force-primary --cluster HOST:PORT [--yes]   (only when a quorum is gone for good)
   harness keygen --key-file FILE
   harness demo [--nodes 5] [--messages 2000] [--ring bi|uni] [--kill 0] [--hot 2] [--json]
   harness --help             harness --version (or harness version)
@@ -84,9 +86,17 @@ harness node: run one member until Ctrl-C or SIGTERM.
   --plugins LIST       plug-ins this member can load (comma separated); it votes yes on
                        `plugin load NAME` exactly for these and for the files in --plugin-dir
   --plugin-dir DIR     every file name in DIR (read at start) is a plug-in it can load
+  --min-replicas W     the write quorum: a write is acknowledged only once W members hold it
+                       (default a majority of the members less the witnesses; lower is logged
+                       as a warning). A view of fewer than W members orders nothing
+  --quorum MODE        who chooses a new primary view: configuration (a majority of all the
+                       configured members, default) or dynamic (a majority of the last view,
+                       never fewer than W members); docs/PROTOCOL.md 5.4 says what each survives
+  --witness LIST       ids of the peer list that are witnesses: they vote on views and hold no
+                       state (give every member the same list; a witness runs with its own id)
 
-Client commands (put, get, del, range, txn, watch, status, members, leave, plugin) talk to
-any member and fail over to another:
+Client commands (put, get, del, range, txn, watch, status, members, leave, plugin,
+force-primary) talk to any member and fail over to another:
   --cluster LIST       the members, HOST:PORT,... or as --peers (default: $HARNESS_CLUSTER)
   --json               print JSON (one object; one per line for watch)
   --stale              get/range: read the answering member's state instead of ordering the
@@ -100,8 +110,11 @@ any member and fail over to another:
                --then/--else 'put KEY VALUE' | 'del KEY' | 'get KEY' | 'range PREFIX [LIMIT]'
   status and members print a table of every member (id, address, role, view, revision, lag);
   leave asks the one member in --cluster to leave the group and stop.
-  Exit codes: 0 ok, 1 failed, 2 bad usage, 3 not found, 4 guard failed, 5 no quorum,
-  6 unreachable.
+  force-primary asks the one member in --cluster to form a primary from the newest history it
+  can reach when the others are known lost: without --yes it only says what it would do and
+  what may be lost; it refuses while a member with a newer history is reachable.
+  Exit codes: 0 ok, 1 failed (or refused), 2 bad usage, 3 not found, 4 guard failed,
+  5 no quorum, 6 unreachable, 7 not enough replicas (fewer than W members connected).
 
 harness keygen: write a new random cluster key to --key-file FILE (mode 600, never
 overwriting); copy it to every member and client host.
@@ -170,6 +183,7 @@ pub fn parse_command(
         "members" => Ok(Command::Client(parse_client_args("members", rest, env)?)),
         "leave" => Ok(Command::Client(parse_client_args("leave", rest, env)?)),
         "plugin" => Ok(Command::Client(parse_client_args("plugin", rest, env)?)),
+        "force-primary" => Ok(Command::Client(parse_client_args("force-primary", rest, env)?)),
         other => Err(CliError::UnknownCommand { command: other.to_string() }),
     }
 }

@@ -171,6 +171,9 @@ mod tests {
                 rotation_millihertz: 0,
                 role: crate::wire::StandbyRole::Hot,
                 last_checkpoint: 0,
+                replicas: 1,
+                configured: 1,
+                min_replicas: 1,
                 max_step_us: 0,
                 state_bytes: 0,
             })

@@ -49,6 +49,7 @@ fn role_name(row: &MemberRow) -> &'static str {
         Some(StandbyRole::None) => "none",
         Some(StandbyRole::Hot) => "hot",
         Some(StandbyRole::Warm) => "warm",
+        Some(StandbyRole::Witness) => "witness",
     }
 }
 
@@ -64,12 +65,23 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
         match newest(&statuses) {
             Some(s) => {
                 let ring: Vec<String> = s.ring.iter().map(|m| m.id.0.to_string()).collect();
+                let state = if s.primary {
+                    "primary"
+                } else if s.replicas > 0 && s.replicas < s.min_replicas {
+                    "NOT PRIMARY (not enough replicas)"
+                } else {
+                    "NOT PRIMARY (no quorum)"
+                };
                 let _ = writeln!(
                     text,
-                    "view {} {}, ring [{}], revision {}, committed {}, token {:.1} rotations/s",
-                    s.view.0,
-                    if s.primary { "primary" } else { "NOT PRIMARY (no quorum)" },
+                    "view {} {}, ring [{}], replicas {} of {} (W {}), revision {}, committed {}, token {:.1} rotations/s",
+                    // "4", or "1.2" for view 2 of the first forced epoch (docs/PROTOCOL.md §5.8).
+                    s.view.to_string().trim_start_matches('v'),
+                    state,
                     ring.join(" "),
+                    s.replicas,
+                    s.configured,
+                    s.min_replicas,
                     s.revision,
                     s.committed_upto,
                     rate(s)
@@ -153,6 +165,9 @@ pub fn render_json_rows(rows: &[MemberRow], summary: bool) -> String {
     Object::new()
         .opt_uint("view", newest.map(|s| s.view.0))
         .bool("primary", newest.is_some_and(|s| s.primary))
+        .opt_uint("replicas", newest.map(|s| u64::from(s.replicas)))
+        .opt_uint("configured", newest.map(|s| u64::from(s.configured)))
+        .opt_uint("min_replicas", newest.map(|s| u64::from(s.min_replicas)))
         .opt_uint("revision", newest.map(|s| s.revision))
         .opt_uint("committed", newest.map(|s| s.committed_upto))
         .raw("rotation_rate", &newest.map_or_else(|| "null".to_string(), |s| json::fixed(rate(s), 3)))
@@ -180,6 +195,9 @@ mod tests {
             rotation_millihertz: 3900,
             role: StandbyRole::Hot,
             last_checkpoint: 0,
+            replicas: ring.len() as u16,
+            configured: 3,
+            min_replicas: 2,
             max_step_us: 0,
             state_bytes: 0,
         }
@@ -199,7 +217,10 @@ mod tests {
         assert_eq!(rows.iter().map(|r| r.lag).collect::<Vec<_>>(), [Some(2), Some(0), None]);
         let table = render_table(&rows, true);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines[0], "view 4 primary, ring [2 1], revision 20, committed 40, token 3.9 rotations/s");
+        assert_eq!(
+            lines[0],
+            "view 4 primary, ring [2 1], replicas 2 of 3 (W 2), revision 20, committed 40, token 3.9 rotations/s"
+        );
         assert_eq!(
             lines[1],
             "ID  ADDRESS         ROLE  VIEW  PRIMARY  REVISION  COMMITTED  LAG  CHECKPOINT  STATE   MAX STEP"
@@ -219,7 +240,7 @@ mod tests {
         assert_eq!(members["members"].as_array().unwrap().len(), 3);
         let none: serde_json::Value = serde_json::from_str(&render_json_rows(&[], true)).unwrap();
         assert!(none["view"].is_null() && none["rotation_rate"].is_null());
-        assert!(json.starts_with("{\"view\":4,\"primary\":true,\"revision\":20,\"committed\":40,\"rotation_rate\":3.900,\"members\":[{\"id\":2,\"addr\":\"127.0.0.1:7102\",\"role\":\"hot\""), "{json}");
+        assert!(json.starts_with("{\"view\":4,\"primary\":true,\"replicas\":2,\"configured\":3,\"min_replicas\":2,\"revision\":20,\"committed\":40,\"rotation_rate\":3.900,\"members\":[{\"id\":2,\"addr\":\"127.0.0.1:7102\",\"role\":\"hot\""), "{json}");
         assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"lag\":null,\"last_checkpoint\":null,\"state_bytes\":null,\"max_step_us\":null}]}"), "{json}");
     }
 }

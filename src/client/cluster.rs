@@ -63,6 +63,12 @@ pub enum ClusterError {
         /// The last member's explanation.
         message: String,
     },
+    /// Members answered, but none is in a primary view because too few members are connected
+    /// for the write quorum (docs/PROTOCOL.md §5.2).
+    NotEnoughReplicas {
+        /// The last member's explanation: "not enough replicas: k of n in the view, W needed".
+        message: String,
+    },
     /// The request is malformed (found before sending, or by the node).
     BadRequest {
         /// Why.
@@ -96,6 +102,7 @@ impl fmt::Display for ClusterError {
                 write!(f, "no member reachable after {attempts} attempts")
             }
             ClusterError::NoQuorum { message } => write!(f, "no quorum: {message}"),
+            ClusterError::NotEnoughReplicas { message } => write!(f, "{message}"),
             ClusterError::Undecided { key } => write!(f, "not decided before the deadline; see key {key}"),
             ClusterError::BadRequest { reason } => write!(f, "bad request: {reason}"),
             ClusterError::Compacted { message } => write!(f, "compacted: {message}"),
@@ -148,7 +155,8 @@ enum Attempt<T> {
 
 enum FailedWith {
     Io(ClientError),
-    NoQuorum(String),
+    /// The member is in no primary view: `ClusterError::NoQuorum` or `NotEnoughReplicas`.
+    NoPrimary(ClusterError),
 }
 
 impl ClusterClient {
@@ -397,9 +405,9 @@ impl ClusterClient {
                     log::debug!("client: {e}; failing over");
                     last_io = Some(e);
                 }
-                Attempt::Failover(FailedWith::NoQuorum(message)) => {
-                    log::debug!("client: {} has no quorum; failing over", client.addr());
-                    last_no_quorum = Some(message);
+                Attempt::Failover(FailedWith::NoPrimary(error)) => {
+                    log::debug!("client: {} has no primary ({error}); failing over", client.addr());
+                    last_no_quorum = Some(error);
                 }
             }
             failed_in_turn += 1;
@@ -417,7 +425,10 @@ fn classify<T>(error: ClientError) -> Attempt<T> {
     match error {
         ClientError::Rejected { code: ErrorCode::Busy, .. } => Attempt::Again,
         ClientError::Rejected { code: ErrorCode::NoQuorum, message, .. } => {
-            Attempt::Failover(FailedWith::NoQuorum(message))
+            Attempt::Failover(FailedWith::NoPrimary(ClusterError::NoQuorum { message }))
+        }
+        ClientError::Rejected { code: ErrorCode::NotEnoughReplicas, message, .. } => {
+            Attempt::Failover(FailedWith::NoPrimary(ClusterError::NotEnoughReplicas { message }))
         }
         ClientError::Rejected { code: ErrorCode::BadRequest, message, .. } => {
             Attempt::Fatal(ClusterError::BadRequest { reason: message })
@@ -439,11 +450,16 @@ fn classify<T>(error: ClientError) -> Attempt<T> {
     }
 }
 
-/// The error of an operation that ran out of time or attempts: "no quorum" if any member said
-/// so (the members that did not answer cannot make a majority either), else "unreachable".
-fn give_up(attempts: usize, last_io: Option<ClientError>, last_no_quorum: Option<String>) -> ClusterError {
-    match last_no_quorum {
-        Some(message) => ClusterError::NoQuorum { message },
+/// The error of an operation that ran out of time or attempts: "no quorum" or "not enough
+/// replicas" if a member said so (the members that did not answer cannot make a primary either),
+/// else "unreachable".
+fn give_up(
+    attempts: usize,
+    last_io: Option<ClientError>,
+    last_no_primary: Option<ClusterError>,
+) -> ClusterError {
+    match last_no_primary {
+        Some(error) => error,
         None => ClusterError::Unreachable { attempts, last: last_io },
     }
 }
@@ -545,7 +561,7 @@ impl Watcher {
                     }
                     Err(e) => match classify::<()>(e) {
                         Attempt::Fatal(e) => return Err(e),
-                        Attempt::Failover(FailedWith::NoQuorum(message)) => last_no_quorum = Some(message),
+                        Attempt::Failover(FailedWith::NoPrimary(error)) => last_no_quorum = Some(error),
                         Attempt::Failover(FailedWith::Io(e)) => last_io = Some(e),
                         Attempt::Again | Attempt::Done(()) => {}
                     },

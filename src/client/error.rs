@@ -131,6 +131,8 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::ShuttingDown => "shutting down",
         ErrorCode::OutcomeUnknown => "outcome unknown",
         ErrorCode::Compacted => "compacted",
+        ErrorCode::NotEnoughReplicas => "not enough replicas",
+        ErrorCode::Refused => "refused",
     }
 }
 

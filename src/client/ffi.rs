@@ -40,6 +40,9 @@ pub const HARNESS_PROTOCOL: c_int = 7;
 pub const HARNESS_TIMEOUT: c_int = 8;
 /// The library panicked; the client should be closed.
 pub const HARNESS_PANIC: c_int = 9;
+/// No member is in a primary view because too few are connected for the write quorum
+/// (docs/PROTOCOL.md §5.2).
+pub const HARNESS_NOT_ENOUGH_REPLICAS: c_int = 10;
 
 /// The opaque client handle of the C API.
 pub struct HarnessClient {
@@ -89,6 +92,7 @@ fn cluster_code(error: &ClusterError) -> c_int {
     match error {
         ClusterError::Unreachable { .. } => HARNESS_UNREACHABLE,
         ClusterError::NoQuorum { .. } => HARNESS_NO_QUORUM,
+        ClusterError::NotEnoughReplicas { .. } => HARNESS_NOT_ENOUGH_REPLICAS,
         ClusterError::BadRequest { .. } => HARNESS_BAD_ARGUMENT,
         ClusterError::Compacted { .. } => HARNESS_COMPACTED,
         ClusterError::Protocol { .. } | ClusterError::Undecided { .. } => HARNESS_PROTOCOL,
@@ -449,6 +453,7 @@ pub extern "C" fn harness_strerror(code: c_int) -> *const c_char {
         HARNESS_PROTOCOL => c"protocol error",
         HARNESS_TIMEOUT => c"timeout",
         HARNESS_PANIC => c"internal error",
+        HARNESS_NOT_ENOUGH_REPLICAS => c"not enough replicas",
         _ => c"unknown result code",
     };
     text.as_ptr()

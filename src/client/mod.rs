@@ -270,6 +270,19 @@ impl Client {
         }
     }
 
+    /// Asks this member to form a primary from the newest history it can reach although a quorum
+    /// is gone (docs/PROTOCOL.md §5.8); without `confirm` it only reports what it would do.
+    /// Returns whether a primary was formed and the member's report; a refusal is
+    /// `ClientError::Rejected` with `ErrorCode::Refused` and the reason.
+    pub fn force_primary(&mut self, confirm: bool) -> Result<(bool, String), ClientError> {
+        let request = self.take_request_number();
+        self.send(&ClientRequest::ForcePrimary { request, confirm })?;
+        match self.wait_for(request, "forced recovery report")? {
+            ClientReply::Forced { formed, report, .. } => Ok((formed, report)),
+            other => Err(self.refusal_or_unexpected(other)),
+        }
+    }
+
     /// Starts a watch of the keys under `prefix` from revision `from` (0: from now on) and waits
     /// for the node to confirm it; returns the confirming batch's revision and any events in it.
     /// Later batches come from `next_events`. A connection carrying a watch is used for nothing
@@ -500,7 +513,8 @@ pub fn reply_request(reply: &ClientReply) -> u64 {
         | ClientReply::Executed { request, .. }
         | ClientReply::Events { request, .. }
         | ClientReply::Members { request, .. }
-        | ClientReply::Leaving { request } => *request,
+        | ClientReply::Leaving { request }
+        | ClientReply::Forced { request, .. } => *request,
     }
 }
 
@@ -514,6 +528,7 @@ fn reply_name(reply: &ClientReply) -> &'static str {
         ClientReply::Events { .. } => "watch events",
         ClientReply::Members { .. } => "member list",
         ClientReply::Leaving { .. } => "leave confirmation",
+        ClientReply::Forced { .. } => "forced recovery report",
     }
 }
 

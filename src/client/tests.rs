@@ -71,6 +71,9 @@ fn status_of(request: u64) -> ClientReply {
         rotation_millihertz: 4000,
         role: crate::wire::StandbyRole::Hot,
         last_checkpoint: 0,
+        replicas: 1,
+        configured: 1,
+        min_replicas: 1,
         max_step_us: 0,
         state_bytes: 0,
     };

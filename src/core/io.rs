@@ -37,6 +37,14 @@ pub enum Input {
     Tick,
     /// Leave the group cleanly.
     Leave,
+    /// An operator asks this member to form a primary although a quorum is gone
+    /// (docs/PROTOCOL.md §5.8); `tag` comes back with `Output::Forced`.
+    Force {
+        /// The driver's correlation number.
+        tag: u64,
+        /// Whether to go ahead; otherwise only report what would be done.
+        confirm: bool,
+    },
 }
 
 /// Something the driver must do, in the order given.
@@ -84,6 +92,26 @@ pub enum Output {
     /// The state was replaced by a donor's checkpoint (a join or restart): the driver stores it
     /// in place of every older durable file, which belong to a history this member left.
     Restored(Checkpoint),
+    /// The outcome of `Input::Force`.
+    Forced {
+        /// The input's tag.
+        tag: u64,
+        /// What happened.
+        outcome: ForceOutcome,
+    },
+}
+
+/// What a forced recovery did (docs/PROTOCOL.md §5.8); each carries the report for the operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ForceOutcome {
+    /// A forced primary view was installed.
+    Formed(String),
+    /// A dry run: what would be formed and what may be lost.
+    DryRun(String),
+    /// A quorum answered after all; the view change went on without forcing.
+    NotNeeded(String),
+    /// Nothing was done, and why (a newer history is reachable, say).
+    Refused(String),
 }
 
 /// One agreed delivery.
@@ -167,4 +195,18 @@ pub struct CoreStatus {
     pub rotations: u64,
     /// Own messages waiting for the token.
     pub queued: usize,
+    /// Replicas against the write quorum (docs/PROTOCOL.md §5.2).
+    pub replicas: Replicas,
+}
+
+/// How many members hold the history against how many must (docs/PROTOCOL.md §5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Replicas {
+    /// Members of the view; outside a primary, members the last attempt to form one found
+    /// (0: it made none).
+    pub in_view: usize,
+    /// Members of the configuration that hold state (witnesses excluded).
+    pub configured: usize,
+    /// The write quorum of the view (outside one, the configured `W`).
+    pub needed: usize,
 }

@@ -11,7 +11,7 @@ mod membership;
 mod ring;
 mod voting;
 
-pub use io::{Commit, CoreStatus, Delivery, Input, Output, RejectReason, ViewInfo};
+pub use io::{Commit, CoreStatus, Delivery, ForceOutcome, Input, Output, RejectReason, Replicas, ViewInfo};
 
 use std::time::Duration;
 
@@ -89,7 +89,7 @@ impl Core {
         let links = Links::new(config.heartbeat_interval(), config.token_timeout);
         Core {
             rng: Rng::new(config.seed),
-            membership: Membership::new(Time::ZERO),
+            membership: Membership::new(Time::ZERO, config.me.incarnation),
             links,
             ring,
             log: MessageLog::starting_after(0),
@@ -136,6 +136,7 @@ impl Core {
             Input::Submit { tag, payload } => self.on_submit(now, tag, payload, out),
             Input::Tick => {}
             Input::Leave => self.start_leave(now, out),
+            Input::Force { tag, confirm } => self.start_force(now, tag, confirm, out),
         }
         let settled = self.membership.is_operational() && self.membership.coordination.is_none();
         for peer in self.links.on_tick(now, settled, out) {
@@ -151,6 +152,7 @@ impl Core {
             self.on_park_timeout(now, out);
         }
         self.on_membership_timeouts(now, out);
+        self.check_force(out);
         self.on_hold_timeout(now, out);
         if let Some(checkpoint) = self.replica.checkpoint_if_due(now) {
             out.push(Output::Checkpoint(checkpoint));
@@ -312,7 +314,45 @@ impl Core {
             hot: self.replica.is_hot(),
             rotations: self.ring.rotations_seen,
             queued: self.queue.waiting(),
+            replicas: self.replicas(),
         }
+    }
+
+    /// Replicas in the view against the write quorum; cheap (docs/PROTOCOL.md §5.2).
+    pub fn replicas(&self) -> Replicas {
+        let configured = self.config.data_members();
+        if self.membership.is_operational() {
+            let needed = usize::from(self.membership.quorum.min_replicas);
+            return Replicas { in_view: self.ring.members.len(), configured, needed };
+        }
+        let in_view = match self.membership.shortfall {
+            Some(membership::Shortfall::Replicas { in_view, .. }) => in_view,
+            _ => 0,
+        };
+        Replicas { in_view, configured, needed: self.config.write_quorum() }
+    }
+
+    /// Why this member is in no primary view, when its last attempt to form one said:
+    /// `Err` with the message for "not enough replicas", `Ok` with the one for "no quorum".
+    pub fn shortfall(&self) -> Option<Result<String, String>> {
+        if self.membership.is_operational() {
+            return None;
+        }
+        self.membership.shortfall.map(|s| match s {
+            membership::Shortfall::Replicas { .. } => Err(s.to_string()),
+            membership::Shortfall::NoQuorum { .. } => Ok(s.to_string()),
+        })
+    }
+
+    /// Whether this member holds message `id` at `seq`: committed here (its effect is in the
+    /// state), or in its log. For the simulator's write-quorum check (docs/PROTOCOL.md §5.4).
+    pub fn holds(&self, seq: Seq, id: MsgId) -> bool {
+        seq <= self.log.committed_upto || self.log.get(seq).is_some_and(|m| m.id == id)
+    }
+
+    /// Whether this member is a witness (docs/PROTOCOL.md §5.7).
+    pub fn is_witness(&self) -> bool {
+        self.config.is_witness()
     }
 
     /// Token visits seen in this view (cheaper than `status`, which digests the state).
@@ -360,7 +400,15 @@ impl Core {
     }
 
     fn start(&mut self, now: Time, out: &mut Vec<Output>) {
-        self.membership = Membership::new(now);
+        self.membership = Membership::new(now, self.membership.boot);
+        let (w, default) = (self.config.write_quorum(), self.config.default_min_replicas());
+        if w < default {
+            log::warn!(
+                "{} start: write quorum lowered to {w} (default {default}): a write may be acknowledged \
+                 while only {w} member(s) hold it, and lost if they crash (docs/PROTOCOL.md §5.4)",
+                self.config.me.id
+            );
+        }
         self.on_join_interval(now, out);
     }
 
@@ -390,7 +438,7 @@ impl Core {
             PeerFrame::Prepare { ballot, last_primary } => {
                 self.on_prepare(now, from, ballot, last_primary, out)
             }
-            PeerFrame::Promise(promise) => self.on_promise(now, from, promise, out),
+            PeerFrame::Promise(promise) => self.on_promise(now, from, *promise, out),
             PeerFrame::Nack { ballot, promised, last_primary } => {
                 self.on_nack(now, from, ballot, promised, last_primary, out)
             }
@@ -448,6 +496,12 @@ impl Core {
     fn on_submit(&mut self, now: Time, tag: u64, payload: Payload, out: &mut Vec<Output>) {
         if self.membership.leaving.is_some() || matches!(self.membership.phase, Phase::Left) {
             out.push(Output::Rejected { tag, reason: RejectReason::ShuttingDown });
+            return;
+        }
+        if self.config.is_witness() {
+            // A witness orders nothing (docs/PROTOCOL.md §5.7): certainly not ordered, retry
+            // at a member that holds state.
+            out.push(Output::Rejected { tag, reason: RejectReason::Excluded });
             return;
         }
         if payload.len() > self.config.payload_bytes_max {

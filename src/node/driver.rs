@@ -21,7 +21,7 @@ use super::delivery_log::DeliveryLog;
 use super::watch::WatchHub;
 use super::{Rejection, Request};
 use crate::checkpoint::{Done, Job, StorageThread};
-use crate::core::{Commit, Core, Delivery, Input, Output, RejectReason};
+use crate::core::{Commit, Core, Delivery, ForceOutcome, Input, Output, RejectReason};
 use crate::error::Error;
 use crate::ids::{Member, NodeId};
 use crate::time::Time;
@@ -380,6 +380,20 @@ impl Driver {
                 }
             }
             Output::Left => log::info!("{} protocol: left the group", self.me),
+            Output::Forced { tag, outcome } => {
+                if let Some(Pending { client, request, .. }) = self.pending.remove(&tag) {
+                    let reply = match outcome {
+                        ForceOutcome::Formed(report) => ClientReply::Forced { request, formed: true, report },
+                        ForceOutcome::DryRun(report) | ForceOutcome::NotNeeded(report) => {
+                            ClientReply::Forced { request, formed: false, report }
+                        }
+                        ForceOutcome::Refused(message) => {
+                            ClientReply::Error { request, code: ErrorCode::Refused, message }
+                        }
+                    };
+                    self.reply(client, &reply);
+                }
+            }
             Output::Persist(message) => {
                 self.appended = true;
                 self.hand_to_storage(Job::Append(message));

@@ -4,7 +4,7 @@
 //! Each submission's payload starts with its 8-byte tag, so a delivery names the submission it
 //! claims to be and "delivered but never sent" is detectable.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use byteorder::{BigEndian, ByteOrder};
@@ -32,13 +32,17 @@ pub enum Guarantee {
     LinearHistory,
     /// 7: a stable, connected quorum forms a view and commits what is queued; no starvation.
     Liveness,
+    /// 8 (docs/PROTOCOL.md §5.4): every acknowledged commit is held by at least `W` members of
+    /// the configuration when it is acknowledged.
+    WriteQuorum,
     /// Not a guarantee: an `assert!` inside the core failed (a broken invariant is a finding
     /// like any other, and the seed replays it).
     CoreAssertion,
 }
 
 impl Guarantee {
-    /// The guarantee's number in `docs/DESIGN.md §2`, or 0 for a core assertion.
+    /// The guarantee's number in `docs/DESIGN.md §2` (8: the write quorum of docs/PROTOCOL.md
+    /// §5.4), or 0 for a core assertion.
     pub fn number(self) -> u8 {
         match self {
             Guarantee::AgreedOrder => 1,
@@ -48,6 +52,7 @@ impl Guarantee {
             Guarantee::PrimaryComponent => 5,
             Guarantee::LinearHistory => 6,
             Guarantee::Liveness => 7,
+            Guarantee::WriteQuorum => 8,
             Guarantee::CoreAssertion => 0,
         }
     }
@@ -62,6 +67,7 @@ impl Guarantee {
             Guarantee::PrimaryComponent => "primary component",
             Guarantee::LinearHistory => "linear history",
             Guarantee::Liveness => "liveness",
+            Guarantee::WriteQuorum => "write quorum",
             Guarantee::CoreAssertion => "core assertion",
         }
     }
@@ -125,6 +131,11 @@ pub struct Checker {
     /// Commits seen, over all members.
     pub commits: u64,
     history: History,
+    /// Members that held each message (delivered or committed it), for the write quorum.
+    held: HashMap<(Seq, MsgId), BTreeSet<NodeId>>,
+    /// The write quorum `W`, and the witnesses, which never hold anything.
+    min_replicas: usize,
+    witnesses: BTreeSet<NodeId>,
 }
 
 /// The tag of a submission: a DVM command's client id, or what a raw payload starts with.
@@ -136,6 +147,40 @@ pub fn tag_of(payload: &[u8]) -> Option<u64> {
 }
 
 impl Checker {
+    /// A checker of runs whose write quorum is `min_replicas`, with these witnesses.
+    pub fn with_write_quorum(min_replicas: usize, witnesses: &[NodeId]) -> Checker {
+        Checker { min_replicas, witnesses: witnesses.iter().copied().collect(), ..Checker::default() }
+    }
+
+    /// Checks an acknowledgement (guarantee 8, the write quorum, docs/PROTOCOL.md §5.4): at least
+    /// `W` members of the configuration hold the message: `holders` hold it now, and members
+    /// that delivered or committed it before count even if they crashed since (they held it when
+    /// they said so, as a follower's acknowledgement counts in Raft).
+    pub fn on_ack(&mut self, at: Member, commit: &Commit, holders: &[NodeId]) -> Result<(), Violation> {
+        let mut ids = self.held.remove(&(commit.seq, commit.id)).unwrap_or_default();
+        ids.extend(holders.iter().copied());
+        ids.retain(|id| !self.witnesses.contains(id));
+        if ids.len() < self.min_replicas {
+            return Err(Violation::new(
+                Guarantee::WriteQuorum,
+                format!(
+                    "{at} acknowledged seq {} ({}) held by {:?} only, fewer than W = {}",
+                    commit.seq,
+                    commit.id,
+                    ids.iter().map(|id| id.0).collect::<Vec<_>>(),
+                    self.min_replicas
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn record_held(&mut self, at: Member, seq: Seq, id: MsgId) {
+        if self.min_replicas > 1 {
+            self.held.entry((seq, id)).or_default().insert(at.id);
+        }
+    }
+
     /// Every member is down at once. The history goes on after the furthest durable state
     /// (`durable`); without durability it ends here and the next first view starts a new one.
     /// Views start over either way, so the slot checks do. Returns the seqs committed and lost.
@@ -150,6 +195,7 @@ impl Checker {
         self.max_commit_in_view.clear();
         self.primaries.clear();
         self.transitions.clear();
+        self.held.clear();
         lost
     }
 
@@ -189,6 +235,7 @@ impl Checker {
         self.deliveries += 1;
         let m = &delivery.message;
         self.history.on_deliver(m);
+        self.record_held(at, m.seq, m.id);
         let key = (delivery.view, m.seq);
         // A member's own vote (§7.1) is no client submission: it has no tag to account for, and
         // the slot and duplicate checks below still cover it.
@@ -263,6 +310,9 @@ impl Checker {
     /// Checks one commit (guarantees 4 and 6).
     pub fn on_commit(&mut self, at: Member, view: ViewId, commit: &Commit) -> Result<(), Violation> {
         self.commits += 1;
+        if commit.tag.is_none() {
+            self.record_held(at, commit.seq, commit.id);
+        }
         match self.committed.get(&commit.seq) {
             Some(&id) if id != commit.id => {
                 return Err(Violation::new(

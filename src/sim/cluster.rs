@@ -152,8 +152,19 @@ impl<'a> Cluster<'a> {
     pub(crate) fn new(seed: u64, options: &'a SimOptions) -> Cluster<'a> {
         let mut rng = Rng::new(seed);
         let ids: Vec<NodeId> = (1..=options.nodes as u16).map(NodeId).collect();
-        let schedule =
-            faults::draw(&mut rng, &options.profile, &ids, options.fault_phase, options.token_timeout);
+        let witnesses = witness_ids(options);
+        let mut probe = CoreConfig::new(Member { id: NodeId(1), incarnation: 1 }, ids.clone());
+        probe.witnesses = witnesses.clone();
+        probe.min_replicas = options.min_replicas;
+        let single_copy = probe.write_quorum() == 1 && probe.data_members() > 1;
+        let schedule = faults::draw(
+            &mut rng,
+            &options.profile,
+            &ids,
+            options.fault_phase,
+            options.token_timeout,
+            single_copy,
+        );
         let mut cluster = Cluster {
             options,
             seed,
@@ -174,7 +185,7 @@ impl<'a> Cluster<'a> {
                 })
                 .collect(),
             net: Network::new(options.latency, options.jitter),
-            checker: Checker::default(),
+            checker: Checker::with_write_quorum(probe.write_quorum(), &witnesses),
             trace: Trace::new(options.trace),
             out: Vec::new(),
             owned: Vec::new(),
@@ -206,6 +217,7 @@ impl<'a> Cluster<'a> {
     fn schedule_workload(&mut self) {
         let window = u64::try_from(self.options.fault_phase.as_nanos()).unwrap_or(u64::MAX) * 9 / 10;
         let mut tag = 0u64;
+        let witnesses = witness_ids(self.options);
         // The large state first: member 1 writes it in the first tenth of the fault phase.
         let value_bytes = (self.options.state_bytes / 64).clamp(1, 64 << 10);
         let mut filled = 0u64;
@@ -221,6 +233,10 @@ impl<'a> Cluster<'a> {
         }
         for index in 0..self.nodes.len() {
             let node = self.nodes[index].id;
+            if witnesses.contains(&node) {
+                // A witness orders nothing (docs/PROTOCOL.md §5.7).
+                continue;
+            }
             for _ in 0..self.options.messages {
                 tag += 1;
                 let at = Time(self.rng.below(window.max(1)));
@@ -458,7 +474,18 @@ impl<'a> Cluster<'a> {
             Output::Connect { peer } => self.connect(id, peer),
             Output::Disconnect { peer } => self.execute_disconnect(id, peer),
             Output::Deliver(delivery) => self.checker.on_deliver(member, &delivery)?,
-            Output::Commit(commit) => self.checker.on_commit(member, view, &commit)?,
+            Output::Commit(commit) => {
+                self.checker.on_commit(member, view, &commit)?;
+                if commit.tag.is_some() {
+                    let holders: Vec<NodeId> = self
+                        .nodes
+                        .iter()
+                        .filter(|n| n.core.as_ref().is_some_and(|c| c.holds(commit.seq, commit.id)))
+                        .map(|n| n.id)
+                        .collect();
+                    self.checker.on_ack(member, &commit, &holders)?;
+                }
+            }
             Output::ViewChange(info) => {
                 self.trace.record(self.now, id, "view", info.view.0, info.ring.len() as u64);
                 if info.primary && self.views.last().is_none_or(|&(_, v)| v < info.view.0) {
@@ -470,7 +497,7 @@ impl<'a> Cluster<'a> {
                 self.owned.retain(|&(_, t)| t != tag);
                 self.checker.on_reject(member, tag, reason)?;
             }
-            Output::Left => {}
+            Output::Left | Output::Forced { .. } => {}
             Output::Persist(message) => {
                 if self.options.durability == Durability::Fsync {
                     self.node(id).disk.log.push(message);
@@ -556,6 +583,9 @@ impl<'a> Cluster<'a> {
         config.checkpoint_interval = self.options.token_timeout * 5;
         config.durability = self.options.durability;
         config.plugins = loadable_plugins(id, self.nodes.len());
+        config.witnesses = witness_ids(self.options);
+        config.min_replicas = self.options.min_replicas;
+        config.quorum_mode = self.options.quorum_mode;
         let durability = self.options.durability;
         let node = self.node(id);
         node.incarnation = incarnation;
@@ -717,8 +747,14 @@ impl<'a> Cluster<'a> {
         }) && self.checker.at_end(&live, &self.live_owned()).is_ok()
     }
 
+    /// The statuses of the live members that hold state (witnesses are never in a view).
     fn live_statuses(&self) -> Vec<crate::core::CoreStatus> {
-        self.nodes.iter().filter_map(|n| n.core.as_ref()).map(Core::status).collect()
+        self.nodes
+            .iter()
+            .filter_map(|n| n.core.as_ref())
+            .filter(|c| !c.is_witness())
+            .map(Core::status)
+            .collect()
     }
 
     fn live_owned(&self) -> Vec<(Member, u64)> {
@@ -748,7 +784,7 @@ impl<'a> Cluster<'a> {
     fn check_agreements(&mut self) -> Result<(), Violation> {
         let n = self.nodes.len();
         for node in &mut self.nodes {
-            let Some(core) = node.core.as_mut() else { continue };
+            let Some(core) = node.core.as_mut().filter(|c| !c.is_witness()) else { continue };
             let at = core.me();
             let Some(state) = core.machine_mut().as_dvm_mut() else { continue };
             if let Some((seq, view)) = state.open_proposals().first() {
@@ -769,6 +805,12 @@ impl<'a> Cluster<'a> {
         }
         Ok(())
     }
+}
+
+/// The witnesses of a run: the highest ids.
+fn witness_ids(options: &SimOptions) -> Vec<NodeId> {
+    let n = options.nodes as u16;
+    (n.saturating_sub(options.witnesses as u16) + 1..=n).map(NodeId).collect()
 }
 
 /// About the bytes a frame takes on the wire: its payloads and a fixed envelope.

@@ -39,11 +39,14 @@ pub enum FaultKind {
     Join,
     /// Every member crashes and all restart.
     ColdStart,
+    /// The links of two members to a third flap (close again and again) while clients write,
+    /// then one of the three crashes: the glitch-then-crash of docs/PROTOCOL.md §5.4.
+    Glitch,
 }
 
 impl FaultKind {
     /// Every kind, for the `all` profile.
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::Crash,
         FaultKind::Restart,
         FaultKind::MultiCrash,
@@ -56,6 +59,7 @@ impl FaultKind {
         FaultKind::Pause,
         FaultKind::Join,
         FaultKind::ColdStart,
+        FaultKind::Glitch,
     ];
 
     /// Whether every member keeps its incarnation and state through this fault.
@@ -67,6 +71,7 @@ impl FaultKind {
                 | FaultKind::MultiCrash
                 | FaultKind::Cascade
                 | FaultKind::ColdStart
+                | FaultKind::Glitch
         )
     }
 
@@ -85,6 +90,7 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Join => "join",
             FaultKind::ColdStart => "cold-start",
+            FaultKind::Glitch => "glitch",
         }
     }
 }
@@ -177,21 +183,29 @@ pub struct Schedule {
 }
 
 /// Draws one seed's schedule: one fault kind from the profile, placed in the fault phase.
+/// `single_copy`: the write quorum is one member, so a view may hold its history on one member
+/// alone (two members and a witness).
 pub fn draw(
     rng: &mut Rng,
     profile: &Profile,
     ids: &[NodeId],
     fault_phase: Duration,
     timeout: Duration,
+    single_copy: bool,
 ) -> Schedule {
     let mut schedule = Schedule::default();
     if profile.kinds.is_empty() || ids.len() < 2 {
         return schedule;
     }
     // Two members are a majority only together: without durable state (issue #5), losing either
-    // one's state loses the quorum for good, so rings of two draw only faults that keep it.
+    // one's state loses the quorum for good, so rings of two draw only faults that keep it. With a
+    // write quorum of one, a glitch may leave a view of one member, and its crash then stops the
+    // cluster by design until an operator forces a primary (docs/PROTOCOL.md §5.7, §5.8): such
+    // runs draw no glitch.
     let kinds: Vec<FaultKind> = if ids.len() < 3 {
         profile.kinds.iter().copied().filter(|k| k.keeps_state()).collect()
+    } else if single_copy {
+        profile.kinds.iter().copied().filter(|&k| k != FaultKind::Glitch).collect()
     } else {
         profile.kinds.clone()
     };
@@ -280,6 +294,7 @@ pub fn draw(
             schedule.late.push(node);
             a.push((at(rng, 5, 60), FaultAction::Start(node)));
         }
+        FaultKind::Glitch => {}
         FaultKind::ColdStart => {
             let t = at(rng, 10, 40);
             for &node in ids {
@@ -289,6 +304,19 @@ pub fn draw(
                 a.push((t + timeout, FaultAction::Start(node)));
             }
         }
+    }
+    if kind == FaultKind::Glitch {
+        let three = distinct(rng, 3);
+        let (hub, others) = (three[0], &three[1..]);
+        let t = at(rng, 10, 40);
+        // Flapping: every break is a link failing in use, so each counts as unusable (§5.5).
+        for k in 0..4u32 {
+            for &other in others {
+                a.push((t + timeout * k, FaultAction::BreakLink(hub, other)));
+            }
+        }
+        let victim = three[rng.below(three.len() as u64) as usize];
+        a.push((t + timeout * 4 + Duration::from_nanos(rng.below(phase / 8)), FaultAction::Crash(victim)));
     }
     a.push((Time(phase), FaultAction::Heal));
     a.sort_by_key(|(t, _)| *t);
@@ -312,10 +340,22 @@ mod tests {
         let ids: Vec<NodeId> = (1..=5).map(NodeId).collect();
         let profile: Profile = "all".parse().unwrap();
         for seed in 0..200 {
-            let one =
-                draw(&mut Rng::new(seed), &profile, &ids, Duration::from_secs(3), Duration::from_millis(200));
-            let two =
-                draw(&mut Rng::new(seed), &profile, &ids, Duration::from_secs(3), Duration::from_millis(200));
+            let one = draw(
+                &mut Rng::new(seed),
+                &profile,
+                &ids,
+                Duration::from_secs(3),
+                Duration::from_millis(200),
+                false,
+            );
+            let two = draw(
+                &mut Rng::new(seed),
+                &profile,
+                &ids,
+                Duration::from_secs(3),
+                Duration::from_millis(200),
+                false,
+            );
             assert_eq!(one.actions, two.actions);
             assert!(matches!(one.actions.last(), Some((_, FaultAction::Heal))));
         }

@@ -58,6 +58,12 @@ pub struct SimOptions {
     pub commands_percent: u64,
     /// What restarted members get back from their simulated disks.
     pub durability: crate::config::Durability,
+    /// The write quorum `W` (`None`: the default, a majority less the witnesses).
+    pub min_replicas: Option<usize>,
+    /// How many members, the highest ids, are witnesses (docs/PROTOCOL.md §5.7).
+    pub witnesses: usize,
+    /// Who chooses each primary view's successor (docs/PROTOCOL.md §5.2).
+    pub quorum_mode: crate::config::QuorumMode,
     /// Bytes of state member 1 writes first (puts of up to 64 KiB values), so that checkpoints
     /// and transfers are large; 0: none (docs/PROTOCOL.md §7).
     pub state_bytes: u64,
@@ -91,6 +97,9 @@ impl Default for SimOptions {
             checkpoint_every: 16,
             commands_percent: 50,
             durability: crate::config::Durability::Memory,
+            min_replicas: None,
+            witnesses: 0,
+            quorum_mode: crate::config::QuorumMode::Configuration,
             state_bytes: 0,
             link_bytes_per_s: 1 << 30,
             disk_bytes_per_s: 256 << 20,

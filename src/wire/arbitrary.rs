@@ -9,9 +9,9 @@ use super::bytes::put_u32;
 use super::codec::{Frame, FrameKind};
 use super::frame::{
     AuthMode, ClientReply, ClientRequest, Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus,
-    Payload, PeerFrame, Promise, Proposal, StandbyRole, Token, WatchEvent, WatchKind,
+    Payload, PeerFrame, Promise, Proposal, Quorum, StandbyRole, Token, WatchEvent, WatchKind,
 };
-use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId};
+use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId, Voter};
 use crate::rng::Rng;
 
 /// Mostly small numbers, so counts and seqs look plausible, sometimes any 64 bits.
@@ -61,14 +61,24 @@ fn random_messages(rng: &mut Rng) -> Vec<Message> {
     (0..rng.below(5)).map(|_| random_message(rng, 40)).collect()
 }
 
+fn random_quorum(rng: &mut Rng) -> Quorum {
+    Quorum {
+        electorate: (0..rng.below(5))
+            .map(|_| Voter { id: NodeId(number(rng) as u16), boot: number(rng) })
+            .collect(),
+        expected: number(rng) as u16,
+        min_replicas: number(rng) as u16,
+    }
+}
+
 fn random_proposal(rng: &mut Rng) -> Proposal {
     Proposal {
         view: ViewId(number(rng)),
         prev: ViewId(number(rng)),
-        prev_members: random_members(rng),
         cut: number(rng),
         ring: random_members(rng),
         donor: NodeId(number(rng) as u16),
+        quorum: random_quorum(rng),
     }
 }
 
@@ -76,8 +86,10 @@ pub(crate) fn random_promise(rng: &mut Rng) -> Promise {
     Promise {
         ballot: random_ballot(rng),
         member: random_member(rng),
+        boot: number(rng),
         last_primary: ViewId(number(rng)),
         last_primary_members: random_members(rng),
+        quorum: random_quorum(rng),
         holds_log: rng.chance(1, 2),
         accepted: rng.chance(1, 2).then(|| (random_ballot(rng), random_proposal(rng))),
         received_upto: number(rng),
@@ -139,7 +151,7 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
         FrameKind::Prepare => {
             PeerFrame::Prepare { ballot: random_ballot(rng), last_primary: ViewId(number(rng)) }
         }
-        FrameKind::Promise => PeerFrame::Promise(random_promise(rng)),
+        FrameKind::Promise => PeerFrame::Promise(Box::new(random_promise(rng))),
         FrameKind::Nack => PeerFrame::Nack {
             ballot: random_ballot(rng),
             promised: random_ballot(rng),
@@ -189,21 +201,27 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
                     rotations: number(rng),
                     revision: number(rng),
                     rotation_millihertz: number(rng),
-                    role: [StandbyRole::None, StandbyRole::Hot, StandbyRole::Warm][rng.below(3) as usize],
+                    role: [StandbyRole::None, StandbyRole::Hot, StandbyRole::Warm, StandbyRole::Witness]
+                        [rng.below(4) as usize],
                     last_checkpoint: number(rng),
+                    replicas: number(rng) as u16,
+                    configured: number(rng) as u16,
+                    min_replicas: number(rng) as u16,
                     max_step_us: number(rng),
                     state_bytes: number(rng),
                 },
             })
         }
         FrameKind::Error => {
-            const CODES: [ErrorCode; 6] = [
+            const CODES: [ErrorCode; 8] = [
                 ErrorCode::Busy,
                 ErrorCode::NoQuorum,
                 ErrorCode::BadRequest,
                 ErrorCode::ShuttingDown,
                 ErrorCode::OutcomeUnknown,
                 ErrorCode::Compacted,
+                ErrorCode::NotEnoughReplicas,
+                ErrorCode::Refused,
             ];
             return Frame::Reply(ClientReply::Error {
                 request: number(rng),
@@ -256,6 +274,19 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
             return Frame::Reply(ClientReply::Members { request: number(rng), members });
         }
         FrameKind::Leaving => return Frame::Reply(ClientReply::Leaving { request: number(rng) }),
+        FrameKind::ForcePrimary => {
+            return Frame::Request(ClientRequest::ForcePrimary {
+                request: number(rng),
+                confirm: rng.chance(1, 2),
+            })
+        }
+        FrameKind::Forced => {
+            return Frame::Reply(ClientReply::Forced {
+                request: number(rng),
+                formed: rng.chance(1, 2),
+                report: random_text(rng),
+            })
+        }
     };
     Frame::Peer(peer)
 }

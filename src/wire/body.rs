@@ -14,14 +14,15 @@ use super::bytes::{
 use super::codec::{Frame, FrameKind};
 use super::frame::{
     AuthMode, ClientReply, ClientRequest, Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus,
-    Payload, PeerFrame, Promise, Proposal, StandbyRole, Token, WatchEvent, WatchKind,
+    Payload, PeerFrame, Promise, Proposal, Quorum, StandbyRole, Token, WatchEvent, WatchKind,
 };
 use crate::error::DecodeError;
-use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId};
+use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId, Voter};
 
 /// Encoded sizes of the fixed-size items, used to bound element counts before allocating.
 const NODE_ID_BYTES: usize = 2;
 const MEMBER_BYTES: usize = 2 + 8;
+const VOTER_BYTES: usize = 2 + 8;
 const SEQ_BYTES: usize = 8;
 const BACKLOG_BYTES: usize = 4;
 /// The smallest encoded `Message`: seq, id, attempt and an empty payload.
@@ -66,6 +67,7 @@ pub(super) fn request_kind(request: &ClientRequest) -> FrameKind {
         ClientRequest::Watch { .. } => FrameKind::Watch,
         ClientRequest::Members { .. } => FrameKind::MembersRequest,
         ClientRequest::Leave { .. } => FrameKind::LeaveRequest,
+        ClientRequest::ForcePrimary { .. } => FrameKind::ForcePrimary,
     }
 }
 
@@ -79,6 +81,7 @@ pub(super) fn reply_kind(reply: &ClientReply) -> FrameKind {
         ClientReply::Events { .. } => FrameKind::Events,
         ClientReply::Members { .. } => FrameKind::MembersReply,
         ClientReply::Leaving { .. } => FrameKind::Leaving,
+        ClientReply::Forced { .. } => FrameKind::Forced,
     }
 }
 
@@ -203,7 +206,7 @@ pub(super) fn get_body(kind: FrameKind, r: &mut Reader<'_>) -> Result<Frame, Dec
             ballot: get_ballot(r, "prepare.ballot")?,
             last_primary: ViewId(r.u64("prepare.last_primary")?),
         },
-        FrameKind::Promise => PeerFrame::Promise(get_promise(r)?),
+        FrameKind::Promise => PeerFrame::Promise(Box::new(get_promise(r)?)),
         FrameKind::Nack => PeerFrame::Nack {
             ballot: get_ballot(r, "nack.ballot")?,
             promised: get_ballot(r, "nack.promised")?,
@@ -264,6 +267,19 @@ pub(super) fn get_body(kind: FrameKind, r: &mut Reader<'_>) -> Result<Frame, Dec
         }
         FrameKind::LeaveRequest => {
             return Ok(Frame::Request(ClientRequest::Leave { request: r.u64("leave_request.request")? }))
+        }
+        FrameKind::ForcePrimary => {
+            return Ok(Frame::Request(ClientRequest::ForcePrimary {
+                request: r.u64("force_primary.request")?,
+                confirm: r.bool("force_primary.confirm")?,
+            }))
+        }
+        FrameKind::Forced => {
+            return Ok(Frame::Reply(ClientReply::Forced {
+                request: r.u64("forced.request")?,
+                formed: r.bool("forced.formed")?,
+                report: r.str_u16("forced.report")?.to_owned(),
+            }))
         }
         FrameKind::Executed => {
             return Ok(Frame::Reply(ClientReply::Executed {
@@ -331,6 +347,10 @@ pub(super) fn put_request(out: &mut Vec<u8>, request: &ClientRequest) {
         ClientRequest::Status { request }
         | ClientRequest::Members { request }
         | ClientRequest::Leave { request } => put_u64(out, *request),
+        ClientRequest::ForcePrimary { request, confirm } => {
+            put_u64(out, *request);
+            put_bool(out, *confirm);
+        }
     }
 }
 
@@ -376,6 +396,11 @@ pub(super) fn put_reply(out: &mut Vec<u8>, reply: &ClientReply) {
             }
         }
         ClientReply::Leaving { request } => put_u64(out, *request),
+        ClientReply::Forced { request, formed, report } => {
+            put_u64(out, *request);
+            put_bool(out, *formed);
+            put_str_u16(out, report);
+        }
     }
 }
 
@@ -430,6 +455,7 @@ fn standby_role_byte(role: StandbyRole) -> u8 {
         StandbyRole::None => 1,
         StandbyRole::Hot => 2,
         StandbyRole::Warm => 3,
+        StandbyRole::Witness => 4,
     }
 }
 
@@ -438,6 +464,7 @@ fn get_standby_role(r: &mut Reader<'_>, field: &'static str) -> Result<StandbyRo
         1 => Ok(StandbyRole::None),
         2 => Ok(StandbyRole::Hot),
         3 => Ok(StandbyRole::Warm),
+        4 => Ok(StandbyRole::Witness),
         other => Err(invalid(field, format!("unknown role {other}"))),
     }
 }
@@ -451,6 +478,8 @@ fn error_code_byte(code: ErrorCode) -> u8 {
         ErrorCode::ShuttingDown => 4,
         ErrorCode::OutcomeUnknown => 5,
         ErrorCode::Compacted => 6,
+        ErrorCode::NotEnoughReplicas => 7,
+        ErrorCode::Refused => 8,
     }
 }
 
@@ -462,6 +491,8 @@ fn get_error_code(r: &mut Reader<'_>, field: &'static str) -> Result<ErrorCode, 
         4 => Ok(ErrorCode::ShuttingDown),
         5 => Ok(ErrorCode::OutcomeUnknown),
         6 => Ok(ErrorCode::Compacted),
+        7 => Ok(ErrorCode::NotEnoughReplicas),
+        8 => Ok(ErrorCode::Refused),
         other => Err(invalid(field, format!("unknown error code {other}"))),
     }
 }
@@ -581,31 +612,49 @@ fn get_token(r: &mut Reader<'_>) -> Result<Token, DecodeError> {
     Ok(Token { view, rotation, next_seq, received, backlog, quiet })
 }
 
+fn put_quorum(out: &mut Vec<u8>, quorum: &Quorum) {
+    put_count(out, quorum.electorate.len());
+    for voter in &quorum.electorate {
+        put_u16(out, voter.id.0);
+        put_u64(out, voter.boot);
+    }
+    put_u16(out, quorum.expected);
+    put_u16(out, quorum.min_replicas);
+}
+
+fn get_quorum(r: &mut Reader<'_>, field: &'static str) -> Result<Quorum, DecodeError> {
+    let electorate =
+        get_vec(r, VOTER_BYTES, field, |r| Ok(Voter { id: NodeId(r.u16(field)?), boot: r.u64(field)? }))?;
+    Ok(Quorum { electorate, expected: r.u16(field)?, min_replicas: r.u16(field)? })
+}
+
 fn put_proposal(out: &mut Vec<u8>, proposal: &Proposal) {
     put_u64(out, proposal.view.0);
     put_u64(out, proposal.prev.0);
-    put_members(out, &proposal.prev_members);
     put_u64(out, proposal.cut);
     put_members(out, &proposal.ring);
     put_u16(out, proposal.donor.0);
+    put_quorum(out, &proposal.quorum);
 }
 
 fn get_proposal(r: &mut Reader<'_>) -> Result<Proposal, DecodeError> {
     Ok(Proposal {
         view: ViewId(r.u64("proposal.view")?),
         prev: ViewId(r.u64("proposal.prev")?),
-        prev_members: get_members(r, "proposal.prev_members")?,
         cut: r.u64("proposal.cut")?,
         ring: get_members(r, "proposal.ring")?,
         donor: NodeId(r.u16("proposal.donor")?),
+        quorum: get_quorum(r, "proposal.quorum")?,
     })
 }
 
 fn put_promise(out: &mut Vec<u8>, promise: &Promise) {
     put_ballot(out, &promise.ballot);
     put_member(out, &promise.member);
+    put_u64(out, promise.boot);
     put_u64(out, promise.last_primary.0);
     put_members(out, &promise.last_primary_members);
+    put_quorum(out, &promise.quorum);
     put_bool(out, promise.holds_log);
     match &promise.accepted {
         None => put_u8(out, 0),
@@ -625,8 +674,10 @@ fn put_promise(out: &mut Vec<u8>, promise: &Promise) {
 fn get_promise(r: &mut Reader<'_>) -> Result<Promise, DecodeError> {
     let ballot = get_ballot(r, "promise.ballot")?;
     let member = get_member(r, "promise.member")?;
+    let boot = r.u64("promise.boot")?;
     let last_primary = ViewId(r.u64("promise.last_primary")?);
     let last_primary_members = get_members(r, "promise.last_primary_members")?;
+    let quorum = get_quorum(r, "promise.quorum")?;
     let holds_log = r.bool("promise.holds_log")?;
     let accepted = if r.option_tag("promise.accepted")? {
         Some((get_ballot(r, "promise.accepted")?, get_proposal(r)?))
@@ -641,8 +692,10 @@ fn get_promise(r: &mut Reader<'_>) -> Result<Promise, DecodeError> {
     Ok(Promise {
         ballot,
         member,
+        boot,
         last_primary,
         last_primary_members,
+        quorum,
         holds_log,
         accepted,
         received_upto,
@@ -666,6 +719,9 @@ fn put_status(out: &mut Vec<u8>, status: &NodeStatus) {
     put_u64(out, status.rotation_millihertz);
     put_u8(out, standby_role_byte(status.role));
     put_u64(out, status.last_checkpoint);
+    put_u16(out, status.replicas);
+    put_u16(out, status.configured);
+    put_u16(out, status.min_replicas);
     put_u64(out, status.max_step_us);
     put_u64(out, status.state_bytes);
 }
@@ -685,6 +741,9 @@ fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
         rotation_millihertz: r.u64("status.rotation_millihertz")?,
         role: get_standby_role(r, "status.role")?,
         last_checkpoint: r.u64("status.last_checkpoint")?,
+        replicas: r.u16("status.replicas")?,
+        configured: r.u16("status.configured")?,
+        min_replicas: r.u16("status.min_replicas")?,
         max_step_us: r.u64("status.max_step_us")?,
         state_bytes: r.u64("status.state_bytes")?,
     })

@@ -88,6 +88,8 @@ pub enum FrameKind {
     MembersRequest = 68,
     /// `ClientRequest::Leave`.
     LeaveRequest = 69,
+    /// `ClientRequest::ForcePrimary`.
+    ForcePrimary = 70,
     /// `ClientReply::Committed`.
     Committed = 96,
     /// `ClientReply::Status`.
@@ -102,11 +104,13 @@ pub enum FrameKind {
     MembersReply = 101,
     /// `ClientReply::Leaving`.
     Leaving = 102,
+    /// `ClientReply::Forced`.
+    Forced = 103,
 }
 
 impl FrameKind {
     /// Every kind, in byte order.
-    pub const ALL: [FrameKind; 33] = [
+    pub const ALL: [FrameKind; 35] = [
         FrameKind::Hello,
         FrameKind::HelloAck,
         FrameKind::Heartbeat,
@@ -133,6 +137,7 @@ impl FrameKind {
         FrameKind::Watch,
         FrameKind::MembersRequest,
         FrameKind::LeaveRequest,
+        FrameKind::ForcePrimary,
         FrameKind::Committed,
         FrameKind::StatusReply,
         FrameKind::Error,
@@ -140,6 +145,7 @@ impl FrameKind {
         FrameKind::Events,
         FrameKind::MembersReply,
         FrameKind::Leaving,
+        FrameKind::Forced,
     ];
 
     /// The kind whose byte is `byte`, if any.
@@ -176,6 +182,7 @@ impl FrameKind {
             FrameKind::Watch => "watch",
             FrameKind::MembersRequest => "members-request",
             FrameKind::LeaveRequest => "leave-request",
+            FrameKind::ForcePrimary => "force-primary",
             FrameKind::Committed => "committed",
             FrameKind::StatusReply => "status-reply",
             FrameKind::Error => "error",
@@ -183,6 +190,7 @@ impl FrameKind {
             FrameKind::Events => "events",
             FrameKind::MembersReply => "members-reply",
             FrameKind::Leaving => "leaving",
+            FrameKind::Forced => "forced",
         }
     }
 }
@@ -314,11 +322,11 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId};
+    use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId, Voter};
     use crate::rng::Rng;
     use crate::wire::arbitrary::{mutate, random_frame, random_message, random_promise, seal};
     use crate::wire::frame::{
-        AuthMode, Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus, Promise, Proposal,
+        AuthMode, Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus, Promise, Proposal, Quorum,
         StandbyRole, Token, WatchEvent, WatchKind,
     };
 
@@ -384,10 +392,18 @@ mod tests {
         Proposal {
             view: ViewId(5),
             prev: ViewId(4),
-            prev_members: vec![member1(), member2()],
             cut: 0x20,
             ring: vec![member2(), member1()],
             donor: NodeId(1),
+            quorum: quorum(),
+        }
+    }
+
+    fn quorum() -> Quorum {
+        Quorum {
+            electorate: vec![Voter { id: NodeId(1), boot: 6 }, Voter { id: NodeId(2), boot: 7 }],
+            expected: 3,
+            min_replicas: 2,
         }
     }
 
@@ -470,42 +486,48 @@ mod tests {
             ),
             (
                 "promise_with_accepted_proposal",
-                Frame::Peer(PeerFrame::Promise(Promise {
+                Frame::Peer(PeerFrame::Promise(Box::new(Promise {
                     ballot: ballot(),
                     member: member2(),
+                    boot: 7,
                     last_primary: ViewId(4),
                     last_primary_members: vec![member1(), member2()],
+                    quorum: quorum(),
                     holds_log: true,
                     accepted: Some((ballot(), proposal())),
                     received_upto: 0x20,
                     committed_upto: 0x1e,
                     unreachable: vec![NodeId(3)],
                     leaving: false,
-                })),
-                "000000a7 01 0a  0000000000000003 0001  0002 0000000000000007  0000000000000004
-                 00000002 0001 0000000000000006 0002 0000000000000007  01
+                }))),
+                "000000cf 01 0a  0000000000000003 0001  0002 0000000000000007  0000000000000007
+                 0000000000000004  00000002 0001 0000000000000006 0002 0000000000000007
+                 00000002 0001 0000000000000006 0002 0000000000000007 0003 0002  01
                  01 0000000000000003 0001
-                    0000000000000005 0000000000000004
-                    00000002 0001 0000000000000006 0002 0000000000000007  0000000000000020
+                    0000000000000005 0000000000000004 0000000000000020
                     00000002 0002 0000000000000007 0001 0000000000000006  0001
-                 0000000000000020 000000000000001e  00000001 0003  00  17fe1eef",
+                    00000002 0001 0000000000000006 0002 0000000000000007 0003 0002
+                 0000000000000020 000000000000001e  00000001 0003  00  c8264e99",
             ),
             (
                 "promise_fresh",
-                Frame::Peer(PeerFrame::Promise(Promise {
+                Frame::Peer(PeerFrame::Promise(Box::new(Promise {
                     ballot: ballot(),
                     member: Member { id: NodeId(3), incarnation: 9 },
+                    boot: 9,
                     last_primary: ViewId(0),
                     last_primary_members: vec![],
+                    quorum: Quorum::default(),
                     holds_log: false,
                     accepted: None,
                     received_upto: 0,
                     committed_upto: 0,
                     unreachable: vec![],
                     leaving: true,
-                })),
-                "0000003d 01 0a  0000000000000003 0001  0003 0000000000000009  0000000000000000
-                 00000000  00  00  0000000000000000 0000000000000000  00000000  01  c74d0612",
+                }))),
+                "0000004d 01 0a  0000000000000003 0001  0003 0000000000000009  0000000000000009
+                 0000000000000000  00000000  00000000 0000 0000  00  00
+                 0000000000000000 0000000000000000  00000000  01  69a8b7f2",
             ),
             (
                 "nack",
@@ -519,10 +541,10 @@ mod tests {
             (
                 "accept",
                 Frame::Peer(PeerFrame::Accept { ballot: ballot(), proposal: proposal() }),
-                "0000005a 01 0c  0000000000000003 0001
-                 0000000000000005 0000000000000004
-                 00000002 0001 0000000000000006 0002 0000000000000007  0000000000000020
-                 00000002 0002 0000000000000007 0001 0000000000000006  0001  ecbfe34b",
+                "0000005e 01 0c  0000000000000003 0001
+                 0000000000000005 0000000000000004 0000000000000020
+                 00000002 0002 0000000000000007 0001 0000000000000006  0001
+                 00000002 0001 0000000000000006 0002 0000000000000007 0003 0002  c66ee9cc",
             ),
             (
                 "accepted",
@@ -532,10 +554,10 @@ mod tests {
             (
                 "commit",
                 Frame::Peer(PeerFrame::Commit { ballot: ballot(), proposal: proposal() }),
-                "0000005a 01 0e  0000000000000003 0001
-                 0000000000000005 0000000000000004
-                 00000002 0001 0000000000000006 0002 0000000000000007  0000000000000020
-                 00000002 0002 0000000000000007 0001 0000000000000006  0001  fbbc5a49",
+                "0000005e 01 0e  0000000000000003 0001
+                 0000000000000005 0000000000000004 0000000000000020
+                 00000002 0002 0000000000000007 0001 0000000000000006  0001
+                 00000002 0001 0000000000000006 0002 0000000000000007 0003 0002  0e1632dc",
             ),
             (
                 "fetch",
@@ -613,15 +635,18 @@ mod tests {
                         rotation_millihertz: 4000,
                         role: StandbyRole::Hot,
                         last_checkpoint: 0x20,
+                        replicas: 2,
+                        configured: 3,
+                        min_replicas: 2,
                         max_step_us: 0x3e8,
                         state_bytes: 0x0010_0000,
                     },
                 }),
-                "0000008a 01 61  000000000000002b  0002 0000000000000007  0000000000000005  01
+                "00000090 01 61  000000000000002b  0002 0000000000000007  0000000000000005  01
                  00000002 0001 0000000000000006 0002 0000000000000007
                  0000000000000030 0000000000000021 1122334455667788 99aabbccddeeff00
                  000000000000000c  000000000000000d 0000000000000fa0 02 0000000000000020
-                 00000000000003e8 0000000000100000  881ceaf6",
+                 0002 0003 0002  00000000000003e8 0000000000100000  46ed8509",
             ),
             (
                 "execute",
@@ -650,6 +675,16 @@ mod tests {
                 "leave_request",
                 Frame::Request(ClientRequest::Leave { request: 0x30 }),
                 "0000000e 01 45  0000000000000030  be9475ac",
+            ),
+            (
+                "force_primary",
+                Frame::Request(ClientRequest::ForcePrimary { request: 0x31, confirm: true }),
+                "0000000f 01 46  0000000000000031  01  88f72eef",
+            ),
+            (
+                "forced",
+                Frame::Reply(ClientReply::Forced { request: 0x31, formed: true, report: "ok".into() }),
+                "00000013 01 67  0000000000000031  01  0002 6f6b  4eff1b88",
             ),
             (
                 "executed",
@@ -732,6 +767,16 @@ mod tests {
                 error(ErrorCode::Compacted, ""),
                 "00000011 01 62  000000000000002c  06  0000  f8e201a4",
             ),
+            (
+                "error_not_enough_replicas",
+                error(ErrorCode::NotEnoughReplicas, ""),
+                "00000011 01 62  000000000000002c  07  0000  f9206b93",
+            ),
+            (
+                "error_refused",
+                error(ErrorCode::Refused, "no"),
+                "00000013 01 62  000000000000002c  08  0002 6e6f  6672f389",
+            ),
         ]
     }
 
@@ -771,7 +816,9 @@ mod tests {
                 ErrorCode::BadRequest,
                 ErrorCode::ShuttingDown,
                 ErrorCode::OutcomeUnknown,
-                ErrorCode::Compacted
+                ErrorCode::Compacted,
+                ErrorCode::NotEnoughReplicas,
+                ErrorCode::Refused
             ]
         );
     }
@@ -780,7 +827,7 @@ mod tests {
     fn kind_bytes_follow_the_peer_frame_order_then_requests_then_replies() {
         let bytes: Vec<u8> = FrameKind::ALL.iter().map(|kind| *kind as u8).collect();
         let mut expected: Vec<u8> = (1..=20).collect();
-        expected.extend([64, 65, 66, 67, 68, 69, 96, 97, 98, 99, 100, 101, 102]);
+        expected.extend([64, 65, 66, 67, 68, 69, 70, 96, 97, 98, 99, 100, 101, 102, 103]);
         assert_eq!(bytes, expected);
         for byte in 0..=u8::MAX {
             assert_eq!(
@@ -823,12 +870,12 @@ mod tests {
                 total: 1 << 21,
                 bytes: Arc::from(vec![0x5a; 64 << 10]),
             }),
-            Frame::Peer(PeerFrame::Promise(Promise {
+            Frame::Peer(PeerFrame::Promise(Box::new(Promise {
                 accepted: None,
                 unreachable: (1..=40).map(NodeId).collect(),
                 ..random_promise(&mut rng)
-            })),
-            Frame::Peer(PeerFrame::Promise(Promise {
+            }))),
+            Frame::Peer(PeerFrame::Promise(Box::new(Promise {
                 accepted: Some((
                     ballot(),
                     Proposal {
@@ -839,7 +886,7 @@ mod tests {
                     },
                 )),
                 ..random_promise(&mut rng)
-            })),
+            }))),
             error(ErrorCode::NoQuorum, "no primary view: 2 of 5 members reachable — retry ✓"),
         ];
         for frame in frames {
@@ -952,7 +999,7 @@ mod tests {
                 Err(DecodeError::Invalid { field: "version", .. })
             ));
         }
-        for kind in [0, 21, 63, 70, 95, 103, 255] {
+        for kind in [0, 21, 63, 71, 95, 104, 255] {
             assert!(matches!(
                 decode(&seal(VERSION, kind, &[])),
                 Err(DecodeError::Invalid { field: "kind", .. })
@@ -983,13 +1030,14 @@ mod tests {
         );
 
         let mut body = golden_body("promise_fresh");
-        body[33] = 2; // the tag of `accepted`, after ballot, member, last_primary and members
+        body[49] = 2; // the tag of `accepted`, after ballot, member, boot, last_primary, members, quorum
+                      // and holds_log
         assert!(matches!(
             decode(&seal(VERSION, FrameKind::Promise as u8, &body)),
             Err(DecodeError::Invalid { field: "promise.accepted", .. })
         ));
 
-        for code in [0, 7, 255] {
+        for code in [0, 9, 255] {
             let mut body = golden_body("error_busy");
             body[8] = code;
             assert!(matches!(

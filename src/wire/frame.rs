@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::ids::{Ballot, Member, MsgId, NodeId, Seq, ViewId};
+use crate::ids::{Ballot, Member, MsgId, NodeId, Seq, ViewId, Voter};
 
 /// Opaque application bytes, cheap to clone while a batch is forwarded round the ring.
 pub type Payload = Arc<[u8]>;
@@ -50,21 +50,45 @@ pub struct Data {
     pub messages: Vec<Message>,
 }
 
+/// Who votes on the successor of a primary view, how many votes that takes, and how many
+/// members the view must keep (docs/PROTOCOL.md §5.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Quorum {
+    /// The processes whose promises and accepts count, at most one per id, by id.
+    pub electorate: Vec<Voter>,
+    /// The votes expected: a quorum is `expected / 2 + 1` of the electorate.
+    pub expected: u16,
+    /// The write quorum of the view: its ring, and the successor's, hold at least this many.
+    pub min_replicas: u16,
+}
+
+impl Quorum {
+    /// How many votes make a quorum.
+    pub fn needed(&self) -> usize {
+        usize::from(self.expected) / 2 + 1
+    }
+
+    /// Whether `voter` is one of the processes that vote.
+    pub fn names(&self, voter: Voter) -> bool {
+        self.electorate.contains(&voter)
+    }
+}
+
 /// A proposed successor view (docs/PROTOCOL.md §5.2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Proposal {
-    /// The new view's id: the previous primary's plus one.
+    /// The new view's id: the previous primary's plus one (a new epoch after a forced recovery).
     pub view: ViewId,
-    /// The previous primary view, whose members are the acceptors.
+    /// The previous primary view, whose electorate chooses this one.
     pub prev: ViewId,
-    /// The previous primary's members (the acceptors).
-    pub prev_members: Vec<Member>,
     /// The last seq of the previous view that belongs to the history.
     pub cut: Seq,
     /// The new view's members in ring order.
     pub ring: Vec<Member>,
     /// A member that holds every message up to the cut and serves fetches.
     pub donor: NodeId,
+    /// Who chooses the new view's successor, and its write quorum.
+    pub quorum: Quorum,
 }
 
 /// What a participant tells the coordinator when it promises a ballot.
@@ -74,13 +98,17 @@ pub struct Promise {
     pub ballot: Ballot,
     /// Who promises.
     pub member: Member,
+    /// The incarnation its process started with: with `member.id`, the process that votes.
+    pub boot: u64,
     /// Its last installed primary view (0: none).
     pub last_primary: ViewId,
     /// That view's members.
     pub last_primary_members: Vec<Member>,
+    /// That view's quorum: who votes on its successor.
+    pub quorum: Quorum,
     /// Whether it still holds that view's log as one of its members.
     pub holds_log: bool,
-    /// The proposal it accepted for the successor of `last_primary`, if any.
+    /// The last proposal its process accepted (for the successor of the view it names), if any.
     pub accepted: Option<(Ballot, Proposal)>,
     /// Its contiguous received prefix.
     pub received_upto: Seq,
@@ -188,8 +216,8 @@ pub enum PeerFrame {
         /// The coordinator's last primary view.
         last_primary: ViewId,
     },
-    /// Promises a ballot.
-    Promise(Promise),
+    /// Promises a ballot (boxed: the largest peer frame by far).
+    Promise(Box<Promise>),
     /// Refuses a ballot.
     Nack {
         /// The refused ballot.
@@ -321,6 +349,14 @@ pub enum ClientRequest {
         /// Client-chosen request number, echoed in the reply.
         request: u64,
     },
+    /// Ask the node to form a primary from the newest history it can reach although a quorum
+    /// is gone (docs/PROTOCOL.md §5.8); without `confirm` it only reports what it would do.
+    ForcePrimary {
+        /// Client-chosen request number, echoed in the reply.
+        request: u64,
+        /// Whether to go ahead; otherwise a dry run.
+        confirm: bool,
+    },
 }
 
 impl ClientRequest {
@@ -332,7 +368,8 @@ impl ClientRequest {
             | ClientRequest::Execute { request, .. }
             | ClientRequest::Watch { request, .. }
             | ClientRequest::Members { request }
-            | ClientRequest::Leave { request } => *request,
+            | ClientRequest::Leave { request }
+            | ClientRequest::ForcePrimary { request, .. } => *request,
         }
     }
 
@@ -343,7 +380,10 @@ impl ClientRequest {
             ClientRequest::Broadcast { payload: data, .. }
             | ClientRequest::Execute { command: data, .. }
             | ClientRequest::Watch { prefix: data, .. } => data.len(),
-            ClientRequest::Status { .. } | ClientRequest::Members { .. } | ClientRequest::Leave { .. } => 0,
+            ClientRequest::Status { .. }
+            | ClientRequest::Members { .. }
+            | ClientRequest::Leave { .. }
+            | ClientRequest::ForcePrimary { .. } => 0,
         }
     }
 }
@@ -437,6 +477,16 @@ pub enum ClientReply {
         /// The request answered.
         request: u64,
     },
+    /// The forced recovery's report: what was formed (or, in a dry run, would be) and what may
+    /// be lost (docs/PROTOCOL.md §5.8).
+    Forced {
+        /// The request answered.
+        request: u64,
+        /// Whether a primary was formed (false for a dry run).
+        formed: bool,
+        /// The report, one line per point.
+        report: String,
+    },
     /// The request failed.
     Error {
         /// The request answered.
@@ -464,6 +514,11 @@ pub enum ErrorCode {
     OutcomeUnknown,
     /// A watch asked for revisions the node no longer (or never) held in its change history.
     Compacted,
+    /// The node is not in a primary view because too few members are connected for the write
+    /// quorum `W` (docs/PROTOCOL.md §5.2); the message says how many.
+    NotEnoughReplicas,
+    /// The node refused an operator request (a forced recovery that would lose newer history).
+    Refused,
 }
 
 /// A node's view of itself, for `status` and for the demo's verification.
@@ -495,6 +550,13 @@ pub struct NodeStatus {
     pub role: StandbyRole,
     /// The seq of this member's last checkpoint, 0 if it has taken none.
     pub last_checkpoint: Seq,
+    /// Replicas: members in the view, or outside a primary those found by the last attempt to
+    /// form one (0 when it made none).
+    pub replicas: u16,
+    /// Members of the configuration that hold state (witnesses excluded).
+    pub configured: u16,
+    /// The write quorum `W` the view keeps (the configured one outside a view).
+    pub min_replicas: u16,
     /// The longest protocol step since the member started, in microseconds: what its
     /// neighbours' failure detectors must tolerate (docs/PROTOCOL.md §5.1).
     pub max_step_us: u64,
@@ -511,6 +573,8 @@ pub enum StandbyRole {
     Hot,
     /// Holds checkpoints and the log after them.
     Warm,
+    /// Votes on views and holds no state (docs/PROTOCOL.md §5.7).
+    Witness,
 }
 
 impl PeerFrame {

@@ -24,6 +24,7 @@ mod node_ring;
 mod node_security;
 mod partition_netns;
 mod proxy_selftest;
+mod quorum_processes;
 mod ring_core;
 mod ring_processes;
 mod sim;

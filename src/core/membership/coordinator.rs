@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::quorum::{Shortfall, Tally};
 use super::ring_order::ring_order;
 use super::{Phase, Reason};
 use crate::config::Defect;
@@ -23,8 +24,11 @@ pub(in crate::core) enum Stage {
         /// Where the coordinator, as donor, fetches the prefix it lacks.
         source: NodeId,
         proposal: Proposal,
+        /// The promisers whose accepts count, and how many of them choose the proposal.
         voters: Vec<Member>,
-        quorum: usize,
+        needed: usize,
+        /// Ring members that must accept (and so hold the prefix) before the commit.
+        floor: usize,
         accepted: BTreeSet<Member>,
         deadline: Time,
     },
@@ -87,21 +91,14 @@ impl Coordination {
     }
 }
 
-/// A promiser in no primary view: fresh, a new incarnation after exclusion, or restarted from
-/// durable state (whose `committed_upto` says how far that state goes).
-fn blank(p: &Promise) -> bool {
-    !p.holds_log && p.received_upto == 0
-}
-
 impl Core {
     /// Starts a view change with a ballot above every one seen (docs/PROTOCOL.md §5.1).
     pub(in crate::core) fn start_coordination(&mut self, now: Time, reason: Reason, out: &mut Vec<Output>) {
-        if matches!(self.membership.phase, Phase::Left) {
+        if matches!(self.membership.phase, Phase::Left) || self.config.is_witness() {
             return;
         }
-        self.membership.max_round =
-            self.membership.max_round.max(self.membership.promised.round).saturating_add(1);
-        let ballot = Ballot { round: self.membership.max_round, node: self.config.me.id };
+        let ballot = self.next_ballot();
+        self.membership.max_round = ballot.round;
         let targets: BTreeSet<NodeId> =
             self.config.universe.iter().copied().filter(|&id| id != self.config.me.id).collect();
         if self.membership.change.is_none() {
@@ -131,6 +128,12 @@ impl Core {
         });
         self.send_prepares(now, out);
         self.check_coordination(now, out);
+    }
+
+    /// A ballot above every one this member has seen or promised.
+    pub(in crate::core) fn next_ballot(&self) -> Ballot {
+        let round = self.membership.max_round.max(self.membership.promised.round).saturating_add(1);
+        Ballot { round, node: self.config.me.id }
     }
 
     /// How long the coordinator waits for promises after the last sign of progress.
@@ -186,6 +189,7 @@ impl Core {
         out: &mut Vec<Output>,
     ) {
         self.membership.see_ballot(promised);
+        self.force_nacked(from, ballot, last_primary);
         if last_primary > self.membership.last_primary {
             // A newer primary exists: whatever this member coordinates is stale.
             self.membership.peer_status.insert(from, super::PeerStatus { last_primary, operational: true });
@@ -227,7 +231,20 @@ impl Core {
     pub(in crate::core) fn on_coordination_timeout(&mut self, now: Time, out: &mut Vec<Output>) {
         let Some(c) = self.membership.coordination.as_ref() else { return };
         match &c.stage {
-            Stage::Preparing { .. } => self.decide(now, out),
+            Stage::Preparing { latest, .. } => {
+                let latest = *latest;
+                if now < latest && !self.could_decide() {
+                    // The answers so far make no primary: wait for the slow ones rather than
+                    // leave them out (docs/PROTOCOL.md §5.2).
+                    if let Some(Coordination { stage: Stage::Preparing { deadline, .. }, .. }) =
+                        self.membership.coordination.as_mut()
+                    {
+                        *deadline = latest;
+                    }
+                    return;
+                }
+                self.decide(now, out)
+            }
             Stage::Accepting { .. } => {
                 if !self.try_commit(now, true, out) {
                     log::warn!("{} on_accept_timeout: proposal not chosen; retrying", self.config.me.id);
@@ -238,6 +255,33 @@ impl Core {
         }
     }
 
+    /// Whether the promises so far could make a primary, before every target answered.
+    fn could_decide(&self) -> bool {
+        let Some(c) = self.membership.coordination.as_ref() else { return false };
+        let promises: Vec<Promise> = c.promises.values().cloned().collect();
+        let tally = Tally::of(&promises, &self.config);
+        tally.has_quorum() && tally.ring_candidates(&promises, &self.config).len() >= tally.floor
+    }
+
+    /// No primary this time: say why, and retry after token_timeout with jitter.
+    pub(in crate::core) fn no_primary(&mut self, now: Time, shortfall: Shortfall) {
+        log::info!(
+            "{} decide: no primary after {}: {}",
+            self.config.me.id,
+            self.membership.last_primary,
+            shortfall
+        );
+        self.membership.shortfall = Some(shortfall);
+        self.membership.coordination = None;
+        let retry = self.config.token_timeout
+            + std::time::Duration::from_nanos(
+                self.rng.below(u64::try_from(self.config.token_timeout.as_nanos()).unwrap_or(1)),
+            );
+        if !matches!(self.membership.phase, Phase::Joining { .. }) {
+            self.membership.phase = Phase::Gather { coordinate_at: now + retry };
+        }
+    }
+
     /// Applies the quorum rule and proposes (docs/PROTOCOL.md §5.2).
     fn decide(&mut self, now: Time, out: &mut Vec<Output>) {
         let me = self.config.me;
@@ -245,82 +289,46 @@ impl Core {
         let ballot = c.ballot;
         let promises: Vec<Promise> = c.promises.values().cloned().collect();
         let dial_failed: Vec<NodeId> = c.unreachable.iter().copied().collect();
-        let lstar = promises.iter().map(|p| p.last_primary).max().unwrap_or_default();
-        // The members of L as one of them reports them (every member installed the same list).
-        let lstar_members: Vec<Member> = promises
-            .iter()
-            .find(|p| p.last_primary == lstar && p.holds_log)
-            .map(|p| p.last_primary_members.clone())
-            .unwrap_or_default();
-        let (voters, quorum): (Vec<&Promise>, usize) = if lstar == ViewId(0) {
-            let voters: Vec<&Promise> = promises.iter().filter(|p| blank(p)).collect();
-            (voters, self.config.universe.len() / 2 + 1)
-        } else {
-            let voters: Vec<&Promise> = promises
-                .iter()
-                .filter(|p| p.last_primary == lstar && p.holds_log && lstar_members.contains(&p.member))
-                .collect();
-            (voters, lstar_members.len() / 2 + 1)
-        };
-        if voters.len() < quorum && self.config.defect != Defect::QuorumOff {
-            log::info!(
-                "{} decide: no quorum for the successor of {}: {} of {} needed voters answered",
-                me.id,
-                lstar,
-                voters.len(),
-                quorum
-            );
-            self.membership.coordination = None;
-            let retry = self.config.token_timeout
-                + std::time::Duration::from_nanos(
-                    self.rng.below(u64::try_from(self.config.token_timeout.as_nanos()).unwrap_or(1)),
-                );
-            if !matches!(self.membership.phase, Phase::Joining { .. }) {
-                self.membership.phase = Phase::Gather { coordinate_at: now + retry };
+        let tally = Tally::of(&promises, &self.config);
+        if self.membership.force.as_ref().is_some_and(|f| f.ballot == ballot) {
+            if !tally.has_quorum() {
+                self.decide_forced(now, &tally, &promises, &dial_failed, out);
+                return;
             }
+            self.force_answered_by_quorum();
+        }
+        if let Some(shortfall) = tally.no_quorum() {
+            if self.config.defect != Defect::QuorumOff {
+                self.no_primary(now, shortfall);
+                return;
+            }
+        }
+        let lstar = tally.lstar;
+        let i_hold = tally.holders.iter().any(|h| h.member == me);
+        if lstar != ViewId(0) && !i_hold && self.membership.last_primary < lstar && self.has_history() {
+            // A newer primary exists without this incarnation: it rejoins, and a member that
+            // holds the newer view coordinates (docs/PROTOCOL.md §5.2).
+            self.membership.coordination = None;
+            self.become_excluded(now, out);
             return;
         }
-        let voter_members: Vec<Member> = voters.iter().map(|p| p.member).collect();
-        // The coordinator has a link to every participant, so when it is a voter it is the donor:
-        // it first fetches the prefix from a holder (the source), then serves the others. A voter
-        // left out of the ring is a source only when no ring member holds the prefix, because it
-        // re-incarnates, dropping its log, on the commit.
-        let coordinator_votes = voter_members.contains(&me);
-        // The first view of a cluster starts where the furthest durable state of its voters ends
-        // (docs/PROTOCOL.md §7); later views end the last one at the furthest prefix received.
-        let held = |p: &Promise| if lstar == ViewId(0) { p.committed_upto } else { p.received_upto };
-        let pick_source = |cut: Seq, ring: &[Member]| -> NodeId {
-            let mut holders: Vec<&&Promise> = voters.iter().filter(|p| held(p) >= cut).collect();
-            holders.sort_by_key(|p| (p.member.id != me.id, !ring.contains(&p.member), p.member.id));
-            holders.first().map_or(me.id, |p| p.member.id)
-        };
-        let pick_donor = |cut: Seq, ring: &[Member]| -> NodeId {
-            if coordinator_votes {
-                me.id
-            } else {
-                pick_source(cut, ring)
-            }
-        };
-        let reproposal = voters
+        let voter_members: Vec<Member> = tally.voters.iter().map(|p| p.member).collect();
+        let reproposal = tally
+            .voters
             .iter()
             .filter_map(|p| p.accepted.clone())
             .filter(|(_, p)| p.prev == lstar)
             .max_by_key(|(b, _)| *b);
         let proposal = match reproposal {
             Some((_, mut p)) => {
-                p.donor = pick_donor(p.cut, &p.ring);
+                p.donor = self.pick_donor(&tally, p.cut, &p.ring);
                 p
             }
             None => {
-                let eligible: Vec<&Promise> = promises
-                    .iter()
-                    .filter(|p| !p.leaving && (voter_members.contains(&p.member) || blank(p)))
-                    .collect();
-                let Some(first) = eligible
-                    .iter()
-                    .map(|p| p.member.id)
-                    .find(|&id| id == me.id)
-                    .or_else(|| eligible.iter().map(|p| p.member.id).min())
+                let candidates = tally.ring_candidates(&promises, &self.config);
+                let ids: Vec<NodeId> = candidates.iter().map(|p| p.member.id).collect();
+                let Some(first) =
+                    ids.iter().copied().find(|&id| id == me.id).or_else(|| ids.iter().copied().min())
                 else {
                     log::info!("{} decide: nobody is left to form a view", me.id);
                     self.membership.coordination = None;
@@ -335,40 +343,61 @@ impl Core {
                 for &u in &dial_failed {
                     bad.insert((me.id, u));
                 }
-                let ids: Vec<NodeId> = eligible.iter().map(|p| p.member.id).collect();
-                let (ring_ids, dropped) = ring_order(first, &ids, &bad);
+                let keep_first = self.config.defect == Defect::NoReplicaFloor;
+                let (ring_ids, dropped) = ring_order(first, &ids, &bad, tally.floor, keep_first);
+                if ring_ids.len() < tally.floor {
+                    let configured = self.config.data_members();
+                    let shortfall =
+                        Shortfall::Replicas { in_view: ring_ids.len(), configured, needed: tally.floor };
+                    self.no_primary(now, shortfall);
+                    return;
+                }
                 if !dropped.is_empty() {
                     log::warn!("{} decide: left out {:?}: no ring avoids their failed links", me.id, dropped);
                 }
                 let ring: Vec<Member> = ring_ids
                     .iter()
-                    .filter_map(|id| eligible.iter().find(|p| p.member.id == *id).map(|p| p.member))
+                    .filter_map(|id| candidates.iter().find(|p| p.member.id == *id).map(|p| p.member))
                     .collect();
-                let cut = voters.iter().map(|p| held(p)).max().unwrap_or(0);
-                let donor = pick_donor(cut, &ring);
-                Proposal {
-                    view: ViewId(lstar.0.saturating_add(1)),
-                    prev: lstar,
-                    prev_members: lstar_members.clone(),
-                    cut,
-                    ring,
-                    donor,
-                }
+                let cut = tally.cut();
+                let donor = self.pick_donor(&tally, cut, &ring);
+                let quorum = tally.next_quorum(&promises, &ring, &self.config);
+                Proposal { view: ViewId(lstar.0.saturating_add(1)), prev: lstar, cut, ring, donor, quorum }
             }
         };
+        let source = pick_source(&tally, me, proposal.cut, &proposal.ring);
+        let needed = if self.config.defect == Defect::QuorumOff { 1 } else { tally.needed };
+        self.propose(now, ballot, proposal, &promises, voter_members, needed, tally.floor, source, out);
+    }
+
+    /// Sends `Accept` for `proposal` to its ring and the voters, and waits for their accepts.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::core) fn propose(
+        &mut self,
+        now: Time,
+        ballot: Ballot,
+        proposal: Proposal,
+        promises: &[Promise],
+        voters: Vec<Member>,
+        needed: usize,
+        floor: usize,
+        source: NodeId,
+        out: &mut Vec<Output>,
+    ) {
+        let me = self.config.me;
         let mut told: BTreeSet<NodeId> = promises.iter().map(|p| p.member.id).collect();
         told.extend(proposal.ring.iter().map(|m| m.id));
         told.remove(&me.id);
         let accept_to: BTreeSet<NodeId> =
-            proposal.ring.iter().map(|m| m.id).chain(voter_members.iter().map(|m| m.id)).collect();
-        let source = pick_source(proposal.cut, &proposal.ring);
-        let c = self.membership.coordination.as_mut().expect("checked above");
+            proposal.ring.iter().map(|m| m.id).chain(voters.iter().map(|m| m.id)).collect();
+        let Some(c) = self.membership.coordination.as_mut() else { return };
         c.told = told;
         c.stage = Stage::Accepting {
             source,
             proposal: proposal.clone(),
-            voters: voter_members,
-            quorum,
+            voters,
+            needed,
+            floor: floor.min(proposal.ring.len()),
             accepted: BTreeSet::new(),
             deadline: now + self.config.token_timeout,
         };
@@ -386,6 +415,22 @@ impl Core {
         if accept_to.contains(&me.id) {
             self.begin_accept(now, ballot, proposal, false, out);
         }
+    }
+
+    /// The donor serves the prefix to every participant. A coordinator that holds the history and
+    /// is in the ring has a link to every participant, so it is the donor, fetching first from a
+    /// holder what it lacks; otherwise a ring member that holds the whole prefix is.
+    fn pick_donor(&self, tally: &Tally, cut: Seq, ring: &[Member]) -> NodeId {
+        let me = self.config.me;
+        let holds = tally.lstar == ViewId(0) && tally.voters.iter().any(|p| p.member == me)
+            || tally.holders.iter().any(|p| p.member == me);
+        if holds && ring.contains(&me) {
+            return me.id;
+        }
+        let candidates = if tally.lstar == ViewId(0) { &tally.voters } else { &tally.holders };
+        let mut full: Vec<&Promise> = candidates.iter().filter(|p| tally.held(p) >= cut).collect();
+        full.sort_by_key(|p| (!ring.contains(&p.member), p.member.id));
+        full.first().map_or(me.id, |p| p.member.id)
     }
 
     pub(in crate::core) fn on_accepted(
@@ -408,10 +453,15 @@ impl Core {
     /// Commits the proposal once chosen, and once every ring member has it unless `timed_out`.
     fn try_commit(&mut self, now: Time, timed_out: bool, out: &mut Vec<Output>) -> bool {
         let Some(c) = self.membership.coordination.as_ref() else { return false };
-        let Stage::Accepting { proposal, voters, quorum, accepted, .. } = &c.stage else { return false };
-        let quorum = if self.config.defect == Defect::QuorumOff { 1 } else { *quorum };
-        let chosen = voters.iter().filter(|v| accepted.contains(v)).count() >= quorum;
-        let all = proposal.ring.iter().all(|m| accepted.contains(m));
+        let Stage::Accepting { proposal, voters, needed, floor, accepted, .. } = &c.stage else {
+            return false;
+        };
+        let chosen = voters.iter().filter(|v| accepted.contains(v)).count() >= *needed;
+        let holding = proposal.ring.iter().filter(|m| accepted.contains(m)).count();
+        let all = holding == proposal.ring.len();
+        // The install commits the prefix up to the cut: only once the write quorum holds it
+        // (docs/PROTOCOL.md §5.2).
+        let chosen = chosen && holding >= *floor;
         log::trace!(
             "{} try_commit: voters {:?} accepted {:?} chosen {} all {}",
             self.config.me.id,
@@ -427,6 +477,7 @@ impl Core {
         let proposal = proposal.clone();
         let told: Vec<NodeId> = c.told.iter().copied().collect();
         self.membership.coordination = None;
+        self.on_force_committed(&proposal, out);
         for to in told {
             self.links.send(to, PeerFrame::Commit { ballot, proposal: proposal.clone() }, now, out);
         }
@@ -439,15 +490,14 @@ impl Core {
         Promise {
             ballot,
             member: self.config.me,
+            boot: self.membership.boot,
             last_primary: self.membership.last_primary,
             last_primary_members: self.membership.last_primary_members.clone(),
+            quorum: self.membership.quorum.clone(),
             holds_log: self.membership.holds_log,
-            // Only a proposal for the successor of the last primary is still undecided.
-            accepted: self
-                .membership
-                .accepted
-                .clone()
-                .filter(|(_, p)| p.prev == self.membership.last_primary),
+            // Whatever this process accepted last, for whichever view: the coordinator compares it
+            // with the newest view it hears of (docs/PROTOCOL.md §5.2).
+            accepted: self.membership.accepted.clone(),
             received_upto: if self.membership.holds_log { self.log.received_upto } else { 0 },
             committed_upto: self.log.committed_upto,
             unreachable: self.unreachable(now),
@@ -455,4 +505,14 @@ impl Core {
             leaving: self.membership.leaving.is_some() || self.membership.streams.catching_up(),
         }
     }
+}
+
+/// Where a coordinator that donates fetches the prefix it lacks: itself if it holds it all, else a
+/// holder of the whole prefix, ring members first (a holder left out of the ring drops its log on
+/// the commit).
+fn pick_source(tally: &Tally, me: Member, cut: Seq, ring: &[Member]) -> NodeId {
+    let candidates = if tally.lstar == ViewId(0) { &tally.voters } else { &tally.holders };
+    let mut full: Vec<&Promise> = candidates.iter().filter(|p| tally.held(p) >= cut).collect();
+    full.sort_by_key(|p| (p.member.id != me.id, !ring.contains(&p.member), p.member.id));
+    full.first().map_or(me.id, |p| p.member.id)
 }

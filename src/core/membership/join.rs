@@ -22,6 +22,10 @@ impl Core {
     pub(in crate::core) fn on_join_interval(&mut self, now: Time, out: &mut Vec<Output>) {
         let interval = (self.config.token_timeout / 4).max(self.membership.join_backoff);
         self.membership.phase = Phase::Joining { next_join: now + interval };
+        // A witness past genesis waits to be asked: coordinators dial it (docs/PROTOCOL.md §5.7).
+        if self.config.is_witness() && self.membership.last_primary != ViewId(0) {
+            return;
+        }
         let peers: Vec<NodeId> =
             self.config.universe.iter().copied().filter(|&id| id != self.config.me.id).collect();
         for &peer in &peers {
@@ -41,7 +45,10 @@ impl Core {
     /// majority of the universe, this member has the lowest id among them, and either the whole
     /// universe is linked or the bootstrap wait is over.
     pub(in crate::core) fn check_genesis(&mut self, now: Time, out: &mut Vec<Output>) {
-        if self.membership.last_primary != ViewId(0) || self.membership.coordination.is_some() {
+        if self.membership.last_primary != ViewId(0)
+            || self.membership.coordination.is_some()
+            || self.config.is_witness()
+        {
             return;
         }
         let me = self.config.me.id;
@@ -79,7 +86,10 @@ impl Core {
     ) {
         let PeerFrame::Join { member, last_primary, caught_up, catching_up } = join else { return };
         if self.membership.is_operational() {
-            if self.ring.members.contains(&member) {
+            // A witness joins no ring, but a restarted one votes only once a view change has
+            // named its new process (docs/PROTOCOL.md §5.7).
+            let witness_known = self.is_witness_id(member.id) && self.witness_named(member);
+            if self.ring.members.contains(&member) || witness_known {
                 return;
             }
             if self.catch_up_first(now, from, member, caught_up, catching_up, out) {

@@ -4,22 +4,27 @@
 //! Paxos per successor, and Totem's idea of recovering the old ring's messages before installing.
 
 mod coordinator;
+mod force;
 mod join;
 mod participant;
+mod quorum;
 pub(in crate::core) mod ring_order;
 pub(in crate::core) mod stream;
 mod transfer;
+mod witness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 pub(in crate::core) use coordinator::Coordination;
+pub(in crate::core) use force::ForceRequest;
+pub(in crate::core) use quorum::Shortfall;
 pub(in crate::core) use transfer::Transfer;
 
 use crate::core::{Core, Output};
 use crate::ids::{Ballot, Member, NodeId, ViewId};
 use crate::time::Time;
-use crate::wire::{PeerFrame, Proposal};
+use crate::wire::{PeerFrame, Proposal, Quorum};
 
 /// Why a view change started; logged and counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +43,8 @@ pub enum Reason {
     Leave,
     /// A view change made no progress; trying again with a higher ballot.
     Retry,
+    /// An operator forces a primary (docs/PROTOCOL.md §5.8).
+    Force,
 }
 
 /// Where a member stands in the membership protocol.
@@ -78,9 +85,13 @@ pub(in crate::core) struct PeerStatus {
 #[derive(Debug)]
 pub(in crate::core) struct Membership {
     pub(in crate::core) phase: Phase,
-    /// The last installed primary view and its members.
+    /// The last installed primary view, its members, and who votes on its successor.
     pub(in crate::core) last_primary: ViewId,
     pub(in crate::core) last_primary_members: Vec<Member>,
+    pub(in crate::core) quorum: Quorum,
+    /// The incarnation this process started with: with the id, the process that votes
+    /// (docs/PROTOCOL.md §1). `promised` and `accepted` belong to it and survive a rejoin.
+    pub(in crate::core) boot: u64,
     /// Whether this incarnation is a member of `last_primary` and holds its log.
     pub(in crate::core) holds_log: bool,
     pub(in crate::core) promised: Ballot,
@@ -105,6 +116,12 @@ pub(in crate::core) struct Membership {
     pub(in crate::core) view_changes: u64,
     /// How long to wait between join requests after being left out of views.
     pub(in crate::core) join_backoff: Duration,
+    /// Why the last attempt to form a primary failed, until one is installed.
+    pub(in crate::core) shortfall: Option<Shortfall>,
+    /// An operator's forced recovery waiting for its outcome (docs/PROTOCOL.md §5.8), and its
+    /// answers decided inside a handler that has no output list.
+    pub(in crate::core) force: Option<ForceRequest>,
+    pub(in crate::core) force_reports: Vec<Output>,
     /// Checkpoints streamed to and from this member (docs/PROTOCOL.md §5.3).
     pub(in crate::core) streams: stream::Streams,
 }
@@ -113,11 +130,13 @@ pub(in crate::core) struct Membership {
 const EARLY_FRAMES_MAX: usize = 4096;
 
 impl Membership {
-    pub(in crate::core) fn new(now: Time) -> Membership {
+    pub(in crate::core) fn new(now: Time, boot: u64) -> Membership {
         Membership {
             phase: Phase::Joining { next_join: now },
             last_primary: ViewId(0),
             last_primary_members: Vec::new(),
+            quorum: Quorum::default(),
+            boot,
             holds_log: false,
             promised: Ballot::default(),
             accepted: None,
@@ -135,6 +154,9 @@ impl Membership {
             change: None,
             view_changes: 0,
             join_backoff: Duration::ZERO,
+            shortfall: None,
+            force: None,
+            force_reports: Vec::new(),
             streams: stream::Streams::default(),
         }
     }
@@ -281,7 +303,12 @@ impl Core {
     }
 
     /// Leaves the ring and waits for a coordinator, coordinating itself after a staggered delay.
+    /// A witness never coordinates: it waits for the next `Prepare` (docs/PROTOCOL.md §5.7).
     pub(in crate::core) fn enter_gather(&mut self, now: Time) {
+        if self.config.is_witness() {
+            self.membership.phase = Phase::Joining { next_join: now };
+            return;
+        }
         let ids: Vec<NodeId> = self.membership.last_primary_members.iter().map(|m| m.id).collect();
         let rank = ids.iter().position(|&id| id == self.config.me.id).unwrap_or(ids.len());
         let stagger = self.config.token_timeout / 8 * (rank as u32 + 1);

@@ -71,12 +71,12 @@ impl Core {
         if !matches!(self.membership.phase, Phase::Joining { .. }) {
             self.membership.phase = Phase::Promised { deadline: now + self.view_change_timeout() };
         }
-        self.links.send(from, PeerFrame::Promise(promise), now, out);
+        self.links.send(from, PeerFrame::Promise(Box::new(promise)), now, out);
     }
 
     /// Whether this incarnation has history of its own (a view it was in, or durable state): a
     /// state it caught up to from the primary is not its own.
-    fn has_history(&self) -> bool {
+    pub(in crate::core) fn has_history(&self) -> bool {
         self.membership.holds_log || (self.log.committed_upto > 0 && self.membership.streams.caught_up == 0)
     }
 
@@ -242,6 +242,10 @@ impl Core {
                 self.finish_leave(out);
                 return;
             }
+            if self.config.is_witness() {
+                self.witness_saw_commit(now, proposal);
+                return;
+            }
             let newer = PeerStatus { last_primary: proposal.view, operational: true };
             self.membership.peer_status.insert(proposal.donor, newer);
             if self.has_history() || !matches!(self.membership.phase, Phase::Joining { .. }) {
@@ -254,15 +258,15 @@ impl Core {
         }
         // The successor is chosen: whatever this member coordinates for it is moot.
         self.membership.coordination = None;
+        // Only the very value accepted here may be installed without fetching again: another
+        // proposal for the same view (a different ballot's) may have another cut or ring.
         match &mut self.membership.phase {
             // Only what it accepted: the prefix it holds is that proposal's (a damaged `Accept`
-            // of the same view must not let it install another ring or cut).
-            Phase::Accepted { proposal: p, .. }
-                if p.view == proposal.view && p.ring == proposal.ring && p.cut == proposal.cut =>
-            {
+            // of the same view must not let it install another ring, cut or electorate).
+            Phase::Accepted { proposal: p, .. } if same_value(p, &proposal) => {
                 self.install(now, proposal, out)
             }
-            Phase::Accepting { proposal: p, committed, .. } if p.view == proposal.view => {
+            Phase::Accepting { proposal: p, committed, .. } if same_value(p, &proposal) => {
                 *committed = true;
             }
             _ => self.begin_accept(now, ballot, proposal, true, out),
@@ -296,13 +300,18 @@ impl Core {
         let requeued = self.queue.requeue_in_flight();
         self.membership.last_primary = proposal.view;
         self.membership.last_primary_members = proposal.ring.clone();
+        self.membership.quorum = proposal.quorum.clone();
+        self.membership.shortfall = None;
         self.membership.holds_log = true;
         let ballot = match self.membership.accepted.take() {
             Some((ballot, accepted)) if accepted.view == proposal.view => ballot,
             _ => self.membership.promised,
         };
         self.membership.installed = Some((ballot, proposal.clone()));
-        self.membership.joiners.retain(|j| !proposal.ring.contains(j));
+        self.membership.joiners.retain(|j| {
+            let witness_named = proposal.quorum.names(crate::ids::Voter { id: j.id, boot: j.incarnation });
+            !proposal.ring.contains(j) && !witness_named
+        });
         self.membership.streams.caught_up = 0;
         self.membership.view_changes += 1;
         self.membership.join_backoff = std::time::Duration::ZERO;
@@ -319,11 +328,13 @@ impl Core {
         self.links.unwant_all_except(&neighbours, now);
         let took = self.membership.change.take().map(|(at, reason)| (now.since(at), reason));
         log::info!(
-            "{} install: view {} members {:?} primary true cut {} requeued {}{}",
+            "{} install: view {} members {:?} primary true cut {} replicas {} of W {} requeued {}{}",
             self.config.me.id,
             proposal.view,
             proposal.ring.iter().map(|m| m.id.0).collect::<Vec<_>>(),
             cut,
+            proposal.ring.len(),
+            proposal.quorum.min_replicas,
             requeued,
             took.map(|(d, r)| format!(" after {:?} ({:?})", d, r)).unwrap_or_default()
         );
@@ -350,7 +361,8 @@ impl Core {
         self.membership.streams.caught_up = 0;
         self.membership.streams.incoming = None;
         self.membership.holds_log = false;
-        self.membership.accepted = None;
+        // `promised` and `accepted` stay: they belong to the process, which still votes
+        // (docs/PROTOCOL.md §5.4).
         self.membership.installed = None;
         self.membership.coordination = None;
         self.membership.phase = Phase::Joining { next_join: now };
@@ -363,6 +375,12 @@ impl Core {
             self.config.me
         );
     }
+}
+
+/// Whether two proposals choose the same view: equal but for the donor, which a coordinator
+/// picks afresh when it proposes an accepted value again (docs/PROTOCOL.md §5.2).
+fn same_value(a: &Proposal, b: &Proposal) -> bool {
+    (a.view, a.prev, a.cut, &a.ring, &a.quorum) == (b.view, b.prev, b.cut, &b.ring, &b.quorum)
 }
 
 /// The ring neighbours `me` would have in `proposal`.

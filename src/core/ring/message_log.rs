@@ -61,6 +61,11 @@ impl MessageLog {
         self.delivered_upto = self.delivered_upto.max(seq.min(self.received_upto));
     }
 
+    /// The message held at `seq`, if any.
+    pub(in crate::core) fn get(&self, seq: Seq) -> Option<&Message> {
+        self.messages.get(&seq)
+    }
+
     /// Held messages in `(after, upto]`, in order, at most `count_max` of them.
     pub(in crate::core) fn range(&self, after: Seq, upto: Seq, count_max: usize) -> Vec<Message> {
         self.messages.range(after + 1..=upto).take(count_max).map(|(_, m)| m.clone()).collect()

@@ -28,6 +28,8 @@ pub(super) enum Answer {
     Broadcast,
     /// A state machine command: `Executed` with its outcome.
     Execute,
+    /// A forced recovery: `Forced` with the report, or `Error` when refused.
+    Force,
 }
 
 /// A client submission waiting for its commit.
@@ -115,6 +117,12 @@ impl Driver {
                     .collect();
                 self.reply(client, &ClientReply::Members { request, members });
             }
+            ClientRequest::ForcePrimary { request, confirm } => {
+                log::warn!("{} protocol: a client asks for a forced primary (confirm {confirm})", self.me);
+                let tag = self.c.tags.fetch_add(1, Ordering::Relaxed);
+                self.pending.insert(tag, Pending { client, request, answer: Answer::Force });
+                self.step(Input::Force { tag, confirm });
+            }
             ClientRequest::Leave { request } => {
                 log::info!("{} protocol: a client asked this member to leave", self.me);
                 self.reply(client, &ClientReply::Leaving { request });
@@ -137,6 +145,11 @@ impl Driver {
             let message = "votes are cast by members, not clients".to_string();
             return self.reply(client, &ClientReply::Error { request, code: ErrorCode::BadRequest, message });
         }
+        if self.c.core.is_witness() {
+            // A witness orders nothing and holds no state (docs/PROTOCOL.md §5.7).
+            let message = "this member is a witness: it holds no state; use another member".to_string();
+            return self.reply(client, &ClientReply::Error { request, code: ErrorCode::NoQuorum, message });
+        }
         if consistency == Consistency::Stale {
             let reply = match self.read_locally(&command) {
                 Ok(outcome) => ClientReply::Executed { request, seq: 0, outcome: outcome.encode().into() },
@@ -145,8 +158,18 @@ impl Driver {
             return self.reply(client, &reply);
         }
         if !self.c.core.serves_submissions(self.now()) {
-            let message = "this member is not in a primary view; try another member".to_string();
-            return self.reply(client, &ClientReply::Error { request, code: ErrorCode::NoQuorum, message });
+            // docs/PROTOCOL.md §8.1: refused at once, with why the last attempt made no primary.
+            let (code, message) = match self.c.core.shortfall() {
+                Some(Err(replicas)) => (ErrorCode::NotEnoughReplicas, replicas),
+                Some(Ok(quorum)) => (
+                    ErrorCode::NoQuorum,
+                    format!("this member is not in a primary view ({quorum}); try another member"),
+                ),
+                None => {
+                    (ErrorCode::NoQuorum, "this member is not in a primary view; try another member".into())
+                }
+            };
+            return self.reply(client, &ClientReply::Error { request, code, message });
         }
         self.submit(Pending { client, request, answer: Answer::Execute }, bytes);
     }
@@ -188,6 +211,7 @@ impl Driver {
             Answer::Execute => {
                 ClientReply::Executed { request, seq: commit.seq, outcome: commit.result.clone().into() }
             }
+            Answer::Force => return,
         };
         self.reply(client, &reply);
     }
@@ -217,11 +241,13 @@ impl Driver {
         // First: a warm member catches up, so the digest is of every commit it holds.
         let revision = self.c.core.machine_mut().as_dvm_mut().map_or(0, |state| state.revision());
         let status = self.c.core.status();
+        let count = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
         NodeStatus {
             member: status.member,
             view: status.view.view,
             primary: status.view.primary,
             role: match (status.view.primary, self.c.core.is_hot()) {
+                _ if self.c.core.is_witness() => StandbyRole::Witness,
                 (false, _) => StandbyRole::None,
                 (true, true) => StandbyRole::Hot,
                 (true, false) => StandbyRole::Warm,
@@ -235,6 +261,9 @@ impl Driver {
             revision,
             rotation_millihertz: self.rotation_rate.millihertz(),
             last_checkpoint: self.c.core.last_checkpoint(),
+            replicas: count(status.replicas.in_view),
+            configured: count(status.replicas.configured),
+            min_replicas: count(status.replicas.needed),
             max_step_us: u64::try_from(self.max_step.as_micros()).unwrap_or(u64::MAX),
             state_bytes: self.c.core.state_bytes(),
         }

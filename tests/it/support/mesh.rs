@@ -378,6 +378,7 @@ fn submit_until_stopped(
                     code:
                         ErrorCode::Busy
                         | ErrorCode::NoQuorum
+                        | ErrorCode::NotEnoughReplicas
                         | ErrorCode::ShuttingDown
                         | ErrorCode::OutcomeUnknown,
                     ..

@@ -148,7 +148,10 @@ pub fn parse_client_args(
         Ok(positional.clone())
     };
     if command != "txn" && !clauses.is_empty() {
-        return Err(CliError::UnknownFlag { command, flag: "--if/--then/--else".into() });
+        return Err(CliError::UnknownFlag {
+            program: format!("harness {command}"),
+            flag: "--if/--then/--else".into(),
+        });
     }
     let op = match command {
         "put" => {

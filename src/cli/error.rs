@@ -22,8 +22,8 @@ pub enum CliError {
     },
     /// A flag the command does not know.
     UnknownFlag {
-        /// The command.
-        command: &'static str,
+        /// The program and command, e.g. `harness node` or `harness-sim`.
+        program: String,
         /// The flag as given.
         flag: String,
     },
@@ -108,8 +108,8 @@ impl fmt::Display for CliError {
         match self {
             CliError::MissingCommand => write!(f, "no command given (try --help)"),
             CliError::UnknownCommand { command } => write!(f, "unknown command {command:?} (try --help)"),
-            CliError::UnknownFlag { command, flag } => {
-                write!(f, "unknown flag {flag} for `harness {command}` (try --help)")
+            CliError::UnknownFlag { program, flag } => {
+                write!(f, "unknown flag {flag} for `{program}` (try --help)")
             }
             CliError::Stray { argument } => {
                 write!(f, "unexpected argument {argument:?} (flags start with --)")

@@ -31,6 +31,7 @@ pub use client_cmd::{
 };
 pub use demo::run_demo;
 pub use error::{CliError, EXIT_USAGE};
+pub use flags::{parse_number, Flags, Given};
 pub use node::run_node;
 pub use report::{DemoReport, Kill};
 

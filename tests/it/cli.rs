@@ -156,6 +156,43 @@ fn every_binary_prints_name_and_version_and_exits_0() {
 }
 
 #[test]
+fn harness_sim_and_harness_bench_refuse_bad_usage_in_one_line_naming_the_flag() {
+    let sim = env!("CARGO_BIN_EXE_harness-sim");
+    let bench = env!("CARGO_BIN_EXE_harness-bench");
+    for (exe, args, names) in [
+        (
+            sim,
+            &["--seeds", "0..2", "--speed", "3"][..],
+            &["harness-sim: ", "unknown flag --speed", "--help"][..],
+        ),
+        (sim, &["--seed"], &["--seed needs a value"]),
+        (sim, &["--seed", "1", "--nodes"], &["--nodes needs a value"]),
+        (sim, &["--seed", "x"], &["bad --seed \"x\""]),
+        (sim, &["--seed", "1", "--nodes", "0"], &["bad --nodes \"0\"", "1..=256"]),
+        (sim, &["--seeds", "5..2"], &["bad --seeds", "A < B"]),
+        (sim, &["--seed", "1", "--seeds", "0..2"], &["--seed and --seeds exclude each other"]),
+        (sim, &["--seed", "1", "--seed", "2"], &["--seed is given twice"]),
+        (sim, &["--seed", "1", "--ring", "round"], &["bad --ring \"round\""]),
+        (sim, &["--seed", "1", "--state-bytes", "3 parsecs"], &["bad --state-bytes"]),
+        (sim, &["--seed", "1", "--witnesses", "5"], &["bad --witnesses"]),
+        (sim, &["cost", "--seed", "1"], &["unknown flag --seed for `harness-sim cost`"]),
+        (sim, &["--nodes", "3"], &["--seed S or --seeds A..B is required"]),
+        (sim, &["seeds"], &["unexpected argument \"seeds\""]),
+        (bench, &["--fast"], &["harness-bench: ", "unknown flag --fast for `harness-bench`"]),
+        (bench, &["--nodes", "1"], &["bad --nodes"]),
+    ] {
+        let output = Command::new(exe).args(args).env("RUST_LOG", "off").output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+        for name in names {
+            assert!(stderr.contains(name), "{args:?}: {stderr:?} does not say {name:?}");
+        }
+    }
+}
+
+#[test]
 fn an_address_in_use_is_named_and_exits_2() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

@@ -1,4 +1,4 @@
-//! `harness-bench`: measure real `harness node` processes on loopback (issue 8).
+//! `harness-bench`: measure real `harness node` processes on loopback (docs/DESIGN.md §7).
 //!
 //! Arguments and setup only: parsing, finding the `harness` executable next to this one,
 //! printing the tables, writing the JSON and plots, and exit codes. The logic lives in

@@ -23,6 +23,9 @@ options:
   --checkpoint-every N commits between checkpoints (default 16), each checked against the history
   --commands-percent P submissions that are DVM commands, mostly transactions (default 50)
   --durability D       memory, checkpoint or fsync: what restarted members get back (default memory)
+  --payload-bytes B    largest raw payload submitted, at least 8 (default 64)
+  --window-bytes W     the members' byte window and largest batch (default 8 MiB), at least
+                       --payload-bytes; a token carrying W + one payload in flight is a violation
   --min-replicas W     the write quorum (default a majority of the members less the witnesses)
   --witnesses K        the K highest ids are witnesses: they vote and hold no state (default 0)
   --quorum MODE        configuration or dynamic: who chooses a primary's successor (default configuration)
@@ -35,7 +38,7 @@ options:
 errors: one line on stderr naming the flag, exit code 2";
 
 /// The flags of a run or a campaign that take a value.
-const VALUED: [&str; 17] = [
+const VALUED: [&str; 19] = [
     "seed",
     "seeds",
     "nodes",
@@ -46,6 +49,8 @@ const VALUED: [&str; 17] = [
     "checkpoint-every",
     "commands-percent",
     "durability",
+    "payload-bytes",
+    "window-bytes",
     "min-replicas",
     "witnesses",
     "quorum",
@@ -109,6 +114,11 @@ fn parse(args: &[String]) -> Result<Args, CliError> {
         flags.number("checkpoint-every", 1, u64::MAX)?.unwrap_or(options.checkpoint_every);
     options.commands_percent = flags.number("commands-percent", 0, 100)?.unwrap_or(options.commands_percent);
     options.durability = flags.parse("durability")?.unwrap_or(options.durability);
+    let payload_max = harness::config::PAYLOAD_BYTES_MAX_DEFAULT as u64;
+    options.payload_bytes =
+        flags.number("payload-bytes", 8, payload_max)?.map_or(options.payload_bytes, size);
+    options.window_bytes =
+        flags.number("window-bytes", options.payload_bytes as u64, u64::MAX)?.unwrap_or(options.window_bytes);
     options.min_replicas = flags.number("min-replicas", 1, 256)?.map(size).or(options.min_replicas);
     options.witnesses = flags.number("witnesses", 0, 255)?.map_or(options.witnesses, size);
     if options.witnesses >= options.nodes {

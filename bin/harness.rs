@@ -52,9 +52,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Client(client) => {
-            let read_stdin = || std::io::read_to_string(std::io::stdin());
+            let mut stdin = std::io::stdin().lock();
             let mut stdout = std::io::stdout();
-            match cli::run_client(&client, &read_stdin, &mut stdout) {
+            match cli::run_client(&client, &mut stdin, &mut stdout) {
                 Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
                 Err(failure) => fail(&failure.message, failure.code),
             }

@@ -24,6 +24,11 @@ pub struct CoreConfig {
     pub batch_max: usize,
     /// Most messages stamped but not yet safe at all members.
     pub window_max: u64,
+    /// Most payload bytes stamped but not yet safe at all members (docs/PROTOCOL.md §3, flow
+    /// control): what every member may have to hold of the ring's messages in flight. A holder
+    /// with any room left stamps at least one message, so the window may overshoot by less
+    /// than one payload.
+    pub window_bytes_max: u64,
     /// Most messages waiting in this member's submit queue.
     pub queue_max: usize,
     /// Most payload bytes this member's own submissions may hold, waiting or in flight; beyond
@@ -31,7 +36,8 @@ pub struct CoreConfig {
     pub queue_bytes_max: usize,
     /// Largest payload one submission may carry.
     pub payload_bytes_max: usize,
-    /// Most payload bytes one stamped batch carries (keeps every frame under the wire maximum).
+    /// Most payload bytes one stamped batch carries: one frame per hop, so this bounds how long a
+    /// link is busy with one batch and how much a member buffers to forward it.
     pub batch_bytes_max: usize,
     /// How long a fresh member waits for the whole universe before forming the first view with
     /// a majority.
@@ -141,6 +147,19 @@ impl std::str::FromStr for QuorumMode {
 /// 1 < H < n). Rings of one or two are all hot.
 pub const HOT_DEFAULT: usize = 2;
 
+/// The default largest payload of one submission (1 MiB): what clients check a request against
+/// before they send it (`harness put --file`), and what the node refuses above.
+pub const PAYLOAD_BYTES_MAX_DEFAULT: usize = 1 << 20;
+
+/// The default byte window (docs/PROTOCOL.md §3): 8 MiB in flight keeps a ring of three busy
+/// with 16 KiB puts while bounding what each member buffers of the ring's traffic.
+pub const WINDOW_BYTES_MAX_DEFAULT: u64 = 8 << 20;
+
+/// The default bound on a member's own submissions, waiting or in flight (docs/PROTOCOL.md §2.2):
+/// room for a member's part of the byte window in flight and several batches waiting for the
+/// token.
+pub const QUEUE_BYTES_MAX_DEFAULT: usize = 8 << 20;
+
 /// Deliberately broken variants of the core (docs/PROTOCOL.md rules they break in brackets).
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -178,10 +197,11 @@ impl CoreConfig {
             idle_hold: Duration::from_millis(250),
             batch_max: 256,
             window_max: 4096,
+            window_bytes_max: WINDOW_BYTES_MAX_DEFAULT,
             queue_max: 65_536,
-            queue_bytes_max: 256 << 20,
-            payload_bytes_max: 1 << 20,
-            batch_bytes_max: 4 << 20,
+            queue_bytes_max: QUEUE_BYTES_MAX_DEFAULT,
+            payload_bytes_max: PAYLOAD_BYTES_MAX_DEFAULT,
+            batch_bytes_max: 1 << 20,
             bootstrap_wait: Duration::from_secs(5),
             hot: HOT_DEFAULT,
             checkpoint_every: 4096,
@@ -246,6 +266,9 @@ impl CoreConfig {
         }
         if self.window_max < self.batch_max as u64 {
             return Err(ConfigError::new("window-max", "must be at least batch-max"));
+        }
+        if self.window_bytes_max < self.batch_bytes_max as u64 {
+            return Err(ConfigError::new("window-bytes-max", "must be at least batch-bytes-max"));
         }
         if self.payload_bytes_max == 0 || self.payload_bytes_max > self.batch_bytes_max {
             return Err(ConfigError::new("payload-bytes-max", "must be in 1..=batch-bytes-max"));

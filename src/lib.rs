@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod bench;
+mod budget;
 pub mod check;
 pub mod checkpoint;
 pub mod cli;

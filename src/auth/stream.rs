@@ -40,6 +40,21 @@ impl Inbound {
         self.opener = Some(opener);
     }
 
+    /// Gives back spare capacity beyond `spare_max` once the buffers have drained
+    /// (`budget::trim_capacity`); called by the owner, which knows how much its traffic needs.
+    pub fn trim(&mut self, spare_max: usize) {
+        if self.read_at > 0 && self.read_at == self.read.len() {
+            self.read.clear();
+            self.read_at = 0;
+        }
+        if self.plain_at > 0 && self.plain_at == self.plain.len() {
+            self.plain.clear();
+            self.plain_at = 0;
+        }
+        crate::budget::trim_capacity(&mut self.read, spare_max);
+        crate::budget::trim_capacity(&mut self.plain, spare_max);
+    }
+
     /// Whether part of a frame (or record) is buffered, waiting for the rest.
     pub fn has_partial(&self) -> bool {
         self.read_at < self.read.len() || self.plain_at < self.plain.len()

@@ -16,7 +16,9 @@ use nix::sys::signal::Signal;
 use crate::auth::{Auth, ClusterKey};
 use crate::client::Client;
 use crate::ids::RingMode;
-use crate::procs::{free_loopback_ports, process_cpu_seconds, process_rss_kib, ProcessGroup};
+use crate::procs::{
+    free_loopback_ports, process_cpu_seconds, process_peak_rss_kib, process_rss_kib, ProcessGroup,
+};
 use crate::wire::NodeStatus;
 
 /// How long a node may take to exit after SIGTERM before it is killed.
@@ -217,6 +219,12 @@ impl Cluster {
     /// Resident memory of every member, in KiB (0 for a stopped one).
     pub fn rss_kib(&mut self) -> Vec<u64> {
         (0..self.addrs.len()).map(|i| self.pid(i).map_or(0, process_rss_kib)).collect()
+    }
+
+    /// Peak resident memory (`VmHWM`) of every member since it started, in KiB (0 for a stopped
+    /// one).
+    pub fn peak_rss_kib(&mut self) -> Vec<u64> {
+        (0..self.addrs.len()).map(|i| self.pid(i).map_or(0, process_peak_rss_kib)).collect()
     }
 
     fn first_exited(&mut self) -> Option<usize> {

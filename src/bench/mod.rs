@@ -1,7 +1,7 @@
 //! `harness-bench`: the figures users choose a control plane by, measured on real `harness node`
-//! processes over loopback (issue 8): broadcast latency (through the embedding API, in this
+//! processes over loopback (docs/DESIGN.md §7): broadcast latency (through the embedding API, in this
 //! process), commit latency, throughput, recovery, fairness, the loopback floor, the idle cost,
-//! and the cost of authentication (issue 7). Each figure is the median of several repetitions
+//! and the cost of authentication (docs/PROTOCOL.md §2.1). Each figure is the median of several repetitions
 //! with min and max, because a shared 2-core machine drifts by 10-30% within minutes.
 //!
 //! The flags only narrow or shorten a run; the modules are named for what they measure and
@@ -11,6 +11,7 @@ mod auth;
 mod broadcast;
 pub(crate) mod cluster;
 mod fairness;
+mod flood;
 mod floor;
 mod idle;
 mod latency;
@@ -44,17 +45,18 @@ Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FI
   --ring MODE      bi, uni or both (default both; --quick: bi)
   --json FILE      also write every record as one JSON array of flat objects
   --svg-dir DIR    where the plots go (default target/bench)
-  --figures LIST   any of broadcast,latency,throughput,recovery,fairness,floor,idle,auth,
-                   checkpoint,promotion (default all)
+  --figures LIST   any of broadcast,latency,throughput,flood,recovery,fairness,floor,idle,
+                   auth,checkpoint,promotion (default all)
 Errors: one line on stderr, exit code 2.
 ";
 
 /// Every figure, in the order they run.
-pub const FIGURES: [&str; 10] = [
+pub const FIGURES: [&str; 11] = [
     "floor",
     "broadcast",
     "latency",
     "throughput",
+    "flood",
     "recovery",
     "fairness",
     "idle",
@@ -263,6 +265,9 @@ pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
         }
     }
     let ring = args.rings[0];
+    if wants("flood") {
+        note("flood".into(), flood::measure(exe, ring, &plan).map(|r| vec![r]), &mut records);
+    }
     if wants("recovery") {
         for fault in [Fault::Kill, Fault::Stop] {
             for &n in &plan.recovery_sizes {
@@ -324,10 +329,11 @@ pub fn tables(records: &[Record]) -> String {
         ("commit_latency", "Commit latency: one client, one put outstanding, µs"),
         ("floor_ratio", "Latency against (message steps x one-way floor)"),
         ("throughput", "Throughput: every member's client submitting puts, committed"),
+        ("flood", "Memory under a flood of 16 KiB puts: 3 members, many clients; peak RSS (VmHWM) of the largest member"),
         ("broadcast_throughput", "Broadcast throughput (embedding API): every member broadcasting, agreed deliveries per second at member 1"),
         ("recovery", "Recovery: every member killed (or stopped) in turn under writes, ms from the signal to the new view and longest write gap of any client"),
         ("checkpoint", "Checkpoint of a 100k-key state: bytes, ms to snapshot and to write with fsync"),
-        ("promotion", "Promotion: both hot members of 5 killed, ms to the first commit; warm replay rate"),
+        ("promotion", "Promotion: both hot members of 5 killed, ms to the first commit; a warm member's promotion step after a 100k-command tail"),
         ("fairness", "Fairness: member 1 submits 100x more"),
         ("idle_cpu", "Idle 5-member ring, % of one core (all processes)"),
         ("auth_throughput", "Cost of authentication: 3 members, ring bi, committed, without and with a key"),

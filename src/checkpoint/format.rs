@@ -5,7 +5,7 @@
 //! snapshot so that the storage thread can stream it out in pieces without knowing its length
 //! first. A log record: `length u32 | crc32 u32 | body`, body `seq u64 | origin u16 |
 //! incarnation u64 | counter u64 | attempt u16 | payload`, the CRC over the body. A torn or
-//! corrupt file fails its checksum, so it is never loaded (issue 5, durability).
+//! corrupt file fails its checksum, so it is never loaded (docs/PROTOCOL.md §7, durability).
 
 use std::io::Read;
 

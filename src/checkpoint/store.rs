@@ -1,4 +1,4 @@
-//! The file store of `--data-dir`: the only file I/O of durable state (issue 5).
+//! The file store of `--data-dir`: the only file I/O of durable state (docs/PROTOCOL.md §7).
 //!
 //! Checkpoints are streamed from a frozen state to a temporary file in pieces (the storage
 //! thread interleaves them with log syncs), synced, renamed into place and the directory

@@ -1,7 +1,9 @@
-//! The storage thread: the one extra thread of a node, for blocking file I/O only
-//! (docs/PROTOCOL.md §7, "Durability"). The protocol thread hands it committed commands to log,
-//! sync requests and frozen checkpoints, and never waits for the disk itself.
+//! The storage thread: the one extra thread of a node, for work whose time grows with the state
+//! (docs/PROTOCOL.md §5.1, §7 "Durability"): blocking file I/O, and freeing what the protocol
+//! thread discarded. The protocol thread hands it committed commands to log, sync requests,
+//! frozen checkpoints and discarded states, and never waits for the disk or the allocator.
 //!
+//! - **No store.** With `--durability memory` it writes nothing; it only frees.
 //! - **Group commit.** Appends are buffered; a sync request makes everything appended so far
 //!   durable with one `fdatasync`, however many requests queued up meanwhile, and answers
 //!   `Synced(seq)`: the protocol thread acknowledges commands up to `seq` only then.
@@ -10,6 +12,8 @@
 //!   than one piece. A newer checkpoint queued behind one being written replaces the queued one.
 //! - **Failure stops acknowledging.** The first error is reported as `Failed` and the thread
 //!   ends: nothing after it is reported synced, so nothing after it is acknowledged.
+//! - **Freeing elsewhere.** A replaced state of gigabytes takes as long to free as to build;
+//!   it is dropped here (`Job::Discard`), between two pieces of work.
 
 use std::collections::VecDeque;
 use std::thread::JoinHandle;
@@ -19,7 +23,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use super::store::{CheckpointFile, CheckpointWrite, Store};
 use crate::error::Error;
 use crate::ids::Seq;
-use crate::replication::Checkpoint;
+use crate::replication::{Checkpoint, Discarded};
 use crate::wire::Message;
 
 /// Bytes of checkpoint encoded and written between two looks at the job queue.
@@ -45,6 +49,8 @@ pub enum Job {
         /// Whether it replaces the files of a history this member left.
         replaces: bool,
     },
+    /// Free what the protocol thread let go of.
+    Discard(Discarded),
 }
 
 /// What the storage thread reports back.
@@ -71,8 +77,8 @@ pub struct StorageThread {
 }
 
 impl StorageThread {
-    /// Starts the thread over an opened store.
-    pub fn start(store: Store, name: String) -> Result<StorageThread, Error> {
+    /// Starts the thread over an opened store, or with none (it then only frees discards).
+    pub fn start(store: Option<Store>, name: String) -> Result<StorageThread, Error> {
         let (jobs, jobs_rx) = crossbeam_channel::bounded(JOBS_QUEUED_MAX);
         let (done_tx, done) = crossbeam_channel::bounded(DONE_QUEUED_MAX);
         let handle = std::thread::Builder::new()
@@ -105,7 +111,8 @@ impl Drop for StorageThread {
 }
 
 struct Worker {
-    store: Store,
+    /// None without durability: appends, syncs and checkpoints are then never asked for.
+    store: Option<Store>,
     done: Sender<Done>,
     /// The last seq appended.
     appended: Seq,
@@ -116,7 +123,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(store: Store, done: Sender<Done>) -> Worker {
+    fn new(store: Option<Store>, done: Sender<Done>) -> Worker {
         Worker { store, done, appended: 0, sync_wanted: false, writing: None, next: None }
     }
 
@@ -157,21 +164,27 @@ impl Worker {
 
     fn take(&mut self, jobs: VecDeque<Job>) -> Result<(), Error> {
         for job in jobs {
+            let Some(store) = self.store.as_mut() else {
+                // Without a store only discards come; anything else has nothing to go to.
+                drop(job);
+                continue;
+            };
             match job {
                 Job::Append(message) => {
                     self.appended = message.seq;
-                    self.store.append(&message)?;
+                    store.append(&message)?;
                 }
                 Job::Sync => self.sync_wanted = true,
                 Job::Checkpoint { checkpoint, replaces } => {
                     // A checkpoint that replaces the files must not be lost behind a newer one.
                     let replaces = replaces || self.next.as_ref().is_some_and(|(_, r)| *r);
                     if self.writing.is_none() {
-                        self.writing = Some(self.store.begin_checkpoint(checkpoint, replaces)?);
+                        self.writing = Some(store.begin_checkpoint(checkpoint, replaces)?);
                     } else {
                         self.next = Some((checkpoint, replaces));
                     }
                 }
+                Job::Discard(discarded) => drop(discarded),
             }
         }
         Ok(())
@@ -179,8 +192,9 @@ impl Worker {
 
     /// One unit of work: the sync that is asked for, else one piece of the checkpoint.
     fn work(&mut self, open: bool) -> Result<(), Error> {
+        let Some(store) = self.store.as_mut() else { return Ok(()) };
         if self.sync_wanted {
-            self.store.sync()?;
+            store.sync()?;
             self.sync_wanted = false;
             // A later `Synced` covers a dropped one; only a stalled protocol thread drops any.
             let _ = self.done.try_send(Done::Synced(self.appended));
@@ -188,18 +202,18 @@ impl Worker {
         }
         if self.writing.is_none() {
             if let Some((checkpoint, replaces)) = self.next.take() {
-                self.writing = Some(self.store.begin_checkpoint(checkpoint, replaces)?);
+                self.writing = Some(store.begin_checkpoint(checkpoint, replaces)?);
             }
         }
         if let Some(file) = self.writing.as_mut() {
-            if let Some(write) = self.store.continue_checkpoint(file, PIECE_BYTES)? {
+            if let Some(write) = store.continue_checkpoint(file, PIECE_BYTES)? {
                 let seq = file.seq();
                 self.writing = None;
                 let _ = self.done.try_send(Done::Checkpointed { seq, write });
             }
         } else if !open {
             // Stopping with nothing left but appends not asked to sync: sync them anyway.
-            self.store.sync()?;
+            store.sync()?;
         }
         Ok(())
     }

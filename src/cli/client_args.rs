@@ -45,12 +45,12 @@ pub struct ClientArgs {
 /// The operation of a client command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientOp {
-    /// `put KEY VALUE`.
+    /// `put KEY VALUE`, `put KEY --file FILE` or `put KEY -` (the value from stdin).
     Put {
         /// The key.
         key: String,
-        /// The value.
-        value: String,
+        /// Where the value comes from.
+        value: ValueSource,
     },
     /// `get KEY`.
     Get {
@@ -99,6 +99,18 @@ pub enum ClientOp {
     },
 }
 
+/// Where `harness put` takes its value from: the command line holds at most 128 KiB per
+/// argument on Linux, so larger values come from a file or stdin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValueSource {
+    /// The argument itself.
+    Argument(String),
+    /// `--file FILE`.
+    File(std::path::PathBuf),
+    /// `-`: standard input, to its end.
+    Stdin,
+}
+
 /// Parses a client command's arguments (after the command name); `env` reads `HARNESS_CLUSTER`.
 pub fn parse_client_args(
     command: &'static str,
@@ -108,7 +120,8 @@ pub fn parse_client_args(
     let mut valued = vec!["cluster", "timeout", "key-file", "cluster-name"];
     let mut switches = vec!["json", "encrypt"];
     match command {
-        "put" | "del" => valued.push("session"),
+        "put" => valued.extend(["session", "file"]),
+        "del" => valued.push("session"),
         "get" => switches.push("stale"),
         "range" => {
             valued.push("limit");
@@ -154,10 +167,26 @@ pub fn parse_client_args(
         });
     }
     let op = match command {
-        "put" => {
-            let [key, value] = <[String; 2]>::try_from(expect(&["KEY", "VALUE"])?).expect("two checked");
-            ClientOp::Put { key, value }
-        }
+        "put" => match value("file") {
+            Some("") => return Err(CliError::bad("file", "", "must not be empty")),
+            Some(path) => {
+                let key = expect(&["KEY"]).map_err(|_| {
+                    CliError::bad(
+                        "arguments",
+                        &positional.join(" "),
+                        "`harness put KEY --file FILE` takes no VALUE",
+                    )
+                })?;
+                ClientOp::Put { key: key[0].clone(), value: ValueSource::File(path.into()) }
+            }
+            None => {
+                let [key, value] =
+                    <[String; 2]>::try_from(expect(&["KEY", "VALUE (or - for stdin, or --file FILE)"])?)
+                        .expect("two checked");
+                let value = if value == "-" { ValueSource::Stdin } else { ValueSource::Argument(value) };
+                ClientOp::Put { key, value }
+            }
+        },
         "get" => ClientOp::Get { key: expect(&["KEY"])?.remove(0) },
         "del" => ClientOp::Delete { key: expect(&["KEY"])?.remove(0) },
         "range" => {
@@ -318,7 +347,7 @@ mod tests {
     #[test]
     fn keys_values_and_flags_mix() {
         let args = parse("put", "k --json v --cluster 1=127.0.0.1:7201,2=127.0.0.1:7202").unwrap();
-        assert_eq!(args.op, ClientOp::Put { key: "k".into(), value: "v".into() });
+        assert_eq!(args.op, ClientOp::Put { key: "k".into(), value: ValueSource::Argument("v".into()) });
         assert!(args.json);
         assert_eq!(args.cluster, ["127.0.0.1:7201".parse().unwrap(), "127.0.0.1:7202".parse().unwrap()]);
         let args = parse("get", "--stale k").unwrap();
@@ -329,6 +358,19 @@ mod tests {
         assert_eq!(args.op, ClientOp::Watch { prefix: "jobs/".into(), from: 5, count: Some(2) });
         assert_eq!(args.timeout, Duration::from_millis(500));
         assert_eq!(parse("put", "k v --session 7:3").unwrap().session, Some((7, 3)));
+    }
+
+    #[test]
+    fn a_put_value_comes_from_the_argument_a_file_or_stdin() {
+        let value = |args| match parse("put", args).unwrap().op {
+            ClientOp::Put { value, .. } => value,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(value("k v"), ValueSource::Argument("v".into()));
+        assert_eq!(value("k --file /tmp/v.bin"), ValueSource::File("/tmp/v.bin".into()));
+        assert_eq!(value("k --file=/tmp/v.bin"), ValueSource::File("/tmp/v.bin".into()));
+        assert_eq!(value("k -"), ValueSource::Stdin);
+        assert_eq!(value("-- --k -"), ValueSource::Stdin);
     }
 
     #[test]
@@ -348,7 +390,12 @@ mod tests {
         let check = |command, args, expected: &str| {
             assert_eq!(parse(command, args).unwrap_err().to_string(), expected, "{command} {args}");
         };
-        check("put", "k", "bad --arguments \"k\": `harness put` takes KEY VALUE");
+        check(
+            "put",
+            "k",
+            "bad --arguments \"k\": `harness put` takes KEY VALUE (or - for stdin, or --file FILE)",
+        );
+        check("put", "k v --file f", "bad --arguments \"k v\": `harness put KEY --file FILE` takes no VALUE");
         check("status", "extra", "bad --arguments \"extra\": `harness status` takes no arguments");
         check(
             "get",

@@ -4,15 +4,18 @@
 //! Exit codes: 0 done, 1 other failure, 2 bad command line, 3 not found, 4 guard failed,
 //! 5 no quorum, 6 unreachable.
 
-use std::io::Write;
+use std::io::{Read as _, Write};
 use std::net::SocketAddr;
 
-use super::client_args::{ClientArgs, ClientOp};
+use super::client_args::{ClientArgs, ClientOp, ValueSource};
 use super::table::{member_rows, render_json_rows, render_table, MemberRow};
 use crate::client::txn_text::TxnText;
 use crate::client::{ClusterClient, ClusterError, ClusterOptions};
+use crate::config::PAYLOAD_BYTES_MAX_DEFAULT;
 use crate::json::{self, Object};
 use crate::replication::agreement::COMMITTED;
+use crate::replication::command::VALUE_BYTES_MAX;
+use crate::replication::{Action, Command, Session};
 use crate::replication::{Entry, Outcome, Read};
 use crate::wire::{Consistency, WatchKind};
 
@@ -65,12 +68,70 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-/// Runs a client command, printing results to `out`; `read_stdin` supplies `txn`'s text when
-/// no clause was given on the command line. Returns the exit code of a result that is not an
-/// error (0, not found, guard failed), or the failure.
+/// The most a put's value may hold with `key`: the encoded command must fit the payload maximum
+/// (`config::PAYLOAD_BYTES_MAX_DEFAULT`, docs/PROTOCOL.md §2.2), and the value the state's own
+/// limit.
+pub fn put_value_bytes_max(key: &str) -> usize {
+    let action = Action::Put { key: key.as_bytes().to_vec(), value: Vec::new() };
+    let envelope = Command { session: Session::default(), action }.encode().len();
+    PAYLOAD_BYTES_MAX_DEFAULT.saturating_sub(envelope).min(VALUE_BYTES_MAX)
+}
+
+/// The refusal of a value of `bytes` (or more) for `key`, before anything is sent.
+fn too_large(what: &str, bytes: String, key: &str) -> Failure {
+    Failure::new(
+        super::EXIT_USAGE,
+        format!(
+            "{what} of {bytes} bytes is too large: a put of {key:?} carries at most {} bytes of value \
+             (the payload maximum is {PAYLOAD_BYTES_MAX_DEFAULT} bytes)",
+            put_value_bytes_max(key)
+        ),
+    )
+}
+
+/// Reads a put's value from where `source` says, refusing one over `put_value_bytes_max`
+/// before it is sent (and, for a file, before it is read).
+fn put_value(key: &str, source: &ValueSource, stdin: &mut dyn std::io::Read) -> Result<Vec<u8>, Failure> {
+    let max = put_value_bytes_max(key);
+    let value = match source {
+        ValueSource::Argument(text) => text.as_bytes().to_vec(),
+        ValueSource::File(path) => {
+            let shown = path.display();
+            let cannot = |e: std::io::Error| Failure::new(EXIT_FAILED, format!("cannot read {shown}: {e}"));
+            let file = std::fs::File::open(path).map_err(cannot)?;
+            let length = file.metadata().map_err(cannot)?.len();
+            if length > max as u64 {
+                return Err(too_large(&format!("the value in {shown}"), length.to_string(), key));
+            }
+            let mut value = Vec::new();
+            // One byte beyond the maximum tells a file that grew while being read.
+            file.take(max as u64 + 1).read_to_end(&mut value).map_err(cannot)?;
+            value
+        }
+        ValueSource::Stdin => {
+            let mut value = Vec::new();
+            stdin
+                .take(max as u64 + 1)
+                .read_to_end(&mut value)
+                .map_err(|e| Failure::new(EXIT_FAILED, format!("cannot read stdin: {e}")))?;
+            value
+        }
+    };
+    if value.len() > max {
+        let where_from =
+            if matches!(source, ValueSource::Stdin) { "the value on stdin" } else { "the value" };
+        let bytes = if value.len() == max + 1 { format!("more than {max}") } else { value.len().to_string() };
+        return Err(too_large(where_from, bytes, key));
+    }
+    Ok(value)
+}
+
+/// Runs a client command, printing results to `out`; `stdin` supplies `txn`'s text when no
+/// clause was given on the command line, and `put KEY -`'s value. Returns the exit code of a
+/// result that is not an error (0, not found, guard failed), or the failure.
 pub fn run_client(
     args: &ClientArgs,
-    read_stdin: &dyn Fn() -> std::io::Result<String>,
+    stdin: &mut dyn std::io::Read,
     out: &mut dyn Write,
 ) -> Result<i32, Failure> {
     let options = ClusterOptions {
@@ -85,7 +146,8 @@ pub fn run_client(
     let consistency = if args.stale { Consistency::Stale } else { Consistency::Linearizable };
     match &args.op {
         ClientOp::Put { key, value } => {
-            let outcome = cluster.put(key.as_bytes(), value.as_bytes())?;
+            let value = put_value(key, value, stdin)?;
+            let outcome = cluster.put(key.as_bytes(), &value)?;
             print_outcome(args.json, key, &outcome, out)
         }
         ClientOp::Delete { key } => {
@@ -131,7 +193,10 @@ pub fn run_client(
             let txn = match text {
                 Some(txn) => txn.clone(),
                 None => {
-                    let text = read_stdin()
+                    let mut text = String::new();
+                    stdin
+                        .take(PAYLOAD_BYTES_MAX_DEFAULT as u64)
+                        .read_to_string(&mut text)
                         .map_err(|e| Failure::new(EXIT_FAILED, format!("cannot read stdin: {e}")))?;
                     TxnText::parse(&text).map_err(|problem| {
                         Failure::new(super::EXIT_USAGE, format!("bad transaction on stdin: {problem}"))
@@ -396,6 +461,48 @@ mod tests {
             "{\"succeeded\":false,\"revision\":9,\"deleted\":0,\"reads\":[{\"get\":{\"key\":\"lock\",\
              \"value\":\"alice\",\"create_revision\":2,\"mod_revision\":5,\"version\":3}},{\"get\":null}]}\n"
         );
+    }
+
+    #[test]
+    fn a_put_value_over_the_payload_maximum_is_refused_naming_the_limit() {
+        let max = put_value_bytes_max("k");
+        // The payload maximum less the put's envelope for a one-byte key (the README quotes it).
+        assert_eq!(max, 1_048_549);
+        assert!(put_value_bytes_max(&"k".repeat(1000)) == max - 999);
+        let limit = format!(
+            "a put of \"k\" carries at most {max} bytes of value (the payload maximum is 1048576 bytes)"
+        );
+
+        // Stdin: read to its end up to the maximum, refused one byte beyond it.
+        let exact = vec![7u8; max];
+        assert_eq!(put_value("k", &ValueSource::Stdin, &mut exact.as_slice()).unwrap(), exact);
+        let over = vec![7u8; max + 10];
+        let failure = put_value("k", &ValueSource::Stdin, &mut over.as_slice()).unwrap_err();
+        assert_eq!(failure.code, super::super::EXIT_USAGE);
+        assert_eq!(
+            failure.message,
+            format!("the value on stdin of more than {max} bytes is too large: {limit}")
+        );
+        assert!(!failure.message.contains('\n'));
+
+        // A file: refused by its length before it is read; a missing one named with the cause.
+        let dir = std::env::temp_dir().join(format!("harness-put-value-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (fits, big) = (dir.join("fits.bin"), dir.join("big.bin"));
+        std::fs::write(&fits, &exact).unwrap();
+        std::fs::write(&big, &over).unwrap();
+        let nothing = &mut std::io::empty();
+        assert_eq!(put_value("k", &ValueSource::File(fits.clone()), nothing).unwrap(), exact);
+        let failure = put_value("k", &ValueSource::File(big.clone()), nothing).unwrap_err();
+        assert_eq!(
+            failure.message,
+            format!("the value in {} of {} bytes is too large: {limit}", big.display(), max + 10)
+        );
+        let missing = dir.join("missing.bin");
+        let failure = put_value("k", &ValueSource::File(missing.clone()), nothing).unwrap_err();
+        assert_eq!(failure.code, EXIT_FAILED);
+        assert!(failure.message.starts_with(&format!("cannot read {}: ", missing.display())), "{failure:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

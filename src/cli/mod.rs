@@ -24,10 +24,10 @@ pub use args::{
     cluster_hash, load_key, parse_demo_args, parse_hostfile, parse_keygen_args, parse_node_args,
     parse_node_args_with_env, parse_peers, DemoArgs, NodeArgs, QuorumArgs,
 };
-pub use client_args::{parse_client_args, ClientArgs, ClientOp, CLUSTER_VARIABLE};
+pub use client_args::{parse_client_args, ClientArgs, ClientOp, ValueSource, CLUSTER_VARIABLE};
 pub use client_cmd::{
-    run_client, Failure, EXIT_FAILED, EXIT_GUARD_FAILED, EXIT_NOT_ENOUGH_REPLICAS, EXIT_NOT_FOUND,
-    EXIT_NO_QUORUM, EXIT_UNREACHABLE,
+    put_value_bytes_max, run_client, Failure, EXIT_FAILED, EXIT_GUARD_FAILED, EXIT_NOT_ENOUGH_REPLICAS,
+    EXIT_NOT_FOUND, EXIT_NO_QUORUM, EXIT_UNREACHABLE,
 };
 pub use demo::run_demo;
 pub use error::{CliError, EXIT_USAGE};
@@ -46,6 +46,7 @@ Usage:
   harness node --id N (--peers 1=HOST:PORT,2=HOST:PORT,... | --hostfile FILE) [options]
   harness node --slurm [--port 7100] [options]
   harness put KEY VALUE      harness get KEY [--stale]      harness del KEY
+  harness put KEY --file FILE | harness put KEY -   (the value from a file, or from stdin)
   harness range PREFIX [--limit N] [--stale]
   harness txn [--if GUARD]... [--then OP]... [--else OP]...   (no clause: read them from stdin)
   harness watch PREFIX [--from REVISION] [--count N]

@@ -3,7 +3,7 @@
 
 use crate::ids::NodeId;
 use crate::ids::{Member, MsgId, Seq, ViewId};
-use crate::replication::Checkpoint;
+use crate::replication::{Checkpoint, Discarded};
 use crate::wire::{Message, Payload, PeerFrame};
 
 /// Something that happened to a member.
@@ -92,6 +92,10 @@ pub enum Output {
     /// The state was replaced by a donor's checkpoint (a join or restart): the driver stores it
     /// in place of every older durable file, which belong to a history this member left.
     Restored(Checkpoint),
+    /// Memory the core let go of (a replaced state, an old checkpoint): the driver frees it
+    /// off the protocol thread, since freeing a large state takes time proportional to it
+    /// (docs/PROTOCOL.md §5.1). Dropping it anywhere is correct.
+    Discard(Discarded),
     /// The outcome of `Input::Force`.
     Forced {
         /// The input's tag.
@@ -209,4 +213,14 @@ pub struct Replicas {
     pub configured: usize,
     /// The write quorum of the view (outside one, the configured `W`).
     pub needed: usize,
+}
+
+/// The last state snapshot a member received whole (docs/PROTOCOL.md §5.3), for status and
+/// measurements.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransferStats {
+    /// Its bytes.
+    pub bytes: u64,
+    /// From its first chunk to its last.
+    pub took: std::time::Duration,
 }

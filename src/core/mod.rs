@@ -11,7 +11,10 @@ mod membership;
 mod ring;
 mod voting;
 
-pub use io::{Commit, CoreStatus, Delivery, ForceOutcome, Input, Output, RejectReason, Replicas, ViewInfo};
+pub use io::{
+    Commit, CoreStatus, Delivery, ForceOutcome, Input, Output, RejectReason, Replicas, TransferStats,
+    ViewInfo,
+};
 
 use std::time::Duration;
 
@@ -157,6 +160,9 @@ impl Core {
         if let Some(checkpoint) = self.replica.checkpoint_if_due(now) {
             out.push(Output::Checkpoint(checkpoint));
         }
+        if let Some(discarded) = self.replica.take_discarded() {
+            out.push(Output::Discard(discarded));
+        }
     }
 
     /// When the core next needs a step without input.
@@ -200,10 +206,10 @@ impl Core {
         let was_hot = self.replica.is_hot();
         if let Some(p) = self.replica.set_hot(hot) {
             log::info!(
-                "{} assign_role: promoted to hot: rolled back to checkpoint {} and replayed {} commands",
+                "{} assign_role: promoted to hot: applied {} commands after {}",
                 self.config.me.id,
-                p.checkpoint,
-                p.replayed
+                p.replayed,
+                p.applied
             );
         } else if was_hot != hot {
             log::info!("{} assign_role: warm standby", self.config.me.id);
@@ -211,7 +217,7 @@ impl Core {
     }
 
     /// Brings a warm member's state up to the committed prefix, so that its digest is comparable
-    /// with the hot members'; returns the digest.
+    /// with the hot members'; returns the digest. Applies at most one slice (docs/PROTOCOL.md §7).
     pub fn catch_up(&mut self) -> u64 {
         self.replica.catch_up();
         self.replica.digest()
@@ -245,7 +251,7 @@ impl Core {
     }
 
     /// The last primary view and whether this member may commit in it (cheaper than
-    /// `status`, which digests the state).
+    /// `status`, which gathers every figure).
     pub fn view(&self) -> ViewInfo {
         ViewInfo {
             view: self.membership.last_primary,
@@ -299,8 +305,8 @@ impl Core {
         out.extend(tags.into_iter().map(|tag| Output::Rejected { tag, reason: RejectReason::ViewChange }));
     }
 
-    /// What this member knows about itself. Digests the whole state: O(state) per call, so the
-    /// per-request paths use `view`, `is_primary` and the other cheap accessors instead.
+    /// What this member knows about itself. The state digest is kept incrementally, so this is
+    /// O(registry), never O(state) (docs/PROTOCOL.md §7).
     pub fn status(&self) -> CoreStatus {
         CoreStatus {
             member: self.config.me,
@@ -355,21 +361,39 @@ impl Core {
         self.config.is_witness()
     }
 
-    /// Token visits seen in this view (cheaper than `status`, which digests the state).
+    /// Token visits seen in this view (cheaper than `status`).
     pub fn rotations(&self) -> u64 {
         self.ring.rotations_seen
     }
 
-    /// The last installed primary view (cheaper than `status`, which digests the state).
+    /// The last installed primary view (cheaper than `status`).
     pub fn last_primary(&self) -> ViewId {
         self.membership.last_primary
     }
 
     /// The state machine, for the driver's local reads and its watch journal. The driver must
     /// not change replicated state through it: only committed messages may.
-    /// A warm member first applies the commands it holds, so reads see every commit.
+    /// A warm member first applies the commands it holds (at most one slice), so reads see every
+    /// commit.
     pub fn machine_mut(&mut self) -> &mut dyn StateMachine {
         self.replica.catch_up();
+        self.replica.machine_mut()
+    }
+
+    /// Whether the submit queue is within `room` bytes (or a sixteenth of its message count) of
+    /// refusing submissions as busy: the driver stops taking client requests until it drains
+    /// (docs/PROTOCOL.md §2.2). `room` counts as at most half the queue, so a queue smaller than
+    /// the requests in flight towards it is still fed (and answers busy past it) instead of
+    /// never being read from again.
+    pub fn submit_queue_nearly_full(&self, room: usize) -> bool {
+        let room = room.min(self.config.queue_bytes_max / 2);
+        self.queue.held_bytes() + room > self.config.queue_bytes_max
+            || self.queue.waiting() + self.config.queue_max / 16 > self.config.queue_max
+    }
+
+    /// The state machine as far as it has applied the history, without applying a warm member's
+    /// tail first: for draining its change journal, never for reads (use `machine_mut`).
+    pub fn machine_as_applied(&mut self) -> &mut dyn StateMachine {
         self.replica.machine_mut()
     }
 
@@ -382,6 +406,12 @@ impl Core {
     /// changes).
     pub fn state_bytes(&self) -> u64 {
         self.replica.state_bytes()
+    }
+
+    /// The last state snapshot this member received whole, if any: its bytes and how long it
+    /// took from the first chunk to the last.
+    pub fn last_transfer(&self) -> Option<TransferStats> {
+        self.membership.streams.last_received
     }
 
     /// The seq of the last checkpoint this member holds (0: none yet).

@@ -20,12 +20,13 @@ use std::sync::atomic::AtomicBool;
 use super::delivery_log::DeliveryLog;
 use super::watch::WatchHub;
 use super::{Rejection, Request};
+use crate::budget::{ByteBudget, FifoBytes};
 use crate::checkpoint::{Done, Job, StorageThread};
 use crate::core::{Commit, Core, Delivery, ForceOutcome, Input, Output, RejectReason};
 use crate::error::Error;
 use crate::ids::{Member, NodeId};
 use crate::time::Time;
-use crate::transport::{Command, Counters, Event, LoopHandle};
+use crate::transport::{self, Command, Counters, Event, LoopHandle};
 use crate::wire::{self, ClientReply, ErrorCode};
 use clients::{Pending, RotationRate};
 
@@ -33,6 +34,8 @@ use clients::{Pending, RotationRate};
 const INPUTS_PER_BATCH: usize = 1024;
 /// The longest wait for input, even with no deadline pending.
 const IDLE_WAIT_MAX: Duration = Duration::from_secs(1);
+/// How often a protocol thread waiting for an embedder to take bytes looks again.
+const EMBEDDER_POLL: Duration = Duration::from_millis(1);
 /// Bounds on the clean leave at shutdown.
 const LEAVE_STEPS_MAX: usize = 100_000;
 const LEAVE_WAIT_MAX: Duration = Duration::from_millis(50);
@@ -42,25 +45,46 @@ pub(super) struct Channels {
     pub(super) core: Core,
     pub(super) io: LoopHandle,
     pub(super) events: Receiver<Event>,
+    /// The events' byte budget: each event's `held_bytes` is given back as it is taken.
+    pub(super) events_budget: Arc<ByteBudget>,
+    /// The embedder's submissions' byte budget, given back likewise.
+    pub(super) requests_budget: Arc<ByteBudget>,
     pub(super) requests: Receiver<Request>,
     pub(super) stop: Receiver<()>,
     pub(super) deliveries: Sender<Delivery>,
+    /// Most payload bytes queued in `deliveries` (`NodeOptions::deliveries_bytes_max`).
+    pub(super) deliveries_bytes_max: usize,
     /// Whether deliveries go to `deliveries` (the sender is kept either way: its drop tells the
     /// embedder that the node stopped).
     pub(super) hand_over_deliveries: bool,
     pub(super) commits: Option<Sender<Commit>>,
+    /// Most result bytes queued in `commits` (`NodeOptions::commits_bytes_max`).
+    pub(super) commits_bytes_max: usize,
     pub(super) rejections: Option<Sender<Rejection>>,
     pub(super) tags: Arc<AtomicU64>,
     pub(super) delivery_log: Option<DeliveryLog>,
     pub(super) counters: Arc<Counters>,
-    /// The storage thread that writes the durable files, with `--durability checkpoint|fsync`.
+    /// The largest payload a submission may carry (the core's `payload_bytes_max`), named when
+    /// a larger one is refused.
+    pub(super) payload_bytes_max: usize,
+    /// The storage thread: it writes the durable files with `--durability checkpoint|fsync`,
+    /// and frees what the core discards in every mode (docs/PROTOCOL.md §5.1).
     pub(super) storage: Option<StorageThread>,
+    /// `--durability checkpoint|fsync`: checkpoints go to the storage thread's files.
+    pub(super) durable: bool,
     /// `--durability fsync`: commits are acknowledged only once the storage thread synced them.
     pub(super) fsync: bool,
     /// Every member's address, for `Members` requests.
     pub(super) peers: BTreeMap<NodeId, SocketAddr>,
     /// Set when a client's `Leave` request stopped the node, so its embedder exits cleanly.
     pub(super) left_by_request: Arc<AtomicBool>,
+}
+
+/// An embedder channel whose bytes are bounded.
+#[derive(Clone, Copy)]
+enum Queued {
+    Deliveries,
+    Commits,
 }
 
 pub(super) struct Driver {
@@ -78,6 +102,9 @@ pub(super) struct Driver {
     stopping: bool,
     /// Set when durable state could not be written: nothing is acknowledged any more.
     store_broken: bool,
+    /// Payload bytes still queued in the embedder's deliveries and commits channels.
+    deliveries_queued: FifoBytes,
+    commits_queued: FifoBytes,
     /// Commits waiting for the storage thread to sync them, in seq order (`--durability fsync`).
     awaiting_sync: VecDeque<Commit>,
     /// Whether the step being executed handed commands to the storage thread.
@@ -106,6 +133,8 @@ impl Driver {
             out: Vec::new(),
             stopping: false,
             store_broken: false,
+            deliveries_queued: FifoBytes::default(),
+            commits_queued: FifoBytes::default(),
             awaiting_sync: VecDeque::new(),
             appended: false,
             max_step: Duration::ZERO,
@@ -118,7 +147,7 @@ impl Driver {
 
     pub(super) fn run(mut self) {
         log::info!("{} protocol: started", self.me);
-        self.step(Input::Tick);
+        self.timed(|d| d.step(Input::Tick));
         self.c.io.wake();
         // Ends on stop, or when the event loop or every request sender is gone.
         while !self.stopping {
@@ -153,31 +182,33 @@ impl Driver {
                 default(wait) => None,
             };
             match first {
-                Some(Ok(event)) => self.on_event(event),
-                Some(Err(request)) => self.on_request(request),
+                Some(Ok(event)) => self.timed(|d| d.on_event(event)),
+                Some(Err(request)) => self.timed(|d| d.on_request(request)),
                 None => {}
             }
             while let Some(done) = self.c.storage.as_ref().and_then(|s| s.done.try_recv().ok()) {
-                self.on_storage(done);
+                self.timed(|d| d.on_storage(done));
             }
             for _ in 1..INPUTS_PER_BATCH {
                 if self.stopping {
                     break;
                 }
                 if let Ok(event) = self.c.events.try_recv() {
-                    self.on_event(event);
+                    self.timed(|d| d.on_event(event));
                 } else if let Ok(request) = self.c.requests.try_recv() {
-                    self.on_request(request);
+                    self.timed(|d| d.on_request(request));
                 } else {
                     break;
                 }
             }
             if self.now() >= self.c.core.next_deadline() {
-                self.step(Input::Tick);
+                self.timed(|d| d.step(Input::Tick));
             }
             if let Some(log) = &mut self.c.delivery_log {
                 log.on_tick(Instant::now());
             }
+            let full = self.c.core.submit_queue_nearly_full(transport::CLIENT_BYTES_QUEUED_MAX);
+            self.c.counters.submit_queue_full.store(full, std::sync::atomic::Ordering::Relaxed);
             // Not `status()`: that digests the whole state, once per batch.
             self.rotation_rate.sample(Instant::now(), self.c.core.rotations());
             self.c.io.wake();
@@ -186,6 +217,8 @@ impl Driver {
         if let Some(log) = &mut self.c.delivery_log {
             log.flush();
         }
+        // Nothing will take submissions any more: an embedder waiting for room must not.
+        self.c.requests_budget.close();
         // Finishes the checkpoint being written and syncs the log before the node stops.
         if let Some(mut storage) = self.c.storage.take() {
             storage.stop();
@@ -224,22 +257,12 @@ impl Driver {
         }
     }
 
-    /// One protocol step and its outputs, timed: nothing in it may take time proportional to
-    /// the state or a backlog, since neighbours read a silent member as a dead one
-    /// (docs/PROTOCOL.md §5.1).
-    fn step(&mut self, input: Input) {
+    /// Handles one input (a core step, a client's status or read, a storage completion) and
+    /// times it: nothing in it may take time proportional to the state or a backlog, since
+    /// neighbours read a silent member as a dead one (docs/PROTOCOL.md §5.1).
+    fn timed(&mut self, handle: impl FnOnce(&mut Driver)) {
         let started = Instant::now();
-        let now = self.now();
-        let mut out = std::mem::take(&mut self.out);
-        self.c.core.step(now, input, &mut out);
-        for output in out.drain(..) {
-            self.execute(output);
-        }
-        self.out = out;
-        if std::mem::take(&mut self.appended) && !self.store_broken {
-            self.hand_to_storage(Job::Sync);
-        }
-        self.stream_changes();
+        handle(self);
         let took = started.elapsed();
         if took > self.max_step {
             self.max_step = took;
@@ -252,6 +275,21 @@ impl Driver {
                 self.c.core.token_timeout()
             );
         }
+    }
+
+    /// One protocol step and its outputs.
+    fn step(&mut self, input: Input) {
+        let now = self.now();
+        let mut out = std::mem::take(&mut self.out);
+        self.c.core.step(now, input, &mut out);
+        for output in out.drain(..) {
+            self.execute(output);
+        }
+        self.out = out;
+        if std::mem::take(&mut self.appended) && !self.store_broken {
+            self.hand_to_storage(Job::Sync);
+        }
+        self.stream_changes();
     }
 
     /// Hands a job to the storage thread; a stopped thread means durable state failed.
@@ -286,6 +324,7 @@ impl Driver {
     }
 
     fn on_event(&mut self, event: Event) {
+        self.c.events_budget.give(event.held_bytes());
         match event {
             Event::Peer { from, frame } => self.step(Input::Frame { from, frame }),
             Event::LinkUp { peer } => self.step(Input::LinkUp { peer }),
@@ -307,7 +346,10 @@ impl Driver {
 
     fn on_request(&mut self, request: Request) {
         match request {
-            Request::Submit { tag, payload } => self.step(Input::Submit { tag, payload }),
+            Request::Submit { tag, payload } => {
+                self.c.requests_budget.give(payload.len());
+                self.step(Input::Submit { tag, payload })
+            }
             Request::Status(reply) => {
                 // A warm member's digest is only comparable once it applied its tail.
                 self.c.core.catch_up();
@@ -335,7 +377,10 @@ impl Driver {
                 }
                 if self.c.hand_over_deliveries {
                     let tx = self.c.deliveries.clone();
+                    let bytes = delivery.message.payload.len();
+                    self.wait_for_bytes(&tx, Queued::Deliveries, bytes);
                     self.hand_over(&tx, delivery);
+                    self.deliveries_queued.sent(bytes);
                 }
             }
             Output::Commit(commit) => {
@@ -358,7 +403,15 @@ impl Driver {
                             (ErrorCode::Busy, "the submit queue is full; retry later")
                         }
                         RejectReason::ShuttingDown => (ErrorCode::ShuttingDown, "the node is leaving"),
-                        RejectReason::TooLarge => (ErrorCode::BadRequest, "the payload exceeds the maximum"),
+                        RejectReason::TooLarge => {
+                            let max = self.c.payload_bytes_max;
+                            let message = format!("the payload exceeds this node's maximum of {max} bytes");
+                            self.reply(
+                                client,
+                                &ClientReply::Error { request, code: ErrorCode::BadRequest, message },
+                            );
+                            return;
+                        }
                         RejectReason::Excluded => {
                             (ErrorCode::NoQuorum, "this member was cut off from the primary view; retry")
                         }
@@ -398,12 +451,15 @@ impl Driver {
                 self.appended = true;
                 self.hand_to_storage(Job::Append(message));
             }
-            Output::Checkpoint(checkpoint) => {
+            Output::Checkpoint(checkpoint) if self.c.durable => {
                 self.hand_to_storage(Job::Checkpoint { checkpoint, replaces: false })
             }
-            Output::Restored(checkpoint) => {
+            Output::Restored(checkpoint) if self.c.durable => {
                 self.hand_to_storage(Job::Checkpoint { checkpoint, replaces: true })
             }
+            // Without durability the core keeps its checkpoint; nothing is written.
+            Output::Checkpoint(_) | Output::Restored(_) => {}
+            Output::Discard(discarded) => self.hand_to_storage(Job::Discard(discarded)),
             Output::ViewChange(view) => {
                 let ring: Vec<String> = view.ring.iter().map(|m| m.to_string()).collect();
                 log::info!(
@@ -435,7 +491,41 @@ impl Driver {
             commit.tag = None;
         }
         if let Some(tx) = self.c.commits.clone() {
+            let bytes = commit.result.len();
+            self.wait_for_bytes(&tx, Queued::Commits, bytes);
             self.hand_over(&tx, commit);
+            self.commits_queued.sent(bytes);
+        }
+    }
+
+    /// Waits until the embedder channel `tx` holds few enough bytes to take `bytes` more
+    /// (`NodeOptions::deliveries_bytes_max`, `commits_bytes_max`), under the same slow-consumer
+    /// policy as `hand_over`: the node stops taking part until the embedder catches up or stops it.
+    fn wait_for_bytes<T>(&mut self, tx: &Sender<T>, which: Queued, bytes: usize) {
+        let max = match which {
+            Queued::Deliveries => self.c.deliveries_bytes_max,
+            Queued::Commits => self.c.commits_bytes_max,
+        };
+        let mut logged = false;
+        // Ends when the embedder has taken enough, or when the node is told to stop.
+        while !self.stopping {
+            let queued = match which {
+                Queued::Deliveries => self.deliveries_queued.queued(tx.len()),
+                Queued::Commits => self.commits_queued.queued(tx.len()),
+            };
+            if queued == 0 || queued + bytes <= max {
+                return;
+            }
+            if !logged {
+                // Let what is already queued go out before this thread waits.
+                self.c.io.wake();
+                log::debug!("{} protocol: an embedder channel holds {queued} bytes; waiting", self.me);
+                logged = true;
+            }
+            select! {
+                recv(self.c.stop) -> _ => self.stopping = true,
+                default(EMBEDDER_POLL) => {},
+            }
         }
     }
 

@@ -29,6 +29,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::auth::Auth;
+use crate::budget::ByteBudget;
 use crate::checkpoint::{StorageThread, Store};
 use crate::config::CoreConfig;
 use crate::config::Durability;
@@ -42,6 +43,8 @@ use crate::wire::Payload;
 
 /// Most embedder requests (submissions, status queries) queued for the protocol thread.
 const REQUESTS_QUEUED_MAX: usize = 4096;
+/// The default byte bound of each embedder channel that carries payloads (docs/PROTOCOL.md §2.2).
+pub const EMBEDDER_BYTES_MAX_DEFAULT: usize = 8 << 20;
 /// How long `status` waits for the protocol thread.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -96,10 +99,19 @@ pub struct NodeOptions {
     pub deliveries: bool,
     /// Capacity of the deliveries channel.
     pub deliveries_max: usize,
+    /// Most payload bytes the deliveries channel holds (docs/PROTOCOL.md §2.2); beyond it the
+    /// protocol thread waits for the embedder as when the channel is full. One delivery larger
+    /// than this still goes when the channel is empty.
+    pub deliveries_bytes_max: usize,
     /// Whether to report commits and rejected submissions (`Node::commits`, `Node::rejections`).
     pub commits: bool,
     /// Capacity of each of those channels.
     pub commits_max: usize,
+    /// Most result bytes the commits channel holds, likewise.
+    pub commits_bytes_max: usize,
+    /// Most payload bytes of `Node::submit`s waiting for the protocol thread; beyond it `submit`
+    /// waits, as when the request queue is full.
+    pub submit_bytes_max: usize,
     /// A file to write one line per agreed delivery to (`LogLine`); created or emptied at start.
     pub delivery_log: Option<PathBuf>,
     /// Where checkpoints and the command log live; needed unless the core's durability is
@@ -112,8 +124,11 @@ impl Default for NodeOptions {
         NodeOptions {
             deliveries: true,
             deliveries_max: 65_536,
+            deliveries_bytes_max: EMBEDDER_BYTES_MAX_DEFAULT,
             commits: false,
             commits_max: 65_536,
+            commits_bytes_max: EMBEDDER_BYTES_MAX_DEFAULT,
+            submit_bytes_max: EMBEDDER_BYTES_MAX_DEFAULT,
             delivery_log: None,
             data_dir: None,
         }
@@ -135,15 +150,12 @@ pub(crate) enum Request {
     Status(Sender<CoreStatus>),
 }
 
-/// Opens the data directory, restores the core from it and starts the storage thread over it,
-/// unless nothing is to be durable.
-fn open_store(
-    core: &mut Core,
-    durability: Durability,
-    dir: Option<&Path>,
-) -> Result<Option<StorageThread>, Error> {
+/// Opens the data directory, restores the core from it and starts the storage thread over it;
+/// when nothing is to be durable, the storage thread only frees what the core discards.
+fn open_store(core: &mut Core, durability: Durability, dir: Option<&Path>) -> Result<StorageThread, Error> {
+    let name = format!("harness-{}-storage", core.me().id);
     if durability == Durability::Memory {
-        return Ok(None);
+        return StorageThread::start(None, name);
     }
     let Some(dir) = dir else {
         let problem = format!("is needed with --durability {}", durability.as_str());
@@ -160,7 +172,7 @@ fn open_store(
     if upto > 0 {
         log::info!("{me} node: restored checkpoint {from} and {logged} logged commands: state up to {upto}");
     }
-    Ok(Some(StorageThread::start(store, format!("harness-{}-storage", me.id))?))
+    StorageThread::start(Some(store), name)
 }
 
 /// A running member: an event loop thread and a protocol thread.
@@ -194,6 +206,8 @@ pub struct Node {
     me: Member,
     local_addr: SocketAddr,
     requests: Option<Sender<Request>>,
+    /// Payload bytes of submissions not yet taken by the protocol thread.
+    requests_budget: Arc<ByteBudget>,
     /// Dropped to tell the protocol thread to leave and stop; nothing is ever sent on it.
     stop: Option<Sender<()>>,
     deliveries: Receiver<Delivery>,
@@ -250,26 +264,37 @@ impl Node {
         }
         let counters = Arc::clone(&transport.counters);
         let (requests, requests_rx) = crossbeam_channel::bounded(REQUESTS_QUEUED_MAX);
+        let requests_budget = Arc::new(ByteBudget::new(options.submit_bytes_max));
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
-        let (deliveries_tx, deliveries) = crossbeam_channel::bounded(options.deliveries_max.max(1));
-        let (commits_tx, commits) = crossbeam_channel::bounded(options.commits_max.max(1));
-        let (rejections_tx, rejections) = crossbeam_channel::bounded(options.commits_max.max(1));
+        // A bounded channel allocates (and touches) its slots up front: a few MiB at the default
+        // capacities, spent only where the embedder asked for the channel.
+        let deliveries_max = if options.deliveries { options.deliveries_max.max(1) } else { 1 };
+        let commits_max = if options.commits { options.commits_max.max(1) } else { 1 };
+        let (deliveries_tx, deliveries) = crossbeam_channel::bounded(deliveries_max);
+        let (commits_tx, commits) = crossbeam_channel::bounded(commits_max);
+        let (rejections_tx, rejections) = crossbeam_channel::bounded(commits_max);
         let tags = Arc::new(AtomicU64::new(1));
         let left_by_request = Arc::new(AtomicBool::new(false));
         let driver = driver::Driver::new(driver::Channels {
             core,
             io: transport.handle,
             events: transport.events,
+            events_budget: transport.events_budget,
+            requests_budget: Arc::clone(&requests_budget),
             requests: requests_rx,
             stop: stop_rx,
             deliveries: deliveries_tx,
+            deliveries_bytes_max: options.deliveries_bytes_max,
             hand_over_deliveries: options.deliveries,
             commits: options.commits.then_some(commits_tx),
+            commits_bytes_max: options.commits_bytes_max,
             rejections: options.commits.then_some(rejections_tx),
             tags: Arc::clone(&tags),
             delivery_log,
             counters: Arc::clone(&counters),
-            storage,
+            payload_bytes_max: config.core.payload_bytes_max,
+            storage: Some(storage),
+            durable: config.core.durability != Durability::Memory,
             fsync: config.core.durability == Durability::Fsync,
             peers: config.peers.clone(),
             left_by_request: Arc::clone(&left_by_request),
@@ -290,6 +315,7 @@ impl Node {
             me,
             local_addr,
             requests: Some(requests),
+            requests_budget,
             stop: Some(stop),
             deliveries,
             commits,
@@ -303,11 +329,19 @@ impl Node {
     }
 
     /// Submits a message for total ordering; returns the tag its `Commit` or `Rejection` carries.
-    /// Waits while the protocol thread's request queue is full.
+    /// Waits while the protocol thread's request queue is full, in count or in bytes
+    /// (`NodeOptions::submit_bytes_max`).
     pub fn submit(&self, payload: Vec<u8>) -> Result<u64, Error> {
         let tag = self.tags.fetch_add(1, Ordering::Relaxed);
         let requests = self.requests.as_ref().ok_or(Error::Stopped)?;
-        requests.send(Request::Submit { tag, payload: payload.into() }).map_err(|_| Error::Stopped)?;
+        let bytes = payload.len();
+        // Bounded: the protocol thread gives bytes back as it takes submissions, and closes the
+        // budget when it stops.
+        self.requests_budget.take(bytes, || false);
+        if requests.send(Request::Submit { tag, payload: payload.into() }).is_err() {
+            self.requests_budget.give(bytes);
+            return Err(Error::Stopped);
+        }
         Ok(tag)
     }
 

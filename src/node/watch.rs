@@ -15,9 +15,14 @@ use crate::transport::ClientId;
 use crate::wire::{ClientReply, ErrorCode, Payload, WatchEvent, WatchKind};
 
 /// Most events kept for watches that start in the past.
-pub const HISTORY_EVENTS_MAX: usize = 100_000;
-/// Most key and value bytes kept in the history.
-pub const HISTORY_BYTES_MAX: usize = 64 << 20;
+pub const HISTORY_EVENTS_MAX: usize = 32_768;
+/// Most bytes the history holds: its events' keys and values plus `EVENT_OVERHEAD_BYTES` each
+/// (docs/PROTOCOL.md §2.2). A member journals every change it applies, whoever watches, so this is
+/// memory every member spends; 4 MiB keeps the last 250 or so changes of 16 KiB values, and
+/// `HISTORY_EVENTS_MAX` small ones.
+pub const HISTORY_BYTES_MAX: usize = 4 << 20;
+/// What one event costs beyond its key and value: the event itself and two shared buffers.
+const EVENT_OVERHEAD_BYTES: usize = 96;
 /// Most key and value bytes sent in one `Events` frame (one larger event goes alone).
 const BATCH_BYTES_MAX: usize = 1 << 20;
 /// Most watches one node serves.
@@ -44,6 +49,11 @@ pub(super) struct WatchHub {
 
 fn event_bytes(event: &WatchEvent) -> usize {
     event.key.len() + event.value.len()
+}
+
+/// What an event held in the history costs.
+fn held_bytes(event: &WatchEvent) -> usize {
+    event_bytes(event) + EVENT_OVERHEAD_BYTES
 }
 
 /// Replies carrying `events` for `request`, each under `BATCH_BYTES_MAX`; at least one reply.
@@ -177,15 +187,15 @@ impl WatchHub {
 
     /// Appends to the history, compacting whole revisions from the front to stay in bounds.
     fn remember(&mut self, event: WatchEvent) {
-        self.history_bytes += event_bytes(&event);
+        self.history_bytes += held_bytes(&event);
         self.history.push_back(event);
         while self.history.len() > HISTORY_EVENTS_MAX || self.history_bytes > HISTORY_BYTES_MAX {
             let Some(oldest) = self.history.pop_front() else { break };
-            self.history_bytes -= event_bytes(&oldest);
+            self.history_bytes -= held_bytes(&oldest);
             self.complete_after = oldest.revision;
             while self.history.front().is_some_and(|event| event.revision == oldest.revision) {
                 if let Some(same) = self.history.pop_front() {
-                    self.history_bytes -= event_bytes(&same);
+                    self.history_bytes -= held_bytes(&same);
                 }
             }
         }
@@ -253,6 +263,22 @@ mod tests {
             [(ClientId(1), ClientReply::Error { request: 3, code: ErrorCode::NoQuorum, .. })]
         ));
         assert!(hub.watches.is_empty());
+    }
+
+    #[test]
+    fn the_history_is_bounded_in_bytes_whatever_the_value_sizes() {
+        let mut hub = WatchHub::new(0);
+        let value = "v".repeat(16 << 10);
+        for revision in 1..=2000u64 {
+            hub.on_changes(vec![put(revision, "k", &value)], revision);
+            assert!(hub.history_bytes <= HISTORY_BYTES_MAX, "{} bytes held", hub.history_bytes);
+        }
+        let held: usize = hub.history.iter().map(held_bytes).sum();
+        assert_eq!(held, hub.history_bytes);
+        assert!(hub.history.len() > 200, "only {} events kept", hub.history.len());
+        // The oldest revisions were compacted: a watch from them is refused, not cut short.
+        let refused = hub.watch(ClientId(1), 1, Payload::from(&b""[..]), 1).unwrap_err();
+        assert_eq!(refused.0, ErrorCode::Compacted);
     }
 
     #[test]

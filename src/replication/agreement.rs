@@ -1,6 +1,6 @@
 //! Distributed agreement: an operation that takes effect only if every member of the view votes
 //! yes; the decision is a function of the ordered history, so every member reaches it at the same
-//! point of the order (issue 5, docs/PROTOCOL.md §7.1; guarantees 1 and 6).
+//! point of the order (docs/PROTOCOL.md §7.1; guarantees 1 and 6 of docs/DESIGN.md §2).
 //!
 //! The one agreed operation built in is loading a plug-in: `Propose { name, view, voters }` is
 //! ordered like any command; every voter, when it commits the proposal, asks its own check

@@ -1,7 +1,7 @@
-//! The command language of the built-in DVM state machine and its byte encoding (issue 5).
+//! The command language of the built-in DVM state machine and its byte encoding (docs/PROTOCOL.md §7).
 //!
 //! The ring orders opaque payloads; this module gives them meaning. A command is a client session
-//! (for exactly-once retries, issue 6) and one action on the key-value namespace, the member
+//! (for exactly-once retries, docs/PROTOCOL.md §8.2) and one action on the key-value namespace, the member
 //! registry or the plug-in registry. Every member decodes the same bytes into the same command, and
 //! a payload that does not decode or breaks a limit is refused identically everywhere, so the
 //! decision is part of the deterministic history (guarantee 6).
@@ -43,7 +43,7 @@ pub const RANGE_LIMIT_MAX: u32 = 10_000;
 /// result is not remembered (for commands members issue about themselves).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Session {
-    /// The client, chosen unique by the client (issue 6); 0 for none.
+    /// The client, chosen unique by the client (docs/PROTOCOL.md §8.2); 0 for none.
     pub client_id: u64,
     /// Grows by one per new request of the client; a retry repeats the number.
     pub request: u64,
@@ -277,7 +277,7 @@ pub enum Op {
     },
 }
 
-/// A member's standby role (issue 5): hot members apply every command, warm ones hold checkpoints.
+/// A member's standby role (docs/PROTOCOL.md §7): hot members apply every command, warm ones hold checkpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     /// Applies every committed command: continuous service.

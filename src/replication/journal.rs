@@ -1,5 +1,5 @@
 //! The change journal: every key written or removed by the commands applied since the node last
-//! drained it, for watches (issue 6, docs/PROTOCOL.md §8.3).
+//! drained it, for watches (docs/PROTOCOL.md §8.3).
 //!
 //! It is node-local bookkeeping, not replicated state: it is off unless the node turns it on, it
 //! is in no snapshot or digest, and the node drains it after every step, so it holds at most one

@@ -24,7 +24,10 @@ pub use journal::StateChange;
 pub use kv::{DvmState, RANGE_BYTES_MAX};
 pub use outcome::{Entry, Outcome, Read};
 pub use registry::MemberRecord;
-pub use replica::{hot_members, Checkpoint, CheckpointPolicy, Promotion, TAIL_BYTES_MAX};
+pub use replica::{
+    hot_members, Checkpoint, CheckpointPolicy, Discarded, Promotion, APPLY_SLICE_BYTES, APPLY_SLICE_COMMANDS,
+    TAIL_BYTES_MAX,
+};
 pub use session::{CLIENTS_MAX, SESSION_OUTCOME_BYTES_MAX};
 pub use snapshot::DvmBuilder;
 

@@ -1,6 +1,6 @@
 //! The result of one DVM command, as returned to its submitter and remembered for retries.
 //!
-//! `apply` returns an `Outcome`'s bytes; a client (issue 6) decodes them with `Outcome::decode`.
+//! `apply` returns an `Outcome`'s bytes; a client (docs/PROTOCOL.md §8.2) decodes them with `Outcome::decode`.
 //! The same command at the same point of the order yields the same bytes at every member, which is
 //! what lets a retried request be answered from the exactly-once table (guarantee 6).
 //!

@@ -1,18 +1,24 @@
 //! `Replica`: the state machine of one member in its standby role, its last checkpoint and the
-//! committed commands after it (issue 5; guarantee 6, docs/PROTOCOL.md §7).
+//! committed commands after it (guarantee 6 of docs/DESIGN.md §2, docs/PROTOCOL.md §7).
 //!
 //! A hot member applies every command as it commits (continuous service). A warm member only
-//! appends it to the tail after its checkpoint and applies lazily: when it needs a result (its
-//! own submission), when the next checkpoint is due, or when it is promoted. Promotion rolls the
-//! machine back to the checkpoint and replays the tail, so a promoted member serves exactly the
-//! state every hot member has, whatever it applied on the side. Every member checkpoints every
-//! `checkpoint_every` commits or `checkpoint_interval`: a checkpoint is the state after a prefix
-//! of the history, and with the tail after it, it is what state transfer and durable storage
-//! hold. The replica is pure: it returns checkpoints for the core to output; it never writes.
+//! appends it to the tail after its checkpoint and applies lazily, a slice at a time: once a
+//! slice of commands (`APPLY_SLICE_COMMANDS` or `APPLY_SLICE_BYTES`) is waiting, or when it
+//! needs a result (its own submission), a checkpoint, a status or a promotion. So whatever
+//! makes a warm member catch up applies at most one slice in that step, never its whole tail,
+//! and its machine is always the state after a prefix of the history: promotion applies the
+//! rest of the slice and serves exactly the state every hot member has. Every member
+//! checkpoints every `checkpoint_every` commits or `checkpoint_interval`: a checkpoint is the
+//! state after a prefix of the history, and with the tail after it, it is what state transfer
+//! and durable storage hold. The replica is pure: it returns checkpoints for the core to
+//! output; it never writes.
 //!
 //! A checkpoint is a frozen view of the machine (O(1): its maps are persistent), so taking one,
 //! rolling back to one and installing a donor's cost no time proportional to the state on the
-//! protocol thread; the node's storage thread encodes and writes it (docs/PROTOCOL.md §7).
+//! protocol thread; the node's storage thread encodes and writes it. What the replica lets go
+//! of (a replaced state, an old checkpoint, a tail) is not freed here either: freeing gigabytes
+//! takes time proportional to them, so it is handed out as `Discarded` for the driver to free
+//! off the protocol thread (docs/PROTOCOL.md §5.1, §7).
 
 use std::fmt;
 use std::time::Duration;
@@ -61,8 +67,38 @@ impl fmt::Debug for Checkpoint {
 }
 
 /// Bytes of committed commands a member keeps after its checkpoint before it takes the next one
-/// whatever the count: the tail is replayed on promotion and held in memory.
+/// whatever the count: the tail is held in memory and served to members catching up.
 pub const TAIL_BYTES_MAX: u64 = 64 << 20;
+
+/// Committed commands a warm member leaves unapplied before it applies them, so that no step
+/// applies more than this many (docs/PROTOCOL.md §5.1, §7).
+pub const APPLY_SLICE_COMMANDS: u64 = 256;
+/// Payload bytes of committed commands a warm member leaves unapplied before it applies them.
+pub const APPLY_SLICE_BYTES: u64 = 1 << 20;
+
+/// Memory the core no longer needs (a replaced state, an old checkpoint, a tail), handed to the
+/// driver to free off the protocol thread: freeing a large state takes time proportional to it
+/// (docs/PROTOCOL.md §5.1). Dropping it anywhere is correct; only where it is dropped matters.
+#[derive(Default)]
+pub struct Discarded(Vec<Box<dyn Send>>);
+
+impl Discarded {
+    /// Adds something to free.
+    pub(crate) fn push(&mut self, item: impl Send + 'static) {
+        self.0.push(Box::new(item));
+    }
+
+    /// Whether there is nothing to free.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Discarded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Discarded({} items)", self.0.len())
+    }
+}
 
 /// When checkpoints are taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,12 +111,12 @@ pub struct CheckpointPolicy {
     pub tail_bytes_max: u64,
 }
 
-/// What a role change did, for the log and the measurements.
+/// What a promotion did, for the log and the measurements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Promotion {
-    /// The checkpoint rolled back to.
-    pub checkpoint: Seq,
-    /// Commands replayed after it.
+    /// The last seq the warm member had applied.
+    pub applied: Seq,
+    /// Commands it applied to serve the whole committed prefix (at most one slice).
     pub replayed: u64,
 }
 
@@ -108,6 +144,10 @@ pub(crate) struct Replica {
     tail_bytes: u64,
     /// The machine holds the state after this seq (at least the checkpoint's).
     applied: Seq,
+    /// Payload bytes of the tail's commands after `applied`.
+    unapplied_bytes: u64,
+    /// What was let go of since the core last took it.
+    discarded: Discarded,
     policy: CheckpointPolicy,
     checkpoint_at: Time,
     /// The empty state, to forget the history with.
@@ -127,6 +167,8 @@ impl Replica {
             prior: Vec::new(),
             tail_bytes: 0,
             applied: 0,
+            unapplied_bytes: 0,
+            discarded: Discarded::default(),
             policy,
             checkpoint_at: Time::ZERO,
             empty,
@@ -192,19 +234,25 @@ impl Replica {
     }
 
     /// Records the committed `message` (the next seq) and returns the machine's result when this
-    /// member applied it: always when hot, and when warm only if `want_result`.
+    /// member applied it: always when hot, and when warm only if `want_result`. A warm member
+    /// applies what waits once it is a whole slice, so no catch-up ever applies more.
     pub(crate) fn commit(&mut self, message: Message, want_result: bool) -> Option<Vec<u8>> {
         assert_eq!(message.seq, self.committed() + 1, "commits reach the replica in seq order");
         self.tail_bytes += message.payload.len() as u64;
+        self.unapplied_bytes += message.payload.len() as u64;
         self.tail.push(message);
         if self.hot || want_result {
-            self.catch_up()
-        } else {
-            None
+            return self.catch_up();
         }
+        let waiting = self.committed() - self.applied;
+        if waiting >= APPLY_SLICE_COMMANDS || self.unapplied_bytes >= APPLY_SLICE_BYTES {
+            self.catch_up();
+        }
+        None
     }
 
-    /// Applies the tail up to the last commit; returns the last result if anything was applied.
+    /// Applies the tail up to the last commit (at a warm member, at most one slice and the
+    /// commits of the current step); returns the last result if anything was applied.
     pub(crate) fn catch_up(&mut self) -> Option<Vec<u8>> {
         let mut result = None;
         let from = (self.applied - self.checkpoint.seq) as usize;
@@ -212,27 +260,35 @@ impl Replica {
             result = Some(self.machine.apply(message.seq, message.id, &message.payload));
             self.applied = message.seq;
         }
+        self.unapplied_bytes = 0;
         result
     }
 
-    /// Sets the role; a warm member becoming hot rolls back to its checkpoint and replays.
+    /// Sets the role. A warm member becoming hot applies what it has not yet applied: its
+    /// machine is the state after a prefix of the history (it applies nothing else, in order),
+    /// so no rollback to the checkpoint is needed, and the rest is at most one slice.
     pub(crate) fn set_hot(&mut self, hot: bool) -> Option<Promotion> {
         let promoted = hot && !self.hot;
         self.hot = hot;
         if !promoted {
             return None;
         }
-        self.roll_back();
-        let replayed = self.tail.len() as u64;
+        let applied = self.applied;
         self.catch_up();
-        Some(Promotion { checkpoint: self.checkpoint.seq, replayed })
+        Some(Promotion { applied, replayed: self.applied - applied })
     }
 
-    fn roll_back(&mut self) {
-        match self.machine.thaw(&self.checkpoint.state) {
-            Ok(()) => self.applied = self.checkpoint.seq,
-            // Only a machine whose snapshot does not restore gets here: its own bug, not input.
-            Err(e) => panic!("the replica's own checkpoint at {} does not restore: {e}", self.checkpoint.seq),
+    /// Hands `item` out with what the replica discards, to be freed off the protocol thread.
+    pub(crate) fn discard(&mut self, item: impl Send + 'static) {
+        self.discarded.push(item);
+    }
+
+    /// What was let go of since the last call, to be freed off the protocol thread.
+    pub(crate) fn take_discarded(&mut self) -> Option<Discarded> {
+        if self.discarded.is_empty() {
+            None
+        } else {
+            Some(std::mem::take(&mut self.discarded))
         }
     }
 
@@ -246,8 +302,11 @@ impl Replica {
             return None;
         }
         self.catch_up();
-        self.checkpoint = Checkpoint::new(self.applied, self.machine.freeze());
-        self.prior = std::mem::take(&mut self.tail);
+        let old =
+            std::mem::replace(&mut self.checkpoint, Checkpoint::new(self.applied, self.machine.freeze()));
+        // What only the old checkpoint holds (every page written since) is freed elsewhere.
+        self.discarded.push(old.state);
+        self.discarded.push(std::mem::replace(&mut self.prior, std::mem::take(&mut self.tail)));
         self.tail_bytes = 0;
         self.checkpoint_at = now;
         Some(self.checkpoint.clone())
@@ -263,13 +322,19 @@ impl Replica {
     }
 
     /// Replaces everything with a checkpoint from a donor or from disk. The machine is restored
-    /// first, so a checkpoint that does not restore changes nothing.
+    /// first, so a checkpoint that does not restore changes nothing. The state it replaces is
+    /// discarded, not freed here (it may be gigabytes).
     pub(crate) fn restore(&mut self, checkpoint: Checkpoint, now: Time) -> Result<(), DecodeError> {
+        // A frozen copy keeps the old state alive past `thaw`, so that it is freed elsewhere.
+        let old = self.machine.freeze();
         self.machine.thaw(&checkpoint.state)?;
+        self.discarded.push(old);
         self.applied = checkpoint.seq;
-        self.checkpoint = checkpoint;
-        self.tail.clear();
-        self.prior.clear();
+        self.unapplied_bytes = 0;
+        let old = std::mem::replace(&mut self.checkpoint, checkpoint);
+        self.discarded.push(old.state);
+        self.discarded.push(std::mem::take(&mut self.tail));
+        self.discarded.push(std::mem::take(&mut self.prior));
         self.tail_bytes = 0;
         self.checkpoint_at = now;
         Ok(())
@@ -343,10 +408,67 @@ mod tests {
         assert_eq!(warm.checkpoint().seq, hot.checkpoint().seq);
         assert_eq!(warm.checkpoint(), hot.checkpoint(), "checkpoints are the state after one prefix");
         assert!(warm.applied() < 1000, "the warm member did not apply the last commands");
+        let applied = warm.applied();
         let promotion = warm.set_hot(true).expect("promoted");
-        assert_eq!(promotion, Promotion { checkpoint: 960, replayed: 40 });
+        assert_eq!(promotion, Promotion { applied, replayed: 1000 - applied });
         assert_eq!((warm.applied(), warm.digest()), (hot.applied(), hot.digest()));
         assert_eq!(warm.set_hot(true), None, "promoting a hot member does nothing");
+    }
+
+    /// PROTOCOL.md §5.1: whatever makes a warm member catch up (a checkpoint, a status, a
+    /// promotion) applies at most one slice, however long its tail has grown.
+    #[test]
+    fn a_warm_member_applies_its_tail_a_slice_at_a_time_and_never_more_at_once() {
+        let mut hot = replica(u64::MAX);
+        let mut warm = replica(u64::MAX);
+        warm.set_hot(false);
+        let all = messages(3000, 5);
+        for message in all.iter().cloned() {
+            hot.commit(message.clone(), true);
+            let before = warm.applied();
+            warm.commit(message, false);
+            let applied_now = warm.applied() - before;
+            assert!(applied_now <= APPLY_SLICE_COMMANDS, "one commit applied {applied_now} commands");
+            assert!(warm.committed() - warm.applied() < APPLY_SLICE_COMMANDS, "a slice at most waits");
+        }
+        assert_eq!(warm.checkpoint().seq, 0, "no checkpoint was due: the tail holds all 3000");
+        assert!(warm.applied() >= 3000 - APPLY_SLICE_COMMANDS, "the tail was applied as it grew");
+        let promotion = warm.set_hot(true).expect("promoted");
+        assert!(promotion.replayed < APPLY_SLICE_COMMANDS, "{promotion:?}");
+        assert_eq!((warm.applied(), warm.digest()), (hot.applied(), hot.digest()));
+    }
+
+    #[test]
+    fn a_warm_member_applies_once_a_slice_of_bytes_waits() {
+        let mut warm = replica(u64::MAX);
+        warm.set_hot(false);
+        let big = |seq: u64| Message {
+            seq,
+            id: MsgId { origin: NodeId(1), incarnation: 1, counter: seq },
+            attempt: 0,
+            payload: vec![0; (APPLY_SLICE_BYTES / 4) as usize].into(),
+        };
+        for seq in 1..=3 {
+            warm.commit(big(seq), false);
+            assert_eq!(warm.applied(), 0, "three quarters of a slice wait");
+        }
+        warm.commit(big(4), false);
+        assert_eq!(warm.applied(), 4, "a whole slice of bytes is applied");
+    }
+
+    #[test]
+    fn what_a_replica_lets_go_of_is_discarded_not_freed() {
+        let mut r = replica(10);
+        assert!(r.take_discarded().is_none());
+        for message in messages(25, 6) {
+            r.commit(message, true);
+            r.checkpoint_if_due(Time::ZERO);
+        }
+        assert!(r.take_discarded().is_some(), "old checkpoints and tails");
+        assert!(r.take_discarded().is_none(), "taken once");
+        r.reset(Time::ZERO);
+        assert!(r.take_discarded().is_some_and(|d| !d.is_empty()), "the state it forgot");
+        assert_eq!((r.committed(), r.applied()), (0, 0));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The exactly-once table: the last request and its result per client (issue 6).
+//! The exactly-once table: the last request and its result per client (docs/PROTOCOL.md §8.2).
 //!
 //! A client that loses its member retries the same request through another; the retry is a new
 //! message to the ring and may commit after the original did. The state machine answers it from

@@ -1,5 +1,5 @@
 //! Random DVM commands for the simulator's workload and the state machine's tests: a small key
-//! space, so that guards, transactions and registry commands interact (issue 5).
+//! space, so that guards, transactions and registry commands interact (docs/PROTOCOL.md §7).
 
 use super::command::{Action, Check, Compare, Guard, MemberStatus, Op, Role};
 use crate::ids::NodeId;

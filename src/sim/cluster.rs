@@ -252,7 +252,7 @@ impl<'a> Cluster<'a> {
                     };
                     Command { session, action }.encode()
                 } else {
-                    let filler = self.rng.below(57) as usize;
+                    let filler = self.rng.below(self.options.payload_bytes.max(8) as u64 - 7) as usize;
                     let mut payload = vec![0u8; 8 + filler];
                     BigEndian::write_u64(&mut payload[..8], tag);
                     for byte in &mut payload[8..] {
@@ -470,7 +470,12 @@ impl<'a> Cluster<'a> {
         output: Output,
     ) -> Result<(), Violation> {
         match output {
-            Output::Send { to, frame } => self.send(id, to, frame),
+            Output::Send { to, frame } => {
+                if let PeerFrame::Token(token) = &frame {
+                    self.check_window(id, token)?;
+                }
+                self.send(id, to, frame)
+            }
             Output::Connect { peer } => self.connect(id, peer),
             Output::Disconnect { peer } => self.execute_disconnect(id, peer),
             Output::Deliver(delivery) => self.checker.on_deliver(member, &delivery)?,
@@ -511,6 +516,31 @@ impl<'a> Cluster<'a> {
                 self.checker.on_checkpoint(member, &checkpoint)?;
                 self.store(id, member, checkpoint, true);
             }
+            // Simulated members share one process: freeing here is as good as anywhere.
+            Output::Discard(_) => {}
+        }
+        Ok(())
+    }
+
+    /// The members' byte window, batch and payload maximum: the options' window, and the
+    /// defaults where they fit in it.
+    fn byte_limits(&self) -> (u64, usize, usize) {
+        let window = self.options.window_bytes;
+        let batch = (1usize << 20).min(usize::try_from(window).unwrap_or(usize::MAX));
+        (window, batch, crate::config::PAYLOAD_BYTES_MAX_DEFAULT.min(batch))
+    }
+
+    /// docs/PROTOCOL.md §3 flow control: a token never carries more payload bytes in flight
+    /// than the byte window plus one payload (the one message a holder with any room may stamp).
+    fn check_window(&self, id: NodeId, token: &crate::wire::Token) -> Result<(), Violation> {
+        let (window_bytes_max, _, payload_bytes_max) = self.byte_limits();
+        let bound = window_bytes_max + payload_bytes_max as u64;
+        if token.window_bytes >= bound {
+            let detail = format!(
+                "{id}: a token of {} carries {} bytes in flight; the byte window allows less than {bound}",
+                token.view, token.window_bytes
+            );
+            return Err(Violation::new(Guarantee::CoreAssertion, detail));
         }
         Ok(())
     }
@@ -583,6 +613,7 @@ impl<'a> Cluster<'a> {
         config.checkpoint_interval = self.options.token_timeout * 5;
         config.durability = self.options.durability;
         config.plugins = loadable_plugins(id, self.nodes.len());
+        (config.window_bytes_max, config.batch_bytes_max, config.payload_bytes_max) = self.byte_limits();
         config.witnesses = witness_ids(self.options);
         config.min_replicas = self.options.min_replicas;
         config.quorum_mode = self.options.quorum_mode;

@@ -58,6 +58,10 @@ pub struct SimOptions {
     pub commands_percent: u64,
     /// What restarted members get back from their simulated disks.
     pub durability: crate::config::Durability,
+    /// Largest raw (non-command) payload submitted, in bytes (at least 8: the tag).
+    pub payload_bytes: usize,
+    /// The members' byte window (docs/PROTOCOL.md §3); batches are at most this large too.
+    pub window_bytes: u64,
     /// The write quorum `W` (`None`: the default, a majority less the witnesses).
     pub min_replicas: Option<usize>,
     /// How many members, the highest ids, are witnesses (docs/PROTOCOL.md §5.7).
@@ -97,6 +101,8 @@ impl Default for SimOptions {
             checkpoint_every: 16,
             commands_percent: 50,
             durability: crate::config::Durability::Memory,
+            payload_bytes: 64,
+            window_bytes: crate::config::WINDOW_BYTES_MAX_DEFAULT,
             min_replicas: None,
             witnesses: 0,
             quorum_mode: crate::config::QuorumMode::Configuration,

@@ -72,6 +72,7 @@ impl EventLoop {
     /// Closes one connection, logs why and reports what the protocol thread must know.
     pub(super) fn close(&mut self, token: Token, why: Why) {
         let Some(mut conn) = self.conns.remove(&token) else { return };
+        self.clients_unsent -= conn.counted_unsent;
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.revisit.remove(&token);
         self.dirty.remove(&token);

@@ -27,10 +27,19 @@ use crate::wire::{Frame, Nonce};
 pub(super) const READ_CHUNK_BYTES: usize = 64 << 10;
 /// Read calls per connection per turn of the loop; the rest waits for the next turn.
 const READS_PER_TURN: usize = 16;
-/// A peer that lets this much queue up unsent is too slow to stay in the ring.
-pub(super) const PEER_WRITE_BYTES_MAX: usize = 256 << 20;
-/// A client that lets this much queue up unread is closed.
-pub(super) const CLIENT_WRITE_BYTES_MAX: usize = 16 << 20;
+/// A link with more than this unsent pushes back (docs/PROTOCOL.md §2.2): the loop stops reading
+/// the other peers and the clients, whose frames would add to it, until it is below half. The
+/// byte window keeps the ring's own traffic on one link under its 8 MiB, so this is met only
+/// when a neighbour reads slower than the ring sends; no frame of a live link is ever dropped.
+pub(super) const PEER_UNSENT_BYTES_MAX: usize = 16 << 20;
+/// A client that lets this much queue up unread is closed: room for a watch's whole replay of
+/// the history and a few maximal replies.
+pub(super) const CLIENT_UNSENT_BYTES_MAX: usize = 16 << 20;
+
+/// Spare capacity a link's buffers keep between bursts (`budget::trim_capacity`).
+const PEER_SPARE_BYTES_MAX: usize = 4 << 20;
+/// Spare capacity any other connection's buffers keep.
+const CLIENT_SPARE_BYTES_MAX: usize = 128 << 10;
 
 /// Kernel send and receive buffer size asked for on every stream: a few batches in flight.
 const SOCKET_BUFFER_BYTES: usize = 1 << 20;
@@ -135,6 +144,8 @@ pub(super) struct Conn {
     pub(super) writable: bool,
     /// Since when part of a frame has waited for the rest (a stalled client is closed).
     pub(super) partial_since: Option<Instant>,
+    /// This connection's part of the loop's count of the clients' unsent bytes.
+    pub(super) counted_unsent: usize,
 }
 
 impl Conn {
@@ -149,6 +160,7 @@ impl Conn {
             write: Vec::new(),
             writable: false,
             partial_since: None,
+            counted_unsent: 0,
         }
     }
 
@@ -183,22 +195,37 @@ impl Conn {
 
     /// The next complete frame of at most `frame_bytes_max` bytes, if any.
     pub(super) fn next_frame(&mut self, frame_bytes_max: usize) -> Result<Option<Frame>, DecodeError> {
-        self.inbound.next_frame(frame_bytes_max)
+        let frame = self.inbound.next_frame(frame_bytes_max);
+        if let Ok(None) = frame {
+            self.inbound.trim(self.spare_max());
+        }
+        frame
+    }
+
+    /// Spare buffer capacity this connection keeps between bursts: a link's batches come and go
+    /// all the time and few links exist, while a node may have a thousand mostly idle clients.
+    fn spare_max(&self) -> usize {
+        match self.role {
+            Role::Peer { .. } => PEER_SPARE_BYTES_MAX,
+            _ => CLIENT_SPARE_BYTES_MAX,
+        }
     }
 
     /// Queues encoded frames (sealed at the next flush once a session is up); returns false
-    /// when the write buffer limit is exceeded.
+    /// when a client's unsent bytes exceed `CLIENT_UNSENT_BYTES_MAX` (a peer's are never refused:
+    /// the loop pushes back instead, `PEER_UNSENT_BYTES_MAX`).
     pub(super) fn queue(&mut self, bytes: &[u8]) -> bool {
         if self.sealer.is_some() {
             self.unsealed.extend_from_slice(bytes);
         } else {
             self.write.extend_from_slice(bytes);
         }
-        let max = match self.role {
-            Role::Client { .. } => CLIENT_WRITE_BYTES_MAX,
-            _ => PEER_WRITE_BYTES_MAX,
-        };
-        self.write.len() + self.unsealed.len() <= max
+        !matches!(self.role, Role::Client { .. }) || self.unsent_bytes() <= CLIENT_UNSENT_BYTES_MAX
+    }
+
+    /// Bytes queued and not yet written to the socket.
+    pub(super) fn unsent_bytes(&self) -> usize {
+        self.write.len() + self.unsealed.len()
     }
 
     /// Whether bytes wait to be written.
@@ -212,10 +239,12 @@ impl Conn {
         if let Role::Dialing { connected: false, .. } = self.role {
             return Ok(());
         }
+        let spare_max = self.spare_max();
         if let Some(sealer) = &mut self.sealer {
             if !self.unsealed.is_empty() {
                 sealer.seal(&self.unsealed, &mut self.write);
                 self.unsealed.clear();
+                crate::budget::trim_capacity(&mut self.unsealed, spare_max);
             }
         }
         let mut written = 0;
@@ -230,6 +259,7 @@ impl Conn {
             }
         }
         self.write.drain(..written);
+        crate::budget::trim_capacity(&mut self.write, spare_max);
         self.set_writable(registry, token, self.has_unsent())
     }
 

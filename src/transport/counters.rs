@@ -5,7 +5,7 @@
 //! each is a tally read now and then, never used to synchronise anything.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Live counters; `snapshot` reads them.
 #[derive(Debug, Default)]
@@ -21,10 +21,15 @@ pub struct Counters {
     pub(crate) too_large: AtomicU64,
     pub(crate) stalled: AtomicU64,
     pub(crate) slow_readers: AtomicU64,
+    pub(crate) link_pushbacks: AtomicU64,
     pub(crate) busy_replies: AtomicU64,
     /// Payload bytes of client requests handed to the protocol thread and not yet taken by it;
     /// the loop stops reading clients while this is above its budget.
     pub(crate) client_bytes_queued: AtomicUsize,
+    /// Set by the protocol thread while this member's submit queue has no room for the client
+    /// requests the loop may still hand it: the loop stops reading clients meanwhile, so a
+    /// backlog waits in TCP rather than being sent and answered busy (docs/PROTOCOL.md §2.2).
+    pub(crate) submit_queue_full: AtomicBool,
 }
 
 /// A reading of `Counters`.
@@ -52,6 +57,9 @@ pub struct CounterSnapshot {
     pub stalled: u64,
     /// Connections closed for not reading what was sent to them.
     pub slow_readers: u64,
+    /// Times a link's unsent bytes passed their maximum, so the loop stopped reading the other
+    /// connections until it drained (docs/PROTOCOL.md §2.2).
+    pub link_pushbacks: u64,
     /// Client requests answered "busy".
     pub busy_replies: u64,
 }
@@ -77,6 +85,7 @@ impl Counters {
             too_large: read(&self.too_large),
             stalled: read(&self.stalled),
             slow_readers: read(&self.slow_readers),
+            link_pushbacks: read(&self.link_pushbacks),
             busy_replies: read(&self.busy_replies),
         }
     }
@@ -88,7 +97,7 @@ impl fmt::Display for CounterSnapshot {
             f,
             "accepted {}, refused (full) {}, handshakes evicted {}, failed {}, wrong key {}, timed out {}; \
              closed for malformed frames {}, forged records {}, oversized frames {}, stalled clients {}, \
-             slow readers {}; busy replies {}",
+             slow readers {}; link pushbacks {}; busy replies {}",
             self.accepted,
             self.refused_full,
             self.handshakes_evicted,
@@ -100,6 +109,7 @@ impl fmt::Display for CounterSnapshot {
             self.too_large,
             self.stalled,
             self.slow_readers,
+            self.link_pushbacks,
             self.busy_replies
         )
     }

@@ -17,6 +17,7 @@ use super::closing::{LogLimit, Why};
 use super::conn::{Conn, ReadOutcome, Role, READ_CHUNK_BYTES};
 use super::counters::Counters;
 use super::{ClientId, Command, Event, TransportConfig};
+use crate::budget::ByteBudget;
 use crate::error::{DecodeError, Error};
 use crate::ids::NodeId;
 use crate::wire::{self, Frame, PeerFrame, FRAME_BYTES_MAX};
@@ -35,6 +36,14 @@ const EVENTS_PER_POLL: usize = 1024;
 const IDLE_POLL_MAX: Duration = Duration::from_secs(1);
 /// How often a loop whose event queue is full retries handing events on.
 const BACKLOG_RETRY: Duration = Duration::from_millis(1);
+
+/// The byte budgets of the two channels to and from the protocol thread (docs/PROTOCOL.md §2.2).
+pub(super) struct Budgets {
+    /// Events queued for the protocol thread: taken here, given back by the protocol thread.
+    pub(super) events: Arc<ByteBudget>,
+    /// Commands queued for this loop: taken by the protocol thread, given back here.
+    pub(super) commands: Arc<ByteBudget>,
+}
 
 /// The up link and the pending dial to one peer.
 #[derive(Debug, Default)]
@@ -68,10 +77,17 @@ pub(super) struct EventLoop {
     pub(super) counters: Arc<Counters>,
     /// Accepted connections still in their handshake, oldest (lowest token) first.
     pub(super) unproven: BTreeSet<Token>,
-    /// Clients not read while the protocol thread has `CLIENT_BYTES_QUEUED_MAX` of their requests.
+    /// Connections not read for now: clients while the protocol thread has
+    /// `CLIENT_BYTES_QUEUED_MAX` of their requests or the clients hold too many unsent bytes, and
+    /// clients and peers while a link is pressed (`pressure`).
     pub(super) throttled: BTreeSet<Token>,
+    /// Links with too many unsent bytes (`pressure`).
+    pub(super) pressed: BTreeSet<NodeId>,
+    /// The clients' unsent bytes together (`pressure`).
+    pub(super) clients_unsent: usize,
     /// Rate limit of the log lines about unproven connections.
     pub(super) unproven_log: LogLimit,
+    budgets: Budgets,
 }
 
 impl EventLoop {
@@ -81,6 +97,7 @@ impl EventLoop {
         events_tx: Sender<Event>,
         commands: Receiver<Command>,
         counters: Arc<Counters>,
+        budgets: Budgets,
     ) -> Result<EventLoop, Error> {
         let poll = Poll::new().map_err(|e| Error::io("create the event loop", e))?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create a waker", e))?);
@@ -109,7 +126,10 @@ impl EventLoop {
             counters,
             unproven: BTreeSet::new(),
             throttled: BTreeSet::new(),
+            pressed: BTreeSet::new(),
+            clients_unsent: 0,
             unproven_log: LogLimit::default(),
+            budgets,
         })
     }
 
@@ -165,8 +185,8 @@ impl EventLoop {
                 self.accept();
             }
             let shutdown = self.execute_commands();
-            if !self.throttled.is_empty() && !self.clients_over_budget() {
-                self.revisit.append(&mut self.throttled);
+            if !self.throttled.is_empty() {
+                self.release_throttled();
             }
             if !shutdown {
                 for token in std::mem::take(&mut self.revisit) {
@@ -177,16 +197,19 @@ impl EventLoop {
             for token in std::mem::take(&mut self.dirty) {
                 self.flush(token);
             }
+            self.update_pressure();
             if shutdown || self.protocol_gone {
                 break;
             }
         }
+        // Nothing will drain the commands any more: a protocol thread waiting for room must not.
+        self.budgets.commands.close();
         self.shut_down();
         log::info!("{me} transport: stopped");
     }
 
     /// Whether the protocol thread holds more client request bytes than it may.
-    fn clients_over_budget(&self) -> bool {
+    pub(super) fn client_requests_over_budget(&self) -> bool {
         self.counters.client_bytes_queued.load(std::sync::atomic::Ordering::Relaxed)
             > super::CLIENT_BYTES_QUEUED_MAX
     }
@@ -202,27 +225,42 @@ impl EventLoop {
             self.backlog.push_back(event);
             return;
         }
+        if let Some(event) = self.try_hand_on(event) {
+            self.backlog.push_back(event);
+        }
+    }
+
+    /// Hands an event to the protocol thread if its channel has room in count and in bytes;
+    /// gives the event back otherwise (to be kept in the backlog, so no socket is read).
+    fn try_hand_on(&mut self, event: Event) -> Option<Event> {
+        let bytes = event.held_bytes();
+        if !self.budgets.events.try_take(bytes) {
+            return Some(event);
+        }
         match self.events_tx.try_send(event) {
-            Ok(()) => {}
-            Err(TrySendError::Full(event)) => self.backlog.push_back(event),
-            Err(TrySendError::Disconnected(_)) => self.protocol_gone = true,
+            Ok(()) => None,
+            Err(TrySendError::Full(event)) => {
+                self.budgets.events.give(bytes);
+                Some(event)
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.budgets.events.give(bytes);
+                self.protocol_gone = true;
+                None
+            }
         }
     }
 
     fn hand_on_backlog(&mut self) {
         // Bounded by the backlog's length, which only shrinks here.
         while let Some(event) = self.backlog.pop_front() {
-            match self.events_tx.try_send(event) {
-                Ok(()) => {}
-                Err(TrySendError::Full(event)) => {
-                    self.backlog.push_front(event);
-                    return;
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    self.protocol_gone = true;
-                    self.backlog.clear();
-                    return;
-                }
+            if let Some(event) = self.try_hand_on(event) {
+                self.backlog.push_front(event);
+                return;
+            }
+            if self.protocol_gone {
+                self.backlog.clear();
+                return;
             }
         }
     }
@@ -287,7 +325,10 @@ impl EventLoop {
     fn execute_commands(&mut self) -> bool {
         for _ in 0..COMMANDS_PER_TURN {
             let command = match self.commands.try_recv() {
-                Ok(command) => command,
+                Ok(command) => {
+                    self.budgets.commands.give(command.held_bytes());
+                    command
+                }
                 Err(crossbeam_channel::TryRecvError::Empty) => return false,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => return true,
             };
@@ -320,7 +361,9 @@ impl EventLoop {
 
     pub(super) fn queue(&mut self, token: Token, bytes: &[u8]) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
-        if conn.queue(bytes) {
+        let fits = conn.queue(bytes);
+        self.recount(token);
+        if fits {
             self.dirty.insert(token);
         } else {
             Counters::bump(&self.counters.slow_readers);
@@ -362,7 +405,11 @@ impl EventLoop {
                 _ => None,
             };
             if let Some(request) = client {
-                let message = format!("a request of {length} bytes exceeds this node's maximum of {max}");
+                let payload_max = max.saturating_sub(super::REQUEST_ENVELOPE_BYTES as u64);
+                let message = format!(
+                    "a request of {length} bytes exceeds this node's maximum of {max} (a payload of at most \
+                     {payload_max} bytes)"
+                );
                 self.refuse_client(token, request, message);
             }
         }
@@ -378,11 +425,14 @@ impl EventLoop {
             conn.queue(&bytes);
             let _ = conn.flush(self.poll.registry(), token);
         }
+        self.recount(token);
     }
 
     pub(super) fn flush(&mut self, token: Token) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
-        if let Err(e) = conn.flush(self.poll.registry(), token) {
+        let result = conn.flush(self.poll.registry(), token);
+        self.recount(token);
+        if let Err(e) = result {
             self.close(token, Why::Failed(format!("write failed: {e}")));
         }
     }
@@ -413,7 +463,7 @@ impl EventLoop {
                     return;
                 }
                 let Some(conn) = self.conns.get(&token) else { return };
-                if matches!(conn.role, Role::Client { .. }) && self.clients_over_budget() {
+                if self.read_paused(&conn.role) {
                     self.throttled.insert(token);
                     return;
                 }

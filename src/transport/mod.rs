@@ -22,8 +22,10 @@ mod conn;
 mod counters;
 mod event_loop;
 mod handshake;
+mod pressure;
 
 pub use counters::{CounterSnapshot, Counters};
+pub use pressure::CLIENTS_UNSENT_BYTES_MAX;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -35,6 +37,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::Auth;
+use crate::budget::ByteBudget;
 use crate::error::Error;
 use crate::ids::{Member, NodeId};
 use crate::wire::{ClientRequest, PeerFrame};
@@ -43,8 +46,16 @@ use crate::wire::{ClientRequest, PeerFrame};
 pub const CLIENTS_MAX: usize = 1024;
 /// Most commands the protocol thread may queue for the loop before it waits.
 pub const COMMANDS_QUEUED_MAX: usize = 8192;
+/// Most bytes of encoded frames the protocol thread may queue for the loop before it waits
+/// (docs/PROTOCOL.md §2.2): the loop moves them into the connections' write buffers at once, so
+/// this only has to cover one burst of a step, such as a batch sent both ways round the ring.
+pub const COMMANDS_BYTES_MAX: usize = 4 << 20;
 /// Most events the loop may queue for the protocol thread before it stops reading sockets.
 pub const EVENTS_QUEUED_MAX: usize = 8192;
+/// Most bytes of decoded frames and requests (`PeerFrame::held_bytes`, `Event::held_bytes`) the
+/// loop may queue for the protocol thread before it stops reading sockets, so that TCP pushes
+/// back on the senders (docs/PROTOCOL.md §2.2). A larger frame still goes when nothing is queued.
+pub const EVENTS_BYTES_MAX: usize = 4 << 20;
 /// Pending connections the kernel keeps for the listener.
 const LISTEN_BACKLOG: i32 = 1024;
 /// An accepted connection that has not completed its handshake within this time is closed.
@@ -55,8 +66,9 @@ pub const HANDSHAKES_MAX: usize = 256;
 /// Largest frame a connection may send before its handshake is complete (`Hello`, `Proof`).
 pub const HANDSHAKE_FRAME_BYTES_MAX: usize = 256;
 /// Payload bytes of client requests waiting for the protocol thread, above which the loop stops
-/// reading clients until it catches up (TCP then pushes back on them).
-pub const CLIENT_BYTES_QUEUED_MAX: usize = 64 << 20;
+/// reading clients until it catches up (TCP then pushes back on them). Half the events' budget,
+/// so that clients alone can never keep a peer's frames out.
+pub const CLIENT_BYTES_QUEUED_MAX: usize = EVENTS_BYTES_MAX / 2;
 /// A client that holds part of a frame this long without completing it is closed.
 pub const CLIENT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Room in a client frame for everything but the payload.
@@ -100,6 +112,21 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// About what the protocol thread holds while this event waits for it: what it counts
+    /// against `EVENTS_BYTES_MAX`.
+    pub fn held_bytes(&self) -> usize {
+        match self {
+            Event::Peer { frame, .. } => frame.held_bytes(),
+            Event::Request { request, .. } => request.data_bytes() + EVENT_FIXED_BYTES,
+            Event::LinkUp { .. } | Event::LinkDown { .. } | Event::ClientGone { .. } => EVENT_FIXED_BYTES,
+        }
+    }
+}
+
+/// What an event costs beyond the bytes it carries.
+const EVENT_FIXED_BYTES: usize = 64;
+
 /// What the protocol thread tells the loop.
 #[derive(Debug)]
 pub enum Command {
@@ -131,6 +158,16 @@ pub enum Command {
     Shutdown,
 }
 
+impl Command {
+    /// The encoded bytes it carries: what it counts against `COMMANDS_BYTES_MAX`.
+    pub fn held_bytes(&self) -> usize {
+        match self {
+            Command::SendPeer { bytes, .. } | Command::SendClient { bytes, .. } => bytes.len(),
+            Command::Connect { .. } | Command::Disconnect { .. } | Command::Shutdown => 0,
+        }
+    }
+}
+
 /// What the loop needs to know about its node.
 #[derive(Clone, Debug)]
 pub struct TransportConfig {
@@ -155,20 +192,37 @@ pub struct TransportConfig {
 pub struct LoopHandle {
     commands: Sender<Command>,
     waker: Arc<mio::Waker>,
+    /// The bytes of queued commands, against `COMMANDS_BYTES_MAX`; the loop gives them back as
+    /// it executes the commands, and closes the budget when it ends.
+    budget: Arc<ByteBudget>,
 }
 
 impl LoopHandle {
-    /// Queues a command without waking the loop; wakes it first if the queue is full, so the
-    /// loop drains it while this thread waits. Returns false when the loop has ended.
+    /// Queues a command without waking the loop; wakes it first if the queue is full in count
+    /// or in bytes, so the loop drains it while this thread waits. Returns false when the loop
+    /// has ended.
     pub fn send(&self, command: Command) -> bool {
-        match self.commands.try_send(command) {
+        let bytes = command.held_bytes();
+        if !self.budget.try_take(bytes) {
+            self.wake();
+            // Bounded: the loop gives bytes back every turn, and closes the budget when it ends.
+            self.budget.take(bytes, || {
+                self.wake();
+                false
+            });
+        }
+        let sent = match self.commands.try_send(command) {
             Ok(()) => true,
             Err(TrySendError::Disconnected(_)) => false,
             Err(TrySendError::Full(command)) => {
                 self.wake();
                 self.commands.send(command).is_ok()
             }
+        };
+        if !sent {
+            self.budget.give(bytes);
         }
+        sent
     }
 
     /// Wakes the loop so it drains the commands queued since the last wake-up.
@@ -189,6 +243,9 @@ pub struct Transport {
     pub thread: JoinHandle<()>,
     /// What the loop refused or cut short.
     pub counters: Arc<Counters>,
+    /// The bytes of queued events, against `EVENTS_BYTES_MAX`: the receiver gives back each
+    /// event's `held_bytes` when it takes it.
+    pub events_budget: Arc<ByteBudget>,
 }
 
 impl Transport {
@@ -198,14 +255,32 @@ impl Transport {
         let (commands, commands_rx) = crossbeam_channel::bounded(COMMANDS_QUEUED_MAX);
         let me = config.me.id;
         let counters = Arc::new(Counters::default());
-        let event_loop =
-            event_loop::EventLoop::new(config, listener, events_tx, commands_rx, Arc::clone(&counters))?;
+        let budgets = event_loop::Budgets {
+            events: Arc::new(ByteBudget::new(EVENTS_BYTES_MAX)),
+            commands: Arc::new(ByteBudget::new(COMMANDS_BYTES_MAX)),
+        };
+        let events_budget = Arc::clone(&budgets.events);
+        let budget = Arc::clone(&budgets.commands);
+        let event_loop = event_loop::EventLoop::new(
+            config,
+            listener,
+            events_tx,
+            commands_rx,
+            Arc::clone(&counters),
+            budgets,
+        )?;
         let waker = event_loop.waker();
         let thread = std::thread::Builder::new()
             .name(format!("harness-{me}-io"))
             .spawn(move || event_loop.run())
             .map_err(|e| Error::io("spawn the event loop thread", e))?;
-        Ok(Transport { handle: LoopHandle { commands, waker }, events, thread, counters })
+        Ok(Transport {
+            handle: LoopHandle { commands, waker, budget },
+            events,
+            thread,
+            counters,
+            events_budget,
+        })
     }
 }
 

@@ -130,6 +130,7 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
                 received: (0..positions).map(|_| number(rng)).collect(),
                 backlog: (0..positions).map(|_| number(rng) as u32).collect(),
                 quiet: number(rng) as u32,
+                window_bytes: number(rng),
             })
         }
         FrameKind::Data => PeerFrame::Data(Data {

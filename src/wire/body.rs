@@ -593,6 +593,7 @@ fn put_token(out: &mut Vec<u8>, token: &Token) {
     put_count(out, token.backlog.len());
     token.backlog.iter().for_each(|&backlog| put_u32(out, backlog));
     put_u32(out, token.quiet);
+    put_u64(out, token.window_bytes);
 }
 
 fn get_token(r: &mut Reader<'_>) -> Result<Token, DecodeError> {
@@ -609,7 +610,8 @@ fn get_token(r: &mut Reader<'_>) -> Result<Token, DecodeError> {
         ));
     }
     let quiet = r.u32("token.quiet")?;
-    Ok(Token { view, rotation, next_seq, received, backlog, quiet })
+    let window_bytes = r.u64("token.window_bytes")?;
+    Ok(Token { view, rotation, next_seq, received, backlog, quiet, window_bytes })
 }
 
 fn put_quorum(out: &mut Vec<u8>, quorum: &Quorum) {

@@ -37,6 +37,9 @@ pub struct Token {
     pub backlog: Vec<u32>,
     /// Consecutive rotations in which nothing was stamped and everything was safe.
     pub quiet: u32,
+    /// Payload bytes of the messages stamped in this view and not yet safe everywhere (seqs
+    /// above the minimum of `received`): the byte window in use (docs/PROTOCOL.md §3).
+    pub window_bytes: u64,
 }
 
 /// A stamped batch travelling round the ring.
@@ -577,9 +580,31 @@ pub enum StandbyRole {
     Witness,
 }
 
+/// What a frame costs in memory beyond its variable parts: a generous flat allowance for the
+/// fixed fields, vectors of ids and the allocations that hold them.
+const FRAME_FIXED_BYTES: usize = 256;
+/// What one message of a `Data` or `Retransmit` costs beyond its payload.
+const MESSAGE_FIXED_BYTES: usize = 64;
+
 impl PeerFrame {
     /// The frame's kind (its byte on the wire and its name in logs).
     pub fn kind(&self) -> super::FrameKind {
         super::body::peer_kind(self)
+    }
+
+    /// About what a member holds while this frame waits to be handled: its payloads and chunks
+    /// in full, the rest as a flat allowance (docs/PROTOCOL.md §2.2, the channels' byte caps).
+    pub fn held_bytes(&self) -> usize {
+        let messages = |messages: &[Message]| {
+            messages.iter().map(|m| m.payload.len() + MESSAGE_FIXED_BYTES).sum::<usize>()
+        };
+        FRAME_FIXED_BYTES
+            + match self {
+                PeerFrame::Data(data) => messages(&data.messages),
+                PeerFrame::Retransmit { messages: m, .. } => messages(m),
+                PeerFrame::SnapshotChunk { bytes, .. } => bytes.len(),
+                PeerFrame::Token(token) => token.received.len() * 12,
+                _ => 0,
+            }
     }
 }

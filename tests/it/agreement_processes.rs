@@ -1,4 +1,4 @@
-//! Distributed agreement between real `harness node` processes (issue 5, docs/PROTOCOL.md §7.1):
+//! Distributed agreement between real `harness node` processes (docs/PROTOCOL.md §7.1):
 //! three members, one of which cannot load a plug-in. Loading that plug-in aborts at every
 //! member and leaves the plug-in registry unchanged; loading one every member can load commits
 //! and is in every member's registry. The members are stopped by pid (the `Nodes` guard).

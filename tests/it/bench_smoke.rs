@@ -1,5 +1,5 @@
 //! `harness-bench --quick` runs once end to end on real node processes and prints sane numbers:
-//! non-zero figures and ordered percentiles. Never a timing threshold (issue 8): the machine
+//! non-zero figures and ordered percentiles. Never a timing threshold (docs/STYLE.md): the machine
 //! is shared and noisy, so only shape and sanity are asserted.
 
 use std::process::{Command, Stdio};

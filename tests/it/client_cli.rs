@@ -154,6 +154,54 @@ fn cli_round_trips_against_a_three_node_cluster() {
 }
 
 #[test]
+fn values_too_large_for_an_argument_come_from_a_file_or_stdin() {
+    let nodes = cluster("client-cli-values");
+    // 300 KiB: more than Linux lets one command-line argument hold (128 KiB).
+    let value = "v".repeat(300 << 10);
+    let file = nodes.dir().join("value.txt");
+    std::fs::write(&file, &value).unwrap();
+    let file = file.display().to_string();
+    assert!(expect(&nodes, &["put", "big/file", "--file", &file], "", 0).starts_with("OK (revision "));
+    assert_eq!(expect(&nodes, &["get", "big/file"], "", 0), format!("{value}\n"));
+    assert!(expect(&nodes, &["put", "big/stdin", "-"], &value, 0).starts_with("OK (revision "));
+    assert_eq!(expect(&nodes, &["get", "big/stdin", "--stale"], "", 0), format!("{value}\n"));
+
+    // Exactly the most a put of this key may carry: accepted by the client and by the node.
+    let exact = "e".repeat(harness::cli::put_value_bytes_max("big/exact"));
+    let exact_file = nodes.dir().join("exact.txt");
+    std::fs::write(&exact_file, &exact).unwrap();
+    let exact_file = exact_file.display().to_string();
+    assert!(expect(&nodes, &["put", "big/exact", "--file", &exact_file], "", 0).starts_with("OK (revision "));
+    assert_eq!(expect(&nodes, &["get", "big/exact"], "", 0).len(), exact.len() + 1);
+
+    // Over the payload maximum (1 MiB with the put's key and header): refused before anything
+    // is sent, in one line naming the limit, and nothing is stored.
+    let huge = "h".repeat(3 << 19);
+    let huge_file = nodes.dir().join("huge.txt");
+    std::fs::write(&huge_file, &huge).unwrap();
+    for (args, stdin) in [
+        (vec!["put", "big/huge", "--file", &huge_file.display().to_string()], ""),
+        (vec!["put", "big/huge", "-"], &huge),
+    ] {
+        let output = client(&nodes, &args, stdin);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("the payload maximum is 1048576 bytes"), "{stderr}");
+    }
+    expect(&nodes, &["get", "big/huge"], "", 3);
+
+    // A file that cannot be read: one line naming it, exit 1, nothing stored.
+    let missing = nodes.dir().join("missing.txt").display().to_string();
+    let output = client(&nodes, &["put", "big/missing", "--file", &missing], "");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with(&format!("harness: cannot read {missing}: ")), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    expect(&nodes, &["get", "big/missing"], "", 3);
+}
+
+#[test]
 fn a_write_retried_after_its_member_is_killed_is_applied_once() {
     let mut nodes = cluster("client-retry");
     // The write goes to member 1 first (the first address), with a fixed session.

@@ -150,7 +150,26 @@ fn an_overloaded_node_answers_busy_and_its_queue_stays_bounded() {
     let node = &nodes[0];
     let mut client = client(node, None).unwrap();
     broadcast_when_ready(&mut client, b"ready");
-    take_deliveries(node, 1, DEADLINE);
+    // The embedders take their deliveries meanwhile: their channels are bounded in bytes
+    // (8 MiB, 128 of these payloads), and a member whose embedder stops taking them stops too.
+    // Each counts them up to a last broadcast sent once the flood is answered.
+    let drains: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let deliveries = node.deliveries().clone();
+            std::thread::spawn(move || {
+                let mut taken = 0usize;
+                // Bounded by the count of broadcasts and by the deadline.
+                loop {
+                    match deliveries.recv_timeout(2 * DEADLINE) {
+                        Ok(delivery) if &delivery.message.payload[..] == b"last" => return taken,
+                        Ok(_) => taken += 1,
+                        Err(e) => panic!("{taken} deliveries, then {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
     let payload = vec![0x42; 64 << 10];
     let sent = 2000;
     for _ in 0..sent {
@@ -170,10 +189,12 @@ fn an_overloaded_node_answers_busy_and_its_queue_stays_bounded() {
     eprintln!("overload: {committed} committed, {busy} busy of {sent}");
     assert!(busy > 0 && committed > 0, "{committed} committed, {busy} busy");
     assert_eq!(node.counters().busy_replies, busy);
-    for node in nodes {
-        take_deliveries(&node, committed as usize, DEADLINE);
-        node.stop().unwrap();
+    // Every member delivers "ready" and each committed broadcast, then the last one.
+    client.broadcast(b"last").unwrap();
+    for drain in drains {
+        assert_eq!(drain.join().unwrap(), committed as usize + 1);
     }
+    nodes.into_iter().for_each(|n| n.stop().unwrap());
 }
 
 #[test]
@@ -183,12 +204,23 @@ fn a_request_over_the_size_limit_is_refused_naming_the_limit() {
     let node = start(keyed(1, &auth).remove(0));
     let mut client = client(&node, Some(&auth)).unwrap();
     broadcast_when_ready(&mut client, b"small");
-    // The default payload maximum is 1 MiB; the client library allows up to one frame.
+    // One byte over the default payload maximum (1 MiB) fits the request limit (payload plus
+    // envelope), so the protocol thread refuses it, naming the maximum; the link stays up.
+    let request = client.send_broadcast(&vec![1; (1 << 20) + 1]).unwrap();
+    match client.recv_reply(DEADLINE) {
+        Ok(ClientReply::Error { request: answered, code: ErrorCode::BadRequest, message }) => {
+            assert_eq!(answered, request);
+            assert_eq!(message, "the payload exceeds this node's maximum of 1048576 bytes");
+        }
+        other => panic!("a payload one byte too large got {other:?}"),
+    }
+    // The client library allows up to one frame: the event loop refuses this one as it arrives.
     let request = client.send_broadcast(&vec![1; 2 << 20]).unwrap();
     match client.recv_reply(DEADLINE) {
         Ok(ClientReply::Error { request: answered, code: ErrorCode::BadRequest, message }) => {
             assert_eq!(answered, request);
             assert!(message.contains("exceeds this node's maximum"), "{message}");
+            assert!(message.ends_with("(a payload of at most 1048576 bytes)"), "{message}");
         }
         other => panic!("an oversized request got {other:?}"),
     }

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use harness::wire::PeerFrame;
+use harness::wire::{PeerFrame, Token};
 use harness::{Core, CoreConfig, Input, Member, NodeId, Output, RingMode, Time};
 
 const HOP: Duration = Duration::from_micros(100);
@@ -18,10 +18,17 @@ struct Ring {
     delivered: Vec<Vec<(u64, NodeId, Vec<u8>)>>,
     committed: Vec<Vec<(u64, NodeId)>>,
     token_frames: u64,
+    /// Every token sent, in send order.
+    tokens: Vec<Token>,
 }
 
 impl Ring {
     fn new(n: u16, mode: RingMode) -> Ring {
+        Ring::with(n, mode, |_| {})
+    }
+
+    /// A ring whose members' settings `tune` adjusts.
+    fn with(n: u16, mode: RingMode, tune: impl Fn(&mut CoreConfig)) -> Ring {
         let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
         let cores = ids
             .iter()
@@ -29,6 +36,7 @@ impl Ring {
                 let mut config = CoreConfig::new(Member { id, incarnation: 1 }, ids.clone());
                 config.ring_mode = mode;
                 config.batch_max = 16;
+                tune(&mut config);
                 Core::new(config)
             })
             .collect();
@@ -39,6 +47,7 @@ impl Ring {
             delivered: vec![Vec::new(); usize::from(n)],
             committed: vec![Vec::new(); usize::from(n)],
             token_frames: 0,
+            tokens: Vec::new(),
         };
         for i in 0..usize::from(n) {
             ring.step(i, Input::Tick);
@@ -55,8 +64,9 @@ impl Ring {
         for o in out {
             match o {
                 Output::Send { to, frame } => {
-                    if matches!(frame, PeerFrame::Token(_)) {
+                    if let PeerFrame::Token(token) = &frame {
                         self.token_frames += 1;
+                        self.tokens.push(token.clone());
                     }
                     self.wire.push_back((self.now + HOP, me, to, frame));
                 }
@@ -215,4 +225,75 @@ fn a_heavy_sender_does_not_starve_the_others() {
     // the heavy member's four hundred.
     let last_light = order.iter().rposition(|c| c.1 != NodeId(1)).expect("light messages committed");
     assert!(last_light < 16 * 3, "the last light message committed at position {last_light}");
+}
+
+#[test]
+fn the_byte_window_bounds_what_is_in_flight_under_large_messages() {
+    // §3 flow control: with 16 KiB messages and a 64 KiB byte window, the token's window_bytes is
+    // exactly the payload of seqs (aru, next_seq - 1] and stays under window_bytes_max plus one
+    // payload, although the message window (4096) would let all 300 messages fly at once.
+    const WINDOW: u64 = 64 << 10;
+    const LARGE: usize = 16 << 10;
+    let mut ring = Ring::with(3, RingMode::Bidirectional, |config| {
+        config.window_bytes_max = WINDOW;
+        config.batch_bytes_max = 32 << 10;
+        config.payload_bytes_max = LARGE;
+    });
+    for k in 0..100u64 {
+        for i in 0..3 {
+            ring.submit(i, k, &vec![i as u8; LARGE]);
+        }
+    }
+    ring.run_for(Duration::from_millis(500));
+    assert!(ring.committed.iter().all(|c| c.len() == 300), "everything commits");
+    let sizes: std::collections::BTreeMap<u64, u64> =
+        ring.delivered[0].iter().map(|d| (d.0, d.2.len() as u64)).collect();
+    let mut busiest = 0;
+    for pair in ring.tokens.windows(2) {
+        // §3 fair share: with all three backlogged, a holder takes at most a third of the free
+        // byte window (or one message). The free window before it stamped was at most
+        // `WINDOW - (window_bytes after - stamped)`.
+        let (before, after) = (&pair[0], &pair[1]);
+        if after.rotation < 2 || after.backlog.contains(&0) {
+            continue;
+        }
+        let stamped: u64 = sizes.range(before.next_seq..after.next_seq).map(|(_, len)| len).sum();
+        let free_at_most = WINDOW.saturating_sub(after.window_bytes.saturating_sub(stamped));
+        assert!(
+            stamped <= LARGE as u64 || stamped <= free_at_most / 3,
+            "a holder stamped {stamped} bytes of at most {free_at_most} free"
+        );
+    }
+    for token in ring.tokens.iter().filter(|t| t.rotation >= 2) {
+        let aru = *token.received.iter().min().expect("three entries");
+        let held: u64 = sizes.range(aru + 1..token.next_seq).map(|(_, len)| len).sum();
+        assert_eq!(token.window_bytes, held, "window_bytes of a token at next_seq {}", token.next_seq);
+        assert!(token.window_bytes < WINDOW + LARGE as u64, "{} bytes in flight", token.window_bytes);
+        busiest = busiest.max(token.window_bytes);
+    }
+    assert!(busiest >= WINDOW / 2, "the window was used: at most {busiest} bytes in flight");
+}
+
+#[test]
+fn large_messages_do_not_crowd_out_small_ones() {
+    // §3 fair share in bytes: member 1 floods 16 KiB messages, the others send a few small ones;
+    // each holder takes at most its part of the free byte window, so the small messages commit
+    // within the first few batches instead of after the flood.
+    let mut ring = Ring::with(3, RingMode::Bidirectional, |config| {
+        config.window_bytes_max = 64 << 10;
+        config.batch_bytes_max = 64 << 10;
+        config.payload_bytes_max = 16 << 10;
+    });
+    for k in 0..200u64 {
+        ring.submit(0, k, &vec![1; 16 << 10]);
+    }
+    for k in 0..10u64 {
+        ring.submit(1, 1000 + k, b"light");
+        ring.submit(2, 2000 + k, b"light");
+    }
+    ring.run_for(Duration::from_millis(500));
+    let order = &ring.committed[0];
+    assert_eq!(order.len(), 220);
+    let last_light = order.iter().rposition(|c| c.1 != NodeId(1)).expect("light messages committed");
+    assert!(last_light < 40, "the last light message committed at position {last_light}");
 }

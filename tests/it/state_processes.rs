@@ -1,4 +1,4 @@
-//! Real `harness node` processes running the DVM state (issue 5, docs/PROTOCOL.md §7): warm
+//! Real `harness node` processes running the DVM state (docs/PROTOCOL.md §7): warm
 //! standbys take over when both hot members die, a full-cluster kill -9 with `--durability fsync`
 //! loses no acknowledged transaction, and a corrupted checkpoint file is refused and the member
 //! recovers from a peer. Each test stops its processes by pid (the `Nodes` guard).

@@ -72,8 +72,8 @@ impl Core {
     /// A participant refused the forced ballot because it is in a newer primary.
     pub(in crate::core) fn force_nacked(&mut self, from: NodeId, ballot: Ballot, last_primary: ViewId) {
         let newer = last_primary > self.membership.last_primary;
-        if newer && self.membership.force.as_ref().is_some_and(|f| f.ballot == ballot) {
-            let force = self.membership.force.take().expect("checked");
+        let ours = if newer { self.membership.force.take_if(|f| f.ballot == ballot) } else { None };
+        if let Some(force) = ours {
             let reason = format!(
                 "member {} is in a newer primary view ({last_primary}) than this member's last ({}): \
                  nothing is forced; this member rejoins it",
@@ -193,16 +193,10 @@ impl Core {
 
     /// The forced view is committed here: report it.
     pub(in crate::core) fn on_force_committed(&mut self, proposal: &Proposal, out: &mut Vec<Output>) {
-        let formed = self
-            .membership
-            .force
-            .as_ref()
-            .and_then(|f| f.proposed.as_ref())
-            .is_some_and(|(v, _)| *v == proposal.view);
-        if formed {
-            let force = self.membership.force.take().expect("checked");
-            let (_, report) = force.proposed.expect("checked");
-            out.push(Output::Forced { tag: force.tag, outcome: ForceOutcome::Formed(report) });
+        let formed =
+            self.membership.force.take_if(|f| f.proposed.as_ref().is_some_and(|(v, _)| *v == proposal.view));
+        if let Some(ForceRequest { tag, proposed: Some((_, report)), .. }) = formed {
+            out.push(Output::Forced { tag, outcome: ForceOutcome::Formed(report) });
         }
     }
 
@@ -233,7 +227,7 @@ impl Core {
         if running {
             return;
         }
-        let force = self.membership.force.take().expect("checked");
+        let Some(force) = self.membership.force.take() else { return };
         let reason = if self.membership.is_operational() {
             format!("another view change formed primary view {} meanwhile", self.membership.last_primary)
         } else {

@@ -109,8 +109,9 @@ pub(in crate::core) struct Membership {
     pub(in crate::core) leaving: Option<Time>,
     pub(in crate::core) started_at: Time,
     pub(in crate::core) token_seen_at: Time,
-    /// Ring frames of a view not yet installed here.
+    /// Ring frames of a view not yet installed here, and their `held_bytes`.
     pub(in crate::core) early: Vec<(NodeId, PeerFrame)>,
+    pub(in crate::core) early_bytes: usize,
     /// When the current view change started, and why.
     pub(in crate::core) change: Option<(Time, Reason)>,
     pub(in crate::core) view_changes: u64,
@@ -126,7 +127,9 @@ pub(in crate::core) struct Membership {
     pub(in crate::core) streams: stream::Streams,
 }
 
-/// Ring frames of future views kept until their view is installed.
+/// Ring frames of future views kept until their view is installed, at most this many and at
+/// most the byte window and two batches in bytes (docs/PROTOCOL.md §2.2): the new view's token
+/// cannot have stamped more that this member has not yet seen safe.
 const EARLY_FRAMES_MAX: usize = 4096;
 
 impl Membership {
@@ -151,6 +154,7 @@ impl Membership {
             started_at: now,
             token_seen_at: now,
             early: Vec::new(),
+            early_bytes: 0,
             change: None,
             view_changes: 0,
             join_backoff: Duration::ZERO,
@@ -319,7 +323,11 @@ impl Core {
 
     /// Keeps a ring frame of a view not yet installed here, to replay after the install.
     pub(in crate::core) fn keep_early(&mut self, from: NodeId, frame: PeerFrame) {
-        if self.membership.early.len() < EARLY_FRAMES_MAX {
+        let bytes = frame.held_bytes();
+        let bytes_max = self.config.window_bytes_max as usize + 2 * self.config.batch_bytes_max;
+        if self.membership.early.len() < EARLY_FRAMES_MAX && self.membership.early_bytes + bytes <= bytes_max
+        {
+            self.membership.early_bytes += bytes;
             self.membership.early.push((from, frame));
         }
     }

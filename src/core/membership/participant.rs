@@ -275,6 +275,14 @@ impl Core {
 
     /// Installs a chosen view (docs/PROTOCOL.md §5.3, §5.4).
     pub(in crate::core) fn install(&mut self, now: Time, proposal: Proposal, out: &mut Vec<Output>) {
+        // Installed primary views form one chain (docs/PROTOCOL.md §5.4): never one twice or an
+        // older one. A core that breaks it panics, and the simulator replays the seed.
+        assert!(
+            proposal.view > self.membership.last_primary,
+            "install of {} after {}",
+            proposal.view,
+            self.membership.last_primary
+        );
         let cut = proposal.cut;
         let member_of_prev = self.membership.holds_log && self.membership.last_primary == proposal.prev;
         if member_of_prev {
@@ -342,6 +350,7 @@ impl Core {
         self.vote_on_view_change(now, out);
         self.try_release(now, out);
         let early = std::mem::take(&mut self.membership.early);
+        self.membership.early_bytes = 0;
         for (from, frame) in early {
             self.on_ring_frame(now, from, frame, out);
         }
@@ -359,7 +368,7 @@ impl Core {
         self.log = MessageLog::starting_after(0);
         self.replica.reset(now);
         self.membership.streams.caught_up = 0;
-        self.membership.streams.incoming = None;
+        self.drop_incoming();
         self.membership.holds_log = false;
         // `promised` and `accepted` stay: they belong to the process, which still votes
         // (docs/PROTOCOL.md §5.4).

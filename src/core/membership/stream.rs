@@ -15,10 +15,10 @@
 //! mid-stream resumes where it stopped, since the donor keeps the session and its pinned
 //! checkpoint until the stream ends or goes idle.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::core::ring::message_log::MessageLog;
-use crate::core::{Core, Output};
+use crate::core::{Core, Output, TransferStats};
 use crate::ids::{Ballot, NodeId, Seq};
 use crate::replication::{Builder, Checkpoint, Cursor};
 use crate::time::Time;
@@ -26,12 +26,16 @@ use crate::wire::PeerFrame;
 
 /// Bytes encoded into one chunk (one record may run past it).
 const CHUNK_BYTES: usize = 1 << 20;
+/// Bytes a donor has sent and not yet seen acknowledged, per stream: enough chunks in flight
+/// that the link, the donor's encoding and the receiver's decoding overlap instead of taking
+/// turns (one chunk in flight waited a round trip per chunk).
+const WINDOW_BYTES: u64 = 4 << 20;
+/// Chunks a donor encodes in one step, so that a step stays short while the window fills.
+const CHUNKS_PER_STEP_MAX: usize = 2;
 /// The largest snapshot a member accepts.
 const SNAPSHOT_BYTES_MAX: u64 = 1 << 36;
 /// Streams a donor serves at once; a new one evicts the longest idle.
 const STREAMS_MAX: usize = 4;
-/// Messages per `Retransmit` frame after an in-view stream.
-const RETRANSMIT_BATCH_MAX: usize = 256;
 /// Token timeouts after which a stream nobody acknowledges is dropped (and its checkpoint
 /// unpinned).
 const STREAM_IDLE_TIMEOUTS: u32 = 8;
@@ -46,14 +50,17 @@ pub(in crate::core) struct Outgoing {
     ballot: Ballot,
     checkpoint: Checkpoint,
     cursor: Cursor,
-    /// Bytes sent so far.
-    offset: u64,
+    /// Bytes sent so far: the offset of the next chunk.
+    sent: u64,
+    /// Bytes the receiver acknowledged.
+    acked: u64,
     total: u64,
     /// After the last chunk of an in-view stream: the messages `(seq, then_upto]` follow.
     then_upto: Seq,
     active_at: Time,
-    /// The last chunk sent, sent again if the receiver asks for it (lost with a link).
-    last: Option<PeerFrame>,
+    /// The chunks sent and not yet acknowledged (at most `WINDOW_BYTES` and one chunk), sent
+    /// again from the acknowledged offset if the receiver lost them with a link.
+    in_flight: VecDeque<PeerFrame>,
 }
 
 /// A stream this member receives.
@@ -65,6 +72,10 @@ pub(in crate::core) struct Incoming {
     received: u64,
     builder: Box<dyn Builder>,
     pub(in crate::core) active_at: Time,
+    started_at: Time,
+    /// The offset this member last asked the donor to send from after a gap, so that the
+    /// chunks behind a lost one ask once, not once each.
+    asked: Option<u64>,
 }
 
 impl std::fmt::Debug for Incoming {
@@ -85,6 +96,8 @@ pub(in crate::core) struct Streams {
     /// The seq of the state this incarnation caught up to from a member of the primary (0:
     /// none): the log after it is all it still needs.
     pub(in crate::core) caught_up: Seq,
+    /// The last snapshot received whole.
+    pub(in crate::core) last_received: Option<TransferStats>,
 }
 
 impl Streams {
@@ -99,18 +112,34 @@ impl Core {
     /// have been lost with its link.
     pub(in crate::core) fn check_catch_up(&mut self, now: Time, out: &mut Vec<Output>) {
         let timeout = self.config.token_timeout;
-        let Some(i) = self.membership.streams.incoming.as_ref() else { return };
+        let Some(i) = self.membership.streams.incoming.as_mut() else { return };
         if now >= i.active_at + timeout * STREAM_STALL_TIMEOUTS {
             log::warn!(
                 "{} check_catch_up: the stream from {} stopped; giving it up",
                 self.config.me.id,
                 i.from
             );
-            self.membership.streams.incoming = None;
+            self.drop_incoming();
         } else if now >= i.active_at + timeout * (STREAM_STALL_TIMEOUTS / 2) && self.links.is_up(i.from) {
             let ack = PeerFrame::SnapshotAck { ballot: i.ballot, seq: i.seq, offset: i.received };
+            i.asked = Some(i.received);
             let from = i.from;
             self.links.send(from, ack, now, out);
+        }
+    }
+
+    /// Gives up the stream being received; what it decoded so far is freed off the protocol
+    /// thread (it may be most of a large state).
+    pub(in crate::core) fn drop_incoming(&mut self) {
+        if let Some(incoming) = self.membership.streams.incoming.take() {
+            self.replica.discard(incoming.builder);
+        }
+    }
+
+    /// Stops serving `to`; the pinned checkpoint it held is freed off the protocol thread.
+    fn drop_outgoing(&mut self, to: NodeId) {
+        if let Some(stream) = self.membership.streams.outgoing.remove(&to) {
+            self.replica.discard(stream.checkpoint);
         }
     }
 
@@ -124,8 +153,7 @@ impl Core {
         then_upto: Seq,
         out: &mut Vec<Output>,
     ) {
-        let streams = &mut self.membership.streams;
-        if let Some(s) = streams.outgoing.get_mut(&to) {
+        if let Some(s) = self.membership.streams.outgoing.get_mut(&to) {
             // The receiver resumes an unfinished stream with an acknowledgement of what it holds.
             s.ballot = ballot;
             s.then_upto = then_upto;
@@ -134,11 +162,17 @@ impl Core {
         }
         // A receiver that went quiet (it failed, or caught up elsewhere) frees its checkpoint.
         let idle = self.config.token_timeout * STREAM_IDLE_TIMEOUTS;
-        streams.outgoing.retain(|_, s| now < s.active_at + idle);
-        if streams.outgoing.len() >= STREAMS_MAX {
-            let idle = streams.outgoing.iter().min_by_key(|(_, s)| s.active_at).map(|(id, _)| *id);
-            if let Some(idle) = idle {
-                streams.outgoing.remove(&idle);
+        let quiet: Vec<NodeId> = (self.membership.streams.outgoing.iter())
+            .filter(|(_, s)| now >= s.active_at + idle)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in quiet {
+            self.drop_outgoing(id);
+        }
+        if self.membership.streams.outgoing.len() >= STREAMS_MAX {
+            let outgoing = &self.membership.streams.outgoing;
+            if let Some(idle) = outgoing.iter().min_by_key(|(_, s)| s.active_at).map(|(id, _)| *id) {
+                self.drop_outgoing(idle);
             }
         }
         let checkpoint = self.replica.checkpoint().clone();
@@ -155,35 +189,43 @@ impl Core {
             ballot,
             checkpoint,
             cursor: Cursor::default(),
-            offset: 0,
+            sent: 0,
+            acked: 0,
             total,
             then_upto,
             active_at: now,
-            last: None,
+            in_flight: VecDeque::new(),
         };
-        streams.outgoing.insert(to, stream);
-        self.send_chunk(now, to, out);
+        self.membership.streams.outgoing.insert(to, stream);
+        self.send_chunks(now, to, out);
     }
 
-    /// Encodes and sends the next chunk of the stream to `to` (one bounded piece).
-    fn send_chunk(&mut self, now: Time, to: NodeId, out: &mut Vec<Output>) {
+    /// Encodes and sends the next chunks of the stream to `to` while its window has room, at
+    /// most `CHUNKS_PER_STEP_MAX` (each one bounded piece).
+    fn send_chunks(&mut self, now: Time, to: NodeId, out: &mut Vec<Output>) {
         let Some(s) = self.membership.streams.outgoing.get_mut(&to) else { return };
-        let mut bytes = Vec::with_capacity(CHUNK_BYTES);
-        s.checkpoint.state.encode_piece(&mut s.cursor, &mut bytes, CHUNK_BYTES);
-        let chunk = PeerFrame::SnapshotChunk {
-            ballot: s.ballot,
-            seq: s.checkpoint.seq,
-            offset: s.offset,
-            total: s.total,
-            bytes: bytes.into(),
-        };
-        s.offset += chunk_len(&chunk);
-        s.active_at = now;
-        s.last = Some(chunk.clone());
-        self.links.send(to, chunk, now, out);
+        for _ in 0..CHUNKS_PER_STEP_MAX {
+            if s.sent >= s.total || s.sent - s.acked >= WINDOW_BYTES {
+                break;
+            }
+            let mut bytes = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 8);
+            s.checkpoint.state.encode_piece(&mut s.cursor, &mut bytes, CHUNK_BYTES);
+            let chunk = PeerFrame::SnapshotChunk {
+                ballot: s.ballot,
+                seq: s.checkpoint.seq,
+                offset: s.sent,
+                total: s.total,
+                bytes: bytes.into(),
+            };
+            s.sent += chunk_len(&chunk);
+            s.active_at = now;
+            s.in_flight.push_back(chunk.clone());
+            self.links.send(to, chunk, now, out);
+        }
     }
 
-    /// The receiver holds the stream up to `offset`: send the next chunk, or end the stream.
+    /// The receiver holds the stream up to `offset`: move the window on, send what was lost
+    /// again, or end the stream.
     pub(in crate::core) fn on_snapshot_ack(
         &mut self,
         now: Time,
@@ -194,49 +236,50 @@ impl Core {
         out: &mut Vec<Output>,
     ) {
         let Some(s) = self.membership.streams.outgoing.get_mut(&from) else { return };
-        if s.checkpoint.seq != seq {
+        if s.checkpoint.seq != seq || offset > s.sent {
             return;
         }
         s.ballot = ballot;
-        let resend = s.last.as_ref().filter(|c| offset + chunk_len(c) == s.offset && offset < s.offset);
-        if let Some(PeerFrame::SnapshotChunk { seq, offset, total, bytes, .. }) = resend.cloned() {
-            s.active_at = now;
-            let chunk = PeerFrame::SnapshotChunk { ballot, seq, offset, total, bytes };
-            self.links.send(from, chunk, now, out);
-            return;
-        }
-        if offset != s.offset {
-            // The receiver lost chunks (a broken link) and the cursor cannot go back: the
-            // stream starts over from this member's checkpoint.
+        s.active_at = now;
+        if offset < s.acked {
+            // The receiver lost what it had acknowledged (it gave the stream up) and the cursor
+            // cannot go back: the stream starts over from this member's checkpoint.
             log::info!(
                 "{} on_snapshot_ack: {} holds {} of {}; starting over",
                 self.config.me.id,
                 from,
                 offset,
-                s.offset
+                s.acked
             );
             let then_upto = s.then_upto;
-            self.membership.streams.outgoing.remove(&from);
+            self.drop_outgoing(from);
             self.start_stream(now, from, ballot, then_upto, out);
             return;
         }
+        if offset == s.acked && offset < s.sent {
+            // Asked again for what was acknowledged: the chunks after it were lost with a
+            // link. They are all still in flight here, so they go again as they were.
+            for chunk in &s.in_flight {
+                let PeerFrame::SnapshotChunk { seq, offset, total, bytes, .. } = chunk.clone() else {
+                    continue;
+                };
+                let chunk = PeerFrame::SnapshotChunk { ballot, seq, offset, total, bytes };
+                self.links.send(from, chunk, now, out);
+            }
+            return;
+        }
+        s.acked = offset;
+        while s.in_flight.front().is_some_and(|c| chunk_end(c) <= offset) {
+            s.in_flight.pop_front();
+        }
         if offset < s.total {
-            self.send_chunk(now, from, out);
+            self.send_chunks(now, from, out);
             return;
         }
         let Some(s) = self.membership.streams.outgoing.remove(&from) else { return };
         log::info!("{} on_snapshot_ack: {} holds checkpoint {}", self.config.me.id, from, seq);
-        let mut after = seq;
-        while after < s.then_upto {
-            let messages = if after < self.replica.committed() {
-                self.replica.tail_range(after, s.then_upto, RETRANSMIT_BATCH_MAX)
-            } else {
-                self.log.range(after, s.then_upto, RETRANSMIT_BATCH_MAX)
-            };
-            let Some(last) = messages.last().map(|m| m.seq) else { break };
-            self.links.send(from, PeerFrame::Retransmit { ballot: s.ballot, messages }, now, out);
-            after = last;
-        }
+        self.send_committed(now, from, s.ballot, seq, s.then_upto, out);
+        self.replica.discard(s.checkpoint);
     }
 
     /// Takes a chunk in: a catch-up while joining, or the state of a view change's transfer.
@@ -272,7 +315,8 @@ impl Core {
             if busy || offset != 0 {
                 return;
             }
-            streams.incoming = Some(Incoming {
+            self.drop_incoming();
+            self.membership.streams.incoming = Some(Incoming {
                 from,
                 ballot,
                 seq,
@@ -280,6 +324,8 @@ impl Core {
                 received: 0,
                 builder: self.replica.builder(),
                 active_at: now,
+                started_at: now,
+                asked: None,
             });
             if ballot == Ballot::default() {
                 // Tell every member at once, before their join timers let it in without the state.
@@ -294,16 +340,23 @@ impl Core {
         let streams = &mut self.membership.streams;
         let Some(incoming) = streams.incoming.as_mut() else { return };
         incoming.ballot = ballot;
-        if offset != incoming.received {
-            // A chunk lost with a link: ask again from what is held.
-            let ack = PeerFrame::SnapshotAck { ballot, seq, offset: incoming.received };
-            self.links.send(from, ack, now, out);
+        if offset < incoming.received {
+            // Sent again after a loss, but already held.
+            return;
+        }
+        if offset > incoming.received {
+            // A chunk lost with a link: ask again from what is held, once for this gap.
+            if incoming.asked != Some(incoming.received) {
+                incoming.asked = Some(incoming.received);
+                let ack = PeerFrame::SnapshotAck { ballot, seq, offset: incoming.received };
+                self.links.send(from, ack, now, out);
+            }
             return;
         }
         // Decoded as it arrives: no step holds or parses more than one chunk.
         if let Err(e) = incoming.builder.push(&bytes) {
             log::error!("{me} on_snapshot_chunk: snapshot {seq} from {from} does not decode: {e}");
-            streams.incoming = None;
+            self.drop_incoming();
             return;
         }
         incoming.received += bytes.len() as u64;
@@ -314,6 +367,7 @@ impl Core {
             return;
         }
         let Some(incoming) = self.membership.streams.incoming.take() else { return };
+        let took = now.since(incoming.started_at);
         let state = match incoming.builder.finish() {
             Ok(state) => state,
             Err(e) => {
@@ -335,8 +389,12 @@ impl Core {
         }
         self.log = MessageLog::starting_after(seq);
         out.push(Output::Restored(checkpoint));
+        self.membership.streams.last_received = Some(TransferStats { bytes: total, took });
         if ballot == Ballot::default() {
-            log::info!("{me} on_snapshot_chunk: caught up to {seq} from {from} ({total} bytes)");
+            log::info!(
+                "{me} on_snapshot_chunk: caught up to {seq} from {from} ({total} bytes in {took:?}, {:.0} MB/s)",
+                total as f64 / took.as_secs_f64().max(1e-9) / 1e6
+            );
             self.membership.streams.caught_up = seq;
             // Ask to be let in at once, with only the log after `seq` to fetch.
             self.on_join_interval(now, out);
@@ -350,6 +408,14 @@ impl Core {
 fn chunk_len(chunk: &PeerFrame) -> u64 {
     match chunk {
         PeerFrame::SnapshotChunk { bytes, .. } => bytes.len() as u64,
+        _ => 0,
+    }
+}
+
+/// The offset just after a chunk frame's bytes.
+fn chunk_end(chunk: &PeerFrame) -> u64 {
+    match chunk {
+        PeerFrame::SnapshotChunk { offset, bytes, .. } => offset + bytes.len() as u64,
         _ => 0,
     }
 }

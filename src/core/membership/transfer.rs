@@ -12,6 +12,9 @@ use crate::wire::{Message, PeerFrame};
 
 /// Messages per `Retransmit` frame.
 const RETRANSMIT_BATCH_MAX: usize = 256;
+/// Payload bytes per `Retransmit` frame (beyond its first message): 256 large messages would
+/// not fit in one frame (`FRAME_BYTES_MAX`), and a frame that does not fit cannot be sent.
+const RETRANSMIT_BYTES_MAX: usize = crate::wire::FRAME_BYTES_MAX / 4;
 /// Fetches a donor keeps while it is still fetching itself.
 const DEFERRED_FETCHES_MAX: usize = 256;
 
@@ -113,15 +116,30 @@ impl Core {
             self.start_stream(now, from, ballot, upto, out);
             return;
         }
-        let mut after = after;
+        self.send_committed(now, from, ballot, after, upto, out);
+    }
+
+    /// Sends `from` the messages `(after, upto]` this member holds (its tail after its checkpoint,
+    /// then its log) in `Retransmit` frames of at most `RETRANSMIT_BATCH_MAX` messages and
+    /// `RETRANSMIT_BYTES_MAX` payload bytes.
+    pub(in crate::core) fn send_committed(
+        &mut self,
+        now: Time,
+        to: NodeId,
+        ballot: Ballot,
+        mut after: Seq,
+        upto: Seq,
+        out: &mut Vec<Output>,
+    ) {
         while after < upto {
-            let messages = if after < self.replica.committed() {
+            let mut messages = if after < self.replica.committed() {
                 self.replica.tail_range(after, upto, RETRANSMIT_BATCH_MAX)
             } else {
                 self.log.range(after, upto, RETRANSMIT_BATCH_MAX)
             };
+            messages.truncate(fitting(&messages, RETRANSMIT_BYTES_MAX));
             let Some(last) = messages.last().map(|m| m.seq) else { break };
-            self.links.send(from, PeerFrame::Retransmit { ballot, messages }, now, out);
+            self.links.send(to, PeerFrame::Retransmit { ballot, messages }, now, out);
             after = last;
         }
     }
@@ -174,9 +192,21 @@ impl Core {
     }
 }
 
+/// How many of `messages` one frame takes: at least one, then as many as fit in `bytes_max`
+/// payload bytes.
+fn fitting(messages: &[Message], bytes_max: usize) -> usize {
+    let mut bytes = 0;
+    let fit = messages.iter().take_while(|m| {
+        bytes += m.payload.len();
+        bytes <= bytes_max
+    });
+    fit.count().max(1).min(messages.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::MsgId;
 
     #[test]
     fn a_log_fetch_is_done_once_the_cut_is_received() {
@@ -185,5 +215,28 @@ mod tests {
         assert!(!t.done(&log));
         log.received_upto = 12;
         assert!(t.done(&log));
+    }
+
+    fn message(seq: Seq, bytes: usize) -> Message {
+        let id = MsgId { origin: NodeId(1), incarnation: 1, counter: seq };
+        Message { seq, id, attempt: 0, payload: vec![0; bytes].into() }
+    }
+
+    /// 256 messages of 96 KiB (24 MiB) once made a `Retransmit` frame larger than a frame may
+    /// be, and the donor's protocol thread panicked encoding it.
+    #[test]
+    fn a_retransmit_batch_fits_in_a_frame_whatever_its_messages_weigh() {
+        let big: Vec<Message> = (1..=256).map(|seq| message(seq, 96 << 10)).collect();
+        let n = fitting(&big, RETRANSMIT_BYTES_MAX);
+        assert_eq!(n, RETRANSMIT_BYTES_MAX / (96 << 10));
+        let frame = PeerFrame::Retransmit { ballot: Ballot::default(), messages: big[..n].to_vec() };
+        let mut encoded = Vec::new();
+        crate::wire::encode_peer(&frame, &mut encoded);
+        assert!(encoded.len() <= crate::wire::FRAME_BYTES_MAX, "{} bytes", encoded.len());
+        let small: Vec<Message> = (1..=256).map(|seq| message(seq, 100)).collect();
+        assert_eq!(fitting(&small, RETRANSMIT_BYTES_MAX), 256, "small messages: the count bounds");
+        let huge = [message(1, RETRANSMIT_BYTES_MAX + 1)];
+        assert_eq!(fitting(&huge, RETRANSMIT_BYTES_MAX), 1, "one message always goes");
+        assert_eq!(fitting(&[], RETRANSMIT_BYTES_MAX), 0);
     }
 }

@@ -36,7 +36,23 @@ impl MessageLog {
         while self.messages.contains_key(&(self.received_upto + 1)) {
             self.received_upto += 1;
         }
+        self.assert_prefixes();
         true
+    }
+
+    /// The invariant every change keeps: the three prefixes are nested and nothing committed is
+    /// still held. A core that breaks it panics, and the simulator replays the seed.
+    fn assert_prefixes(&self) {
+        assert!(
+            self.committed_upto <= self.delivered_upto && self.delivered_upto <= self.received_upto,
+            "message log prefixes out of order: committed {} delivered {} received {}",
+            self.committed_upto,
+            self.delivered_upto,
+            self.received_upto
+        );
+        if let Some((&lowest, _)) = self.messages.first_key_value() {
+            assert!(lowest > self.committed_upto, "seq {lowest} held after commit {}", self.committed_upto);
+        }
     }
 
     /// The next message to deliver in agreed order, if it is here.
@@ -45,7 +61,9 @@ impl MessageLog {
             return None;
         }
         self.delivered_upto += 1;
-        self.messages.get(&self.delivered_upto)
+        let message = self.messages.get(&self.delivered_upto);
+        assert!(message.is_some(), "seq {} is within the received prefix but not held", self.delivered_upto);
+        message
     }
 
     /// Drops every message above `seq` (they fell above a view's cut).
@@ -53,12 +71,19 @@ impl MessageLog {
         self.messages.retain(|&s, _| s <= seq);
         self.received_upto = self.received_upto.min(seq).max(self.committed_upto);
         self.delivered_upto = self.delivered_upto.min(self.received_upto);
+        self.assert_prefixes();
     }
 
     /// Marks everything up to `seq` as delivered without handing it out: a joiner applies the
     /// history before its first view but delivers only what comes after it.
     pub(in crate::core) fn skip_delivery_upto(&mut self, seq: Seq) {
         self.delivered_upto = self.delivered_upto.max(seq.min(self.received_upto));
+        self.assert_prefixes();
+    }
+
+    /// Payload bytes of the held messages in `(after, upto]`.
+    pub(in crate::core) fn payload_bytes(&self, after: Seq, upto: Seq) -> u64 {
+        self.messages.range(after + 1..=upto).map(|(_, m)| m.payload.len() as u64).sum()
     }
 
     /// The message held at `seq`, if any.
@@ -78,7 +103,9 @@ impl MessageLog {
             return None;
         }
         self.committed_upto = next;
-        self.messages.remove(&next)
+        let message = self.messages.remove(&next);
+        self.assert_prefixes();
+        message
     }
 }
 

@@ -95,6 +95,7 @@ impl RingState {
                 received: vec![cut; n],
                 backlog: vec![0; n],
                 quiet: 0,
+                window_bytes: 0,
             };
             self.held = Some((token, Hold::Fresh));
         }
@@ -168,8 +169,21 @@ impl Core {
             token.quiet = if quiet { token.quiet.saturating_add(1) } else { 0 };
             token.rotation += 1;
         }
-        token.received[position] = self.log.received_upto;
+        self.record_received(&mut token);
         self.act_as_holder(now, token, out);
+    }
+
+    /// Writes this member's `received_upto` into its entry of the token. When that raises the
+    /// aru, the messages it passed are safe everywhere and leave the byte window
+    /// (docs/PROTOCOL.md §3): this member holds them, since its entry is at least the new aru,
+    /// and has not committed them, since it commits only up to an aru it saw on an earlier visit.
+    fn record_received(&self, token: &mut Token) {
+        let before = aru(token);
+        token.received[self.ring.position] = self.log.received_upto;
+        let after = aru(token);
+        if after > before {
+            token.window_bytes = token.window_bytes.saturating_sub(self.log.payload_bytes(before, after));
+        }
     }
 
     /// Stamps this member's share, reports its progress, commits what is safe, then passes or parks.
@@ -179,20 +193,15 @@ impl Core {
         let warm = token.rotation >= 2;
         let mut stamped = false;
         if warm && self.ring.neighbours().iter().all(|&id| self.links.is_up(id)) {
-            let in_flight = token.next_seq - 1 - aru(&token);
-            let quota = queue::quota(
-                self.queue.waiting(),
-                position,
-                &token.backlog,
-                in_flight,
-                self.config.window_max,
-                self.config.batch_max,
-            );
-            if quota > 0 {
-                let batch = self.queue.stamp(quota, self.config.batch_bytes_max, token.next_seq);
+            let in_flight =
+                queue::InFlight { messages: token.next_seq - 1 - aru(&token), bytes: token.window_bytes };
+            let share = queue::share(self.queue.waiting(), position, &token.backlog, in_flight, &self.config);
+            if share.messages > 0 {
+                let batch = self.queue.stamp(share.messages, share.bytes, token.next_seq);
                 if self.config.defect != Defect::ReuseSeq {
                     token.next_seq += batch.len() as Seq;
                 }
+                token.window_bytes += batch.iter().map(|m| m.payload.len() as u64).sum::<u64>();
                 for message in &batch {
                     self.log.insert(message.clone());
                 }
@@ -206,7 +215,7 @@ impl Core {
             // uncommitted for the whole idle hold.
             token.quiet = 0;
         }
-        token.received[position] = self.log.received_upto;
+        self.record_received(&mut token);
         token.backlog[position] = u32::try_from(self.queue.waiting()).unwrap_or(u32::MAX);
         self.deliver_ready(out);
         self.commit_upto(aru(&token), out);

@@ -120,46 +120,101 @@ impl SubmitQueue {
     }
 }
 
-/// How many messages the holder at `position` may stamp (docs/PROTOCOL.md §3, fair share).
+/// What the ring holds in flight: stamped, not yet known safe everywhere (docs/PROTOCOL.md §3).
+#[derive(Clone, Copy, Debug)]
+pub(in crate::core) struct InFlight {
+    /// Messages: `next_seq - 1 - aru`.
+    pub(in crate::core) messages: u64,
+    /// Their payload bytes: the token's `window_bytes`.
+    pub(in crate::core) bytes: u64,
+}
+
+/// What one token visit may stamp: at most `messages` messages and, beyond the first, at most
+/// `bytes` payload bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::core) struct Share {
+    pub(in crate::core) messages: usize,
+    pub(in crate::core) bytes: usize,
+}
+
+/// The share of the holder at `position` (docs/PROTOCOL.md §3, fair share and flow control).
 ///
-/// `in_flight` counts stamped messages not yet safe everywhere; `backlog` holds every position's
-/// queue length at its last visit.
-pub(in crate::core) fn quota(
+/// The free part of each window, in messages and in bytes, is divided equally among the
+/// backlogged members (`backlog` holds every position's queue length at its last visit), and a
+/// batch is further bounded by `batch_max` and `batch_bytes_max`. With any room left in both
+/// windows the holder may stamp at least one message, so nobody starves behind large messages;
+/// with either window full it stamps nothing.
+pub(in crate::core) fn share(
     waiting: usize,
     position: usize,
     backlog: &[u32],
-    in_flight: u64,
-    window_max: u64,
-    batch_max: usize,
-) -> usize {
-    if waiting == 0 {
-        return 0;
+    in_flight: InFlight,
+    config: &crate::config::CoreConfig,
+) -> Share {
+    let nothing = Share { messages: 0, bytes: 0 };
+    let free = config.window_max.saturating_sub(in_flight.messages);
+    let free_bytes = config.window_bytes_max.saturating_sub(in_flight.bytes);
+    if waiting == 0 || free == 0 || free_bytes == 0 {
+        return nothing;
     }
-    let free = window_max.saturating_sub(in_flight);
-    if free == 0 {
-        return 0;
-    }
-    let others = backlog.iter().enumerate().filter(|&(i, &b)| i != position && b > 0).count();
-    let share = (free / (others as u64 + 1)).max(1);
-    let share = usize::try_from(share).unwrap_or(usize::MAX);
-    waiting.min(batch_max).min(share)
+    let sharers = backlog.iter().enumerate().filter(|&(i, &b)| i != position && b > 0).count() as u64 + 1;
+    let messages = usize::try_from((free / sharers).max(1)).unwrap_or(usize::MAX);
+    let bytes = usize::try_from(free_bytes / sharers).unwrap_or(usize::MAX);
+    Share { messages: waiting.min(config.batch_max).min(messages), bytes: bytes.min(config.batch_bytes_max) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CoreConfig;
+    use crate::ids::{Member, NodeId};
+
+    fn limits(window_max: u64, batch_max: usize, window_bytes_max: u64) -> CoreConfig {
+        let me = Member { id: NodeId(1), incarnation: 1 };
+        let mut config = CoreConfig::new(me, vec![NodeId(1)]);
+        config.window_max = window_max;
+        config.batch_max = batch_max;
+        config.window_bytes_max = window_bytes_max;
+        config.batch_bytes_max = 1 << 20;
+        config
+    }
+
+    fn messages(messages: u64) -> InFlight {
+        InFlight { messages, bytes: 0 }
+    }
 
     #[test]
     fn backlogged_members_share_the_window_equally() {
+        let c = limits(4096, 256, 1 << 30);
+        let count = |waiting, position, backlog: &[u32], in_flight| {
+            share(waiting, position, backlog, in_flight, &c).messages
+        };
         // Alone: limited by the batch size.
-        assert_eq!(quota(1000, 0, &[0, 0, 0], 0, 4096, 256), 256);
+        assert_eq!(count(1000, 0, &[0, 0, 0], messages(0)), 256);
         // Five backlogged members (this one and four others) share a window of 100 free slots.
-        assert_eq!(quota(1000, 1, &[5, 0, 9, 9, 9], 3996, 4096, 256), 20);
+        assert_eq!(count(1000, 1, &[5, 0, 9, 9, 9], messages(3996)), 20);
         // A full window stamps nothing; an empty queue stamps nothing.
-        assert_eq!(quota(10, 0, &[0, 0], 4096, 4096, 256), 0);
-        assert_eq!(quota(0, 0, &[0, 0], 0, 4096, 256), 0);
+        assert_eq!(count(10, 0, &[0, 0], messages(4096)), 0);
+        assert_eq!(count(0, 0, &[0, 0], messages(0)), 0);
         // Never starved to zero while there is any room.
-        assert_eq!(quota(10, 0, &[9; 64], 4090, 4096, 256), 1);
+        assert_eq!(count(10, 0, &[9; 64], messages(4090)), 1);
+    }
+
+    #[test]
+    fn backlogged_members_share_the_byte_window_equally() {
+        let c = limits(4096, 256, 8 << 20);
+        let bytes = |in_flight_bytes, backlog: &[u32]| {
+            share(1000, 0, backlog, InFlight { messages: 10, bytes: in_flight_bytes }, &c)
+        };
+        // Alone with an empty window: one batch's bytes.
+        assert_eq!(bytes(0, &[0, 0, 0]), Share { messages: 256, bytes: 1 << 20 });
+        // Four backlogged members share the 2 MiB left.
+        assert_eq!(bytes(6 << 20, &[7, 3, 3, 3]).bytes, 512 << 10);
+        // A full byte window stamps nothing, even with message slots free.
+        assert_eq!(bytes(8 << 20, &[7, 0, 0]).messages, 0);
+        assert_eq!(bytes(9 << 20, &[7, 0, 0]).messages, 0);
+        // A sliver of room still lets one message through (`stamp` always takes one).
+        assert_eq!(bytes((8 << 20) - 1, &[7, 3, 3]), Share { messages: 256, bytes: 0 });
     }
 
     #[test]

@@ -216,13 +216,18 @@ impl Driver {
         self.reply(client, &reply);
     }
 
-    /// Hands the changes of the last step to the watches.
+    /// Hands the changes of the last step to the watches and their history.
     pub(super) fn stream_changes(&mut self) {
-        // A warm standby applies commands only when it must; with nobody watching it need not.
-        if !self.c.core.is_hot() && self.watches.is_idle() {
-            return;
-        }
-        let Some(state) = self.c.core.machine_mut().as_dvm_mut() else { return };
+        // A warm standby applies commands only when it must; with nobody watching it need not
+        // catch up now. Its journal is drained all the same: the changes it applied on its own
+        // (at a checkpoint, or for its own submitter's result) would otherwise pile up in the
+        // journal for as long as nobody watches (docs/PROTOCOL.md §2.2, the watch history).
+        let machine = if self.c.core.is_hot() || !self.watches.is_idle() {
+            self.c.core.machine_mut()
+        } else {
+            self.c.core.machine_as_applied()
+        };
+        let Some(state) = machine.as_dvm_mut() else { return };
         let changes = state.take_changes();
         let revision = state.revision();
         for (client, reply) in self.watches.on_changes(changes, revision) {

@@ -98,21 +98,38 @@ pub fn run_harness_with(args: &[&str], env: &[(&str, &str)], stdin: &str, deadli
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Dropping stdin after writing closes it, so a child reading it sees the end.
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    // Pipes hold 64 KiB: stdin is written and the output read on their own threads, so a child
+    // with a lot to read or print never waits on this one. Dropping stdin after writing closes
+    // it, so a child reading it sees the end; a child that stops reading early (a refused value)
+    // makes the write fail, which is fine.
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.as_bytes().to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let pid = child.id();
-    let mut exited = false;
+    let mut status = None;
     wait_until(
         &format!("harness {args:?} (pid {pid}) to exit"),
         Duration::from_millis(10),
         100_000,
         deadline,
         || {
-            exited = matches!(child.try_wait(), Ok(Some(_)));
-            exited
+            status = child.try_wait().ok().flatten();
+            status.is_some()
         },
     );
-    child.wait_with_output().unwrap()
+    writer.join().unwrap();
+    Output { status: status.unwrap(), stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
 }
 
 /// Node processes started by a test; dropping the guard stops them all by pid.

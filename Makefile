@@ -20,6 +20,8 @@ demo: build
 
 sim: build
 	./target/release/harness-sim --seeds 0..20000 --faults all
+	# 64 members, every fault kind, a small workload per member (docs/PROTOCOL.md §4).
+	./target/release/harness-sim --seeds 0..1000 --faults all --nodes 64 --messages 4
 
 # The full benchmark (several minutes; the machine should be otherwise quiet). Narrow it with
 # BENCH_FLAGS, e.g. `make bench BENCH_FLAGS="--nodes 3,5"`.

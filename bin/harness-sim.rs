@@ -12,6 +12,8 @@ const USAGE: &str = "usage:
   harness-sim --seed S [--trace] [options]        run one seed; --trace prints every event
   harness-sim --seeds A..B [--json] [options]     run a campaign over seeds A (inclusive) to B (exclusive)
   harness-sim cost [--nodes 4,8,...] [--ring bi|uni] [--json]   measure the cost table
+  harness-sim scale [--nodes 64,256,1024] [--seed S] [--json]    formation, a join and a view change
+                       at each size: time, connections opened per member, frames, guarantees
   harness-sim --help | --version
 options:
   --nodes N            members (default 5)
@@ -64,6 +66,8 @@ const VALUED: [&str; 19] = [
 struct Args {
     /// `cost`: measure the cost table for these ring sizes instead of running seeds.
     cost: Option<Vec<usize>>,
+    /// `scale`: formation, a join and a view change at these ring sizes.
+    scale: Option<Vec<usize>>,
     options: SimOptions,
     seed: Option<u64>,
     seeds: Option<Range<u64>>,
@@ -85,7 +89,19 @@ fn parse(args: &[String]) -> Result<Args, CliError> {
             options.ring_mode = ring;
         }
         let json = flags.switch("json");
-        return Ok(Args { cost: Some(sizes), options, seed: None, seeds: None, json });
+        return Ok(Args { cost: Some(sizes), scale: None, options, seed: None, seeds: None, json });
+    }
+    if args.first().is_some_and(|a| a == "scale") {
+        let flags = Flags::walk("harness-sim scale", &args[1..], &["nodes", "seed"], &["json"])?;
+        let sizes = match flags.value("nodes") {
+            Some(list) => {
+                list.split(',').map(|n| parse_number("nodes", n, 3, 4096).map(|n| n as usize)).collect()
+            }
+            None => Ok(vec![64, 256, 1024]),
+        }?;
+        let seed = flags.number("seed", 0, u64::MAX)?;
+        let json = flags.switch("json");
+        return Ok(Args { cost: None, scale: Some(sizes), options, seed, seeds: None, json });
     }
     let flags = Flags::walk("harness-sim", args, &VALUED, &["trace", "json", "no-live-exclusion"])?;
     let seed = flags.number("seed", 0, u64::MAX)?;
@@ -138,7 +154,7 @@ fn parse(args: &[String]) -> Result<Args, CliError> {
     let millis = |flag| flags.number(flag, 1, 3_600_000).map(|ms| ms.map(Duration::from_millis));
     options.fault_phase = millis("fault-phase-ms")?.unwrap_or(options.fault_phase);
     options.token_timeout = millis("token-timeout-ms")?.unwrap_or(options.token_timeout);
-    Ok(Args { cost: None, options, seed, seeds, json: flags.switch("json") })
+    Ok(Args { cost: None, scale: None, options, seed, seeds, json: flags.switch("json") })
 }
 
 /// `--state-bytes`: a byte count with an optional KiB/MiB/GiB suffix.
@@ -176,7 +192,16 @@ fn main() {
         println!("{}", harness::cli::version_line("harness-sim"));
         return;
     }
-    let Args { cost, options, seed, seeds, json } = parse(&args).unwrap_or_else(|e| fail(&e));
+    let Args { cost, scale, options, seed, seeds, json } = parse(&args).unwrap_or_else(|e| fail(&e));
+    if let Some(sizes) = scale {
+        let rows: Vec<sim::ScaleRow> = sizes.iter().map(|&n| sim::scale_run(n, seed.unwrap_or(1))).collect();
+        if json {
+            println!("{}", sim::scale_json(&rows));
+        } else {
+            print!("{}", sim::scale_markdown(&rows));
+        }
+        exit(i32::from(rows.iter().any(|row| row.violation.is_some())));
+    }
     if let Some(sizes) = cost {
         let rows = sim::cost_table(&sizes, options.ring_mode);
         if json {

@@ -11,7 +11,9 @@ use harness::cli::{self, Command};
 
 fn main() -> ExitCode {
     // RUST_LOG picks the level; info shows lifecycle and view changes (STYLE.md, Logging).
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let env = |name: &str| std::env::var(name).ok();
     let command = match cli::parse_command(&args, |path| std::fs::read_to_string(path), &env) {

@@ -80,10 +80,16 @@ pub enum ClientOp {
         /// Stop after this many events.
         count: Option<u64>,
     },
-    /// `status`.
-    Status,
-    /// `members`.
-    Members,
+    /// `status [--each]`.
+    Status {
+        /// Ask every member for its own status instead of one member for its report.
+        each: bool,
+    },
+    /// `members [--each]`.
+    Members {
+        /// As for `status`.
+        each: bool,
+    },
     /// `leave`: the (single) member in `--cluster` leaves the group.
     Leave,
     /// `plugin load NAME`: load a plug-in on every member by distributed agreement.
@@ -129,6 +135,7 @@ pub fn parse_client_args(
         }
         "txn" => valued.push("session"),
         "watch" => valued.extend(["from", "count"]),
+        "status" | "members" => switches.push("each"),
         "force-primary" => switches.push("yes"),
         _ => {}
     }
@@ -207,7 +214,7 @@ pub fn parse_client_args(
         }
         "status" => {
             expect(&[])?;
-            ClientOp::Status
+            ClientOp::Status { each: switch("each") }
         }
         "plugin" => {
             let mut words = expect(&["load", "NAME"])?;
@@ -222,7 +229,7 @@ pub fn parse_client_args(
         }
         "members" => {
             expect(&[])?;
-            ClientOp::Members
+            ClientOp::Members { each: switch("each") }
         }
         "leave" => {
             expect(&[])?;

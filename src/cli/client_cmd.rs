@@ -8,7 +8,7 @@ use std::io::{Read as _, Write};
 use std::net::SocketAddr;
 
 use super::client_args::{ClientArgs, ClientOp, ValueSource};
-use super::table::{member_rows, render_json_rows, render_table, MemberRow};
+use super::table::{member_rows, render_json_rows, render_table, report_rows, MemberRow};
 use crate::client::txn_text::TxnText;
 use crate::client::{ClusterClient, ClusterError, ClusterOptions};
 use crate::config::PAYLOAD_BYTES_MAX_DEFAULT;
@@ -244,9 +244,14 @@ pub fn run_client(
             }
             Ok(0)
         }
-        ClientOp::Status | ClientOp::Members => {
-            let rows = gather_rows(&mut cluster, &args.cluster)?;
-            let status = matches!(args.op, ClientOp::Status);
+        ClientOp::Status { each } | ClientOp::Members { each } => {
+            let rows = if *each {
+                gather_rows(&mut cluster, &args.cluster)?
+            } else {
+                let (members, status) = cluster.view_report()?;
+                report_rows(&members, &status)
+            };
+            let status = matches!(args.op, ClientOp::Status { .. });
             if args.json {
                 writeln!(out, "{}", render_json_rows(&rows, status))?;
             } else {
@@ -294,7 +299,8 @@ pub fn run_client(
     }
 }
 
-/// Asks some member for the member list, then every member for its status.
+/// Asks some member for the member list, then every member for its status (`--each`: one
+/// connection per member, so for small clusters or a closer look).
 fn gather_rows(cluster: &mut ClusterClient, given: &[SocketAddr]) -> Result<Vec<MemberRow>, Failure> {
     let members = cluster.members()?;
     let statuses = members

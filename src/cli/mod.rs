@@ -50,7 +50,7 @@ Usage:
   harness range PREFIX [--limit N] [--stale]
   harness txn [--if GUARD]... [--then OP]... [--else OP]...   (no clause: read them from stdin)
   harness watch PREFIX [--from REVISION] [--count N]
-  harness status             harness members                harness leave
+  harness status [--each]    harness members [--each]       harness leave
   harness plugin load NAME   (every member must be able to load it, or none records it)
   harness force-primary --cluster HOST:PORT [--yes]   (only when a quorum is gone for good)
   harness keygen --key-file FILE
@@ -110,7 +110,8 @@ force-primary) talk to any member and fail over to another:
   --cluster-name NAME  the members' --cluster-name, which the key is bound to (default harness)
   txn clauses: --if 'KEY = VALUE' | 'KEY version|mod =|<|> N' | 'KEY exists|missing',
                --then/--else 'put KEY VALUE' | 'del KEY' | 'get KEY' | 'range PREFIX [LIMIT]'
-  status and members print a table of every member (id, address, role, view, revision, lag);
+  status and members print a table of every member (id, address, role, view, received, lag)
+               from one member's report; --each asks every member (revision, commits, checkpoint);
   leave asks the one member in --cluster to leave the group and stop.
   force-primary asks the one member in --cluster to form a primary from the newest history it
   can reach when the others are known lost: without --yes it only says what it would do and

@@ -176,6 +176,9 @@ mod tests {
                 min_replicas: 1,
                 max_step_us: 0,
                 state_bytes: 0,
+                links_up: 0,
+                links_dialled: 0,
+                links_accepted: 0,
             })
         };
         let mut report = DemoReport {

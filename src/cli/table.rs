@@ -1,6 +1,9 @@
 //! The member table of `harness status` and `harness members`: one row per configured member,
 //! in the ring order of the newest view, with its role, view, revision and lag; and the same
-//! rows as JSON.
+//! rows as JSON. By default the rows come from one member's report: its member list carries every
+//! member's role and received prefix as the token last brought them (docs/PROTOCOL.md §8), so
+//! the table costs two requests whatever the size of the cluster; `--each` asks every member for
+//! its own status instead (revision, commits and checkpoint of each).
 
 use std::fmt::Write;
 
@@ -12,45 +15,94 @@ use crate::wire::{MemberInfo, NodeStatus, StandbyRole};
 pub struct MemberRow {
     /// Its configured id and address.
     pub info: MemberInfo,
-    /// Its own status report; `None` if it did not answer.
+    /// Its own status report, when it was asked: the member that answered, or every member with
+    /// `--each`; `None` otherwise or if it did not answer.
     pub status: Option<NodeStatus>,
-    /// Commits it lacks relative to the most advanced member that answered.
+    /// Whether it takes part: in the primary view of the report, or (with `--each`) answering.
+    pub reachable: bool,
+    /// hot, warm, none (answering, in no primary view) or down (not in the view, or silent).
+    pub role: &'static str,
+    /// The view and whether it is primary, as the report gives them.
+    pub view: Option<(u64, bool)>,
+    /// Its received prefix as the token last carried it (one member's report only).
+    pub received: Option<u64>,
+    /// What it lacks relative to the most advanced member: received messages in a report,
+    /// commits with `--each`.
     pub lag: Option<u64>,
 }
 
-/// Rows for `members` with their `statuses` (same order), sorted into the ring order of the
-/// newest view any member reported, members outside it last.
+fn role_of(role: StandbyRole) -> &'static str {
+    match role {
+        StandbyRole::None => "none",
+        StandbyRole::Hot => "hot",
+        StandbyRole::Warm => "warm",
+        StandbyRole::Witness => "witness",
+    }
+}
+
+/// Rows from one member's report (docs/PROTOCOL.md §8): its member list, which gives every
+/// member's role and received prefix as the ring carried them, and its own status. Sorted into
+/// the ring order of its view, members outside it last.
+pub fn report_rows(members: &[MemberInfo], status: &NodeStatus) -> Vec<MemberRow> {
+    let in_view = |info: &MemberInfo| status.primary && info.role != StandbyRole::None;
+    let most = members.iter().filter(|m| in_view(m)).map(|m| m.received_upto).max().unwrap_or(0);
+    let mut rows: Vec<MemberRow> = members
+        .iter()
+        .map(|info| {
+            let own = info.id == status.member.id;
+            let taking_part = in_view(info);
+            let role = match (taking_part, own) {
+                (true, _) => role_of(info.role),
+                (false, true) => role_of(status.role),
+                (false, false) => "down",
+            };
+            MemberRow {
+                info: info.clone(),
+                status: own.then(|| status.clone()),
+                reachable: taking_part || own,
+                role,
+                view: (taking_part || own).then_some((status.view.0, status.primary)),
+                received: taking_part.then_some(info.received_upto),
+                lag: taking_part.then_some(most - info.received_upto),
+            }
+        })
+        .collect();
+    sort_by_ring(&mut rows, Some(status));
+    rows
+}
+
+/// Rows for `members` with their own `statuses` (same order), as `--each` asks every member;
+/// sorted into the ring order of the newest view any member reported, members outside it last.
 pub fn member_rows(members: &[MemberInfo], statuses: Vec<Option<NodeStatus>>) -> Vec<MemberRow> {
     let newest = newest(&statuses).cloned();
     let most = statuses.iter().flatten().map(|s| s.committed_upto).max().unwrap_or(0);
     let mut rows: Vec<MemberRow> = members
         .iter()
         .zip(statuses)
-        .map(|(info, status)| {
-            let lag = status.as_ref().map(|s| most - s.committed_upto);
-            MemberRow { info: info.clone(), status, lag }
+        .map(|(info, status)| MemberRow {
+            info: info.clone(),
+            reachable: status.is_some(),
+            role: status.as_ref().map_or("down", |s| role_of(s.role)),
+            view: status.as_ref().map(|s| (s.view.0, s.primary)),
+            received: None,
+            lag: status.as_ref().map(|s| most - s.committed_upto),
+            status,
         })
         .collect();
+    sort_by_ring(&mut rows, newest.as_ref());
+    rows
+}
+
+fn sort_by_ring(rows: &mut [MemberRow], view: Option<&NodeStatus>) {
     let position = |row: &MemberRow| {
-        newest.as_ref().and_then(|s| s.ring.iter().position(|m| m.id == row.info.id)).unwrap_or(usize::MAX)
+        view.and_then(|s| s.ring.iter().position(|m| m.id == row.info.id)).unwrap_or(usize::MAX)
     };
     rows.sort_by_key(|row| (position(row), row.info.id));
-    rows
 }
 
 /// The status of the member with the newest view (primary preferred).
 fn newest(statuses: &[Option<NodeStatus>]) -> Option<&NodeStatus> {
     statuses.iter().flatten().max_by_key(|s| (s.primary, s.view, s.committed_upto))
-}
-
-fn role_name(row: &MemberRow) -> &'static str {
-    match row.status.as_ref().map(|s| s.role) {
-        None => "down",
-        Some(StandbyRole::None) => "none",
-        Some(StandbyRole::Hot) => "hot",
-        Some(StandbyRole::Warm) => "warm",
-        Some(StandbyRole::Witness) => "witness",
-    }
 }
 
 fn rate(status: &NodeStatus) -> f64 {
@@ -98,6 +150,7 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
         "PRIMARY",
         "REVISION",
         "COMMITTED",
+        "RECEIVED",
         "LAG",
         "CHECKPOINT",
         "STATE",
@@ -106,16 +159,18 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for row in rows {
         let dash = || "-".to_string();
+        let number = |value: Option<u64>| value.map_or_else(dash, |v| v.to_string());
         let s = row.status.as_ref();
         lines.push(vec![
             row.info.id.0.to_string(),
             row.info.addr.clone(),
-            role_name(row).to_string(),
-            s.map_or_else(dash, |s| s.view.0.to_string()),
-            s.map_or_else(dash, |s| if s.primary { "yes" } else { "no" }.to_string()),
-            s.map_or_else(dash, |s| s.revision.to_string()),
-            s.map_or_else(dash, |s| s.committed_upto.to_string()),
-            row.lag.map_or_else(dash, |lag| lag.to_string()),
+            row.role.to_string(),
+            number(row.view.map(|(view, _)| view)),
+            row.view.map_or_else(dash, |(_, primary)| if primary { "yes" } else { "no" }.to_string()),
+            number(s.map(|s| s.revision)),
+            number(s.map(|s| s.committed_upto)),
+            number(row.received),
+            number(row.lag),
             s.map_or_else(dash, |s| {
                 if s.last_checkpoint == 0 {
                     "none".into()
@@ -141,16 +196,16 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
 pub fn render_json_rows(rows: &[MemberRow], summary: bool) -> String {
     let members = json::array(rows.iter().map(|row| {
         let s = row.status.as_ref();
-        let primary = s.map_or("null", |s| if s.primary { "true" } else { "false" });
         Object::new()
             .uint("id", u64::from(row.info.id.0))
             .str("addr", &row.info.addr)
-            .str("role", role_name(row))
-            .bool("reachable", s.is_some())
-            .opt_uint("view", s.map(|s| s.view.0))
-            .raw("primary", primary)
+            .str("role", row.role)
+            .bool("reachable", row.reachable)
+            .opt_uint("view", row.view.map(|(view, _)| view))
+            .raw("primary", row.view.map_or("null", |(_, primary)| if primary { "true" } else { "false" }))
             .opt_uint("revision", s.map(|s| s.revision))
             .opt_uint("committed", s.map(|s| s.committed_upto))
+            .opt_uint("received", row.received)
             .opt_uint("lag", row.lag)
             .opt_uint("last_checkpoint", s.and_then(|s| (s.last_checkpoint > 0).then_some(s.last_checkpoint)))
             .opt_uint("state_bytes", s.map(|s| s.state_bytes))
@@ -200,16 +255,20 @@ mod tests {
             min_replicas: 2,
             max_step_us: 0,
             state_bytes: 0,
+            links_up: 2,
+            links_dialled: 3,
+            links_accepted: 1,
         }
     }
 
-    fn info(id: u16) -> MemberInfo {
-        MemberInfo { id: NodeId(id), addr: format!("127.0.0.1:710{id}"), incarnation: 1 }
+    fn info(id: u16, role: StandbyRole, received_upto: u64) -> MemberInfo {
+        MemberInfo { id: NodeId(id), addr: format!("127.0.0.1:710{id}"), incarnation: 1, role, received_upto }
     }
 
     #[test]
     fn rows_follow_the_ring_and_show_lag_and_down_members() {
-        let members = [info(1), info(2), info(3)];
+        let members =
+            [info(1, StandbyRole::Hot, 0), info(2, StandbyRole::Hot, 0), info(3, StandbyRole::None, 0)];
         let rows =
             member_rows(&members, vec![Some(status(1, 40, &[2, 1])), Some(status(2, 38, &[2, 1])), None]);
         let ids: Vec<u16> = rows.iter().map(|r| r.info.id.0).collect();
@@ -223,15 +282,15 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            "ID  ADDRESS         ROLE  VIEW  PRIMARY  REVISION  COMMITTED  LAG  CHECKPOINT  STATE   MAX STEP"
+            "ID  ADDRESS         ROLE  VIEW  PRIMARY  REVISION  COMMITTED  RECEIVED  LAG  CHECKPOINT  STATE   MAX STEP"
         );
         assert_eq!(
             lines[2],
-            "2   127.0.0.1:7102  hot   4     yes      19        38         2    none        0.0 MB  0.0 ms"
+            "2   127.0.0.1:7102  hot   4     yes      19        38         -         2    none        0.0 MB  0.0 ms"
         );
         assert_eq!(
             lines[4],
-            "3   127.0.0.1:7103  down  -     -        -         -          -    -           -       -"
+            "3   127.0.0.1:7103  down  -     -        -         -          -         -    -           -       -"
         );
         let json = render_json_rows(&rows, true);
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -241,6 +300,39 @@ mod tests {
         let none: serde_json::Value = serde_json::from_str(&render_json_rows(&[], true)).unwrap();
         assert!(none["view"].is_null() && none["rotation_rate"].is_null());
         assert!(json.starts_with("{\"view\":4,\"primary\":true,\"replicas\":2,\"configured\":3,\"min_replicas\":2,\"revision\":20,\"committed\":40,\"rotation_rate\":3.900,\"members\":[{\"id\":2,\"addr\":\"127.0.0.1:7102\",\"role\":\"hot\""), "{json}");
-        assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"lag\":null,\"last_checkpoint\":null,\"state_bytes\":null,\"max_step_us\":null}]}"), "{json}");
+        assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"received\":null,\"lag\":null,\"last_checkpoint\":null,\"state_bytes\":null,\"max_step_us\":null}]}"), "{json}");
+    }
+
+    #[test]
+    fn one_members_report_gives_every_members_role_and_lag_from_the_token() {
+        // Member 2 answers; the ring is [2 1 3] and member 4 is not in the view.
+        let members = [
+            info(1, StandbyRole::Hot, 40),
+            info(2, StandbyRole::Hot, 38),
+            info(3, StandbyRole::Warm, 35),
+            info(4, StandbyRole::None, 0),
+        ];
+        let rows = report_rows(&members, &status(2, 37, &[2, 1, 3]));
+        let ids: Vec<u16> = rows.iter().map(|r| r.info.id.0).collect();
+        assert_eq!(ids, [2, 1, 3, 4]);
+        assert_eq!(rows.iter().map(|r| r.role).collect::<Vec<_>>(), ["hot", "hot", "warm", "down"]);
+        assert_eq!(rows.iter().map(|r| r.lag).collect::<Vec<_>>(), [Some(2), Some(0), Some(5), None]);
+        assert!(rows[0].status.is_some() && rows[1].status.is_none());
+        let table = render_table(&rows, true);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[2],
+            "2   127.0.0.1:7102  hot   4     yes      18        37         38        2    none        0.0 MB  0.0 ms"
+        );
+        assert_eq!(
+            lines[4],
+            "3   127.0.0.1:7103  warm  4     yes      -         -          35        5    -           -       -"
+        );
+        assert_eq!(
+            lines[5],
+            "4   127.0.0.1:7104  down  -     -        -         -          -         -    -           -       -"
+        );
+        let json = render_json_rows(&rows, false);
+        assert_eq!(json.matches("\"reachable\":true").count(), 3, "{json}");
     }
 }

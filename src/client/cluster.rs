@@ -26,6 +26,8 @@ const ATTEMPTS_MAX: usize = 64;
 /// The first pause after every member failed in turn; it doubles up to `BACKOFF_MAX`.
 const BACKOFF_MIN: Duration = Duration::from_millis(25);
 const BACKOFF_MAX: Duration = Duration::from_millis(800);
+/// Members `view_report` asks, at most, for one in a primary view.
+const REPORT_MEMBERS_MAX: usize = 3;
 
 /// How long to wait for what, and the cluster key to prove on every connection.
 #[derive(Clone, Debug)]
@@ -327,6 +329,34 @@ impl ClusterClient {
     /// The status of the member at `addr` only, without failover.
     pub fn status_of(&self, addr: SocketAddr) -> Result<NodeStatus, ClientError> {
         Client::connect_with(addr, self.options.request_timeout, self.options.auth.as_ref())?.status()
+    }
+
+    /// Every configured member as one member reports it (its role, and its received prefix as
+    /// the token carries it), with that member's own status, over one connection: the whole
+    /// member table in two requests, whatever the size of the cluster (docs/PROTOCOL.md §8). A
+    /// member outside the primary view has a stale view, so the next member is asked, a few at
+    /// most; the last answer is returned if none is primary.
+    pub fn view_report(&mut self) -> Result<(Vec<MemberInfo>, NodeStatus), ClusterError> {
+        let mut last = None;
+        for _ in 0..self.addrs.len().clamp(1, REPORT_MEMBERS_MAX) {
+            let report = self.with_failover(|client| {
+                let members = match client.members() {
+                    Ok(members) => members,
+                    Err(e) => return classify(e),
+                };
+                match client.status() {
+                    Ok(status) => Attempt::Done((members, status)),
+                    Err(e) => classify(e),
+                }
+            })?;
+            if report.1.primary {
+                return Ok(report);
+            }
+            last = Some(report);
+            // The next attempt connects to the next member.
+            self.current = None;
+        }
+        last.ok_or(ClusterError::Unreachable { attempts: 0, last: None })
     }
 
     /// The configured members, as some member knows them.

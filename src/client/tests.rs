@@ -76,6 +76,9 @@ fn status_of(request: u64) -> ClientReply {
         min_replicas: 1,
         max_step_us: 0,
         state_bytes: 0,
+        links_up: 0,
+        links_dialled: 0,
+        links_accepted: 0,
     };
     ClientReply::Status { request, status }
 }

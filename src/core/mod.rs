@@ -19,7 +19,7 @@ pub use io::{
 use std::time::Duration;
 
 use crate::config::{CoreConfig, Durability};
-use crate::core::links::Links;
+use crate::core::links::{Links, Lost};
 use crate::core::membership::{Membership, Phase, Reason};
 use crate::core::ring::message_log::MessageLog;
 use crate::core::ring::queue::{Pending, SubmitQueue};
@@ -142,14 +142,22 @@ impl Core {
             Input::Force { tag, confirm } => self.start_force(now, tag, confirm, out),
         }
         let settled = self.membership.is_operational() && self.membership.coordination.is_none();
-        for peer in self.links.on_tick(now, settled, out) {
-            log::warn!(
-                "{} link to {} silent for {:?}: closed",
-                self.config.me.id,
-                peer,
-                self.config.token_timeout
-            );
-            self.on_link_lost(now, peer, true, Reason::LinkSilent, out);
+        for (peer, lost) in self.links.on_tick(now, settled, out) {
+            match lost {
+                Lost::Silent => {
+                    log::warn!(
+                        "{} link to {} silent for {:?}: closed",
+                        self.config.me.id,
+                        peer,
+                        self.config.token_timeout
+                    );
+                    self.on_link_lost(now, peer, true, Reason::LinkSilent, out);
+                }
+                Lost::DialUnanswered => {
+                    log::warn!("{} dial to {} unanswered: given up", self.config.me.id, peer);
+                    self.on_link_lost(now, peer, false, Reason::LinkClosed, out);
+                }
+            }
         }
         if self.membership.is_operational() {
             self.on_park_timeout(now, out);
@@ -230,6 +238,7 @@ impl Core {
 
     fn on_link_up(&mut self, now: Time, peer: Member, out: &mut Vec<Output>) {
         self.forgive(peer);
+        self.membership.contact_skip.remove(&peer.id);
         self.links.on_up(peer, now);
         self.ring.on_link_up(peer);
         if self.membership.is_operational() {
@@ -324,6 +333,29 @@ impl Core {
         }
     }
 
+    /// Every member of the installed view with its received prefix as the token last carried
+    /// it here (0 before the first visit): each member's progress, known without asking it.
+    pub fn ring_progress(&self) -> Vec<(Member, Seq)> {
+        let received = &self.ring.last_received;
+        self.ring
+            .members
+            .iter()
+            .enumerate()
+            .map(|(p, m)| (*m, received.get(p).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// The ids of the installed view's hot members (docs/PROTOCOL.md §7).
+    pub fn hot_ids(&self) -> Vec<NodeId> {
+        let ids: Vec<NodeId> = self.ring.members.iter().map(|m| m.id).collect();
+        hot_members(&ids, self.config.hot)
+    }
+
+    /// Peer links up now and dials started since start (docs/PROTOCOL.md §4).
+    pub fn link_counts(&self) -> (usize, u64) {
+        (self.links.up_count(), self.links.dials_started)
+    }
+
     /// Replicas in the view against the write quorum; cheap (docs/PROTOCOL.md §5.2).
     pub fn replicas(&self) -> Replicas {
         let configured = self.config.data_members();
@@ -366,7 +398,17 @@ impl Core {
         self.ring.rotations_seen
     }
 
-    /// The last installed primary view (cheaper than `status`).
+    /// The committed prefix (cheaper than `status`, which digests the state).
+    pub fn committed_upto(&self) -> Seq {
+        self.log.committed_upto
+    }
+
+    /// Own messages waiting for the token (cheaper than `status`).
+    pub fn queued(&self) -> usize {
+        self.queue.waiting()
+    }
+
+    /// The last installed primary view (cheaper than `status`, which digests the state).
     pub fn last_primary(&self) -> ViewId {
         self.membership.last_primary
     }

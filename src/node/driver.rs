@@ -211,7 +211,7 @@ impl Driver {
             self.c.counters.submit_queue_full.store(full, std::sync::atomic::Ordering::Relaxed);
             // Not `status()`: that digests the whole state, once per batch.
             self.rotation_rate.sample(Instant::now(), self.c.core.rotations());
-            self.c.io.wake();
+            self.c.io.wake_if_sent();
         }
         self.leave();
         if let Some(log) = &mut self.c.delivery_log {

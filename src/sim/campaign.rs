@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::time::Instant;
 
+use super::cluster::{PhaseCost, ScaleRow};
 use super::cost::{measure, seed_figures, CostRow};
 use super::{run, RunReport, SimOptions};
 use crate::ids::RingMode;
@@ -101,14 +102,24 @@ pub fn cost_table(sizes: &[usize], ring: RingMode) -> Vec<CostRow> {
 /// The table as markdown, measured beside the seed's figures.
 pub fn cost_markdown(rows: &[CostRow]) -> String {
     let mut s = String::new();
-    s.push_str("| n | ring | reliable O/C (seed) | atomic O/C (seed) | agreement O/C (seed) | transaction O/C (seed) |\n");
-    s.push_str("|---|---|---|---|---|---|\n");
+    s.push_str("| n | ring | reliable O/C (seed) | atomic O/C (seed) | agreement O/C (seed) | transaction O/C (seed) | view change O/C, connections |\n");
+    s.push_str("|---|---|---|---|---|---|---|\n");
     for row in rows {
         let seed = seed_figures(row.ring, row.nodes as u64);
         let ours = [row.reliable, row.atomic, row.agreement, row.transaction];
         let cells: Vec<String> =
             ours.iter().zip(seed.iter()).map(|(o, s)| format!("{}/{} ({}/{})", o.0, o.1, s.0, s.1)).collect();
-        s.push_str(&format!("| {} | {} | {} |\n", row.nodes, row.ring.as_str(), cells.join(" | ")));
+        let view_change = match row.view_change {
+            Some((o, c)) => format!("{o}/{c}, {}", row.view_change_dials),
+            None => "-".to_string(),
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            row.nodes,
+            row.ring.as_str(),
+            cells.join(" | "),
+            view_change
+        ));
     }
     s
 }
@@ -132,6 +143,79 @@ pub fn cost_json(rows: &[CostRow]) -> String {
                     .uint("c", ours[i].1)
                     .uint("seed_o", seed[i].0)
                     .uint("seed_c", seed[i].1)
+                    .finish(),
+            );
+        }
+        if let Some((o, c)) = row.view_change {
+            records.push(
+                Object::new()
+                    .str("operation", "view_change")
+                    .uint("n", row.nodes as u64)
+                    .str("ring", row.ring.as_str())
+                    .uint("o", o)
+                    .uint("c", c)
+                    .uint("connections", row.view_change_dials)
+                    .finish(),
+            );
+        }
+    }
+    json::array(records)
+}
+
+/// The scale table (docs/PROTOCOL.md §4) as markdown: per ring size and phase, the virtual time,
+/// the dials of the member that opened the most and of all, and the frames sent (membership
+/// frames in brackets).
+pub fn scale_markdown(rows: &[ScaleRow]) -> String {
+    let mut s = String::new();
+    s.push_str(
+        "| n | phase | time (ms) | dials max / total | dials per member | frames (membership) | result |\n",
+    );
+    s.push_str("|---|---|---|---|---|---|---|\n");
+    for row in rows {
+        let result = match &row.violation {
+            None => format!("ok, {} links at most once stable", row.links_max),
+            Some(v) => {
+                format!("VIOLATION of {} ({}): {}", v.guarantee.number(), v.guarantee.name(), v.detail)
+            }
+        };
+        for (name, cost) in scale_phases(row) {
+            s.push_str(&format!(
+                "| {} | {} | {:.1} | {} / {} | {:.2} | {} ({}) | {} |\n",
+                row.nodes,
+                name,
+                cost.time.as_secs_f64() * 1000.0,
+                cost.dials_max,
+                cost.dials_total,
+                cost.dials_total as f64 / row.nodes as f64,
+                cost.frames,
+                cost.membership_frames,
+                result
+            ));
+        }
+    }
+    s
+}
+
+fn scale_phases(row: &ScaleRow) -> [(&'static str, PhaseCost); 3] {
+    [("formation", row.formation), ("view change", row.view_change), ("join", row.join)]
+}
+
+/// The scale table as a JSON array of flat records, one per ring size and phase.
+pub fn scale_json(rows: &[ScaleRow]) -> String {
+    let mut records = Vec::new();
+    for row in rows {
+        for (name, cost) in scale_phases(row) {
+            records.push(
+                Object::new()
+                    .uint("n", row.nodes as u64)
+                    .str("phase", name)
+                    .fixed("time_ms", cost.time.as_secs_f64() * 1000.0, 3)
+                    .uint("dials_max", cost.dials_max)
+                    .uint("dials_total", cost.dials_total)
+                    .uint("frames", cost.frames)
+                    .uint("membership_frames", cost.membership_frames)
+                    .uint("links_max", row.links_max as u64)
+                    .opt_uint("violation", row.violation.as_ref().map(|v| u64::from(v.guarantee.number())))
                     .finish(),
             );
         }

@@ -146,16 +146,25 @@ pub(crate) struct Cluster<'a> {
     steps: u64,
     views: Vec<(Time, u64)>,
     first_fault: Option<Time>,
+    /// Dials started by each member (its `Connect`s), by index.
+    dials: Vec<u64>,
+    /// Frames sent, and of them those of joins and view changes (docs/PROTOCOL.md §4, §5).
+    frames: u64,
+    membership_frames: u64,
+    /// The last primary view each member installed: its id, ring size and time; and how many
+    /// installs there were.
+    installed: Vec<Option<(u64, usize, Time)>>,
+    installs: u64,
+    /// Every member's deadline as it was set (stale entries are dropped when they surface), so
+    /// the next one is found in O(log n) rather than by a scan of every member.
+    deadlines: BinaryHeap<Reverse<(Time, NodeId)>>,
 }
 
 impl<'a> Cluster<'a> {
     pub(crate) fn new(seed: u64, options: &'a SimOptions) -> Cluster<'a> {
         let mut rng = Rng::new(seed);
         let ids: Vec<NodeId> = (1..=options.nodes as u16).map(NodeId).collect();
-        let witnesses = witness_ids(options);
-        let mut probe = CoreConfig::new(Member { id: NodeId(1), incarnation: 1 }, ids.clone());
-        probe.witnesses = witnesses.clone();
-        probe.min_replicas = options.min_replicas;
+        let probe = probe_config(options);
         let single_copy = probe.write_quorum() == 1 && probe.data_members() > 1;
         let schedule = faults::draw(
             &mut rng,
@@ -165,6 +174,21 @@ impl<'a> Cluster<'a> {
             options.token_timeout,
             single_copy,
         );
+        let heal = schedule.kind.is_none();
+        Cluster::with_schedule(seed, rng, options, schedule, heal)
+    }
+
+    /// A run of `schedule`, with a heal at the end of the fault phase if `heal`.
+    fn with_schedule(
+        seed: u64,
+        rng: Rng,
+        options: &'a SimOptions,
+        schedule: faults::Schedule,
+        heal: bool,
+    ) -> Cluster<'a> {
+        let ids: Vec<NodeId> = (1..=options.nodes as u16).map(NodeId).collect();
+        let witnesses = witness_ids(options);
+        let probe = probe_config(options);
         let mut cluster = Cluster {
             options,
             seed,
@@ -193,11 +217,17 @@ impl<'a> Cluster<'a> {
             steps: 0,
             views: Vec::new(),
             first_fault: None,
+            dials: vec![0; ids.len()],
+            frames: 0,
+            membership_frames: 0,
+            installed: vec![None; ids.len()],
+            installs: 0,
+            deadlines: BinaryHeap::new(),
         };
         for (time, action) in schedule.actions {
             cluster.schedule(time, Event::Fault(action));
         }
-        if schedule.kind.is_none() {
+        if heal {
             cluster.schedule(Time::ZERO + options.fault_phase, Event::Fault(FaultAction::Heal));
         }
         cluster.schedule_workload();
@@ -305,13 +335,7 @@ impl<'a> Cluster<'a> {
         let mut next_settle_check = 0u64;
         while self.steps < self.options.step_max {
             let event_time = self.queue.peek().map_or(Time::NEVER, |s| s.0.time);
-            let (deadline_node, deadline) = self
-                .nodes
-                .iter()
-                .filter(|n| n.core.is_some() && !n.paused)
-                .map(|n| (n.id, n.deadline))
-                .min_by_key(|&(id, t)| (t, id))
-                .unwrap_or((NodeId(0), Time::NEVER));
+            let (deadline_node, deadline) = self.next_deadline();
             let next = event_time.min(deadline);
             if let Some(healed) = self.healed_at {
                 if next == Time::NEVER || next > healed + self.options.settle {
@@ -439,7 +463,7 @@ impl<'a> Cluster<'a> {
             return Err(Violation::new(Guarantee::CoreAssertion, format!("{id}: {what}")));
         }
         let view = core.last_primary();
-        node.deadline = core.next_deadline();
+        let deadline = core.next_deadline();
         // A core that was cut off rejoins as a new incarnation; outputs of this step are its.
         let excluded = node.incarnation != core.me().incarnation;
         node.incarnation = core.me().incarnation;
@@ -451,6 +475,7 @@ impl<'a> Cluster<'a> {
             ));
         }
         let member = core.me();
+        self.set_deadline(id, deadline);
         let mut result = Ok(());
         for output in out.drain(..) {
             if result.is_err() {
@@ -460,6 +485,30 @@ impl<'a> Cluster<'a> {
         }
         self.out = out;
         result
+    }
+
+    /// The earliest deadline of a running member, ties to the lowest id.
+    fn next_deadline(&mut self) -> (NodeId, Time) {
+        if self.deadlines.len() > 4 * self.nodes.len() + 1024 {
+            // Mostly stale entries: rebuild from the members' current deadlines.
+            self.deadlines = self.nodes.iter().map(|n| Reverse((n.deadline, n.id))).collect();
+        }
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            let node = &self.nodes[usize::from(id.0) - 1];
+            if node.core.is_some() && !node.paused && node.deadline == at && at != Time::NEVER {
+                return (id, at);
+            }
+            self.deadlines.pop();
+        }
+        (NodeId(0), Time::NEVER)
+    }
+
+    /// Sets member `id`'s deadline.
+    fn set_deadline(&mut self, id: NodeId, at: Time) {
+        self.node(id).deadline = at;
+        if at != Time::NEVER {
+            self.deadlines.push(Reverse((at, id)));
+        }
     }
 
     fn execute(
@@ -474,9 +523,19 @@ impl<'a> Cluster<'a> {
                 if let PeerFrame::Token(token) = &frame {
                     self.check_window(id, token)?;
                 }
+                self.frames += 1;
+                if !matches!(
+                    frame,
+                    PeerFrame::Heartbeat | PeerFrame::Token(_) | PeerFrame::Data(_) | PeerFrame::Wake { .. }
+                ) {
+                    self.membership_frames += 1;
+                }
                 self.send(id, to, frame)
             }
-            Output::Connect { peer } => self.connect(id, peer),
+            Output::Connect { peer } => {
+                self.dials[usize::from(id.0) - 1] += 1;
+                self.connect(id, peer)
+            }
             Output::Disconnect { peer } => self.execute_disconnect(id, peer),
             Output::Deliver(delivery) => self.checker.on_deliver(member, &delivery)?,
             Output::Commit(commit) => {
@@ -496,6 +555,8 @@ impl<'a> Cluster<'a> {
                 if info.primary && self.views.last().is_none_or(|&(_, v)| v < info.view.0) {
                     self.views.push((self.now, info.view.0));
                 }
+                self.installed[usize::from(id.0) - 1] = Some((info.view.0, info.ring.len(), self.now));
+                self.installs += 1;
                 self.checker.on_view(member, &info)?;
             }
             Output::Rejected { tag, reason } => {
@@ -635,147 +696,25 @@ impl<'a> Cluster<'a> {
         node.core = Some(core);
         node.paused = false;
         node.deferred.clear();
-        node.deadline = Time::NEVER;
+        self.set_deadline(id, Time::NEVER);
         self.trace.record(self.now, id, "start", incarnation, 0);
         // A fresh core needs one step to start; its first outputs carry no violation.
         let _ = self.step(id, Input::Tick);
     }
 
-    fn crash(&mut self, id: NodeId) -> Result<(), Violation> {
-        if !self.alive(id) {
-            return Ok(());
-        }
-        self.trace.record(self.now, id, "crash", 0, 0);
-        let node = self.node(id);
-        node.core = None;
-        node.paused = false;
-        node.deferred.clear();
-        node.deadline = Time::NEVER;
-        for peer in self.net.up_links_of(id) {
-            if self.net.bring_down(id, peer) {
-                let epoch = self.net.epoch(id, peer);
-                let delay = self.net.delay(&mut self.rng);
-                self.schedule(self.now + delay, Event::Notify { node: peer, peer: id, epoch, up: false });
-            }
-        }
-        if self.nodes.iter().all(|n| n.core.is_none()) {
-            self.trace.record(self.now, id, "total-loss", 0, 0);
-            let durable = (self.options.durability != Durability::Memory)
-                .then(|| self.nodes.iter().map(|n| n.disk.upto()).max().unwrap_or(0));
-            let lost = self.checker.on_total_loss(durable);
-            if lost > 0 && self.options.durability == Durability::Fsync {
-                return Err(Violation {
-                    guarantee: Guarantee::LinearHistory,
-                    detail: format!("a total loss with durable commands lost {lost} committed seqs"),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn resume(&mut self, id: NodeId) {
-        if !self.paused(id) {
-            return;
-        }
-        self.trace.record(self.now, id, "resume", 0, 0);
-        let node = self.node(id);
-        node.paused = false;
-        let deferred = std::mem::take(&mut node.deferred);
-        for event in deferred {
-            self.schedule(self.now, event);
-        }
-    }
-
-    fn unblock(&mut self, from: NodeId, to: NodeId) {
-        for held in self.net.unblock(from, to) {
-            if self.net.is_up(from, to) && self.net.epoch(from, to) == held.epoch {
-                let delay = self.net.delay(&mut self.rng);
-                let bytes = frame_bytes(&held.frame);
-                let at = self.net.arrival(from, to, self.now, delay, bytes, self.options.link_bytes_per_s);
-                self.schedule(at, Event::Frame { from, to, epoch: held.epoch, frame: held.frame });
-            }
-        }
-    }
-
-    fn fault(&mut self, action: FaultAction) -> Result<(), Violation> {
-        if !matches!(action, FaultAction::Heal) && self.first_fault.is_none() {
-            self.first_fault = Some(self.now);
-        }
-        match action {
-            FaultAction::Crash(id) => self.crash(id)?,
-            FaultAction::Start(id) => self.start(id),
-            FaultAction::BreakLink(a, b) => {
-                self.trace.record(self.now, a, "break-link", u64::from(b.0), 0);
-                self.execute_disconnect(a, b);
-            }
-            FaultAction::Partition(side) => {
-                let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
-                for &a in &side {
-                    self.trace.record(self.now, a, "partition", side.len() as u64, 0);
-                    for &b in ids.iter().filter(|b| !side.contains(b)) {
-                        self.net.block(a, b);
-                        self.net.block(b, a);
-                    }
-                }
-            }
-            FaultAction::Block(a, b) => {
-                self.trace.record(self.now, a, "block", u64::from(b.0), 0);
-                self.net.block(a, b);
-            }
-            FaultAction::Pause(id) => {
-                if self.alive(id) {
-                    self.trace.record(self.now, id, "pause", 0, 0);
-                    self.node(id).paused = true;
-                }
-            }
-            FaultAction::Resume(id) => self.resume(id),
-            FaultAction::SetDelay(latency, jitter) => {
-                self.trace.record(
-                    self.now,
-                    NodeId(0),
-                    "delay",
-                    latency.as_micros() as u64,
-                    jitter.as_micros() as u64,
-                );
-                self.net.latency = latency;
-                self.net.jitter = jitter;
-            }
-            FaultAction::Heal => {
-                self.trace.record(self.now, NodeId(0), "heal", 0, 0);
-                for (a, b) in self.net.blocked_pairs() {
-                    self.unblock(a, b);
-                }
-                let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
-                for id in ids {
-                    self.resume(id);
-                    self.start(id);
-                }
-                self.net.latency = self.options.latency;
-                self.net.jitter = self.options.jitter;
-                if self.now >= Time::ZERO + self.options.fault_phase {
-                    self.healed_at = Some(self.now);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn execute_disconnect(&mut self, a: NodeId, b: NodeId) {
-        if self.net.bring_down(a, b) {
-            let epoch = self.net.epoch(a, b);
-            self.schedule(self.now, Event::Notify { node: a, peer: b, epoch, up: false });
-            let delay = self.net.delay(&mut self.rng);
-            self.schedule(self.now + delay, Event::Notify { node: b, peer: a, epoch, up: false });
-        }
-    }
-
-    /// Live members with nothing left to do and one committed prefix.
+    /// Live members with nothing left to do and one committed prefix. The cheap accessors go
+    /// first: a status digests the whole state, which at hundreds of members dominated runs.
     fn settled(&self) -> bool {
-        let live = self.live_statuses();
-        let Some(first) = live.first() else { return true };
-        live.iter().all(|s| {
-            s.queued == 0 && s.committed_upto == first.committed_upto && s.view.view == first.view.view
-        }) && self.checker.at_end(&live, &self.live_owned()).is_ok()
+        let mut cores = self.nodes.iter().filter_map(|n| n.core.as_ref());
+        let Some(first) = cores.next() else { return true };
+        let quiet = |c: &Core| {
+            c.queued() == 0
+                && c.committed_upto() == first.committed_upto()
+                && c.last_primary() == first.last_primary()
+        };
+        quiet(first)
+            && cores.all(quiet)
+            && self.checker.at_end(&self.live_statuses(), &self.live_owned()).is_ok()
     }
 
     /// The statuses of the live members that hold state (witnesses are never in a view).
@@ -869,6 +808,19 @@ fn loadable_plugins(id: NodeId, n: usize) -> Vec<String> {
         names.push(format!("{AGREED_PLUGIN}2"));
     }
     names
+}
+
+mod actions;
+mod scale;
+pub use scale::{scale_run, PhaseCost, ScaleRow};
+
+/// A member's configuration for `options`, for the write quorum and the replicas it implies.
+fn probe_config(options: &SimOptions) -> CoreConfig {
+    let ids: Vec<NodeId> = (1..=options.nodes as u16).map(NodeId).collect();
+    let mut probe = CoreConfig::new(Member { id: NodeId(1), incarnation: 1 }, ids);
+    probe.witnesses = witness_ids(options);
+    probe.min_replicas = options.min_replicas;
+    probe
 }
 
 /// The latency used when a run does not set one.

@@ -3,10 +3,13 @@
 //! A fault-free ring of n members with one constant hop latency and no jitter forms its first
 //! view and runs until its token parks; then one message is submitted at the member holding the
 //! token, and every frame from then on is counted. O is the time to each milestone divided by the
-//! hop latency; C counts the frames sent until then (data copies and token passes).
+//! hop latency; C counts the frames sent until then (data copies and token passes). Then a member
+//! in the middle of the ring crashes: the *view change* row is the hops until every survivor
+//! installed the view without it and the frames sent meanwhile, with the connections opened (a
+//! handshake takes one hop here) counted beside them (docs/PROTOCOL.md §4).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 use crate::config::CoreConfig;
@@ -30,6 +33,10 @@ pub struct CostRow {
     pub agreement: (u64, u64),
     /// Transaction control: every member committed it.
     pub transaction: (u64, u64),
+    /// A member crashes: every survivor installed the view without it (rings of three or more).
+    pub view_change: Option<(u64, u64)>,
+    /// Connections opened during that view change.
+    pub view_change_dials: u64,
 }
 
 /// The seed's figures for an operation: (O, C) as functions of n.
@@ -45,6 +52,7 @@ const HOP: Duration = Duration::from_millis(1);
 enum Event {
     Frame { from: NodeId, to: NodeId, frame: Box<PeerFrame> },
     LinkUp { at: NodeId, peer: NodeId },
+    LinkDown { at: NodeId, peer: NodeId },
 }
 
 /// A minimal driver: every dial succeeds after one hop, every frame takes one hop.
@@ -58,6 +66,17 @@ struct Bench {
     out: Vec<Output>,
     counting: bool,
     milestones: Milestones,
+    /// Crashed members, and the up links (lower id first), so a crash closes them.
+    crashed: Vec<bool>,
+    links: BTreeSet<(NodeId, NodeId)>,
+    /// Frames and dials since the crash, and the survivors that installed the view without it.
+    frames: u64,
+    dials: u64,
+    installed: u64,
+}
+
+fn pair(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
+    (a.min(b), a.max(b))
 }
 
 impl Bench {
@@ -68,6 +87,9 @@ impl Bench {
     }
 
     fn step(&mut self, index: usize, input: Input) {
+        if self.crashed[index] {
+            return;
+        }
         let mut out = std::mem::take(&mut self.out);
         self.cores[index].step(self.now, input, &mut out);
         self.deadlines[index] = self.cores[index].next_deadline();
@@ -75,6 +97,7 @@ impl Bench {
         for o in out.drain(..) {
             match o {
                 Output::Send { to, frame } => {
+                    self.frames += 1;
                     if self.counting {
                         match &frame {
                             PeerFrame::Data(_) => self.milestones.data_frames += 1,
@@ -85,9 +108,20 @@ impl Bench {
                     self.push(Event::Frame { from: me, to, frame: Box::new(frame) });
                 }
                 Output::Connect { peer } => {
-                    self.push(Event::LinkUp { at: me, peer });
-                    self.push(Event::LinkUp { at: peer, peer: me });
+                    self.dials += 1;
+                    if self.crashed[usize::from(peer.0) - 1] {
+                        self.push(Event::LinkDown { at: me, peer });
+                    } else if self.links.insert(pair(me, peer)) {
+                        self.push(Event::LinkUp { at: me, peer });
+                        self.push(Event::LinkUp { at: peer, peer: me });
+                    }
                 }
+                // Only a link that is up closes (and is removed from the set here).
+                Output::Disconnect { peer } if self.links.remove(&pair(me, peer)) => {
+                    self.push(Event::LinkDown { at: me, peer });
+                    self.push(Event::LinkDown { at: peer, peer: me });
+                }
+                Output::ViewChange(info) if info.ring.len() + 1 == self.cores.len() => self.installed += 1,
                 Output::Deliver(_) if self.counting => self.milestones.delivered(self.now),
                 Output::Commit(c) if self.counting => self.milestones.committed(self.now, c.tag.is_some()),
                 _ => {}
@@ -131,6 +165,7 @@ impl Bench {
                     let member = self.cores[usize::from(peer.0) - 1].me();
                     self.step(usize::from(at.0) - 1, Input::LinkUp { peer: member });
                 }
+                Event::LinkDown { at, peer } => self.step(usize::from(at.0) - 1, Input::LinkDown { peer }),
             }
         }
     }
@@ -160,6 +195,11 @@ pub fn measure(nodes: usize, ring: RingMode) -> CostRow {
         out: Vec::new(),
         counting: false,
         milestones: Milestones::default(),
+        crashed: vec![false; nodes],
+        links: BTreeSet::new(),
+        frames: 0,
+        dials: 0,
+        installed: 0,
     };
     // Form the view and let the ring go quiet: everything left is far-off timers.
     let horizon = Time::ZERO + Duration::from_secs(60);
@@ -170,6 +210,7 @@ pub fn measure(nodes: usize, ring: RingMode) -> CostRow {
     bench.milestones = Milestones { start, nodes: nodes as u64, ..Milestones::default() };
     bench.step(holder, Input::Submit { tag: 1, payload: vec![0u8; 8].into() });
     bench.run(start + Duration::from_secs(30), &|b| b.milestones.commits == nodes as u64);
+    let (view_change, view_change_dials) = if nodes >= 3 { bench.crash_one() } else { (None, 0) };
     let m = &bench.milestones;
     CostRow {
         nodes,
@@ -178,6 +219,33 @@ pub fn measure(nodes: usize, ring: RingMode) -> CostRow {
         atomic: m.atomic,
         agreement: m.agreement,
         transaction: m.transaction,
+        view_change,
+        view_change_dials,
+    }
+}
+
+impl Bench {
+    /// Lets the ring park again, crashes the member in the middle and counts hops and frames
+    /// until every survivor installed the view without it, and the connections opened.
+    fn crash_one(&mut self) -> (Option<(u64, u64)>, u64) {
+        let nodes = self.cores.len();
+        self.counting = false;
+        self.run(self.now + Duration::from_secs(60), &|b| b.queue.is_empty());
+        let victim = NodeId((nodes / 2) as u16);
+        self.crashed[usize::from(victim.0) - 1] = true;
+        let closed: Vec<(NodeId, NodeId)> =
+            self.links.iter().copied().filter(|&(a, b)| a == victim || b == victim).collect();
+        for (a, b) in closed {
+            self.links.remove(&(a, b));
+            let other = if a == victim { b } else { a };
+            self.push(Event::LinkDown { at: other, peer: victim });
+        }
+        let start = self.now;
+        (self.frames, self.dials, self.installed) = (0, 0, 0);
+        let survivors = nodes as u64 - 1;
+        self.run(start + Duration::from_secs(60), &|b| b.installed == survivors);
+        let hops = (self.now.0 - start.0) / u64::try_from(HOP.as_nanos()).unwrap_or(1);
+        ((self.installed == survivors).then_some((hops, self.frames)), self.dials)
     }
 }
 

@@ -16,8 +16,11 @@ mod trace;
 
 use std::time::Duration;
 
-pub use campaign::{campaign, cost_json, cost_markdown, cost_table, print_violation, Summary};
+pub use campaign::{
+    campaign, cost_json, cost_markdown, cost_table, print_violation, scale_json, scale_markdown, Summary,
+};
 pub use checker::{tag_of, Checker, Guarantee, Violation};
+pub use cluster::{scale_run, PhaseCost, ScaleRow};
 pub use faults::{FaultAction, FaultKind, Profile};
 
 use crate::ids::RingMode;

@@ -23,6 +23,8 @@ pub struct Counters {
     pub(crate) slow_readers: AtomicU64,
     pub(crate) link_pushbacks: AtomicU64,
     pub(crate) busy_replies: AtomicU64,
+    pub(crate) dialled: AtomicU64,
+    pub(crate) links_accepted: AtomicU64,
     /// Payload bytes of client requests handed to the protocol thread and not yet taken by it;
     /// the loop stops reading clients while this is above its budget.
     pub(crate) client_bytes_queued: AtomicUsize,
@@ -62,6 +64,10 @@ pub struct CounterSnapshot {
     pub link_pushbacks: u64,
     /// Client requests answered "busy".
     pub busy_replies: u64,
+    /// Peer connections dialled (docs/PROTOCOL.md §4 says which).
+    pub dialled: u64,
+    /// Peer links accepted: dialled by another member, handshake completed.
+    pub links_accepted: u64,
 }
 
 impl Counters {
@@ -87,6 +93,8 @@ impl Counters {
             slow_readers: read(&self.slow_readers),
             link_pushbacks: read(&self.link_pushbacks),
             busy_replies: read(&self.busy_replies),
+            dialled: read(&self.dialled),
+            links_accepted: read(&self.links_accepted),
         }
     }
 }
@@ -95,9 +103,12 @@ impl fmt::Display for CounterSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "accepted {}, refused (full) {}, handshakes evicted {}, failed {}, wrong key {}, timed out {}; \
-             closed for malformed frames {}, forged records {}, oversized frames {}, stalled clients {}, \
-             slow readers {}; link pushbacks {}; busy replies {}",
+            "peer links dialled {}, accepted {}; connections accepted {}, refused (full) {}, handshakes \
+             evicted {}, failed {}, wrong key {}, timed out {}; closed for malformed frames {}, forged \
+             records {}, oversized frames {}, stalled clients {}, slow readers {}; link pushbacks {}; \
+             busy replies {}",
+            self.dialled,
+            self.links_accepted,
             self.accepted,
             self.refused_full,
             self.handshakes_evicted,

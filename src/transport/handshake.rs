@@ -109,6 +109,7 @@ impl EventLoop {
                 return self.emit(Event::LinkDown { peer });
             }
         };
+        Counters::bump(&self.counters.dialled);
         let stream = match mio::net::TcpStream::connect(addr) {
             Ok(stream) => stream,
             Err(e) => {
@@ -305,6 +306,7 @@ impl EventLoop {
         self.unproven.remove(&token);
         let Some(conn) = self.conns.get_mut(&token) else { return };
         conn.role = Role::Peer { member: from, dialled_by: from.id };
+        Counters::bump(&self.counters.links_accepted);
         log::info!("{} transport: link to {from} up (accepted from {})", me.id, conn.addr);
         self.slots.entry(from.id).or_default().link = Some(token);
         self.emit(Event::LinkUp { peer: from });

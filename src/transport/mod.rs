@@ -29,6 +29,7 @@ pub use pressure::CLIENTS_UNSENT_BYTES_MAX;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -188,13 +189,25 @@ pub struct TransportConfig {
 }
 
 /// The protocol thread's end of the loop: commands plus the waker.
-#[derive(Clone)]
 pub struct LoopHandle {
     commands: Sender<Command>,
     waker: Arc<mio::Waker>,
     /// The bytes of queued commands, against `COMMANDS_BYTES_MAX`; the loop gives them back as
     /// it executes the commands, and closes the budget when it ends.
     budget: Arc<ByteBudget>,
+    /// Commands were queued since the last wake-up.
+    unwoken: AtomicBool,
+}
+
+impl Clone for LoopHandle {
+    fn clone(&self) -> LoopHandle {
+        LoopHandle {
+            commands: self.commands.clone(),
+            waker: Arc::clone(&self.waker),
+            budget: Arc::clone(&self.budget),
+            unwoken: AtomicBool::new(self.unwoken.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl LoopHandle {
@@ -211,6 +224,7 @@ impl LoopHandle {
                 false
             });
         }
+        self.unwoken.store(true, Ordering::Relaxed);
         let sent = match self.commands.try_send(command) {
             Ok(()) => true,
             Err(TrySendError::Disconnected(_)) => false,
@@ -227,8 +241,17 @@ impl LoopHandle {
 
     /// Wakes the loop so it drains the commands queued since the last wake-up.
     pub fn wake(&self) {
+        self.unwoken.store(false, Ordering::Relaxed);
         if let Err(e) = self.waker.wake() {
             log::error!("transport: cannot wake the event loop: {e}");
+        }
+    }
+
+    /// Wakes the loop only if commands were queued since the last wake-up: an idle member's
+    /// timer steps then cost the loop thread nothing.
+    pub fn wake_if_sent(&self) {
+        if self.unwoken.load(Ordering::Relaxed) {
+            self.wake();
         }
     }
 }
@@ -275,7 +298,7 @@ impl Transport {
             .spawn(move || event_loop.run())
             .map_err(|e| Error::io("spawn the event loop thread", e))?;
         Ok(Transport {
-            handle: LoopHandle { commands, waker, budget },
+            handle: LoopHandle { commands, waker, budget, unwoken: AtomicBool::new(false) },
             events,
             thread,
             counters,

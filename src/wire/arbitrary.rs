@@ -210,6 +210,9 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
                     min_replicas: number(rng) as u16,
                     max_step_us: number(rng),
                     state_bytes: number(rng),
+                    links_up: number(rng) as u32,
+                    links_dialled: number(rng),
+                    links_accepted: number(rng),
                 },
             })
         }
@@ -270,6 +273,8 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
                     id: NodeId(number(rng) as u16),
                     addr: random_text(rng),
                     incarnation: number(rng),
+                    role: [StandbyRole::None, StandbyRole::Hot, StandbyRole::Warm][rng.below(3) as usize],
+                    received_upto: number(rng),
                 })
                 .collect();
             return Frame::Reply(ClientReply::Members { request: number(rng), members });

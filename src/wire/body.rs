@@ -30,7 +30,7 @@ const MESSAGE_BYTES_MIN: usize = 8 + (2 + 8 + 8) + 2 + 4;
 /// The smallest encoded `WatchEvent`: revision, kind, empty key and value.
 const WATCH_EVENT_BYTES_MIN: usize = 8 + 1 + 4 + 4;
 /// The smallest encoded `MemberInfo`: id, empty address, incarnation.
-const MEMBER_INFO_BYTES_MIN: usize = 2 + 2 + 8;
+const MEMBER_INFO_BYTES_MIN: usize = 2 + 2 + 8 + 1 + 8;
 
 /// The kind byte of a peer frame.
 pub(crate) fn peer_kind(frame: &PeerFrame) -> FrameKind {
@@ -393,6 +393,8 @@ pub(super) fn put_reply(out: &mut Vec<u8>, reply: &ClientReply) {
                 put_u16(out, member.id.0);
                 put_str_u16(out, &member.addr);
                 put_u64(out, member.incarnation);
+                put_u8(out, standby_role_byte(member.role));
+                put_u64(out, member.received_upto);
             }
         }
         ClientReply::Leaving { request } => put_u64(out, *request),
@@ -447,6 +449,8 @@ fn get_member_info(r: &mut Reader<'_>) -> Result<MemberInfo, DecodeError> {
         id: NodeId(r.u16("member.id")?),
         addr: r.str_u16("member.addr")?.to_owned(),
         incarnation: r.u64("member.incarnation")?,
+        role: get_standby_role(r, "member.role")?,
+        received_upto: r.u64("member.received_upto")?,
     })
 }
 
@@ -726,6 +730,9 @@ fn put_status(out: &mut Vec<u8>, status: &NodeStatus) {
     put_u16(out, status.min_replicas);
     put_u64(out, status.max_step_us);
     put_u64(out, status.state_bytes);
+    put_u32(out, status.links_up);
+    put_u64(out, status.links_dialled);
+    put_u64(out, status.links_accepted);
 }
 
 fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
@@ -748,5 +755,8 @@ fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
         min_replicas: r.u16("status.min_replicas")?,
         max_step_us: r.u64("status.max_step_us")?,
         state_bytes: r.u64("status.state_bytes")?,
+        links_up: r.u32("status.links_up")?,
+        links_dialled: r.u64("status.links_dialled")?,
+        links_accepted: r.u64("status.links_accepted")?,
     })
 }

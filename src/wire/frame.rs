@@ -431,6 +431,12 @@ pub struct MemberInfo {
     pub addr: String,
     /// Its incarnation in the answering node's view, 0 if it is not in that view.
     pub incarnation: u64,
+    /// Its role in that view (`None` if it is not in it).
+    pub role: StandbyRole,
+    /// Its contiguous received prefix as the answering node last saw it on the token (0 if not
+    /// in the view): what the ring already carries, so one member can report every member's lag
+    /// (docs/PROTOCOL.md §8).
+    pub received_upto: Seq,
 }
 
 /// A node's answer to a client.
@@ -565,6 +571,12 @@ pub struct NodeStatus {
     pub max_step_us: u64,
     /// The bytes of its replicated state's canonical encoding (what a checkpoint writes).
     pub state_bytes: u64,
+    /// Peer links up now (its ring neighbours in a stable view, docs/PROTOCOL.md §4).
+    pub links_up: u32,
+    /// Peer connections this process has dialled since it started.
+    pub links_dialled: u64,
+    /// Peer links other members dialled to it that completed their handshake.
+    pub links_accepted: u64,
 }
 
 /// A member's standby role as reported in its status.

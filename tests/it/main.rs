@@ -28,5 +28,6 @@ mod proxy_selftest;
 mod quorum_processes;
 mod ring_core;
 mod ring_processes;
+mod scale_processes;
 mod sim;
 mod state_processes;

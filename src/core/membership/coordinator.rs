@@ -99,8 +99,17 @@ impl Core {
         }
         let ballot = self.next_ballot();
         self.membership.max_round = ballot.round;
-        let targets: BTreeSet<NodeId> =
-            self.config.universe.iter().copied().filter(|&id| id != self.config.me.id).collect();
+        // Who can matter to the successor (docs/PROTOCOL.md §4): the members of the last primary
+        // view (its voters), the joiners that asked this member, whoever is linked to it (fresh
+        // peers at genesis) and the witnesses, which wait to be asked (§5.7). Members of the
+        // universe in none of these are down or joining through a contact of their own, and
+        // dialling them would only cost dial slots.
+        let mut targets: BTreeSet<NodeId> =
+            self.membership.last_primary_members.iter().map(|m| m.id).collect();
+        targets.extend(self.membership.joiners.iter().map(|m| m.id));
+        targets.extend(self.links.up());
+        targets.extend(self.config.witnesses.iter().copied());
+        targets.remove(&self.config.me.id);
         if self.membership.change.is_none() {
             self.membership.change = Some((now, reason));
         }
@@ -111,7 +120,7 @@ impl Core {
         let mut promises = BTreeMap::new();
         promises.insert(self.config.me.id, promise);
         for &t in &targets {
-            self.links.want_now(t, out);
+            self.links.want_now(t, now, out);
         }
         self.membership.coordination = Some(Coordination {
             ballot,
@@ -174,8 +183,21 @@ impl Core {
         if promise.ballot != c.ballot || !matches!(c.stage, Stage::Preparing { .. }) {
             return;
         }
+        // A promiser from a newer primary view than this member knows: that view's members
+        // are its voters, so they are prepared too.
+        let newer: Vec<NodeId> = if promise.last_primary > self.membership.last_primary {
+            promise.last_primary_members.iter().map(|m| m.id).filter(|id| *id != self.config.me.id).collect()
+        } else {
+            Vec::new()
+        };
         c.promises.insert(from, promise);
         c.on_progress(now, patience);
+        for id in newer {
+            if c.targets.insert(id) {
+                self.links.want_now(id, now, out);
+            }
+        }
+        self.send_prepares(now, out);
         self.check_coordination(now, out);
     }
 

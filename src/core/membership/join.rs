@@ -2,15 +2,18 @@
 //! or forms the first view of a fresh cluster with a majority of the universe; a member that stops
 //! cleanly coordinates its own removal (docs/PROTOCOL.md §5).
 
+use std::collections::BTreeSet;
+
 use super::{PeerStatus, Phase, Reason};
 use crate::core::{Core, Output, RejectReason};
 use crate::ids::{Member, NodeId, ViewId};
 use crate::time::Time;
 use crate::wire::PeerFrame;
 
+/// How many members a joining member links to at once (docs/PROTOCOL.md §4).
+pub(in crate::core) const CONTACTS: usize = 3;
+
 impl Core {
-    /// Every join interval: link to the universe, ask every linked peer to let this member in,
-    /// and form the first view if the cluster is fresh.
     /// After being left out of a view: the next join requests come later, doubling each time.
     pub(in crate::core) fn back_off_joining(&mut self, now: Time) {
         let base = self.config.token_timeout / 4;
@@ -19,6 +22,8 @@ impl Core {
         self.membership.phase = Phase::Joining { next_join: now + backoff };
     }
 
+    /// Every join interval: link to a few contacts, ask them to let this member in, and form
+    /// the first view if the cluster is fresh (docs/PROTOCOL.md §4).
     pub(in crate::core) fn on_join_interval(&mut self, now: Time, out: &mut Vec<Output>) {
         let interval = (self.config.token_timeout / 4).max(self.membership.join_backoff);
         self.membership.phase = Phase::Joining { next_join: now + interval };
@@ -26,19 +31,83 @@ impl Core {
         if self.config.is_witness() && self.membership.last_primary != ViewId(0) {
             return;
         }
-        let peers: Vec<NodeId> =
-            self.config.universe.iter().copied().filter(|&id| id != self.config.me.id).collect();
-        for &peer in &peers {
-            self.links.want(peer, out);
+        self.rotate_contacts(now);
+        let contacts = self.choose_contacts(now);
+        for &old in &self.membership.contacts {
+            if !contacts.contains(&old) {
+                self.links.unwant(old, now);
+            }
+        }
+        if self.membership.contacts.first() != contacts.first() {
+            self.membership.contacts_since = now;
+        }
+        self.membership.contacts = contacts.clone();
+        for &peer in &contacts {
+            self.links.want(peer, now, out);
         }
         self.check_catch_up(now, out);
         let frame = self.join_frame();
-        for &peer in &peers {
+        for &peer in &contacts {
             if self.links.is_up(peer) {
                 self.links.send(peer, frame.clone(), now, out);
             }
         }
         self.check_genesis(now, out);
+    }
+
+    /// Where a joining member looks for a primary, best first: the members of the newest primary
+    /// view it heard of, then those of its own last primary view, then the universe; each in id
+    /// order, so that the fresh members of a new cluster all contact its lowest ids (the seeds).
+    fn contact_candidates(&self) -> Vec<NodeId> {
+        let me = self.config.me.id;
+        let mut hint = self.membership.view_hint.clone();
+        hint.sort();
+        let mut last: Vec<NodeId> = self.membership.last_primary_members.iter().map(|m| m.id).collect();
+        last.sort();
+        let mut universe = self.config.universe.clone();
+        universe.sort();
+        let mut seen = BTreeSet::new();
+        hint.into_iter().chain(last).chain(universe).filter(|&id| id != me && seen.insert(id)).collect()
+    }
+
+    /// The first `CONTACTS` candidates not passed over for a failed link.
+    fn choose_contacts(&self, now: Time) -> Vec<NodeId> {
+        let skip = &self.membership.contact_skip;
+        self.contact_candidates()
+            .into_iter()
+            .filter(|id| skip.get(id).is_none_or(|&(until, _)| now >= until))
+            .take(CONTACTS)
+            .collect()
+    }
+
+    /// A contact's link failed: pass it over for a while, longer each time, and try the next
+    /// candidate; it is tried again when the window ends, so a seed that starts late still
+    /// gets every fresh member's link.
+    pub(in crate::core) fn skip_contact(&mut self, now: Time, id: NodeId) {
+        let base = self.config.token_timeout;
+        let window = match self.membership.contact_skip.get(&id) {
+            Some(&(_, window)) => (window * 2).min(base * 16),
+            None => base,
+        };
+        self.membership.contact_skip.insert(id, (now + window, window));
+    }
+
+    /// A contact that answers but does not let this member in for long (it is in no primary
+    /// itself) is passed over, once a primary is known to exist or the bootstrap wait is long
+    /// over; a fresh cluster's seeds are never rotated away while they may still form the
+    /// first view.
+    fn rotate_contacts(&mut self, now: Time) {
+        let patience = self.config.token_timeout * 4;
+        let primary_known = self.membership.last_primary != ViewId(0)
+            || self.membership.peer_status.values().any(|s| s.operational);
+        let genesis_over = now >= self.membership.started_at + self.config.bootstrap_wait + patience;
+        let stuck = now >= self.membership.contacts_since + patience;
+        if stuck && (primary_known || genesis_over) {
+            if let Some(&first) = self.membership.contacts.first() {
+                self.skip_contact(now, first);
+                self.membership.contacts_since = now;
+            }
+        }
     }
 
     /// Forms the first view when this member and every linked peer are fresh, they are a
@@ -52,8 +121,8 @@ impl Core {
             return;
         }
         let me = self.config.me.id;
-        let linked: Vec<NodeId> =
-            self.config.universe.iter().copied().filter(|&id| id != me && self.links.is_up(id)).collect();
+        // Up links only ever lead to members of the universe (the shell refuses others).
+        let linked: Vec<NodeId> = self.links.up().filter(|&id| id != me).collect();
         let all_fresh = linked.iter().all(|id| {
             self.membership.peer_status.get(id).is_some_and(|s| s.last_primary == ViewId(0) && !s.operational)
         });
@@ -108,11 +177,12 @@ impl Core {
     }
 
     /// A joiner without state is first given this view's checkpoint, streamed while the ring
-    /// runs (docs/PROTOCOL.md §5.3, "Catching up"): the first member of the ring starts the
+    /// runs (docs/PROTOCOL.md §5.3, "Catching up"): the ring member with the lowest id starts the
     /// stream instead of letting it in, and every member leaves it out while it says it is
-    /// catching up. The others' join timers run later than the first member's, and the joiner
-    /// says so at its first chunk, so a stream that starts keeps the join back; one that cannot
-    /// start (no link from the first member) lets the join go ahead as before. Returns whether
+    /// catching up. The other contacts' join timers fire token_timeout / 20 or more after the
+    /// join, and the joiner says so at its first chunk (two hops), so a stream that starts keeps
+    /// the join back; one that cannot start (no link from that member) lets the join go ahead as
+    /// before. Returns whether
     /// the join waits.
     fn catch_up_first(
         &mut self,
@@ -127,7 +197,10 @@ impl Core {
             self.membership.joiners.remove(&member);
             return true;
         }
-        if caught_up > 0 || self.replica.checkpoint().seq == 0 || self.ring.position != 0 {
+        // The ring member with the lowest id streams: every fresh joiner contacts the lowest ids
+        // (docs/PROTOCOL.md §4), so it is linked to this one, not necessarily to position 0.
+        let lowest = self.ring.members.iter().map(|m| m.id).min() == Some(self.config.me.id);
+        if caught_up > 0 || self.replica.checkpoint().seq == 0 || !lowest {
             return false;
         }
         if member.id == from && self.links.is_up(from) {

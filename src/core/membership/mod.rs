@@ -125,12 +125,22 @@ pub(in crate::core) struct Membership {
     pub(in crate::core) force_reports: Vec<Output>,
     /// Checkpoints streamed to and from this member (docs/PROTOCOL.md §5.3).
     pub(in crate::core) streams: stream::Streams,
+    /// The members a joining member links to and asks to let it in (docs/PROTOCOL.md §4), and
+    /// since when the first of them has been asked.
+    pub(in crate::core) contacts: Vec<NodeId>,
+    pub(in crate::core) contacts_since: Time,
+    /// Contacts whose link failed, passed over until the time given; the window doubles.
+    pub(in crate::core) contact_skip: BTreeMap<NodeId, (Time, Duration)>,
+    /// The members of the newest primary view heard of that this member is not in.
+    pub(in crate::core) view_hint: Vec<NodeId>,
 }
 
 /// Ring frames of future views kept until their view is installed, at most this many and at
 /// most the byte window and two batches in bytes (docs/PROTOCOL.md §2.2): the new view's token
 /// cannot have stamped more that this member has not yet seen safe.
 const EARLY_FRAMES_MAX: usize = 4096;
+/// Ranks beyond this wait as long as this one to coordinate after a failed view change.
+const GATHER_RANKS_MAX: usize = 15;
 
 impl Membership {
     pub(in crate::core) fn new(now: Time, boot: u64) -> Membership {
@@ -162,6 +172,10 @@ impl Membership {
             force: None,
             force_reports: Vec::new(),
             streams: stream::Streams::default(),
+            contacts: Vec::new(),
+            contacts_since: now,
+            contact_skip: BTreeMap::new(),
+            view_hint: Vec::new(),
         }
     }
 
@@ -245,11 +259,25 @@ impl Core {
         if let Some(c) = self.membership.coordination.as_mut() {
             c.on_link_lost(peer, was_up);
         }
+        if matches!(self.membership.phase, Phase::Joining { .. }) && self.membership.contacts.contains(&peer)
+        {
+            self.skip_contact(now, peer);
+        }
         if self.membership.is_operational() && self.ring.neighbours().contains(&peer) {
             let incarnation = self.ring.members.iter().find(|m| m.id == peer).map_or(0, |m| m.incarnation);
             self.penalize(now, peer, incarnation);
             log::warn!("{} on_link_lost: ring neighbour {} lost ({:?})", self.config.me.id, peer, reason);
-            self.start_coordination(now, reason, out);
+            if peer == self.ring.successor() {
+                self.start_coordination(now, reason, out);
+            } else {
+                // Only the predecessor link is gone: the member before it lost its successor
+                // link and coordinates; this one steps in only if no Prepare comes
+                // (docs/PROTOCOL.md §5.1). One coordinator instead of two, each dialling every
+                // member.
+                self.membership.change.get_or_insert((now, reason));
+                let coordinate_at = now + self.config.token_timeout / 4;
+                self.membership.phase = Phase::Gather { coordinate_at };
+            }
         }
         self.check_coordination(now, out);
     }
@@ -280,7 +308,11 @@ impl Core {
                     self.config.me.id,
                     self.token_loss_timeout()
                 );
-                self.start_coordination(now, Reason::TokenLost, out);
+                // Every member sees the token lost at about the same time: coordinating at once
+                // would start one view change per member, each dialling every other. The rank
+                // stagger lets the first of them do it (docs/PROTOCOL.md §5.1).
+                self.membership.change.get_or_insert((now, Reason::TokenLost));
+                self.enter_gather(now);
             }
             Phase::Gather { coordinate_at } if now >= coordinate_at => {
                 self.start_coordination(now, Reason::Retry, out);
@@ -307,15 +339,17 @@ impl Core {
     }
 
     /// Leaves the ring and waits for a coordinator, coordinating itself after a staggered delay.
-    /// A witness never coordinates: it waits for the next `Prepare` (docs/PROTOCOL.md §5.7).
+    /// The rank is capped, so that in a large view the fallback comes within a few token
+    /// timeouts; ballots settle the rare duel that the jitter does not avoid. A witness never
+    /// coordinates: it waits for the next `Prepare` (docs/PROTOCOL.md §5.7).
     pub(in crate::core) fn enter_gather(&mut self, now: Time) {
         if self.config.is_witness() {
             self.membership.phase = Phase::Joining { next_join: now };
             return;
         }
-        let ids: Vec<NodeId> = self.membership.last_primary_members.iter().map(|m| m.id).collect();
-        let rank = ids.iter().position(|&id| id == self.config.me.id).unwrap_or(ids.len());
-        let stagger = self.config.token_timeout / 8 * (rank as u32 + 1);
+        let ids = &self.membership.last_primary_members;
+        let rank = ids.iter().position(|m| m.id == self.config.me.id).unwrap_or(ids.len());
+        let stagger = self.config.token_timeout / 8 * (rank.min(GATHER_RANKS_MAX) as u32 + 1);
         let jitter =
             Duration::from_nanos(self.rng.below(u64::try_from(stagger.as_nanos()).unwrap_or(1).max(1)));
         self.membership.phase = Phase::Gather { coordinate_at: now + stagger + jitter };

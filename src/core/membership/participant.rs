@@ -8,7 +8,7 @@ use crate::core::ring::message_log::MessageLog;
 use crate::core::ring::RingState;
 use crate::core::Core;
 use crate::core::{Output, RejectReason, ViewInfo};
-use crate::ids::{Ballot, ViewId};
+use crate::ids::{Ballot, Member, ViewId};
 use crate::time::Time;
 use crate::wire::{PeerFrame, Proposal};
 
@@ -144,9 +144,7 @@ impl Core {
         } else {
             Need::Snapshot
         };
-        for neighbour in neighbours_in(&proposal, me) {
-            self.links.want(neighbour, out);
-        }
+        self.want_neighbours(now, &proposal.ring, out);
         let need =
             if self.config.defect == crate::config::Defect::SkipRecovery { Need::Nothing } else { need };
         let transfer = Transfer::new(need, proposal.cut, proposal.donor);
@@ -248,6 +246,8 @@ impl Core {
             }
             let newer = PeerStatus { last_primary: proposal.view, operational: true };
             self.membership.peer_status.insert(proposal.donor, newer);
+            // Where to ask to join: the members of that view (docs/PROTOCOL.md §4).
+            self.membership.view_hint = proposal.ring.iter().map(|m| m.id).collect();
             if self.has_history() || !matches!(self.membership.phase, Phase::Joining { .. }) {
                 self.become_excluded(now, out);
             }
@@ -296,13 +296,17 @@ impl Core {
             self.commit_upto(cut, out);
         }
         if self.log.committed_upto < cut {
-            // Only a deliberately broken core gets here; the simulator must see the gap.
+            // Only a broken core (or a forged frame) gets here: this member does not hold the
+            // prefix it would install on. It must not take part with a gap in its history, so it
+            // rejoins as a new incarnation and is given the state (docs/PROTOCOL.md §5.3).
             log::error!(
-                "{} install: prefix held only up to {} of cut {}",
+                "{} install: prefix held only up to {} of cut {}; rejoining",
                 self.config.me.id,
                 self.log.committed_upto,
                 cut
             );
+            self.become_excluded(now, out);
+            return;
         }
         self.log = MessageLog::starting_after(cut.max(self.log.committed_upto));
         let requeued = self.queue.requeue_in_flight();
@@ -329,11 +333,11 @@ impl Core {
             RingState::new(proposal.view, proposal.ring.clone(), self.config.me, self.config.ring_mode);
         self.ring.create_token_if_first(cut);
         self.assign_role(&proposal.ring);
-        let neighbours = self.ring.neighbours();
-        for &peer in &neighbours {
-            self.links.want(peer, out);
-        }
-        self.links.unwant_all_except(&neighbours, now);
+        self.want_neighbours(now, &proposal.ring, out);
+        self.links.unwant_all_except(&self.ring.neighbours(), now);
+        self.membership.contacts.clear();
+        self.membership.contact_skip.clear();
+        self.membership.view_hint.clear();
         let took = self.membership.change.take().map(|(at, reason)| (now.since(at), reason));
         log::info!(
             "{} install: view {} members {:?} primary true cut {} replicas {} of W {} requeued {}{}",
@@ -386,23 +390,27 @@ impl Core {
     }
 }
 
+impl Core {
+    /// Links to this member's neighbours in `ring`: it dials its successor and waits for its
+    /// predecessor to dial it (docs/PROTOCOL.md §4), dialling too only if that link is not up
+    /// after a quarter of the token timeout. One handshake per ring link, and none crossing.
+    fn want_neighbours(&mut self, now: Time, ring: &[Member], out: &mut Vec<Output>) {
+        let n = ring.len();
+        let Some(p) = ring.iter().position(|m| *m == self.config.me) else { return };
+        if n < 2 {
+            return;
+        }
+        let successor = ring[(p + 1) % n].id;
+        let predecessor = ring[(p + n - 1) % n].id;
+        self.links.want(successor, now, out);
+        if predecessor != successor {
+            self.links.want_passive(predecessor, now, self.config.token_timeout / 4);
+        }
+    }
+}
+
 /// Whether two proposals choose the same view: equal but for the donor, which a coordinator
 /// picks afresh when it proposes an accepted value again (docs/PROTOCOL.md §5.2).
 fn same_value(a: &Proposal, b: &Proposal) -> bool {
     (a.view, a.prev, a.cut, &a.ring, &a.quorum) == (b.view, b.prev, b.cut, &b.ring, &b.quorum)
-}
-
-/// The ring neighbours `me` would have in `proposal`.
-fn neighbours_in(proposal: &Proposal, me: crate::ids::Member) -> Vec<crate::ids::NodeId> {
-    let n = proposal.ring.len();
-    let Some(p) = proposal.ring.iter().position(|m| *m == me) else { return Vec::new() };
-    if n < 2 {
-        return Vec::new();
-    }
-    let mut ids = vec![proposal.ring[(p + 1) % n].id];
-    let pred = proposal.ring[(p + n - 1) % n].id;
-    if !ids.contains(&pred) {
-        ids.push(pred);
-    }
-    ids
 }

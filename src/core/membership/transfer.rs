@@ -15,8 +15,6 @@ const RETRANSMIT_BATCH_MAX: usize = 256;
 /// Payload bytes per `Retransmit` frame (beyond its first message): 256 large messages would
 /// not fit in one frame (`FRAME_BYTES_MAX`), and a frame that does not fit cannot be sent.
 const RETRANSMIT_BYTES_MAX: usize = crate::wire::FRAME_BYTES_MAX / 4;
-/// Fetches a donor keeps while it is still fetching itself.
-const DEFERRED_FETCHES_MAX: usize = 256;
 
 /// What a participant must fetch before it may accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +65,7 @@ impl Core {
         let from = if transfer.donor == me { source.filter(|&s| s != me) } else { Some(transfer.donor) };
         let Some(from) = from else { return };
         if !self.links.is_up(from) {
-            self.links.want(from, out);
+            self.links.want(from, now, out);
             return;
         }
         transfer.requested = true;
@@ -91,9 +89,15 @@ impl Core {
         let PeerFrame::Fetch { ballot, after, upto, snapshot } = fetch else { return };
         if let super::Phase::Accepting { transfer, .. } = &mut self.membership.phase {
             if !transfer.done(&self.log) {
-                // This donor is still fetching the prefix itself: answer once it holds it.
-                if transfer.deferred.len() < DEFERRED_FETCHES_MAX {
-                    transfer.deferred.push((from, PeerFrame::Fetch { ballot, after, upto, snapshot }));
+                // This donor is still fetching the prefix itself: answer once it holds it. One
+                // fetch per member is kept (its latest), so the list is bounded by the universe
+                // and every participant of a large view is answered: a fixed cap of 256 left the
+                // others of a 1024-member view waiting until they were excluded.
+                let fetch = PeerFrame::Fetch { ballot, after, upto, snapshot };
+                if let Some(kept) = transfer.deferred.iter_mut().find(|(id, _)| *id == from) {
+                    kept.1 = fetch;
+                } else if transfer.deferred.len() < self.config.universe.len() {
+                    transfer.deferred.push((from, fetch));
                 }
                 return;
             }

@@ -38,6 +38,9 @@ pub(in crate::core) struct RingState {
     /// First position only: `next_seq` when the token last left.
     leader_last_next_seq: Seq,
     pub(in crate::core) rotations_seen: u64,
+    /// Every position's `received_upto` as the token last carried it here: what status reports
+    /// give as each member's progress, without asking it (docs/PROTOCOL.md §8).
+    pub(in crate::core) last_received: Vec<Seq>,
 }
 
 impl RingState {
@@ -56,6 +59,7 @@ impl RingState {
             parked_hint: false,
             leader_last_next_seq: 0,
             rotations_seen: 0,
+            last_received: Vec::new(),
         }
     }
 
@@ -217,6 +221,7 @@ impl Core {
         }
         self.record_received(&mut token);
         token.backlog[position] = u32::try_from(self.queue.waiting()).unwrap_or(u32::MAX);
+        self.ring.last_received.clone_from(&token.received);
         self.deliver_ready(out);
         self.commit_upto(aru(&token), out);
         if position == 0 {

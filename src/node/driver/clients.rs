@@ -9,12 +9,13 @@
 //! queueing them until it rejoins. Stale reads are served from this member's state without the
 //! ring.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::Driver;
 use crate::core::{Commit, Input};
+use crate::ids::NodeId;
 use crate::replication::{Action, Command, Op, Outcome};
 use crate::transport::ClientId;
 use crate::wire::{
@@ -104,17 +105,7 @@ impl Driver {
                 Err((code, message)) => self.reply(client, &ClientReply::Error { request, code, message }),
             },
             ClientRequest::Members { request } => {
-                let ring = self.c.core.view().ring;
-                let members = self
-                    .c
-                    .peers
-                    .iter()
-                    .map(|(&id, addr)| MemberInfo {
-                        id,
-                        addr: addr.to_string(),
-                        incarnation: ring.iter().find(|m| m.id == id).map_or(0, |m| m.incarnation),
-                    })
-                    .collect();
+                let members = self.member_infos();
                 self.reply(client, &ClientReply::Members { request, members });
             }
             ClientRequest::ForcePrimary { request, confirm } => {
@@ -241,6 +232,32 @@ impl Driver {
         self.c.io.send(crate::transport::Command::SendClient { client, bytes });
     }
 
+    /// Every configured member as this one sees it: its place and role in the view, and its
+    /// received prefix as the token last carried it (docs/PROTOCOL.md §8). Nothing is asked of
+    /// the others, so the answer costs the same at 3 members or 256.
+    fn member_infos(&self) -> Vec<MemberInfo> {
+        let primary = self.c.core.is_primary();
+        let progress: BTreeMap<NodeId, (u64, u64)> = if primary {
+            self.c.core.ring_progress().into_iter().map(|(m, seq)| (m.id, (m.incarnation, seq))).collect()
+        } else {
+            BTreeMap::new()
+        };
+        let hot = self.c.core.hot_ids();
+        self.c
+            .peers
+            .iter()
+            .map(|(&id, addr)| {
+                let (incarnation, received_upto) = progress.get(&id).copied().unwrap_or((0, 0));
+                let role = match (progress.contains_key(&id), hot.contains(&id)) {
+                    (false, _) => StandbyRole::None,
+                    (true, true) => StandbyRole::Hot,
+                    (true, false) => StandbyRole::Warm,
+                };
+                MemberInfo { id, addr: addr.to_string(), incarnation, role, received_upto }
+            })
+            .collect()
+    }
+
     /// The wire form of this member's status.
     fn node_status(&mut self) -> NodeStatus {
         // First: a warm member catches up, so the digest is of every commit it holds.
@@ -271,6 +288,9 @@ impl Driver {
             min_replicas: count(status.replicas.needed),
             max_step_us: u64::try_from(self.max_step.as_micros()).unwrap_or(u64::MAX),
             state_bytes: self.c.core.state_bytes(),
+            links_up: u32::try_from(self.c.core.link_counts().0).unwrap_or(u32::MAX),
+            links_dialled: self.c.counters.dialled.load(Ordering::Relaxed),
+            links_accepted: self.c.counters.links_accepted.load(Ordering::Relaxed),
         }
     }
 }

@@ -322,13 +322,16 @@ pub(super) fn goldens() -> Vec<(&'static str, Frame, &'static str)> {
                     min_replicas: 2,
                     max_step_us: 0x3e8,
                     state_bytes: 0x0010_0000,
+                    links_up: 2,
+                    links_dialled: 0x11,
+                    links_accepted: 0x12,
                 },
             }),
-            "00000090 01 61  000000000000002b  0002 0000000000000007  0000000000000005  01
+            "000000a4 01 61  000000000000002b  0002 0000000000000007  0000000000000005  01
              00000002 0001 0000000000000006 0002 0000000000000007
              0000000000000030 0000000000000021 1122334455667788 99aabbccddeeff00
              000000000000000c  000000000000000d 0000000000000fa0 02 0000000000000020
-             0002 0003 0002  00000000000003e8 0000000000100000  46ed8509",
+             0002 0003 0002  00000000000003e8 0000000000100000 00000002 0000000000000011 0000000000000012  8fb5a7e8",
         ),
         (
             "execute",
@@ -402,13 +405,25 @@ pub(super) fn goldens() -> Vec<(&'static str, Frame, &'static str)> {
             Frame::Reply(ClientReply::Members {
                 request: 0x2f,
                 members: vec![
-                    MemberInfo { id: NodeId(1), addr: "127.0.0.1:7101".into(), incarnation: 6 },
-                    MemberInfo { id: NodeId(2), addr: "127.0.0.1:7102".into(), incarnation: 0 },
+                    MemberInfo {
+                        id: NodeId(1),
+                        addr: "127.0.0.1:7101".into(),
+                        incarnation: 6,
+                        role: StandbyRole::Hot,
+                        received_upto: 0x21,
+                    },
+                    MemberInfo {
+                        id: NodeId(2),
+                        addr: "127.0.0.1:7102".into(),
+                        incarnation: 0,
+                        role: StandbyRole::None,
+                        received_upto: 0,
+                    },
                 ],
             }),
-            "00000046 01 65  000000000000002f 00000002
-             0001 000e 3132372e302e302e313a37313031 0000000000000006
-             0002 000e 3132372e302e302e313a37313032 0000000000000000  27be29d3",
+            "00000058 01 65  000000000000002f 00000002
+             0001 000e 3132372e302e302e313a37313031 0000000000000006 02 0000000000000021
+             0002 000e 3132372e302e302e313a37313032 0000000000000000 01 0000000000000000  a0c309d8",
         ),
         (
             "leaving",

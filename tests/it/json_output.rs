@@ -119,8 +119,9 @@ fn every_client_command_prints_json_a_parser_reads() {
         assert_eq!(member["reachable"], true, "{member}");
         assert!(member["id"].is_u64() && member["addr"].is_string() && member["lag"].is_u64(), "{member}");
     }
+    // `--each` asks every member itself, so a killed one is down at once.
     nodes.kill(3);
-    let members = run(&["members"], 0);
+    let members = run(&["members", "--each"], 0);
     let down: Vec<&Value> =
         members["members"].as_array().unwrap().iter().filter(|m| m["reachable"] == false).collect();
     assert_eq!(down.len(), 1, "{members}");

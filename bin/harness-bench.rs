@@ -14,6 +14,10 @@ fn main() -> ExitCode {
     // every member warn that its links closed, which is expected and would bury the tables.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("{}", harness::cli::version_line("harness-bench"));
+        return ExitCode::SUCCESS;
+    }
     let args = match bench::parse_args(&args) {
         Ok(Some(args)) => args,
         Ok(None) => {

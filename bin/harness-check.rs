@@ -29,6 +29,7 @@ Usage:
                     [--seed 1] [--request-timeout-ms 1000] [--op-deadline-ms 5000]
                     [--think-ms 2] [--stale-reads]
       one recording client: prints one history line per operation
+  harness-check --help | --version
 ";
 
 fn main() -> ExitCode {
@@ -38,6 +39,10 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("verify") => verify(&args[1..]),
         Some("client") => client(&args[1..]),
+        Some("--version" | "-V" | "version") => {
+            println!("{}", harness::cli::version_line("harness-check"));
+            return ExitCode::SUCCESS;
+        }
         Some("--help" | "-h") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -53,58 +58,34 @@ fn main() -> ExitCode {
     }
 }
 
-/// Flags as `--name value` pairs (or bare `--name` switches listed in `switches`).
-struct Flags {
-    pairs: Vec<(String, Option<String>)>,
-}
+/// The crate's one flag walker (`harness::cli::Flags`) with this binary's error shape.
+struct Flags(harness::cli::Flags);
 
 impl Flags {
-    fn parse(args: &[String], switches: &[&str]) -> Result<Flags, (u8, String)> {
-        let mut pairs = Vec::new();
-        let mut rest = args.iter();
-        while let Some(arg) = rest.next() {
-            let Some(name) = arg.strip_prefix("--") else {
-                return Err((2, format!("unexpected argument {arg:?} (flags start with --)")));
-            };
-            if pairs.iter().any(|(n, _): &(String, _)| n == name) {
-                return Err((2, format!("--{name} is given twice")));
-            }
-            if switches.contains(&name) {
-                pairs.push((name.to_string(), None));
-            } else {
-                let value = rest.next().ok_or((2, format!("--{name} needs a value")))?;
-                pairs.push((name.to_string(), Some(value.clone())));
-            }
-        }
-        Ok(Flags { pairs })
+    fn walk(
+        program: &str,
+        args: &[String],
+        valued: &[&'static str],
+        switches: &[&'static str],
+    ) -> Result<Flags, (u8, String)> {
+        harness::cli::Flags::walk(program, args, valued, switches).map(Flags).map_err(|e| (2, e.to_string()))
     }
 
     fn switch(&self, name: &str) -> bool {
-        self.pairs.iter().any(|(n, v)| n == name && v.is_none())
+        self.0.switch(name)
     }
 
     fn text(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+        self.0.value(name)
     }
 
-    fn number(&self, name: &str, default: u64) -> Result<u64, (u8, String)> {
-        match self.text(name) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| (2, format!("--{name} must be a number, not {v:?}"))),
-        }
-    }
-
-    fn check_known(&self, known: &[&str]) -> Result<(), (u8, String)> {
-        match self.pairs.iter().find(|(n, _)| !known.contains(&n.as_str())) {
-            Some((name, _)) => Err((2, format!("unknown flag --{name} (try --help)"))),
-            None => Ok(()),
-        }
+    fn number(&self, name: &'static str, default: u64) -> Result<u64, (u8, String)> {
+        Ok(self.0.number(name, 0, u64::MAX).map_err(|e| (2, e.to_string()))?.unwrap_or(default))
     }
 }
 
 fn client(args: &[String]) -> Result<u8, (u8, String)> {
-    let flags = Flags::parse(args, &["stale-reads"])?;
-    let known = [
+    let valued = [
         "cluster",
         "client",
         "keys",
@@ -113,9 +94,8 @@ fn client(args: &[String]) -> Result<u8, (u8, String)> {
         "request-timeout-ms",
         "op-deadline-ms",
         "think-ms",
-        "stale-reads",
     ];
-    flags.check_known(&known)?;
+    let flags = Flags::walk("harness-check client", args, &valued, &["stale-reads"])?;
     let addrs: Vec<SocketAddr> = flags
         .text("cluster")
         .ok_or((2, "--cluster is required".to_string()))?
@@ -149,32 +129,20 @@ fn verify(args: &[String]) -> Result<u8, (u8, String)> {
     let history = check::history::parse(&text).map_err(|e| (2, e.to_string()))?;
     let counts = check::counts(&history);
     let verdict = check::check(&history, check::BUDGET_DEFAULT);
-    println!(
-        "{{\"ops\":{},\"completed\":{},\"indeterminate\":{},\"keys\":{},\"verdict\":\"{}\"}}",
-        counts.ops,
-        counts.completed,
-        counts.indeterminate,
-        counts.keys,
-        verdict.word()
-    );
+    let json = harness::json::Object::new()
+        .uint("ops", counts.ops as u64)
+        .uint("completed", counts.completed as u64)
+        .uint("indeterminate", counts.indeterminate as u64)
+        .uint("keys", counts.keys as u64)
+        .str("verdict", verdict.word());
+    println!("{}", json.finish());
     println!("{verdict}");
     Ok(if verdict == Verdict::Linearizable { 0 } else { 1 })
 }
 
 fn run(args: &[String]) -> Result<u8, (u8, String)> {
-    let flags = Flags::parse(args, &["stale-reads"])?;
-    let known = [
-        "nodes",
-        "clients",
-        "keys",
-        "seconds",
-        "faults",
-        "token-timeout-ms",
-        "seed",
-        "stale-reads",
-        "history",
-    ];
-    flags.check_known(&known)?;
+    let valued = ["nodes", "clients", "keys", "seconds", "faults", "token-timeout-ms", "seed", "history"];
+    let flags = Flags::walk("harness-check run", args, &valued, &["stale-reads"])?;
     let me = std::env::current_exe().map_err(|e| (2, format!("cannot find this executable: {e}")))?;
     let harness = me.with_file_name("harness");
     if !harness.is_file() {

@@ -1,10 +1,12 @@
-//! `harness-sim`: the deterministic simulator. Arguments and setup only; logic in `harness::sim`.
+//! `harness-sim`: the deterministic simulator. Arguments (through the crate's one flag walker,
+//! `harness::cli::Flags`) and setup only; logic in `harness::sim`.
 
+use std::ops::Range;
 use std::process::exit;
 use std::time::Duration;
 
+use harness::cli::{parse_number, CliError, Flags};
 use harness::sim::{self, SimOptions};
-use harness::RingMode;
 
 const USAGE: &str = "usage:
   harness-sim --seed S [--trace] [options]        run one seed; --trace prints every event
@@ -12,6 +14,7 @@ const USAGE: &str = "usage:
   harness-sim cost [--nodes 4,8,...] [--ring bi|uni] [--json]   measure the cost table
   harness-sim scale [--nodes 64,256,1024] [--seed S] [--json]    formation, a join and a view change
                        at each size: time, connections opened per member, frames, guarantees
+  harness-sim --help | --version
 options:
   --nodes N            members (default 5)
   --messages M         messages each member submits (default 100)
@@ -33,24 +36,129 @@ options:
                        disks write 256 MiB/s, so their size costs simulated time
   --no-live-exclusion  a violation if a live member is ever excluded (use with faults that
                        never cut a live member off: crash, restart, join)
-  --defect NAME        a deliberately broken core, to show the checker catches it: no-replica-floor";
+  --defect NAME        a deliberately broken core, to show the checker catches it: no-replica-floor
+errors: one line on stderr naming the flag, exit code 2";
 
-fn fail(message: &str) -> ! {
-    eprintln!("harness-sim: {message}");
-    exit(2);
+/// The flags of a run or a campaign that take a value.
+const VALUED: [&str; 19] = [
+    "seed",
+    "seeds",
+    "nodes",
+    "messages",
+    "faults",
+    "ring",
+    "hot",
+    "checkpoint-every",
+    "commands-percent",
+    "durability",
+    "payload-bytes",
+    "window-bytes",
+    "min-replicas",
+    "witnesses",
+    "quorum",
+    "defect",
+    "state-bytes",
+    "fault-phase-ms",
+    "token-timeout-ms",
+];
+
+/// What the command line asks for.
+struct Args {
+    /// `cost`: measure the cost table for these ring sizes instead of running seeds.
+    cost: Option<Vec<usize>>,
+    /// `scale`: formation, a join and a view change at these ring sizes.
+    scale: Option<Vec<usize>>,
+    options: SimOptions,
+    seed: Option<u64>,
+    seeds: Option<Range<u64>>,
+    json: bool,
 }
 
-fn value<'a>(args: &'a [String], i: &mut usize, flag: &str) -> &'a str {
-    *i += 1;
-    args.get(*i).map(String::as_str).unwrap_or_else(|| fail(&format!("{flag} needs a value")))
+/// Parses the arguments after the program name with the crate's one flag walker.
+fn parse(args: &[String]) -> Result<Args, CliError> {
+    let mut options = SimOptions::default();
+    if args.first().is_some_and(|a| a == "cost") {
+        let flags = Flags::walk("harness-sim cost", &args[1..], &["nodes", "ring"], &["json"])?;
+        let sizes = match flags.value("nodes") {
+            Some(list) => {
+                list.split(',').map(|n| parse_number("nodes", n, 1, 1000).map(|n| n as usize)).collect()
+            }
+            None => Ok(vec![4, 8, 16, 32, 64, 128, 256]),
+        }?;
+        if let Some(ring) = flags.parse("ring")? {
+            options.ring_mode = ring;
+        }
+        let json = flags.switch("json");
+        return Ok(Args { cost: Some(sizes), scale: None, options, seed: None, seeds: None, json });
+    }
+    if args.first().is_some_and(|a| a == "scale") {
+        let flags = Flags::walk("harness-sim scale", &args[1..], &["nodes", "seed"], &["json"])?;
+        let sizes = match flags.value("nodes") {
+            Some(list) => {
+                list.split(',').map(|n| parse_number("nodes", n, 3, 4096).map(|n| n as usize)).collect()
+            }
+            None => Ok(vec![64, 256, 1024]),
+        }?;
+        let seed = flags.number("seed", 0, u64::MAX)?;
+        let json = flags.switch("json");
+        return Ok(Args { cost: None, scale: Some(sizes), options, seed, seeds: None, json });
+    }
+    let flags = Flags::walk("harness-sim", args, &VALUED, &["trace", "json", "no-live-exclusion"])?;
+    let seed = flags.number("seed", 0, u64::MAX)?;
+    let seeds = match flags.value("seeds") {
+        Some(text) => {
+            let (a, b) = text.split_once("..").ok_or_else(|| CliError::bad("seeds", text, "must be A..B"))?;
+            let (a, b) = (parse_number("seeds", a, 0, u64::MAX)?, parse_number("seeds", b, 0, u64::MAX)?);
+            if a >= b {
+                return Err(CliError::bad("seeds", text, "needs A < B"));
+            }
+            Some(a..b)
+        }
+        None => None,
+    };
+    if seed.is_some() && seeds.is_some() {
+        return Err(CliError::Conflict { first: "seed", second: "seeds" });
+    }
+    let size = |n: u64| n as usize;
+    options.nodes = flags.number("nodes", 1, 256)?.map_or(options.nodes, size);
+    options.messages = flags.number("messages", 0, u64::from(u32::MAX))?.map_or(options.messages, size);
+    options.profile = flags.parse("faults")?.unwrap_or(options.profile);
+    options.ring_mode = flags.parse("ring")?.unwrap_or(options.ring_mode);
+    options.trace = flags.switch("trace");
+    options.hot = flags.number("hot", 1, 256)?.map_or(options.hot, size);
+    options.checkpoint_every =
+        flags.number("checkpoint-every", 1, u64::MAX)?.unwrap_or(options.checkpoint_every);
+    options.commands_percent = flags.number("commands-percent", 0, 100)?.unwrap_or(options.commands_percent);
+    options.durability = flags.parse("durability")?.unwrap_or(options.durability);
+    let payload_max = harness::config::PAYLOAD_BYTES_MAX_DEFAULT as u64;
+    options.payload_bytes =
+        flags.number("payload-bytes", 8, payload_max)?.map_or(options.payload_bytes, size);
+    options.window_bytes =
+        flags.number("window-bytes", options.payload_bytes as u64, u64::MAX)?.unwrap_or(options.window_bytes);
+    options.min_replicas = flags.number("min-replicas", 1, 256)?.map(size).or(options.min_replicas);
+    options.witnesses = flags.number("witnesses", 0, 255)?.map_or(options.witnesses, size);
+    if options.witnesses >= options.nodes {
+        let text = options.witnesses.to_string();
+        return Err(CliError::bad("witnesses", &text, "must leave at least one member that holds state"));
+    }
+    options.quorum_mode = flags.parse("quorum")?.unwrap_or(options.quorum_mode);
+    options.defect = match flags.value("defect") {
+        Some("no-replica-floor") => harness::Defect::NoReplicaFloor,
+        Some(other) => return Err(CliError::bad("defect", other, "the one defect is no-replica-floor")),
+        None => options.defect,
+    };
+    if let Some(text) = flags.value("state-bytes") {
+        options.state_bytes = bytes(text)?;
+    }
+    options.no_live_exclusion = flags.switch("no-live-exclusion");
+    let millis = |flag| flags.number(flag, 1, 3_600_000).map(|ms| ms.map(Duration::from_millis));
+    options.fault_phase = millis("fault-phase-ms")?.unwrap_or(options.fault_phase);
+    options.token_timeout = millis("token-timeout-ms")?.unwrap_or(options.token_timeout);
+    Ok(Args { cost: None, scale: None, options, seed, seeds, json: flags.switch("json") })
 }
 
-fn number<T: std::str::FromStr>(text: &str, flag: &str) -> T {
-    text.parse().unwrap_or_else(|_| fail(&format!("bad {flag} {text:?}: not a number")))
-}
-
-/// A byte count with an optional KiB/MiB/GiB suffix.
-fn bytes(text: &str, flag: &str) -> u64 {
+/// `--state-bytes`: a byte count with an optional KiB/MiB/GiB suffix.
+fn bytes(text: &str) -> Result<u64, CliError> {
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),
         None => (text, ""),
@@ -60,11 +168,17 @@ fn bytes(text: &str, flag: &str) -> u64 {
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
-        _ => fail(&format!("bad {flag} {text:?}: use a number with B, KiB, MiB or GiB")),
+        _ => return Err(CliError::bad("state-bytes", text, "use a number with B, KiB, MiB or GiB")),
     };
-    number::<u64>(digits, flag)
+    parse_number("state-bytes", digits, 0, u64::MAX)?
         .checked_mul(scale)
-        .unwrap_or_else(|| fail(&format!("bad {flag} {text:?}: too large")))
+        .ok_or_else(|| CliError::bad("state-bytes", text, "is too large"))
+}
+
+/// Prints the one-line error scripts rely on and exits with the usage code.
+fn fail(problem: &CliError) -> ! {
+    eprintln!("harness-sim: {problem}");
+    exit(problem.exit_code());
 }
 
 fn main() {
@@ -74,100 +188,12 @@ fn main() {
         println!("{USAGE}");
         return;
     }
-    let cost = args.first().is_some_and(|a| a == "cost");
-    let scale = args.first().is_some_and(|a| a == "scale");
-    let mut options = SimOptions::default();
-    let mut seed = None;
-    let mut seeds = None;
-    let mut json = false;
-    let mut sizes = if scale { vec![64, 256, 1024] } else { vec![4, 8, 16, 32, 64, 128, 256] };
-    let mut i = usize::from(cost || scale);
-    while i < args.len() {
-        let flag = args[i].as_str();
-        match flag {
-            "--seed" => seed = Some(number::<u64>(value(&args, &mut i, flag), flag)),
-            "--seeds" => {
-                let text = value(&args, &mut i, flag);
-                let (a, b) = text.split_once("..").unwrap_or_else(|| fail("--seeds takes A..B"));
-                let (a, b) = (number::<u64>(a, flag), number::<u64>(b, flag));
-                if a >= b {
-                    fail("--seeds A..B needs A < B");
-                }
-                seeds = Some(a..b);
-            }
-            "--nodes" if cost => {
-                sizes = value(&args, &mut i, flag).split(',').map(|s| number::<usize>(s, flag)).collect();
-                if sizes.iter().any(|&n| n == 0 || n > 1000) {
-                    fail("--nodes must be in 1..=1000");
-                }
-            }
-            "--nodes" if scale => {
-                sizes = value(&args, &mut i, flag).split(',').map(|s| number::<usize>(s, flag)).collect();
-                if sizes.iter().any(|&n| !(3..=4096).contains(&n)) {
-                    fail("--nodes must be in 3..=4096");
-                }
-            }
-            "--nodes" => {
-                options.nodes = number(value(&args, &mut i, flag), flag);
-                if options.nodes == 0 || options.nodes > 256 {
-                    fail("--nodes must be in 1..=256");
-                }
-            }
-            "--messages" => options.messages = number(value(&args, &mut i, flag), flag),
-            "--faults" => {
-                options.profile = value(&args, &mut i, flag).parse().unwrap_or_else(|e: String| fail(&e))
-            }
-            "--ring" => {
-                options.ring_mode =
-                    value(&args, &mut i, flag).parse::<RingMode>().unwrap_or_else(|e| fail(&e))
-            }
-            "--trace" => options.trace = true,
-            "--json" => json = true,
-            "--hot" => options.hot = number(value(&args, &mut i, flag), flag),
-            "--checkpoint-every" => options.checkpoint_every = number(value(&args, &mut i, flag), flag),
-            "--commands-percent" => options.commands_percent = number(value(&args, &mut i, flag), flag),
-            "--durability" => {
-                options.durability = value(&args, &mut i, flag)
-                    .parse()
-                    .unwrap_or_else(|e: harness::ConfigError| fail(&e.to_string()))
-            }
-            "--payload-bytes" => options.payload_bytes = number(value(&args, &mut i, flag), flag),
-            "--window-bytes" => options.window_bytes = number(value(&args, &mut i, flag), flag),
-            "--min-replicas" => options.min_replicas = Some(number(value(&args, &mut i, flag), flag)),
-            "--witnesses" => options.witnesses = number(value(&args, &mut i, flag), flag),
-            "--quorum" => {
-                options.quorum_mode = value(&args, &mut i, flag)
-                    .parse()
-                    .unwrap_or_else(|e: harness::ConfigError| fail(&e.to_string()))
-            }
-            "--defect" => {
-                options.defect = match value(&args, &mut i, flag) {
-                    "no-replica-floor" => harness::Defect::NoReplicaFloor,
-                    other => fail(&format!("unknown defect {other:?}: no-replica-floor")),
-                }
-            }
-            "--state-bytes" => options.state_bytes = bytes(value(&args, &mut i, flag), flag),
-            "--no-live-exclusion" => options.no_live_exclusion = true,
-            "--fault-phase-ms" => {
-                options.fault_phase = Duration::from_millis(number(value(&args, &mut i, flag), flag))
-            }
-            "--token-timeout-ms" => {
-                options.token_timeout = Duration::from_millis(number(value(&args, &mut i, flag), flag))
-            }
-            other => fail(&format!("unknown argument {other:?} (see --help)")),
-        }
-        i += 1;
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("{}", harness::cli::version_line("harness-sim"));
+        return;
     }
-    if options.payload_bytes < 8 || options.payload_bytes > harness::config::PAYLOAD_BYTES_MAX_DEFAULT {
-        fail("--payload-bytes must be in 8..=1048576");
-    }
-    if options.window_bytes < options.payload_bytes as u64 {
-        fail("--window-bytes must be at least --payload-bytes");
-    }
-    if options.witnesses >= options.nodes {
-        fail("--witnesses must leave at least one member that holds state");
-    }
-    if scale {
+    let Args { cost, scale, options, seed, seeds, json } = parse(&args).unwrap_or_else(|e| fail(&e));
+    if let Some(sizes) = scale {
         let rows: Vec<sim::ScaleRow> = sizes.iter().map(|&n| sim::scale_run(n, seed.unwrap_or(1))).collect();
         if json {
             println!("{}", sim::scale_json(&rows));
@@ -176,7 +202,7 @@ fn main() {
         }
         exit(i32::from(rows.iter().any(|row| row.violation.is_some())));
     }
-    if cost {
+    if let Some(sizes) = cost {
         let rows = sim::cost_table(&sizes, options.ring_mode);
         if json {
             println!("{}", sim::cost_json(&rows));
@@ -186,7 +212,7 @@ fn main() {
         return;
     }
     match (seed, seeds) {
-        (Some(seed), None) => {
+        (Some(seed), _) => {
             let report = sim::run(seed, &options);
             sim::print_violation(&report, &mut std::io::stdout());
             println!(
@@ -202,7 +228,7 @@ fn main() {
             );
             exit(i32::from(report.violation.is_some()));
         }
-        (None, Some(range)) => {
+        (_, Some(range)) => {
             let summary = sim::campaign(range, &options, true);
             if json {
                 println!("{}", summary.to_json(&options));
@@ -220,6 +246,6 @@ fn main() {
             }
             exit(i32::from(summary.violations > 0));
         }
-        _ => fail("give --seed S or --seeds A..B (see --help)"),
+        (None, None) => fail(&CliError::Required { flags: "--seed S or --seeds A..B" }),
     }
 }

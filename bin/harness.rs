@@ -25,6 +25,10 @@ fn main() -> ExitCode {
             print!("{}", cli::USAGE);
             ExitCode::SUCCESS
         }
+        Command::Version => {
+            println!("{}", cli::version_line("harness"));
+            ExitCode::SUCCESS
+        }
         Command::Node(node) => match cli::run_node(&node) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string(), e.exit_code()),

@@ -42,7 +42,7 @@ typedef int (*harness_watch_cb)(void *ctx, uint64_t revision, int is_delete, con
 harness_client *harness_connect(const char *cluster, uint32_t timeout_ms);
 /* As harness_connect, for a cluster whose members run with --key-file: every connection proves
  * the key in key_file (32 bytes, mode 600, from `harness keygen`) bound to cluster_name (NULL:
- * "harness", the members' default --cluster), and encrypts every frame if encrypt != 0 (the
+ * "harness", the members' default --cluster-name), and encrypts every frame if encrypt != 0 (the
  * members' --encrypt). NULL on a bad list or key file; harness_last_error() says what is wrong. */
 harness_client *harness_connect_keyed(const char *cluster, uint32_t timeout_ms, const char *key_file,
                                       const char *cluster_name, int encrypt);

@@ -29,6 +29,7 @@ pub mod core;
 pub mod error;
 pub mod hash;
 pub mod ids;
+pub mod json;
 pub mod node;
 pub mod procs;
 pub mod replication;

@@ -25,6 +25,7 @@ mod throughput;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::cli::Flags;
 use crate::ids::RingMode;
 pub use plot::write_plots;
 use recovery::Fault;
@@ -37,6 +38,7 @@ harness-bench: latency, throughput, recovery, fairness, floor and idle cost of r
 
 Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FILE]
                      [--svg-dir DIR] [--figures LIST]
+       harness-bench --help | --version
   --quick          a short smoke run (n = 3, ring bi unless narrowed; few requests)
   --nodes LIST     ring sizes for latency and throughput, each in 2..=16 (default 3,5,7,9);
                    recovery measures those of 3,5,9 listed (or the list itself if none is)
@@ -80,50 +82,33 @@ pub struct BenchArgs {
     pub figures: Vec<&'static str>,
 }
 
-/// Parses the arguments after the program name; `Ok(None)` asks for the usage text.
+/// Parses the arguments after the program name with the crate's one flag walker
+/// (`cli::Flags`); `Ok(None)` asks for the usage text.
 pub fn parse_args(args: &[String]) -> Result<Option<BenchArgs>, String> {
-    let mut quick = false;
-    let (mut nodes, mut ring, mut json, mut svg_dir, mut figures) = (None, None, None, None, None);
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_string())),
-            None => (arg.as_str(), None),
-        };
-        if name == "--help" || name == "-h" {
-            return Ok(None);
-        }
-        if name == "--quick" {
-            if inline.is_some() || std::mem::replace(&mut quick, true) {
-                return Err("--quick takes no value and is given once".to_string());
-            }
-            continue;
-        }
-        let slot = match name {
-            "--nodes" => &mut nodes,
-            "--ring" => &mut ring,
-            "--json" => &mut json,
-            "--svg-dir" => &mut svg_dir,
-            "--figures" => &mut figures,
-            other if other.starts_with("--") => return Err(format!("unknown flag {other} (try --help)")),
-            other => return Err(format!("unexpected argument {other:?} (flags start with --)")),
-        };
-        let value = match inline.or_else(|| rest.next().filter(|v| !v.starts_with("--")).cloned()) {
-            Some(value) if !value.is_empty() => value,
-            _ => return Err(format!("{name} needs a value")),
-        };
-        if slot.replace(value).is_some() {
-            return Err(format!("{name} is given twice"));
-        }
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        return Ok(None);
     }
+    let valued = ["nodes", "ring", "json", "svg-dir", "figures"];
+    let flags = Flags::walk("harness-bench", args, &valued, &["quick"]).map_err(|e| e.to_string())?;
+    if let Some(flag) = valued.iter().find(|flag| flags.value(flag) == Some("")) {
+        return Err(format!("--{flag} needs a value"));
+    }
+    let quick = flags.switch("quick");
+    let (nodes, ring, json, svg_dir, figures) = (
+        flags.value("nodes"),
+        flags.value("ring"),
+        flags.value("json"),
+        flags.value("svg-dir"),
+        flags.value("figures"),
+    );
     let nodes = match nodes {
-        Some(list) => parse_list(&list, "--nodes", "sizes in 2..=16", |t| {
+        Some(list) => parse_list(list, "--nodes", "sizes in 2..=16", |t| {
             t.parse().ok().filter(|n| (2..=16).contains(n))
         })?,
         None if quick => vec![3],
         None => vec![3, 5, 7, 9],
     };
-    let rings = match ring.as_deref() {
+    let rings = match ring {
         Some("both") => vec![RingMode::Bidirectional, RingMode::Unidirectional],
         Some(text) => {
             vec![text.parse().map_err(|_| format!("bad --ring {text:?}: must be bi, uni or both"))?]
@@ -132,12 +117,12 @@ pub fn parse_args(args: &[String]) -> Result<Option<BenchArgs>, String> {
         None => vec![RingMode::Bidirectional, RingMode::Unidirectional],
     };
     let figures = match figures {
-        Some(list) => parse_list(&list, "--figures", "figures of --help", |t| {
-            FIGURES.iter().copied().find(|f| *f == t)
-        })?,
+        Some(list) => {
+            parse_list(list, "--figures", "figures of --help", |t| FIGURES.iter().copied().find(|f| *f == t))?
+        }
         None => FIGURES.to_vec(),
     };
-    let svg_dir = PathBuf::from(svg_dir.unwrap_or_else(|| "target/bench".to_string()));
+    let svg_dir = PathBuf::from(svg_dir.unwrap_or("target/bench"));
     Ok(Some(BenchArgs { quick, nodes, rings, json: json.map(PathBuf::from), svg_dir, figures }))
 }
 

@@ -7,6 +7,8 @@
 
 use std::fmt::Write as _;
 
+use crate::json::Object;
+
 /// One field's value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -116,23 +118,20 @@ impl Record {
 
     /// The record as one flat JSON object.
     pub fn json(&self) -> String {
-        let mut out = format!("{{\"figure\":\"{}\"", self.figure);
+        let mut out = Object::new().str("figure", self.figure);
         for (name, value) in &self.fields {
-            let _ = match value {
-                Value::Text(t) => write!(out, ",\"{name}\":\"{}\"", escape(t)),
-                Value::Int(i) => write!(out, ",\"{name}\":{i}"),
-                Value::Num(x) => write!(out, ",\"{name}\":{}", number(*x)),
-                Value::Stat(s) => write!(
-                    out,
-                    ",\"{name}\":{},\"{name}_min\":{},\"{name}_max\":{}",
-                    number(s.median),
-                    number(s.min),
-                    number(s.max)
+            out = match value {
+                Value::Text(t) => out.str(name, t),
+                Value::Int(i) => out.uint(name, *i),
+                Value::Num(x) => out.fixed(name, *x, 3),
+                Value::Stat(s) => out.fixed(name, s.median, 3).fixed(&format!("{name}_min"), s.min, 3).fixed(
+                    &format!("{name}_max"),
+                    s.max,
+                    3,
                 ),
             };
         }
-        out.push('}');
-        out
+        out.finish()
     }
 }
 
@@ -188,26 +187,6 @@ fn short(x: f64) -> String {
     }
 }
 
-/// JSON has no NaN or infinity; a missing measurement is null.
-fn number(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.3}")
-    } else {
-        "null".to_string()
-    }
-}
-
-fn escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| match c {
-            '"' => vec!['\\', '"'],
-            '\\' => vec!['\\', '\\'],
-            c if c.is_control() => vec![' '],
-            c => vec![c],
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,9 +222,13 @@ mod tests {
         );
         assert_eq!(record.get("p50_us"), Some(20.0));
         assert_eq!(record.label("ring"), Some("bi"));
-        let table = markdown(&[record], "commit_latency");
+        let table = markdown(std::slice::from_ref(&record), "commit_latency");
         assert!(table.starts_with("| n | ring | p50_us | ratio |\n|---|---|---|---|\n"), "{table}");
         assert!(table.contains("| 3 | bi | 20.0 [10.0–30.0] |"), "{table}");
         assert!(json_array(&[]).starts_with('['));
+        let escaped = Record::new("x").text("label", "a\"b\\c\nd");
+        let parsed: serde_json::Value = serde_json::from_str(&json_array(&[record, escaped])).unwrap();
+        assert_eq!(parsed[0]["ratio"], serde_json::Value::Null);
+        assert_eq!(parsed[1]["label"], "a\"b\\c\nd");
     }
 }

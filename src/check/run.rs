@@ -16,6 +16,7 @@ use super::nemesis::{self, Action, FaultKind, Kinds, Target};
 use super::{check, counts, Counts, Verdict, BUDGET_DEFAULT};
 use crate::bench::cluster::Cluster;
 use crate::ids::RingMode;
+use crate::json::Object;
 
 /// The recording clients' settings.
 #[derive(Clone, Debug)]
@@ -184,23 +185,20 @@ pub struct RunSummary {
 impl RunSummary {
     /// One JSON line: operations, faults, verdict.
     pub fn json(&self) -> String {
-        let faults: Vec<String> =
-            self.episodes.iter().map(|(k, n)| format!("\"{}\":{n}", k.name())).collect();
-        format!(
-            "{{\"nodes\":{},\"ops\":{},\"completed\":{},\"indeterminate\":{},\"failed_reads\":{},\"keys\":{},\
-             \"faults\":{{{}}},\"nemesis_actions\":{},\"verdict\":\"{}\",\"run_s\":{:.1},\"check_s\":{:.2}}}",
-            self.nodes,
-            self.counts.ops,
-            self.counts.completed,
-            self.counts.indeterminate,
-            self.counts.failed_reads,
-            self.counts.keys,
-            faults.join(","),
-            self.actions,
-            self.verdict.word(),
-            self.run_seconds,
-            self.check_seconds
-        )
+        let faults = self.episodes.iter().fold(Object::new(), |o, (k, n)| o.uint(k.name(), *n as u64));
+        Object::new()
+            .uint("nodes", self.nodes as u64)
+            .uint("ops", self.counts.ops as u64)
+            .uint("completed", self.counts.completed as u64)
+            .uint("indeterminate", self.counts.indeterminate as u64)
+            .uint("failed_reads", self.counts.failed_reads as u64)
+            .uint("keys", self.counts.keys as u64)
+            .raw("faults", &faults.finish())
+            .uint("nemesis_actions", self.actions as u64)
+            .str("verdict", self.verdict.word())
+            .fixed("run_s", self.run_seconds, 1)
+            .fixed("check_s", self.check_seconds, 2)
+            .finish()
     }
 }
 

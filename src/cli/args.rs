@@ -37,8 +37,8 @@ pub struct NodeArgs {
     pub ring: RingMode,
     /// `--token-timeout`, when given.
     pub token_timeout: Option<Duration>,
-    /// The cluster name; nodes of different clusters refuse each other's links.
-    pub cluster: String,
+    /// `--cluster-name`: nodes of different clusters refuse each other's links.
+    pub cluster_name: String,
     /// `--delivery-log`: where to write one line per agreed delivery.
     pub delivery_log: Option<PathBuf>,
     /// `--key-file`, loaded and checked: the cluster key, or `None` to run open.
@@ -178,7 +178,7 @@ fn parse_state_args(value: &dyn Fn(&str) -> Option<String>) -> Result<StateArgs,
 impl NodeArgs {
     /// The credentials of this node: the key bound to the cluster name.
     pub fn auth(&self) -> Option<Auth> {
-        self.key.as_ref().map(|key| Auth::new(key, &self.cluster, self.encrypt))
+        self.key.as_ref().map(|key| Auth::new(key, &self.cluster_name, self.encrypt))
     }
 
     /// The node's configuration; `incarnation` must be new for every process start.
@@ -186,7 +186,7 @@ impl NodeArgs {
         let me = Member { id: self.id, incarnation };
         let mut core = CoreConfig::new(me, self.peers.keys().copied().collect());
         core.ring_mode = self.ring;
-        core.cluster = cluster_hash(&self.cluster);
+        core.cluster = cluster_hash(&self.cluster_name);
         if let Some(token_timeout) = self.token_timeout {
             core.token_timeout = token_timeout;
             // The idle hold is not a flag; keep it valid for a short token timeout rather than
@@ -223,6 +223,31 @@ pub struct DemoArgs {
     pub hot: usize,
 }
 
+/// The flags of `harness node` that take a value.
+pub const NODE_VALUED: [&str; 19] = [
+    "id",
+    "listen",
+    "peers",
+    "hostfile",
+    "ring",
+    "token-timeout",
+    "cluster-name",
+    "delivery-log",
+    "port",
+    "hot",
+    "checkpoint-every",
+    "durability",
+    "data-dir",
+    "key-file",
+    "plugins",
+    "plugin-dir",
+    "min-replicas",
+    "quorum",
+    "witness",
+];
+/// The switches of `harness node`.
+pub const NODE_SWITCHES: [&str; 2] = ["slurm", "encrypt"];
+
 /// Parses `harness node`'s flags; `read_file` reads the hostfile.
 pub fn parse_node_args(
     args: &[String],
@@ -237,28 +262,11 @@ pub fn parse_node_args_with_env(
     read_file: impl Fn(&Path) -> std::io::Result<String>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<NodeArgs, CliError> {
-    let valued = [
-        "id",
-        "listen",
-        "peers",
-        "hostfile",
-        "ring",
-        "token-timeout",
-        "cluster",
-        "delivery-log",
-        "port",
-        "hot",
-        "checkpoint-every",
-        "durability",
-        "data-dir",
-        "key-file",
-        "plugins",
-        "plugin-dir",
-        "min-replicas",
-        "quorum",
-        "witness",
-    ];
-    let given = walk("node", args, &valued, &["slurm", "encrypt"])?;
+    // `--cluster` is the client commands' member list; as the name it would be read two ways.
+    if args.iter().any(|a| a == "--cluster" || a.starts_with("--cluster=")) {
+        return Err(CliError::Renamed { old: "cluster", new: "cluster-name NAME" });
+    }
+    let given = walk("node", args, &NODE_VALUED, &NODE_SWITCHES)?;
     let value = |flag: &str| given.iter().find(|g| g.flag == flag).and_then(|g| g.value.as_deref());
     let slurm = given.iter().any(|g| g.flag == "slurm");
 
@@ -312,8 +320,8 @@ pub fn parse_node_args_with_env(
         Some(text) => Some(Duration::from_millis(parse_number("token-timeout", text, 10, 3_600_000)?)),
         None => None,
     };
-    let cluster = match value("cluster") {
-        Some("") => return Err(CliError::bad("cluster", "", "must not be empty")),
+    let cluster_name = match value("cluster-name") {
+        Some("") => return Err(CliError::bad("cluster-name", "", "must not be empty")),
         Some(name) => name.to_string(),
         None => DEFAULT_CLUSTER.to_string(),
     };
@@ -338,7 +346,7 @@ pub fn parse_node_args_with_env(
         peers,
         ring,
         token_timeout,
-        cluster,
+        cluster_name,
         delivery_log,
         key,
         encrypt,

@@ -36,7 +36,7 @@ pub struct ClientArgs {
     pub key: Option<ClusterKey>,
     /// `--encrypt`: the cluster encrypts its frames.
     pub encrypt: bool,
-    /// `--cluster-name`: the name the key is bound to (the members' `--cluster`).
+    /// `--cluster-name`: the name the key is bound to (the members' `--cluster-name`).
     pub cluster_name: String,
     /// The operation.
     pub op: ClientOp,
@@ -168,7 +168,10 @@ pub fn parse_client_args(
         Ok(positional.clone())
     };
     if command != "txn" && !clauses.is_empty() {
-        return Err(CliError::UnknownFlag { command, flag: "--if/--then/--else".into() });
+        return Err(CliError::UnknownFlag {
+            program: format!("harness {command}"),
+            flag: "--if/--then/--else".into(),
+        });
     }
     let op = match command {
         "put" => match value("file") {

@@ -8,11 +8,11 @@ use std::io::{Read as _, Write};
 use std::net::SocketAddr;
 
 use super::client_args::{ClientArgs, ClientOp, ValueSource};
-use super::json::{json_bytes, json_str};
 use super::table::{member_rows, render_json_rows, render_table, report_rows, MemberRow};
 use crate::client::txn_text::TxnText;
 use crate::client::{ClusterClient, ClusterError, ClusterOptions};
 use crate::config::PAYLOAD_BYTES_MAX_DEFAULT;
+use crate::json::{self, Object};
 use crate::replication::agreement::COMMITTED;
 use crate::replication::command::VALUE_BYTES_MAX;
 use crate::replication::{Action, Command, Session};
@@ -160,7 +160,8 @@ pub fn run_client(
                 Some(entry) if args.json => writeln!(out, "{}", entry_json(&entry, Some(revision)))?,
                 Some(entry) => writeln!(out, "{}", String::from_utf8_lossy(&entry.value))?,
                 None if args.json => {
-                    writeln!(out, "{{\"key\":{},\"found\":false,\"revision\":{revision}}}", json_str(key))?;
+                    let json = Object::new().str("key", key).bool("found", false).uint("revision", revision);
+                    writeln!(out, "{}", json.finish())?;
                     return Ok(EXIT_NOT_FOUND);
                 }
                 None => return Err(Failure::new(EXIT_NOT_FOUND, format!("key {key:?} not found"))),
@@ -170,12 +171,10 @@ pub fn run_client(
         ClientOp::Range { prefix, limit } => {
             let (entries, more, revision) = cluster.range(prefix.as_bytes(), *limit, consistency)?;
             if args.json {
-                let entries: Vec<String> = entries.iter().map(|e| entry_json(e, None)).collect();
-                writeln!(
-                    out,
-                    "{{\"revision\":{revision},\"more\":{more},\"entries\":[{}]}}",
-                    entries.join(",")
-                )?;
+                let entries = json::array(entries.iter().map(|e| entry_json(e, None)));
+                let json =
+                    Object::new().uint("revision", revision).bool("more", more).raw("entries", &entries);
+                writeln!(out, "{}", json.finish())?;
             } else {
                 for entry in &entries {
                     writeln!(out, "{}", entry_line(entry))?;
@@ -219,13 +218,12 @@ pub fn run_client(
                 seen += 1;
                 let kind = if event.kind == WatchKind::Put { "put" } else { "delete" };
                 if args.json {
-                    writeln!(
-                        out,
-                        "{{\"type\":\"{kind}\",\"key\":{},\"value\":{},\"revision\":{}}}",
-                        json_bytes(&event.key),
-                        json_bytes(&event.value),
-                        event.revision
-                    )?;
+                    let json = Object::new()
+                        .str("type", kind)
+                        .bytes("key", &event.key)
+                        .bytes("value", &event.value)
+                        .uint("revision", event.revision);
+                    writeln!(out, "{}", json.finish())?;
                 } else if event.kind == WatchKind::Put {
                     writeln!(
                         out,
@@ -268,7 +266,7 @@ pub fn run_client(
                     .map_err(|e| Failure::new(EXIT_UNREACHABLE, e.to_string()))?;
             client.leave().map_err(|e| Failure::new(EXIT_FAILED, e.to_string()))?;
             if args.json {
-                writeln!(out, "{{\"leaving\":\"{addr}\"}}")?;
+                writeln!(out, "{}", Object::new().str("leaving", &addr.to_string()).finish())?;
             } else {
                 writeln!(out, "{addr} is leaving the group")?;
             }
@@ -287,12 +285,9 @@ pub fn run_client(
                 other => Failure::new(EXIT_FAILED, other.to_string()),
             })?;
             if args.json {
-                writeln!(
-                    out,
-                    "{{\"formed\":{formed},\"dry_run\":{},\"report\":{}}}",
-                    !confirm,
-                    json_str(&report)
-                )?;
+                let json =
+                    Object::new().bool("formed", formed).bool("dry_run", !confirm).str("report", &report);
+                writeln!(out, "{}", json.finish())?;
             } else {
                 writeln!(out, "{report}")?;
                 if !confirm {
@@ -333,12 +328,12 @@ fn print_decision(
 ) -> Result<i32, Failure> {
     let committed = decision == COMMITTED;
     if json {
-        writeln!(
-            out,
-            "{{\"plugin\":{},\"committed\":{committed},\"decision\":{},\"revision\":{revision}}}",
-            json_str(name),
-            json_str(decision)
-        )?;
+        let json = Object::new()
+            .str("plugin", name)
+            .bool("committed", committed)
+            .str("decision", decision)
+            .uint("revision", revision);
+        writeln!(out, "{}", json.finish())?;
     } else if committed {
         writeln!(out, "loaded {name} on every member (revision {revision})")?;
     }
@@ -355,18 +350,19 @@ fn print_outcome(json: bool, key: &str, outcome: &Outcome, out: &mut dyn Write) 
     match outcome {
         Outcome::Ok { revision, .. } => {
             if json {
-                writeln!(out, "{{\"ok\":true,\"revision\":{revision}}}")?;
+                writeln!(out, "{}", Object::new().bool("ok", true).uint("revision", *revision).finish())?;
             } else {
                 writeln!(out, "OK (revision {revision})")?;
             }
             Ok(0)
         }
         Outcome::NotFound { revision } if json => {
-            writeln!(
-                out,
-                "{{\"ok\":false,\"found\":false,\"key\":{},\"revision\":{revision}}}",
-                json_str(key)
-            )?;
+            let json = Object::new()
+                .bool("ok", false)
+                .bool("found", false)
+                .str("key", key)
+                .uint("revision", *revision);
+            writeln!(out, "{}", json.finish())?;
             Ok(EXIT_NOT_FOUND)
         }
         Outcome::NotFound { .. } => Err(Failure::new(EXIT_NOT_FOUND, format!("key {key:?} not found"))),
@@ -381,22 +377,20 @@ fn print_txn(json: bool, outcome: &Outcome, out: &mut dyn Write) -> Result<i32, 
         other => return Err(Failure::new(EXIT_FAILED, format!("unexpected outcome {other:?}"))),
     };
     if json {
-        let reads: Vec<String> = reads
-            .iter()
-            .map(|read| match read {
-                Read::Get(Some(entry)) => format!("{{\"get\":{}}}", entry_json(entry, None)),
-                Read::Get(None) => "{\"get\":null}".to_string(),
-                Read::Range { entries, more } => {
-                    let entries: Vec<String> = entries.iter().map(|e| entry_json(e, None)).collect();
-                    format!("{{\"range\":[{}],\"more\":{more}}}", entries.join(","))
-                }
-            })
-            .collect();
-        writeln!(
-            out,
-            "{{\"succeeded\":{succeeded},\"revision\":{revision},\"deleted\":{deleted},\"reads\":[{}]}}",
-            reads.join(",")
-        )?;
+        let reads = json::array(reads.iter().map(|read| match read {
+            Read::Get(Some(entry)) => Object::new().raw("get", &entry_json(entry, None)).finish(),
+            Read::Get(None) => Object::new().raw("get", "null").finish(),
+            Read::Range { entries, more } => {
+                let entries = json::array(entries.iter().map(|e| entry_json(e, None)));
+                Object::new().raw("range", &entries).bool("more", *more).finish()
+            }
+        }));
+        let json = Object::new()
+            .bool("succeeded", succeeded)
+            .uint("revision", *revision)
+            .uint("deleted", *deleted)
+            .raw("reads", &reads);
+        writeln!(out, "{}", json.finish())?;
     } else {
         let branch = if succeeded {
             "OK: guards held, then-branch applied"
@@ -428,15 +422,16 @@ fn entry_line(entry: &Entry) -> String {
 }
 
 fn entry_json(entry: &Entry, revision: Option<u64>) -> String {
-    let revision = revision.map_or(String::new(), |revision| format!(",\"revision\":{revision}"));
-    format!(
-        "{{\"key\":{},\"value\":{},\"create_revision\":{},\"mod_revision\":{},\"version\":{}{revision}}}",
-        json_bytes(&entry.key),
-        json_bytes(&entry.value),
-        entry.create_revision,
-        entry.mod_revision,
-        entry.version
-    )
+    let json = Object::new()
+        .bytes("key", &entry.key)
+        .bytes("value", &entry.value)
+        .uint("create_revision", entry.create_revision)
+        .uint("mod_revision", entry.mod_revision)
+        .uint("version", entry.version);
+    match revision {
+        Some(revision) => json.uint("revision", revision).finish(),
+        None => json.finish(),
+    }
 }
 
 #[cfg(test)]

@@ -22,8 +22,8 @@ pub enum CliError {
     },
     /// A flag the command does not know.
     UnknownFlag {
-        /// The command.
-        command: &'static str,
+        /// The program and command, e.g. `harness node` or `harness-sim`.
+        program: String,
         /// The flag as given.
         flag: String,
     },
@@ -70,6 +70,13 @@ pub enum CliError {
         /// The second flag.
         second: &'static str,
     },
+    /// A flag spelled the old way, which now means something else or has a new name.
+    Renamed {
+        /// The old spelling, without dashes.
+        old: &'static str,
+        /// What to write instead, without the leading dashes.
+        new: &'static str,
+    },
     /// `--slurm` could not derive the membership from the job's environment.
     Slurm(String),
     /// A setting rejected by the configuration's own validation.
@@ -101,8 +108,8 @@ impl fmt::Display for CliError {
         match self {
             CliError::MissingCommand => write!(f, "no command given (try --help)"),
             CliError::UnknownCommand { command } => write!(f, "unknown command {command:?} (try --help)"),
-            CliError::UnknownFlag { command, flag } => {
-                write!(f, "unknown flag {flag} for `harness {command}` (try --help)")
+            CliError::UnknownFlag { program, flag } => {
+                write!(f, "unknown flag {flag} for `{program}` (try --help)")
             }
             CliError::Stray { argument } => {
                 write!(f, "unexpected argument {argument:?} (flags start with --)")
@@ -113,6 +120,9 @@ impl fmt::Display for CliError {
             CliError::Required { flags } => write!(f, "{flags} is required"),
             CliError::Needs { flag, needs } => write!(f, "--{flag} needs {needs}"),
             CliError::Conflict { first, second } => write!(f, "--{first} and --{second} exclude each other"),
+            CliError::Renamed { old, new } => {
+                write!(f, "--{old} is not a flag of `harness node`: name the cluster with --{new}")
+            }
             CliError::Slurm(problem) => write!(f, "--slurm: {problem}"),
             CliError::Config(e) => e.fmt(f),
             CliError::Start(e) => write!(f, "cannot start: {e}"),

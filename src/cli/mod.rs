@@ -12,7 +12,6 @@ mod client_cmd;
 pub mod demo;
 mod error;
 mod flags;
-mod json;
 mod node;
 mod procs;
 mod report;
@@ -32,6 +31,7 @@ pub use client_cmd::{
 };
 pub use demo::run_demo;
 pub use error::{CliError, EXIT_USAGE};
+pub use flags::{parse_number, Flags, Given};
 pub use node::run_node;
 pub use report::{DemoReport, Kill};
 
@@ -45,27 +45,32 @@ member's messages in one total order.
 Usage:
   harness node --id N (--peers 1=HOST:PORT,2=HOST:PORT,... | --hostfile FILE) [options]
   harness node --slurm [--port 7100] [options]
-  harness demo [--nodes 5] [--messages 2000] [--ring bi|uni] [--kill 0] [--json]
   harness put KEY VALUE      harness get KEY [--stale]      harness del KEY
   harness put KEY --file FILE | harness put KEY -   (the value from a file, or from stdin)
   harness range PREFIX [--limit N] [--stale]
   harness txn [--if GUARD]... [--then OP]... [--else OP]...   (no clause: read them from stdin)
   harness watch PREFIX [--from REVISION] [--count N]
   harness status [--each]    harness members [--each]       harness leave
-  harness keygen --key-file FILE
   harness plugin load NAME   (every member must be able to load it, or none records it)
   harness force-primary --cluster HOST:PORT [--yes]   (only when a quorum is gone for good)
-  harness --help
+  harness keygen --key-file FILE
+  harness demo [--nodes 5] [--messages 2000] [--ring bi|uni] [--kill 0] [--hot 2] [--json]
+  harness --help             harness --version (or harness version)
 
 harness node: run one member until Ctrl-C or SIGTERM.
   --id N               this member's id, 1..=65535
   --peers LIST         every member as ID=HOST:PORT, comma separated, this one included
   --hostfile FILE      instead of --peers: one HOST[:PORT] a line (port 7100 if omitted);
                        the first host line is id 1, '#' starts a comment
+  --slurm              instead of --id and --peers: the id from SLURM_PROCID (or SLURM_NODEID)
+                       + 1 and the peers from SLURM_JOB_NODELIST (e.g. node[01-04,07]), every
+                       host on --port (7100)
   --listen HOST:PORT   address to listen on (default: this id's entry in the peer list)
   --ring bi|uni        messages travel both ways round the ring (bi, default) or one way
   --token-timeout MS   silence after which a neighbour counts as gone (default 1000)
-  --cluster NAME       nodes of different clusters refuse each other (default harness)
+  --cluster-name NAME  nodes of different clusters refuse each other (default harness); the
+                       old spelling `--cluster NAME` is refused with a hint, since --cluster
+                       is the client commands' member list
   --delivery-log FILE  write one line per agreed delivery, replacing FILE at start:
                        view seq origin incarnation counter payload_fnv64hex
   --key-file FILE      the cluster key (32 bytes, mode 600, from harness keygen): peers and
@@ -73,10 +78,6 @@ harness node: run one member until Ctrl-C or SIGTERM.
                        runs open and says so
   --encrypt            with --key-file: also encrypt every frame (ChaCha20-Poly1305); every
                        member and client must agree
-
-harness keygen: write a new random cluster key to --key-file FILE (mode 600, never
-overwriting); copy it to every member and client host.
-
   --hot H              members of a view that apply every command at once: the H lowest ids
                        (default 2); the others are warm standbys, promoted when a hot one fails
   --checkpoint-every N[,Ss]  checkpoint after N commits (default 4096) or S seconds (default 10)
@@ -87,8 +88,6 @@ overwriting); copy it to every member and client host.
   --plugins LIST       plug-ins this member can load (comma separated); it votes yes on
                        `plugin load NAME` exactly for these and for the files in --plugin-dir
   --plugin-dir DIR     every file name in DIR (read at start) is a plug-in it can load
-  --slurm              take the id from SLURM_PROCID (or SLURM_NODEID) + 1 and the peers from
-                       SLURM_JOB_NODELIST (e.g. node[01-04,07]), every host on --port (7100)
   --min-replicas W     the write quorum: a write is acknowledged only once W members hold it
                        (default a majority of the members less the witnesses; lower is logged
                        as a warning). A view of fewer than W members orders nothing
@@ -98,7 +97,8 @@ overwriting); copy it to every member and client host.
   --witness LIST       ids of the peer list that are witnesses: they vote on views and hold no
                        state (give every member the same list; a witness runs with its own id)
 
-Client commands talk to any member and fail over to another:
+Client commands (put, get, del, range, txn, watch, status, members, leave, plugin,
+force-primary) talk to any member and fail over to another:
   --cluster LIST       the members, HOST:PORT,... or as --peers (default: $HARNESS_CLUSTER)
   --json               print JSON (one object; one per line for watch)
   --stale              get/range: read the answering member's state instead of ordering the
@@ -107,7 +107,7 @@ Client commands talk to any member and fail over to another:
   --session ID:N       put/del/txn: client id and request number, to retry a write exactly once
   --key-file FILE      the cluster key of a keyed cluster (as the members' --key-file)
   --encrypt            the cluster runs with --encrypt
-  --cluster-name NAME  the members' --cluster name, which the key is bound to (default harness)
+  --cluster-name NAME  the members' --cluster-name, which the key is bound to (default harness)
   txn clauses: --if 'KEY = VALUE' | 'KEY version|mod =|<|> N' | 'KEY exists|missing',
                --then/--else 'put KEY VALUE' | 'del KEY' | 'get KEY' | 'range PREFIX [LIMIT]'
   status and members print a table of every member (id, address, role, view, received, lag)
@@ -119,21 +119,32 @@ Client commands talk to any member and fail over to another:
   Exit codes: 0 ok, 1 failed (or refused), 2 bad usage, 3 not found, 4 guard failed,
   5 no quorum, 6 unreachable, 7 not enough replicas (fewer than W members connected).
 
+harness keygen: write a new random cluster key to --key-file FILE (mode 600, never
+overwriting); copy it to every member and client host.
+
 harness demo: start --nodes local node processes on free loopback ports, submit --messages
 from each node concurrently, check every node delivered all of them in the same order, stop
 the processes. --kill N kills N random members with kill -9 during the run and restarts each
 about a second later; their clients resubmit elsewhere, and the nodes' delivery logs are
-audited. Exits 0 only if verified; --json prints one JSON summary last.
+audited. --hot H is passed to every node. Exits 0 only if verified; --json prints one JSON
+summary last.
 
 Logging: RUST_LOG=error|warn|info|debug|trace (default info).
 Errors: one line on stderr naming the flag, exit code 2.
 ";
+
+/// `NAME VERSION`: what every binary of the crate prints for `--version`.
+pub fn version_line(program: &str) -> String {
+    format!("{program} {}", env!("CARGO_PKG_VERSION"))
+}
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Print `USAGE`.
     Help,
+    /// Print `harness VERSION`.
+    Version,
     /// Run one member.
     Node(NodeArgs),
     /// Run the local demo.
@@ -157,6 +168,9 @@ pub fn parse_command(
     // `--help` anywhere wins, so `harness node --id 1 --help` shows usage instead of an error.
     if args.iter().any(|a| a == "--help" || a == "-h") || command == "help" {
         return Ok(Command::Help);
+    }
+    if ["--version", "-V", "version"].contains(&command.as_str()) {
+        return Ok(Command::Version);
     }
     match command.as_str() {
         "node" => Ok(Command::Node(parse_node_args_with_env(rest, read_file, env)?)),
@@ -194,6 +208,23 @@ mod tests {
         assert!(matches!(parse("node --id 1 --peers 1=127.0.0.1:7101").unwrap(), Command::Node(_)));
         assert_eq!(parse("").unwrap_err().to_string(), "no command given (try --help)");
         assert_eq!(parse("serve").unwrap_err().to_string(), "unknown command \"serve\" (try --help)");
+        for version in ["--version", "-V", "version"] {
+            assert_eq!(parse(version).unwrap(), Command::Version, "{version}");
+        }
+        assert!(USAGE.contains("harness --version"));
+        assert_eq!(version_line("harness"), format!("harness {}", env!("CARGO_PKG_VERSION")));
+    }
+
+    #[test]
+    fn node_help_is_one_paragraph_with_every_node_flag() {
+        let start = USAGE.find("harness node: run one member").unwrap();
+        let paragraph = &USAGE[start..start + USAGE[start..].find("\n\n").unwrap()];
+        for flag in args::NODE_VALUED.iter().chain(&args::NODE_SWITCHES) {
+            assert!(paragraph.contains(&format!("--{flag} ")), "--{flag} is not in:\n{paragraph}");
+        }
+        let keygen = USAGE.find("harness keygen: write").unwrap();
+        let client = USAGE.find("Client commands (").unwrap();
+        assert!(keygen > client && client > start, "sections in the order of the usage lines");
     }
 
     #[test]
@@ -205,7 +236,7 @@ mod tests {
             "--listen",
             "--ring",
             "--token-timeout",
-            "--cluster",
+            "--cluster-name",
             "--delivery-log",
             "--key-file",
             "--encrypt",

@@ -61,7 +61,7 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
         node.local_addr(),
         args.peers.len(),
         args.ring.as_str(),
-        args.cluster
+        args.cluster_name
     );
     // Bounded by the signal or the node's end; the deliveries channel yields nothing else.
     let outcome = loop {

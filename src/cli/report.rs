@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::ids::{NodeId, RingMode};
+use crate::json::{self, Object};
 use crate::wire::NodeStatus;
 
 /// One member killed during the run.
@@ -58,25 +59,22 @@ impl DemoReport {
 
     /// The one-object JSON summary (`messages` is the total over all nodes).
     pub fn json(&self) -> String {
-        let delivered: Vec<String> =
-            self.statuses.iter().map(|s| s.as_ref().map_or(0, |s| s.delivered).to_string()).collect();
-        let digests: Vec<String> = self
+        let delivered = self.statuses.iter().map(|s| s.as_ref().map_or(0, |s| s.delivered).to_string());
+        let digests = self
             .statuses
             .iter()
-            .map(|s| format!("\"{:016x}\"", s.as_ref().map_or(0, |s| s.delivery_digest)))
-            .collect();
-        let killed: Vec<String> = self.kills.iter().map(|k| format!("\"{}\"", k.id)).collect();
-        format!(
-            "{{\"nodes\":{},\"ring\":\"{}\",\"messages\":{},\"delivered\":[{}],\"digests\":[{}],\"killed\":[{}],\"verified\":{},\"seconds\":{:.2}}}",
-            self.nodes,
-            self.ring.as_str(),
-            self.messages,
-            delivered.join(","),
-            digests.join(","),
-            killed.join(","),
-            self.verified(),
-            self.seconds
-        )
+            .map(|s| json::string(&format!("{:016x}", s.as_ref().map_or(0, |s| s.delivery_digest))));
+        let killed = self.kills.iter().map(|k| json::string(&k.id.to_string()));
+        Object::new()
+            .uint("nodes", self.nodes as u64)
+            .str("ring", self.ring.as_str())
+            .uint("messages", self.messages)
+            .raw("delivered", &json::array(delivered))
+            .raw("digests", &json::array(digests))
+            .raw("killed", &json::array(killed))
+            .bool("verified", self.verified())
+            .fixed("seconds", self.seconds, 2)
+            .finish()
     }
 
     /// The human summary, several lines.
@@ -203,6 +201,8 @@ mod tests {
              \"digests\":[\"00000000000000ab\",\"0000000000000000\"],\"killed\":[],\"verified\":true,\"seconds\":1.23}"
         );
         assert!(report.summary().contains("verified: every node delivered all 10 messages"));
+        let parsed: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
+        assert_eq!(parsed["digests"][0], "00000000000000ab");
         report.kills.push(Kill { id: NodeId(2), at: 0.5, restarted: true });
         assert!(report.json().contains("\"killed\":[\"n2\"]"));
         assert!(report

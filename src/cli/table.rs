@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use super::json::json_str;
+use crate::json::{self, Object};
 use crate::wire::{MemberInfo, NodeStatus, StandbyRole};
 
 /// One member as the table shows it.
@@ -194,48 +194,40 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
 
 /// The JSON form: with `summary` the cluster fields first, then `members`.
 pub fn render_json_rows(rows: &[MemberRow], summary: bool) -> String {
-    let members: Vec<String> = rows
-        .iter()
-        .map(|row| {
-            let s = row.status.as_ref();
-            let number = |value: Option<u64>| value.map_or("null".to_string(), |v| v.to_string());
-            format!(
-                "{{\"id\":{},\"addr\":{},\"role\":\"{}\",\"reachable\":{},\"view\":{},\"primary\":{},\"revision\":{},\"committed\":{},\"received\":{},\"lag\":{},\"last_checkpoint\":{},\"state_bytes\":{},\"max_step_us\":{}}}",
-                row.info.id.0,
-                json_str(&row.info.addr),
-                row.role,
-                row.reachable,
-                number(row.view.map(|(view, _)| view)),
-                row.view.map_or("null".to_string(), |(_, primary)| primary.to_string()),
-                number(s.map(|s| s.revision)),
-                number(s.map(|s| s.committed_upto)),
-                number(row.received),
-                number(row.lag),
-                number(s.and_then(|s| (s.last_checkpoint > 0).then_some(s.last_checkpoint))),
-                number(s.map(|s| s.state_bytes)),
-                number(s.map(|s| s.max_step_us)),
-            )
-        })
-        .collect();
-    let members = members.join(",");
+    let members = json::array(rows.iter().map(|row| {
+        let s = row.status.as_ref();
+        Object::new()
+            .uint("id", u64::from(row.info.id.0))
+            .str("addr", &row.info.addr)
+            .str("role", row.role)
+            .bool("reachable", row.reachable)
+            .opt_uint("view", row.view.map(|(view, _)| view))
+            .raw("primary", row.view.map_or("null", |(_, primary)| if primary { "true" } else { "false" }))
+            .opt_uint("revision", s.map(|s| s.revision))
+            .opt_uint("committed", s.map(|s| s.committed_upto))
+            .opt_uint("received", row.received)
+            .opt_uint("lag", row.lag)
+            .opt_uint("last_checkpoint", s.and_then(|s| (s.last_checkpoint > 0).then_some(s.last_checkpoint)))
+            .opt_uint("state_bytes", s.map(|s| s.state_bytes))
+            .opt_uint("max_step_us", s.map(|s| s.max_step_us))
+            .finish()
+    }));
     if !summary {
-        return format!("{{\"members\":[{members}]}}");
+        return Object::new().raw("members", &members).finish();
     }
     let statuses: Vec<Option<NodeStatus>> = rows.iter().map(|r| r.status.clone()).collect();
-    match newest(&statuses) {
-        Some(s) => format!(
-            "{{\"view\":{},\"primary\":{},\"replicas\":{},\"configured\":{},\"min_replicas\":{},\"revision\":{},\"committed\":{},\"rotation_rate\":{:.3},\"members\":[{members}]}}",
-            s.view.0,
-            s.primary,
-            s.replicas,
-            s.configured,
-            s.min_replicas,
-            s.revision,
-            s.committed_upto,
-            rate(s)
-        ),
-        None => format!("{{\"view\":null,\"primary\":false,\"replicas\":null,\"configured\":null,\"min_replicas\":null,\"revision\":null,\"committed\":null,\"rotation_rate\":null,\"members\":[{members}]}}"),
-    }
+    let newest = newest(&statuses);
+    Object::new()
+        .opt_uint("view", newest.map(|s| s.view.0))
+        .bool("primary", newest.is_some_and(|s| s.primary))
+        .opt_uint("replicas", newest.map(|s| u64::from(s.replicas)))
+        .opt_uint("configured", newest.map(|s| u64::from(s.configured)))
+        .opt_uint("min_replicas", newest.map(|s| u64::from(s.min_replicas)))
+        .opt_uint("revision", newest.map(|s| s.revision))
+        .opt_uint("committed", newest.map(|s| s.committed_upto))
+        .raw("rotation_rate", &newest.map_or_else(|| "null".to_string(), |s| json::fixed(rate(s), 3)))
+        .raw("members", &members)
+        .finish()
 }
 
 #[cfg(test)]
@@ -301,6 +293,12 @@ mod tests {
             "3   127.0.0.1:7103  down  -     -        -         -          -         -    -           -       -"
         );
         let json = render_json_rows(&rows, true);
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed["members"][2]["reachable"], false);
+        let members: serde_json::Value = serde_json::from_str(&render_json_rows(&rows, false)).unwrap();
+        assert_eq!(members["members"].as_array().unwrap().len(), 3);
+        let none: serde_json::Value = serde_json::from_str(&render_json_rows(&[], true)).unwrap();
+        assert!(none["view"].is_null() && none["rotation_rate"].is_null());
         assert!(json.starts_with("{\"view\":4,\"primary\":true,\"replicas\":2,\"configured\":3,\"min_replicas\":2,\"revision\":20,\"committed\":40,\"rotation_rate\":3.900,\"members\":[{\"id\":2,\"addr\":\"127.0.0.1:7102\",\"role\":\"hot\""), "{json}");
         assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"received\":null,\"lag\":null,\"last_checkpoint\":null,\"state_bytes\":null,\"max_step_us\":null}]}"), "{json}");
     }

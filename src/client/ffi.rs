@@ -199,7 +199,7 @@ pub unsafe extern "C" fn harness_connect(cluster: *const c_char, timeout_ms: u32
 
 /// As `harness_connect`, for a keyed cluster: every connection proves the key in `key_file`
 /// (checked as `harness node --key-file` checks it), bound to `cluster_name` (null: "harness",
-/// the members' default `--cluster`), with every frame encrypted when `encrypt` is not 0 (the
+/// the members' default `--cluster-name`), with every frame encrypted when `encrypt` is not 0 (the
 /// members' `--encrypt`). Returns null on a bad list or key file.
 ///
 /// # Safety

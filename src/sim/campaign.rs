@@ -7,6 +7,7 @@ use super::cluster::{PhaseCost, ScaleRow};
 use super::cost::{measure, seed_figures, CostRow};
 use super::{run, RunReport, SimOptions};
 use crate::ids::RingMode;
+use crate::json::{self, Object};
 
 /// The totals of a campaign.
 #[derive(Clone, Debug, Default)]
@@ -26,17 +27,16 @@ pub struct Summary {
 impl Summary {
     /// The summary as one JSON object.
     pub fn to_json(&self, options: &SimOptions) -> String {
-        format!(
-            "{{\"seeds\":{},\"violations\":{},\"steps\":{},\"seconds\":{:.3},\"nodes\":{},\"faults\":\"{}\",\"ring\":\"{}\",\"failed\":{:?}}}",
-            self.seeds,
-            self.violations,
-            self.steps,
-            self.seconds,
-            options.nodes,
-            options.profile,
-            options.ring_mode.as_str(),
-            self.failed
-        )
+        Object::new()
+            .uint("seeds", self.seeds)
+            .uint("violations", self.violations)
+            .uint("steps", self.steps)
+            .fixed("seconds", self.seconds, 3)
+            .uint("nodes", options.nodes as u64)
+            .str("faults", &options.profile.to_string())
+            .str("ring", options.ring_mode.as_str())
+            .raw("failed", &json::array(self.failed.iter().map(u64::to_string)))
+            .finish()
     }
 }
 
@@ -134,27 +134,32 @@ pub fn cost_json(rows: &[CostRow]) -> String {
             .iter()
             .enumerate()
         {
-            records.push(format!(
-                "{{\"operation\":\"{}\",\"n\":{},\"ring\":\"{}\",\"o\":{},\"c\":{},\"seed_o\":{},\"seed_c\":{}}}",
-                name,
-                row.nodes,
-                row.ring.as_str(),
-                ours[i].0,
-                ours[i].1,
-                seed[i].0,
-                seed[i].1
-            ));
+            records.push(
+                Object::new()
+                    .str("operation", name)
+                    .uint("n", row.nodes as u64)
+                    .str("ring", row.ring.as_str())
+                    .uint("o", ours[i].0)
+                    .uint("c", ours[i].1)
+                    .uint("seed_o", seed[i].0)
+                    .uint("seed_c", seed[i].1)
+                    .finish(),
+            );
         }
         if let Some((o, c)) = row.view_change {
-            records.push(format!(
-                "{{\"operation\":\"view_change\",\"n\":{},\"ring\":\"{}\",\"o\":{o},\"c\":{c},\"connections\":{}}}",
-                row.nodes,
-                row.ring.as_str(),
-                row.view_change_dials
-            ));
+            records.push(
+                Object::new()
+                    .str("operation", "view_change")
+                    .uint("n", row.nodes as u64)
+                    .str("ring", row.ring.as_str())
+                    .uint("o", o)
+                    .uint("c", c)
+                    .uint("connections", row.view_change_dials)
+                    .finish(),
+            );
         }
     }
-    format!("[{}]", records.join(","))
+    json::array(records)
 }
 
 /// The scale table (docs/PROTOCOL.md §4) as markdown: per ring size and phase, the virtual time,
@@ -200,19 +205,20 @@ pub fn scale_json(rows: &[ScaleRow]) -> String {
     let mut records = Vec::new();
     for row in rows {
         for (name, cost) in scale_phases(row) {
-            records.push(format!(
-                "{{\"n\":{},\"phase\":\"{}\",\"time_ms\":{:.3},\"dials_max\":{},\"dials_total\":{},\"frames\":{},\"membership_frames\":{},\"links_max\":{},\"violation\":{}}}",
-                row.nodes,
-                name,
-                cost.time.as_secs_f64() * 1000.0,
-                cost.dials_max,
-                cost.dials_total,
-                cost.frames,
-                cost.membership_frames,
-                row.links_max,
-                row.violation.as_ref().map_or("null".to_string(), |v| v.guarantee.number().to_string()),
-            ));
+            records.push(
+                Object::new()
+                    .uint("n", row.nodes as u64)
+                    .str("phase", name)
+                    .fixed("time_ms", cost.time.as_secs_f64() * 1000.0, 3)
+                    .uint("dials_max", cost.dials_max)
+                    .uint("dials_total", cost.dials_total)
+                    .uint("frames", cost.frames)
+                    .uint("membership_frames", cost.membership_frames)
+                    .uint("links_max", row.links_max as u64)
+                    .opt_uint("violation", row.violation.as_ref().map(|v| u64::from(v.guarantee.number())))
+                    .finish(),
+            );
         }
     }
-    format!("[{}]", records.join(","))
+    json::array(records)
 }

@@ -45,6 +45,10 @@ fn quick_bench_completes_with_sane_numbers() {
     assert!(stdout.contains("### Commit latency"), "{stdout}");
 
     let text = std::fs::read_to_string(&json).unwrap();
+    // The file is one JSON array of flat objects, each naming its figure.
+    let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let parsed = parsed.as_array().unwrap();
+    assert!(!parsed.is_empty() && parsed.iter().all(|r| r["figure"].is_string()), "{text}");
     let records: Vec<&str> = text.lines().filter(|l| l.contains("\"figure\"")).collect();
     let of = |figure: &str| -> Vec<&str> {
         records.iter().copied().filter(|r| r.contains(&format!("\"figure\":\"{figure}\""))).collect()

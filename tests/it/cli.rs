@@ -1,6 +1,6 @@
 //! The `harness` command line as operators meet it: a bad flag or an address in use is one
-//! line on stderr naming the flag or address, exit code 2; `--help` exits 0; a node stops
-//! cleanly on SIGTERM.
+//! line on stderr naming the flag or address, exit code 2; `--help` and `--version` (of every
+//! binary) exit 0; a node stops cleanly on SIGTERM.
 
 use crate::common;
 
@@ -131,6 +131,64 @@ fn help_prints_usage_and_exits_0() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(stdout.contains("harness node --id N"), "{stdout}");
         assert!(stdout.contains("--hostfile FILE"), "{stdout}");
+    }
+}
+
+#[test]
+fn every_binary_prints_name_and_version_and_exits_0() {
+    let version = env!("CARGO_PKG_VERSION");
+    let binaries = [
+        ("harness", HARNESS),
+        ("harness-sim", env!("CARGO_BIN_EXE_harness-sim")),
+        ("harness-bench", env!("CARGO_BIN_EXE_harness-bench")),
+        ("harness-check", env!("CARGO_BIN_EXE_harness-check")),
+    ];
+    for (name, exe) in binaries {
+        let output = Command::new(exe).arg("--version").env("RUST_LOG", "off").output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{name} --version");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{name} {version}\n"), "{name}");
+        assert!(output.stderr.is_empty(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let output = run_harness(&["version"], DEADLINE);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("harness {version}\n"));
+    let help = run_harness(&["--help"], DEADLINE);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("harness --version"));
+}
+
+#[test]
+fn harness_sim_and_harness_bench_refuse_bad_usage_in_one_line_naming_the_flag() {
+    let sim = env!("CARGO_BIN_EXE_harness-sim");
+    let bench = env!("CARGO_BIN_EXE_harness-bench");
+    for (exe, args, names) in [
+        (
+            sim,
+            &["--seeds", "0..2", "--speed", "3"][..],
+            &["harness-sim: ", "unknown flag --speed", "--help"][..],
+        ),
+        (sim, &["--seed"], &["--seed needs a value"]),
+        (sim, &["--seed", "1", "--nodes"], &["--nodes needs a value"]),
+        (sim, &["--seed", "x"], &["bad --seed \"x\""]),
+        (sim, &["--seed", "1", "--nodes", "0"], &["bad --nodes \"0\"", "1..=256"]),
+        (sim, &["--seeds", "5..2"], &["bad --seeds", "A < B"]),
+        (sim, &["--seed", "1", "--seeds", "0..2"], &["--seed and --seeds exclude each other"]),
+        (sim, &["--seed", "1", "--seed", "2"], &["--seed is given twice"]),
+        (sim, &["--seed", "1", "--ring", "round"], &["bad --ring \"round\""]),
+        (sim, &["--seed", "1", "--state-bytes", "3 parsecs"], &["bad --state-bytes"]),
+        (sim, &["--seed", "1", "--witnesses", "5"], &["bad --witnesses"]),
+        (sim, &["cost", "--seed", "1"], &["unknown flag --seed for `harness-sim cost`"]),
+        (sim, &["--nodes", "3"], &["--seed S or --seeds A..B is required"]),
+        (sim, &["seeds"], &["unexpected argument \"seeds\""]),
+        (bench, &["--fast"], &["harness-bench: ", "unknown flag --fast for `harness-bench`"]),
+        (bench, &["--nodes", "1"], &["bad --nodes"]),
+    ] {
+        let output = Command::new(exe).args(args).env("RUST_LOG", "off").output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+        for name in names {
+            assert!(stderr.contains(name), "{args:?}: {stderr:?} does not say {name:?}");
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod client_cli;
 mod failover_processes;
 mod fault_processes;
 mod hold_core;
+mod json_output;
 mod large_state_processes;
 mod leave_processes;
 mod linearizability;

@@ -27,7 +27,7 @@ const PEERS: &str = "--peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103"
 fn a_full_command_line_becomes_a_node_config() {
     let args =
         node(&format!(
-            "--id 2 --listen 0.0.0.0:7102 {PEERS} --ring uni --token-timeout 500 --cluster a --delivery-log d.log"
+            "--id 2 --listen 0.0.0.0:7102 {PEERS} --ring uni --token-timeout 500 --cluster-name a --delivery-log d.log"
         ))
         .unwrap();
     assert_eq!(args.delivery_log, Some(std::path::PathBuf::from("d.log")));
@@ -48,7 +48,7 @@ fn listen_defaults_to_the_own_peer_entry_and_ring_to_bi() {
     let args = node(&format!("--id 3 {PEERS}")).unwrap();
     assert_eq!(args.listen, "127.0.0.1:7103".parse().unwrap());
     assert_eq!(args.ring, RingMode::Bidirectional);
-    assert_eq!(args.cluster, DEFAULT_CLUSTER);
+    assert_eq!(args.cluster_name, DEFAULT_CLUSTER);
     assert_eq!(args.delivery_log, None);
     // A short token timeout pulls the idle hold down with it instead of failing validation.
     let short = node(&format!("--id 3 {PEERS} --token-timeout 40")).unwrap();
@@ -76,7 +76,17 @@ fn every_mistake_names_its_flag() {
     );
     assert!(node_error(&format!("--id 1 {PEERS} --listen 127.0.0.1:x")).starts_with("bad --listen"));
     assert!(node_error(&format!("--id 1 {PEERS} --token-timeout 5")).starts_with("bad --token-timeout"));
-    assert!(node_error(&format!("--id 1 {PEERS} --cluster=")).starts_with("bad --cluster"));
+    assert_eq!(
+        node_error(&format!("--id 1 {PEERS} --cluster-name=")),
+        "bad --cluster-name \"\": must not be empty"
+    );
+    // The old spelling is refused with the new one, whichever form it takes.
+    for old in ["--cluster a", "--cluster=a", "--cluster"] {
+        assert_eq!(
+            node_error(&format!("--id 1 {PEERS} {old}")),
+            "--cluster is not a flag of `harness node`: name the cluster with --cluster-name NAME"
+        );
+    }
     assert!(node_error(&format!("--id 1 {PEERS} --delivery-log=")).starts_with("bad --delivery-log"));
     assert!(node_error(&format!("--id 1 {PEERS} --verbose")).starts_with("unknown flag --verbose"));
 }

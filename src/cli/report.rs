@@ -179,6 +179,7 @@ mod tests {
                 links_up: 0,
                 links_dialled: 0,
                 links_accepted: 0,
+                version: env!("CARGO_PKG_VERSION").into(),
             })
         };
         let mut report = DemoReport {

@@ -155,6 +155,7 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
         "CHECKPOINT",
         "STATE",
         "MAX STEP",
+        "VERSION",
     ];
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for row in rows {
@@ -180,6 +181,7 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
             }),
             s.map_or_else(dash, |s| format!("{:.1} MB", s.state_bytes as f64 / 1e6)),
             s.map_or_else(dash, |s| format!("{:.1} ms", s.max_step_us as f64 / 1e3)),
+            s.map_or_else(dash, |s| s.version.clone()),
         ]);
     }
     let widths: Vec<usize> =
@@ -210,6 +212,7 @@ pub fn render_json_rows(rows: &[MemberRow], summary: bool) -> String {
             .opt_uint("last_checkpoint", s.and_then(|s| (s.last_checkpoint > 0).then_some(s.last_checkpoint)))
             .opt_uint("state_bytes", s.map(|s| s.state_bytes))
             .opt_uint("max_step_us", s.map(|s| s.max_step_us))
+            .raw("version", &s.map_or_else(|| "null".to_string(), |s| json::string(&s.version)))
             .finish()
     }));
     if !summary {
@@ -258,6 +261,7 @@ mod tests {
             links_up: 2,
             links_dialled: 3,
             links_accepted: 1,
+            version: "0.1.0".into(),
         }
     }
 
@@ -282,15 +286,15 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            "ID  ADDRESS         ROLE  VIEW  PRIMARY  REVISION  COMMITTED  RECEIVED  LAG  CHECKPOINT  STATE   MAX STEP"
+            "ID  ADDRESS         ROLE  VIEW  PRIMARY  REVISION  COMMITTED  RECEIVED  LAG  CHECKPOINT  STATE   MAX STEP  VERSION"
         );
         assert_eq!(
             lines[2],
-            "2   127.0.0.1:7102  hot   4     yes      19        38         -         2    none        0.0 MB  0.0 ms"
+            "2   127.0.0.1:7102  hot   4     yes      19        38         -         2    none        0.0 MB  0.0 ms    0.1.0"
         );
         assert_eq!(
             lines[4],
-            "3   127.0.0.1:7103  down  -     -        -         -          -         -    -           -       -"
+            "3   127.0.0.1:7103  down  -     -        -         -          -         -    -           -       -         -"
         );
         let json = render_json_rows(&rows, true);
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -300,7 +304,7 @@ mod tests {
         let none: serde_json::Value = serde_json::from_str(&render_json_rows(&[], true)).unwrap();
         assert!(none["view"].is_null() && none["rotation_rate"].is_null());
         assert!(json.starts_with("{\"view\":4,\"primary\":true,\"replicas\":2,\"configured\":3,\"min_replicas\":2,\"revision\":20,\"committed\":40,\"rotation_rate\":3.900,\"members\":[{\"id\":2,\"addr\":\"127.0.0.1:7102\",\"role\":\"hot\""), "{json}");
-        assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"received\":null,\"lag\":null,\"last_checkpoint\":null,\"state_bytes\":null,\"max_step_us\":null}]}"), "{json}");
+        assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"received\":null,\"lag\":null,\"last_checkpoint\":null,\"state_bytes\":null,\"max_step_us\":null,\"version\":null}]}"), "{json}");
     }
 
     #[test]
@@ -322,15 +326,15 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[2],
-            "2   127.0.0.1:7102  hot   4     yes      18        37         38        2    none        0.0 MB  0.0 ms"
+            "2   127.0.0.1:7102  hot   4     yes      18        37         38        2    none        0.0 MB  0.0 ms    0.1.0"
         );
         assert_eq!(
             lines[4],
-            "3   127.0.0.1:7103  warm  4     yes      -         -          35        5    -           -       -"
+            "3   127.0.0.1:7103  warm  4     yes      -         -          35        5    -           -       -         -"
         );
         assert_eq!(
             lines[5],
-            "4   127.0.0.1:7104  down  -     -        -         -          -         -    -           -       -"
+            "4   127.0.0.1:7104  down  -     -        -         -          -         -    -           -       -         -"
         );
         let json = render_json_rows(&rows, false);
         assert_eq!(json.matches("\"reachable\":true").count(), 3, "{json}");

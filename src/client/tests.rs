@@ -79,6 +79,7 @@ fn status_of(request: u64) -> ClientReply {
         links_up: 0,
         links_dialled: 0,
         links_accepted: 0,
+        version: "0.1.0".into(),
     };
     ClientReply::Status { request, status }
 }

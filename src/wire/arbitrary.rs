@@ -213,6 +213,7 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
                     links_up: number(rng) as u32,
                     links_dialled: number(rng),
                     links_accepted: number(rng),
+                    version: format!("0.{}.{}", number(rng) % 100, number(rng) % 100),
                 },
             })
         }

@@ -733,6 +733,7 @@ fn put_status(out: &mut Vec<u8>, status: &NodeStatus) {
     put_u32(out, status.links_up);
     put_u64(out, status.links_dialled);
     put_u64(out, status.links_accepted);
+    put_str_u16(out, &status.version);
 }
 
 fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
@@ -758,5 +759,6 @@ fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
         links_up: r.u32("status.links_up")?,
         links_dialled: r.u64("status.links_dialled")?,
         links_accepted: r.u64("status.links_accepted")?,
+        version: r.str_u16("status.version")?.to_owned(),
     })
 }

@@ -577,6 +577,8 @@ pub struct NodeStatus {
     pub links_dialled: u64,
     /// Peer links other members dialled to it that completed their handshake.
     pub links_accepted: u64,
+    /// The member's software version (`harness --version`), so a rolling upgrade shows who runs what.
+    pub version: String,
 }
 
 /// A member's standby role as reported in its status.

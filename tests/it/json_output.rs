@@ -119,6 +119,13 @@ fn every_client_command_prints_json_a_parser_reads() {
         assert_eq!(member["reachable"], true, "{member}");
         assert!(member["id"].is_u64() && member["addr"].is_string() && member["lag"].is_u64(), "{member}");
     }
+    // The answering member reports its software version; the others' come with `--each`.
+    let versions: Vec<&str> = members.iter().filter_map(|m| m["version"].as_str()).collect();
+    assert_eq!(versions, [env!("CARGO_PKG_VERSION")], "{status}");
+    let each = run(&["status", "--each"], 0);
+    let versions: Vec<&str> =
+        each["members"].as_array().unwrap().iter().filter_map(|m| m["version"].as_str()).collect();
+    assert_eq!(versions, [env!("CARGO_PKG_VERSION"); 3], "{each}");
     // `--each` asks every member itself, so a killed one is down at once.
     nodes.kill(3);
     let members = run(&["members", "--each"], 0);

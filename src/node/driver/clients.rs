@@ -291,6 +291,7 @@ impl Driver {
             links_up: u32::try_from(self.c.core.link_counts().0).unwrap_or(u32::MAX),
             links_dialled: self.c.counters.dialled.load(Ordering::Relaxed),
             links_accepted: self.c.counters.links_accepted.load(Ordering::Relaxed),
+            version: env!("CARGO_PKG_VERSION").into(),
         }
     }
 }

@@ -45,6 +45,9 @@ pub const PAYLOAD_BYTES_MAX: usize = FRAME_BYTES_MAX - ENVELOPE_BYTES_MAX;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Most replies kept for a later `recv_reply` while waiting for a particular one.
 const REPLIES_KEPT_MAX: usize = 1 << 20;
+/// How long a send that met a reset looks for the node's reason among the replies already
+/// received (it is there or not at all: the node wrote it before closing).
+const REFUSAL_READ_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// A connection to one node.
 pub struct Client {
@@ -337,7 +340,8 @@ impl Client {
             return Err(ClientError::PayloadTooLarge { bytes: payload.len(), max: PAYLOAD_BYTES_MAX });
         }
         let request = self.take_request_number();
-        self.send(&ClientRequest::Broadcast { request, payload: payload.into() })?;
+        let sent = self.send(&ClientRequest::Broadcast { request, payload: payload.into() });
+        sent.or_else(|e| self.refused_while_sending(request, e))?;
         Ok(request)
     }
 
@@ -348,7 +352,8 @@ impl Client {
             return Err(ClientError::PayloadTooLarge { bytes: command.len(), max: PAYLOAD_BYTES_MAX });
         }
         let request = self.take_request_number();
-        self.send(&ClientRequest::Execute { request, consistency, command: command.into() })?;
+        let sent = self.send(&ClientRequest::Execute { request, consistency, command: command.into() });
+        sent.or_else(|e| self.refused_while_sending(request, e))?;
         Ok(request)
     }
 
@@ -361,6 +366,34 @@ impl Client {
         };
         self.in_flight -= 1;
         Ok(reply)
+    }
+
+    /// A node that refuses a request as it arrives (too large, docs/PROTOCOL.md §2.2) answers
+    /// why and closes, and our write of the rest can meet the reset. Its answer was written
+    /// first, so it is among the bytes already received: kept for `recv_reply` when it is there,
+    /// and the request counts as sent; otherwise the send's own error stands.
+    fn refused_while_sending(&mut self, request: u64, error: ClientError) -> Result<(), ClientError> {
+        let reset = matches!(&error, ClientError::Io { source, .. }
+            if matches!(source.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe));
+        if !reset {
+            return Err(error);
+        }
+        self.in_flight += 1;
+        let deadline = Instant::now() + REFUSAL_READ_TIMEOUT;
+        while self.kept.len() < REPLIES_KEPT_MAX {
+            match self.read_reply(deadline, "the reason for a reset", REFUSAL_READ_TIMEOUT) {
+                Ok(reply) => {
+                    let refusal = matches!(&reply, ClientReply::Error { request: r, .. } if *r == request);
+                    self.kept.push_back(reply);
+                    if refusal {
+                        return Ok(());
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        self.in_flight -= 1;
+        Err(error)
     }
 
     fn take_request_number(&mut self) -> u64 {

@@ -15,6 +15,7 @@ use nix::sys::signal::Signal;
 
 use crate::auth::{Auth, ClusterKey};
 use crate::client::Client;
+use crate::config::Durability;
 use crate::ids::RingMode;
 use crate::procs::{
     free_loopback_ports, process_cpu_seconds, process_peak_rss_kib, process_rss_kib, ProcessGroup,
@@ -27,6 +28,10 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(20);
 /// Most checks of one wait.
 const POLLS_MAX: u32 = 50_000;
+
+/// The log targets a durable ring's members write at info: checkpoints written and state
+/// transfers received.
+const DURABLE_LOG: &str = "harness::node::driver=info,harness::core::membership::stream=info";
 
 /// How a benchmark ring protects its links.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +66,10 @@ pub struct Cluster {
     /// The executable and the arguments every member shares, to restart one (`restart`).
     exe: PathBuf,
     shared_args: Vec<String>,
+    /// With `--data-dir`: member `i + 1` keeps its files in `data_root/n{i + 1}`.
+    data_root: Option<PathBuf>,
+    /// The members' `RUST_LOG`.
+    log_filter: String,
 }
 
 /// `count` free loopback addresses (`crate::procs::free_loopback_ports`).
@@ -87,6 +96,28 @@ impl Cluster {
         token_timeout: Option<Duration>,
         security: Security,
     ) -> Result<Cluster, String> {
+        Cluster::start_with(exe, nodes, ring, token_timeout, security, None)
+    }
+
+    /// Like `start`, each member with its own `--data-dir` and `durability`; the members log
+    /// their checkpoints and state transfers (`DURABLE_LOG`) for `log_lines`.
+    pub fn start_durable(
+        exe: &Path,
+        nodes: usize,
+        ring: RingMode,
+        durability: Durability,
+    ) -> Result<Cluster, String> {
+        Cluster::start_with(exe, nodes, ring, None, Security::Open, Some(durability))
+    }
+
+    fn start_with(
+        exe: &Path,
+        nodes: usize,
+        ring: RingMode,
+        token_timeout: Option<Duration>,
+        security: Security,
+        durable: Option<Durability>,
+    ) -> Result<Cluster, String> {
         let log_dir = std::env::temp_dir().join(format!("harness-bench-{}-{nodes}", std::process::id()));
         std::fs::create_dir_all(&log_dir).map_err(|e| format!("create {}: {e}", log_dir.display()))?;
         let addrs = loopback_addrs(nodes)?;
@@ -104,7 +135,15 @@ impl Cluster {
             log_dir,
             exe: exe.to_path_buf(),
             shared_args,
+            data_root: None,
+            log_filter: std::env::var("HARNESS_BENCH_NODE_LOG").unwrap_or_else(|_| "warn".into()),
         };
+        if let Some(durability) = durable {
+            cluster.data_root = Some(cluster.log_dir.join("data"));
+            cluster.shared_args.extend(["--durability".to_string(), durability.as_str().to_string()]);
+            // The figures of durable rings read checkpoint and transfer times from the logs.
+            cluster.log_filter.push_str(&format!(",{DURABLE_LOG}"));
+        }
         if security != Security::Open {
             let path = cluster.log_dir.join("cluster.key");
             let _ = std::fs::remove_file(&path);
@@ -135,11 +174,29 @@ impl Cluster {
         command
             .args(["node", "--id", &(index + 1).to_string(), "--listen", &self.addrs[index].to_string()])
             .args(&self.shared_args)
-            .env("RUST_LOG", std::env::var("HARNESS_BENCH_NODE_LOG").unwrap_or_else(|_| "warn".into()))
+            .args(
+                self.data_dir(index)
+                    .map(|dir| ["--data-dir".into(), dir.display().to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
+            .env("RUST_LOG", &self.log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
         self.children.spawn(index, command).map_err(|e| format!("start {} node: {e}", self.exe.display()))
+    }
+
+    /// Where member `index` keeps its files, on a durable ring.
+    pub fn data_dir(&self, index: usize) -> Option<PathBuf> {
+        self.data_root.as_ref().map(|root| root.join(format!("n{}", index + 1)))
+    }
+
+    /// The lines member `index` has logged so far that contain `text`.
+    pub fn log_lines(&self, index: usize, text: &str) -> Vec<String> {
+        let path = self.log_dir.join(format!("node-{}.log", index + 1));
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        log.lines().filter(|line| line.contains(text)).map(str::to_string).collect()
     }
 
     /// Starts member `index` again (a new incarnation with the same id) if it is not running.
@@ -181,6 +238,33 @@ impl Cluster {
             std::thread::sleep(POLL);
         }
         Err(format!("{n} nodes did not form one primary view within {deadline:?}"))
+    }
+
+    /// Waits until member `index` reports a primary view holding all members; one poll per
+    /// `POLL` over one connection, so timing a large ring's formation costs it little.
+    pub fn wait_primary_of_all(&mut self, index: usize, deadline: Duration) -> Result<(), String> {
+        let until = Instant::now() + deadline;
+        let n = self.addrs.len();
+        let mut client = None;
+        for _ in 0..POLLS_MAX {
+            if client.is_none() {
+                client =
+                    Client::connect_with(self.addrs[index], Duration::from_secs(1), self.auth.as_ref()).ok();
+            }
+            match client.as_mut().map(Client::status) {
+                Some(Ok(s)) if s.primary && s.ring.len() == n => return Ok(()),
+                Some(Ok(_)) => {}
+                _ => client = None,
+            }
+            if let Some(i) = self.first_exited() {
+                return Err(format!("n{} exited while starting; see {}", i + 1, self.log_dir.display()));
+            }
+            if Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(POLL);
+        }
+        Err(format!("n{} did not show a primary view of all {n} within {deadline:?}", index + 1))
     }
 
     /// The status of member `index` (0-based) over a fresh connection.

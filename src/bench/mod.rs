@@ -14,11 +14,13 @@ mod fairness;
 mod flood;
 mod floor;
 mod idle;
+mod large_state;
 mod latency;
 mod load;
 mod plot;
 mod recovery;
 pub mod report;
+mod scale;
 mod state;
 mod throughput;
 
@@ -37,7 +39,8 @@ harness-bench: latency, throughput, recovery, fairness, floor and idle cost of r
 `harness node` processes on loopback (the `harness` executable next to this one).
 
 Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FILE]
-                     [--svg-dir DIR] [--figures LIST]
+                     [--svg-dir DIR] [--figures LIST] [--scale-nodes LIST]
+                     [--state-mib N]
        harness-bench --help | --version
   --quick          a short smoke run (n = 3, ring bi unless narrowed; few requests)
   --nodes LIST     ring sizes for latency and throughput, each in 2..=16 (default 3,5,7,9);
@@ -46,12 +49,16 @@ Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FI
   --json FILE      also write every record as one JSON array of flat objects
   --svg-dir DIR    where the plots go (default target/bench)
   --figures LIST   any of broadcast,latency,throughput,flood,recovery,fairness,floor,idle,
-                   auth,checkpoint,promotion (default all)
+                   auth,checkpoint,promotion,scale,large_state (default all)
+  --scale-nodes LIST  ring sizes of the scale figure, each in 3..=1024
+                   (default 16,64,128,256; --quick: 16)
+  --state-mib N    the state large_state grows to, MiB (default 2048; --quick: 16); a run
+                   that would not fit in free memory is halved until it does, and says so
 Errors: one line on stderr, exit code 2.
 ";
 
 /// Every figure, in the order they run.
-pub const FIGURES: [&str; 11] = [
+pub const FIGURES: [&str; 13] = [
     "floor",
     "broadcast",
     "latency",
@@ -63,6 +70,8 @@ pub const FIGURES: [&str; 11] = [
     "auth",
     "checkpoint",
     "promotion",
+    "scale",
+    "large_state",
 ];
 
 /// What the command line asks for.
@@ -80,6 +89,10 @@ pub struct BenchArgs {
     pub svg_dir: PathBuf,
     /// Figures to run.
     pub figures: Vec<&'static str>,
+    /// Ring sizes of the scale figure.
+    pub scale_nodes: Vec<usize>,
+    /// The state the large_state figure grows to, MiB.
+    pub state_mib: u64,
 }
 
 /// Parses the arguments after the program name with the crate's one flag walker
@@ -88,7 +101,7 @@ pub fn parse_args(args: &[String]) -> Result<Option<BenchArgs>, String> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         return Ok(None);
     }
-    let valued = ["nodes", "ring", "json", "svg-dir", "figures"];
+    let valued = ["nodes", "ring", "json", "svg-dir", "figures", "scale-nodes", "state-mib"];
     let flags = Flags::walk("harness-bench", args, &valued, &["quick"]).map_err(|e| e.to_string())?;
     if let Some(flag) = valued.iter().find(|flag| flags.value(flag) == Some("")) {
         return Err(format!("--{flag} needs a value"));
@@ -122,8 +135,33 @@ pub fn parse_args(args: &[String]) -> Result<Option<BenchArgs>, String> {
         }
         None => FIGURES.to_vec(),
     };
+    let scale_nodes = match flags.value("scale-nodes") {
+        Some(list) => parse_list(list, "--scale-nodes", "sizes in 3..=1024", |t| {
+            t.parse().ok().filter(|n| (3..=1024).contains(n))
+        })?,
+        None if quick => vec![16],
+        None => scale::SIZES.to_vec(),
+    };
+    let state_mib = match flags.value("state-mib") {
+        Some(text) => text
+            .parse()
+            .ok()
+            .filter(|mib| (1..=1 << 20).contains(mib))
+            .ok_or_else(|| format!("bad --state-mib {text:?}: must be a number of MiB in 1..=1048576"))?,
+        None if quick => 16,
+        None => 2048,
+    };
     let svg_dir = PathBuf::from(svg_dir.unwrap_or("target/bench"));
-    Ok(Some(BenchArgs { quick, nodes, rings, json: json.map(PathBuf::from), svg_dir, figures }))
+    Ok(Some(BenchArgs {
+        quick,
+        nodes,
+        rings,
+        json: json.map(PathBuf::from),
+        svg_dir,
+        figures,
+        scale_nodes,
+        state_mib,
+    }))
 }
 
 fn parse_list<T>(
@@ -291,6 +329,45 @@ pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
     if wants("promotion") {
         note("promotion".into(), state::promotion(exe, ring, &plan).map(|r| vec![r]), &mut records);
     }
+    if wants("scale") {
+        let mut scale_records = Vec::new();
+        for &n in &args.scale_nodes {
+            note(
+                format!("scale n={n}"),
+                scale::measure(exe, n, ring, &plan).map(|r| vec![r]),
+                &mut scale_records,
+            );
+        }
+        if one_way_us.is_none() {
+            one_way_us =
+                floor::measure(plan.floor_round_trips, plan.repetitions).ok().map(|(_, one_way)| one_way);
+        }
+        if let Some(one_way) = one_way_us {
+            let growth = scale::growth(&scale_records, one_way);
+            scale_records.extend(growth);
+        }
+        records.extend(scale_records);
+    }
+    if wants("large_state") {
+        for asked in large_state::runs(args.quick, args.state_mib) {
+            let run = large_state::fits(asked, large_state::available_mib());
+            if run.state_mib < asked.state_mib {
+                eprintln!(
+                    "harness-bench: large_state n={}: {} MiB of state on every member does not fit in \
+                     this machine's free memory; measuring {} MiB",
+                    run.nodes, asked.state_mib, run.state_mib
+                );
+            }
+            let what = format!(
+                "large_state n={} {} B {} {} MiB",
+                run.nodes,
+                run.value_bytes,
+                run.durability.as_str(),
+                run.state_mib
+            );
+            note(what, large_state::measure(exe, ring, run).map(|r| vec![r]), &mut records);
+        }
+    }
     (records, failures)
 }
 
@@ -337,6 +414,9 @@ pub fn tables(records: &[Record]) -> String {
         ("fairness", "Fairness: member 1 submits 100x more"),
         ("idle_cpu", "Idle 5-member ring, % of one core (all processes)"),
         ("auth_throughput", "Cost of authentication: 3 members, ring bi, committed, without and with a key"),
+        ("scale", "Scale: real members on loopback; formation, links, idle CPU and RSS per member, commit latency at member 1, write gap after kill -9 of members 1, n/2 and n"),
+        ("scale_growth", "Scale: commit latency growth per added member against the one-way floor"),
+        ("large_state", "Large state: growth to the target, then the warm member killed, wiped and restarted under load; probe puts at member 1 (64 B, one outstanding)"),
     ];
     let mut out = String::new();
     for (figure, heading) in headings {

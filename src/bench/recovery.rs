@@ -110,29 +110,9 @@ pub fn measure(
 ) -> Result<Record, String> {
     let mut cluster = Cluster::start(exe, n, ring, Some(plan.token_timeout))?;
     cluster.wait_ready(plan.ready_deadline)?;
-    let acks = Acks { times: (0..n).map(|_| Mutex::new(Vec::new())).collect() };
-    let stop = AtomicBool::new(false);
-    let addrs = cluster.addrs.clone();
-    let (mut view_ms, mut gap_ms) = (Vec::new(), Vec::new());
-    let outcome = std::thread::scope(|scope| {
-        for home in 0..n {
-            let (acks, stop, addrs) = (&acks, &stop, &addrs);
-            scope
-                .spawn(move || write_until_stopped(home, addrs, plan.token_timeout, &acks.times[home], stop));
-        }
-        let result = (|| {
-            for trial in 0..plan.recovery_trials {
-                let victim = trial % n;
-                let (view, gap) = one_trial(&mut cluster, &acks, victim, fault, plan)?;
-                view_ms.push(view.as_secs_f64() * 1e3);
-                gap_ms.push(gap.as_secs_f64() * 1e3);
-            }
-            Ok::<(), String>(())
-        })();
-        stop.store(true, Ordering::Relaxed);
-        result
-    });
-    outcome?;
+    let homes: Vec<usize> = (0..n).collect();
+    let victims: Vec<usize> = (0..plan.recovery_trials).map(|trial| trial % n).collect();
+    let (mut view_ms, mut gap_ms) = trials(&mut cluster, &homes, &victims, fault, plan)?;
     view_ms.sort_by(f64::total_cmp);
     gap_ms.sort_by(f64::total_cmp);
     let timeout_ms = plan.token_timeout.as_secs_f64() * 1e3;
@@ -162,6 +142,42 @@ pub fn measure(
         .num("gap_p99_ms", percentile(&gap_ms, 0.99))
         .num("gap_max_ms", gap_max)
         .text("target_ms", &target))
+}
+
+/// Fails each of `victims` in turn (0-based member indexes) while one writer per index in
+/// `homes` puts through a client that starts at that member; the time to the view without the
+/// victim and the longest write gap of each trial, in milliseconds. The ring must be ready and
+/// is ready again when this returns.
+pub fn trials(
+    cluster: &mut Cluster,
+    homes: &[usize],
+    victims: &[usize],
+    fault: Fault,
+    plan: &Plan,
+) -> Result<(Vec<f64>, Vec<f64>), String> {
+    let acks = Acks { times: homes.iter().map(|_| Mutex::new(Vec::new())).collect() };
+    let stop = AtomicBool::new(false);
+    let addrs = cluster.addrs.clone();
+    let (mut view_ms, mut gap_ms) = (Vec::new(), Vec::new());
+    let outcome = std::thread::scope(|scope| {
+        for (writer, &home) in homes.iter().enumerate() {
+            let (acks, stop, addrs) = (&acks, &stop, &addrs);
+            scope.spawn(move || {
+                write_until_stopped(home, addrs, plan.token_timeout, &acks.times[writer], stop)
+            });
+        }
+        let result = (|| {
+            for &victim in victims {
+                let (view, gap) = one_trial(cluster, &acks, victim, fault, plan)?;
+                view_ms.push(view.as_secs_f64() * 1e3);
+                gap_ms.push(gap.as_secs_f64() * 1e3);
+            }
+            Ok::<(), String>(())
+        })();
+        stop.store(true, Ordering::Relaxed);
+        result
+    });
+    outcome.map(|()| (view_ms, gap_ms))
 }
 
 /// One writer: puts to its own key through a client that starts at member `home`, recording

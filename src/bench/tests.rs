@@ -14,11 +14,15 @@ fn defaults_run_everything_and_quick_narrows() {
     assert_eq!(full.rings.len(), 2);
     assert_eq!(full.figures, FIGURES.to_vec());
     assert_eq!(full.svg_dir, PathBuf::from("target/bench"));
+    assert_eq!(full.scale_nodes, vec![16, 64, 128, 256]);
     let quick = parse("--quick --json out.json").unwrap().unwrap();
     assert!(quick.quick);
     assert_eq!(quick.nodes, vec![3]);
     assert_eq!(quick.rings, vec![RingMode::Bidirectional]);
     assert_eq!(quick.json, Some(PathBuf::from("out.json")));
+    assert_eq!(quick.scale_nodes, vec![16]);
+    assert_eq!((full.state_mib, quick.state_mib), (2048, 16));
+    assert_eq!(parse("--scale-nodes 32,512").unwrap().unwrap().scale_nodes, vec![32, 512]);
     let narrowed = parse("--nodes=3,5 --ring uni --figures latency,idle").unwrap().unwrap();
     assert_eq!(narrowed.nodes, vec![3, 5]);
     assert_eq!(narrowed.rings, vec![RingMode::Unidirectional]);
@@ -37,6 +41,9 @@ fn bad_flags_are_one_line_naming_the_flag() {
     check("--nodes 3,x", "--nodes");
     check("--ring sideways", "--ring");
     check("--figures speed", "--figures");
+    check("--scale-nodes 2", "--scale-nodes");
+    check("--scale-nodes 2000", "--scale-nodes");
+    check("--state-mib 0", "--state-mib");
     check("--json", "--json needs a value");
     check("--nodes 3 --nodes 5", "--nodes is given twice");
     check("--fast", "unknown flag --fast");

@@ -313,7 +313,7 @@ impl Driver {
                     }
                 }
             }
-            Done::Checkpointed { seq, write } => log::debug!(
+            Done::Checkpointed { seq, write } => log::info!(
                 "{} protocol: checkpoint at {seq}: {} bytes written in {:?}",
                 self.me,
                 write.bytes,

@@ -24,6 +24,11 @@ use crate::wire::NodeStatus;
 
 /// How long a node may take to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The same for a durable member: it finishes the checkpoint it is writing before it exits,
+/// which takes seconds per GiB of state.
+const DURABLE_STOP_GRACE: Duration = Duration::from_secs(90);
+/// Clusters started by this process so far, so each has its own directory.
+static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// How often a starting ring or a stopping child is checked.
 const POLL: Duration = Duration::from_millis(20);
 /// Most checks of one wait.
@@ -118,7 +123,9 @@ impl Cluster {
         security: Security,
         durable: Option<Durability>,
     ) -> Result<Cluster, String> {
-        let log_dir = std::env::temp_dir().join(format!("harness-bench-{}-{nodes}", std::process::id()));
+        let serial = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log_dir =
+            std::env::temp_dir().join(format!("harness-bench-{}-{serial}-{nodes}", std::process::id()));
         std::fs::create_dir_all(&log_dir).map_err(|e| format!("create {}: {e}", log_dir.display()))?;
         let addrs = loopback_addrs(nodes)?;
         let peers: Vec<String> = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
@@ -131,7 +138,7 @@ impl Cluster {
         let mut cluster = Cluster {
             addrs: addrs.clone(),
             auth: None,
-            children: ProcessGroup::new(STOP_GRACE),
+            children: ProcessGroup::new(if durable.is_some() { DURABLE_STOP_GRACE } else { STOP_GRACE }),
             log_dir,
             exe: exe.to_path_buf(),
             shared_args,
@@ -316,7 +323,8 @@ impl Cluster {
     }
 
     /// Stops every member: SIGTERM (after SIGCONT, for a paused one), the grace period, then
-    /// SIGKILL. Logs are removed unless a member had to be killed.
+    /// SIGKILL. Data directories are always removed (they can hold gigabytes); logs are kept if a
+    /// member had to be killed.
     pub fn stop_all(&mut self) {
         let mut killed = false;
         for ended in self.children.stop_all() {
@@ -324,6 +332,9 @@ impl Cluster {
                 killed = true;
                 eprintln!("harness-bench: n{} ignored SIGTERM; killing it", ended.key + 1);
             }
+        }
+        if let Some(root) = &self.data_root {
+            let _ = std::fs::remove_dir_all(root);
         }
         if !killed && std::env::var_os("HARNESS_KEEP_LOGS").is_none() {
             let _ = std::fs::remove_dir_all(&self.log_dir);

@@ -297,8 +297,22 @@ pub fn measure(exe: &std::path::Path, ring: RingMode, run: Run) -> Result<Record
         .log_lines(victim, "caught up to")
         .last()
         .and_then(|line| line.split(", ").last()?.split(' ').next()?.parse::<f64>().ok());
+    let stopping = Instant::now();
     cluster.stop_all();
-    Ok(record(run, ring, &observed, &shared, &statuses, peak_rss_mib, rss_mib, &checkpoint_ms, received_mb_s))
+    let stop_s = stopping.elapsed().as_secs_f64();
+    let record = record(
+        run,
+        ring,
+        &observed,
+        &shared,
+        &statuses,
+        peak_rss_mib,
+        rss_mib,
+        &checkpoint_ms,
+        received_mb_s,
+    );
+    // SIGTERM to exit: a member finishes the checkpoint it is writing first.
+    Ok(record.num("stop_s", stop_s))
 }
 
 /// Polls member 1 through the growth, the kill and the restart.

@@ -12,6 +12,10 @@ use crate::wire::PeerFrame;
 
 /// How many members a joining member links to at once (docs/PROTOCOL.md §4).
 pub(in crate::core) const CONTACTS: usize = 3;
+/// Token timeouts a member other than the streaming one waits for a stateless joiner's
+/// catch-up to start before it lets the joiner in anyway: a live donor answers within one
+/// (docs/PROTOCOL.md §2, §5.3).
+const CATCH_UP_WAIT: u32 = 1;
 
 impl Core {
     /// After being left out of a view: the next join requests come later, doubling each time.
@@ -179,11 +183,12 @@ impl Core {
     /// A joiner without state is first given this view's checkpoint, streamed while the ring
     /// runs (docs/PROTOCOL.md §5.3, "Catching up"): the ring member with the lowest id starts the
     /// stream instead of letting it in, and every member leaves it out while it says it is
-    /// catching up. The other contacts' join timers fire token_timeout / 20 or more after the
-    /// join, and the joiner says so at its first chunk (two hops), so a stream that starts keeps
-    /// the join back; one that cannot start (no link from that member) lets the join go ahead as
-    /// before. Returns whether
-    /// the join waits.
+    /// catching up. The others wait `CATCH_UP_WAIT` token timeout from its first request for
+    /// that stream to start (the joiner then says so to every member it is linked to), so a
+    /// busy donor whose first chunk comes late does not see the joiner let in without the state;
+    /// a stream that cannot start (no link from the lowest member) lets the join go ahead after
+    /// the wait, with the state transferred inside the view change. Returns whether the join
+    /// waits.
     fn catch_up_first(
         &mut self,
         now: Time,
@@ -197,17 +202,25 @@ impl Core {
             self.membership.joiners.remove(&member);
             return true;
         }
+        if caught_up > 0 || self.replica.checkpoint().seq == 0 {
+            self.membership.stateless_joins.remove(&member.id);
+            return false;
+        }
         // The ring member with the lowest id streams: every fresh joiner contacts the lowest ids
         // (docs/PROTOCOL.md §4), so it is linked to this one, not necessarily to position 0.
         let lowest = self.ring.members.iter().map(|m| m.id).min() == Some(self.config.me.id);
-        if caught_up > 0 || self.replica.checkpoint().seq == 0 || !lowest {
+        if lowest {
+            if member.id == from && self.links.is_up(from) {
+                self.start_stream(now, from, crate::ids::Ballot::default(), 0, out);
+                return true;
+            }
             return false;
         }
-        if member.id == from && self.links.is_up(from) {
-            self.start_stream(now, from, crate::ids::Ballot::default(), 0, out);
-            return true;
-        }
-        false
+        let wait = self.config.token_timeout * CATCH_UP_WAIT;
+        // Entries of joiners long gone are dropped, so the map holds recent joiners only.
+        self.membership.stateless_joins.retain(|_, &mut first| now < first + wait * 2);
+        let first = *self.membership.stateless_joins.entry(member.id).or_insert(now);
+        now < first + wait
     }
 
     /// Leaves the group: coordinates a view without this member, or stops at once when alone.

@@ -103,6 +103,9 @@ pub(in crate::core) struct Membership {
     pub(in crate::core) coordination: Option<Coordination>,
     /// Members that asked to join while this one is operational, and when to let them in.
     pub(in crate::core) joiners: BTreeSet<Member>,
+    /// When a joiner without state first asked this member, which does not stream to it: the
+    /// join waits for the streaming member's catch-up (docs/PROTOCOL.md §5.3).
+    pub(in crate::core) stateless_joins: BTreeMap<NodeId, Time>,
     pub(in crate::core) join_at: Option<Time>,
     pub(in crate::core) peer_status: BTreeMap<NodeId, PeerStatus>,
     pub(in crate::core) penalties: BTreeMap<NodeId, Penalty>,
@@ -157,6 +160,7 @@ impl Membership {
             max_round: 0,
             coordination: None,
             joiners: BTreeSet::new(),
+            stateless_joins: BTreeMap::new(),
             join_at: None,
             peer_status: BTreeMap::new(),
             penalties: BTreeMap::new(),

@@ -47,6 +47,11 @@ const REPLY_WAIT: Duration = Duration::from_millis(50);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time to form, and to readmit the restarted member, at most.
 const READY_DEADLINE: Duration = Duration::from_secs(120);
+/// A readmission counts once member 1 has shown the same view with the restarted member in it
+/// this long: a member let in and dropped again every few seconds is not back.
+const STABLE_VIEW: Duration = Duration::from_secs(3);
+/// How long stopped writers wait for the replies still outstanding.
+const DRAIN: Duration = Duration::from_secs(20);
 /// Targets.
 const P99_RATIO_TARGET: f64 = 2.0;
 const MAX_TARGET_MS: f64 = 50.0;
@@ -157,11 +162,16 @@ fn writer(
     let mut in_flight: BTreeMap<u64, u64> = BTreeMap::new();
     let mut retry = Vec::new();
     let mut next: u64 = 0;
+    let mut drain_until = None;
     // Bounded by the deadline and the stop flag, checked every reply wait.
     while Instant::now() < deadline {
         let stopping = shared.stop.load(Ordering::Relaxed);
-        if stopping && in_flight.is_empty() {
-            return;
+        if stopping {
+            // Replies lost with a view change never come: drain for a while, then go.
+            let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN);
+            if in_flight.is_empty() || Instant::now() >= until {
+                return;
+            }
         }
         while !stopping && in_flight.len() < window {
             let index = retry.pop().unwrap_or_else(|| {
@@ -196,7 +206,8 @@ fn writer(
 }
 
 /// The probe: one 64 B put at a time at `addr`, each timed from its first attempt to its
-/// acknowledgement (refusals during a view change count in its latency).
+/// acknowledgement. Refusals during a view change and a reply that never came (sent again on a
+/// fresh connection; the put rewrites one key, so a repeat is harmless) count in its latency.
 fn probe(addr: SocketAddr, shared: &Shared, deadline: Instant) {
     let mut client = match Client::connect(addr, CLIENT_TIMEOUT) {
         Ok(client) => client,
@@ -208,16 +219,22 @@ fn probe(addr: SocketAddr, shared: &Shared, deadline: Instant) {
         let grown = shared.grown.load(Ordering::Relaxed);
         let started = Instant::now();
         let outcome = loop {
-            match client.execute(Consistency::Linearizable, &request) {
-                Err(e)
-                    if (e.is_retryable()
-                        || matches!(e, ClientError::Rejected { code: ErrorCode::NoQuorum, .. }))
-                        && Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+            let retry = match client.execute(Consistency::Linearizable, &request) {
+                Err(e) if e.is_retryable() => true,
+                Err(ClientError::Rejected { code: ErrorCode::NoQuorum, .. }) => true,
+                Err(ClientError::Timeout { .. }) => match Client::connect(addr, CLIENT_TIMEOUT) {
+                    Ok(fresh) => {
+                        client = fresh;
+                        true
+                    }
+                    Err(e) => break Err(e),
+                },
                 other => break other,
+            };
+            if retry && Instant::now() >= deadline {
+                break Err(ClientError::Timeout { addr, waiting_for: "a probe put", waited: CLIENT_TIMEOUT });
             }
+            std::thread::sleep(Duration::from_millis(1));
         };
         match outcome {
             Ok(_) => {
@@ -361,17 +378,30 @@ fn observe(
     }
     let (restarted, acked_at_restart) = (Instant::now(), acked());
     cluster.restart(victim)?;
-    let state_bytes = loop {
+    let mut admitted: Option<(crate::ids::ViewId, Instant, u64)> = None;
+    let (admitted_at, acked_at_admission, state_bytes) = loop {
         let status = poll(&mut poller)?;
         if status.primary && status.ring.iter().any(|m| m.id == victim_id) {
-            break status.state_bytes;
+            match admitted {
+                Some((view, at, acked_then)) if view == status.view => {
+                    if at.elapsed() >= STABLE_VIEW {
+                        break (at, acked_then, status.state_bytes);
+                    }
+                }
+                _ => admitted = Some((status.view, Instant::now(), acked())),
+            }
+        } else {
+            admitted = None;
         }
         if restarted.elapsed() > READY_DEADLINE {
-            return Err(format!("n{} was not readmitted within {READY_DEADLINE:?}", victim + 1));
+            return Err(format!(
+                "n{} was not back in a stable view within {READY_DEADLINE:?} ({views} views installed)",
+                victim + 1
+            ));
         }
     };
-    let transfer_s = restarted.elapsed().as_secs_f64();
-    let during_ops_s = (acked() - acked_at_restart) as f64 / transfer_s;
+    let transfer_s = admitted_at.duration_since(restarted).as_secs_f64();
+    let during_ops_s = (acked_at_admission - acked_at_restart) as f64 / transfer_s;
     Ok(Observed { views, grow_s, before_ops_s, during_ops_s, transfer_s, state_bytes })
 }
 

@@ -266,7 +266,10 @@ pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
     let mut note =
         |what: String, outcome: Result<Vec<Record>, String>, records: &mut Vec<Record>| match outcome {
             Ok(new) => {
-                eprintln!("harness-bench: {what}: done");
+                // Each record as it is measured, so a long run that is cut short keeps them.
+                for record in &new {
+                    eprintln!("harness-bench: {what}: {}", record.json());
+                }
                 records.extend(new);
             }
             Err(problem) => {

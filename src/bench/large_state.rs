@@ -381,7 +381,10 @@ fn observe(
     let mut admitted: Option<(crate::ids::ViewId, Instant, u64)> = None;
     let (admitted_at, acked_at_admission, state_bytes) = loop {
         let status = poll(&mut poller)?;
-        if status.primary && status.ring.iter().any(|m| m.id == victim_id) {
+        // Member 1 keeps listing a member that gave up on the view until the next view change:
+        // the restarted member must show the same primary view itself.
+        let back = cluster.status(victim).is_ok_and(|own| own.primary && own.view == status.view);
+        if back && status.primary && status.ring.iter().any(|m| m.id == victim_id) {
             match admitted {
                 Some((view, at, acked_then)) if view == status.view => {
                     if at.elapsed() >= STABLE_VIEW {

@@ -3,7 +3,7 @@
 
 use crate::ids::NodeId;
 use crate::ids::{Member, MsgId, Seq, ViewId};
-use crate::replication::{Checkpoint, Discarded};
+use crate::replication::{Checkpoint, Discarded, Universe};
 use crate::wire::{Message, Payload, PeerFrame};
 
 /// Something that happened to a member.
@@ -96,6 +96,9 @@ pub enum Output {
     /// off the protocol thread, since freeing a large state takes time proportional to it
     /// (docs/PROTOCOL.md §5.1). Dropping it anywhere is correct.
     Discard(Discarded),
+    /// The universe changed (a committed change, or a restored checkpoint): the driver dials
+    /// and accepts members at these addresses from now on (docs/PROTOCOL.md §5.9).
+    Universe(Universe),
     /// The outcome of `Input::Force`.
     Forced {
         /// The input's tag.

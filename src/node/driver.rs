@@ -358,6 +358,30 @@ impl Driver {
         }
     }
 
+    /// A new universe (docs/PROTOCOL.md §5.9): its addresses replace the peer list that the
+    /// event loop dials and accepts, and that `Members` reports. `harness member` stores
+    /// resolved `IP:PORT` addresses, so nothing here waits for a name lookup; this member keeps
+    /// listening where it started (a changed own address takes effect at its restart).
+    fn on_universe(&mut self, universe: &crate::replication::Universe) {
+        let own = self.c.peers.get(&self.me.id).copied();
+        let mut peers = BTreeMap::new();
+        for (&id, addr) in &universe.members {
+            match (id == self.me.id, own, addr.parse::<SocketAddr>()) {
+                (true, Some(own), _) => {
+                    peers.insert(id, own);
+                }
+                (_, _, Ok(addr)) => {
+                    peers.insert(id, addr);
+                }
+                (_, _, Err(_)) => {
+                    log::warn!("{} protocol: member {id}'s address {addr:?} is not IP:PORT; not dialled", self.me)
+                }
+            }
+        }
+        self.c.peers = peers.clone();
+        self.c.io.send(Command::SetPeers { peers });
+    }
+
     fn execute(&mut self, output: Output) {
         match output {
             Output::Send { to, frame } => {
@@ -433,6 +457,7 @@ impl Driver {
                 }
             }
             Output::Left => log::info!("{} protocol: left the group", self.me),
+            Output::Universe(universe) => self.on_universe(&universe),
             Output::Forced { tag, outcome } => {
                 if let Some(Pending { client, request, .. }) = self.pending.remove(&tag) {
                     let reply = match outcome {

@@ -563,7 +563,7 @@ impl<'a> Cluster<'a> {
                 self.owned.retain(|&(_, t)| t != tag);
                 self.checker.on_reject(member, tag, reason)?;
             }
-            Output::Left | Output::Forced { .. } => {}
+            Output::Left | Output::Forced { .. } | Output::Universe(_) => {}
             Output::Persist(message) => {
                 if self.options.durability == Durability::Fsync {
                     self.node(id).disk.log.push(message);

@@ -353,6 +353,23 @@ impl EventLoop {
                     }
                     self.emit(Event::LinkDown { peer });
                 }
+                Command::SetPeers { peers } => {
+                    let gone: Vec<NodeId> =
+                        self.slots.keys().copied().filter(|id| !peers.contains_key(id)).collect();
+                    self.config.peers = peers;
+                    for peer in gone {
+                        let slot = self.slots.entry(peer).or_default();
+                        let (link, dial, parked) = (slot.link.take(), slot.dial.take(), slot.parked.take());
+                        let mut closed = false;
+                        for token in link.into_iter().chain(dial).chain(parked) {
+                            self.close(token, Why::Disconnect);
+                            closed = true;
+                        }
+                        if closed {
+                            self.emit(Event::LinkDown { peer });
+                        }
+                    }
+                }
                 Command::Shutdown => return true,
             }
         }

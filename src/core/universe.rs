@@ -1,0 +1,47 @@
+//! The core's part of a universe that is replicated state (docs/PROTOCOL.md §5.9): every commit
+//! may change who the members are; the core then counts quorums, chooses contacts and admits
+//! joiners by the new universe, tells the driver the new addresses, and a member that was
+//! removed leaves cleanly.
+
+use crate::core::{Core, Output};
+use crate::ids::NodeId;
+use crate::replication::Universe;
+use crate::time::Time;
+
+impl Core {
+    /// The universe as of this member's last commit (the seed list before the first change).
+    pub fn universe(&self) -> &Universe {
+        self.replica.universe()
+    }
+
+    /// Whether `id` is a member of the universe now.
+    pub(in crate::core) fn in_universe(&self, id: NodeId) -> bool {
+        self.config.universe.contains(&id)
+    }
+
+    /// Takes a universe change made by the last commits (or by a restored checkpoint) into the
+    /// configuration the protocol reads, and outputs it for the driver. A change takes effect
+    /// for whatever this member decides from now on; the view change it leads to (a join, a
+    /// leave, the next failure) hands the new electorate on (docs/PROTOCOL.md §5.9).
+    pub(in crate::core) fn on_universe_change(&mut self, now: Time, out: &mut Vec<Output>) {
+        let Some(universe) = self.replica.take_universe_change() else { return };
+        log::info!("{} universe: {universe}", self.config.me.id);
+        self.apply_universe(&universe);
+        out.push(Output::Universe(universe.clone()));
+        if !universe.members.contains_key(&self.config.me.id) {
+            log::warn!("{} universe: this member was removed; leaving", self.config.me.id);
+            self.start_leave(now, out);
+        }
+    }
+
+    /// Sets the ids the protocol reads from `universe` (the witnesses named in it stay).
+    pub(in crate::core) fn apply_universe(&mut self, universe: &Universe) {
+        self.config.universe = universe.ids();
+        if !self.config.universe.contains(&self.config.me.id) {
+            // A removed member still needs itself in its own list while it leaves.
+            self.config.universe.push(self.config.me.id);
+        }
+        let ids = &self.config.universe;
+        self.config.witnesses.retain(|w| ids.contains(w));
+    }
+}

@@ -51,6 +51,8 @@ Usage:
   harness txn [--if GUARD]... [--then OP]... [--else OP]...   (no clause: read them from stdin)
   harness watch PREFIX [--from REVISION] [--count N]
   harness status [--each]    harness members [--each]       harness leave
+  harness member add [ID] HOST:PORT | member remove ID | member update ID HOST:PORT
+  harness node --id N --listen HOST:PORT --join HOST:PORT[,...]   (a member added at run time)
   harness plugin load NAME   (every member must be able to load it, or none records it)
   harness force-primary --cluster HOST:PORT [--yes]   (only when a quorum is gone for good)
   harness keygen --key-file FILE
@@ -184,6 +186,7 @@ pub fn parse_command(
         "watch" => Ok(Command::Client(parse_client_args("watch", rest, env)?)),
         "status" => Ok(Command::Client(parse_client_args("status", rest, env)?)),
         "members" => Ok(Command::Client(parse_client_args("members", rest, env)?)),
+        "member" => Ok(Command::Client(parse_client_args("member", rest, env)?)),
         "leave" => Ok(Command::Client(parse_client_args("leave", rest, env)?)),
         "plugin" => Ok(Command::Client(parse_client_args("plugin", rest, env)?)),
         "force-primary" => Ok(Command::Client(parse_client_args("force-primary", rest, env)?)),

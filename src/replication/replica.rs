@@ -357,9 +357,10 @@ impl Replica {
         let old = self.machine.freeze();
         self.machine.thaw(&checkpoint.state)?;
         self.discarded.push(old);
-        // A state with no committed universe is from before the first change: the universe
-        // known here (the seed, or a joiner's) stays, and the commits after it move it on.
-        if let Some(universe) = self.machine.universe().filter(|u| *u != self.universe) {
+        // Epochs grow along the one history, so the newer of the two is kept: a state from before
+        // a change this member already knows of (or from before the first change) leaves it, and
+        // the commits after the state re-apply nothing older (their epochs are refused).
+        if let Some(universe) = self.machine.universe().filter(|u| u.epoch > self.universe.epoch) {
             self.universe = universe;
             self.universe_changed = true;
         }

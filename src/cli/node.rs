@@ -124,8 +124,9 @@ fn learn_universe(args: &NodeArgs) -> Result<(NodeArgs, Universe), CliError> {
     if !universe.members.contains_key(&id) {
         let ids: Vec<String> = universe.members.keys().map(|id| id.0.to_string()).collect();
         return Err(refused(format!(
-            "member {id} is not in the cluster's universe (epoch {}: ids {}); add it first with \
+            "member {} is not in the cluster's universe (epoch {}: ids {}); add it first with \
              `harness member add {} {listen}`",
+            id.0,
             universe.epoch,
             ids.join(","),
             id.0

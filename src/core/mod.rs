@@ -180,6 +180,7 @@ impl Core {
             out.push(Output::Checkpoint(checkpoint));
         }
         self.on_universe_change(now, out);
+        self.check_quorum_against_universe(now, out);
         if let Some(discarded) = self.replica.take_discarded() {
             out.push(Output::Discard(discarded));
         }

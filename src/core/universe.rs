@@ -3,6 +3,7 @@
 //! joiners by the new universe, tells the driver the new addresses, and a member that was
 //! removed leaves cleanly.
 
+use crate::core::membership::Reason;
 use crate::core::{Core, Output};
 use crate::ids::NodeId;
 use crate::replication::Universe;
@@ -31,6 +32,34 @@ impl Core {
         if !universe.members.contains_key(&self.config.me.id) {
             log::warn!("{} universe: this member was removed; leaving", self.config.me.id);
             self.start_leave(now, out);
+        }
+    }
+
+    /// A change takes effect in the quorum of the next view change (docs/PROTOCOL.md §5.9):
+    /// when the installed view's electorate still names a removed member, or expects more
+    /// votes than the universe has members, the first member of the ring, which committed the
+    /// change, starts that view change at once. Checked once per installed view and change.
+    pub(in crate::core) fn check_quorum_against_universe(&mut self, now: Time, out: &mut Vec<Output>) {
+        let key = (self.membership.last_primary, self.replica.universe().epoch);
+        if self.membership.universe_checked == key || !self.membership.is_operational() {
+            return;
+        }
+        self.membership.universe_checked = key;
+        let dynamic = self.config.quorum_mode == crate::config::QuorumMode::Dynamic;
+        if dynamic || self.ring.position != 0 || self.membership.coordination.is_some() {
+            return;
+        }
+        let quorum = &self.membership.quorum;
+        let stale = quorum.electorate.iter().any(|v| !self.config.universe.contains(&v.id))
+            || usize::from(quorum.expected) > self.config.universe.len();
+        if stale {
+            log::info!(
+                "{} universe: the quorum of {} predates epoch {}; starting a view change",
+                self.config.me.id,
+                self.membership.last_primary,
+                key.1
+            );
+            self.start_coordination(now, Reason::Universe, out);
         }
     }
 

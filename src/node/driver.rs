@@ -456,7 +456,16 @@ impl Driver {
                     log::warn!("{} protocol: submission {tag} rejected: {reason:?}", self.me);
                 }
             }
-            Output::Left => log::info!("{} protocol: left the group", self.me),
+            Output::Left => {
+                log::info!("{} protocol: left the group", self.me);
+                if !self.c.core.universe().members.contains_key(&self.me.id) {
+                    // Removed from the universe (docs/PROTOCOL.md §5.9): nothing will let this
+                    // member in again, so it stops as if a client had asked it to leave.
+                    log::warn!("{} protocol: removed from the cluster; stopping", self.me);
+                    self.c.left_by_request.store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.stopping = true;
+                }
+            }
             Output::Universe(universe) => self.on_universe(&universe),
             Output::Forced { tag, outcome } => {
                 if let Some(Pending { client, request, .. }) = self.pending.remove(&tag) {

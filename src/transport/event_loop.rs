@@ -353,23 +353,9 @@ impl EventLoop {
                     }
                     self.emit(Event::LinkDown { peer });
                 }
-                Command::SetPeers { peers } => {
-                    let gone: Vec<NodeId> =
-                        self.slots.keys().copied().filter(|id| !peers.contains_key(id)).collect();
-                    self.config.peers = peers;
-                    for peer in gone {
-                        let slot = self.slots.entry(peer).or_default();
-                        let (link, dial, parked) = (slot.link.take(), slot.dial.take(), slot.parked.take());
-                        let mut closed = false;
-                        for token in link.into_iter().chain(dial).chain(parked) {
-                            self.close(token, Why::Disconnect);
-                            closed = true;
-                        }
-                        if closed {
-                            self.emit(Event::LinkDown { peer });
-                        }
-                    }
-                }
+                // Links up now stay: a removed member must still commit its own removal over
+                // them and leave cleanly; the core closes what it no longer wants (§5.9).
+                Command::SetPeers { peers } => self.config.peers = peers,
                 Command::Shutdown => return true,
             }
         }

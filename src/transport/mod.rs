@@ -156,7 +156,7 @@ pub enum Command {
         peer: NodeId,
     },
     /// Replace the peer list (a universe change, docs/PROTOCOL.md §5.9): links are dialled and
-    /// accepted by it from now on; a link to a member no longer listed closes.
+    /// accepted by it from now on; links up now are left to the core.
     SetPeers {
         /// Every member's address, by id.
         peers: BTreeMap<NodeId, SocketAddr>,

@@ -138,9 +138,12 @@ impl Tally {
         promises
             .iter()
             .filter(|p| !p.leaving && !config.witnesses.contains(&p.member.id))
-            // A member removed from the universe is never in a ring again (§5.9).
-            .filter(|p| config.universe.contains(&p.member.id))
-            .filter(|p| self.holders.iter().any(|h| h.member == p.member) || blank(p))
+            // A holder removed from the universe stays until it commits its removal and leaves
+            // by itself (§5.9); a blank member outside the universe is never let in.
+            .filter(|p| {
+                self.holders.iter().any(|h| h.member == p.member)
+                    || (blank(p) && config.universe.contains(&p.member.id))
+            })
             .collect()
     }
 

@@ -8,17 +8,17 @@ use std::io::{Read as _, Write};
 use std::net::SocketAddr;
 
 use super::client_args::{ClientArgs, ClientOp, MemberOp, ValueSource};
-use crate::ids::NodeId;
-use crate::replication::{MemberChange, Universe};
 use super::table::{member_rows, render_json_rows, render_table, report_rows, MemberRow};
 use crate::client::txn_text::TxnText;
 use crate::client::{ClusterClient, ClusterError, ClusterOptions};
 use crate::config::PAYLOAD_BYTES_MAX_DEFAULT;
+use crate::ids::NodeId;
 use crate::json::{self, Object};
 use crate::replication::agreement::COMMITTED;
 use crate::replication::command::VALUE_BYTES_MAX;
 use crate::replication::{Action, Command, Session};
 use crate::replication::{Entry, Outcome, Read};
+use crate::replication::{MemberChange, Universe};
 use crate::wire::{Consistency, WatchKind};
 
 /// Something failed that is not one of the codes below.
@@ -326,7 +326,10 @@ fn run_member(
     let universe = cluster.change_universe(change, address.as_deref())?;
     if json {
         let members = json::array(
-            universe.members.iter().map(|(id, addr)| Object::new().uint("id", u64::from(id.0)).str("address", addr).finish()),
+            universe
+                .members
+                .iter()
+                .map(|(id, addr)| Object::new().uint("id", u64::from(id.0)).str("address", addr).finish()),
         );
         let (kind, id) = match change {
             MemberChange::Add(id) => ("add", id),
@@ -345,9 +348,16 @@ fn run_member(
             MemberChange::Add(id) => {
                 let addr = address.unwrap_or_default();
                 writeln!(out, "added member {} at {addr} (universe epoch {})", id.0, universe.epoch)?;
-                writeln!(out, "start it with: harness node --id {} --listen {addr} --join {}", id.0, join_list(&universe, id))?;
+                writeln!(
+                    out,
+                    "start it with: harness node --id {} --listen {addr} --join {}",
+                    id.0,
+                    join_list(&universe, id)
+                )?;
             }
-            MemberChange::Remove(id) => writeln!(out, "removed member {} (universe epoch {})", id.0, universe.epoch)?,
+            MemberChange::Remove(id) => {
+                writeln!(out, "removed member {} (universe epoch {})", id.0, universe.epoch)?
+            }
             MemberChange::Update(id) => writeln!(
                 out,
                 "member {} now at {} (universe epoch {}); restart it there with its --data-dir",

@@ -13,13 +13,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use super::args::NodeArgs;
+use super::error::CliError;
 use crate::client::universe::id_at;
 use crate::client::{ClusterClient, ClusterOptions};
-use crate::ids::NodeId;
-use crate::replication::Universe;
-use super::error::CliError;
 use crate::error::Error;
+use crate::ids::NodeId;
 use crate::node::{Node, NodeOptions};
+use crate::replication::Universe;
 
 /// The plug-ins in `dir`: the names of its files, read once at start (docs/PROTOCOL.md §7.1).
 fn plugins_in(dir: &std::path::Path) -> Result<Vec<String>, CliError> {
@@ -109,7 +109,8 @@ fn learn_universe(args: &NodeArgs) -> Result<(NodeArgs, Universe), CliError> {
     let shown = shown.join(",");
     let refused = |problem: String| CliError::bad("join", &shown, problem);
     let mut cluster = ClusterClient::new(&args.join, options).map_err(|e| refused(e.to_string()))?;
-    let universe = cluster.universe().map_err(|e| refused(format!("cannot read the cluster's universe: {e}")))?;
+    let universe =
+        cluster.universe().map_err(|e| refused(format!("cannot read the cluster's universe: {e}")))?;
     let listen = args.listen.to_string();
     let id = match args.id {
         NodeId(0) => id_at(&universe, &listen).ok_or_else(|| {
@@ -142,7 +143,11 @@ fn learn_universe(args: &NodeArgs) -> Result<(NodeArgs, Universe), CliError> {
         };
         peers.insert(member, addr);
     }
-    log::info!("{id} joining: universe epoch {} of {} members, learnt from {shown}", universe.epoch, peers.len());
+    log::info!(
+        "{id} joining: universe epoch {} of {} members, learnt from {shown}",
+        universe.epoch,
+        peers.len()
+    );
     let mut joined = args.clone();
     joined.id = id;
     joined.peers = peers;

@@ -44,7 +44,9 @@ impl ClusterClient {
                 Outcome::Ok { .. } => return Ok(next),
                 Outcome::GuardFailed { .. } => continue,
                 other => {
-                    return Err(ClusterError::Protocol { what: format!("a universe change answered {other:?}") })
+                    return Err(ClusterError::Protocol {
+                        what: format!("a universe change answered {other:?}"),
+                    })
                 }
             }
         }

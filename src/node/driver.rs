@@ -374,7 +374,10 @@ impl Driver {
                     peers.insert(id, addr);
                 }
                 (_, _, Err(_)) => {
-                    log::warn!("{} protocol: member {id}'s address {addr:?} is not IP:PORT; not dialled", self.me)
+                    log::warn!(
+                        "{} protocol: member {id}'s address {addr:?} is not IP:PORT; not dialled",
+                        self.me
+                    )
                 }
             }
         }

@@ -13,9 +13,9 @@
 use std::collections::BTreeSet;
 
 use super::agreement::VOTERS_MAX;
+use super::encoding::{put_bool, put_bytes, put_count, put_str, put_u16, put_u32, put_u64, put_u8, Sink};
 pub use super::universe::MemberChange;
 use super::universe::{UNIVERSE_KEY, UNIVERSE_MEMBERS_MAX};
-use super::encoding::{put_bool, put_bytes, put_count, put_str, put_u16, put_u32, put_u64, put_u8, Sink};
 use crate::error::DecodeError;
 use crate::ids::NodeId;
 use crate::wire::bytes::{invalid, Reader};

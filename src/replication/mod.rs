@@ -22,7 +22,6 @@ pub(crate) mod workload;
 pub use command::{
     Action, ActionKind, Check, Command, Compare, Guard, MemberChange, MemberStatus, Op, Role, Session,
 };
-pub use universe::{Universe, UNIVERSE_KEY};
 pub use digest::DigestLog;
 pub use journal::StateChange;
 pub use kv::{DvmState, RANGE_BYTES_MAX};
@@ -34,6 +33,7 @@ pub use replica::{
 };
 pub use session::{CLIENTS_MAX, SESSION_OUTCOME_BYTES_MAX};
 pub use snapshot::DvmBuilder;
+pub use universe::{Universe, UNIVERSE_KEY};
 
 use std::any::Any;
 use std::fmt;

@@ -167,7 +167,8 @@ impl Universe {
         if Command::peek_kind(payload) != Some(ActionKind::Universe) {
             return None;
         }
-        let Ok(Command { action: Action::Universe { epoch, members, .. }, .. }) = Command::decode(payload) else {
+        let Ok(Command { action: Action::Universe { epoch, members, .. }, .. }) = Command::decode(payload)
+        else {
             return None;
         };
         (epoch == self.epoch + 1).then(|| Universe { epoch, members: members.into_iter().collect() })
@@ -193,8 +194,11 @@ mod tests {
 
     fn command(next: &Universe, change: MemberChange) -> Vec<u8> {
         let members = next.members.iter().map(|(id, a)| (*id, a.clone())).collect();
-        Command { session: Session::default(), action: Action::Universe { epoch: next.epoch, change, members } }
-            .encode()
+        Command {
+            session: Session::default(),
+            action: Action::Universe { epoch: next.epoch, change, members },
+        }
+        .encode()
     }
 
     #[test]

@@ -170,7 +170,10 @@ impl Command {
     pub fn held_bytes(&self) -> usize {
         match self {
             Command::SendPeer { bytes, .. } | Command::SendClient { bytes, .. } => bytes.len(),
-            Command::Connect { .. } | Command::Disconnect { .. } | Command::SetPeers { .. } | Command::Shutdown => 0,
+            Command::Connect { .. }
+            | Command::Disconnect { .. }
+            | Command::SetPeers { .. }
+            | Command::Shutdown => 0,
         }
     }
 }

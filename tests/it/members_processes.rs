@@ -7,6 +7,7 @@
 //! - a member is moved to a new port (`harness member update`) and restarted there with its data
 //!   directory; it rejoins and ends at the others' digest;
 //! - every acknowledged write is committed at the end and the three members hold one digest.
+//!
 //! A member whose id is not in the universe, and one with the wrong key, cannot join and are
 //! told why.
 //!
@@ -45,7 +46,12 @@ fn member(addrs: &[SocketAddr], words: &[&str]) -> String {
     args.extend_from_slice(words);
     args.extend(["--cluster", &cluster, "--timeout", "15000"]);
     let out = run_harness(&args, COMMAND_DEADLINE);
-    assert!(out.status.success(), "harness member {words:?} failed: {}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "harness member {words:?} failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     text(&out.stdout)
 }
 
@@ -98,9 +104,8 @@ fn a_cluster_grows_to_seven_loses_a_member_shrinks_to_three_and_moves_one_keepin
 
     // Shrink: the dead member, then three live ones, each leaving by itself once its removal
     // commits (docs/PROTOCOL.md §5.9).
-    let contacts = |live: &[u16], nodes: &Nodes| -> Vec<SocketAddr> {
-        live.iter().map(|&m| nodes.addr(m)).collect()
-    };
+    let contacts =
+        |live: &[u16], nodes: &Nodes| -> Vec<SocketAddr> { live.iter().map(|&m| nodes.addr(m)).collect() };
     member(&contacts(&live, &nodes), &["remove", "3"]);
     for id in [7u16, 6, 5] {
         let said = member(&contacts(&live, &nodes), &["remove", &id.to_string()]);
@@ -164,10 +169,16 @@ fn a_member_not_in_the_universe_or_without_the_key_cannot_join_and_is_told_why()
     let seed = nodes.addr(1);
     let join = seed.to_string();
     let keyed = key.display().to_string();
-    wait_until("the keyed ring of one to be primary", Duration::from_millis(100), 300, SETTLE_DEADLINE, || {
-        let out = run_harness(&["status", "--cluster", &join, "--key-file", &keyed], COMMAND_DEADLINE);
-        out.status.success() && text(&out.stdout).contains("primary")
-    });
+    wait_until(
+        "the keyed ring of one to be primary",
+        Duration::from_millis(100),
+        300,
+        SETTLE_DEADLINE,
+        || {
+            let out = run_harness(&["status", "--cluster", &join, "--key-file", &keyed], COMMAND_DEADLINE);
+            out.status.success() && text(&out.stdout).contains("primary")
+        },
+    );
     let listen = free_ports(1)[0].to_string();
 
     let unknown = run_harness(

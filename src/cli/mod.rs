@@ -67,6 +67,9 @@ harness node: run one member until Ctrl-C or SIGTERM.
   --slurm              instead of --id and --peers: the id from SLURM_PROCID (or SLURM_NODEID)
                        + 1 and the peers from SLURM_JOB_NODELIST (e.g. node[01-04,07]), every
                        host on --port (7100)
+  --join LIST          instead of --peers: HOST:PORT,... of running members; this member
+                       (added first with `harness member add`) learns the universe and the
+                       state from them; needs --listen, and --id unless its address names it
   --listen HOST:PORT   address to listen on (default: this id's entry in the peer list)
   --ring bi|uni        messages travel both ways round the ring (bi, default) or one way
   --token-timeout MS   silence after which a neighbour counts as gone (default 1000)

@@ -159,6 +159,10 @@ pub enum RejectReason {
     /// The member was in a view change for longer than it holds submissions
     /// (docs/PROTOCOL.md §8.1); the message was never stamped, so it may be retried elsewhere.
     ViewChange,
+    /// A removal from the universe that would leave fewer members of the view than a quorum
+    /// of the new universe (docs/PROTOCOL.md §5.9, the strict reconfiguration check); never
+    /// ordered.
+    QuorumLoss,
     /// The member was cut off or left after the message was stamped: the successor view commits
     /// it if its seq fell below that view's cut, and drops it otherwise; this member cannot tell
     /// which. A blind retry may order it twice; exactly-once needs a client session.

@@ -598,6 +598,10 @@ impl Core {
             out.push(Output::Rejected { tag, reason: RejectReason::TooLarge });
             return;
         }
+        if self.removal_loses_quorum(&payload) {
+            out.push(Output::Rejected { tag, reason: RejectReason::QuorumLoss });
+            return;
+        }
         let bytes_full = self.queue.held_bytes() + payload.len() > self.config.queue_bytes_max;
         if self.queue.waiting() >= self.config.queue_max || bytes_full {
             out.push(Output::Rejected { tag, reason: RejectReason::Busy });

@@ -6,7 +6,7 @@
 use crate::core::membership::Reason;
 use crate::core::{Core, Output};
 use crate::ids::NodeId;
-use crate::replication::Universe;
+use crate::replication::{Action, ActionKind, Command, MemberChange, Universe};
 use crate::time::Time;
 
 impl Core {
@@ -29,7 +29,9 @@ impl Core {
         log::info!("{} universe: {universe}", self.config.me.id);
         self.apply_universe(&universe);
         out.push(Output::Universe(universe.clone()));
-        if !universe.members.contains_key(&self.config.me.id) {
+        // Only a member of a primary view acts on its removal: a joiner's universe from a donor's
+        // checkpoint is the one before the log it still fetches, which may add it back.
+        if !universe.members.contains_key(&self.config.me.id) && self.membership.is_operational() {
             log::warn!("{} universe: this member was removed; leaving", self.config.me.id);
             self.start_leave(now, out);
         }
@@ -63,13 +65,35 @@ impl Core {
         }
     }
 
+    /// Whether `payload` is a removal that would leave fewer members of the installed view than
+    /// a quorum of the new universe: refused before it is ordered (docs/PROTOCOL.md §5.9), as
+    /// etcd's strict reconfiguration check does, since committing it would stop the cluster.
+    pub(in crate::core) fn removal_loses_quorum(&self, payload: &[u8]) -> bool {
+        if Command::peek_kind(payload) != Some(ActionKind::Universe)
+            || self.config.quorum_mode == crate::config::QuorumMode::Dynamic
+            || !self.membership.is_operational()
+        {
+            return false;
+        }
+        let Ok(Command {
+            action: Action::Universe { change: MemberChange::Remove(gone), members, .. }, ..
+        }) = Command::decode(payload)
+        else {
+            return false;
+        };
+        let needed = members.len() / 2 + 1;
+        let connected = self
+            .ring
+            .members
+            .iter()
+            .filter(|m| m.id != gone && members.iter().any(|(id, _)| *id == m.id))
+            .count();
+        connected < needed
+    }
+
     /// Sets the ids the protocol reads from `universe` (the witnesses named in it stay).
     pub(in crate::core) fn apply_universe(&mut self, universe: &Universe) {
         self.config.universe = universe.ids();
-        if !self.config.universe.contains(&self.config.me.id) {
-            // A removed member still needs itself in its own list while it leaves.
-            self.config.universe.push(self.config.me.id);
-        }
         let ids = &self.config.universe;
         self.config.witnesses.retain(|w| ids.contains(w));
     }

@@ -446,6 +446,11 @@ impl Driver {
                             ErrorCode::NoQuorum,
                             "this member's view change did not end in time (never ordered); retry another member",
                         ),
+                        RejectReason::QuorumLoss => (
+                            ErrorCode::Refused,
+                            "the removal would leave fewer members in the view than a quorum of the \
+                             new universe; start the missing members (or remove a dead one) first",
+                        ),
                         RejectReason::OutcomeUnknown => (
                             ErrorCode::OutcomeUnknown,
                             "this member lost its place in the primary view after ordering the request; \

@@ -36,6 +36,8 @@ options:
                        disks write 256 MiB/s, so their size costs simulated time
   --no-live-exclusion  a violation if a live member is ever excluded (use with faults that
                        never cut a live member off: crash, restart, join)
+  --member-changes     also change the universe during the fault phase: move a member, remove one
+                       and add it back, move another (docs/PROTOCOL.md 5.9)
   --defect NAME        a deliberately broken core, to show the checker catches it: no-replica-floor
 errors: one line on stderr naming the flag, exit code 2";
 
@@ -103,7 +105,8 @@ fn parse(args: &[String]) -> Result<Args, CliError> {
         let json = flags.switch("json");
         return Ok(Args { cost: None, scale: Some(sizes), options, seed, seeds: None, json });
     }
-    let flags = Flags::walk("harness-sim", args, &VALUED, &["trace", "json", "no-live-exclusion"])?;
+    let flags =
+        Flags::walk("harness-sim", args, &VALUED, &["trace", "json", "no-live-exclusion", "member-changes"])?;
     let seed = flags.number("seed", 0, u64::MAX)?;
     let seeds = match flags.value("seeds") {
         Some(text) => {
@@ -151,6 +154,7 @@ fn parse(args: &[String]) -> Result<Args, CliError> {
         options.state_bytes = bytes(text)?;
     }
     options.no_live_exclusion = flags.switch("no-live-exclusion");
+    options.member_changes = flags.switch("member-changes");
     let millis = |flag| flags.number(flag, 1, 3_600_000).map(|ms| ms.map(Duration::from_millis));
     options.fault_phase = millis("fault-phase-ms")?.unwrap_or(options.fault_phase);
     options.token_timeout = millis("token-timeout-ms")?.unwrap_or(options.token_timeout);

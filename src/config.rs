@@ -1,5 +1,6 @@
 //! Configuration of the protocol core; `validate()` names the bad setting.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::ConfigError;
@@ -10,8 +11,14 @@ use crate::ids::{Member, NodeId, RingMode};
 pub struct CoreConfig {
     /// This member.
     pub me: Member,
-    /// Every configured member id (the universe), in any order.
+    /// Every configured member id (the universe), in any order: the seed list of a brand-new
+    /// cluster, or what a joiner was told; committed changes replace it (docs/PROTOCOL.md §5.9).
     pub universe: Vec<NodeId>,
+    /// How many committed changes made `universe` (0: a seed list).
+    pub universe_epoch: u64,
+    /// The members' addresses, by id, as the universe's text records them (`HOST:PORT`); empty
+    /// where nothing dials (the simulator).
+    pub addresses: BTreeMap<NodeId, String>,
     /// Hash of the cluster name; links to another cluster are refused.
     pub cluster: u64,
     /// How stamped batches travel round the ring.
@@ -191,6 +198,8 @@ impl CoreConfig {
         CoreConfig {
             me,
             universe,
+            universe_epoch: 0,
+            addresses: BTreeMap::new(),
             cluster: 0,
             ring_mode: RingMode::Bidirectional,
             token_timeout: Duration::from_millis(1000),

@@ -14,7 +14,7 @@ use super::flags::{parse_number, walk};
 use super::slurm::slurm_membership;
 pub use crate::auth::cluster_hash;
 use crate::auth::{Auth, ClusterKey};
-use crate::client::address::{parse_address, DEFAULT_CLUSTER, DEFAULT_PORT};
+use crate::client::address::{parse_address, parse_cluster, DEFAULT_CLUSTER, DEFAULT_PORT};
 use crate::config::{CoreConfig, Durability, QuorumMode};
 use crate::ids::{Member, NodeId, RingMode};
 use crate::node::NodeConfig;
@@ -49,6 +49,10 @@ pub struct NodeArgs {
     pub state: StateArgs,
     /// The write quorum, the quorum mode and the witnesses.
     pub quorum: QuorumArgs,
+    /// `--join HOST:PORT,...`: members of a running cluster to learn the universe from
+    /// (docs/PROTOCOL.md §5.9); `peers` then holds only this member until they answer, and
+    /// `id` is 0 when it is to be found by `listen` in the universe.
+    pub join: Vec<SocketAddr>,
 }
 
 /// The flags of the quorum rules (docs/PROTOCOL.md §5.2, §5.7).
@@ -224,7 +228,7 @@ pub struct DemoArgs {
 }
 
 /// The flags of `harness node` that take a value.
-pub const NODE_VALUED: [&str; 19] = [
+pub const NODE_VALUED: [&str; 20] = [
     "id",
     "listen",
     "peers",
@@ -244,6 +248,7 @@ pub const NODE_VALUED: [&str; 19] = [
     "min-replicas",
     "quorum",
     "witness",
+    "join",
 ];
 /// The switches of `harness node`.
 pub const NODE_SWITCHES: [&str; 2] = ["slurm", "encrypt"];
@@ -285,6 +290,9 @@ pub fn parse_node_args_with_env(
     } else {
         if value("port").is_some() {
             return Err(CliError::bad("port", value("port").unwrap_or(""), "is only used with --slurm"));
+        }
+        if let Some(list) = value("join") {
+            return parse_joiner(list, &given, read_file, env);
         }
         let id_text = value("id").ok_or(CliError::Required { flags: "--id" })?;
         let id = NodeId(parse_number("id", id_text, 1, u64::from(u16::MAX))? as u16);
@@ -352,7 +360,49 @@ pub fn parse_node_args_with_env(
         encrypt,
         state,
         quorum,
+        join: Vec::new(),
     })
+}
+
+/// `harness node --join LIST --listen HOST:PORT [--id N]`: a member added at run time, which
+/// learns the universe from the running cluster when it starts (docs/PROTOCOL.md §5.9).
+fn parse_joiner(
+    list: &str,
+    given: &[super::flags::Given],
+    read_file: impl Fn(&Path) -> std::io::Result<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<NodeArgs, CliError> {
+    let value = |flag: &str| given.iter().find(|g| g.flag == flag).and_then(|g| g.value.as_deref());
+    for other in ["peers", "hostfile"] {
+        if value(other).is_some() {
+            return Err(CliError::Conflict { first: "join", second: other_flag(other) });
+        }
+    }
+    let join = parse_cluster(list).map_err(|problem| CliError::bad("join", list, problem))?;
+    let listen_text = value("listen").ok_or(CliError::Required { flags: "--listen (with --join)" })?;
+    let listen = parse_address(listen_text, DEFAULT_PORT)
+        .map_err(|problem| CliError::bad("listen", listen_text, problem))?;
+    let id = match value("id") {
+        Some(text) => NodeId(parse_number("id", text, 1, u64::from(u16::MAX))? as u16),
+        None => NodeId(0),
+    };
+    // The rest as for a listed member, over a peer list of this member alone (replaced by the
+    // universe at start).
+    let mut args: Vec<String> = Vec::new();
+    for g in given.iter().filter(|g| !["join", "listen", "id"].contains(&g.flag)) {
+        args.push(format!("--{}", g.flag));
+        if let Some(v) = &g.value {
+            args.push(v.clone());
+        }
+    }
+    let own = if id.0 == 0 { 1 } else { id.0 };
+    args.extend(["--id".into(), own.to_string(), "--peers".into(), format!("{own}={listen}")]);
+    let mut parsed = parse_node_args_with_env(&args, read_file, env)?;
+    parsed.id = id;
+    parsed.peers = BTreeMap::from([(id, listen)]);
+    parsed.listen = listen;
+    parsed.join = join;
+    Ok(parsed)
 }
 
 /// Loads `--key-file`; every problem names the flag and the file.

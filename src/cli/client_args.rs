@@ -97,12 +97,31 @@ pub enum ClientOp {
         /// The plug-in.
         name: String,
     },
+    /// `member add [ID] HOST:PORT`, `member remove ID`, `member update ID HOST:PORT`: one
+    /// change of the universe (docs/PROTOCOL.md §5.9).
+    Member {
+        /// What to change; an added member's id is chosen when `None`.
+        change: MemberOp,
+        /// The member's address, resolved to `IP:PORT` (add and update).
+        address: Option<SocketAddr>,
+    },
     /// `force-primary [--yes]`: the (single) member in `--cluster` forms a primary although a
     /// quorum is gone (docs/PROTOCOL.md §5.8); without `--yes` a dry run.
     ForcePrimary {
         /// Whether to go ahead.
         confirm: bool,
     },
+}
+
+/// A membership change as given on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberOp {
+    /// `add`, with the id if one was given.
+    Add(Option<u16>),
+    /// `remove ID`.
+    Remove(u16),
+    /// `update ID`.
+    Update(u16),
 }
 
 /// Where `harness put` takes its value from: the command line holds at most 128 KiB per
@@ -227,6 +246,7 @@ pub fn parse_client_args(
             }
             ClientOp::PluginLoad { name: words.remove(1) }
         }
+        "member" => parse_member(&positional)?,
         "members" => {
             expect(&[])?;
             ClientOp::Members { each: switch("each") }
@@ -328,6 +348,31 @@ fn txn_from_clauses(clauses: &[Clause]) -> Result<TxnText, CliError> {
         }
     }
     Ok(txn)
+}
+
+/// `member add [ID] HOST:PORT | remove ID | update ID HOST:PORT`.
+fn parse_member(words: &[String]) -> Result<ClientOp, CliError> {
+    let usage = || {
+        CliError::bad(
+            "arguments",
+            &words.join(" "),
+            "the member command is `member add [ID] HOST:PORT`, `member remove ID` or `member update ID HOST:PORT`",
+        )
+    };
+    let id = |text: &str| parse_number("id", text, 1, u64::from(u16::MAX)).map(|id| id as u16);
+    let address = |text: &str| {
+        crate::client::address::parse_address(text, crate::client::address::DEFAULT_PORT)
+            .map_err(|problem| CliError::bad("address", text, problem))
+    };
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let (change, address) = match words.as_slice() {
+        ["add", addr] => (MemberOp::Add(None), Some(address(addr)?)),
+        ["add", n, addr] => (MemberOp::Add(Some(id(n)?)), Some(address(addr)?)),
+        ["remove", n] => (MemberOp::Remove(id(n)?), None),
+        ["update", n, addr] => (MemberOp::Update(id(n)?), Some(address(addr)?)),
+        _ => return Err(usage()),
+    };
+    Ok(ClientOp::Member { change, address })
 }
 
 fn parse_session(text: &str) -> Result<(u64, u64), CliError> {

@@ -7,16 +7,18 @@
 use std::io::{Read as _, Write};
 use std::net::SocketAddr;
 
-use super::client_args::{ClientArgs, ClientOp, ValueSource};
+use super::client_args::{ClientArgs, ClientOp, MemberOp, ValueSource};
 use super::table::{member_rows, render_json_rows, render_table, report_rows, MemberRow};
 use crate::client::txn_text::TxnText;
 use crate::client::{ClusterClient, ClusterError, ClusterOptions};
 use crate::config::PAYLOAD_BYTES_MAX_DEFAULT;
+use crate::ids::NodeId;
 use crate::json::{self, Object};
 use crate::replication::agreement::COMMITTED;
 use crate::replication::command::VALUE_BYTES_MAX;
 use crate::replication::{Action, Command, Session};
 use crate::replication::{Entry, Outcome, Read};
+use crate::replication::{MemberChange, Universe};
 use crate::wire::{Consistency, WatchKind};
 
 /// Something failed that is not one of the codes below.
@@ -272,6 +274,7 @@ pub fn run_client(
             }
             Ok(0)
         }
+        ClientOp::Member { change, address } => run_member(&mut cluster, args.json, *change, *address, out),
         ClientOp::ForcePrimary { confirm } => {
             let addr = args.cluster[0];
             // The member waits for every reachable member and then runs a view change.
@@ -301,6 +304,79 @@ pub fn run_client(
 
 /// Asks some member for the member list, then every member for its status (`--each`: one
 /// connection per member, so for small clusters or a closer look).
+/// One change of the universe (docs/PROTOCOL.md §5.9); prints the universe it made.
+fn run_member(
+    cluster: &mut ClusterClient,
+    json: bool,
+    op: MemberOp,
+    address: Option<SocketAddr>,
+    out: &mut dyn Write,
+) -> Result<i32, Failure> {
+    let address = address.map(|a| a.to_string());
+    let change = match op {
+        MemberOp::Add(Some(id)) => MemberChange::Add(NodeId(id)),
+        MemberOp::Add(None) => {
+            let universe = cluster.universe()?;
+            let id = universe.next_id().ok_or_else(|| Failure::new(EXIT_FAILED, "no member id is left"))?;
+            MemberChange::Add(id)
+        }
+        MemberOp::Remove(id) => MemberChange::Remove(NodeId(id)),
+        MemberOp::Update(id) => MemberChange::Update(NodeId(id)),
+    };
+    let universe = cluster.change_universe(change, address.as_deref())?;
+    if json {
+        let members = json::array(
+            universe
+                .members
+                .iter()
+                .map(|(id, addr)| Object::new().uint("id", u64::from(id.0)).str("address", addr).finish()),
+        );
+        let (kind, id) = match change {
+            MemberChange::Add(id) => ("add", id),
+            MemberChange::Remove(id) => ("remove", id),
+            MemberChange::Update(id) => ("update", id),
+        };
+        let line = Object::new()
+            .str("change", kind)
+            .uint("id", u64::from(id.0))
+            .uint("epoch", universe.epoch)
+            .raw("members", &members)
+            .finish();
+        writeln!(out, "{line}")?;
+    } else {
+        match change {
+            MemberChange::Add(id) => {
+                let addr = address.unwrap_or_default();
+                writeln!(out, "added member {} at {addr} (universe epoch {})", id.0, universe.epoch)?;
+                writeln!(
+                    out,
+                    "start it with: harness node --id {} --listen {addr} --join {}",
+                    id.0,
+                    join_list(&universe, id)
+                )?;
+            }
+            MemberChange::Remove(id) => {
+                writeln!(out, "removed member {} (universe epoch {})", id.0, universe.epoch)?
+            }
+            MemberChange::Update(id) => writeln!(
+                out,
+                "member {} now at {} (universe epoch {}); restart it there with its --data-dir",
+                id.0,
+                address.unwrap_or_default(),
+                universe.epoch
+            )?,
+        }
+    }
+    Ok(0)
+}
+
+/// The other members' addresses, for a joiner's `--join`.
+fn join_list(universe: &Universe, except: NodeId) -> String {
+    let others: Vec<&str> =
+        universe.members.iter().filter(|(id, _)| **id != except).map(|(_, a)| a.as_str()).take(3).collect();
+    others.join(",")
+}
+
 fn gather_rows(cluster: &mut ClusterClient, given: &[SocketAddr]) -> Result<Vec<MemberRow>, Failure> {
     let members = cluster.members()?;
     let statuses = members

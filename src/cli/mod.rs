@@ -51,6 +51,8 @@ Usage:
   harness txn [--if GUARD]... [--then OP]... [--else OP]...   (no clause: read them from stdin)
   harness watch PREFIX [--from REVISION] [--count N]
   harness status [--each]    harness members [--each]       harness leave
+  harness member add [ID] HOST:PORT | member remove ID | member update ID HOST:PORT
+  harness node --id N --listen HOST:PORT --join HOST:PORT[,...]   (a member added at run time)
   harness plugin load NAME   (every member must be able to load it, or none records it)
   harness force-primary --cluster HOST:PORT [--yes]   (only when a quorum is gone for good)
   harness keygen --key-file FILE
@@ -65,6 +67,9 @@ harness node: run one member until Ctrl-C or SIGTERM.
   --slurm              instead of --id and --peers: the id from SLURM_PROCID (or SLURM_NODEID)
                        + 1 and the peers from SLURM_JOB_NODELIST (e.g. node[01-04,07]), every
                        host on --port (7100)
+  --join LIST          instead of --peers: HOST:PORT,... of running members; this member
+                       (added first with `harness member add`) learns the universe and the
+                       state from them; needs --listen, and --id unless its address names it
   --listen HOST:PORT   address to listen on (default: this id's entry in the peer list)
   --ring bi|uni        messages travel both ways round the ring (bi, default) or one way
   --token-timeout MS   silence after which a neighbour counts as gone (default 1000)
@@ -184,6 +189,7 @@ pub fn parse_command(
         "watch" => Ok(Command::Client(parse_client_args("watch", rest, env)?)),
         "status" => Ok(Command::Client(parse_client_args("status", rest, env)?)),
         "members" => Ok(Command::Client(parse_client_args("members", rest, env)?)),
+        "member" => Ok(Command::Client(parse_client_args("member", rest, env)?)),
         "leave" => Ok(Command::Client(parse_client_args("leave", rest, env)?)),
         "plugin" => Ok(Command::Client(parse_client_args("plugin", rest, env)?)),
         "force-primary" => Ok(Command::Client(parse_client_args("force-primary", rest, env)?)),

@@ -9,10 +9,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::select;
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
 use super::args::NodeArgs;
 use super::error::CliError;
+use crate::client::universe::id_at;
+use crate::client::{ClusterClient, ClusterOptions};
 use crate::error::Error;
+use crate::ids::NodeId;
 use crate::node::{Node, NodeOptions};
+use crate::replication::Universe;
 
 /// The plug-ins in `dir`: the names of its files, read once at start (docs/PROTOCOL.md §7.1).
 fn plugins_in(dir: &std::path::Path) -> Result<Vec<String>, CliError> {
@@ -32,7 +39,13 @@ fn plugins_in(dir: &std::path::Path) -> Result<Vec<String>, CliError> {
 
 /// Runs the member described by `args` until a termination signal arrives.
 pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
+    let joined = if args.join.is_empty() { None } else { Some(learn_universe(args)?) };
+    let args = joined.as_ref().map_or(args, |(joined, _)| joined);
     let mut config = args.node_config(incarnation())?;
+    if let Some((_, universe)) = &joined {
+        config.core.universe_epoch = universe.epoch;
+        config.core.addresses = universe.members.clone();
+    }
     if let Some(dir) = &args.state.plugin_dir {
         config.core.plugins.extend(plugins_in(dir)?);
     }
@@ -86,6 +99,61 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
 
 /// A new incarnation for every process start: microseconds since the Unix epoch, so a
 /// restarted member's incarnation is larger than its last one (docs/PROTOCOL.md §1).
+/// `--join`: asks the running cluster for its universe (a linearizable read through any of the
+/// given members, with this member's key) and finds this member in it, by `--id` or by its
+/// `--listen` address. A member not in the universe is refused here, saying how to add it
+/// (docs/PROTOCOL.md §5.9).
+fn learn_universe(args: &NodeArgs) -> Result<(NodeArgs, Universe), CliError> {
+    let options = ClusterOptions { auth: args.auth(), ..ClusterOptions::default() };
+    let shown: Vec<String> = args.join.iter().map(|a| a.to_string()).collect();
+    let shown = shown.join(",");
+    let refused = |problem: String| CliError::bad("join", &shown, problem);
+    let mut cluster = ClusterClient::new(&args.join, options).map_err(|e| refused(e.to_string()))?;
+    let universe =
+        cluster.universe().map_err(|e| refused(format!("cannot read the cluster's universe: {e}")))?;
+    let listen = args.listen.to_string();
+    let id = match args.id {
+        NodeId(0) => id_at(&universe, &listen).ok_or_else(|| {
+            refused(format!(
+                "no member of the universe (epoch {}) listens at {listen}: add it first with \
+                 `harness member add {listen}`, or give --id",
+                universe.epoch
+            ))
+        })?,
+        id => id,
+    };
+    if !universe.members.contains_key(&id) {
+        let ids: Vec<String> = universe.members.keys().map(|id| id.0.to_string()).collect();
+        return Err(refused(format!(
+            "member {} is not in the cluster's universe (epoch {}: ids {}); add it first with \
+             `harness member add {} {listen}`",
+            id.0,
+            universe.epoch,
+            ids.join(","),
+            id.0
+        )));
+    }
+    let mut peers = BTreeMap::new();
+    for (&member, addr) in &universe.members {
+        let addr = if member == id {
+            args.listen
+        } else {
+            addr.parse::<SocketAddr>()
+                .map_err(|_| refused(format!("the universe gives member {member} the address {addr:?}")))?
+        };
+        peers.insert(member, addr);
+    }
+    log::info!(
+        "{id} joining: universe epoch {} of {} members, learnt from {shown}",
+        universe.epoch,
+        peers.len()
+    );
+    let mut joined = args.clone();
+    joined.id = id;
+    joined.peers = peers;
+    Ok((joined, universe))
+}
+
 fn incarnation() -> u64 {
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX).max(1)

@@ -20,6 +20,7 @@ mod error;
 pub mod ffi;
 mod session;
 pub mod txn_text;
+pub mod universe;
 
 pub use cluster::{ClusterClient, ClusterError, ClusterOptions, Watcher};
 pub use error::{code_name, ClientError};

@@ -3,7 +3,7 @@
 
 use crate::ids::NodeId;
 use crate::ids::{Member, MsgId, Seq, ViewId};
-use crate::replication::{Checkpoint, Discarded};
+use crate::replication::{Checkpoint, Discarded, Universe};
 use crate::wire::{Message, Payload, PeerFrame};
 
 /// Something that happened to a member.
@@ -96,6 +96,9 @@ pub enum Output {
     /// off the protocol thread, since freeing a large state takes time proportional to it
     /// (docs/PROTOCOL.md §5.1). Dropping it anywhere is correct.
     Discard(Discarded),
+    /// The universe changed (a committed change, or a restored checkpoint): the driver dials
+    /// and accepts members at these addresses from now on (docs/PROTOCOL.md §5.9).
+    Universe(Universe),
     /// The outcome of `Input::Force`.
     Forced {
         /// The input's tag.
@@ -156,6 +159,10 @@ pub enum RejectReason {
     /// The member was in a view change for longer than it holds submissions
     /// (docs/PROTOCOL.md §8.1); the message was never stamped, so it may be retried elsewhere.
     ViewChange,
+    /// A removal from the universe that would leave fewer members of the view than a quorum
+    /// of the new universe (docs/PROTOCOL.md §5.9, the strict reconfiguration check); never
+    /// ordered.
+    QuorumLoss,
     /// The member was cut off or left after the message was stamped: the successor view commits
     /// it if its seq fell below that view's cut, and drops it otherwise; this member cannot tell
     /// which. A blind retry may order it twice; exactly-once needs a client session.

@@ -9,6 +9,7 @@ mod io;
 mod links;
 mod membership;
 mod ring;
+mod universe;
 mod voting;
 
 pub use io::{
@@ -90,7 +91,15 @@ impl Core {
     pub fn with_machine(config: CoreConfig, machine: Box<dyn StateMachine>) -> Core {
         let ring = RingState::new(ViewId(0), vec![config.me], config.me, config.ring_mode);
         let links = Links::new(config.heartbeat_interval(), config.token_timeout);
-        Core {
+        let seed = crate::replication::Universe {
+            epoch: config.universe_epoch,
+            members: config
+                .universe
+                .iter()
+                .map(|id| (*id, config.addresses.get(id).cloned().unwrap_or_default()))
+                .collect(),
+        };
+        let mut core = Core {
             rng: Rng::new(config.seed),
             membership: Membership::new(Time::ZERO, config.me.incarnation),
             links,
@@ -111,7 +120,9 @@ impl Core {
             delivery_digest: DigestLog::default().chain,
             started: false,
             config,
-        }
+        };
+        core.replica.seed_universe(seed);
+        core
     }
 
     /// This member.
@@ -168,6 +179,8 @@ impl Core {
         if let Some(checkpoint) = self.replica.checkpoint_if_due(now) {
             out.push(Output::Checkpoint(checkpoint));
         }
+        self.on_universe_change(now, out);
+        self.check_quorum_against_universe(now, out);
         if let Some(discarded) = self.replica.take_discarded() {
             out.push(Output::Discard(discarded));
         }
@@ -204,6 +217,11 @@ impl Core {
             self.replica.commit(message, false);
         }
         self.log = MessageLog::starting_after(self.replica.committed());
+        // The durable universe replaces the seed list before the first step: a full restart
+        // after changes starts from the newest universe (docs/PROTOCOL.md §5.9). The change
+        // stays pending, so the first step outputs it for the driver.
+        let universe = self.replica.universe().clone();
+        self.apply_universe(&universe);
         Ok(self.replica.committed())
     }
 
@@ -578,6 +596,10 @@ impl Core {
         }
         if payload.len() > self.config.payload_bytes_max {
             out.push(Output::Rejected { tag, reason: RejectReason::TooLarge });
+            return;
+        }
+        if self.removal_loses_quorum(&payload) {
+            out.push(Output::Rejected { tag, reason: RejectReason::QuorumLoss });
             return;
         }
         let bytes_full = self.queue.held_bytes() + payload.len() > self.config.queue_bytes_max;

@@ -358,6 +358,33 @@ impl Driver {
         }
     }
 
+    /// A new universe (docs/PROTOCOL.md §5.9): its addresses replace the peer list that the
+    /// event loop dials and accepts, and that `Members` reports. `harness member` stores
+    /// resolved `IP:PORT` addresses, so nothing here waits for a name lookup; this member keeps
+    /// listening where it started (a changed own address takes effect at its restart).
+    fn on_universe(&mut self, universe: &crate::replication::Universe) {
+        let own = self.c.peers.get(&self.me.id).copied();
+        let mut peers = BTreeMap::new();
+        for (&id, addr) in &universe.members {
+            match (id == self.me.id, own, addr.parse::<SocketAddr>()) {
+                (true, Some(own), _) => {
+                    peers.insert(id, own);
+                }
+                (_, _, Ok(addr)) => {
+                    peers.insert(id, addr);
+                }
+                (_, _, Err(_)) => {
+                    log::warn!(
+                        "{} protocol: member {id}'s address {addr:?} is not IP:PORT; not dialled",
+                        self.me
+                    )
+                }
+            }
+        }
+        self.c.peers = peers.clone();
+        self.c.io.send(Command::SetPeers { peers });
+    }
+
     fn execute(&mut self, output: Output) {
         match output {
             Output::Send { to, frame } => {
@@ -419,6 +446,11 @@ impl Driver {
                             ErrorCode::NoQuorum,
                             "this member's view change did not end in time (never ordered); retry another member",
                         ),
+                        RejectReason::QuorumLoss => (
+                            ErrorCode::Refused,
+                            "the removal would leave fewer members in the view than a quorum of the \
+                             new universe; start the missing members (or remove a dead one) first",
+                        ),
                         RejectReason::OutcomeUnknown => (
                             ErrorCode::OutcomeUnknown,
                             "this member lost its place in the primary view after ordering the request; \
@@ -432,7 +464,17 @@ impl Driver {
                     log::warn!("{} protocol: submission {tag} rejected: {reason:?}", self.me);
                 }
             }
-            Output::Left => log::info!("{} protocol: left the group", self.me),
+            Output::Left => {
+                log::info!("{} protocol: left the group", self.me);
+                if !self.c.core.universe().members.contains_key(&self.me.id) {
+                    // Removed from the universe (docs/PROTOCOL.md §5.9): nothing will let this
+                    // member in again, so it stops as if a client had asked it to leave.
+                    log::warn!("{} protocol: removed from the cluster; stopping", self.me);
+                    self.c.left_by_request.store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.stopping = true;
+                }
+            }
+            Output::Universe(universe) => self.on_universe(&universe),
             Output::Forced { tag, outcome } => {
                 if let Some(Pending { client, request, .. }) = self.pending.remove(&tag) {
                     let reply = match outcome {

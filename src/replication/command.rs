@@ -14,6 +14,8 @@ use std::collections::BTreeSet;
 
 use super::agreement::VOTERS_MAX;
 use super::encoding::{put_bool, put_bytes, put_count, put_str, put_u16, put_u32, put_u64, put_u8, Sink};
+pub use super::universe::MemberChange;
+use super::universe::{UNIVERSE_KEY, UNIVERSE_MEMBERS_MAX};
 use crate::error::DecodeError;
 use crate::ids::NodeId;
 use crate::wire::bytes::{invalid, Reader};
@@ -89,11 +91,13 @@ pub enum ActionKind {
     Propose = 9,
     /// `Action::Vote`.
     Vote = 10,
+    /// `Action::Universe`.
+    Universe = 11,
 }
 
 impl ActionKind {
     /// Every kind, in byte order.
-    pub const ALL: [ActionKind; 10] = [
+    pub const ALL: [ActionKind; 11] = [
         ActionKind::Put,
         ActionKind::Delete,
         ActionKind::DeleteRange,
@@ -104,6 +108,7 @@ impl ActionKind {
         ActionKind::UnloadPlugin,
         ActionKind::Propose,
         ActionKind::Vote,
+        ActionKind::Universe,
     ];
 
     /// The kind whose byte is `byte`, if any.
@@ -199,6 +204,17 @@ pub enum Action {
         view: u64,
         /// Whether it can load the plug-in.
         yes: bool,
+    },
+    /// Replaces the universe (docs/PROTOCOL.md §5.9) with `members`, as epoch `epoch`, only if
+    /// the committed universe is epoch `epoch - 1` (else `GuardFailed`, nothing changes).
+    /// Applied whatever the session: the epoch makes a retry harmless.
+    Universe {
+        /// The epoch this change creates (at least 1).
+        epoch: u64,
+        /// What the operator asked for, for reports.
+        change: MemberChange,
+        /// Every member after the change, ids ascending and unique, with its `HOST:PORT`.
+        members: Vec<(NodeId, String)>,
     },
 }
 
@@ -351,6 +367,7 @@ impl Action {
             Action::UnloadPlugin { .. } => ActionKind::UnloadPlugin,
             Action::Propose { .. } => ActionKind::Propose,
             Action::Vote { .. } => ActionKind::Vote,
+            Action::Universe { .. } => ActionKind::Universe,
         }
     }
 }
@@ -433,6 +450,16 @@ impl Command {
                 put_u64(&mut out, *view);
                 put_bool(&mut out, *yes);
             }
+            Action::Universe { epoch, change, members } => {
+                put_u64(&mut out, *epoch);
+                put_u8(&mut out, change.tag());
+                put_u16(&mut out, change.id().0);
+                put_count(&mut out, members.len());
+                for (id, addr) in members {
+                    put_u16(&mut out, id.0);
+                    put_str(&mut out, addr);
+                }
+            }
         }
         out
     }
@@ -453,9 +480,13 @@ impl Command {
         match &self.action {
             Action::Put { key, value } => {
                 check_key(key, "key")?;
+                check_unreserved(key, "key")?;
                 check_len(value, VALUE_BYTES_MAX, "value")
             }
-            Action::Delete { key } => check_key(key, "key"),
+            Action::Delete { key } => {
+                check_key(key, "key")?;
+                check_unreserved(key, "key")
+            }
             Action::DeleteRange { prefix } => check_len(prefix, KEY_BYTES_MAX, "prefix"),
             Action::Txn { guards, then, otherwise } => {
                 check_count(guards.len(), GUARDS_MAX, "guards")?;
@@ -499,6 +530,33 @@ impl Command {
                 voters.iter().try_for_each(|&id| check_member(id, "voter"))
             }
             Action::Vote { voter, .. } => check_member(*voter, "voter"),
+            Action::Universe { epoch, change, members } => {
+                if *epoch == 0 {
+                    return Err(invalid("universe epoch", "0 is the seed list, never a change"));
+                }
+                if members.is_empty() {
+                    return Err(invalid("universe", "has no member"));
+                }
+                check_count(members.len(), UNIVERSE_MEMBERS_MAX, "universe")?;
+                for pair in members.windows(2) {
+                    if pair[0].0 >= pair[1].0 {
+                        return Err(invalid("universe", "ids not ascending and unique"));
+                    }
+                }
+                for (id, addr) in members {
+                    check_member(*id, "universe member id")?;
+                    check_text(addr, "universe address")?;
+                    if addr.contains(char::is_whitespace) {
+                        return Err(invalid("universe address", "contains white space"));
+                    }
+                }
+                check_member(change.id(), "changed member id")?;
+                let listed = members.iter().any(|(id, _)| *id == change.id());
+                if listed == matches!(change, MemberChange::Remove(_)) {
+                    return Err(invalid("universe", format!("does not match the change `{change}`")));
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -560,9 +618,14 @@ fn check_op(op: &Op) -> Result<(), DecodeError> {
     match op {
         Op::Put { key, value } => {
             check_key(key, "op key")?;
+            check_unreserved(key, "op key")?;
             check_len(value, VALUE_BYTES_MAX, "op value")
         }
-        Op::Delete { key } | Op::Get { key } => check_key(key, "op key"),
+        Op::Delete { key } => {
+            check_key(key, "op key")?;
+            check_unreserved(key, "op key")
+        }
+        Op::Get { key } => check_key(key, "op key"),
         Op::Range { prefix, .. } => check_len(prefix, KEY_BYTES_MAX, "op prefix"),
     }
 }
@@ -573,6 +636,15 @@ fn check_key(key: &[u8], field: &'static str) -> Result<(), DecodeError> {
         return Err(invalid(field, "empty"));
     }
     check_len(key, KEY_BYTES_MAX, field)
+}
+
+/// The universe's key changes only through `Action::Universe`, so that the state and every
+/// member's tracked universe stay one value (docs/PROTOCOL.md §5.9).
+fn check_unreserved(key: &[u8], field: &'static str) -> Result<(), DecodeError> {
+    if key == UNIVERSE_KEY.as_bytes() {
+        return Err(invalid(field, "harness/universe changes only through `harness member`"));
+    }
+    Ok(())
 }
 
 fn check_text(text: &str, field: &'static str) -> Result<(), DecodeError> {

@@ -34,6 +34,7 @@ use super::journal::{Journal, StateChange};
 use super::outcome::{Entry, Outcome, Read};
 use super::registry::{Change, MemberRecord, Registry};
 use super::session::{Sessions, CLIENTS_MAX};
+use super::universe::{Universe, UNIVERSE_KEY};
 use super::{DigestLog, Frozen, StateMachine};
 use crate::error::DecodeError;
 use crate::hash::{fnv1a, mix64, FNV_OFFSET};
@@ -298,6 +299,11 @@ impl DvmState {
     /// agreement commands need: a proposal is named by its seq and a vote counts only from its
     /// voter.
     fn execute_at(&mut self, seq: Seq, origin: NodeId, command: &Command) -> Vec<u8> {
+        // A universe change applies by its epoch alone, as every member's tracked universe does
+        // (docs/PROTOCOL.md §5.9): a session replay here could not be seen by the core.
+        if matches!(command.action, Action::Universe { .. }) {
+            return self.perform(seq, origin, &command.action).encode();
+        }
         if let Some(outcome) = self.sessions.replay(command.session) {
             return outcome;
         }
@@ -329,7 +335,12 @@ impl DvmState {
                 self.ok(1, Vec::new())
             }
             Action::DeleteRange { prefix } => {
-                let doomed: Vec<Key> = self.under(prefix).map(|(key, _)| Arc::clone(key)).collect();
+                // The universe's key is never removed by a range (docs/PROTOCOL.md §5.9).
+                let doomed: Vec<Key> = self
+                    .under(prefix)
+                    .filter(|(key, _)| &key[..] != UNIVERSE_KEY.as_bytes())
+                    .map(|(key, _)| Arc::clone(key))
+                    .collect();
                 for key in &doomed {
                     self.keys.remove(key);
                     self.journal_key(next, key, None);
@@ -369,6 +380,19 @@ impl DvmState {
                 self.settle(change)
             }
             Action::Propose { name, view, voters } => self.propose(seq, name, *view, voters),
+            Action::Universe { epoch, members, .. } => {
+                let key = UNIVERSE_KEY.as_bytes();
+                let current = self.universe().map_or(0, |u| u.epoch);
+                if *epoch != current + 1 {
+                    let read = Read::Get(self.get(key));
+                    return Outcome::GuardFailed { revision: self.revision, deleted: 0, reads: vec![read] };
+                }
+                let universe = Universe { epoch: *epoch, members: members.iter().cloned().collect() };
+                self.put_at(key, universe.to_text().as_bytes(), next);
+                self.revision = next;
+                let read = Read::Get(self.get(key));
+                self.ok(0, vec![read])
+            }
             Action::Vote { proposal, voter, view, yes } => {
                 if *voter != origin {
                     let reason = format!("a vote of member {voter} submitted by member {origin}");
@@ -552,6 +576,11 @@ impl StateMachine for DvmState {
 
     fn as_dvm_mut(&mut self) -> Option<&mut DvmState> {
         Some(self)
+    }
+
+    fn universe(&self) -> Option<Universe> {
+        // Only `Action::Universe` writes the key, always in the text form.
+        self.keys.get(UNIVERSE_KEY.as_bytes()).and_then(|stored| Universe::from_text(&stored.value).ok())
     }
 }
 

@@ -16,9 +16,12 @@ mod registry;
 pub(crate) mod replica;
 mod session;
 mod snapshot;
+pub mod universe;
 pub(crate) mod workload;
 
-pub use command::{Action, ActionKind, Check, Command, Compare, Guard, MemberStatus, Op, Role, Session};
+pub use command::{
+    Action, ActionKind, Check, Command, Compare, Guard, MemberChange, MemberStatus, Op, Role, Session,
+};
 pub use digest::DigestLog;
 pub use journal::StateChange;
 pub use kv::{DvmState, RANGE_BYTES_MAX};
@@ -30,6 +33,7 @@ pub use replica::{
 };
 pub use session::{CLIENTS_MAX, SESSION_OUTCOME_BYTES_MAX};
 pub use snapshot::DvmBuilder;
+pub use universe::{Universe, UNIVERSE_KEY};
 
 use std::any::Any;
 use std::fmt;
@@ -57,6 +61,11 @@ pub trait StateMachine: Send {
     /// The DVM state, when this machine is one: the node serves stale reads from it and drains
     /// its change journal for watches.
     fn as_dvm_mut(&mut self) -> Option<&mut DvmState> {
+        None
+    }
+    /// The committed universe this state holds (docs/PROTOCOL.md §5.9), if it holds one: a
+    /// state restored from a checkpoint or a donor tells the core who the members are.
+    fn universe(&self) -> Option<Universe> {
         None
     }
 }

@@ -23,6 +23,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::universe::Universe;
 use super::{Frozen, StateMachine};
 use crate::error::DecodeError;
 use crate::ids::{NodeId, Seq};
@@ -152,6 +153,11 @@ pub(crate) struct Replica {
     checkpoint_at: Time,
     /// The empty state, to forget the history with.
     empty: Frozen,
+    /// The universe after the last commit held (docs/PROTOCOL.md §5.9), tracked from every
+    /// commit whether or not the machine applied it yet.
+    universe: Universe,
+    /// Whether `universe` changed since the core last took it.
+    universe_changed: bool,
 }
 
 impl Replica {
@@ -172,7 +178,25 @@ impl Replica {
             policy,
             checkpoint_at: Time::ZERO,
             empty,
+            universe: Universe::default(),
+            universe_changed: false,
         }
+    }
+
+    /// The universe as of the last commit this replica holds.
+    pub(crate) fn universe(&self) -> &Universe {
+        &self.universe
+    }
+
+    /// Starts from a universe that was never committed here: the seed list of a brand-new
+    /// cluster, or what a joiner was told by a member.
+    pub(crate) fn seed_universe(&mut self, universe: Universe) {
+        self.universe = universe;
+    }
+
+    /// The universe, if it changed since the last call.
+    pub(crate) fn take_universe_change(&mut self) -> Option<Universe> {
+        std::mem::take(&mut self.universe_changed).then(|| self.universe.clone())
     }
 
     /// Whether this member applies every command as it commits.
@@ -238,6 +262,10 @@ impl Replica {
     /// applies what waits once it is a whole slice, so no catch-up ever applies more.
     pub(crate) fn commit(&mut self, message: Message, want_result: bool) -> Option<Vec<u8>> {
         assert_eq!(message.seq, self.committed() + 1, "commits reach the replica in seq order");
+        if let Some(next) = self.universe.after(&message.payload) {
+            self.universe = next;
+            self.universe_changed = true;
+        }
         self.tail_bytes += message.payload.len() as u64;
         self.unapplied_bytes += message.payload.len() as u64;
         self.tail.push(message);
@@ -329,6 +357,13 @@ impl Replica {
         let old = self.machine.freeze();
         self.machine.thaw(&checkpoint.state)?;
         self.discarded.push(old);
+        // Epochs grow along the one history, so the newer of the two is kept: a state from before
+        // a change this member already knows of (or from before the first change) leaves it, and
+        // the commits after the state re-apply nothing older (their epochs are refused).
+        if let Some(universe) = self.machine.universe().filter(|u| u.epoch > self.universe.epoch) {
+            self.universe = universe;
+            self.universe_changed = true;
+        }
         self.applied = checkpoint.seq;
         self.unapplied_bytes = 0;
         let old = std::mem::replace(&mut self.checkpoint, checkpoint);

@@ -293,6 +293,9 @@ impl<'a> Cluster<'a> {
                 self.schedule(at, Event::Submit { node, tag, payload });
             }
         }
+        if self.options.member_changes {
+            self.schedule_member_changes(&mut tag);
+        }
     }
 
     fn node(&mut self, id: NodeId) -> &mut SimNode {
@@ -563,7 +566,9 @@ impl<'a> Cluster<'a> {
                 self.owned.retain(|&(_, t)| t != tag);
                 self.checker.on_reject(member, tag, reason)?;
             }
-            Output::Left | Output::Forced { .. } => {}
+            // A member leaves only when it was removed from the universe (§5.9).
+            Output::Left if self.options.member_changes => self.on_left(id)?,
+            Output::Left | Output::Forced { .. } | Output::Universe(_) => {}
             Output::Persist(message) => {
                 if self.options.durability == Durability::Fsync {
                     self.node(id).disk.log.push(message);
@@ -738,6 +743,7 @@ fn loadable_plugins(id: NodeId, n: usize) -> Vec<String> {
 
 mod actions;
 mod end_checks;
+mod members;
 mod scale;
 pub use scale::{scale_run, PhaseCost, ScaleRow};
 

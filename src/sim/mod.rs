@@ -83,6 +83,9 @@ pub struct SimOptions {
     /// Check that no live member is ever excluded (for runs whose faults never cut a live member
     /// off: crashes, restarts and joins): a busy member must not look dead (guarantee 7).
     pub no_live_exclusion: bool,
+    /// Submit a sequence of universe changes (an address change, a removal and re-addition,
+    /// another address change) during the fault phase (docs/PROTOCOL.md §5.9).
+    pub member_changes: bool,
 }
 
 impl Default for SimOptions {
@@ -113,6 +116,7 @@ impl Default for SimOptions {
             link_bytes_per_s: 1 << 30,
             disk_bytes_per_s: 256 << 20,
             no_live_exclusion: false,
+            member_changes: false,
         }
     }
 }

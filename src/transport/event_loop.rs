@@ -353,6 +353,9 @@ impl EventLoop {
                     }
                     self.emit(Event::LinkDown { peer });
                 }
+                // Links up now stay: a removed member must still commit its own removal over
+                // them and leave cleanly; the core closes what it no longer wants (§5.9).
+                Command::SetPeers { peers } => self.config.peers = peers,
                 Command::Shutdown => return true,
             }
         }

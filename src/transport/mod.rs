@@ -155,6 +155,12 @@ pub enum Command {
         /// The peer.
         peer: NodeId,
     },
+    /// Replace the peer list (a universe change, docs/PROTOCOL.md §5.9): links are dialled and
+    /// accepted by it from now on; links up now are left to the core.
+    SetPeers {
+        /// Every member's address, by id.
+        peers: BTreeMap<NodeId, SocketAddr>,
+    },
     /// Flush what can be flushed quickly, close everything and end the thread.
     Shutdown,
 }
@@ -164,7 +170,10 @@ impl Command {
     pub fn held_bytes(&self) -> usize {
         match self {
             Command::SendPeer { bytes, .. } | Command::SendClient { bytes, .. } => bytes.len(),
-            Command::Connect { .. } | Command::Disconnect { .. } | Command::Shutdown => 0,
+            Command::Connect { .. }
+            | Command::Disconnect { .. }
+            | Command::SetPeers { .. }
+            | Command::Shutdown => 0,
         }
     }
 }

@@ -18,6 +18,7 @@ mod large_state_processes;
 mod leave_processes;
 mod linearizability;
 mod link_faults;
+mod members_processes;
 mod memory_processes;
 mod node_client;
 mod node_links;

@@ -158,6 +158,11 @@ impl Core {
         out: &mut Vec<Output>,
     ) {
         let PeerFrame::Join { member, last_primary, caught_up, catching_up } = join else { return };
+        if !self.in_universe(member.id) {
+            // Not admitted (docs/PROTOCOL.md §5.9): its `member add` has not committed here.
+            log::debug!("{} on_join: {member} is not in the universe", self.config.me.id);
+            return;
+        }
         if self.membership.is_operational() {
             // A witness joins no ring, but a restarted one votes only once a view change has
             // named its new process (docs/PROTOCOL.md §5.7).

@@ -45,6 +45,8 @@ pub enum Reason {
     Retry,
     /// An operator forces a primary (docs/PROTOCOL.md §5.8).
     Force,
+    /// The installed view's quorum is not the committed universe's (docs/PROTOCOL.md §5.9).
+    Universe,
 }
 
 /// Where a member stands in the membership protocol.
@@ -89,6 +91,9 @@ pub(in crate::core) struct Membership {
     pub(in crate::core) last_primary: ViewId,
     pub(in crate::core) last_primary_members: Vec<Member>,
     pub(in crate::core) quorum: Quorum,
+    /// The view and universe epoch whose quorum was last compared with the universe
+    /// (docs/PROTOCOL.md §5.9), so that the comparison runs once per view and change.
+    pub(in crate::core) universe_checked: (ViewId, u64),
     /// The incarnation this process started with: with the id, the process that votes
     /// (docs/PROTOCOL.md §1). `promised` and `accepted` belong to it and survive a rejoin.
     pub(in crate::core) boot: u64,
@@ -152,6 +157,7 @@ impl Membership {
             last_primary: ViewId(0),
             last_primary_members: Vec::new(),
             quorum: Quorum::default(),
+            universe_checked: (ViewId(0), 0),
             boot,
             holds_log: false,
             promised: Ballot::default(),

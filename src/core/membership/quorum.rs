@@ -128,8 +128,8 @@ impl Tally {
         })
     }
 
-    /// The promisers that may be in the successor's ring: holders and blank members, not
-    /// leaving and not witnesses (docs/PROTOCOL.md §5.2, §5.7).
+    /// The promisers that may be in the successor's ring: holders and blank members of the
+    /// universe, not leaving and not witnesses (docs/PROTOCOL.md §5.2, §5.7, §5.9).
     pub(in crate::core) fn ring_candidates<'a>(
         &self,
         promises: &'a [Promise],
@@ -138,7 +138,12 @@ impl Tally {
         promises
             .iter()
             .filter(|p| !p.leaving && !config.witnesses.contains(&p.member.id))
-            .filter(|p| self.holders.iter().any(|h| h.member == p.member) || blank(p))
+            // A holder removed from the universe stays until it commits its removal and leaves
+            // by itself (§5.9); a blank member outside the universe is never let in.
+            .filter(|p| {
+                self.holders.iter().any(|h| h.member == p.member)
+                    || (blank(p) && config.universe.contains(&p.member.id))
+            })
             .collect()
     }
 

@@ -5,7 +5,8 @@
 //! costs an error result, never a panic or a large allocation (rustls `msgs/codec.rs`).
 
 use super::{
-    Action, ActionKind, Check, Command, Compare, Guard, MemberStatus, Op, Role, Session, COMMAND_VERSION,
+    Action, ActionKind, Check, Command, Compare, Guard, MemberChange, MemberStatus, Op, Role, Session,
+    COMMAND_VERSION,
 };
 use crate::error::DecodeError;
 use crate::ids::NodeId;
@@ -73,6 +74,19 @@ pub(super) fn command(r: &mut Reader<'_>) -> Result<Command, DecodeError> {
             view: r.u64("vote view")?,
             yes: r.bool("vote")?,
         },
+        ActionKind::Universe => {
+            let epoch = r.u64("universe epoch")?;
+            let tag = r.u8("member change")?;
+            let id = NodeId(r.u16("changed member id")?);
+            let Some(change) = MemberChange::from_tag(tag, id) else {
+                return Err(invalid("member change", format!("unknown change {tag}")));
+            };
+            let count = r.count(6, "universe")?;
+            let members = (0..count)
+                .map(|_| Ok((NodeId(r.u16("universe member id")?), text(r, "universe address")?)))
+                .collect::<Result<_, DecodeError>>()?;
+            Action::Universe { epoch, change, members }
+        }
     };
     Ok(Command { session, action })
 }

@@ -152,6 +152,11 @@ pub struct Nodes {
     pub rust_log: Option<&'static str>,
     /// More flags for one member, by id.
     pub member_flags: BTreeMap<u16, Vec<String>>,
+    /// The peer list names only the first this many members (the seeds of a cluster that grows
+    /// at run time, docs/PROTOCOL.md §5.9); all of them when `None`.
+    pub seeds: Option<usize>,
+    /// Members started with `--join` and these addresses instead of a peer list.
+    pub joining: BTreeMap<u16, Vec<SocketAddr>>,
     children: ProcessGroup<u16>,
     log_dir: PathBuf,
 }
@@ -171,6 +176,8 @@ impl Nodes {
             durability: None,
             rust_log: None,
             member_flags: BTreeMap::new(),
+            seeds: None,
+            joining: BTreeMap::new(),
             children: ProcessGroup::new(STOP_GRACE),
             log_dir,
         }
@@ -179,8 +186,16 @@ impl Nodes {
     /// Starts member `id` (1-based) with the whole peer list. A restarted member appends to
     /// its stderr log, so one file tells the whole story.
     pub fn start(&mut self, id: u16) {
+        let seeds = self.seeds.unwrap_or(self.addrs.len());
         let peers: Vec<String> =
-            self.addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
+            self.addrs.iter().take(seeds).enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
+        let members = match self.joining.get(&id) {
+            Some(join) => {
+                let join: Vec<String> = join.iter().map(|a| a.to_string()).collect();
+                vec!["--join".to_string(), join.join(",")]
+            }
+            None => vec!["--peers".to_string(), peers.join(",")],
+        };
         let addr = self.addrs[usize::from(id) - 1].to_string();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log(id)).unwrap();
         let mut extra = Vec::new();
@@ -205,7 +220,8 @@ impl Nodes {
             .unwrap_or_else(|| "warn".to_string());
         let mut command = Command::new(HARNESS);
         command
-            .args(["node", "--id", &id.to_string(), "--listen", &addr, "--peers", &peers.join(",")])
+            .args(["node", "--id", &id.to_string(), "--listen", &addr])
+            .args(members)
             .args(["--ring", self.ring.as_str()])
             .args(extra)
             .env("RUST_LOG", rust_log)
@@ -218,6 +234,11 @@ impl Nodes {
     /// The process id of running member `id`.
     pub fn pid(&mut self, id: u16) -> u32 {
         self.children.pid(id).unwrap_or_else(|| panic!("n{id} is not running"))
+    }
+
+    /// Whether member `id` runs (started and not exited; an exited one is reaped here).
+    pub fn running(&mut self, id: u16) -> bool {
+        self.children.pid(id).is_some()
     }
 
     /// The directory of this ring's logs, for files a test adds (a key file).

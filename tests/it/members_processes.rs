@@ -1,0 +1,222 @@
+//! Growing, shrinking and re-addressing a running cluster of real `harness node` processes
+//! (docs/PROTOCOL.md §5.9), while clients write:
+//! - three seeds grow to seven, one `harness member add` and one `harness node --join` at a
+//!   time; a seed is killed with kill -9 while the sixth member's admission is under way;
+//! - the dead member and three live ones are removed (a live one commits its own removal, leaves
+//!   cleanly and stops), back to three;
+//! - a member is moved to a new port (`harness member update`) and restarted there with its data
+//!   directory; it rejoins and ends at the others' digest;
+//! - every acknowledged write is committed at the end and the three members hold one digest.
+//!
+//! A member whose id is not in the universe, and one with the wrong key, cannot join and are
+//! told why.
+//!
+//! Token timeout 300 ms; bounds are multiples of it with slack for two shared cores.
+
+use crate::common;
+use crate::mesh;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{free_ports, init_logging, run_harness, wait_until, Nodes};
+use harness::RingMode;
+use mesh::{check_converged_at, status_at, wait_settled_at, Submitters};
+
+const TOKEN_TIMEOUT: Duration = Duration::from_millis(300);
+/// Genesis, an admission or a removal, with slack.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(20);
+/// Everything back together at the end.
+const CONVERGE_DEADLINE: Duration = Duration::from_secs(30);
+/// One `harness member` command.
+const COMMAND_DEADLINE: Duration = Duration::from_secs(20);
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn cluster_list(addrs: &[SocketAddr]) -> String {
+    addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// Runs `harness member ...` against `addrs` and returns its stdout; it must succeed.
+fn member(addrs: &[SocketAddr], words: &[&str]) -> String {
+    let cluster = cluster_list(addrs);
+    let mut args = vec!["member"];
+    args.extend_from_slice(words);
+    args.extend(["--cluster", &cluster, "--timeout", "15000"]);
+    let out = run_harness(&args, COMMAND_DEADLINE);
+    assert!(
+        out.status.success(),
+        "harness member {words:?} failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The highest committed prefix among `addrs` that answer.
+fn max_committed(addrs: &[SocketAddr]) -> u64 {
+    addrs.iter().filter_map(|&a| status_at(a)).map(|s| s.committed_upto).max().unwrap_or(0)
+}
+
+/// Waits until the members at `addrs` form one committing primary view of exactly them.
+fn settle(addrs: &[SocketAddr], what: &str) {
+    let (view, took) = wait_settled_at(addrs, max_committed(addrs), SETTLE_DEADLINE);
+    eprintln!("members: {what}: view {view} of {} committing after {took:?}", addrs.len());
+}
+
+#[test]
+fn a_cluster_grows_to_seven_loses_a_member_shrinks_to_three_and_moves_one_keeping_every_write() {
+    init_logging();
+    let mut nodes = Nodes::new("members", 7, RingMode::Bidirectional);
+    nodes.token_timeout = Some(TOKEN_TIMEOUT);
+    nodes.seeds = Some(3);
+    nodes.durability = Some("checkpoint");
+    nodes.flags = vec!["--checkpoint-every".into(), "200,1s".into()];
+    let addr = |nodes: &Nodes, id: u16| nodes.addr(id);
+    for id in 1..=3 {
+        nodes.start(id);
+    }
+    let seeds: Vec<SocketAddr> = (1..=3).map(|id| addr(&nodes, id)).collect();
+    // Clients write through the seeds from now to the end (n3's stream ends with its kill).
+    let submitters = Submitters::start(&[(1, seeds[0]), (2, seeds[1]), (3, seeds[2])]);
+    settle(&seeds, "genesis");
+
+    let mut live: Vec<u16> = vec![1, 2, 3];
+    for id in 4..=7u16 {
+        let contacts: Vec<SocketAddr> = live.iter().map(|&m| addr(&nodes, m)).collect();
+        let said = member(&contacts, &["add", &id.to_string(), &addr(&nodes, id).to_string()]);
+        assert!(said.contains(&format!("added member {id}")), "member add said: {said}");
+        nodes.joining.insert(id, contacts.clone());
+        nodes.start(id);
+        if id == 6 {
+            // kill -9 during a change: n6 is in the universe and asking to be let in.
+            eprintln!("members: kill -9 n3 while n6 joins");
+            nodes.kill(3);
+            live.retain(|&m| m != 3);
+        }
+        live.push(id);
+        let addrs: Vec<SocketAddr> = live.iter().map(|&m| addr(&nodes, m)).collect();
+        settle(&addrs, &format!("n{id} admitted"));
+    }
+    assert_eq!(live, vec![1, 2, 4, 5, 6, 7]);
+
+    // Shrink: the dead member, then three live ones, each leaving by itself once its removal
+    // commits (docs/PROTOCOL.md §5.9).
+    let contacts =
+        |live: &[u16], nodes: &Nodes| -> Vec<SocketAddr> { live.iter().map(|&m| nodes.addr(m)).collect() };
+    member(&contacts(&live, &nodes), &["remove", "3"]);
+    for id in [7u16, 6, 5] {
+        let said = member(&contacts(&live, &nodes), &["remove", &id.to_string()]);
+        assert!(said.contains(&format!("removed member {id}")), "member remove said: {said}");
+        live.retain(|&m| m != id);
+        settle(&contacts(&live, &nodes), &format!("n{id} removed"));
+        wait_until(
+            &format!("removed n{id} to stop by itself"),
+            Duration::from_millis(100),
+            400,
+            SETTLE_DEADLINE,
+            || !nodes.running(id),
+        );
+    }
+    assert_eq!(live, vec![1, 2, 4]);
+
+    // Move n4 to a new port: the universe records it, n4 restarts there with its data
+    // directory and rejoins through the others.
+    let new_addr = free_ports(1)[0];
+    member(&contacts(&live, &nodes), &["update", "4", &new_addr.to_string()]);
+    nodes.kill(4);
+    nodes.addrs[3] = new_addr;
+    nodes.joining.insert(4, vec![nodes.addr(1), nodes.addr(2)]);
+    nodes.start(4);
+    settle(&contacts(&live, &nodes), "n4 back at its new port");
+
+    let acks = submitters.stop();
+    let final_addrs = contacts(&live, &nodes);
+    let statuses = check_converged_at(&final_addrs, &acks, CONVERGE_DEADLINE);
+    for s in &statuses {
+        assert_eq!(s.ring.len(), 3, "{}: the view should hold the three members left", s.member.id);
+    }
+    assert!(acks.iter().any(|a| a.node == 3), "no write was acknowledged through n3 before its kill");
+    eprintln!(
+        "members: {} acknowledged writes held by n1, n2 and n4 at digest {:#x}",
+        acks.len(),
+        statuses[0].state_digest
+    );
+    // `harness members` lists exactly the universe left.
+    let cluster = cluster_list(&final_addrs);
+    let out = run_harness(&["members", "--cluster", &cluster], COMMAND_DEADLINE);
+    assert!(out.status.success(), "members failed: {}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let mut listed: Vec<&str> = printed.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    // The answering member's row comes first.
+    listed.sort_unstable();
+    assert_eq!(listed, ["1", "2", "4"], "members printed:\n{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains(&new_addr.to_string()), "members printed:\n{}", text(&out.stdout));
+}
+
+#[test]
+fn a_member_not_in_the_universe_or_without_the_key_cannot_join_and_is_told_why() {
+    init_logging();
+    let mut nodes = Nodes::new("members-refused", 1, RingMode::Bidirectional);
+    nodes.token_timeout = Some(TOKEN_TIMEOUT);
+    let key = nodes.dir().join("cluster.key");
+    let made = run_harness(&["keygen", "--key-file", &key.display().to_string()], COMMAND_DEADLINE);
+    assert!(made.status.success(), "keygen: {}", text(&made.stderr));
+    nodes.key_file = Some(key.clone());
+    nodes.start(1);
+    let seed = nodes.addr(1);
+    let join = seed.to_string();
+    let keyed = key.display().to_string();
+    wait_until(
+        "the keyed ring of one to be primary",
+        Duration::from_millis(100),
+        300,
+        SETTLE_DEADLINE,
+        || {
+            let out = run_harness(&["status", "--cluster", &join, "--key-file", &keyed], COMMAND_DEADLINE);
+            out.status.success() && text(&out.stdout).contains("primary")
+        },
+    );
+    let listen = free_ports(1)[0].to_string();
+
+    let unknown = run_harness(
+        &["node", "--id", "9", "--listen", &listen, "--join", &join, "--key-file", &keyed],
+        COMMAND_DEADLINE,
+    );
+    assert_eq!(unknown.status.code(), Some(2), "an unknown id must be refused: {}", text(&unknown.stderr));
+    assert!(
+        text(&unknown.stderr).contains("member 9 is not in the cluster's universe")
+            && text(&unknown.stderr).contains("harness member add 9"),
+        "the refusal should say why and what to do: {}",
+        text(&unknown.stderr)
+    );
+
+    let other_key = nodes.dir().join("other.key");
+    let made = run_harness(&["keygen", "--key-file", &other_key.display().to_string()], COMMAND_DEADLINE);
+    assert!(made.status.success(), "keygen: {}", text(&made.stderr));
+    let wrong = run_harness(
+        &[
+            "node",
+            "--id",
+            "1",
+            "--listen",
+            &listen,
+            "--join",
+            &join,
+            "--key-file",
+            &other_key.display().to_string(),
+            "--token-timeout",
+            "300",
+        ],
+        COMMAND_DEADLINE,
+    );
+    assert_eq!(wrong.status.code(), Some(2), "a wrong key must be refused: {}", text(&wrong.stderr));
+    assert!(
+        text(&wrong.stderr).contains("cannot read the cluster's universe"),
+        "the refusal should say the cluster could not be read: {}",
+        text(&wrong.stderr)
+    );
+    eprintln!("members: refused with: {}", text(&wrong.stderr).trim());
+}

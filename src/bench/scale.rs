@@ -33,6 +33,8 @@ const GAP_TARGET_MS: f64 = 250.0;
 const LINKS_TARGET: u64 = 4;
 /// Commit latency growth per added member, in one-way floors.
 const GROWTH_TARGET_FLOORS: f64 = 2.0;
+/// Status requests per member before the figure gives up on it.
+const STATUS_ATTEMPTS: usize = 5;
 /// Value size of the latency probe.
 const VALUE_BYTES: usize = 64;
 /// Time allowed per timed request and member, on top of a fixed allowance: a commit takes
@@ -54,7 +56,7 @@ pub fn measure(exe: &std::path::Path, n: usize, ring: RingMode, plan: &Plan) -> 
     cluster.wait_ready(form_deadline)?;
     std::thread::sleep(SETTLE);
 
-    let statuses = (0..n).map(|i| cluster.status(i)).collect::<Result<Vec<_>, _>>()?;
+    let statuses = (0..n).map(|i| status_patiently(&cluster, i)).collect::<Result<Vec<_>, _>>()?;
     let links: Vec<u64> = statuses.iter().map(|s| u64::from(s.links_up)).collect();
     let dialled: Vec<u64> = statuses.iter().map(|s| s.links_dialled).collect();
 
@@ -109,6 +111,19 @@ pub fn measure(exe: &std::path::Path, n: usize, ring: RingMode, plan: &Plan) -> 
         .num("kill_view_max_ms", view_max)
         .num("kill_gap_max_ms", gap_max)
         .text("targets", &met.join(", ")))
+}
+
+/// Member `index`'s status, asked up to `STATUS_ATTEMPTS` times: on a 2-core machine running
+/// hundreds of members a member can take longer than one client timeout to be scheduled.
+fn status_patiently(cluster: &Cluster, index: usize) -> Result<crate::wire::NodeStatus, String> {
+    let mut last = String::new();
+    for _ in 0..STATUS_ATTEMPTS {
+        match cluster.status(index) {
+            Ok(status) => return Ok(status),
+            Err(e) => last = e,
+        }
+    }
+    Err(format!("n{}: {last} ({STATUS_ATTEMPTS} attempts)", index + 1))
 }
 
 /// `what: met` or `what: NOT met`.

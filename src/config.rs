@@ -183,6 +183,9 @@ pub enum Defect {
     /// The behaviour before the write quorum: dynamic linear voting with no floor, so a glitch
     /// can shrink a primary view to one member that acknowledges writes alone [§5.2].
     NoReplicaFloor,
+    /// A linearizable read is answered from the member's state at once, without waiting for
+    /// the token to go round [§3 read barrier].
+    ReadWithoutBarrier,
 }
 
 impl CoreConfig {

@@ -111,6 +111,9 @@ pub(super) struct Driver {
     appended: bool,
     /// The longest protocol step since start (docs/PROTOCOL.md §2: what bounds a step).
     pub(super) max_step: Duration,
+    /// Reads whose barrier passed at a warm member that could not catch up in one slice: they
+    /// are ordered through the ring once the step's outputs are executed.
+    reads_to_order: Vec<(Pending, crate::wire::Payload)>,
 }
 
 impl Driver {
@@ -138,6 +141,7 @@ impl Driver {
             awaiting_sync: VecDeque::new(),
             appended: false,
             max_step: Duration::ZERO,
+            reads_to_order: Vec::new(),
         }
     }
 
@@ -290,6 +294,9 @@ impl Driver {
             self.hand_to_storage(Job::Sync);
         }
         self.stream_changes();
+        for (pending, payload) in std::mem::take(&mut self.reads_to_order) {
+            self.submit(pending, payload);
+        }
     }
 
     /// Hands a job to the storage thread; a stopped thread means durable state failed.
@@ -432,6 +439,7 @@ impl Driver {
                     log::warn!("{} protocol: submission {tag} rejected: {reason:?}", self.me);
                 }
             }
+            Output::ReadReady { tag, upto } => self.on_read_ready(tag, upto),
             Output::Left => log::info!("{} protocol: left the group", self.me),
             Output::Forced { tag, outcome } => {
                 if let Some(Pending { client, request, .. }) = self.pending.remove(&tag) {

@@ -83,6 +83,10 @@ pub struct SimOptions {
     /// Check that no live member is ever excluded (for runs whose faults never cut a live member
     /// off: crashes, restarts and joins): a busy member must not look dead (guarantee 7).
     pub no_live_exclusion: bool,
+    /// Linearizable reads each data member makes through the read barrier (docs/PROTOCOL.md §3),
+    /// at random times of the fault phase; each is checked to see every write acknowledged
+    /// before it started. 0 (the default) draws nothing, so other runs replay unchanged.
+    pub reads: usize,
 }
 
 impl Default for SimOptions {
@@ -113,6 +117,7 @@ impl Default for SimOptions {
             link_bytes_per_s: 1 << 30,
             disk_bytes_per_s: 256 << 20,
             no_live_exclusion: false,
+            reads: 0,
         }
     }
 }
@@ -142,6 +147,10 @@ pub struct RunReport {
     pub views: Vec<(Time, u64)>,
     /// When the first fault struck, if any.
     pub first_fault: Option<Time>,
+    /// Linearizable reads answered through the read barrier.
+    pub reads_served: u64,
+    /// Linearizable reads refused (the member left the primary view or crashed meanwhile).
+    pub reads_refused: u64,
 }
 
 /// Runs one seed.

@@ -30,4 +30,5 @@ mod ring_core;
 mod ring_processes;
 mod scale_processes;
 mod sim;
+mod sim_reads;
 mod state_processes;

@@ -26,6 +26,7 @@ mod node_security;
 mod partition_netns;
 mod proxy_selftest;
 mod quorum_processes;
+mod read_processes;
 mod ring_core;
 mod ring_processes;
 mod scale_processes;

@@ -235,6 +235,12 @@ impl Checker {
         self.primaries.clear();
         self.transitions.clear();
         self.held.clear();
+        // Writes acknowledged after the durable state are lost with it (docs/PROTOCOL.md §5.4,
+        // durability): a read can see only what the history still holds.
+        self.acked_upto = self.acked_upto.min(keep);
+        for needed in self.reads.values_mut() {
+            *needed = (*needed).min(keep);
+        }
         lost
     }
 

@@ -38,12 +38,16 @@ options:
                        never cut a live member off: crash, restart, join)
   --member-changes     also change the universe during the fault phase: move a member, remove one
                        and add it back, move another (docs/PROTOCOL.md 5.9)
-  --defect NAME        a deliberately broken core, to show the checker catches it: no-replica-floor
+  --reads R            linearizable reads each member makes through the read barrier (default 0),
+                       each checked to see every write acknowledged before it started
+  --defect NAME        a deliberately broken core, to show the checker catches it: no-replica-floor,
+                       read-without-barrier
 errors: one line on stderr naming the flag, exit code 2";
 
 /// The flags of a run or a campaign that take a value.
-const VALUED: [&str; 19] = [
+const VALUED: [&str; 20] = [
     "seed",
+    "reads",
     "seeds",
     "nodes",
     "messages",
@@ -139,6 +143,7 @@ fn parse(args: &[String]) -> Result<Args, CliError> {
     options.window_bytes =
         flags.number("window-bytes", options.payload_bytes as u64, u64::MAX)?.unwrap_or(options.window_bytes);
     options.min_replicas = flags.number("min-replicas", 1, 256)?.map(size).or(options.min_replicas);
+    options.reads = flags.number("reads", 0, 1_000_000)?.map_or(options.reads, size);
     options.witnesses = flags.number("witnesses", 0, 255)?.map_or(options.witnesses, size);
     if options.witnesses >= options.nodes {
         let text = options.witnesses.to_string();
@@ -147,7 +152,10 @@ fn parse(args: &[String]) -> Result<Args, CliError> {
     options.quorum_mode = flags.parse("quorum")?.unwrap_or(options.quorum_mode);
     options.defect = match flags.value("defect") {
         Some("no-replica-floor") => harness::Defect::NoReplicaFloor,
-        Some(other) => return Err(CliError::bad("defect", other, "the one defect is no-replica-floor")),
+        Some("read-without-barrier") => harness::Defect::ReadWithoutBarrier,
+        Some(other) => {
+            return Err(CliError::bad("defect", other, "one of no-replica-floor, read-without-barrier"))
+        }
         None => options.defect,
     };
     if let Some(text) = flags.value("state-bytes") {

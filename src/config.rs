@@ -190,6 +190,9 @@ pub enum Defect {
     /// The behaviour before the write quorum: dynamic linear voting with no floor, so a glitch
     /// can shrink a primary view to one member that acknowledges writes alone [§5.2].
     NoReplicaFloor,
+    /// A linearizable read is answered from the member's state at once, without waiting for
+    /// the token to go round [§3 read barrier].
+    ReadWithoutBarrier,
 }
 
 impl CoreConfig {
@@ -246,9 +249,12 @@ impl CoreConfig {
         self.min_replicas.unwrap_or_else(|| self.default_min_replicas())
     }
 
-    /// How often an otherwise idle link sends a heartbeat.
+    /// How often an otherwise idle link sends a heartbeat: three tenths of the token timeout,
+    /// so a link silent for the timeout missed three, and longer than the idle hold of a parked
+    /// ring (at most a quarter of the timeout by default), so the parked token's visits carry
+    /// the heartbeats instead of waking members in between (docs/PROTOCOL.md §2, §3 idle ring).
     pub fn heartbeat_interval(&self) -> Duration {
-        self.token_timeout / 5
+        self.token_timeout * 3 / 10
     }
 
     /// Checks the settings against each other; the error names the bad one.

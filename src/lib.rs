@@ -28,6 +28,7 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod hash;
+pub mod idle;
 pub mod ids;
 pub mod json;
 pub mod node;

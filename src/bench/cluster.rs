@@ -3,7 +3,8 @@
 //! every process by pid, also when the measurement fails or panics (the guard's `Drop`).
 //! The processes are a `crate::procs::ProcessGroup`, keyed by member index. To study a
 //! measurement, `HARNESS_BENCH_NODE_LOG` sets the members' `RUST_LOG` (default `warn`) and
-//! `HARNESS_KEEP_LOGS` keeps their logs.
+//! `HARNESS_KEEP_LOGS` keeps their logs. `HARNESS_BENCH_IDLE` gives every member `--idle` (the
+//! idle strategy, to compare its latency against its CPU cost in one sitting).
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -133,6 +134,9 @@ impl Cluster {
             vec!["--peers".to_string(), peers.join(","), "--ring".into(), ring.as_str().into()];
         if let Some(timeout) = token_timeout {
             shared_args.extend(["--token-timeout".to_string(), timeout.as_millis().to_string()]);
+        }
+        if let Ok(idle) = std::env::var("HARNESS_BENCH_IDLE") {
+            shared_args.extend(["--idle".to_string(), idle]);
         }
         // The guard exists before the first spawn, so a failed spawn stops the earlier ones.
         let mut cluster = Cluster {

@@ -55,8 +55,37 @@ pub fn measure(cluster: &Cluster, ring: RingMode, plan: &Plan) -> Result<Record,
         )?;
         runs.push(Percentiles::of(samples));
     }
+    Ok(record("commit_latency", cluster, ring, plan, &runs))
+}
+
+/// Measures the linearizable get latency at member 1 of a ready ring (after `measure`, so the
+/// keys exist): one get outstanding, answered after its read barrier (docs/PROTOCOL.md §3).
+pub fn measure_gets(cluster: &Cluster, ring: RingMode, plan: &Plan) -> Result<Record, String> {
+    let mut runs = Vec::with_capacity(plan.repetitions);
+    for _ in 0..plan.repetitions {
+        let deadline = Instant::now()
+            + Duration::from_secs(10)
+            + PER_REQUEST_ALLOWANCE * (plan.latency_requests + plan.latency_warmup) as u32;
+        let samples = load::one_outstanding_gets(
+            cluster.addrs[0],
+            plan.latency_warmup,
+            plan.latency_requests,
+            deadline,
+        )?;
+        runs.push(Percentiles::of(samples));
+    }
+    Ok(record("lget_latency", cluster, ring, plan, &runs))
+}
+
+fn record(
+    name: &'static str,
+    cluster: &Cluster,
+    ring: RingMode,
+    plan: &Plan,
+    runs: &[Percentiles],
+) -> Record {
     let column = |f: fn(&Percentiles) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
-    Ok(Record::new("commit_latency")
+    Record::new(name)
         .int("n", cluster.addrs.len() as u64)
         .text("ring", ring.as_str())
         .int("value_bytes", VALUE_BYTES as u64)
@@ -64,7 +93,7 @@ pub fn measure(cluster: &Cluster, ring: RingMode, plan: &Plan) -> Result<Record,
         .int("repetitions", plan.repetitions as u64)
         .stat("p50_us", &column(|p| p.p50))
         .stat("p99_us", &column(|p| p.p99))
-        .stat("p999_us", &column(|p| p.p999)))
+        .stat("p999_us", &column(|p| p.p999))
 }
 
 #[cfg(test)]

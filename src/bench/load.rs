@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::Auth;
 use crate::client::{Client, ClientError};
-use crate::replication::{Action, Command, Outcome, Session};
+use crate::replication::{Action, Command, Op, Outcome, Session};
 use crate::wire::{ClientReply, Consistency, ErrorCode};
 
 /// The longest single wait for a reply; the loop around it checks the stop flag and deadline.
@@ -169,10 +169,39 @@ pub fn one_outstanding(
     count: usize,
     deadline: Instant,
 ) -> Result<Vec<f64>, String> {
-    let mut client = Client::connect(addr, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
     let submitter =
         Submitter { workload: Workload::Put, addr, value_bytes, window: 1, messages: None, auth: None };
-    let requests = encoded_requests(&submitter);
+    timed(addr, &encoded_requests(&submitter), warmup, count, deadline)
+}
+
+/// Like `one_outstanding` with linearizable gets of the keys the puts write: answered after a
+/// read barrier (docs/PROTOCOL.md §3), not ordered.
+pub fn one_outstanding_gets(
+    addr: SocketAddr,
+    warmup: usize,
+    count: usize,
+    deadline: Instant,
+) -> Result<Vec<f64>, String> {
+    let requests: Vec<Vec<u8>> = (0..PUT_KEYS)
+        .map(|key| {
+            let key = format!("bench/{}/{key}", addr.port()).into_bytes();
+            let action =
+                Action::Txn { guards: Vec::new(), then: vec![Op::Get { key }], otherwise: Vec::new() };
+            Command { session: Session::default(), action }.encode()
+        })
+        .collect();
+    timed(addr, &requests, warmup, count, deadline)
+}
+
+/// Sends `requests` in turn, one outstanding, and times the last `count` of `warmup + count`.
+fn timed(
+    addr: SocketAddr,
+    requests: &[Vec<u8>],
+    warmup: usize,
+    count: usize,
+    deadline: Instant,
+) -> Result<Vec<f64>, String> {
+    let mut client = Client::connect(addr, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
     let mut latencies = Vec::with_capacity(count);
     let mut refusals = 0;
     for index in 0..warmup + count {
@@ -185,7 +214,7 @@ pub fn one_outstanding(
                 Ok((_, outcome)) => {
                     match Outcome::decode(&outcome) {
                         Ok(Outcome::Ok { .. }) => {}
-                        other => return Err(format!("a put answered {other:?}")),
+                        other => return Err(format!("a request answered {other:?}")),
                     }
                     if index >= warmup {
                         latencies.push(started.elapsed().as_secs_f64() * 1e6);

@@ -392,6 +392,7 @@ fn ring_figures(
             records.push(floor::ratio(n, ring, floor::Latency::Commit, p50, one_way));
         }
         records.push(record);
+        records.push(latency::measure_gets(&cluster, ring, plan)?);
     }
     if args.figures.contains(&"throughput") {
         for &size in &plan.value_sizes {
@@ -407,6 +408,7 @@ pub fn tables(records: &[Record]) -> String {
         ("floor", "Loopback floor: TCP ping-pong, TCP_NODELAY, 64 B"),
         ("broadcast_latency", "Broadcast latency (embedding API): submit to agreed delivery at member 1 and at the last member, µs"),
         ("commit_latency", "Commit latency: one client, one put outstanding, µs"),
+        ("lget_latency", "Linearizable get latency: one client, one get outstanding (read barrier), µs"),
         ("floor_ratio", "Latency against (message steps x one-way floor)"),
         ("throughput", "Throughput: every member's client submitting puts, committed"),
         ("flood", "Memory under a flood of 16 KiB puts: 3 members, many clients; peak RSS (VmHWM) of the largest member"),

@@ -37,6 +37,8 @@ pub struct NodeArgs {
     pub ring: RingMode,
     /// `--token-timeout`, when given.
     pub token_timeout: Option<Duration>,
+    /// `--idle`: how the node's threads wait for work (`park`, or spin and yield first).
+    pub idle: crate::idle::IdleStrategy,
     /// `--cluster-name`: nodes of different clusters refuse each other's links.
     pub cluster_name: String,
     /// `--delivery-log`: where to write one line per agreed delivery.
@@ -228,8 +230,9 @@ pub struct DemoArgs {
 }
 
 /// The flags of `harness node` that take a value.
-pub const NODE_VALUED: [&str; 20] = [
+pub const NODE_VALUED: [&str; 21] = [
     "id",
+    "idle",
     "listen",
     "peers",
     "hostfile",
@@ -328,6 +331,10 @@ pub fn parse_node_args_with_env(
         Some(text) => Some(Duration::from_millis(parse_number("token-timeout", text, 10, 3_600_000)?)),
         None => None,
     };
+    let idle = match value("idle") {
+        Some(text) => text.parse().map_err(|problem: String| CliError::bad("idle", text, problem))?,
+        None => crate::idle::IdleStrategy::DEFAULT,
+    };
     let cluster_name = match value("cluster-name") {
         Some("") => return Err(CliError::bad("cluster-name", "", "must not be empty")),
         Some(name) => name.to_string(),
@@ -354,6 +361,7 @@ pub fn parse_node_args_with_env(
         peers,
         ring,
         token_timeout,
+        idle,
         cluster_name,
         delivery_log,
         key,

@@ -73,6 +73,9 @@ harness node: run one member until Ctrl-C or SIGTERM.
   --listen HOST:PORT   address to listen on (default: this id's entry in the peer list)
   --ring bi|uni        messages travel both ways round the ring (bi, default) or one way
   --token-timeout MS   silence after which a neighbour counts as gone (default 1000)
+  --idle park|SPIN,YIELD  how the node's two threads wait for work: park at once (default), or
+                       spin SPIN then yield YIELD microseconds first (each at most 10000);
+                       spinning saves wake-ups and costs CPU (docs/PERFORMANCE.md)
   --cluster-name NAME  nodes of different clusters refuse each other (default harness); the
                        old spelling `--cluster NAME` is refused with a hint, since --cluster
                        is the client commands' member list

@@ -61,6 +61,7 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
         deliveries: false,
         delivery_log: args.delivery_log.clone(),
         data_dir: args.state.data_dir.clone(),
+        idle: args.idle,
         ..NodeOptions::default()
     };
     let node = Node::start_with(config, options).map_err(|e| match e {

@@ -33,6 +33,12 @@ pub enum Input {
         /// The bytes to order.
         payload: Payload,
     },
+    /// A linearizable read waits for a read barrier (docs/PROTOCOL.md §3, read barrier); `tag`
+    /// comes back with `Output::ReadReady` or `Output::Rejected`.
+    Read {
+        /// The driver's correlation number.
+        tag: u64,
+    },
     /// Nothing happened, but a deadline may have passed.
     Tick,
     /// Leave the group cleanly.
@@ -71,7 +77,16 @@ pub enum Output {
     Deliver(Delivery),
     /// A message is committed: safe at every member, applied to the state machine.
     Commit(Commit),
-    /// A submission was refused.
+    /// The read barrier of `Input::Read` passed: this member's committed state now includes every
+    /// commit acknowledged anywhere before the read arrived (docs/PROTOCOL.md §3, read barrier).
+    /// The driver answers the read from the state before it steps the core again.
+    ReadReady {
+        /// The input's tag.
+        tag: u64,
+        /// The committed prefix the read may be answered from.
+        upto: Seq,
+    },
+    /// A submission or read was refused.
     Rejected {
         /// The submission's tag.
         tag: u64,

@@ -281,10 +281,13 @@ impl Links {
     ) -> Vec<(NodeId, Lost)> {
         let mut lost = Vec::new();
         let mut redial = Vec::new();
-        // When one link's heartbeat is due, links half-way to theirs send one too: an idle
-        // member then wakes once per heartbeat interval, not once per link.
-        let heartbeat_due =
-            self.table.values().any(|l| l.peer.is_some() && now >= l.last_tx + self.heartbeat);
+        // When one link's heartbeat is due, or this step sent a frame anyway (the token of a
+        // parked ring), links half-way to theirs send one too: an idle member then wakes once
+        // per heartbeat interval or token visit, not once per link (docs/PROTOCOL.md §2).
+        let heartbeat_due = self
+            .table
+            .values()
+            .any(|l| l.peer.is_some() && (now >= l.last_tx + self.heartbeat || l.last_tx == now));
         let heartbeat_after = if heartbeat_due { self.heartbeat / 2 } else { self.heartbeat };
         let running = &mut self.running;
         for (&id, link) in self.table.iter_mut() {
@@ -413,6 +416,39 @@ mod tests {
         links.on_tick(t + second * 5 / 2, true, &mut out);
         assert!(!links.is_up(NodeId(2)));
         assert!(matches!(out.as_slice(), [.., Output::Disconnect { peer: NodeId(2) }]));
+    }
+
+    #[test]
+    fn a_frame_sent_anyway_carries_the_heartbeats_of_links_half_way_to_theirs() {
+        // docs/PROTOCOL.md §2: the parked token's visit, not a timer, sends the heartbeats.
+        let heartbeat = Duration::from_millis(300);
+        let mut links = Links::new(heartbeat, Duration::from_millis(1000));
+        let mut out = Vec::new();
+        for id in [2, 3] {
+            links.want(NodeId(id), Time::ZERO, &mut out);
+            links.on_up(member(id), Time::ZERO);
+        }
+        out.clear();
+        // Not yet half-way: a token sent to 2 goes alone.
+        let early = Time::ZERO + Duration::from_millis(100);
+        links.send(NodeId(2), PeerFrame::Heartbeat, early, &mut out);
+        links.on_tick(early, true, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        out.clear();
+        // Half-way: the link to 3 sends its heartbeat with the frame to 2.
+        let later = Time::ZERO + Duration::from_millis(250);
+        links.send(NodeId(2), PeerFrame::Heartbeat, later, &mut out);
+        links.on_tick(later, true, &mut out);
+        let to: Vec<NodeId> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send { to, .. } => Some(*to),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(to, vec![NodeId(2), NodeId(3)]);
+        // So no timer is due before a whole interval from now.
+        assert_eq!(links.next_deadline(), later + heartbeat);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::time::Duration;
 use crate::config::{CoreConfig, Durability};
 use crate::core::links::{Links, Lost};
 use crate::core::membership::{Membership, Phase, Reason};
+use crate::core::ring::barrier::ReadBarriers;
 use crate::core::ring::message_log::MessageLog;
 use crate::core::ring::queue::{Pending, SubmitQueue};
 use crate::core::ring::RingState;
@@ -71,6 +72,8 @@ pub struct Core {
     ring: RingState,
     log: MessageLog,
     queue: SubmitQueue,
+    /// Linearizable reads waiting for the token (docs/PROTOCOL.md §3, read barrier).
+    barriers: ReadBarriers,
     replica: Replica,
     /// The time of the step being taken, for the parts that are not handed it.
     now: Time,
@@ -106,6 +109,7 @@ impl Core {
             ring,
             log: MessageLog::starting_after(0),
             queue: SubmitQueue::default(),
+            barriers: ReadBarriers::default(),
             replica: Replica::new(
                 machine,
                 CheckpointPolicy {
@@ -148,6 +152,7 @@ impl Core {
                 self.on_link_lost(now, peer, was_up, Reason::LinkClosed, out);
             }
             Input::Submit { tag, payload } => self.on_submit(now, tag, payload, out),
+            Input::Read { tag } => self.on_read(now, tag, out),
             Input::Tick => {}
             Input::Leave => self.start_leave(now, out),
             Input::Force { tag, confirm } => self.start_force(now, tag, confirm, out),
@@ -189,8 +194,8 @@ impl Core {
     /// When the core next needs a step without input.
     pub fn next_deadline(&self) -> Time {
         let ring = if self.membership.is_operational() { self.ring.park_deadline() } else { Time::NEVER };
-        let hold =
-            if self.queue.has_waiting_other_than(OWN_TAG) { self.hold_deadline() } else { Time::NEVER };
+        let waiting = self.queue.has_waiting_other_than(OWN_TAG) || !self.barriers.is_empty();
+        let hold = if waiting { self.hold_deadline() } else { Time::NEVER };
         self.links
             .next_deadline()
             .min(ring)
@@ -319,10 +324,11 @@ impl Core {
         if self.membership.is_operational() || now < self.hold_deadline() {
             return;
         }
-        if !self.queue.has_waiting_other_than(OWN_TAG) {
+        if !self.queue.has_waiting_other_than(OWN_TAG) && self.barriers.is_empty() {
             return;
         }
-        let tags = self.queue.take_waiting(OWN_TAG);
+        let mut tags = self.queue.take_waiting(OWN_TAG);
+        tags.extend(self.barriers.take_all());
         log::info!(
             "{} on_hold_timeout: view change longer than {:?}; refused {} waiting submissions",
             self.config.me.id,
@@ -419,6 +425,12 @@ impl Core {
     /// The committed prefix (cheaper than `status`, which digests the state).
     pub fn committed_upto(&self) -> Seq {
         self.log.committed_upto
+    }
+
+    /// The last seq applied to the state machine: `committed_upto` at a hot member, possibly less
+    /// at a warm one (cheaper than `status`).
+    pub fn applied_upto(&self) -> Seq {
+        self.replica.applied()
     }
 
     /// Own messages waiting for the token (cheaper than `status`).
@@ -620,6 +632,33 @@ impl Core {
         }
     }
 
+    /// A linearizable read: answered after the token has gone round the ring once since it
+    /// arrived (docs/PROTOCOL.md §3, read barrier). Held through a view change like a
+    /// submission (§8.1); refused outside a primary view.
+    fn on_read(&mut self, now: Time, tag: u64, out: &mut Vec<Output>) {
+        let reason = if self.membership.leaving.is_some() || matches!(self.membership.phase, Phase::Left) {
+            Some(RejectReason::ShuttingDown)
+        } else if self.config.is_witness() || !self.serves_submissions(now) {
+            Some(RejectReason::Excluded)
+        } else if !self.barriers.has_room() {
+            Some(RejectReason::Busy)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            out.push(Output::Rejected { tag, reason });
+            return;
+        }
+        if self.config.defect == crate::config::Defect::ReadWithoutBarrier {
+            out.push(Output::ReadReady { tag, upto: self.log.committed_upto });
+            return;
+        }
+        self.barriers.push(tag);
+        if self.membership.is_operational() {
+            self.on_queue_grew(now, out);
+        }
+    }
+
     /// Delivers in agreed order everything that is contiguous.
     fn deliver_ready(&mut self, out: &mut Vec<Output>) {
         let view = self.ring.view;
@@ -645,6 +684,10 @@ impl Core {
             out.push(Output::Rejected { tag, reason: RejectReason::OutcomeUnknown });
         }
         for tag in waiting.into_iter().filter(|&tag| tag != OWN_TAG) {
+            out.push(Output::Rejected { tag, reason: unsent });
+        }
+        // A read changes nothing: refused for whatever reason, it may be retried anywhere.
+        for tag in self.barriers.take_all() {
             out.push(Output::Rejected { tag, reason: unsent });
         }
     }

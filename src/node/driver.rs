@@ -42,6 +42,8 @@ const LEAVE_WAIT_MAX: Duration = Duration::from_millis(50);
 
 /// What the protocol thread is given at start.
 pub(super) struct Channels {
+    /// How this thread waits for input before it blocks on the channels.
+    pub(super) idle: crate::idle::IdleStrategy,
     pub(super) core: Core,
     pub(super) io: LoopHandle,
     pub(super) events: Receiver<Event>,
@@ -111,6 +113,9 @@ pub(super) struct Driver {
     appended: bool,
     /// The longest protocol step since start (docs/PROTOCOL.md §2: what bounds a step).
     pub(super) max_step: Duration,
+    /// Reads whose barrier passed at a warm member that could not catch up in one slice: they
+    /// are ordered through the ring once the step's outputs are executed.
+    reads_to_order: Vec<(Pending, crate::wire::Payload)>,
 }
 
 impl Driver {
@@ -138,6 +143,7 @@ impl Driver {
             awaiting_sync: VecDeque::new(),
             appended: false,
             max_step: Duration::ZERO,
+            reads_to_order: Vec::new(),
         }
     }
 
@@ -158,28 +164,39 @@ impl Driver {
             if let Some(flush) = self.c.delivery_log.as_ref().and_then(DeliveryLog::flush_deadline) {
                 wait = wait.min(flush.saturating_duration_since(Instant::now()));
             }
+            // The idle strategy first: input that comes within it costs no wake-up.
+            let deadline = Instant::now() + wait;
+            let (events, requests) = (&self.c.events, &self.c.requests);
+            let found = self.c.idle.wait_for(deadline, || {
+                events.try_recv().ok().map(Ok).or_else(|| requests.try_recv().ok().map(Err))
+            });
+            let wait = deadline.saturating_duration_since(Instant::now());
             let never = crossbeam_channel::never();
             let done = self.c.storage.as_ref().map(|s| s.done.clone()).unwrap_or(never);
-            let first = select! {
-                recv(self.c.events) -> event => match event {
-                    Ok(event) => Some(Ok(event)),
-                    Err(_) => {
-                        log::error!("{} protocol: the event loop has gone; stopping", self.me);
-                        break;
+            let first = if found.is_some() {
+                found
+            } else {
+                select! {
+                    recv(self.c.events) -> event => match event {
+                        Ok(event) => Some(Ok(event)),
+                        Err(_) => {
+                            log::error!("{} protocol: the event loop has gone; stopping", self.me);
+                            break;
+                        }
+                    },
+                    recv(done) -> done => {
+                        if let Ok(done) = done {
+                            self.on_storage(done);
+                        }
+                        None
                     }
-                },
-                recv(done) -> done => {
-                    if let Ok(done) = done {
-                        self.on_storage(done);
-                    }
-                    None
+                    recv(self.c.requests) -> request => match request {
+                        Ok(request) => Some(Err(request)),
+                        Err(_) => { self.stopping = true; None }
+                    },
+                    recv(self.c.stop) -> _ => { self.stopping = true; None }
+                    default(wait) => None,
                 }
-                recv(self.c.requests) -> request => match request {
-                    Ok(request) => Some(Err(request)),
-                    Err(_) => { self.stopping = true; None }
-                },
-                recv(self.c.stop) -> _ => { self.stopping = true; None }
-                default(wait) => None,
             };
             match first {
                 Some(Ok(event)) => self.timed(|d| d.on_event(event)),
@@ -290,6 +307,9 @@ impl Driver {
             self.hand_to_storage(Job::Sync);
         }
         self.stream_changes();
+        for (pending, payload) in std::mem::take(&mut self.reads_to_order) {
+            self.submit(pending, payload);
+        }
     }
 
     /// Hands a job to the storage thread; a stopped thread means durable state failed.
@@ -464,6 +484,7 @@ impl Driver {
                     log::warn!("{} protocol: submission {tag} rejected: {reason:?}", self.me);
                 }
             }
+            Output::ReadReady { tag, upto } => self.on_read_ready(tag, upto),
             Output::Left => {
                 log::info!("{} protocol: left the group", self.me);
                 if !self.c.core.universe().members.contains_key(&self.me.id) {

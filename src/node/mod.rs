@@ -117,6 +117,8 @@ pub struct NodeOptions {
     /// Where checkpoints and the command log live; needed unless the core's durability is
     /// `Memory` (docs/PROTOCOL.md §7).
     pub data_dir: Option<PathBuf>,
+    /// How the event loop and the protocol thread wait for work (`harness node --idle`).
+    pub idle: crate::idle::IdleStrategy,
 }
 
 impl Default for NodeOptions {
@@ -131,6 +133,7 @@ impl Default for NodeOptions {
             submit_bytes_max: EMBEDDER_BYTES_MAX_DEFAULT,
             delivery_log: None,
             data_dir: None,
+            idle: crate::idle::IdleStrategy::DEFAULT,
         }
     }
 }
@@ -248,6 +251,7 @@ impl Node {
                 clients_max: transport::CLIENTS_MAX,
                 request_bytes_max: config.core.payload_bytes_max + transport::REQUEST_ENVELOPE_BYTES,
                 auth: config.auth.clone(),
+                idle: options.idle,
             },
             listener,
         )?;
@@ -276,6 +280,7 @@ impl Node {
         let tags = Arc::new(AtomicU64::new(1));
         let left_by_request = Arc::new(AtomicBool::new(false));
         let driver = driver::Driver::new(driver::Channels {
+            idle: options.idle,
             core,
             io: transport.handle,
             events: transport.events,

@@ -136,6 +136,15 @@ pub struct Checker {
     /// The write quorum `W`, and the witnesses, which never hold anything.
     min_replicas: usize,
     witnesses: BTreeSet<NodeId>,
+    /// The highest seq acknowledged to a submitter so far: every acknowledged write is at or
+    /// below it, since the history is one sequence (guarantee 6).
+    acked_upto: Seq,
+    /// Open reads: what each must see, `acked_upto` when it started.
+    reads: BTreeMap<u64, Seq>,
+    /// Reads answered through the read barrier.
+    pub reads_served: u64,
+    /// Reads refused.
+    pub reads_refused: u64,
 }
 
 /// The tag of a submission: a DVM command's client id, or what a raw payload starts with.
@@ -157,6 +166,7 @@ impl Checker {
     /// that delivered or committed it before count even if they crashed since (they held it when
     /// they said so, as a follower's acknowledgement counts in Raft).
     pub fn on_ack(&mut self, at: Member, commit: &Commit, holders: &[NodeId]) -> Result<(), Violation> {
+        self.acked_upto = self.acked_upto.max(commit.seq);
         let mut ids = self.held.remove(&(commit.seq, commit.id)).unwrap_or_default();
         ids.extend(holders.iter().copied());
         ids.retain(|id| !self.witnesses.contains(id));
@@ -173,6 +183,35 @@ impl Checker {
             ));
         }
         Ok(())
+    }
+
+    /// A linearizable read starts: it must see every write acknowledged so far.
+    pub fn on_read(&mut self, tag: u64) {
+        self.reads.insert(tag, self.acked_upto);
+    }
+
+    /// A read's barrier passed at `at`, which answers it from its state up to `upto`
+    /// (docs/PROTOCOL.md §3, read barrier): that state must include every write acknowledged
+    /// before the read started, or the read returns an older value (guarantee 6).
+    pub fn on_read_ready(&mut self, at: Member, tag: u64, upto: Seq) -> Result<(), Violation> {
+        let Some(needed) = self.reads.remove(&tag) else {
+            return Err(Violation::new(Guarantee::Integrity, format!("{at} answered read {tag} twice")));
+        };
+        if upto < needed {
+            return Err(Violation::new(
+                Guarantee::LinearHistory,
+                format!("{at} answered read {tag} from commits up to {upto}, but seq {needed} was acknowledged before it started"),
+            ));
+        }
+        self.reads_served += 1;
+        Ok(())
+    }
+
+    /// A read was refused (its member left the primary view, or a view change lasted too long).
+    pub fn on_read_refused(&mut self, tag: u64) {
+        if self.reads.remove(&tag).is_some() {
+            self.reads_refused += 1;
+        }
     }
 
     fn record_held(&mut self, at: Member, seq: Seq, id: MsgId) {
@@ -196,6 +235,12 @@ impl Checker {
         self.primaries.clear();
         self.transitions.clear();
         self.held.clear();
+        // Writes acknowledged after the durable state are lost with it (docs/PROTOCOL.md §5.4,
+        // durability): a read can see only what the history still holds.
+        self.acked_upto = self.acked_upto.min(keep);
+        for needed in self.reads.values_mut() {
+            *needed = (*needed).min(keep);
+        }
         lost
     }
 

@@ -25,6 +25,9 @@ use crate::time::Time;
 use crate::wire::Message;
 use crate::wire::PeerFrame;
 
+/// Read tags start here, far above the submissions' (which count from 1), so the two never meet.
+const READ_TAG_BASE: u64 = 1 << 48;
+
 /// Something scheduled to happen.
 #[derive(Debug)]
 enum Event {
@@ -56,6 +59,11 @@ enum Event {
         tag: u64,
         payload: Vec<u8>,
     },
+    /// A linearizable read through the read barrier (docs/PROTOCOL.md §3).
+    Read {
+        node: NodeId,
+        tag: u64,
+    },
     /// A checkpoint write of `node`'s incarnation finishes: it is on its disk from now on.
     Stored {
         node: NodeId,
@@ -71,9 +79,10 @@ impl Event {
     fn target(&self) -> Option<NodeId> {
         match self {
             Event::Frame { to, .. } => Some(*to),
-            Event::Notify { node, .. } | Event::Refused { node, .. } | Event::Submit { node, .. } => {
-                Some(*node)
-            }
+            Event::Notify { node, .. }
+            | Event::Refused { node, .. }
+            | Event::Submit { node, .. }
+            | Event::Read { node, .. } => Some(*node),
             Event::Handshake { .. } | Event::Fault(_) | Event::Stored { .. } => None,
         }
     }
@@ -296,6 +305,18 @@ impl<'a> Cluster<'a> {
         if self.options.member_changes {
             self.schedule_member_changes(&mut tag);
         }
+        // Drawn last, and only when asked for, so runs without reads replay as before.
+        for index in 0..self.nodes.len() {
+            let node = self.nodes[index].id;
+            if witnesses.contains(&node) {
+                continue;
+            }
+            for _ in 0..self.options.reads {
+                tag += 1;
+                let at = Time(self.rng.below(window.max(1)));
+                self.schedule(at, Event::Read { node, tag: READ_TAG_BASE + tag });
+            }
+        }
     }
 
     fn node(&mut self, id: NodeId) -> &mut SimNode {
@@ -331,6 +352,8 @@ impl<'a> Cluster<'a> {
             virtual_time: self.now,
             views: std::mem::take(&mut self.views),
             first_fault: self.first_fault,
+            reads_served: self.checker.reads_served,
+            reads_refused: self.checker.reads_refused,
         }
     }
 
@@ -427,6 +450,11 @@ impl<'a> Cluster<'a> {
                 self.owned.push((member, tag));
                 self.trace.record(self.now, node, "submit", tag, payload.len() as u64);
                 self.step(node, Input::Submit { tag, payload: payload.into() })
+            }
+            Event::Read { node, tag } => {
+                self.checker.on_read(tag);
+                self.trace.record(self.now, node, "read", tag, 0);
+                self.step(node, Input::Read { tag })
             }
             Event::Stored { node, incarnation, checkpoint, replaces } => {
                 // A crash before the write finished left the older files in place.
@@ -562,6 +590,8 @@ impl<'a> Cluster<'a> {
                 self.installs += 1;
                 self.checker.on_view(member, &info)?;
             }
+            Output::ReadReady { tag, upto } => self.checker.on_read_ready(member, tag, upto)?,
+            Output::Rejected { tag, .. } if tag >= READ_TAG_BASE => self.checker.on_read_refused(tag),
             Output::Rejected { tag, reason } => {
                 self.owned.retain(|&(_, t)| t != tag);
                 self.checker.on_reject(member, tag, reason)?;

@@ -86,6 +86,10 @@ pub struct SimOptions {
     /// Submit a sequence of universe changes (an address change, a removal and re-addition,
     /// another address change) during the fault phase (docs/PROTOCOL.md §5.9).
     pub member_changes: bool,
+    /// Linearizable reads each data member makes through the read barrier (docs/PROTOCOL.md §3),
+    /// at random times of the fault phase; each is checked to see every write acknowledged
+    /// before it started. 0 (the default) draws nothing, so other runs replay unchanged.
+    pub reads: usize,
 }
 
 impl Default for SimOptions {
@@ -117,6 +121,7 @@ impl Default for SimOptions {
             disk_bytes_per_s: 256 << 20,
             no_live_exclusion: false,
             member_changes: false,
+            reads: 0,
         }
     }
 }
@@ -146,6 +151,10 @@ pub struct RunReport {
     pub views: Vec<(Time, u64)>,
     /// When the first fault struck, if any.
     pub first_fault: Option<Time>,
+    /// Linearizable reads answered through the read barrier.
+    pub reads_served: u64,
+    /// Linearizable reads refused (the member left the primary view or crashed meanwhile).
+    pub reads_refused: u64,
 }
 
 /// Runs one seed.

@@ -59,6 +59,8 @@ pub(super) struct EventLoop {
     pub(super) poll: Poll,
     listener: mio::net::TcpListener,
     waker: Arc<Waker>,
+    /// Set while the loop blocks in `poll` (`LoopHandle::wake`).
+    parked: Arc<std::sync::atomic::AtomicBool>,
     events_tx: Sender<Event>,
     commands: Receiver<Command>,
     pub(super) conns: BTreeMap<Token, Conn>,
@@ -111,6 +113,7 @@ impl EventLoop {
             poll,
             listener,
             waker,
+            parked: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             events_tx,
             commands,
             conns: BTreeMap::new(),
@@ -137,6 +140,52 @@ impl EventLoop {
         Arc::clone(&self.waker)
     }
 
+    pub(super) fn parked(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        Arc::clone(&self.parked)
+    }
+
+    /// Waits for readiness or a command for at most `timeout`: first by the idle strategy
+    /// (polling without blocking), then parked in `poll`, where only a socket or the waker wakes
+    /// it. Returns false when `poll` failed for good.
+    fn wait(&mut self, events: &mut Events, timeout: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        if !timeout.is_zero() {
+            let deadline = Instant::now() + timeout;
+            let idle = self.config.idle;
+            let (poll, commands) = (&mut self.poll, &self.commands);
+            let found = idle.wait_for(deadline, || {
+                let ready = poll.poll(events, Some(Duration::ZERO)).is_ok() && !events.is_empty();
+                (ready || !commands.is_empty()).then_some(())
+            });
+            if found.is_some() {
+                return true;
+            }
+            self.parked.store(true, Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            let timeout = if self.commands.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            let result = self.poll.poll(events, Some(timeout));
+            self.parked.store(false, Ordering::Relaxed);
+            return self.polled(result);
+        }
+        let result = self.poll.poll(events, Some(timeout));
+        self.polled(result)
+    }
+
+    fn polled(&self, result: io::Result<()>) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+            Err(e) => {
+                log::error!("{} transport: poll failed, stopping: {e}", self.config.me.id);
+                false
+            }
+        }
+    }
+
     /// Runs until a `Shutdown` command or until the protocol thread has gone.
     pub(super) fn run(mut self) {
         let me = self.config.me.id;
@@ -159,11 +208,7 @@ impl EventLoop {
                     .map_or(IDLE_POLL_MAX, |at| at.saturating_duration_since(Instant::now()))
                     .min(IDLE_POLL_MAX)
             };
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                log::error!("{me} transport: poll failed, stopping: {e}");
+            if !self.wait(&mut events, timeout) {
                 break;
             }
             self.hand_on_backlog();

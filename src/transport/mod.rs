@@ -195,6 +195,8 @@ pub struct TransportConfig {
     pub request_bytes_max: usize,
     /// The cluster key, bound to the cluster name; `None` runs open.
     pub auth: Option<Auth>,
+    /// How the loop waits for work before it blocks in `poll`.
+    pub idle: crate::idle::IdleStrategy,
 }
 
 /// The protocol thread's end of the loop: commands plus the waker.
@@ -206,6 +208,9 @@ pub struct LoopHandle {
     budget: Arc<ByteBudget>,
     /// Commands were queued since the last wake-up.
     unwoken: AtomicBool,
+    /// Set by the loop while it blocks in `poll`: only then does a command need the waker, a
+    /// syscall and a context switch (a running or spinning loop looks at the channel anyway).
+    parked: Arc<AtomicBool>,
 }
 
 impl Clone for LoopHandle {
@@ -215,6 +220,7 @@ impl Clone for LoopHandle {
             waker: Arc::clone(&self.waker),
             budget: Arc::clone(&self.budget),
             unwoken: AtomicBool::new(self.unwoken.load(Ordering::Relaxed)),
+            parked: Arc::clone(&self.parked),
         }
     }
 }
@@ -248,9 +254,16 @@ impl LoopHandle {
         sent
     }
 
-    /// Wakes the loop so it drains the commands queued since the last wake-up.
+    /// Wakes the loop so it drains the commands queued since the last wake-up; a loop that is
+    /// not parked in `poll` will see them without being woken.
     pub fn wake(&self) {
         self.unwoken.store(false, Ordering::Relaxed);
+        // Pairs with the loop's fence between setting `parked` and looking at the channel: either
+        // the loop sees the commands or this thread sees it parked.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if !self.parked.load(Ordering::Relaxed) {
+            return;
+        }
         if let Err(e) = self.waker.wake() {
             log::error!("transport: cannot wake the event loop: {e}");
         }
@@ -302,12 +315,13 @@ impl Transport {
             budgets,
         )?;
         let waker = event_loop.waker();
+        let parked = event_loop.parked();
         let thread = std::thread::Builder::new()
             .name(format!("harness-{me}-io"))
             .spawn(move || event_loop.run())
             .map_err(|e| Error::io("spawn the event loop thread", e))?;
         Ok(Transport {
-            handle: LoopHandle { commands, waker, budget, unwoken: AtomicBool::new(false) },
+            handle: LoopHandle { commands, waker, budget, unwoken: AtomicBool::new(false), parked },
             events,
             thread,
             counters,

@@ -56,6 +56,20 @@ fn listen_defaults_to_the_own_peer_entry_and_ring_to_bi() {
 }
 
 #[test]
+fn the_idle_strategy_is_a_flag_that_reaches_the_node() {
+    use crate::idle::IdleStrategy;
+    assert_eq!(node(&format!("--id 1 {PEERS}")).unwrap().idle, IdleStrategy::DEFAULT);
+    assert_eq!(node(&format!("--id 1 {PEERS} --idle park")).unwrap().idle, IdleStrategy::PARK);
+    let spin = node(&format!("--id 1 {PEERS} --idle 20,100")).unwrap().idle;
+    assert_eq!(spin, IdleStrategy { spin: Duration::from_micros(20), yield_for: Duration::from_micros(100) });
+    assert_eq!(
+        node_error(&format!("--id 1 {PEERS} --idle spin")),
+        "bad --idle \"spin\": must be park or SPIN,YIELD in microseconds (each at most 10000)"
+    );
+    assert!(node_error(&format!("--id 1 {PEERS} --idle 20000,0")).starts_with("bad --idle"));
+}
+
+#[test]
 fn every_mistake_names_its_flag() {
     assert_eq!(node_error(PEERS), "--id is required");
     assert_eq!(node_error("--id 1"), "--peers or --hostfile (or --slurm) is required");

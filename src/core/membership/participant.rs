@@ -310,6 +310,7 @@ impl Core {
         }
         self.log = MessageLog::starting_after(cut.max(self.log.committed_upto));
         let requeued = self.queue.requeue_in_flight();
+        self.barriers.on_install();
         self.membership.last_primary = proposal.view;
         self.membership.last_primary_members = proposal.ring.clone();
         self.membership.quorum = proposal.quorum.clone();

@@ -1,6 +1,7 @@
 //! Ring operation inside one view: the token, stamping, dissemination, agreed and safe delivery,
 //! fair share and the idle park (docs/PROTOCOL.md §3). Serves guarantees 1, 2, 4 and 7.
 
+pub(in crate::core) mod barrier;
 pub(in crate::core) mod message_log;
 pub(in crate::core) mod queue;
 
@@ -224,12 +225,24 @@ impl Core {
         self.ring.last_received.clone_from(&token.received);
         self.deliver_ready(out);
         self.commit_upto(aru(&token), out);
+        // Reads armed at the last visit are due: the token went round every member since
+        // (docs/PROTOCOL.md §3, read barrier); the commits just made come before them.
+        let upto = self.log.committed_upto;
+        out.extend(self.barriers.on_visit().into_iter().map(|tag| Output::ReadReady { tag, upto }));
+        if !self.barriers.is_empty() {
+            // The armed reads need one more visit: the first member must not park the token.
+            token.quiet = 0;
+        }
         if position == 0 {
             self.ring.leader_last_next_seq = token.next_seq;
         }
         self.ring.parked_hint = token.quiet >= 1 && !stamped;
         self.ring.wake_sent = false;
-        let park = position == 0 && token.quiet >= 2 && self.queue.is_empty() && !self.ring.wake_pending;
+        let park = position == 0
+            && token.quiet >= 2
+            && self.queue.is_empty()
+            && self.barriers.is_empty()
+            && !self.ring.wake_pending;
         self.ring.wake_pending = false;
         if park {
             self.ring.held = Some((token, Hold::Parked(now + self.config.idle_hold)));

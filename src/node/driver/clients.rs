@@ -7,7 +7,9 @@
 //! until the next view installs (bounded by the core, docs/PROTOCOL.md §8.1); a member outside
 //! a primary view refuses them at once with `NoQuorum` (the client fails over) instead of
 //! queueing them until it rejoins. Stale reads are served from this member's state without the
-//! ring.
+//! ring. Linearizable reads (get and range without guards) wait for a read barrier instead of
+//! being ordered: the token goes round the ring once, then this member's state answers
+//! (docs/PROTOCOL.md §3, read barrier; §8.1).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -23,7 +25,7 @@ use crate::wire::{
 };
 
 /// How a pending submission is answered when it commits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Answer {
     /// A raw broadcast: `Committed`.
     Broadcast,
@@ -31,10 +33,13 @@ pub(super) enum Answer {
     Execute,
     /// A forced recovery: `Forced` with the report, or `Error` when refused.
     Force,
+    /// A linearizable read waiting for its read barrier: `Executed` from this member's state
+    /// once the barrier passed (docs/PROTOCOL.md §3, read barrier).
+    Read(Box<Command>),
 }
 
 /// A client submission waiting for its commit.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Pending {
     pub(super) client: ClientId,
     pub(super) request: u64,
@@ -162,19 +167,41 @@ impl Driver {
             };
             return self.reply(client, &ClientReply::Error { request, code, message });
         }
+        if !self.c.fsync && read_only(&command).is_ok() {
+            // With `--durability fsync` a read must not see a commit before it is synced, so it
+            // is ordered after it instead (its own acknowledgement waits for the sync).
+            let tag = self.c.tags.fetch_add(1, Ordering::Relaxed);
+            self.pending.insert(tag, Pending { client, request, answer: Answer::Read(Box::new(command)) });
+            return self.step(Input::Read { tag });
+        }
         self.submit(Pending { client, request, answer: Answer::Execute }, bytes);
+    }
+
+    /// The read barrier of a pending read passed: answers it from this member's state, which
+    /// holds every commit acknowledged before the read arrived (docs/PROTOCOL.md §3). A warm
+    /// member that cannot apply its tail in one slice orders the read instead, so no step is
+    /// longer than a slice (§5.1).
+    pub(super) fn on_read_ready(&mut self, tag: u64, upto: crate::ids::Seq) {
+        let Some(Pending { client, request, answer: Answer::Read(command) }) = self.pending.remove(&tag)
+        else {
+            return;
+        };
+        let reply = match self.read_locally(&command) {
+            Ok(_) if self.c.core.applied_upto() < upto => {
+                // Ordered after this step's outputs, so they keep their order.
+                let pending = Pending { client, request, answer: Answer::Execute };
+                return self.reads_to_order.push((pending, command.encode().into()));
+            }
+            Ok(outcome) => ClientReply::Executed { request, seq: upto, outcome: outcome.encode().into() },
+            Err(message) => ClientReply::Error { request, code: ErrorCode::BadRequest, message },
+        };
+        self.reply(client, &reply);
     }
 
     /// Serves a read-only command (a transaction of get and range ops, without guards) from this
     /// member's state.
     fn read_locally(&mut self, command: &Command) -> Result<Outcome, String> {
-        let Action::Txn { guards, then, otherwise } = &command.action else {
-            return Err("a stale request must be a read (a transaction of get and range ops)".into());
-        };
-        let read_only = |ops: &[Op]| ops.iter().all(|op| matches!(op, Op::Get { .. } | Op::Range { .. }));
-        if !guards.is_empty() || !otherwise.is_empty() || !read_only(then) {
-            return Err("a stale read takes only get and range ops, without guards".into());
-        }
+        let then = read_only(command)?;
         let Some(state) = self.c.core.machine_mut().as_dvm_mut() else {
             return Err("this node runs no key-value state".into());
         };
@@ -189,7 +216,7 @@ impl Driver {
         Ok(Outcome::Ok { revision: state.revision(), deleted: 0, reads })
     }
 
-    fn submit(&mut self, pending: Pending, payload: Payload) {
+    pub(super) fn submit(&mut self, pending: Pending, payload: Payload) {
         let tag = self.c.tags.fetch_add(1, Ordering::Relaxed);
         self.pending.insert(tag, pending);
         self.step(Input::Submit { tag, payload });
@@ -198,6 +225,8 @@ impl Driver {
     pub(super) fn on_committed(&mut self, pending: Pending, commit: &Commit) {
         let Pending { client, request, answer } = pending;
         let reply = match answer {
+            // A read is answered at its barrier; it never commits.
+            Answer::Read(_) => return,
             Answer::Broadcast => ClientReply::Committed { request, seq: commit.seq },
             Answer::Execute => {
                 ClientReply::Executed { request, seq: commit.seq, outcome: commit.result.clone().into() }
@@ -294,6 +323,19 @@ impl Driver {
             version: env!("CARGO_PKG_VERSION").into(),
         }
     }
+}
+
+/// The ops of a read-only command (a transaction of get and range ops, without guards), which
+/// may be answered from a member's state.
+fn read_only(command: &Command) -> Result<&[Op], String> {
+    let Action::Txn { guards, then, otherwise } = &command.action else {
+        return Err("a stale request must be a read (a transaction of get and range ops)".into());
+    };
+    let reads = then.iter().all(|op| matches!(op, Op::Get { .. } | Op::Range { .. }));
+    if !guards.is_empty() || !otherwise.is_empty() || !reads {
+        return Err("a stale read takes only get and range ops, without guards".into());
+    }
+    Ok(then)
 }
 
 #[cfg(test)]

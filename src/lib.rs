@@ -30,6 +30,7 @@ pub mod error;
 pub mod hash;
 pub mod ids;
 pub mod json;
+pub mod metrics;
 pub mod node;
 pub mod procs;
 pub mod replication;

@@ -9,9 +9,11 @@ mod args;
 pub mod audit;
 mod client_args;
 mod client_cmd;
+mod config_file;
 pub mod demo;
 mod error;
 mod flags;
+pub mod journal;
 mod node;
 mod procs;
 mod report;
@@ -65,6 +67,9 @@ harness node: run one member until Ctrl-C or SIGTERM.
   --slurm              instead of --id and --peers: the id from SLURM_PROCID (or SLURM_NODEID)
                        + 1 and the peers from SLURM_JOB_NODELIST (e.g. node[01-04,07]), every
                        host on --port (7100)
+  --config FILE        read flags from FILE, one `flag = value` a line (flag without the
+                       dashes; switches take true or false; '#' starts a comment); flags on
+                       the command line win, and an error names the file and line
   --listen HOST:PORT   address to listen on (default: this id's entry in the peer list)
   --ring bi|uni        messages travel both ways round the ring (bi, default) or one way
   --token-timeout MS   silence after which a neighbour counts as gone (default 1000)

@@ -12,7 +12,7 @@ use crossbeam_channel::select;
 use super::args::NodeArgs;
 use super::error::CliError;
 use crate::error::Error;
-use crate::node::{Node, NodeOptions};
+use crate::node::{Node, NodeOptions, NotifyConfig};
 
 /// The plug-ins in `dir`: the names of its files, read once at start (docs/PROTOCOL.md §7.1).
 fn plugins_in(dir: &std::path::Path) -> Result<Vec<String>, CliError> {
@@ -48,6 +48,7 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
         deliveries: false,
         delivery_log: args.delivery_log.clone(),
         data_dir: args.state.data_dir.clone(),
+        notify: NotifyConfig::from_env(&|name| std::env::var(name).ok(), std::process::id()),
         ..NodeOptions::default()
     };
     let node = Node::start_with(config, options).map_err(|e| match e {

@@ -262,6 +262,7 @@ mod tests {
             links_dialled: 3,
             links_accepted: 1,
             version: "0.1.0".into(),
+            metrics: Vec::new(),
         }
     }
 

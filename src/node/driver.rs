@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
 
 mod clients;
+mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 
 use super::delivery_log::DeliveryLog;
+use super::notify::Notifier;
 use super::watch::WatchHub;
 use super::{Rejection, Request};
 use crate::budget::{ByteBudget, FifoBytes};
@@ -78,6 +80,8 @@ pub(super) struct Channels {
     pub(super) peers: BTreeMap<NodeId, SocketAddr>,
     /// Set when a client's `Leave` request stopped the node, so its embedder exits cleanly.
     pub(super) left_by_request: Arc<AtomicBool>,
+    /// systemd's readiness and watchdog notifications (README "Running under systemd").
+    pub(super) notify: Notifier,
 }
 
 /// An embedder channel whose bytes are bounded.
@@ -111,6 +115,8 @@ pub(super) struct Driver {
     appended: bool,
     /// The longest protocol step since start (docs/PROTOCOL.md §2: what bounds a step).
     pub(super) max_step: Duration,
+    /// How long the last checkpoint took to write (zero: none written yet), for the metrics.
+    last_checkpoint_write: Duration,
 }
 
 impl Driver {
@@ -138,6 +144,7 @@ impl Driver {
             awaiting_sync: VecDeque::new(),
             appended: false,
             max_step: Duration::ZERO,
+            last_checkpoint_write: Duration::ZERO,
         }
     }
 
@@ -157,6 +164,10 @@ impl Driver {
             // when the ring goes quiet.
             if let Some(flush) = self.c.delivery_log.as_ref().and_then(DeliveryLog::flush_deadline) {
                 wait = wait.min(flush.saturating_duration_since(Instant::now()));
+            }
+            // The watchdog ping comes from this thread, so a hung step stops it.
+            if let Some(due) = self.c.notify.on_tick(Instant::now()) {
+                wait = wait.min(due.saturating_duration_since(Instant::now()));
             }
             let never = crossbeam_channel::never();
             let done = self.c.storage.as_ref().map(|s| s.done.clone()).unwrap_or(never);
@@ -231,6 +242,7 @@ impl Driver {
     /// Leaves the group cleanly (the others install a view without this member at once instead
     /// of waiting for the timeout), bounded by three token timeouts.
     fn leave(&mut self) {
+        self.c.notify.on_leave();
         self.step(Input::Leave);
         self.c.io.wake();
         let give_up = Instant::now() + self.c.core.token_timeout() * 3;
@@ -313,12 +325,15 @@ impl Driver {
                     }
                 }
             }
-            Done::Checkpointed { seq, write } => log::debug!(
-                "{} protocol: checkpoint at {seq}: {} bytes written in {:?}",
-                self.me,
-                write.bytes,
-                write.took
-            ),
+            Done::Checkpointed { seq, write } => {
+                self.last_checkpoint_write = write.took;
+                log::debug!(
+                    "{} protocol: checkpoint at {seq}: {} bytes written in {:?}",
+                    self.me,
+                    write.bytes,
+                    write.took
+                )
+            }
             Done::Failed(e) => self.store_failed(e),
         }
     }
@@ -469,6 +484,9 @@ impl Driver {
                     ring.join(" "),
                     view.primary
                 );
+                let state = if view.primary { "primary" } else { "not primary" };
+                let status = format!("view {} {state}, ring [{}]", view.view, ring.join(" "));
+                self.c.notify.on_view(&status, view.primary);
             }
         }
     }

@@ -14,9 +14,11 @@
 
 mod delivery_log;
 mod driver;
+mod notify;
 mod watch;
 
 pub use delivery_log::{payload_hash, read_log, LogLine, FLUSH_INTERVAL, FLUSH_LINES};
+pub use notify::{NotifyConfig, NotifyTarget};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -117,6 +119,9 @@ pub struct NodeOptions {
     /// Where checkpoints and the command log live; needed unless the core's durability is
     /// `Memory` (docs/PROTOCOL.md §7).
     pub data_dir: Option<PathBuf>,
+    /// systemd's notification socket and watchdog (`NotifyConfig::from_env`); the default sends
+    /// nothing, so an embedder is never mistaken for the service unless it asks.
+    pub notify: NotifyConfig,
 }
 
 impl Default for NodeOptions {
@@ -131,6 +136,7 @@ impl Default for NodeOptions {
             submit_bytes_max: EMBEDDER_BYTES_MAX_DEFAULT,
             delivery_log: None,
             data_dir: None,
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -298,6 +304,7 @@ impl Node {
             fsync: config.core.durability == Durability::Fsync,
             peers: config.peers.clone(),
             left_by_request: Arc::clone(&left_by_request),
+            notify: notify::Notifier::new(&options.notify),
         });
         let protocol = std::thread::Builder::new()
             .name(format!("harness-{}-protocol", me.id))

@@ -42,6 +42,8 @@ pub struct NodeArgs {
     pub cluster_name: String,
     /// `--delivery-log`: where to write one line per agreed delivery.
     pub delivery_log: Option<PathBuf>,
+    /// `--listen-metrics`: where to serve the metrics over HTTP.
+    pub listen_metrics: Option<SocketAddr>,
     /// `--key-file`, loaded and checked: the cluster key, or `None` to run open.
     pub key: Option<ClusterKey>,
     /// `--encrypt`: seal records with an AEAD, not only a MAC.
@@ -225,8 +227,9 @@ pub struct DemoArgs {
 }
 
 /// The flags of `harness node` that take a value.
-pub const NODE_VALUED: [&str; 20] = [
+pub const NODE_VALUED: [&str; 21] = [
     "config",
+    "listen-metrics",
     "id",
     "listen",
     "peers",
@@ -358,6 +361,12 @@ fn parse_node_flags(
         Some(path) => Some(PathBuf::from(path)),
         None => None,
     };
+    let listen_metrics = match value("listen-metrics") {
+        Some(text) => {
+            Some(text.parse().map_err(|_| CliError::bad("listen-metrics", text, "must be IP:PORT"))?)
+        }
+        None => None,
+    };
     let key = match value("key-file") {
         Some(path) => Some(load_key(path)?),
         None => None,
@@ -376,6 +385,7 @@ fn parse_node_flags(
         token_timeout,
         cluster_name,
         delivery_log,
+        listen_metrics,
         key,
         encrypt,
         state,

@@ -14,6 +14,7 @@ pub mod demo;
 mod error;
 mod flags;
 pub mod journal;
+pub mod metrics_http;
 mod node;
 mod procs;
 mod report;
@@ -53,6 +54,7 @@ Usage:
   harness txn [--if GUARD]... [--then OP]... [--else OP]...   (no clause: read them from stdin)
   harness watch PREFIX [--from REVISION] [--count N]
   harness status [--each]    harness members [--each]       harness leave
+  harness metrics [--each]   (Prometheus text: one member's counters, or every member's)
   harness plugin load NAME   (every member must be able to load it, or none records it)
   harness force-primary --cluster HOST:PORT [--yes]   (only when a quorum is gone for good)
   harness keygen --key-file FILE
@@ -78,6 +80,8 @@ harness node: run one member until Ctrl-C or SIGTERM.
                        is the client commands' member list
   --delivery-log FILE  write one line per agreed delivery, replacing FILE at start:
                        view seq origin incarnation counter payload_fnv64hex
+  --listen-metrics IP:PORT  also serve `harness metrics`' text for this member over HTTP
+                       (GET /metrics only, read-only, bounded) for a Prometheus scrape
   --key-file FILE      the cluster key (32 bytes, mode 600, from harness keygen): peers and
                        clients must prove it, every frame carries a MAC. Without it the node
                        runs open and says so
@@ -117,6 +121,9 @@ force-primary) talk to any member and fail over to another:
                --then/--else 'put KEY VALUE' | 'del KEY' | 'get KEY' | 'range PREFIX [LIMIT]'
   status and members print a table of every member (id, address, role, view, received, lag)
                from one member's report; --each asks every member (revision, commits, checkpoint);
+  metrics prints the Prometheus text exposition format (for node_exporter's textfile
+               collector) of the member that answers, or with --each of every member; --json
+               prints one object per member; status --json carries the same counters.
   leave asks the one member in --cluster to leave the group and stop.
   force-primary asks the one member in --cluster to form a primary from the newest history it
   can reach when the others are known lost: without --yes it only says what it would do and
@@ -189,6 +196,7 @@ pub fn parse_command(
         "watch" => Ok(Command::Client(parse_client_args("watch", rest, env)?)),
         "status" => Ok(Command::Client(parse_client_args("status", rest, env)?)),
         "members" => Ok(Command::Client(parse_client_args("members", rest, env)?)),
+        "metrics" => Ok(Command::Client(parse_client_args("metrics", rest, env)?)),
         "leave" => Ok(Command::Client(parse_client_args("leave", rest, env)?)),
         "plugin" => Ok(Command::Client(parse_client_args("plugin", rest, env)?)),
         "force-primary" => Ok(Command::Client(parse_client_args("force-primary", rest, env)?)),

@@ -370,6 +370,10 @@ impl Driver {
                 self.c.core.catch_up();
                 let _ = reply.try_send(self.c.core.status());
             }
+            Request::Metrics(reply) => {
+                let status = self.c.core.status();
+                let _ = reply.try_send(self.metrics(&status));
+            }
         }
     }
 

@@ -154,6 +154,7 @@ pub struct Rejection {
 pub(crate) enum Request {
     Submit { tag: u64, payload: Payload },
     Status(Sender<CoreStatus>),
+    Metrics(Sender<Vec<crate::metrics::Sample>>),
 }
 
 /// Opens the data directory, restores the core from it and starts the storage thread over it;
@@ -381,6 +382,19 @@ impl Node {
                 Err(Error::io("wait for the protocol thread's status", std::io::ErrorKind::TimedOut.into()))
             }
         }
+    }
+
+    /// This member's metrics (`crate::metrics`), as `harness metrics` shows them.
+    pub fn metrics(&self) -> Result<Vec<crate::metrics::Sample>, Error> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let requests = self.requests.as_ref().ok_or(Error::Stopped)?;
+        requests.send(Request::Metrics(tx)).map_err(|_| Error::Stopped)?;
+        rx.recv_timeout(STATUS_TIMEOUT).map_err(|e| match e {
+            crossbeam_channel::RecvTimeoutError::Disconnected => Error::Stopped,
+            crossbeam_channel::RecvTimeoutError::Timeout => {
+                Error::io("wait for the protocol thread's metrics", std::io::ErrorKind::TimedOut.into())
+            }
+        })
     }
 
     /// The address the listener is bound to.

@@ -38,6 +38,14 @@ fn main() -> ExitCode {
             println!("{}", cli::version_line("harness"));
             ExitCode::SUCCESS
         }
+        Command::Man => {
+            print!("{}", cli::manual::man_page());
+            ExitCode::SUCCESS
+        }
+        Command::Completions => {
+            print!("{}", cli::manual::bash_completion());
+            ExitCode::SUCCESS
+        }
         Command::Node(node) => match cli::run_node(&node) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string(), e.exit_code()),

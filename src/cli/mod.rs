@@ -14,6 +14,7 @@ pub mod demo;
 mod error;
 mod flags;
 pub mod journal;
+pub mod manual;
 pub mod metrics_http;
 mod node;
 mod procs;
@@ -59,6 +60,7 @@ Usage:
   harness force-primary --cluster HOST:PORT [--yes]   (only when a quorum is gone for good)
   harness keygen --key-file FILE
   harness demo [--nodes 5] [--messages 2000] [--ring bi|uni] [--kill 0] [--hot 2] [--json]
+  harness man                harness completions bash   (the man page, bash completions)
   harness --help             harness --version (or harness version)
 
 harness node: run one member until Ctrl-C or SIGTERM.
@@ -157,6 +159,10 @@ pub enum Command {
     Help,
     /// Print `harness VERSION`.
     Version,
+    /// Print the man page (roff).
+    Man,
+    /// Print the bash completion script.
+    Completions,
     /// Run one member.
     Node(NodeArgs),
     /// Run the local demo.
@@ -185,6 +191,13 @@ pub fn parse_command(
         return Ok(Command::Version);
     }
     match command.as_str() {
+        "man" if rest.is_empty() => Ok(Command::Man),
+        "completions" if rest.len() == 1 && rest[0] == "bash" => Ok(Command::Completions),
+        "man" | "completions" => Err(CliError::bad(
+            "arguments",
+            &rest.join(" "),
+            "`harness man` takes no arguments; `harness completions` takes `bash`",
+        )),
         "node" => Ok(Command::Node(parse_node_args_with_env(rest, read_file, env)?)),
         "demo" => Ok(Command::Demo(parse_demo_args(rest)?)),
         "keygen" => Ok(Command::Keygen(parse_keygen_args(rest)?)),

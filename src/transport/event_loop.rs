@@ -413,6 +413,15 @@ impl EventLoop {
                 self.refuse_client(token, request, message);
             }
         }
+        // Another protocol version: tell the other end which one this member speaks (an
+        // Error frame it can read if it speaks this version too), and the operator, who must
+        // upgrade one side (docs/PROTOCOL.md §2.3).
+        if let (DecodeError::Version { .. }, Some(conn)) = (&error, self.conns.get(&token)) {
+            log::warn!("{} transport: refused {}: {error}", self.config.me, conn.addr);
+            if matches!(conn.role, Role::Unknown { .. } | Role::Client { .. }) {
+                self.refuse_client(token, 0, error.to_string());
+            }
+        }
         self.close(token, Why::Failed(format!("bad input: {error}")));
     }
 

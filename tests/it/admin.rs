@@ -321,3 +321,63 @@ fn a_config_file_applies_the_command_line_wins_and_a_bad_line_is_named() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A well-formed frame of protocol `version`: a status request (kind 0x41) numbered 7.
+fn frame_of_version(version: u8) -> Vec<u8> {
+    let mut covered = vec![version, 0x41];
+    covered.extend_from_slice(&7u64.to_be_bytes());
+    let mut frame = ((covered.len() + 4) as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&covered);
+    frame.extend_from_slice(&crc32fast::hash(&covered).to_be_bytes());
+    frame
+}
+
+#[test]
+fn a_client_or_member_of_another_protocol_version_is_refused_naming_both_versions() {
+    let ours = harness::wire::VERSION;
+    let theirs = ours + 1;
+    let expected = |theirs: u8, ours: u8| {
+        format!("protocol version {theirs} is not supported: this member or client (harness {}) speaks protocol version {ours}", env!("CARGO_PKG_VERSION"))
+    };
+    // A newer client reaches this member: it answers in its own version, naming both, and closes.
+    let (mut child, addr) = lone_node(&[], &[]);
+    wait_until("the member to listen", Duration::from_millis(20), 1000, DEADLINE, || {
+        TcpStream::connect(addr).is_ok()
+    });
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.write_all(&frame_of_version(theirs)).unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    let total = harness::wire::frame_len(&reply).unwrap().expect("a whole reply before the close");
+    match harness::wire::decode(&reply[..total]).unwrap() {
+        harness::wire::Frame::Reply(harness::wire::ClientReply::Error { message, .. }) => {
+            assert_eq!(message, expected(theirs, ours))
+        }
+        other => panic!("not an error reply: {other:?}"),
+    }
+    harness::procs::signal_child(&mut child, Signal::SIGTERM).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("refused 127.0.0.1:") && log.contains(&expected(theirs, ours)), "{log}");
+
+    // A member of another version answers this client: the client's error names both versions.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        // Bounded: the client tries a few times within its --timeout.
+        for _ in 0..20 {
+            let Ok((mut conn, _)) = listener.accept() else { return };
+            let _ = conn.write_all(&frame_of_version(theirs));
+            std::thread::sleep(Duration::from_millis(50));
+            if conn.peer_addr().is_err() {
+                return;
+            }
+        }
+    });
+    let output = run_harness(&["status", "--cluster", &fake.to_string(), "--timeout", "1500"], DEADLINE);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(stderr.contains(&expected(theirs, ours)), "{stderr}");
+    drop(server);
+}

@@ -84,7 +84,7 @@ pub const CATALOG: &[Family] = &[
     family("primary", Kind::Gauge, "1 while the installed view is primary."),
     Family {
         label: Some("cause"),
-        ..family("view_changes_total", Kind::Counter, "Views installed, by what started the change.")
+        ..family("view_changes_total", Kind::Counter, "Views installed here, by the cause this member recorded (retry: it joined a change another member started).")
     },
     family("replicas", Kind::Gauge, "Members in the view that hold state (docs/PROTOCOL.md 5.2)."),
     family("min_replicas", Kind::Gauge, "The write quorum W the view keeps."),

@@ -489,7 +489,8 @@ impl Driver {
                     view.primary
                 );
                 let state = if view.primary { "primary" } else { "not primary" };
-                let status = format!("view {} {state}, ring [{}]", view.view, ring.join(" "));
+                let ids: Vec<String> = view.ring.iter().map(|m| m.id.0.to_string()).collect();
+                let status = format!("view {} {state}, ring [{}]", view.view, ids.join(" "));
                 self.c.notify.on_view(&status, view.primary);
             }
         }

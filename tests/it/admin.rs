@@ -2,7 +2,8 @@
 //! Prometheus exposition format and its counters move with traffic (`harness metrics`, the
 //! `--listen-metrics` endpoint, `status --json`); systemd's notify socket (one the test binds)
 //! receives READY=1, a watchdog ping and STOPPING=1; a config file's values apply, the command
-//! line wins, and a bad line is refused naming the file and the line.
+//! line wins, and a bad line is refused naming the file and the line; the Grafana dashboard in
+//! docs/ queries only families the catalog has.
 
 use crate::common;
 
@@ -380,4 +381,24 @@ fn a_client_or_member_of_another_protocol_version_is_refused_naming_both_version
     assert_ne!(output.status.code(), Some(0));
     assert!(stderr.contains(&expected(theirs, ours)), "{stderr}");
     drop(server);
+}
+
+#[test]
+fn the_grafana_dashboard_queries_only_families_of_the_catalog() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/grafana-dashboard.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 8, "{path}");
+    let mut queried = 0;
+    for target in panels.iter().flat_map(|p| p["targets"].as_array().unwrap()) {
+        let expr = target["expr"].as_str().unwrap();
+        for (at, _) in expr.match_indices(harness::metrics::PREFIX) {
+            let name: String =
+                expr[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let family = &name[harness::metrics::PREFIX.len()..];
+            assert!(harness::metrics::find(family).is_some(), "{expr}: {name} is not in the catalog");
+            queried += 1;
+        }
+    }
+    assert!(queried >= 10);
 }

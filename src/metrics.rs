@@ -109,6 +109,14 @@ pub const CATALOG: &[Family] = &[
             "Connections refused or closed, by cause (docs/PROTOCOL.md 2.2).",
         )
     },
+    Family {
+        label: Some("link"),
+        ..family("read_bytes_total", Kind::Counter, "Bytes read, by what the connection was then: peer link, client, or not yet proven.")
+    },
+    Family {
+        label: Some("link"),
+        ..family("written_bytes_total", Kind::Counter, "Bytes written, by what the connection was then: peer link, client, or not yet proven.")
+    },
     family("busy_replies_total", Kind::Counter, "Client requests answered busy."),
     family("link_pushbacks_total", Kind::Counter, "Times a link's unsent bytes passed their maximum."),
     Family {

@@ -440,9 +440,11 @@ impl EventLoop {
     pub(super) fn flush(&mut self, token: Token) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         let result = conn.flush(self.poll.registry(), token);
+        let class = conn.role.traffic_class();
         self.recount(token);
-        if let Err(e) = result {
-            self.close(token, Why::Failed(format!("write failed: {e}")));
+        match result {
+            Ok(bytes) => self.counters.traffic(class, true, bytes),
+            Err(e) => self.close(token, Why::Failed(format!("write failed: {e}"))),
         }
     }
 
@@ -500,7 +502,9 @@ impl EventLoop {
                 return self.on_writable(token);
             }
             match conn.read_once(scratch) {
-                Ok(ReadOutcome::Some) => {}
+                Ok(ReadOutcome::Some(bytes)) => {
+                    self.counters.traffic(conn.role.traffic_class(), false, bytes)
+                }
                 Ok(ReadOutcome::Drained) => return,
                 Ok(ReadOutcome::Closed) => return self.close(token, Why::Eof),
                 // A reset is how a crashed peer or a dialler that lost the one-link rule ends.

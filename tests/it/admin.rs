@@ -187,6 +187,23 @@ fn metrics_are_prometheus_text_and_move_with_traffic() {
             > value_of(&before, "harness_token_rotations_total", 2, None)
     );
     assert!(value_of(&one, "harness_committed_seq", 2, None) >= 200.0);
+    // Member 2 sent the 200 payloads of 64 bytes round the ring and read them from its client
+    // (counted as handshake bytes while an open node's client is not yet known to be one: its
+    // first read may hold many requests); from its peers it read only tokens.
+    let from_client = |lines: &[Line]| {
+        ["clients", "handshakes"]
+            .iter()
+            .map(|link| value_of(lines, "harness_read_bytes_total", 2, Some(("link", link))))
+            .sum::<f64>()
+    };
+    assert!(from_client(&one) >= from_client(&before) + 200.0 * 64.0);
+    for (family, link, least) in
+        [("harness_written_bytes_total", "peers", 200.0 * 64.0), ("harness_read_bytes_total", "peers", 1.0)]
+    {
+        let was = value_of(&before, family, 2, Some(("link", link)));
+        let now = value_of(&one, family, 2, Some(("link", link)));
+        assert!(now >= was + least, "{family} {link}: {was} then {now}");
+    }
     // A client refused for a frame that does not decode is counted by its cause.
     let malformed_before = value_of(&one, "harness_refused_total", 2, Some(("cause", "malformed")));
     let mut junk = TcpStream::connect(nodes.addr(2)).unwrap();

@@ -46,6 +46,10 @@ impl Driver {
         ] {
             samples.push(Sample::labelled("refused_total", cause, count));
         }
+        for (class, [bytes_in, bytes_out]) in crate::transport::TRAFFIC_CLASSES.iter().zip(counters.traffic) {
+            samples.push(Sample::labelled("read_bytes_total", class, bytes_in));
+            samples.push(Sample::labelled("written_bytes_total", class, bytes_out));
+        }
         samples.push(Sample::new("busy_replies_total", counters.busy_replies));
         samples.push(Sample::new("link_pushbacks_total", counters.link_pushbacks));
         let deliveries = self.deliveries_queued.queued(self.c.deliveries.len());

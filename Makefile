@@ -1,7 +1,7 @@
 # The two commands a new user needs are `make demo` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: build test demo sim bench soak fmt dist
+.PHONY: build test demo sim bench soak fmt dist install
 
 build:
 	$(CARGO) build --release
@@ -56,3 +56,18 @@ dist:
 	cp $(DIST_DIR)/dist/libharness.a $(DIST_DIR)/dist/libharness.so $(DIST_DIR)/harness-dist/lib/
 	cp include/harness.h $(DIST_DIR)/harness-dist/include/
 	@ls -l $(DIST_DIR)/harness-dist/bin $(DIST_DIR)/harness-dist/lib
+
+# `make install PREFIX=/opt/harness` (default /usr/local; DESTDIR for packaging): the four
+# executables, the C library and header, the man page and the bash completions, the last two
+# printed by the harness just built from its own --help text, so they never disagree with it.
+PREFIX ?= /usr/local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 755 $(BIN_DIR)/harness $(BIN_DIR)/harness-sim $(BIN_DIR)/harness-bench $(BIN_DIR)/harness-check \
+		$(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BIN_DIR)/libharness.a $(BIN_DIR)/libharness.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/harness.h $(DESTDIR)$(PREFIX)/include/
+	$(BIN_DIR)/harness man > $(DESTDIR)$(PREFIX)/share/man/man1/harness.1
+	$(BIN_DIR)/harness completions bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/harness
+	@echo "installed harness $$($(BIN_DIR)/harness --version | cut -d' ' -f2) under $(DESTDIR)$(PREFIX)"

@@ -11,9 +11,18 @@ use harness::cli::{self, Command};
 
 fn main() -> ExitCode {
     // RUST_LOG picks the level; info shows lifecycle and view changes (STYLE.md, Logging).
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
+    let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if cli::journal::stderr_is_journal() {
+        // Under systemd: priority prefixes for the journal, which stamps the time itself.
+        logger.format(|out, record| {
+            use std::io::Write;
+            let priority = cli::journal::syslog_priority(record.level());
+            writeln!(out, "<{priority}>{} {}: {}", record.level(), record.target(), record.args())
+        });
+    } else {
+        logger.format_timestamp_millis();
+    }
+    logger.init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let env = |name: &str| std::env::var(name).ok();
     let command = match cli::parse_command(&args, |path| std::fs::read_to_string(path), &env) {
@@ -27,6 +36,14 @@ fn main() -> ExitCode {
         }
         Command::Version => {
             println!("{}", cli::version_line("harness"));
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            print!("{}", cli::manual::man_page());
+            ExitCode::SUCCESS
+        }
+        Command::Completions => {
+            print!("{}", cli::manual::bash_completion());
             ExitCode::SUCCESS
         }
         Command::Node(node) => match cli::run_node(&node) {

@@ -56,6 +56,13 @@ pub enum DecodeError {
         /// How many.
         count: usize,
     },
+    /// The frame is of a protocol version this build does not speak (docs/PROTOCOL.md §2.3).
+    Version {
+        /// The version the frame carries.
+        theirs: u8,
+        /// The version this build speaks.
+        ours: u8,
+    },
     /// A sealed record fails its MAC or AEAD tag: forged, altered, replayed or reordered
     /// (`auth::Opener`).
     Forged {
@@ -74,6 +81,12 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::Checksum => write!(f, "frame checksum mismatch"),
             DecodeError::TrailingBytes { count } => write!(f, "{count} bytes after the frame's end"),
+            DecodeError::Version { theirs, ours } => write!(
+                f,
+                "protocol version {theirs} is not supported: this member or client (harness {}) speaks \
+                 protocol version {ours}",
+                env!("CARGO_PKG_VERSION")
+            ),
             DecodeError::Forged { record } => {
                 write!(f, "record {record} fails authentication: forged, altered, replayed or reordered")
             }

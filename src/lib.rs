@@ -31,6 +31,7 @@ pub mod hash;
 pub mod idle;
 pub mod ids;
 pub mod json;
+pub mod metrics;
 pub mod node;
 pub mod procs;
 pub mod replication;

@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::config_file::{flag_of, merge, parse_config};
 use super::error::CliError;
-use super::flags::{parse_number, walk};
+use super::flags::{parse_number, walk, Given};
 use super::slurm::slurm_membership;
 pub use crate::auth::cluster_hash;
 use crate::auth::{Auth, ClusterKey};
@@ -43,6 +44,8 @@ pub struct NodeArgs {
     pub cluster_name: String,
     /// `--delivery-log`: where to write one line per agreed delivery.
     pub delivery_log: Option<PathBuf>,
+    /// `--listen-metrics`: where to serve the metrics over HTTP.
+    pub listen_metrics: Option<SocketAddr>,
     /// `--key-file`, loaded and checked: the cluster key, or `None` to run open.
     pub key: Option<ClusterKey>,
     /// `--encrypt`: seal records with an AEAD, not only a MAC.
@@ -230,7 +233,9 @@ pub struct DemoArgs {
 }
 
 /// The flags of `harness node` that take a value.
-pub const NODE_VALUED: [&str; 21] = [
+pub const NODE_VALUED: [&str; 23] = [
+    "config",
+    "listen-metrics",
     "id",
     "idle",
     "listen",
@@ -275,6 +280,32 @@ pub fn parse_node_args_with_env(
         return Err(CliError::Renamed { old: "cluster", new: "cluster-name NAME" });
     }
     let given = walk("node", args, &NODE_VALUED, &NODE_SWITCHES)?;
+    let Some(path) = given.iter().find(|g| g.flag == "config").and_then(|g| g.value.clone()) else {
+        return parse_node_flags(&given, read_file, env);
+    };
+    // The file's settings under the command line's (README "Config file"); an error caused by a
+    // line of the file names the file and the line.
+    let text = read_file(Path::new(&path)).map_err(|e| CliError::bad("config", &path, e.to_string()))?;
+    let settings = parse_config(&text, &NODE_VALUED, &NODE_SWITCHES)
+        .map_err(|(line, problem)| CliError::InConfig { file: path.clone(), line, problem })?;
+    let (merged, lines) = merge(given, settings);
+    parse_node_flags(&merged, read_file, env).map_err(|error| {
+        let line = flag_of(&error)
+            .and_then(|flag| merged.iter().position(|g| g.flag == flag))
+            .and_then(|at| lines[at]);
+        match line {
+            Some(line) => CliError::InConfig { file: path.clone(), line, problem: error.to_string() },
+            None => error,
+        }
+    })
+}
+
+/// Parses the node's flags, from the command line and a config file.
+fn parse_node_flags(
+    given: &[Given],
+    read_file: impl Fn(&Path) -> std::io::Result<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<NodeArgs, CliError> {
     let value = |flag: &str| given.iter().find(|g| g.flag == flag).and_then(|g| g.value.as_deref());
     let slurm = given.iter().any(|g| g.flag == "slurm");
 
@@ -295,7 +326,7 @@ pub fn parse_node_args_with_env(
             return Err(CliError::bad("port", value("port").unwrap_or(""), "is only used with --slurm"));
         }
         if let Some(list) = value("join") {
-            return parse_joiner(list, &given, read_file, env);
+            return parse_joiner(list, given, read_file, env);
         }
         let id_text = value("id").ok_or(CliError::Required { flags: "--id" })?;
         let id = NodeId(parse_number("id", id_text, 1, u64::from(u16::MAX))? as u16);
@@ -345,6 +376,12 @@ pub fn parse_node_args_with_env(
         Some(path) => Some(PathBuf::from(path)),
         None => None,
     };
+    let listen_metrics = match value("listen-metrics") {
+        Some(text) => {
+            Some(text.parse().map_err(|_| CliError::bad("listen-metrics", text, "must be IP:PORT"))?)
+        }
+        None => None,
+    };
     let key = match value("key-file") {
         Some(path) => Some(load_key(path)?),
         None => None,
@@ -364,6 +401,7 @@ pub fn parse_node_args_with_env(
         idle,
         cluster_name,
         delivery_log,
+        listen_metrics,
         key,
         encrypt,
         state,

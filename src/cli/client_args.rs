@@ -90,6 +90,11 @@ pub enum ClientOp {
         /// As for `status`.
         each: bool,
     },
+    /// `metrics [--each]`: the Prometheus text of one member, or of every member.
+    Metrics {
+        /// Ask every member instead of the first that answers.
+        each: bool,
+    },
     /// `leave`: the (single) member in `--cluster` leaves the group.
     Leave,
     /// `plugin load NAME`: load a plug-in on every member by distributed agreement.
@@ -154,7 +159,7 @@ pub fn parse_client_args(
         }
         "txn" => valued.push("session"),
         "watch" => valued.extend(["from", "count"]),
-        "status" | "members" => switches.push("each"),
+        "status" | "members" | "metrics" => switches.push("each"),
         "force-primary" => switches.push("yes"),
         _ => {}
     }
@@ -234,6 +239,10 @@ pub fn parse_client_args(
         "status" => {
             expect(&[])?;
             ClientOp::Status { each: switch("each") }
+        }
+        "metrics" => {
+            expect(&[])?;
+            ClientOp::Metrics { each: switch("each") }
         }
         "plugin" => {
             let mut words = expect(&["load", "NAME"])?;

@@ -19,7 +19,7 @@ use crate::replication::command::VALUE_BYTES_MAX;
 use crate::replication::{Action, Command, Session};
 use crate::replication::{Entry, Outcome, Read};
 use crate::replication::{MemberChange, Universe};
-use crate::wire::{Consistency, WatchKind};
+use crate::wire::{Consistency, NodeStatus, WatchKind};
 
 /// Something failed that is not one of the codes below.
 pub const EXIT_FAILED: i32 = 1;
@@ -258,6 +258,27 @@ pub fn run_client(
                 writeln!(out, "{}", render_json_rows(&rows, status))?;
             } else {
                 write!(out, "{}", render_table(&rows, status))?;
+            }
+            Ok(0)
+        }
+        ClientOp::Metrics { each } => {
+            let statuses: Vec<NodeStatus> = if *each {
+                gather_rows(&mut cluster, &args.cluster)?.into_iter().filter_map(|row| row.status).collect()
+            } else {
+                vec![cluster.view_report()?.1]
+            };
+            if args.json {
+                let members = json::array(statuses.iter().map(|s| {
+                    Object::new()
+                        .uint("id", u64::from(s.member.id.0))
+                        .raw("metrics", &crate::metrics::render_json(&s.metrics))
+                        .finish()
+                }));
+                writeln!(out, "{}", Object::new().raw("members", &members).finish())?;
+            } else {
+                let members: Vec<(u16, &[crate::metrics::Sample])> =
+                    statuses.iter().map(|s| (s.member.id.0, &s.metrics[..])).collect();
+                write!(out, "{}", crate::metrics::render_prometheus(&members))?;
             }
             Ok(0)
         }

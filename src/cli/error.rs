@@ -77,6 +77,15 @@ pub enum CliError {
         /// What to write instead, without the leading dashes.
         new: &'static str,
     },
+    /// A line of `--config FILE` that is wrong, or sets a flag to a wrong value.
+    InConfig {
+        /// The file, as given.
+        file: String,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong.
+        problem: String,
+    },
     /// `--slurm` could not derive the membership from the job's environment.
     Slurm(String),
     /// A setting rejected by the configuration's own validation.
@@ -123,6 +132,7 @@ impl fmt::Display for CliError {
             CliError::Renamed { old, new } => {
                 write!(f, "--{old} is not a flag of `harness node`: name the cluster with --{new}")
             }
+            CliError::InConfig { file, line, problem } => write!(f, "{file} line {line}: {problem}"),
             CliError::Slurm(problem) => write!(f, "--slurm: {problem}"),
             CliError::Config(e) => e.fmt(f),
             CliError::Start(e) => write!(f, "cannot start: {e}"),

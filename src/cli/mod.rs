@@ -9,9 +9,13 @@ mod args;
 pub mod audit;
 mod client_args;
 mod client_cmd;
+mod config_file;
 pub mod demo;
 mod error;
 mod flags;
+pub mod journal;
+pub mod manual;
+pub mod metrics_http;
 mod node;
 mod procs;
 mod report;
@@ -53,10 +57,12 @@ Usage:
   harness status [--each]    harness members [--each]       harness leave
   harness member add [ID] HOST:PORT | member remove ID | member update ID HOST:PORT
   harness node --id N --listen HOST:PORT --join HOST:PORT[,...]   (a member added at run time)
+  harness metrics [--each]   (Prometheus text: one member's counters, or every member's)
   harness plugin load NAME   (every member must be able to load it, or none records it)
   harness force-primary --cluster HOST:PORT [--yes]   (only when a quorum is gone for good)
   harness keygen --key-file FILE
   harness demo [--nodes 5] [--messages 2000] [--ring bi|uni] [--kill 0] [--hot 2] [--json]
+  harness man                harness completions bash   (the man page, bash completions)
   harness --help             harness --version (or harness version)
 
 harness node: run one member until Ctrl-C or SIGTERM.
@@ -70,6 +76,9 @@ harness node: run one member until Ctrl-C or SIGTERM.
   --join LIST          instead of --peers: HOST:PORT,... of running members; this member
                        (added first with `harness member add`) learns the universe and the
                        state from them; needs --listen, and --id unless its address names it
+  --config FILE        read flags from FILE, one `flag = value` a line (flag without the
+                       dashes; switches take true or false; '#' starts a comment); flags on
+                       the command line win, and an error names the file and line
   --listen HOST:PORT   address to listen on (default: this id's entry in the peer list)
   --ring bi|uni        messages travel both ways round the ring (bi, default) or one way
   --token-timeout MS   silence after which a neighbour counts as gone (default 1000)
@@ -81,6 +90,8 @@ harness node: run one member until Ctrl-C or SIGTERM.
                        is the client commands' member list
   --delivery-log FILE  write one line per agreed delivery, replacing FILE at start:
                        view seq origin incarnation counter payload_fnv64hex
+  --listen-metrics IP:PORT  also serve `harness metrics`' text for this member over HTTP
+                       (GET /metrics only, read-only, bounded) for a Prometheus scrape
   --key-file FILE      the cluster key (32 bytes, mode 600, from harness keygen): peers and
                        clients must prove it, every frame carries a MAC. Without it the node
                        runs open and says so
@@ -120,6 +131,9 @@ force-primary) talk to any member and fail over to another:
                --then/--else 'put KEY VALUE' | 'del KEY' | 'get KEY' | 'range PREFIX [LIMIT]'
   status and members print a table of every member (id, address, role, view, received, lag)
                from one member's report; --each asks every member (revision, commits, checkpoint);
+  metrics prints the Prometheus text exposition format (for node_exporter's textfile
+               collector) of the member that answers, or with --each of every member; --json
+               prints one object per member; status --json carries the same counters.
   leave asks the one member in --cluster to leave the group and stop.
   force-primary asks the one member in --cluster to form a primary from the newest history it
   can reach when the others are known lost: without --yes it only says what it would do and
@@ -153,8 +167,12 @@ pub enum Command {
     Help,
     /// Print `harness VERSION`.
     Version,
+    /// Print the man page (roff).
+    Man,
+    /// Print the bash completion script.
+    Completions,
     /// Run one member.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Run the local demo.
     Demo(DemoArgs),
     /// Write a new cluster key to this file.
@@ -181,7 +199,14 @@ pub fn parse_command(
         return Ok(Command::Version);
     }
     match command.as_str() {
-        "node" => Ok(Command::Node(parse_node_args_with_env(rest, read_file, env)?)),
+        "man" if rest.is_empty() => Ok(Command::Man),
+        "completions" if rest.len() == 1 && rest[0] == "bash" => Ok(Command::Completions),
+        "man" | "completions" => Err(CliError::bad(
+            "arguments",
+            &rest.join(" "),
+            "`harness man` takes no arguments; `harness completions` takes `bash`",
+        )),
+        "node" => Ok(Command::Node(Box::new(parse_node_args_with_env(rest, read_file, env)?))),
         "demo" => Ok(Command::Demo(parse_demo_args(rest)?)),
         "keygen" => Ok(Command::Keygen(parse_keygen_args(rest)?)),
         "put" => Ok(Command::Client(parse_client_args("put", rest, env)?)),
@@ -193,6 +218,7 @@ pub fn parse_command(
         "status" => Ok(Command::Client(parse_client_args("status", rest, env)?)),
         "members" => Ok(Command::Client(parse_client_args("members", rest, env)?)),
         "member" => Ok(Command::Client(parse_client_args("member", rest, env)?)),
+        "metrics" => Ok(Command::Client(parse_client_args("metrics", rest, env)?)),
         "leave" => Ok(Command::Client(parse_client_args("leave", rest, env)?)),
         "plugin" => Ok(Command::Client(parse_client_args("plugin", rest, env)?)),
         "force-primary" => Ok(Command::Client(parse_client_args("force-primary", rest, env)?)),

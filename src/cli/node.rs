@@ -5,7 +5,7 @@
 //! to this thread: nothing here uses them, and waking it for each one cost the ring a context
 //! switch per message at every member (the count is read from the node's status at the end).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::select;
 
@@ -14,11 +14,12 @@ use std::net::SocketAddr;
 
 use super::args::NodeArgs;
 use super::error::CliError;
+use super::metrics_http::{MetricsServer, POLL_INTERVAL};
 use crate::client::universe::id_at;
 use crate::client::{ClusterClient, ClusterOptions};
 use crate::error::Error;
 use crate::ids::NodeId;
-use crate::node::{Node, NodeOptions};
+use crate::node::{Node, NodeOptions, NotifyConfig};
 use crate::replication::Universe;
 
 /// The plug-ins in `dir`: the names of its files, read once at start (docs/PROTOCOL.md §7.1).
@@ -57,11 +58,20 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
     })
     .map_err(|e| CliError::Start(Error::io("install the signal handler", std::io::Error::other(e))))?;
 
+    // Bound before the node starts, so a taken port is refused before the member joins.
+    let metrics =
+        match args.listen_metrics {
+            Some(addr) => Some(MetricsServer::bind(addr).map_err(|e| {
+                CliError::Start(Error::io(format!("listen for metrics scrapes on {addr}"), e))
+            })?),
+            None => None,
+        };
     let options = NodeOptions {
         deliveries: false,
         delivery_log: args.delivery_log.clone(),
         data_dir: args.state.data_dir.clone(),
         idle: args.idle,
+        notify: NotifyConfig::from_env(&|name| std::env::var(name).ok(), std::process::id()),
         ..NodeOptions::default()
     };
     let node = Node::start_with(config, options).map_err(|e| match e {
@@ -77,8 +87,25 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
         args.ring.as_str(),
         args.cluster_name
     );
+    if let Some(server) = &metrics {
+        log::info!(
+            "{} serving metrics on http://{}/metrics",
+            args.id,
+            server.local_addr().map_err(|e| CliError::Start(Error::io("read the metrics address", e)))?
+        );
+    }
+    let id = args.id.0;
+    let render = || {
+        let samples = node.metrics().map_err(|e| format!("no metrics: {e}"))?;
+        Ok(crate::metrics::render_prometheus(&[(id, &samples)]))
+    };
+    // Without a metrics endpoint the wait needs no timeout; with one, it polls for scrapes.
+    let poll = if metrics.is_some() { POLL_INTERVAL } else { Duration::from_secs(3600) };
     // Bounded by the signal or the node's end; the deliveries channel yields nothing else.
     let outcome = loop {
+        if let Some(server) = &metrics {
+            server.serve_pending(&render);
+        }
         select! {
             recv(stop_rx) -> _ => break Ok(()),
             recv(node.deliveries()) -> delivery => match delivery {
@@ -88,6 +115,7 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
                 Err(_) if node.left_by_request() => break Ok(()),
                 Err(_) => break Err(CliError::Runtime(Error::Stopped)),
             },
+            default(poll) => {}
         }
     };
     match node.status() {

@@ -180,6 +180,7 @@ mod tests {
                 links_dialled: 0,
                 links_accepted: 0,
                 version: env!("CARGO_PKG_VERSION").into(),
+                metrics: Vec::new(),
             })
         };
         let mut report = DemoReport {

@@ -213,6 +213,10 @@ pub fn render_json_rows(rows: &[MemberRow], summary: bool) -> String {
             .opt_uint("state_bytes", s.map(|s| s.state_bytes))
             .opt_uint("max_step_us", s.map(|s| s.max_step_us))
             .raw("version", &s.map_or_else(|| "null".to_string(), |s| json::string(&s.version)))
+            .raw(
+                "metrics",
+                &s.map_or_else(|| "null".to_string(), |s| crate::metrics::render_json(&s.metrics)),
+            )
             .finish()
     }));
     if !summary {
@@ -262,6 +266,7 @@ mod tests {
             links_dialled: 3,
             links_accepted: 1,
             version: "0.1.0".into(),
+            metrics: Vec::new(),
         }
     }
 
@@ -304,7 +309,7 @@ mod tests {
         let none: serde_json::Value = serde_json::from_str(&render_json_rows(&[], true)).unwrap();
         assert!(none["view"].is_null() && none["rotation_rate"].is_null());
         assert!(json.starts_with("{\"view\":4,\"primary\":true,\"replicas\":2,\"configured\":3,\"min_replicas\":2,\"revision\":20,\"committed\":40,\"rotation_rate\":3.900,\"members\":[{\"id\":2,\"addr\":\"127.0.0.1:7102\",\"role\":\"hot\""), "{json}");
-        assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"received\":null,\"lag\":null,\"last_checkpoint\":null,\"state_bytes\":null,\"max_step_us\":null,\"version\":null}]}"), "{json}");
+        assert!(json.ends_with("{\"id\":3,\"addr\":\"127.0.0.1:7103\",\"role\":\"down\",\"reachable\":false,\"view\":null,\"primary\":null,\"revision\":null,\"committed\":null,\"received\":null,\"lag\":null,\"last_checkpoint\":null,\"state_bytes\":null,\"max_step_us\":null,\"version\":null,\"metrics\":null}]}"), "{json}");
     }
 
     #[test]

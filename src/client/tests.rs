@@ -80,6 +80,7 @@ fn status_of(request: u64) -> ClientReply {
         links_dialled: 0,
         links_accepted: 0,
         version: "0.1.0".into(),
+        metrics: Vec::new(),
     };
     ClientReply::Status { request, status }
 }

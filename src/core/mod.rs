@@ -486,6 +486,17 @@ impl Core {
         self.membership.streams.last_received
     }
 
+    /// Views installed here by what started their change, named for the metrics.
+    pub fn installs_by_reason(&self) -> Vec<(&'static str, u64)> {
+        Reason::ALL.iter().map(|r| r.name()).zip(self.membership.installs_by_reason).collect()
+    }
+
+    /// Payload bytes of this member's own messages queued or in flight until they commit
+    /// (docs/PROTOCOL.md §2.2).
+    pub fn submit_queue_bytes(&self) -> usize {
+        self.queue.held_bytes()
+    }
+
     /// The seq of the last checkpoint this member holds (0: none yet).
     pub fn last_checkpoint(&self) -> Seq {
         self.replica.checkpoint().seq

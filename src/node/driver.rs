@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
 
 mod clients;
+mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 
 use super::delivery_log::DeliveryLog;
+use super::notify::Notifier;
 use super::watch::WatchHub;
 use super::{Rejection, Request};
 use crate::budget::{ByteBudget, FifoBytes};
@@ -80,6 +82,8 @@ pub(super) struct Channels {
     pub(super) peers: BTreeMap<NodeId, SocketAddr>,
     /// Set when a client's `Leave` request stopped the node, so its embedder exits cleanly.
     pub(super) left_by_request: Arc<AtomicBool>,
+    /// systemd's readiness and watchdog notifications (README "Running under systemd").
+    pub(super) notify: Notifier,
 }
 
 /// An embedder channel whose bytes are bounded.
@@ -116,6 +120,8 @@ pub(super) struct Driver {
     /// Reads whose barrier passed at a warm member that could not catch up in one slice: they
     /// are ordered through the ring once the step's outputs are executed.
     reads_to_order: Vec<(Pending, crate::wire::Payload)>,
+    /// How long the last checkpoint took to write (zero: none written yet), for the metrics.
+    last_checkpoint_write: Duration,
 }
 
 impl Driver {
@@ -144,6 +150,7 @@ impl Driver {
             appended: false,
             max_step: Duration::ZERO,
             reads_to_order: Vec::new(),
+            last_checkpoint_write: Duration::ZERO,
         }
     }
 
@@ -163,6 +170,10 @@ impl Driver {
             // when the ring goes quiet.
             if let Some(flush) = self.c.delivery_log.as_ref().and_then(DeliveryLog::flush_deadline) {
                 wait = wait.min(flush.saturating_duration_since(Instant::now()));
+            }
+            // The watchdog ping comes from this thread, so a hung step stops it.
+            if let Some(due) = self.c.notify.on_tick(Instant::now()) {
+                wait = wait.min(due.saturating_duration_since(Instant::now()));
             }
             // The idle strategy first: input that comes within it costs no wake-up.
             let deadline = Instant::now() + wait;
@@ -248,6 +259,7 @@ impl Driver {
     /// Leaves the group cleanly (the others install a view without this member at once instead
     /// of waiting for the timeout), bounded by three token timeouts.
     fn leave(&mut self) {
+        self.c.notify.on_leave();
         self.step(Input::Leave);
         self.c.io.wake();
         let give_up = Instant::now() + self.c.core.token_timeout() * 3;
@@ -333,12 +345,15 @@ impl Driver {
                     }
                 }
             }
-            Done::Checkpointed { seq, write } => log::info!(
-                "{} protocol: checkpoint at {seq}: {} bytes written in {:?}",
-                self.me,
-                write.bytes,
-                write.took
-            ),
+            Done::Checkpointed { seq, write } => {
+                self.last_checkpoint_write = write.took;
+                log::info!(
+                    "{} protocol: checkpoint at {seq}: {} bytes written in {:?}",
+                    self.me,
+                    write.bytes,
+                    write.took
+                )
+            }
             Done::Failed(e) => self.store_failed(e),
         }
     }
@@ -374,6 +389,10 @@ impl Driver {
                 // A warm member's digest is only comparable once it applied its tail.
                 self.c.core.catch_up();
                 let _ = reply.try_send(self.c.core.status());
+            }
+            Request::Metrics(reply) => {
+                let status = self.c.core.status();
+                let _ = reply.try_send(self.metrics(&status));
             }
         }
     }
@@ -532,6 +551,10 @@ impl Driver {
                     ring.join(" "),
                     view.primary
                 );
+                let state = if view.primary { "primary" } else { "not primary" };
+                let ids: Vec<String> = view.ring.iter().map(|m| m.id.0.to_string()).collect();
+                let status = format!("view {} {state}, ring [{}]", view.view, ids.join(" "));
+                self.c.notify.on_view(&status, view.primary);
             }
         }
     }

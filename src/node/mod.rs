@@ -14,9 +14,11 @@
 
 mod delivery_log;
 mod driver;
+mod notify;
 mod watch;
 
 pub use delivery_log::{payload_hash, read_log, LogLine, FLUSH_INTERVAL, FLUSH_LINES};
+pub use notify::{NotifyConfig, NotifyTarget};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -119,6 +121,9 @@ pub struct NodeOptions {
     pub data_dir: Option<PathBuf>,
     /// How the event loop and the protocol thread wait for work (`harness node --idle`).
     pub idle: crate::idle::IdleStrategy,
+    /// systemd's notification socket and watchdog (`NotifyConfig::from_env`); the default sends
+    /// nothing, so an embedder is never mistaken for the service unless it asks.
+    pub notify: NotifyConfig,
 }
 
 impl Default for NodeOptions {
@@ -134,6 +139,7 @@ impl Default for NodeOptions {
             delivery_log: None,
             data_dir: None,
             idle: crate::idle::IdleStrategy::DEFAULT,
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -151,6 +157,7 @@ pub struct Rejection {
 pub(crate) enum Request {
     Submit { tag: u64, payload: Payload },
     Status(Sender<CoreStatus>),
+    Metrics(Sender<Vec<crate::metrics::Sample>>),
 }
 
 /// Opens the data directory, restores the core from it and starts the storage thread over it;
@@ -303,6 +310,7 @@ impl Node {
             fsync: config.core.durability == Durability::Fsync,
             peers: config.peers.clone(),
             left_by_request: Arc::clone(&left_by_request),
+            notify: notify::Notifier::new(&options.notify),
         });
         let protocol = std::thread::Builder::new()
             .name(format!("harness-{}-protocol", me.id))
@@ -379,6 +387,19 @@ impl Node {
                 Err(Error::io("wait for the protocol thread's status", std::io::ErrorKind::TimedOut.into()))
             }
         }
+    }
+
+    /// This member's metrics (`crate::metrics`), as `harness metrics` shows them.
+    pub fn metrics(&self) -> Result<Vec<crate::metrics::Sample>, Error> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let requests = self.requests.as_ref().ok_or(Error::Stopped)?;
+        requests.send(Request::Metrics(tx)).map_err(|_| Error::Stopped)?;
+        rx.recv_timeout(STATUS_TIMEOUT).map_err(|e| match e {
+            crossbeam_channel::RecvTimeoutError::Disconnected => Error::Stopped,
+            crossbeam_channel::RecvTimeoutError::Timeout => {
+                Error::io("wait for the protocol thread's metrics", std::io::ErrorKind::TimedOut.into())
+            }
+        })
     }
 
     /// The address the listener is bound to.

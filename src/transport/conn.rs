@@ -97,11 +97,22 @@ pub(super) enum Role {
     },
 }
 
+impl Role {
+    /// Its index in `counters::TRAFFIC_CLASSES`: a peer link, a client, or still unproven.
+    pub(super) fn traffic_class(&self) -> usize {
+        match self {
+            Role::Peer { .. } => 0,
+            Role::Client { .. } => 1,
+            _ => 2,
+        }
+    }
+}
+
 /// How a read turn ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum ReadOutcome {
-    /// Got some bytes; more may be waiting.
-    Some,
+    /// Got this many bytes; more may be waiting.
+    Some(usize),
     /// The socket has nothing more for now.
     Drained,
     /// The other end closed the connection.
@@ -179,7 +190,7 @@ impl Conn {
                 Ok(0) => return Ok(ReadOutcome::Closed),
                 Ok(n) => {
                     self.inbound.extend(&scratch[..n]);
-                    return Ok(ReadOutcome::Some);
+                    return Ok(ReadOutcome::Some(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOutcome::Drained),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -234,10 +245,10 @@ impl Conn {
     }
 
     /// Writes until the buffer is empty or the kernel pushes back, then keeps WRITABLE interest
-    /// registered exactly while bytes remain.
-    pub(super) fn flush(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+    /// registered exactly while bytes remain. Returns the bytes written.
+    pub(super) fn flush(&mut self, registry: &Registry, token: Token) -> io::Result<usize> {
         if let Role::Dialing { connected: false, .. } = self.role {
-            return Ok(());
+            return Ok(0);
         }
         let spare_max = self.spare_max();
         if let Some(sealer) = &mut self.sealer {
@@ -260,7 +271,8 @@ impl Conn {
         }
         self.write.drain(..written);
         crate::budget::trim_capacity(&mut self.write, spare_max);
-        self.set_writable(registry, token, self.has_unsent())
+        self.set_writable(registry, token, self.has_unsent())?;
+        Ok(written)
     }
 
     /// Registers or drops WRITABLE interest.

@@ -25,6 +25,8 @@ pub struct Counters {
     pub(crate) busy_replies: AtomicU64,
     pub(crate) dialled: AtomicU64,
     pub(crate) links_accepted: AtomicU64,
+    /// Bytes read and written, by what the connection was at the time (for the metrics).
+    pub(crate) traffic: [[AtomicU64; 2]; 3],
     /// Payload bytes of client requests handed to the protocol thread and not yet taken by it;
     /// the loop stops reading clients while this is above its budget.
     pub(crate) client_bytes_queued: AtomicUsize,
@@ -68,9 +70,23 @@ pub struct CounterSnapshot {
     pub dialled: u64,
     /// Peer links accepted: dialled by another member, handshake completed.
     pub links_accepted: u64,
+    /// Bytes read and written (`[in, out]`) on peer links, client connections, and connections
+    /// still in their handshake (`TRAFFIC_CLASSES`' order).
+    pub traffic: [[u64; 2]; 3],
 }
 
+/// The classes of `CounterSnapshot::traffic`, as the metrics name them.
+pub const TRAFFIC_CLASSES: [&str; 3] = ["peers", "clients", "handshakes"];
+
 impl Counters {
+    /// Counts `bytes` read (`out` false) or written on a connection whose role is `class`
+    /// (an index of `TRAFFIC_CLASSES`).
+    pub(crate) fn traffic(&self, class: usize, out: bool, bytes: usize) {
+        if let Some(pair) = self.traffic.get(class) {
+            pair[usize::from(out)].fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+    }
+
     /// Adds one to `counter`.
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
@@ -95,6 +111,7 @@ impl Counters {
             busy_replies: read(&self.busy_replies),
             dialled: read(&self.dialled),
             links_accepted: read(&self.links_accepted),
+            traffic: self.traffic.each_ref().map(|pair| pair.each_ref().map(read)),
         }
     }
 }

@@ -461,6 +461,15 @@ impl EventLoop {
                 self.refuse_client(token, request, message);
             }
         }
+        // Another protocol version: tell the other end which one this member speaks (an
+        // Error frame it can read if it speaks this version too), and the operator, who must
+        // upgrade one side (docs/PROTOCOL.md §2.3).
+        if let (DecodeError::Version { .. }, Some(conn)) = (&error, self.conns.get(&token)) {
+            log::warn!("{} transport: refused {}: {error}", self.config.me, conn.addr);
+            if matches!(conn.role, Role::Unknown { .. } | Role::Client { .. }) {
+                self.refuse_client(token, 0, error.to_string());
+            }
+        }
         self.close(token, Why::Failed(format!("bad input: {error}")));
     }
 
@@ -479,9 +488,11 @@ impl EventLoop {
     pub(super) fn flush(&mut self, token: Token) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         let result = conn.flush(self.poll.registry(), token);
+        let class = conn.role.traffic_class();
         self.recount(token);
-        if let Err(e) = result {
-            self.close(token, Why::Failed(format!("write failed: {e}")));
+        match result {
+            Ok(bytes) => self.counters.traffic(class, true, bytes),
+            Err(e) => self.close(token, Why::Failed(format!("write failed: {e}"))),
         }
     }
 
@@ -539,7 +550,9 @@ impl EventLoop {
                 return self.on_writable(token);
             }
             match conn.read_once(scratch) {
-                Ok(ReadOutcome::Some) => {}
+                Ok(ReadOutcome::Some(bytes)) => {
+                    self.counters.traffic(conn.role.traffic_class(), false, bytes)
+                }
                 Ok(ReadOutcome::Drained) => return,
                 Ok(ReadOutcome::Closed) => return self.close(token, Why::Eof),
                 // A reset is how a crashed peer or a dialler that lost the one-link rule ends.

@@ -24,7 +24,7 @@ mod event_loop;
 mod handshake;
 mod pressure;
 
-pub use counters::{CounterSnapshot, Counters};
+pub use counters::{CounterSnapshot, Counters, TRAFFIC_CLASSES};
 pub use pressure::CLIENTS_UNSENT_BYTES_MAX;
 
 use std::collections::BTreeMap;

@@ -214,6 +214,17 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
                     links_dialled: number(rng),
                     links_accepted: number(rng),
                     version: format!("0.{}.{}", number(rng) % 100, number(rng) % 100),
+                    metrics: (0..rng.below(4))
+                        .map(|i| crate::metrics::Sample {
+                            name: format!("m{i}"),
+                            label: if rng.chance(1, 2) {
+                                String::new()
+                            } else {
+                                format!("l{}", number(rng) % 10)
+                            },
+                            value: number(rng),
+                        })
+                        .collect(),
                 },
             })
         }

@@ -18,6 +18,7 @@ use super::frame::{
 };
 use crate::error::DecodeError;
 use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId, Voter};
+use crate::metrics::{Sample, SAMPLES_MAX};
 
 /// Encoded sizes of the fixed-size items, used to bound element counts before allocating.
 const NODE_ID_BYTES: usize = 2;
@@ -734,6 +735,23 @@ fn put_status(out: &mut Vec<u8>, status: &NodeStatus) {
     put_u64(out, status.links_dialled);
     put_u64(out, status.links_accepted);
     put_str_u16(out, &status.version);
+    put_count(out, status.metrics.len());
+    for sample in &status.metrics {
+        put_str_u16(out, &sample.name);
+        put_str_u16(out, &sample.label);
+        put_u64(out, sample.value);
+    }
+}
+
+/// A sample's smallest encoding: two empty strings and the value.
+const SAMPLE_BYTES_MIN: usize = 2 + 2 + 8;
+
+fn get_sample(r: &mut Reader<'_>) -> Result<Sample, DecodeError> {
+    Ok(Sample {
+        name: r.str_u16("status.metrics.name")?.to_owned(),
+        label: r.str_u16("status.metrics.label")?.to_owned(),
+        value: r.u64("status.metrics.value")?,
+    })
 }
 
 fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
@@ -760,5 +778,15 @@ fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
         links_dialled: r.u64("status.links_dialled")?,
         links_accepted: r.u64("status.links_accepted")?,
         version: r.str_u16("status.version")?.to_owned(),
+        metrics: {
+            let metrics = get_vec(r, SAMPLE_BYTES_MIN, "status.metrics", get_sample)?;
+            if metrics.len() > SAMPLES_MAX {
+                return Err(invalid(
+                    "status.metrics",
+                    format!("{} samples, more than {SAMPLES_MAX}", metrics.len()),
+                ));
+            }
+            metrics
+        },
     })
 }

@@ -18,7 +18,8 @@ use super::bytes::{invalid, put_u32, Reader};
 use super::frame::{ClientReply, ClientRequest, PeerFrame};
 use crate::error::DecodeError;
 
-/// The wire format version every frame carries; a frame of another version is rejected.
+/// The protocol version every frame carries; a frame of another version is refused with a
+/// message naming both (docs/PROTOCOL.md §2.3).
 pub const VERSION: u8 = 1;
 
 /// The largest frame, length prefix included. Bounds every buffer a link keeps for one frame.
@@ -302,7 +303,7 @@ pub fn decode(frame: &[u8]) -> Result<Frame, DecodeError> {
     let mut r = Reader::new(covered);
     let version = r.u8("version")?;
     if version != VERSION {
-        return Err(invalid("version", format!("version {version} is not the supported {VERSION}")));
+        return Err(DecodeError::Version { theirs: version, ours: VERSION });
     }
     let kind_byte = r.u8("kind")?;
     let kind = FrameKind::from_byte(kind_byte)

@@ -579,6 +579,9 @@ pub struct NodeStatus {
     pub links_accepted: u64,
     /// The member's software version (`harness --version`), so a rolling upgrade shows who runs what.
     pub version: String,
+    /// Its counters and gauges (`crate::metrics`; at most `metrics::SAMPLES_MAX`), as
+    /// `harness metrics` prints them.
+    pub metrics: Vec<crate::metrics::Sample>,
 }
 
 /// A member's standby role as reported in its status.

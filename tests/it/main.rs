@@ -5,6 +5,7 @@
 mod support;
 use support::{common, in_process, mesh, netns, proxy};
 
+mod admin;
 mod agreement_processes;
 mod attacks;
 mod bench_smoke;

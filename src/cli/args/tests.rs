@@ -201,3 +201,51 @@ fn slurm_gives_the_id_and_the_peers() {
     let error = parse_node_args_with_env(&strings("--slurm"), no_files, &bad).unwrap_err().to_string();
     assert_eq!(error, "--slurm: SLURM_JOB_NODELIST: \"node[01-\" opens a bracket it does not close");
 }
+
+/// Parses `args` with `conf` as the only readable file, `node.conf`.
+fn node_with_config(args: &str, conf: &'static str) -> Result<NodeArgs, CliError> {
+    parse_node_args(&strings(args), move |path: &Path| {
+        if path == Path::new("node.conf") {
+            Ok(conf.to_string())
+        } else {
+            no_files(path)
+        }
+    })
+}
+
+#[test]
+fn a_config_file_sets_flags_and_the_command_line_wins() {
+    let conf = "# ring of three\nid = 2\npeers = 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103\n\
+                ring = uni\nhot = 1 # one hot member\ncluster-name = \"lab a\"\n";
+    let args = node_with_config("--config node.conf --ring bi", conf).unwrap();
+    assert_eq!((args.id, args.peers.len(), args.state.hot), (NodeId(2), 3, 1));
+    assert_eq!((args.ring, args.cluster_name.as_str()), (RingMode::Bidirectional, "lab a"));
+    assert_eq!(
+        node_with_config("--id 3 --config=node.conf", conf).unwrap().id,
+        NodeId(3),
+        "the command line's --id wins"
+    );
+}
+
+#[test]
+fn config_file_errors_name_the_file_and_the_line() {
+    let error = |args: &str, conf: &'static str| node_with_config(args, conf).unwrap_err().to_string();
+    assert_eq!(
+        error("--config node.conf", "id = 1\n\nring: bi\n"),
+        "node.conf line 3: \"ring: bi\" is not KEY = VALUE"
+    );
+    assert_eq!(
+        error(&format!("--config node.conf {PEERS}"), "id = 1\nhot = lots\n"),
+        "node.conf line 2: bad --hot \"lots\": must be a number in 1..=65535"
+    );
+    assert_eq!(
+        error(&format!("--config node.conf {PEERS}"), "id = 1\nencrypt = true\n"),
+        "node.conf line 2: --encrypt needs --key-file"
+    );
+    // A bad value on the command line is still the command line's.
+    assert_eq!(
+        error(&format!("--config node.conf {PEERS} --hot 0"), "id = 1\n"),
+        node_error(&format!("--id 1 {PEERS} --hot 0"))
+    );
+    assert_eq!(error("--config missing.conf", ""), "bad --config \"missing.conf\": no such file");
+}

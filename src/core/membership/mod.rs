@@ -49,6 +49,36 @@ pub enum Reason {
     Universe,
 }
 
+impl Reason {
+    /// Every reason, in the order `Core::installs_by_reason` counts them.
+    pub const ALL: [Reason; 9] = [
+        Reason::Genesis,
+        Reason::LinkClosed,
+        Reason::LinkSilent,
+        Reason::TokenLost,
+        Reason::Join,
+        Reason::Leave,
+        Reason::Retry,
+        Reason::Force,
+        Reason::Universe,
+    ];
+
+    /// Its name in metrics: lower case, words joined by `_`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Genesis => "genesis",
+            Reason::LinkClosed => "link_closed",
+            Reason::LinkSilent => "link_silent",
+            Reason::TokenLost => "token_lost",
+            Reason::Join => "join",
+            Reason::Leave => "leave",
+            Reason::Retry => "retry",
+            Reason::Force => "force",
+            Reason::Universe => "universe",
+        }
+    }
+}
+
 /// Where a member stands in the membership protocol.
 #[derive(Debug)]
 pub(in crate::core) enum Phase {
@@ -123,6 +153,8 @@ pub(in crate::core) struct Membership {
     /// When the current view change started, and why.
     pub(in crate::core) change: Option<(Time, Reason)>,
     pub(in crate::core) view_changes: u64,
+    /// Views installed, by what started their change (`Reason::ALL`'s order), for the metrics.
+    pub(in crate::core) installs_by_reason: [u64; Reason::ALL.len()],
     /// How long to wait between join requests after being left out of views.
     pub(in crate::core) join_backoff: Duration,
     /// Why the last attempt to form a primary failed, until one is installed.
@@ -177,6 +209,7 @@ impl Membership {
             early_bytes: 0,
             change: None,
             view_changes: 0,
+            installs_by_reason: [0; Reason::ALL.len()],
             join_backoff: Duration::ZERO,
             shortfall: None,
             force: None,

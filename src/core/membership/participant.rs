@@ -340,6 +340,11 @@ impl Core {
         self.membership.contact_skip.clear();
         self.membership.view_hint.clear();
         let took = self.membership.change.take().map(|(at, reason)| (now.since(at), reason));
+        // A view installed without a change of its own (a joiner's first) counts as a join.
+        let cause = took.map_or(super::Reason::Join, |(_, reason)| reason);
+        if let Some(at) = super::Reason::ALL.iter().position(|r| *r == cause) {
+            self.membership.installs_by_reason[at] += 1;
+        }
         log::info!(
             "{} install: view {} members {:?} primary true cut {} replicas {} of W {} requeued {}{}",
             self.config.me.id,

@@ -292,6 +292,7 @@ impl Driver {
         // First: a warm member catches up, so the digest is of every commit it holds.
         let revision = self.c.core.machine_mut().as_dvm_mut().map_or(0, |state| state.revision());
         let status = self.c.core.status();
+        let metrics = self.metrics(&status);
         let count = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
         NodeStatus {
             member: status.member,
@@ -321,6 +322,7 @@ impl Driver {
             links_dialled: self.c.counters.dialled.load(Ordering::Relaxed),
             links_accepted: self.c.counters.links_accepted.load(Ordering::Relaxed),
             version: env!("CARGO_PKG_VERSION").into(),
+            metrics,
         }
     }
 }

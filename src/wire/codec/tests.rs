@@ -167,7 +167,7 @@ fn envelope_errors_name_what_is_wrong() {
     for version in [0, 2, 255] {
         assert!(matches!(
             decode(&seal(version, FrameKind::Heartbeat as u8, &[])),
-            Err(DecodeError::Invalid { field: "version", .. })
+            Err(DecodeError::Version { theirs, ours: VERSION }) if theirs == version
         ));
     }
     for kind in [0, 21, 63, 71, 95, 104, 255] {

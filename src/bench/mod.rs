@@ -333,6 +333,11 @@ pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
         note("promotion".into(), state::promotion(exe, ring, &plan).map(|r| vec![r]), &mut records);
     }
     if wants("scale") {
+        // The floor first: measured just after hundreds of members stop, it reads their exit.
+        if one_way_us.is_none() {
+            one_way_us =
+                floor::measure(plan.floor_round_trips, plan.repetitions).ok().map(|(_, one_way)| one_way);
+        }
         let mut scale_records = Vec::new();
         for &n in &args.scale_nodes {
             note(
@@ -340,10 +345,6 @@ pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
                 scale::measure(exe, n, ring, &plan).map(|r| vec![r]),
                 &mut scale_records,
             );
-        }
-        if one_way_us.is_none() {
-            one_way_us =
-                floor::measure(plan.floor_round_trips, plan.repetitions).ok().map(|(_, one_way)| one_way);
         }
         if let Some(one_way) = one_way_us {
             let growth = scale::growth(&scale_records, one_way);

@@ -41,40 +41,40 @@ impl Percentiles {
 
 /// Measures the commit latency at member 1 of a ready ring.
 pub fn measure(cluster: &Cluster, ring: RingMode, plan: &Plan) -> Result<Record, String> {
-    let mut runs = Vec::with_capacity(plan.repetitions);
-    for _ in 0..plan.repetitions {
-        let deadline = Instant::now()
-            + Duration::from_secs(10)
-            + PER_REQUEST_ALLOWANCE * (plan.latency_requests + plan.latency_warmup) as u32;
-        let samples = load::one_outstanding(
+    let runs = repeated(plan, |deadline| {
+        load::one_outstanding(
             cluster.addrs[0],
             VALUE_BYTES,
             plan.latency_warmup,
             plan.latency_requests,
             deadline,
-        )?;
-        runs.push(Percentiles::of(samples));
-    }
+        )
+    })?;
     Ok(record("commit_latency", cluster, ring, plan, &runs))
 }
 
 /// Measures the linearizable get latency at member 1 of a ready ring (after `measure`, so the
 /// keys exist): one get outstanding, answered after its read barrier (docs/PROTOCOL.md §3).
 pub fn measure_gets(cluster: &Cluster, ring: RingMode, plan: &Plan) -> Result<Record, String> {
-    let mut runs = Vec::with_capacity(plan.repetitions);
-    for _ in 0..plan.repetitions {
-        let deadline = Instant::now()
-            + Duration::from_secs(10)
-            + PER_REQUEST_ALLOWANCE * (plan.latency_requests + plan.latency_warmup) as u32;
-        let samples = load::one_outstanding_gets(
-            cluster.addrs[0],
-            plan.latency_warmup,
-            plan.latency_requests,
-            deadline,
-        )?;
-        runs.push(Percentiles::of(samples));
-    }
+    let runs = repeated(plan, |deadline| {
+        load::one_outstanding_gets(cluster.addrs[0], plan.latency_warmup, plan.latency_requests, deadline)
+    })?;
     Ok(record("lget_latency", cluster, ring, plan, &runs))
+}
+
+/// The percentiles of `plan.repetitions` runs of `probe`, each given its own deadline.
+fn repeated(
+    plan: &Plan,
+    probe: impl Fn(Instant) -> Result<Vec<f64>, String>,
+) -> Result<Vec<Percentiles>, String> {
+    (0..plan.repetitions)
+        .map(|_| {
+            let deadline = Instant::now()
+                + Duration::from_secs(10)
+                + PER_REQUEST_ALLOWANCE * (plan.latency_requests + plan.latency_warmup) as u32;
+            probe(deadline).map(Percentiles::of)
+        })
+        .collect()
 }
 
 fn record(

@@ -37,7 +37,8 @@ const POLLS_MAX: u32 = 50_000;
 
 /// The log targets a durable ring's members write at info: checkpoints written and state
 /// transfers received.
-const DURABLE_LOG: &str = "harness::node::driver=info,harness::core::membership::stream=info";
+const DURABLE_LOG: &str =
+    "harness::node::driver=info,harness::core::membership::stream=info,harness::core::membership::learn=info";
 
 /// How a benchmark ring protects its links.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -40,7 +40,7 @@ harness-bench: latency, throughput, recovery, fairness, floor and idle cost of r
 
 Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FILE]
                      [--svg-dir DIR] [--figures LIST] [--scale-nodes LIST]
-                     [--state-mib N]
+                     [--state-mib N] [--state-nodes LIST]
        harness-bench --help | --version
   --quick          a short smoke run (n = 3, ring bi unless narrowed; few requests)
   --nodes LIST     ring sizes for latency and throughput, each in 2..=16 (default 3,5,7,9);
@@ -54,6 +54,7 @@ Usage: harness-bench [--quick] [--nodes 3,5,7,9] [--ring bi|uni|both] [--json FI
                    (default 16,64,128,256; --quick: 16)
   --state-mib N    the state large_state grows to, MiB (default 2048; --quick: 16); a run
                    that would not fit in free memory is halved until it does, and says so
+  --state-nodes LIST  only the large_state runs of these member counts (3 and 5; default both)
 Errors: one line on stderr, exit code 2.
 ";
 
@@ -93,6 +94,8 @@ pub struct BenchArgs {
     pub scale_nodes: Vec<usize>,
     /// The state the large_state figure grows to, MiB.
     pub state_mib: u64,
+    /// The member counts whose large_state runs are measured.
+    pub state_nodes: Vec<usize>,
 }
 
 /// Parses the arguments after the program name with the crate's one flag walker
@@ -101,7 +104,7 @@ pub fn parse_args(args: &[String]) -> Result<Option<BenchArgs>, String> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         return Ok(None);
     }
-    let valued = ["nodes", "ring", "json", "svg-dir", "figures", "scale-nodes", "state-mib"];
+    let valued = ["nodes", "ring", "json", "svg-dir", "figures", "scale-nodes", "state-mib", "state-nodes"];
     let flags = Flags::walk("harness-bench", args, &valued, &["quick"]).map_err(|e| e.to_string())?;
     if let Some(flag) = valued.iter().find(|flag| flags.value(flag) == Some("")) {
         return Err(format!("--{flag} needs a value"));
@@ -151,6 +154,12 @@ pub fn parse_args(args: &[String]) -> Result<Option<BenchArgs>, String> {
         None if quick => 16,
         None => 2048,
     };
+    let state_nodes = match flags.value("state-nodes") {
+        Some(list) => {
+            parse_list(list, "--state-nodes", "3 or 5", |t| t.parse().ok().filter(|n| [3, 5].contains(n)))?
+        }
+        None => vec![3, 5],
+    };
     let svg_dir = PathBuf::from(svg_dir.unwrap_or("target/bench"));
     Ok(Some(BenchArgs {
         quick,
@@ -161,6 +170,7 @@ pub fn parse_args(args: &[String]) -> Result<Option<BenchArgs>, String> {
         figures,
         scale_nodes,
         state_mib,
+        state_nodes,
     }))
 }
 
@@ -353,7 +363,8 @@ pub fn run(args: &BenchArgs, exe: &Path) -> (Vec<Record>, Vec<String>) {
         records.extend(scale_records);
     }
     if wants("large_state") {
-        for asked in large_state::runs(args.quick, args.state_mib) {
+        let runs = large_state::runs(args.quick, args.state_mib);
+        for asked in runs.into_iter().filter(|r| args.state_nodes.contains(&r.nodes)) {
             let run = large_state::fits(asked, large_state::available_mib());
             if run.state_mib < asked.state_mib {
                 eprintln!(

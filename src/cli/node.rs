@@ -71,6 +71,7 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
         delivery_log: args.delivery_log.clone(),
         data_dir: args.state.data_dir.clone(),
         idle: args.idle,
+        versions: args.versions,
         notify: NotifyConfig::from_env(&|name| std::env::var(name).ok(), std::process::id()),
         ..NodeOptions::default()
     };

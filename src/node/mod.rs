@@ -124,6 +124,8 @@ pub struct NodeOptions {
     /// systemd's notification socket and watchdog (`NotifyConfig::from_env`); the default sends
     /// nothing, so an embedder is never mistaken for the service unless it asks.
     pub notify: NotifyConfig,
+    /// The protocol versions spoken (`--protocol-version`; docs/PROTOCOL.md §2.3).
+    pub versions: crate::wire::Versions,
 }
 
 impl Default for NodeOptions {
@@ -140,6 +142,7 @@ impl Default for NodeOptions {
             data_dir: None,
             idle: crate::idle::IdleStrategy::DEFAULT,
             notify: NotifyConfig::default(),
+            versions: crate::wire::Versions::ALL,
         }
     }
 }
@@ -259,6 +262,7 @@ impl Node {
                 request_bytes_max: config.core.payload_bytes_max + transport::REQUEST_ENVELOPE_BYTES,
                 auth: config.auth.clone(),
                 idle: options.idle,
+                versions: options.versions,
             },
             listener,
         )?;
@@ -288,6 +292,7 @@ impl Node {
         let left_by_request = Arc::new(AtomicBool::new(false));
         let driver = driver::Driver::new(driver::Channels {
             idle: options.idle,
+            version: options.versions.max,
             core,
             io: transport.handle,
             events: transport.events,

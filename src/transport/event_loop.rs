@@ -356,7 +356,10 @@ impl EventLoop {
                 log::debug!("{me} transport: socket options for {addr}: {e}");
             }
             let deadline = Instant::now() + super::FIRST_FRAME_TIMEOUT;
-            match self.add(Conn::new(stream, addr, Role::Unknown { deadline }), Interest::READABLE) {
+            match self.add(
+                Conn::new(stream, addr, Role::Unknown { deadline }, self.config.versions),
+                Interest::READABLE,
+            ) {
                 Ok(token) => {
                     self.unproven.insert(token);
                 }
@@ -464,8 +467,13 @@ impl EventLoop {
         // Another protocol version: tell the other end which one this member speaks (an
         // Error frame it can read if it speaks this version too), and the operator, who must
         // upgrade one side (docs/PROTOCOL.md §2.3).
-        if let (DecodeError::Version { .. }, Some(conn)) = (&error, self.conns.get(&token)) {
+        if let (DecodeError::Version { theirs, ours }, Some(conn)) = (&error, self.conns.get_mut(&token)) {
             log::warn!("{} transport: refused {}: {error}", self.config.me, conn.addr);
+            if matches!(conn.role, Role::Unknown { .. }) {
+                // Its version byte tells a newer dialler the highest this member speaks, which
+                // it may dial again in (docs/PROTOCOL.md §2.3).
+                conn.version = if *theirs > ours.max { ours.max } else { ours.min };
+            }
             if matches!(conn.role, Role::Unknown { .. } | Role::Client { .. }) {
                 self.refuse_client(token, 0, error.to_string());
             }
@@ -473,11 +481,13 @@ impl EventLoop {
         self.close(token, Why::Failed(format!("bad input: {error}")));
     }
 
-    /// Sends a client one error reply at once, before its connection is closed.
+    /// Sends a client one error reply at once, in the connection's version, before its
+    /// connection is closed.
     pub(super) fn refuse_client(&mut self, token: Token, request: u64, message: String) {
         let mut bytes = Vec::new();
         let code = wire::ErrorCode::BadRequest;
-        wire::encode_reply(&wire::ClientReply::Error { request, code, message }, &mut bytes);
+        let version = self.conns.get(&token).map_or(self.config.versions.max, |conn| conn.version);
+        wire::encode_reply_in(version, &wire::ClientReply::Error { request, code, message }, &mut bytes);
         if let Some(conn) = self.conns.get_mut(&token) {
             conn.queue(&bytes);
             let _ = conn.flush(self.poll.registry(), token);
@@ -529,9 +539,9 @@ impl EventLoop {
                 let frame_bytes_max = self.frame_bytes_max(&conn.role);
                 let Some(conn) = self.conns.get_mut(&token) else { return };
                 match conn.next_frame(frame_bytes_max) {
-                    Ok(Some(frame)) => {
+                    Ok(Some((version, frame))) => {
                         conn.partial_since = None;
-                        self.on_frame(token, frame)
+                        self.on_frame(token, version, frame)
                     }
                     Ok(None) => {
                         if !conn.inbound.has_partial() {
@@ -563,18 +573,19 @@ impl EventLoop {
         self.revisit.insert(token);
     }
 
-    fn on_frame(&mut self, token: Token, frame: Frame) {
+    /// One frame of protocol `version` on the connection `token`.
+    fn on_frame(&mut self, token: Token, version: u8, frame: Frame) {
         let Some(conn) = self.conns.get(&token) else { return };
         match (conn.role, frame) {
-            (Role::Unknown { .. }, frame) => self.on_first_frame(token, frame),
+            (Role::Unknown { .. }, frame) => self.on_first_frame(token, version, frame),
             (Role::Accepting { transcript, .. }, frame) => self.on_proof(token, transcript, frame),
             (Role::Parked { .. }, _) => {
                 // The dialler sends nothing between its proof and our answer.
                 Counters::bump(&self.counters.malformed);
                 self.close(token, Why::Failed("a frame before the hello-ack".into()))
             }
-            (Role::Dialing { peer, nonce, transcript, .. }, frame) => {
-                self.on_dial_frame(token, peer, nonce, transcript, frame)
+            (Role::Dialing { peer, nonce, transcript, version: sent, .. }, frame) => {
+                self.on_dial_frame(token, peer, nonce, transcript, (sent, version), frame)
             }
             (
                 Role::Peer { .. },
@@ -592,7 +603,7 @@ impl EventLoop {
                 self.emit(Event::Peer { from: member.id, frame });
             }
             (Role::Client { id }, Frame::Request(request)) => {
-                self.emit(Event::Request { client: id, request })
+                self.emit(Event::Request { client: id, version: conn.version, request })
             }
             (_, _) => {
                 Counters::bump(&self.counters.malformed);

@@ -352,10 +352,14 @@ fn frame_of_version(version: u8) -> Vec<u8> {
 
 #[test]
 fn a_client_or_member_of_another_protocol_version_is_refused_naming_both_versions() {
-    let ours = harness::wire::VERSION;
-    let theirs = ours + 1;
-    let expected = |theirs: u8, ours: u8| {
-        format!("protocol version {theirs} is not supported: this member or client (harness {}) speaks protocol version {ours}", env!("CARGO_PKG_VERSION"))
+    // Versions 1 to 2 (docs/PROTOCOL.md §2.3); 3 is outside the range.
+    let ours = harness::wire::Versions::ALL;
+    let theirs = ours.max + 1;
+    let expected = |theirs: u8, ours: harness::wire::Versions| {
+        format!(
+            "protocol version {theirs} is not supported: this member or client (harness {}) speaks protocol versions {ours}",
+            env!("CARGO_PKG_VERSION")
+        )
     };
     // A newer client reaches this member: it answers in its own version, naming both, and closes.
     let (mut child, addr) = lone_node(&[], &[]);

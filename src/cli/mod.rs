@@ -87,7 +87,7 @@ harness node: run one member until Ctrl-C or SIGTERM.
                        spinning saves wake-ups and costs CPU (docs/PERFORMANCE.md)
   --protocol-version N speak protocol versions up to N only (default the newest, 2): run
                        the members of a cluster still on version 1 with 1 until all of them
-                       are upgraded (README, Upgrading)
+                       are upgraded (README, Versions and upgrading)
   --cluster-name NAME  nodes of different clusters refuse each other (default harness); the
                        old spelling `--cluster NAME` is refused with a hint, since --cluster
                        is the client commands' member list

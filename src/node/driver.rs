@@ -408,6 +408,12 @@ impl Driver {
                 let status = self.c.core.status();
                 let _ = reply.try_send(self.metrics(&status));
             }
+            Request::ReopenDeliveryLog(reply) => {
+                if let Some(log) = &mut self.c.delivery_log {
+                    log.reopen();
+                }
+                let _ = reply.try_send(self.c.delivery_log.is_some());
+            }
         }
     }
 

@@ -158,9 +158,14 @@ pub struct Rejection {
 
 /// What the embedder asks of the protocol thread.
 pub(crate) enum Request {
-    Submit { tag: u64, payload: Payload },
+    Submit {
+        tag: u64,
+        payload: Payload,
+    },
     Status(Sender<CoreStatus>),
     Metrics(Sender<Vec<crate::metrics::Sample>>),
+    /// Reopen the delivery log at its path (SIGHUP after a rotation); answers whether there is one.
+    ReopenDeliveryLog(Sender<bool>),
 }
 
 /// Opens the data directory, restores the core from it and starts the storage thread over it;
@@ -404,6 +409,21 @@ impl Node {
             crossbeam_channel::RecvTimeoutError::Timeout => {
                 Error::io("wait for the protocol thread's metrics", std::io::ErrorKind::TimedOut.into())
             }
+        })
+    }
+
+    /// Closes the delivery log and opens its path again, appending (a new file after logrotate
+    /// renamed the old one; docs/PROTOCOL.md §2.2). `Ok(false)`: the node writes none.
+    pub fn reopen_delivery_log(&self) -> Result<bool, Error> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let requests = self.requests.as_ref().ok_or(Error::Stopped)?;
+        requests.send(Request::ReopenDeliveryLog(tx)).map_err(|_| Error::Stopped)?;
+        rx.recv_timeout(STATUS_TIMEOUT).map_err(|e| match e {
+            crossbeam_channel::RecvTimeoutError::Disconnected => Error::Stopped,
+            crossbeam_channel::RecvTimeoutError::Timeout => Error::io(
+                "wait for the protocol thread to reopen the delivery log",
+                std::io::ErrorKind::TimedOut.into(),
+            ),
         })
     }
 

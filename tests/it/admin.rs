@@ -423,3 +423,53 @@ fn the_grafana_dashboard_queries_only_families_of_the_catalog() {
     }
     assert!(queried >= 10);
 }
+
+/// `count` puts of keys `prefix-i` through the member at `addr`.
+fn puts(addr: SocketAddr, prefix: &str, count: usize) {
+    for i in 0..count {
+        let key = format!("{prefix}-{i}");
+        let output = run_harness(&["put", &key, "v", "--cluster", &addr.to_string()], DEADLINE);
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+/// The delivery log's lines at `path` once it holds `count`: it is flushed every 100 ms.
+fn lines_of(path: &std::path::Path, count: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    wait_until("the delivery log's lines", Duration::from_millis(20), 1000, DEADLINE, || {
+        lines = std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect();
+        lines.len() >= count
+    });
+    lines
+}
+
+#[test]
+fn sighup_reopens_the_delivery_log_after_a_rename_and_the_member_stays() {
+    let dir = std::env::temp_dir().join(format!("harness-test-sighup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("deliveries.log");
+    let (mut child, addr) = lone_node(&[], &["--delivery-log", log.to_str().unwrap()]);
+    puts(addr, "before", 3);
+    let before = lines_of(&log, 3);
+    // logrotate's way without copytruncate: rename, then SIGHUP; the member writes a new file.
+    let rotated = dir.join("deliveries.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    harness::procs::signal_child(&mut child, Signal::SIGHUP).unwrap();
+    // The reopen is asynchronous: a put may still land in the renamed file before it.
+    wait_until("the new delivery log", Duration::from_millis(20), 1000, DEADLINE, || {
+        puts(addr, "probe", 1);
+        log.exists()
+    });
+    puts(addr, "after", 3);
+    assert!(matches!(child.try_wait(), Ok(None)), "SIGHUP stopped the member");
+    let after = lines_of(&log, 3);
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(old.lines().count() >= before.len() && old.starts_with(&before.join("\n")), "{old}");
+    // Every delivery is in exactly one of the two files, the seqs of the new one after the old.
+    let seq = |line: &str| line.split(' ').nth(1).and_then(|s| s.parse::<u64>().ok()).unwrap();
+    let old_last = old.lines().map(seq).max().unwrap();
+    assert!(after.iter().all(|line| seq(line) > old_last), "{after:?} after {old_last}");
+    harness::procs::signal_child(&mut child, Signal::SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -322,7 +322,7 @@ fn no_quorum_everywhere_is_reported_as_no_quorum_and_nobody_as_unreachable() {
 /// A member of protocol version 1 (docs/PROTOCOL.md §2.3): it refuses the first connection's
 /// version-2 hello, by closing it (as builds before the refusal message did) or with an error of
 /// version 1, and answers the second connection's plain version-1 status request.
-fn member_of_version_1(refuse_with_error: bool) -> (SocketAddr, JoinHandle<Vec<u8>>) {
+fn member_of_version_1(refuse_with_error: bool) -> (SocketAddr, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = std::thread::spawn(move || {
@@ -362,7 +362,6 @@ fn member_of_version_1(refuse_with_error: bool) -> (SocketAddr, JoinHandle<Vec<u
         let mut out = Vec::new();
         wire::encode_reply_in(1, &status_of(request), &mut out);
         second.write_all(&out).unwrap();
-        out
     });
     (addr, handle)
 }

@@ -36,6 +36,8 @@ const EVENTS_PER_POLL: usize = 1024;
 const IDLE_POLL_MAX: Duration = Duration::from_secs(1);
 /// How often a loop whose event queue is full retries handing events on.
 const BACKLOG_RETRY: Duration = Duration::from_millis(1);
+/// How often, at most, the links' byte counts are published for the metrics.
+const LINK_TRAFFIC_PUBLISH: Duration = Duration::from_millis(50);
 
 /// The byte budgets of the two channels to and from the protocol thread (docs/PROTOCOL.md §2.2).
 pub(super) struct Budgets {
@@ -52,6 +54,8 @@ pub(super) struct Slot {
     pub(super) dial: Option<Token>,
     /// The peer's proven dial, held unanswered while our crossing dial is decided (`Role::Parked`).
     pub(super) parked: Option<Token>,
+    /// Bytes read and written (`[in, out]`) on its links since start, for the metrics.
+    pub(super) bytes: [u64; 2],
 }
 
 pub(super) struct EventLoop {
@@ -90,6 +94,8 @@ pub(super) struct EventLoop {
     /// Rate limit of the log lines about unproven connections.
     pub(super) unproven_log: LogLimit,
     budgets: Budgets,
+    /// When the links' bytes were last published to `counters`, and whether they moved since.
+    link_traffic_published: (Instant, bool),
 }
 
 impl EventLoop {
@@ -133,6 +139,7 @@ impl EventLoop {
             clients_unsent: 0,
             unproven_log: LogLimit::default(),
             budgets,
+            link_traffic_published: (Instant::now(), false),
         })
     }
 
@@ -208,6 +215,10 @@ impl EventLoop {
                     .map_or(IDLE_POLL_MAX, |at| at.saturating_duration_since(Instant::now()))
                     .min(IDLE_POLL_MAX)
             };
+            if !timeout.is_zero() {
+                // Before it may sleep: what a burst just sent is published now, not a turn later.
+                self.publish_link_traffic(Instant::now(), true);
+            }
             if !self.wait(&mut events, timeout) {
                 break;
             }
@@ -243,6 +254,7 @@ impl EventLoop {
                 self.flush(token);
             }
             self.update_pressure();
+            self.publish_link_traffic(Instant::now(), false);
             if shutdown || self.protocol_gone {
                 break;
             }
@@ -501,7 +513,10 @@ impl EventLoop {
         let class = conn.role.traffic_class();
         self.recount(token);
         match result {
-            Ok(bytes) => self.counters.traffic(class, true, bytes),
+            Ok(bytes) => {
+                self.counters.traffic(class, true, bytes);
+                self.count_link_bytes(token, 1, bytes);
+            }
             Err(e) => self.close(token, Why::Failed(format!("write failed: {e}"))),
         }
     }
@@ -561,7 +576,8 @@ impl EventLoop {
             }
             match conn.read_once(scratch) {
                 Ok(ReadOutcome::Some(bytes)) => {
-                    self.counters.traffic(conn.role.traffic_class(), false, bytes)
+                    self.counters.traffic(conn.role.traffic_class(), false, bytes);
+                    self.count_link_bytes(token, 0, bytes);
                 }
                 Ok(ReadOutcome::Drained) => return,
                 Ok(ReadOutcome::Closed) => return self.close(token, Why::Eof),
@@ -622,6 +638,34 @@ impl EventLoop {
                 role => role.deadline(),
             })
             .min()
+    }
+
+    /// Counts `bytes` read (`direction` 0) or written (1) on `token` if it is a peer's link.
+    fn count_link_bytes(&mut self, token: Token, direction: usize, bytes: usize) {
+        let Some(Role::Peer { member, .. }) = self.conns.get(&token).map(|conn| conn.role) else { return };
+        self.slots.entry(member.id).or_default().bytes[direction] += bytes as u64;
+        self.link_traffic_published.1 = true;
+    }
+
+    /// Publishes the bytes of every up link (at most `LINKS_PUBLISHED_MAX`) for the metrics when
+    /// they moved: while busy at most once per `LINK_TRAFFIC_PUBLISH`, and (`before_sleep`) before
+    /// the loop may block. The one lock the loop takes, never per read or write.
+    fn publish_link_traffic(&mut self, now: Instant, before_sleep: bool) {
+        let (last, moved) = self.link_traffic_published;
+        if !moved || (!before_sleep && now < last + LINK_TRAFFIC_PUBLISH) {
+            return;
+        }
+        let links: Vec<(NodeId, [u64; 2])> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| slot.link.is_some())
+            .map(|(&peer, slot)| (peer, slot.bytes))
+            .take(super::counters::LINKS_PUBLISHED_MAX)
+            .collect();
+        if let Ok(mut published) = self.counters.link_traffic.lock() {
+            *published = links;
+        }
+        self.link_traffic_published = (now, false);
     }
 
     /// Closes handshakes that took too long, and clients that stalled inside a frame.

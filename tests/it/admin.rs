@@ -204,6 +204,22 @@ fn metrics_are_prometheus_text_and_move_with_traffic() {
         let now = value_of(&one, family, 2, Some(("link", link)));
         assert!(now >= was + least, "{family} {link}: {was} then {now}");
     }
+    // And by neighbour: member 2's two links carried the payloads out between them.
+    let by_peer = |lines: &[Line], peer: &str| {
+        let family = "harness_link_written_bytes_total";
+        lines
+            .iter()
+            .any(|l| l.name == family && l.labels.get("peer").map(String::as_str) == Some(peer))
+            .then(|| value_of(lines, family, 2, Some(("peer", peer))))
+    };
+    let (mut sent, mut read) = (0.0, 0.0);
+    for peer in ["1", "3"] {
+        let now = by_peer(&one, peer).unwrap_or_else(|| panic!("no bytes to peer {peer}"));
+        sent += now - by_peer(&before, peer).unwrap_or(0.0);
+        read += value_of(&one, "harness_link_read_bytes_total", 2, Some(("peer", peer)));
+    }
+    // From its neighbours it read at least the tokens.
+    assert!(sent >= 200.0 * 64.0 && read > 0.0, "{sent} bytes to the neighbours, {read} from them");
     // A client refused for a frame that does not decode is counted by its cause.
     let malformed_before = value_of(&one, "harness_refused_total", 2, Some(("cause", "malformed")));
     let mut junk = TcpStream::connect(nodes.addr(2)).unwrap();

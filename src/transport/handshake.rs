@@ -194,7 +194,7 @@ impl EventLoop {
     }
 
     /// A `Hello` of protocol `version`: answered with a `Challenge` in the highest version both
-    /// ends speak, or refused naming both ranges (docs/PROTOCOL.md §2.3).
+    /// ends speak (docs/PROTOCOL.md §2.3).
     fn on_hello(&mut self, token: Token, version: u8, hello: PeerFrame) {
         let PeerFrame::Hello { cluster, mode, from, to, nonce, versions } = hello else { return };
         let me = self.config.me;
@@ -360,8 +360,8 @@ impl EventLoop {
     }
 
     /// A frame on a dial: first the `Challenge` of the peer dialled, answered with `Proof`, then
-    /// its `HelloAck`, after which the link is up.
-    /// `versions` is (the version of our `Hello`, the version of `frame`).
+    /// its `HelloAck`, after which the link is up. `(sent, version)`: the protocol version of our
+    /// `Hello` and of `frame`.
     pub(super) fn on_dial_frame(
         &mut self,
         token: Token,

@@ -9,11 +9,14 @@ use crate::sim::checker::{Guarantee, Violation};
 impl Cluster<'_> {
     /// Live members with nothing left to do and one committed prefix. The cheap accessors go
     /// first: a status digests the whole state, which at hundreds of members dominated runs.
+    /// Nothing may be in flight either: a vote a member cast as it installed its view (§7.1) is
+    /// on its way to commit, and ending before it did reported its proposal as left open.
     pub(super) fn settled(&self) -> bool {
         let mut cores = self.nodes.iter().filter_map(|n| n.core.as_ref());
         let Some(first) = cores.next() else { return true };
         let quiet = |c: &Core| {
             c.queued() == 0
+                && c.in_flight() == 0
                 && c.committed_upto() == first.committed_upto()
                 && c.last_primary() == first.last_primary()
         };

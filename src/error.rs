@@ -60,8 +60,8 @@ pub enum DecodeError {
     Version {
         /// The version the frame carries.
         theirs: u8,
-        /// The version this build speaks.
-        ours: u8,
+        /// The versions the receiver speaks.
+        ours: crate::wire::Versions,
     },
     /// A sealed record fails its MAC or AEAD tag: forged, altered, replayed or reordered
     /// (`auth::Opener`).
@@ -84,8 +84,9 @@ impl fmt::Display for DecodeError {
             DecodeError::Version { theirs, ours } => write!(
                 f,
                 "protocol version {theirs} is not supported: this member or client (harness {}) speaks \
-                 protocol version {ours}",
-                env!("CARGO_PKG_VERSION")
+                 protocol version{} {ours}",
+                env!("CARGO_PKG_VERSION"),
+                if ours.min == ours.max { "" } else { "s" }
             ),
             DecodeError::Forged { record } => {
                 write!(f, "record {record} fails authentication: forged, altered, replayed or reordered")

@@ -117,6 +117,14 @@ pub const CATALOG: &[Family] = &[
         label: Some("link"),
         ..family("written_bytes_total", Kind::Counter, "Bytes written, by what the connection was then: peer link, client, or not yet proven.")
     },
+    Family {
+        label: Some("peer"),
+        ..family("link_read_bytes_total", Kind::Counter, "Bytes read from each peer whose link is up, since start (its links over time).")
+    },
+    Family {
+        label: Some("peer"),
+        ..family("link_written_bytes_total", Kind::Counter, "Bytes written to each peer whose link is up, since start (its links over time).")
+    },
     family("busy_replies_total", Kind::Counter, "Client requests answered busy."),
     family("link_pushbacks_total", Kind::Counter, "Times a link's unsent bytes passed their maximum."),
     Family {

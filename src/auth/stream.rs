@@ -8,10 +8,9 @@
 
 use super::record::Opener;
 use crate::error::DecodeError;
-use crate::wire::{self, Frame};
+use crate::wire::{self, Frame, Versions};
 
 /// A connection's input buffers and, once the handshake is done, its opener.
-#[derive(Default)]
 pub struct Inbound {
     /// Bytes as read from the socket.
     read: Vec<u8>,
@@ -22,9 +21,22 @@ pub struct Inbound {
     /// Start of the unparsed bytes in `plain`.
     plain_at: usize,
     opener: Option<Opener>,
+    /// The protocol versions decoded; a frame of another is refused (docs/PROTOCOL.md §2.3).
+    versions: Versions,
+}
+
+impl Default for Inbound {
+    fn default() -> Inbound {
+        Inbound::speaking(Versions::ALL)
+    }
 }
 
 impl Inbound {
+    /// Empty buffers that decode frames of `versions`.
+    pub fn speaking(versions: Versions) -> Inbound {
+        Inbound { read: Vec::new(), read_at: 0, plain: Vec::new(), plain_at: 0, opener: None, versions }
+    }
+
     /// Appends bytes read from the socket.
     pub fn extend(&mut self, bytes: &[u8]) {
         if self.read_at > 0 && self.read_at == self.read.len() {
@@ -70,6 +82,14 @@ impl Inbound {
 
     /// The next complete frame of at most `frame_bytes_max` bytes, if any.
     pub fn next_frame(&mut self, frame_bytes_max: usize) -> Result<Option<Frame>, DecodeError> {
+        Ok(self.next_versioned_frame(frame_bytes_max)?.map(|(_, frame)| frame))
+    }
+
+    /// `next_frame` with the protocol version the frame was encoded in.
+    pub fn next_versioned_frame(
+        &mut self,
+        frame_bytes_max: usize,
+    ) -> Result<Option<(u8, Frame)>, DecodeError> {
         // Bounded: every pass opens one record from the finite buffer or returns.
         loop {
             let (buf, at) = match self.opener {
@@ -78,7 +98,7 @@ impl Inbound {
             };
             let unparsed = &buf[*at..];
             if let Some(len) = wire::frame_len_within(unparsed, frame_bytes_max)? {
-                let frame = wire::decode(&unparsed[..len]);
+                let frame = wire::decode_within(&unparsed[..len], self.versions);
                 *at += len;
                 return frame.map(Some);
             }

@@ -192,7 +192,12 @@ fn write_until_stopped(
     let mut order: Vec<SocketAddr> = addrs[home..].to_vec();
     order.extend_from_slice(&addrs[..home]);
     // A request to a paused member is given up after one token timeout, as the members do.
-    let options = ClusterOptions { request_timeout: token_timeout, deadline: token_timeout * 20, auth: None };
+    let options = ClusterOptions {
+        request_timeout: token_timeout,
+        deadline: token_timeout * 20,
+        auth: None,
+        ..ClusterOptions::default()
+    };
     let Ok(mut client) = ClusterClient::new(&order, options) else { return };
     let key = format!("bench/recovery/{home}");
     let mut counter: u64 = 0;

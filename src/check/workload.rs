@@ -62,6 +62,7 @@ pub fn run(workload: &Workload, out: &mut impl Write) -> Result<u64, String> {
         request_timeout: workload.request_timeout,
         deadline: workload.op_deadline,
         auth: None,
+        ..ClusterOptions::default()
     };
     let mut client = ClusterClient::new(&workload.addrs, options).map_err(|e| e.to_string())?;
     let mut rng = Rng::new(workload.seed);

@@ -40,6 +40,8 @@ pub struct NodeArgs {
     pub token_timeout: Option<Duration>,
     /// `--idle`: how the node's threads wait for work (`park`, or spin and yield first).
     pub idle: crate::idle::IdleStrategy,
+    /// `--protocol-version N`: the protocol versions spoken, up to N (docs/PROTOCOL.md §2.3).
+    pub versions: crate::wire::Versions,
     /// `--cluster-name`: nodes of different clusters refuse each other's links.
     pub cluster_name: String,
     /// `--delivery-log`: where to write one line per agreed delivery.
@@ -233,8 +235,9 @@ pub struct DemoArgs {
 }
 
 /// The flags of `harness node` that take a value.
-pub const NODE_VALUED: [&str; 23] = [
+pub const NODE_VALUED: [&str; 24] = [
     "config",
+    "protocol-version",
     "listen-metrics",
     "id",
     "idle",
@@ -366,6 +369,7 @@ fn parse_node_flags(
         Some(text) => text.parse().map_err(|problem: String| CliError::bad("idle", text, problem))?,
         None => crate::idle::IdleStrategy::DEFAULT,
     };
+    let versions = parse_protocol_version(value("protocol-version"))?;
     let cluster_name = match value("cluster-name") {
         Some("") => return Err(CliError::bad("cluster-name", "", "must not be empty")),
         Some(name) => name.to_string(),
@@ -399,6 +403,7 @@ fn parse_node_flags(
         ring,
         token_timeout,
         idle,
+        versions,
         cluster_name,
         delivery_log,
         listen_metrics,
@@ -571,3 +576,11 @@ pub fn parse_demo_args(args: &[String]) -> Result<DemoArgs, CliError> {
 
 #[cfg(test)]
 mod tests;
+
+/// `--protocol-version N` of a member or a client: the versions up to N (default every one this
+/// build speaks), so a cluster of an older version can be upgraded (docs/PROTOCOL.md §2.3).
+pub fn parse_protocol_version(text: Option<&str>) -> Result<crate::wire::Versions, CliError> {
+    let Some(text) = text else { return Ok(crate::wire::Versions::ALL) };
+    let max = text.parse::<u8>().map_err(|_| CliError::bad("protocol-version", text, "must be a number"))?;
+    crate::wire::Versions::up_to(max).map_err(|problem| CliError::bad("protocol-version", text, problem))
+}

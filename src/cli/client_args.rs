@@ -38,6 +38,8 @@ pub struct ClientArgs {
     pub encrypt: bool,
     /// `--cluster-name`: the name the key is bound to (the members' `--cluster-name`).
     pub cluster_name: String,
+    /// `--protocol-version N`: the protocol versions spoken, up to N (docs/PROTOCOL.md §2.3).
+    pub versions: crate::wire::Versions,
     /// The operation.
     pub op: ClientOp,
 }
@@ -147,7 +149,7 @@ pub fn parse_client_args(
     args: &[String],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ClientArgs, CliError> {
-    let mut valued = vec!["cluster", "timeout", "key-file", "cluster-name"];
+    let mut valued = vec!["cluster", "timeout", "key-file", "cluster-name", "protocol-version"];
     let mut switches = vec!["json", "encrypt"];
     match command {
         "put" => valued.extend(["session", "file"]),
@@ -294,8 +296,9 @@ pub fn parse_client_args(
         Some(name) => name.to_string(),
         None => crate::client::address::DEFAULT_CLUSTER.to_string(),
     };
+    let versions = super::args::parse_protocol_version(value("protocol-version"))?;
     let (json, stale) = (switch("json"), switch("stale"));
-    Ok(ClientArgs { cluster, json, stale, timeout, session, key, encrypt, cluster_name, op })
+    Ok(ClientArgs { cluster, json, stale, timeout, session, key, encrypt, cluster_name, versions, op })
 }
 
 impl ClientArgs {

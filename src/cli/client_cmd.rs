@@ -140,6 +140,7 @@ pub fn run_client(
         request_timeout: args.timeout.min(ClusterOptions::default().request_timeout),
         deadline: args.timeout,
         auth: args.auth(),
+        versions: args.versions,
     };
     let mut cluster = ClusterClient::new(&args.cluster, options.clone())?;
     if let Some((client_id, request)) = args.session {
@@ -284,9 +285,13 @@ pub fn run_client(
         }
         ClientOp::Leave => {
             let addr = args.cluster[0];
-            let mut client =
-                crate::client::Client::connect_with(addr, options.request_timeout, options.auth.as_ref())
-                    .map_err(|e| Failure::new(EXIT_UNREACHABLE, e.to_string()))?;
+            let mut client = crate::client::Client::connect_speaking(
+                addr,
+                options.request_timeout,
+                options.auth.as_ref(),
+                options.versions,
+            )
+            .map_err(|e| Failure::new(EXIT_UNREACHABLE, e.to_string()))?;
             client.leave().map_err(|e| Failure::new(EXIT_FAILED, e.to_string()))?;
             if args.json {
                 writeln!(out, "{}", Object::new().str("leaving", &addr.to_string()).finish())?;
@@ -299,8 +304,13 @@ pub fn run_client(
         ClientOp::ForcePrimary { confirm } => {
             let addr = args.cluster[0];
             // The member waits for every reachable member and then runs a view change.
-            let mut client = crate::client::Client::connect_with(addr, args.timeout, options.auth.as_ref())
-                .map_err(|e| Failure::new(EXIT_UNREACHABLE, e.to_string()))?;
+            let mut client = crate::client::Client::connect_speaking(
+                addr,
+                args.timeout,
+                options.auth.as_ref(),
+                options.versions,
+            )
+            .map_err(|e| Failure::new(EXIT_UNREACHABLE, e.to_string()))?;
             let confirm = *confirm;
             let (formed, report) = client.force_primary(confirm).map_err(|e| match e {
                 crate::client::ClientError::Rejected { message, .. } => {

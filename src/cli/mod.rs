@@ -85,6 +85,9 @@ harness node: run one member until Ctrl-C or SIGTERM.
   --idle park|SPIN,YIELD  how the node's two threads wait for work: park at once (default), or
                        spin SPIN then yield YIELD microseconds first (each at most 10000);
                        spinning saves wake-ups and costs CPU (docs/PERFORMANCE.md)
+  --protocol-version N speak protocol versions up to N only (default the newest, 2): run
+                       the members of a cluster still on version 1 with 1 until all of them
+                       are upgraded (README, Versions and upgrading)
   --cluster-name NAME  nodes of different clusters refuse each other (default harness); the
                        old spelling `--cluster NAME` is refused with a hint, since --cluster
                        is the client commands' member list
@@ -127,6 +130,7 @@ force-primary) talk to any member and fail over to another:
   --key-file FILE      the cluster key of a keyed cluster (as the members' --key-file)
   --encrypt            the cluster runs with --encrypt
   --cluster-name NAME  the members' --cluster-name, which the key is bound to (default harness)
+  --protocol-version N speak protocol versions up to N only, as a client of version N did
   txn clauses: --if 'KEY = VALUE' | 'KEY version|mod =|<|> N' | 'KEY exists|missing',
                --then/--else 'put KEY VALUE' | 'del KEY' | 'get KEY' | 'range PREFIX [LIMIT]'
   status and members print a table of every member (id, address, role, view, received, lag)

@@ -50,6 +50,9 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
     if let Some(dir) = &args.state.plugin_dir {
         config.core.plugins.extend(plugins_in(dir)?);
     }
+    // Before any thread starts, so that every thread inherits SIGHUP blocked and only the
+    // waiting thread below takes it (ctrlc's handler would read it as a stop).
+    let hup_rx = wait_for_hangups()?;
     // Installed before the node starts, so an early SIGTERM still stops it cleanly.
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     ctrlc::set_handler(move || {
@@ -71,6 +74,7 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
         delivery_log: args.delivery_log.clone(),
         data_dir: args.state.data_dir.clone(),
         idle: args.idle,
+        versions: args.versions,
         notify: NotifyConfig::from_env(&|name| std::env::var(name).ok(), std::process::id()),
         ..NodeOptions::default()
     };
@@ -108,6 +112,11 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
         }
         select! {
             recv(stop_rx) -> _ => break Ok(()),
+            recv(hup_rx) -> _ => match node.reopen_delivery_log() {
+                Ok(true) => {}
+                Ok(false) => log::info!("{} SIGHUP: no --delivery-log to reopen; nothing else is reloaded", args.id),
+                Err(e) => log::warn!("{} SIGHUP: cannot reopen the delivery log: {e}", args.id),
+            },
             recv(node.deliveries()) -> delivery => match delivery {
                 Ok(_) => {}
                 // The runtime dropped its sender: a client asked it to leave, or it ended
@@ -124,6 +133,29 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
     }
     node.stop().map_err(CliError::Runtime)?;
     outcome
+}
+
+/// Blocks SIGHUP in this thread (and so in every thread started after it) and starts one that
+/// takes each SIGHUP with `sigwait` and passes it on: signals are never handled inside a
+/// handler, so the node is touched only from the thread that owns it. Called before any other
+/// thread exists. The thread waits for as long as the process lives.
+fn wait_for_hangups() -> Result<crossbeam_channel::Receiver<()>, CliError> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut hangup = SigSet::empty();
+    hangup.add(Signal::SIGHUP);
+    let failed = |e: nix::Error| CliError::Start(Error::io("block SIGHUP", std::io::Error::from(e)));
+    hangup.thread_block().map_err(failed)?;
+    // One pending reopen is enough however many signals come.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new()
+        .name("harness-sighup".into())
+        .spawn(move || {
+            while hangup.wait().is_ok() {
+                let _ = tx.try_send(());
+            }
+        })
+        .map_err(|e| CliError::Start(Error::io("start the SIGHUP thread", e)))?;
+    Ok(rx)
 }
 
 /// A new incarnation for every process start: microseconds since the Unix epoch, so a

@@ -181,7 +181,8 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
             }),
             s.map_or_else(dash, |s| format!("{:.1} MB", s.state_bytes as f64 / 1e6)),
             s.map_or_else(dash, |s| format!("{:.1} ms", s.max_step_us as f64 / 1e3)),
-            s.map_or_else(dash, |s| s.version.clone()),
+            // A member of protocol version 1 does not report its software version (§2.3).
+            s.filter(|s| !s.version.is_empty()).map_or_else(dash, |s| s.version.clone()),
         ]);
     }
     let widths: Vec<usize> =
@@ -212,7 +213,11 @@ pub fn render_json_rows(rows: &[MemberRow], summary: bool) -> String {
             .opt_uint("last_checkpoint", s.and_then(|s| (s.last_checkpoint > 0).then_some(s.last_checkpoint)))
             .opt_uint("state_bytes", s.map(|s| s.state_bytes))
             .opt_uint("max_step_us", s.map(|s| s.max_step_us))
-            .raw("version", &s.map_or_else(|| "null".to_string(), |s| json::string(&s.version)))
+            .raw(
+                "version",
+                &s.filter(|s| !s.version.is_empty())
+                    .map_or_else(|| "null".to_string(), |s| json::string(&s.version)),
+            )
             .raw(
                 "metrics",
                 &s.map_or_else(|| "null".to_string(), |s| crate::metrics::render_json(&s.metrics)),

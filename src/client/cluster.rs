@@ -38,6 +38,8 @@ pub struct ClusterOptions {
     pub deadline: Duration,
     /// The cluster key of a keyed cluster (`Client::connect_with`); `None` for an open one.
     pub auth: Option<Auth>,
+    /// The protocol versions spoken (`Client::connect_speaking`; docs/PROTOCOL.md §2.3).
+    pub versions: crate::wire::Versions,
 }
 
 impl Default for ClusterOptions {
@@ -46,6 +48,7 @@ impl Default for ClusterOptions {
             request_timeout: Duration::from_secs(5),
             deadline: Duration::from_secs(15),
             auth: None,
+            versions: crate::wire::Versions::ALL,
         }
     }
 }
@@ -328,7 +331,13 @@ impl ClusterClient {
 
     /// The status of the member at `addr` only, without failover.
     pub fn status_of(&self, addr: SocketAddr) -> Result<NodeStatus, ClientError> {
-        Client::connect_with(addr, self.options.request_timeout, self.options.auth.as_ref())?.status()
+        Client::connect_speaking(
+            addr,
+            self.options.request_timeout,
+            self.options.auth.as_ref(),
+            self.options.versions,
+        )?
+        .status()
     }
 
     /// Every configured member as one member reports it (its role, and its received prefix as
@@ -513,7 +522,7 @@ fn connect_next(
 ) -> Result<Client, ClientError> {
     let addr = addrs[*next % addrs.len()];
     *next = (*next + 1) % addrs.len();
-    Client::connect_with(addr, options.request_timeout, options.auth.as_ref())
+    Client::connect_speaking(addr, options.request_timeout, options.auth.as_ref(), options.versions)
 }
 
 /// A stream of committed changes under a prefix that survives member failures: it reconnects

@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 use crate::auth::{self, Auth, Inbound, Sealer, Side, Transcript};
 use crate::ids::{Member, NodeId, Seq};
 use crate::wire::{
-    self, ClientReply, ClientRequest, Consistency, Frame, MemberInfo, NodeStatus, Payload, PeerFrame,
-    FRAME_BYTES_MAX,
+    self, AuthMode, ClientReply, ClientRequest, Consistency, Frame, MemberInfo, NodeStatus, Payload,
+    PeerFrame, Versions, FRAME_BYTES_MAX,
 };
 
 /// Room left in a frame for its envelope and request number; the rest may be payload.
@@ -50,11 +50,34 @@ const REPLIES_KEPT_MAX: usize = 1 << 20;
 /// received (it is there or not at all: the node wrote it before closing).
 const REFUSAL_READ_TIMEOUT: Duration = Duration::from_millis(200);
 
+/// Why a handshake frame did not come.
+enum Refusal {
+    /// The node answered with an error in protocol `version`, the highest it speaks if it
+    /// refused ours (docs/PROTOCOL.md §2.3).
+    Older { version: u8, error: ClientError },
+    /// The node closed the connection without a word.
+    Closed(ClientError),
+    /// Anything else.
+    Other(ClientError),
+}
+
+impl Refusal {
+    fn into_error(self) -> ClientError {
+        match self {
+            Refusal::Older { error, .. } | Refusal::Closed(error) | Refusal::Other(error) => error,
+        }
+    }
+}
+
 /// A connection to one node.
 pub struct Client {
     stream: TcpStream,
     addr: SocketAddr,
     timeout: Duration,
+    /// The protocol version this connection sends in, chosen by its handshake.
+    version: u8,
+    /// The versions this client speaks.
+    versions: Versions,
     /// Received bytes: never more than one maximal frame, one record and one read chunk,
     /// because `frame_len` and `Opener::record_len` refuse longer announcements.
     inbox: Inbound,
@@ -89,17 +112,58 @@ impl Client {
         timeout: Duration,
         auth: Option<&Auth>,
     ) -> Result<Client, ClientError> {
+        Client::connect_speaking(addr, timeout, auth, Versions::ALL)
+    }
+
+    /// `connect_with` speaking only `versions` (a subset of `Versions::ALL`): the handshake
+    /// chooses the highest version the node speaks too (docs/PROTOCOL.md §2.3). A client of
+    /// version 1 only does what a build of version 1 did: on an open cluster it sends plain
+    /// requests without a handshake.
+    pub fn connect_speaking(
+        addr: SocketAddr,
+        timeout: Duration,
+        auth: Option<&Auth>,
+        versions: Versions,
+    ) -> Result<Client, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let mut client = Client::open_stream(addr, timeout, versions)?;
+        if auth.is_none() && versions.max == 1 {
+            client.version = 1;
+            return Ok(client);
+        }
+        let retry = match client.handshake(auth, versions.max, deadline)? {
+            None => return Ok(client),
+            Some(retry) => retry,
+        };
+        // The node speaks an older version only: once more in it (docs/PROTOCOL.md §2.3).
+        let mut client = Client::open_stream(addr, timeout, versions)?;
+        client.version = retry;
+        if auth.is_none() && retry == 1 {
+            return Ok(client);
+        }
+        match client.handshake(auth, retry, deadline)? {
+            None => Ok(client),
+            Some(_) => Err(ClientError::Handshake {
+                addr,
+                problem: format!("the node refused protocol version {retry} too"),
+            }),
+        }
+    }
+
+    fn open_stream(addr: SocketAddr, timeout: Duration, versions: Versions) -> Result<Client, ClientError> {
         let stream = TcpStream::connect_timeout(&addr, timeout)
             .map_err(|source| ClientError::Connect { addr, source })?;
         let configure = |source| ClientError::Io { addr, action: "configure", source };
         // Requests are small and latency matters more than packet count.
         stream.set_nodelay(true).map_err(configure)?;
         stream.set_write_timeout(Some(timeout)).map_err(configure)?;
-        let mut client = Client {
+        Ok(Client {
             stream,
             addr,
             timeout,
-            inbox: Inbound::default(),
+            version: versions.max,
+            versions,
+            inbox: Inbound::speaking(versions),
             scratch: vec![0; READ_CHUNK_BYTES],
             outbox: Vec::new(),
             sealer: None,
@@ -108,60 +172,83 @@ impl Client {
             next_request: 1,
             in_flight: 0,
             watch: None,
-        };
-        if let Some(auth) = auth {
-            client.handshake(auth)?;
-        }
-        Ok(client)
+        })
     }
 
-    /// The cluster key's handshake as the dialler (docs/PROTOCOL.md §2).
-    fn handshake(&mut self, auth: &Auth) -> Result<(), ClientError> {
+    /// The protocol version this connection speaks (docs/PROTOCOL.md §2.3).
+    pub fn protocol_version(&self) -> u8 {
+        self.version
+    }
+
+    /// The handshake as the dialler (docs/PROTOCOL.md §2), its `Hello` in protocol `version`;
+    /// on an open cluster with zero proofs. `Ok(Some(v))`: the node refused this version but
+    /// speaks `v`, which this client speaks too; dial again in it.
+    fn handshake(
+        &mut self,
+        auth: Option<&Auth>,
+        version: u8,
+        deadline: Instant,
+    ) -> Result<Option<u8>, ClientError> {
         let addr = self.addr;
         let refused = |problem: String| ClientError::Handshake { addr, problem };
-        let deadline = Instant::now() + self.timeout;
         let nonce = auth::fresh_nonce().map_err(refused)?;
         let me = Member { id: NodeId(0), incarnation: 0 };
-        let mode = auth.mode();
-        self.write_frame(&PeerFrame::Hello {
-            cluster: auth.cluster(),
-            mode,
-            from: me,
-            to: NodeId(0),
-            nonce,
-        })?;
-        let (acceptor, acceptor_nonce) = match self.read_handshake_frame(deadline, "challenge")? {
-            PeerFrame::Challenge { from, mode: theirs, nonce } if theirs == mode => (from, nonce),
-            PeerFrame::Challenge { mode: theirs, .. } => {
+        let mode = auth.map_or(AuthMode::Open, Auth::mode);
+        // An open cluster does not check a client's cluster hash (docs/PROTOCOL.md §2.3).
+        let cluster = auth.map_or(0, Auth::cluster);
+        self.version = version;
+        let versions = self.versions;
+        self.write_frame(&PeerFrame::Hello { cluster, mode, from: me, to: NodeId(0), nonce, versions })?;
+        let (chosen, acceptor, acceptor_nonce) = match self.read_handshake_frame(deadline, "challenge") {
+            Ok((chosen, PeerFrame::Challenge { from, mode: theirs, nonce, .. })) if theirs == mode => {
+                (chosen, from, nonce)
+            }
+            Ok((_, PeerFrame::Challenge { mode: theirs, .. })) => {
                 return Err(refused(format!("the node runs {}, this client {}", theirs.name(), mode.name())))
             }
-            other => return Err(refused(format!("expected a challenge, got {}", other.kind().name()))),
-        };
-        let transcript = Transcript {
-            mode,
-            cluster: auth.cluster(),
-            dialer: me,
-            acceptor,
-            dialer_nonce: nonce,
-            acceptor_nonce,
-        };
-        self.write_frame(&PeerFrame::Proof { proof: auth.proof(Side::Dialer, &transcript) })?;
-        match self.read_handshake_frame(deadline, "hello-ack")? {
-            PeerFrame::HelloAck { proof } if auth.verify(Side::Acceptor, &transcript, &proof) => {}
-            PeerFrame::HelloAck { .. } => {
-                return Err(refused("the node does not prove this cluster's key (or cluster name)".into()))
+            Ok((_, other)) => {
+                return Err(refused(format!("expected a challenge, got {}", other.kind().name())))
             }
-            other => return Err(refused(format!("expected a hello-ack, got {}", other.kind().name()))),
+            Err(Refusal::Older { version: older, .. })
+                if older < version && self.versions.contains(older) =>
+            {
+                return Ok(Some(older))
+            }
+            // Closed without a word: how a member of version 1 meets a newer Hello.
+            Err(Refusal::Closed(_)) if version > self.versions.min => return Ok(Some(self.versions.min)),
+            Err(refusal) => return Err(refusal.into_error()),
+        };
+        if chosen > version {
+            return Err(refused(format!(
+                "the node chose protocol version {chosen}, above this client's {version}"
+            )));
         }
-        let (sealer, opener) = auth.session(Side::Dialer, &transcript);
-        self.sealer = Some(sealer);
-        self.inbox.start_session(opener);
-        Ok(())
+        self.version = chosen;
+        let transcript =
+            Transcript { mode, cluster, dialer: me, acceptor, dialer_nonce: nonce, acceptor_nonce };
+        let proof = auth.map_or([0; 32], |auth| auth.proof(Side::Dialer, &transcript));
+        self.write_frame(&PeerFrame::Proof { proof })?;
+        match self.read_handshake_frame(deadline, "hello-ack").map_err(Refusal::into_error)? {
+            (_, PeerFrame::HelloAck { proof }) => {
+                if auth.is_some_and(|auth| !auth.verify(Side::Acceptor, &transcript, &proof)) {
+                    return Err(refused(
+                        "the node does not prove this cluster's key (or cluster name)".into(),
+                    ));
+                }
+            }
+            (_, other) => return Err(refused(format!("expected a hello-ack, got {}", other.kind().name()))),
+        }
+        if let Some(auth) = auth {
+            let (sealer, opener) = auth.session(Side::Dialer, &transcript);
+            self.sealer = Some(sealer);
+            self.inbox.start_session(opener);
+        }
+        Ok(None)
     }
 
     fn write_frame(&mut self, frame: &PeerFrame) -> Result<(), ClientError> {
         self.outbox.clear();
-        wire::encode_peer(frame, &mut self.outbox);
+        wire::encode_peer_in(self.version, frame, &mut self.outbox);
         self.stream.write_all(&self.outbox).map_err(|source| ClientError::Io {
             addr: self.addr,
             action: "send",
@@ -169,34 +256,32 @@ impl Client {
         })
     }
 
-    /// One handshake frame; a node that closes instead refused this client's hello or proof.
+    /// One handshake frame and its protocol version; a node that closes instead refused this
+    /// client's hello or proof.
     fn read_handshake_frame(
         &mut self,
         deadline: Instant,
         waiting_for: &'static str,
-    ) -> Result<PeerFrame, ClientError> {
+    ) -> Result<(u8, PeerFrame), Refusal> {
         let addr = self.addr;
         loop {
-            match self.inbox.next_frame(crate::transport::HANDSHAKE_FRAME_BYTES_MAX) {
-                Ok(Some(Frame::Peer(frame))) => return Ok(frame),
-                Ok(Some(Frame::Reply(ClientReply::Error { message, .. }))) => {
-                    return Err(ClientError::Handshake {
-                        addr,
-                        problem: format!("the node refused: {message}"),
-                    })
+            match self.inbox.next_versioned_frame(crate::transport::HANDSHAKE_FRAME_BYTES_MAX) {
+                Ok(Some((version, Frame::Peer(frame)))) => return Ok((version, frame)),
+                Ok(Some((version, Frame::Reply(ClientReply::Error { message, .. })))) => {
+                    let problem = format!("the node refused: {message}");
+                    return Err(Refusal::Older { version, error: ClientError::Handshake { addr, problem } });
                 }
                 Ok(Some(_)) => {
-                    return Err(ClientError::Unexpected {
-                        addr,
-                        what: "client frame in the handshake".into(),
-                    })
+                    let what = "client frame in the handshake".into();
+                    return Err(Refusal::Other(ClientError::Unexpected { addr, what }));
                 }
                 Ok(None) => {}
-                Err(source) => return Err(ClientError::Decode { addr, source }),
+                Err(source) => return Err(Refusal::Other(ClientError::Decode { addr, source })),
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(ClientError::Timeout { addr, waiting_for, waited: self.timeout });
+                let waited = self.timeout;
+                return Err(Refusal::Other(ClientError::Timeout { addr, waiting_for, waited }));
             }
             match self.fill(deadline - now) {
                 Err(ClientError::Closed { .. }) => {
@@ -204,9 +289,10 @@ impl Client {
                         "the node closed the connection instead of a {waiting_for}: wrong key, cluster name \
                          or mode (its log says which)"
                     );
-                    return Err(ClientError::Handshake { addr, problem });
+                    return Err(Refusal::Closed(ClientError::Handshake { addr, problem }));
                 }
-                other => other?,
+                Err(e) => return Err(Refusal::Other(e)),
+                Ok(()) => {}
             }
         }
     }
@@ -405,7 +491,7 @@ impl Client {
 
     fn send(&mut self, request: &ClientRequest) -> Result<(), ClientError> {
         self.outbox.clear();
-        wire::encode_request(request, &mut self.outbox);
+        wire::encode_request_in(self.version, request, &mut self.outbox);
         let bytes = match &mut self.sealer {
             Some(sealer) => {
                 self.sealed.clear();

@@ -34,9 +34,27 @@ fn scripted_node(
             while let Some(len) = wire::frame_len(&buf).unwrap() {
                 match wire::decode(&buf[..len]).unwrap() {
                     Frame::Request(request) => requests.push(request),
+                    // The open handshake every connection of this build starts with.
+                    Frame::Peer(PeerFrame::Hello { .. }) => {
+                        let from = Member { id: NodeId(2), incarnation: 7 };
+                        let versions = Versions::ALL;
+                        let challenge =
+                            PeerFrame::Challenge { from, mode: AuthMode::Open, nonce: [0; 32], versions };
+                        let mut out = Vec::new();
+                        wire::encode_peer(&challenge, &mut out);
+                        stream.write_all(&out).unwrap();
+                    }
+                    Frame::Peer(PeerFrame::Proof { .. }) => {
+                        let mut out = Vec::new();
+                        wire::encode_peer(&PeerFrame::HelloAck { proof: [0; 32] }, &mut out);
+                        stream.write_all(&out).unwrap();
+                    }
                     other => panic!("client sent {other:?}"),
                 }
                 buf.drain(..len);
+            }
+            if requests.is_empty() {
+                continue;
             }
             match answer(requests) {
                 Some(bytes) => stream.write_all(&bytes).unwrap(),
@@ -259,7 +277,8 @@ fn a_write_is_retried_at_another_member_with_the_same_session() {
         let outcome = Outcome::Ok { revision: 7, deleted: 0, reads: vec![] }.encode();
         Some(reply_bytes(&[ClientReply::Executed { request, seq: 3, outcome: outcome.into() }]))
     });
-    let options = ClusterOptions { request_timeout: WAIT, deadline: WAIT * 2, auth: None };
+    let options =
+        ClusterOptions { request_timeout: WAIT, deadline: WAIT * 2, auth: None, ..ClusterOptions::default() };
     let mut cluster = ClusterClient::new(&[dying, healthy], options).unwrap();
     let outcome = cluster.put(b"k", b"v").unwrap();
     assert_eq!(outcome, Outcome::Ok { revision: 7, deleted: 0, reads: vec![] });
@@ -281,7 +300,12 @@ fn no_quorum_everywhere_is_reported_as_no_quorum_and_nobody_as_unreachable() {
         Some(reply_bytes(&[ClientReply::Error { request, code: ErrorCode::NoQuorum, message }]))
     };
     let (addr, node) = scripted_node(refuse);
-    let options = ClusterOptions { request_timeout: WAIT, deadline: Duration::from_millis(300), auth: None };
+    let options = ClusterOptions {
+        request_timeout: WAIT,
+        deadline: Duration::from_millis(300),
+        auth: None,
+        ..ClusterOptions::default()
+    };
     let mut cluster = ClusterClient::new(&[addr], options.clone()).unwrap();
     let error = cluster.put(b"k", b"v").unwrap_err();
     assert!(matches!(error, ClusterError::NoQuorum { .. }), "{error}");
@@ -293,4 +317,85 @@ fn no_quorum_everywhere_is_reported_as_no_quorum_and_nobody_as_unreachable() {
     let error = cluster.get(b"k", crate::wire::Consistency::Stale).unwrap_err();
     assert!(matches!(error, ClusterError::Unreachable { .. }), "{error}");
     assert!(matches!(cluster.put(b"", b"v").unwrap_err(), ClusterError::BadRequest { .. }));
+}
+
+/// A member of protocol version 1 (docs/PROTOCOL.md §2.3): it refuses the first connection's
+/// version-2 hello, by closing it (as builds before the refusal message did) or with an error of
+/// version 1, and answers the second connection's plain version-1 status request.
+fn member_of_version_1(refuse_with_error: bool) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let read_frame = |stream: &mut std::net::TcpStream| {
+            stream.set_read_timeout(Some(WAIT)).unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            for _ in 0..100 {
+                if let Some(len) = wire::frame_len(&buf).unwrap() {
+                    return buf[..len].to_vec();
+                }
+                let n = stream.read(&mut chunk).unwrap();
+                assert!(n > 0, "the client closed");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            panic!("no whole frame in 100 reads");
+        };
+        let (mut first, _) = listener.accept().unwrap();
+        let hello = read_frame(&mut first);
+        let refused = wire::decode_within(&hello, Versions::LEGACY).unwrap_err();
+        assert_eq!(refused, crate::error::DecodeError::Version { theirs: 2, ours: Versions::LEGACY });
+        if refuse_with_error {
+            let reply =
+                ClientReply::Error { request: 0, code: ErrorCode::BadRequest, message: refused.to_string() };
+            let mut out = Vec::new();
+            wire::encode_reply_in(1, &reply, &mut out);
+            first.write_all(&out).unwrap();
+        }
+        drop(first);
+        let (mut second, _) = listener.accept().unwrap();
+        let request = read_frame(&mut second);
+        let Ok((1, Frame::Request(ClientRequest::Status { request }))) =
+            wire::decode_within(&request, Versions::LEGACY)
+        else {
+            panic!("expected a version-1 status request, got {request:02x?}");
+        };
+        let mut out = Vec::new();
+        wire::encode_reply_in(1, &status_of(request), &mut out);
+        second.write_all(&out).unwrap();
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_member_of_version_1_is_asked_again_in_version_1_whether_it_closes_or_says_why() {
+    for refuse_with_error in [false, true] {
+        let (addr, node) = member_of_version_1(refuse_with_error);
+        let mut client = Client::connect(addr, WAIT).unwrap();
+        assert_eq!(client.protocol_version(), 1);
+        let status = client.status().unwrap();
+        // Version 1 carries neither the software version nor the metrics.
+        assert_eq!((status.member.id, status.version.as_str(), status.metrics.len()), (NodeId(2), "", 0));
+        node.join().unwrap();
+    }
+}
+
+#[test]
+fn a_client_of_version_1_sends_plain_version_1_requests_and_reads_a_version_1_status() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let node = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut header = [0u8; 6];
+        stream.read_exact(&mut header).unwrap();
+        // A status request of version 1, the first frame of the connection: no hello.
+        assert_eq!(header[4..], [1, wire::FrameKind::StatusRequest as u8]);
+        let mut rest = [0u8; 12];
+        stream.read_exact(&mut rest).unwrap();
+        let mut out = Vec::new();
+        wire::encode_reply_in(1, &status_of(1), &mut out);
+        stream.write_all(&out).unwrap();
+    });
+    let mut client = Client::connect_speaking(addr, WAIT, None, Versions::LEGACY).unwrap();
+    assert_eq!(client.status().unwrap().state_digest, 0xfeed);
+    node.join().unwrap();
 }

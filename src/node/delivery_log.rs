@@ -154,6 +154,21 @@ impl DeliveryLog {
         }
     }
 
+    /// Flushes, closes the file and opens its path again for appending: after a rotation renamed
+    /// it, the lines from now on go to a new file (one `open`, bounded like any step). A failure
+    /// is logged and stops the log, as a write error does.
+    pub(super) fn reopen(&mut self) {
+        self.flush();
+        match std::fs::OpenOptions::new().create(true).append(true).open(&self.path) {
+            Ok(file) => {
+                self.out = BufWriter::new(file);
+                self.failed = false;
+                log::info!("delivery log {} reopened", self.path.display());
+            }
+            Err(e) => self.fail(&e),
+        }
+    }
+
     /// Writes everything buffered to the file.
     pub(super) fn flush(&mut self) {
         self.unflushed = 0;

@@ -14,6 +14,7 @@ use crossbeam_channel::{select, Receiver, Sender, TrySendError};
 
 mod clients;
 mod metrics;
+mod versions;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -31,6 +32,7 @@ use crate::time::Time;
 use crate::transport::{self, Command, Counters, Event, LoopHandle};
 use crate::wire::{self, ClientReply, ErrorCode};
 use clients::{Pending, RotationRate};
+use versions::ConnVersions;
 
 /// Inputs stepped per batch before the loop is woken and deadlines are checked.
 const INPUTS_PER_BATCH: usize = 1024;
@@ -46,6 +48,8 @@ const LEAVE_WAIT_MAX: Duration = Duration::from_millis(50);
 pub(super) struct Channels {
     /// How this thread waits for input before it blocks on the channels.
     pub(super) idle: crate::idle::IdleStrategy,
+    /// The highest protocol version this member speaks (docs/PROTOCOL.md §2.3).
+    pub(super) version: u8,
     pub(super) core: Core,
     pub(super) io: LoopHandle,
     pub(super) events: Receiver<Event>,
@@ -122,6 +126,9 @@ pub(super) struct Driver {
     reads_to_order: Vec<(Pending, crate::wire::Payload)>,
     /// How long the last checkpoint took to write (zero: none written yet), for the metrics.
     last_checkpoint_write: Duration,
+    /// The protocol version of each up link and each client connection whose handshake chose
+    /// one below ours: frames to them are encoded in it (docs/PROTOCOL.md §2.3).
+    versions: ConnVersions,
 }
 
 impl Driver {
@@ -134,6 +141,7 @@ impl Driver {
             }
             None => 0,
         };
+        let versions = ConnVersions::new(c.version);
         Driver {
             c,
             me,
@@ -151,6 +159,7 @@ impl Driver {
             max_step: Duration::ZERO,
             reads_to_order: Vec::new(),
             last_checkpoint_write: Duration::ZERO,
+            versions,
         }
     }
 
@@ -362,9 +371,13 @@ impl Driver {
         self.c.events_budget.give(event.held_bytes());
         match event {
             Event::Peer { from, frame } => self.step(Input::Frame { from, frame }),
-            Event::LinkUp { peer } => self.step(Input::LinkUp { peer }),
+            Event::LinkUp { peer, version } => {
+                self.versions.link_up(peer.id, version);
+                self.step(Input::LinkUp { peer })
+            }
             Event::LinkDown { peer } => self.step(Input::LinkDown { peer }),
-            Event::Request { client, request } => {
+            Event::Request { client, version, request } => {
+                self.versions.client_request(client, version);
                 // The loop counted these bytes as waiting for this thread (its read budget).
                 self.c
                     .counters
@@ -373,6 +386,7 @@ impl Driver {
                 self.on_client_request(client, request)
             }
             Event::ClientGone { client } => {
+                self.versions.client_gone(client);
                 self.pending.retain(|_, pending| pending.client != client);
                 self.watches.forget(client);
             }
@@ -393,6 +407,12 @@ impl Driver {
             Request::Metrics(reply) => {
                 let status = self.c.core.status();
                 let _ = reply.try_send(self.metrics(&status));
+            }
+            Request::ReopenDeliveryLog(reply) => {
+                if let Some(log) = &mut self.c.delivery_log {
+                    log.reopen();
+                }
+                let _ = reply.try_send(self.c.delivery_log.is_some());
             }
         }
     }
@@ -428,7 +448,7 @@ impl Driver {
         match output {
             Output::Send { to, frame } => {
                 let mut bytes = Vec::new();
-                wire::encode_peer(&frame, &mut bytes);
+                wire::encode_peer_in(self.versions.of_link(to), &frame, &mut bytes);
                 self.c.io.send(Command::SendPeer { to, bytes });
             }
             Output::Connect { peer } => {

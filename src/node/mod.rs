@@ -124,6 +124,8 @@ pub struct NodeOptions {
     /// systemd's notification socket and watchdog (`NotifyConfig::from_env`); the default sends
     /// nothing, so an embedder is never mistaken for the service unless it asks.
     pub notify: NotifyConfig,
+    /// The protocol versions spoken (`--protocol-version`; docs/PROTOCOL.md §2.3).
+    pub versions: crate::wire::Versions,
 }
 
 impl Default for NodeOptions {
@@ -140,6 +142,7 @@ impl Default for NodeOptions {
             data_dir: None,
             idle: crate::idle::IdleStrategy::DEFAULT,
             notify: NotifyConfig::default(),
+            versions: crate::wire::Versions::ALL,
         }
     }
 }
@@ -155,9 +158,14 @@ pub struct Rejection {
 
 /// What the embedder asks of the protocol thread.
 pub(crate) enum Request {
-    Submit { tag: u64, payload: Payload },
+    Submit {
+        tag: u64,
+        payload: Payload,
+    },
     Status(Sender<CoreStatus>),
     Metrics(Sender<Vec<crate::metrics::Sample>>),
+    /// Reopen the delivery log at its path (SIGHUP after a rotation); answers whether there is one.
+    ReopenDeliveryLog(Sender<bool>),
 }
 
 /// Opens the data directory, restores the core from it and starts the storage thread over it;
@@ -259,6 +267,7 @@ impl Node {
                 request_bytes_max: config.core.payload_bytes_max + transport::REQUEST_ENVELOPE_BYTES,
                 auth: config.auth.clone(),
                 idle: options.idle,
+                versions: options.versions,
             },
             listener,
         )?;
@@ -288,6 +297,7 @@ impl Node {
         let left_by_request = Arc::new(AtomicBool::new(false));
         let driver = driver::Driver::new(driver::Channels {
             idle: options.idle,
+            version: options.versions.max,
             core,
             io: transport.handle,
             events: transport.events,
@@ -399,6 +409,21 @@ impl Node {
             crossbeam_channel::RecvTimeoutError::Timeout => {
                 Error::io("wait for the protocol thread's metrics", std::io::ErrorKind::TimedOut.into())
             }
+        })
+    }
+
+    /// Closes the delivery log and opens its path again, appending (a new file after logrotate
+    /// renamed the old one; docs/PROTOCOL.md §2.2). `Ok(false)`: the node writes none.
+    pub fn reopen_delivery_log(&self) -> Result<bool, Error> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let requests = self.requests.as_ref().ok_or(Error::Stopped)?;
+        requests.send(Request::ReopenDeliveryLog(tx)).map_err(|_| Error::Stopped)?;
+        rx.recv_timeout(STATUS_TIMEOUT).map_err(|e| match e {
+            crossbeam_channel::RecvTimeoutError::Disconnected => Error::Stopped,
+            crossbeam_channel::RecvTimeoutError::Timeout => Error::io(
+                "wait for the protocol thread to reopen the delivery log",
+                std::io::ErrorKind::TimedOut.into(),
+            ),
         })
     }
 

@@ -104,6 +104,21 @@ impl EventLoop {
                     slot.parked = None;
                 }
             }
+            Role::Dialing { peer, transcript: None, connected: true, version, .. }
+                if matches!(why, Why::Eof) && version > self.config.versions.min =>
+            {
+                // Closed before its Challenge without a word: how an acceptor of version 1 meets
+                // a newer Hello. Once more in our lowest version (docs/PROTOCOL.md §2.3).
+                let slot = self.slots.entry(peer).or_default();
+                if slot.dial == Some(token) {
+                    slot.dial = None;
+                }
+                log::debug!(
+                    "{me} transport: dial to {peer} closed before its challenge; once more in version {}",
+                    self.config.versions.min
+                );
+                self.dial_in(peer, self.config.versions.min);
+            }
             Role::Dialing { peer, .. } => {
                 let slot = self.slots.entry(peer).or_default();
                 if slot.dial == Some(token) {

@@ -21,7 +21,7 @@ use super::ClientId;
 use crate::auth::{Inbound, Opener, Sealer, Transcript};
 use crate::error::DecodeError;
 use crate::ids::{Member, NodeId};
-use crate::wire::{Frame, Nonce};
+use crate::wire::{Frame, Nonce, Versions};
 
 /// Bytes asked of the kernel per read call.
 pub(super) const READ_CHUNK_BYTES: usize = 64 << 10;
@@ -82,6 +82,9 @@ pub(super) enum Role {
         nonce: Nonce,
         /// Set once `Challenge` arrived and `Proof` was sent; `HelloAck` comes next.
         transcript: Option<Transcript>,
+        /// The protocol version of its `Hello`: the highest spoken, or a lower one on the
+        /// second try of docs/PROTOCOL.md §2.3.
+        version: u8,
     },
     /// An up link.
     Peer {
@@ -143,6 +146,9 @@ pub(super) struct Conn {
     pub(super) stream: TcpStream,
     pub(super) addr: SocketAddr,
     pub(super) role: Role,
+    /// The protocol version this end sends on it: its highest until the handshake chose
+    /// (docs/PROTOCOL.md §2.3).
+    pub(super) version: u8,
     /// Input: frames during the handshake, records after it.
     pub(super) inbound: Inbound,
     /// Seals outgoing frames, once the handshake has set a session up.
@@ -160,12 +166,15 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn new(stream: TcpStream, addr: SocketAddr, role: Role) -> Conn {
+    /// A connection that reads frames of `versions` and sends in their highest until its
+    /// handshake chooses (docs/PROTOCOL.md §2.3).
+    pub(super) fn new(stream: TcpStream, addr: SocketAddr, role: Role, versions: Versions) -> Conn {
         Conn {
             stream,
             addr,
             role,
-            inbound: Inbound::default(),
+            version: versions.max,
+            inbound: Inbound::speaking(versions),
             sealer: None,
             unsealed: Vec::new(),
             write: Vec::new(),
@@ -205,8 +214,8 @@ impl Conn {
     }
 
     /// The next complete frame of at most `frame_bytes_max` bytes, if any.
-    pub(super) fn next_frame(&mut self, frame_bytes_max: usize) -> Result<Option<Frame>, DecodeError> {
-        let frame = self.inbound.next_frame(frame_bytes_max);
+    pub(super) fn next_frame(&mut self, frame_bytes_max: usize) -> Result<Option<(u8, Frame)>, DecodeError> {
+        let frame = self.inbound.next_versioned_frame(frame_bytes_max);
         if let Ok(None) = frame {
             self.inbound.trim(self.spare_max());
         }

@@ -6,6 +6,13 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::ids::NodeId;
+
+/// Most links whose bytes are published (two samples each in a status of at most
+/// `metrics::SAMPLES_MAX`); a member has its two ring neighbours and a few more at most.
+pub const LINKS_PUBLISHED_MAX: usize = 32;
 
 /// Live counters; `snapshot` reads them.
 #[derive(Debug, Default)]
@@ -34,6 +41,10 @@ pub struct Counters {
     /// requests the loop may still hand it: the loop stops reading clients meanwhile, so a
     /// backlog waits in TCP rather than being sent and answered busy (docs/PROTOCOL.md §2.2).
     pub(crate) submit_queue_full: AtomicBool,
+    /// Bytes read and written (`[in, out]`) since start with each peer whose link is up, as the
+    /// event loop last published them (every `LINK_TRAFFIC_PUBLISH` while there is traffic):
+    /// the loop counts them in its own slots and takes this lock only to publish.
+    pub(crate) link_traffic: Mutex<Vec<(NodeId, [u64; 2])>>,
 }
 
 /// A reading of `Counters`.
@@ -85,6 +96,11 @@ impl Counters {
         if let Some(pair) = self.traffic.get(class) {
             pair[usize::from(out)].fetch_add(bytes as u64, Ordering::Relaxed);
         }
+    }
+
+    /// The bytes of each up link, by peer, as last published.
+    pub fn link_traffic(&self) -> Vec<(NodeId, [u64; 2])> {
+        self.link_traffic.lock().map(|links| links.clone()).unwrap_or_default()
     }
 
     /// Adds one to `counter`.

@@ -36,6 +36,8 @@ const EVENTS_PER_POLL: usize = 1024;
 const IDLE_POLL_MAX: Duration = Duration::from_secs(1);
 /// How often a loop whose event queue is full retries handing events on.
 const BACKLOG_RETRY: Duration = Duration::from_millis(1);
+/// How often, at most, the links' byte counts are published for the metrics.
+const LINK_TRAFFIC_PUBLISH: Duration = Duration::from_millis(50);
 
 /// The byte budgets of the two channels to and from the protocol thread (docs/PROTOCOL.md §2.2).
 pub(super) struct Budgets {
@@ -52,6 +54,8 @@ pub(super) struct Slot {
     pub(super) dial: Option<Token>,
     /// The peer's proven dial, held unanswered while our crossing dial is decided (`Role::Parked`).
     pub(super) parked: Option<Token>,
+    /// Bytes read and written (`[in, out]`) on its links since start, for the metrics.
+    pub(super) bytes: [u64; 2],
 }
 
 pub(super) struct EventLoop {
@@ -90,6 +94,8 @@ pub(super) struct EventLoop {
     /// Rate limit of the log lines about unproven connections.
     pub(super) unproven_log: LogLimit,
     budgets: Budgets,
+    /// When the links' bytes were last published to `counters`, and whether they moved since.
+    link_traffic_published: (Instant, bool),
 }
 
 impl EventLoop {
@@ -133,6 +139,7 @@ impl EventLoop {
             clients_unsent: 0,
             unproven_log: LogLimit::default(),
             budgets,
+            link_traffic_published: (Instant::now(), false),
         })
     }
 
@@ -208,6 +215,10 @@ impl EventLoop {
                     .map_or(IDLE_POLL_MAX, |at| at.saturating_duration_since(Instant::now()))
                     .min(IDLE_POLL_MAX)
             };
+            if !timeout.is_zero() {
+                // Before it may sleep: what a burst just sent is published now, not a turn later.
+                self.publish_link_traffic(Instant::now(), true);
+            }
             if !self.wait(&mut events, timeout) {
                 break;
             }
@@ -243,6 +254,7 @@ impl EventLoop {
                 self.flush(token);
             }
             self.update_pressure();
+            self.publish_link_traffic(Instant::now(), false);
             if shutdown || self.protocol_gone {
                 break;
             }
@@ -356,7 +368,10 @@ impl EventLoop {
                 log::debug!("{me} transport: socket options for {addr}: {e}");
             }
             let deadline = Instant::now() + super::FIRST_FRAME_TIMEOUT;
-            match self.add(Conn::new(stream, addr, Role::Unknown { deadline }), Interest::READABLE) {
+            match self.add(
+                Conn::new(stream, addr, Role::Unknown { deadline }, self.config.versions),
+                Interest::READABLE,
+            ) {
                 Ok(token) => {
                     self.unproven.insert(token);
                 }
@@ -464,8 +479,13 @@ impl EventLoop {
         // Another protocol version: tell the other end which one this member speaks (an
         // Error frame it can read if it speaks this version too), and the operator, who must
         // upgrade one side (docs/PROTOCOL.md §2.3).
-        if let (DecodeError::Version { .. }, Some(conn)) = (&error, self.conns.get(&token)) {
+        if let (DecodeError::Version { theirs, ours }, Some(conn)) = (&error, self.conns.get_mut(&token)) {
             log::warn!("{} transport: refused {}: {error}", self.config.me, conn.addr);
+            if matches!(conn.role, Role::Unknown { .. }) {
+                // Its version byte tells a newer dialler the highest this member speaks, which
+                // it may dial again in (docs/PROTOCOL.md §2.3).
+                conn.version = if *theirs > ours.max { ours.max } else { ours.min };
+            }
             if matches!(conn.role, Role::Unknown { .. } | Role::Client { .. }) {
                 self.refuse_client(token, 0, error.to_string());
             }
@@ -473,11 +493,13 @@ impl EventLoop {
         self.close(token, Why::Failed(format!("bad input: {error}")));
     }
 
-    /// Sends a client one error reply at once, before its connection is closed.
+    /// Sends a client one error reply at once, in the connection's version, before its
+    /// connection is closed.
     pub(super) fn refuse_client(&mut self, token: Token, request: u64, message: String) {
         let mut bytes = Vec::new();
         let code = wire::ErrorCode::BadRequest;
-        wire::encode_reply(&wire::ClientReply::Error { request, code, message }, &mut bytes);
+        let version = self.conns.get(&token).map_or(self.config.versions.max, |conn| conn.version);
+        wire::encode_reply_in(version, &wire::ClientReply::Error { request, code, message }, &mut bytes);
         if let Some(conn) = self.conns.get_mut(&token) {
             conn.queue(&bytes);
             let _ = conn.flush(self.poll.registry(), token);
@@ -491,7 +513,10 @@ impl EventLoop {
         let class = conn.role.traffic_class();
         self.recount(token);
         match result {
-            Ok(bytes) => self.counters.traffic(class, true, bytes),
+            Ok(bytes) => {
+                self.counters.traffic(class, true, bytes);
+                self.count_link_bytes(token, 1, bytes);
+            }
             Err(e) => self.close(token, Why::Failed(format!("write failed: {e}"))),
         }
     }
@@ -529,9 +554,9 @@ impl EventLoop {
                 let frame_bytes_max = self.frame_bytes_max(&conn.role);
                 let Some(conn) = self.conns.get_mut(&token) else { return };
                 match conn.next_frame(frame_bytes_max) {
-                    Ok(Some(frame)) => {
+                    Ok(Some((version, frame))) => {
                         conn.partial_since = None;
-                        self.on_frame(token, frame)
+                        self.on_frame(token, version, frame)
                     }
                     Ok(None) => {
                         if !conn.inbound.has_partial() {
@@ -551,7 +576,8 @@ impl EventLoop {
             }
             match conn.read_once(scratch) {
                 Ok(ReadOutcome::Some(bytes)) => {
-                    self.counters.traffic(conn.role.traffic_class(), false, bytes)
+                    self.counters.traffic(conn.role.traffic_class(), false, bytes);
+                    self.count_link_bytes(token, 0, bytes);
                 }
                 Ok(ReadOutcome::Drained) => return,
                 Ok(ReadOutcome::Closed) => return self.close(token, Why::Eof),
@@ -563,18 +589,19 @@ impl EventLoop {
         self.revisit.insert(token);
     }
 
-    fn on_frame(&mut self, token: Token, frame: Frame) {
+    /// One frame of protocol `version` on the connection `token`.
+    fn on_frame(&mut self, token: Token, version: u8, frame: Frame) {
         let Some(conn) = self.conns.get(&token) else { return };
         match (conn.role, frame) {
-            (Role::Unknown { .. }, frame) => self.on_first_frame(token, frame),
+            (Role::Unknown { .. }, frame) => self.on_first_frame(token, version, frame),
             (Role::Accepting { transcript, .. }, frame) => self.on_proof(token, transcript, frame),
             (Role::Parked { .. }, _) => {
                 // The dialler sends nothing between its proof and our answer.
                 Counters::bump(&self.counters.malformed);
                 self.close(token, Why::Failed("a frame before the hello-ack".into()))
             }
-            (Role::Dialing { peer, nonce, transcript, .. }, frame) => {
-                self.on_dial_frame(token, peer, nonce, transcript, frame)
+            (Role::Dialing { peer, nonce, transcript, version: sent, .. }, frame) => {
+                self.on_dial_frame(token, peer, nonce, transcript, (sent, version), frame)
             }
             (
                 Role::Peer { .. },
@@ -592,7 +619,7 @@ impl EventLoop {
                 self.emit(Event::Peer { from: member.id, frame });
             }
             (Role::Client { id }, Frame::Request(request)) => {
-                self.emit(Event::Request { client: id, request })
+                self.emit(Event::Request { client: id, version: conn.version, request })
             }
             (_, _) => {
                 Counters::bump(&self.counters.malformed);
@@ -611,6 +638,34 @@ impl EventLoop {
                 role => role.deadline(),
             })
             .min()
+    }
+
+    /// Counts `bytes` read (`direction` 0) or written (1) on `token` if it is a peer's link.
+    fn count_link_bytes(&mut self, token: Token, direction: usize, bytes: usize) {
+        let Some(Role::Peer { member, .. }) = self.conns.get(&token).map(|conn| conn.role) else { return };
+        self.slots.entry(member.id).or_default().bytes[direction] += bytes as u64;
+        self.link_traffic_published.1 = true;
+    }
+
+    /// Publishes the bytes of every up link (at most `LINKS_PUBLISHED_MAX`) for the metrics when
+    /// they moved: while busy at most once per `LINK_TRAFFIC_PUBLISH`, and (`before_sleep`) before
+    /// the loop may block. The one lock the loop takes, never per read or write.
+    fn publish_link_traffic(&mut self, now: Instant, before_sleep: bool) {
+        let (last, moved) = self.link_traffic_published;
+        if !moved || (!before_sleep && now < last + LINK_TRAFFIC_PUBLISH) {
+            return;
+        }
+        let links: Vec<(NodeId, [u64; 2])> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| slot.link.is_some())
+            .map(|(&peer, slot)| (peer, slot.bytes))
+            .take(super::counters::LINKS_PUBLISHED_MAX)
+            .collect();
+        if let Ok(mut published) = self.counters.link_traffic.lock() {
+            *published = links;
+        }
+        self.link_traffic_published = (now, false);
     }
 
     /// Closes handshakes that took too long, and clients that stalled inside a frame.

@@ -92,6 +92,11 @@ impl EventLoop {
 
     /// Dials `peer` unless a link or a dial to it exists; failures become `LinkDown`.
     pub(super) fn dial(&mut self, peer: NodeId) {
+        self.dial_in(peer, self.config.versions.max);
+    }
+
+    /// `dial` with a `Hello` of protocol `version` (docs/PROTOCOL.md §2.3).
+    pub(super) fn dial_in(&mut self, peer: NodeId, version: u8) {
         let me = self.config.me;
         let Some(&addr) = self.config.peers.get(&peer).filter(|_| peer != me.id) else {
             log::warn!("{} transport: asked to dial {peer}, which is not a configured peer", me.id);
@@ -121,16 +126,18 @@ impl EventLoop {
             log::debug!("{} transport: socket options for {addr}: {e}", me.id);
         }
         let deadline = Instant::now() + self.config.dial_timeout;
-        let role = Role::Dialing { peer, deadline, connected: false, nonce, transcript: None };
-        let mut conn = Conn::new(stream, addr, role);
+        let role = Role::Dialing { peer, deadline, connected: false, nonce, transcript: None, version };
+        let mut conn = Conn::new(stream, addr, role, self.config.versions);
+        conn.version = version;
         let mut hello = Vec::new();
         let cluster = self.config.cluster;
-        let frame = PeerFrame::Hello { cluster, mode: self.mode(), from: me, to: peer, nonce };
-        wire::encode_peer(&frame, &mut hello);
+        let versions = self.config.versions;
+        let frame = PeerFrame::Hello { cluster, mode: self.mode(), from: me, to: peer, nonce, versions };
+        wire::encode_peer_in(version, &frame, &mut hello);
         conn.queue(&hello);
         match self.add(conn, Interest::READABLE | Interest::WRITABLE) {
             Ok(token) => {
-                log::debug!("{} transport: dialling {peer} at {addr}", me.id);
+                log::debug!("{} transport: dialling {peer} at {addr} in protocol version {version}", me.id);
                 self.slots.entry(peer).or_default().dial = Some(token);
             }
             Err(e) => {
@@ -142,18 +149,22 @@ impl EventLoop {
 
     /// The first frame of an accepted connection: a `Hello`, or on an open node a client's
     /// request.
-    pub(super) fn on_first_frame(&mut self, token: Token, frame: Frame) {
+    pub(super) fn on_first_frame(&mut self, token: Token, version: u8, frame: Frame) {
+        if let Some(conn) = self.conns.get_mut(&token) {
+            // Answers go in the version the other end used until its handshake says more.
+            conn.version = version;
+        }
         match frame {
-            Frame::Peer(PeerFrame::Hello { cluster, mode, from, to, nonce }) => {
-                self.on_hello(token, cluster, mode, from, to, nonce)
-            }
+            Frame::Peer(hello @ PeerFrame::Hello { .. }) => self.on_hello(token, version, hello),
             Frame::Request(request) if self.config.auth.is_none() => {
                 if self.clients.len() >= self.config.clients_max {
                     let why = format!("{} clients already connected", self.clients.len());
                     return self.fail(token, Failure::Refused, why);
                 }
+                // A client without a handshake (one of version 1): it is answered in the
+                // version of its requests (docs/PROTOCOL.md §2.3).
                 let Some(id) = self.become_client(token) else { return };
-                self.emit(Event::Request { client: id, request });
+                self.emit(Event::Request { client: id, version, request });
             }
             Frame::Request(request) => {
                 // Tell the client why, so its operator does not have to read this node's log.
@@ -182,21 +193,27 @@ impl EventLoop {
         Some(id)
     }
 
-    fn on_hello(
-        &mut self,
-        token: Token,
-        cluster: u64,
-        mode: AuthMode,
-        from: Member,
-        to: NodeId,
-        nonce: Nonce,
-    ) {
+    /// A `Hello` of protocol `version`: answered with a `Challenge` in the highest version both
+    /// ends speak (docs/PROTOCOL.md §2.3).
+    fn on_hello(&mut self, token: Token, version: u8, hello: PeerFrame) {
+        let PeerFrame::Hello { cluster, mode, from, to, nonce, versions } = hello else { return };
         let me = self.config.me;
-        if cluster != self.config.cluster {
+        let ours = self.config.versions;
+        // The Hello's own version is in both ranges (it was decoded here, and a Hello's range
+        // holds its version), so they always meet; a dialler this member cannot reach at all
+        // was refused by its frame's version byte instead (docs/PROTOCOL.md §2.3).
+        let chosen = ours.highest_common(versions).unwrap_or(version);
+        // An open cluster's clients do not know its name; the hash binds only a key (§2.1).
+        let open_client = from.id == CLIENT_ID && mode == AuthMode::Open;
+        if cluster != self.config.cluster && !open_client {
             let why = format!("hello for cluster {cluster:#x}, this is {:#x}", self.config.cluster);
             return self.fail(token, Failure::Refused, why);
         }
         if mode != self.mode() {
+            if from.id == CLIENT_ID && mode == AuthMode::Open {
+                let message = "this cluster requires its key: give the client --key-file".to_string();
+                self.refuse_client(token, 0, message);
+            }
             let why = format!("the other end runs {}, this node runs {}", mode.name(), self.mode().name());
             return self.fail(token, Failure::Refused, why);
         }
@@ -228,9 +245,18 @@ impl EventLoop {
         let transcript =
             Transcript { mode, cluster, dialer: from, acceptor: me, dialer_nonce: nonce, acceptor_nonce };
         let mut challenge = Vec::new();
-        wire::encode_peer(&PeerFrame::Challenge { from: me, mode, nonce: acceptor_nonce }, &mut challenge);
+        let frame = PeerFrame::Challenge { from: me, mode, nonce: acceptor_nonce, versions: ours };
+        wire::encode_peer_in(chosen, &frame, &mut challenge);
         self.queue(token, &challenge);
         let Some(conn) = self.conns.get_mut(&token) else { return };
+        if chosen != version {
+            log::debug!(
+                "{} transport: {} speaks versions {versions}: protocol version {chosen}",
+                me.id,
+                conn.addr
+            );
+        }
+        conn.version = chosen;
         let Role::Unknown { deadline } = conn.role else { return };
         conn.role = Role::Accepting { deadline, transcript };
     }
@@ -252,7 +278,8 @@ impl EventLoop {
             return self.fail(token, Failure::WrongKey, why);
         }
         let mut ack = Vec::new();
-        wire::encode_peer(&PeerFrame::HelloAck { proof: self.proof(Side::Acceptor, &transcript) }, &mut ack);
+        let ack_frame = PeerFrame::HelloAck { proof: self.proof(Side::Acceptor, &transcript) };
+        wire::encode_peer_in(self.version_of(token), &ack_frame, &mut ack);
         if from.id == CLIENT_ID {
             if self.clients.len() >= self.config.clients_max {
                 let why = format!("{} clients already connected", self.clients.len());
@@ -300,16 +327,25 @@ impl EventLoop {
     fn accept_link(&mut self, token: Token, transcript: Transcript) {
         let (me, from) = (self.config.me, transcript.dialer);
         let mut ack = Vec::new();
-        wire::encode_peer(&PeerFrame::HelloAck { proof: self.proof(Side::Acceptor, &transcript) }, &mut ack);
+        let version = self.version_of(token);
+        wire::encode_peer_in(
+            version,
+            &PeerFrame::HelloAck { proof: self.proof(Side::Acceptor, &transcript) },
+            &mut ack,
+        );
         self.queue(token, &ack);
         self.start_session(token, Side::Acceptor, &transcript);
         self.unproven.remove(&token);
         let Some(conn) = self.conns.get_mut(&token) else { return };
         conn.role = Role::Peer { member: from, dialled_by: from.id };
         Counters::bump(&self.counters.links_accepted);
-        log::info!("{} transport: link to {from} up (accepted from {})", me.id, conn.addr);
+        log::info!(
+            "{} transport: link to {from} up (accepted from {}, protocol version {version})",
+            me.id,
+            conn.addr
+        );
         self.slots.entry(from.id).or_default().link = Some(token);
-        self.emit(Event::LinkUp { peer: from });
+        self.emit(Event::LinkUp { peer: from, version });
     }
 
     /// Our dial that crossed the parked one failed: the parked one becomes the link.
@@ -324,18 +360,35 @@ impl EventLoop {
     }
 
     /// A frame on a dial: first the `Challenge` of the peer dialled, answered with `Proof`, then
-    /// its `HelloAck`, after which the link is up.
+    /// its `HelloAck`, after which the link is up. `(sent, version)`: the protocol version of our
+    /// `Hello` and of `frame`.
     pub(super) fn on_dial_frame(
         &mut self,
         token: Token,
         peer: NodeId,
         nonce: Nonce,
         transcript: Option<Transcript>,
+        (sent, version): (u8, u8),
         frame: Frame,
     ) {
         let me = self.config.me;
         match (transcript, frame) {
-            (None, Frame::Peer(PeerFrame::Challenge { from, mode, nonce: acceptor_nonce })) => {
+            (None, Frame::Peer(PeerFrame::Challenge { .. })) if version > sent => {
+                let why = format!("{peer} chose protocol version {version}, higher than our hello's {sent}");
+                self.fail(token, Failure::Refused, why)
+            }
+            (None, Frame::Reply(wire::ClientReply::Error { message, .. })) => {
+                if version < sent && self.config.versions.contains(version) {
+                    // It speaks an older version at most, which we speak too (§2.3).
+                    log::info!(
+                        "{} transport: {peer} speaks protocol version {version}; dialling again in it",
+                        me.id
+                    );
+                    return self.dial_again(token, peer, version);
+                }
+                self.fail(token, Failure::Refused, format!("{peer} refused: {message}"))
+            }
+            (None, Frame::Peer(PeerFrame::Challenge { from, mode, nonce: acceptor_nonce, .. })) => {
                 if from.id != peer {
                     let why = format!("dialled {peer}, but {from} answered");
                     return self.fail(token, Failure::Refused, why);
@@ -354,15 +407,18 @@ impl EventLoop {
                     acceptor_nonce,
                 };
                 let mut proof = Vec::new();
-                wire::encode_peer(
+                wire::encode_peer_in(
+                    version,
                     &PeerFrame::Proof { proof: self.proof(Side::Dialer, &transcript) },
                     &mut proof,
                 );
                 self.queue(token, &proof);
-                if let Some(Conn { role: Role::Dialing { transcript: slot, .. }, .. }) =
-                    self.conns.get_mut(&token)
-                {
-                    *slot = Some(transcript);
+                if let Some(conn) = self.conns.get_mut(&token) {
+                    // The acceptor's choice is the connection's version (§2.3).
+                    conn.version = version;
+                    if let Role::Dialing { transcript: slot, .. } = &mut conn.role {
+                        *slot = Some(transcript);
+                    }
                 }
             }
             (Some(transcript), Frame::Peer(PeerFrame::HelloAck { proof })) => {
@@ -405,9 +461,26 @@ impl EventLoop {
         }
         let Some(conn) = self.conns.get_mut(&token) else { return };
         conn.role = Role::Peer { member: from, dialled_by: me };
-        log::info!("{me} transport: link to {from} up (dialled {})", conn.addr);
+        let version = conn.version;
+        log::info!("{me} transport: link to {from} up (dialled {}, protocol version {version})", conn.addr);
         self.slots.entry(peer).or_default().link = Some(token);
-        self.emit(Event::LinkUp { peer: from });
+        self.emit(Event::LinkUp { peer: from, version });
+    }
+
+    /// The protocol version this end sends on `token`.
+    fn version_of(&self, token: Token) -> u8 {
+        self.conns.get(&token).map_or(self.config.versions.max, |conn| conn.version)
+    }
+
+    /// Replaces the dial `token` to `peer` by one whose `Hello` is of protocol `version`, without
+    /// telling the core: it sees one `LinkUp` or `LinkDown` per dial (docs/PROTOCOL.md §2.3).
+    pub(super) fn dial_again(&mut self, token: Token, peer: NodeId, version: u8) {
+        let slot = self.slots.entry(peer).or_default();
+        if slot.dial == Some(token) {
+            slot.dial = None;
+        }
+        self.close(token, Why::Disconnect);
+        self.dial_in(peer, version);
     }
 
     /// Applies `replaces` between the new connection and the up link `old`, closing the loser;

@@ -93,6 +93,9 @@ pub enum Event {
     LinkUp {
         /// The member at the other end.
         peer: Member,
+        /// The protocol version the handshake chose: frames sent on the link are encoded in it
+        /// (docs/PROTOCOL.md §2.3).
+        version: u8,
     },
     /// A link closed, broke, or a dial failed.
     LinkDown {
@@ -103,6 +106,8 @@ pub enum Event {
     Request {
         /// The connection it came on.
         client: ClientId,
+        /// The protocol version the connection chose: its replies are encoded in it.
+        version: u8,
         /// The request.
         request: ClientRequest,
     },
@@ -197,6 +202,8 @@ pub struct TransportConfig {
     pub auth: Option<Auth>,
     /// How the loop waits for work before it blocks in `poll`.
     pub idle: crate::idle::IdleStrategy,
+    /// The protocol versions this node speaks (docs/PROTOCOL.md §2.3).
+    pub versions: crate::wire::Versions,
 }
 
 /// The protocol thread's end of the loop: commands plus the waker.

@@ -104,6 +104,13 @@ fn random_text(rng: &mut Rng) -> String {
     (0..rng.below(8)).map(|_| PIECES[rng.below(PIECES.len() as u64) as usize]).collect()
 }
 
+/// A version range that holds this build's highest version, as every frame `random_frame`
+/// makes is encoded in it.
+fn random_versions(rng: &mut Rng) -> crate::wire::Versions {
+    let min = 1 + rng.below(u64::from(crate::wire::VERSION)) as u8;
+    crate::wire::Versions { min, max: crate::wire::VERSION + rng.below(3) as u8 }
+}
+
 /// A random value of a random kind (every kind equally likely).
 pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
     let kind = FrameKind::ALL[rng.below(FrameKind::ALL.len() as u64) as usize];
@@ -114,11 +121,15 @@ pub(crate) fn random_frame(rng: &mut Rng) -> Frame {
             from: random_member(rng),
             to: NodeId(number(rng) as u16),
             nonce: random_32(rng),
+            versions: random_versions(rng),
         },
         FrameKind::HelloAck => PeerFrame::HelloAck { proof: random_32(rng) },
-        FrameKind::Challenge => {
-            PeerFrame::Challenge { from: random_member(rng), mode: random_mode(rng), nonce: random_32(rng) }
-        }
+        FrameKind::Challenge => PeerFrame::Challenge {
+            from: random_member(rng),
+            mode: random_mode(rng),
+            nonce: random_32(rng),
+            versions: random_versions(rng),
+        },
         FrameKind::Proof => PeerFrame::Proof { proof: random_32(rng) },
         FrameKind::Heartbeat => PeerFrame::Heartbeat,
         FrameKind::Token => {

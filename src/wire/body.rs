@@ -11,14 +11,15 @@ use std::sync::Arc;
 use super::bytes::{
     invalid, put_bool, put_bytes_u32, put_count, put_str_u16, put_u16, put_u32, put_u64, put_u8, Reader,
 };
+use super::codec::Versions;
 use super::codec::{Frame, FrameKind};
 use super::frame::{
-    AuthMode, ClientReply, ClientRequest, Consistency, Data, ErrorCode, MemberInfo, Message, NodeStatus,
-    Payload, PeerFrame, Promise, Proposal, Quorum, StandbyRole, Token, WatchEvent, WatchKind,
+    AuthMode, ClientReply, ClientRequest, Consistency, Data, ErrorCode, MemberInfo, Message, Payload,
+    PeerFrame, Promise, Proposal, Quorum, StandbyRole, Token, WatchEvent, WatchKind,
 };
+use super::status::{get_status, put_status};
 use crate::error::DecodeError;
 use crate::ids::{Ballot, Member, MsgId, NodeId, ViewId, Voter};
-use crate::metrics::{Sample, SAMPLES_MAX};
 
 /// Encoded sizes of the fixed-size items, used to bound element counts before allocating.
 const NODE_ID_BYTES: usize = 2;
@@ -86,21 +87,23 @@ pub(super) fn reply_kind(reply: &ClientReply) -> FrameKind {
     }
 }
 
-/// Appends the body of a peer frame.
-pub(super) fn put_peer(out: &mut Vec<u8>, frame: &PeerFrame) {
+/// Appends the body of a peer frame in protocol `version`.
+pub(super) fn put_peer(out: &mut Vec<u8>, version: u8, frame: &PeerFrame) {
     match frame {
-        PeerFrame::Hello { cluster, mode, from, to, nonce } => {
+        PeerFrame::Hello { cluster, mode, from, to, nonce, versions } => {
             put_u64(out, *cluster);
             put_u8(out, *mode as u8);
             put_member(out, from);
             put_u16(out, to.0);
             out.extend_from_slice(nonce);
+            put_versions(out, version, versions);
         }
         PeerFrame::HelloAck { proof } => out.extend_from_slice(proof),
-        PeerFrame::Challenge { from, mode, nonce } => {
+        PeerFrame::Challenge { from, mode, nonce, versions } => {
             put_member(out, from);
             put_u8(out, *mode as u8);
             out.extend_from_slice(nonce);
+            put_versions(out, version, versions);
         }
         PeerFrame::Proof { proof } => out.extend_from_slice(proof),
         PeerFrame::Heartbeat => {}
@@ -165,7 +168,7 @@ pub(super) fn put_peer(out: &mut Vec<u8>, frame: &PeerFrame) {
 }
 
 /// Reads the body of a frame of `kind`. One exhaustive match, so a new kind cannot be forgotten.
-pub(super) fn get_body(kind: FrameKind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
+pub(super) fn get_body(version: u8, kind: FrameKind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
     let peer = match kind {
         FrameKind::Hello => PeerFrame::Hello {
             cluster: r.u64("hello.cluster")?,
@@ -173,12 +176,14 @@ pub(super) fn get_body(kind: FrameKind, r: &mut Reader<'_>) -> Result<Frame, Dec
             from: get_member(r, "hello.from")?,
             to: NodeId(r.u16("hello.to")?),
             nonce: get_32(r, "hello.nonce")?,
+            versions: get_versions(r, version, "hello.versions")?,
         },
         FrameKind::HelloAck => PeerFrame::HelloAck { proof: get_32(r, "hello_ack.proof")? },
         FrameKind::Challenge => PeerFrame::Challenge {
             from: get_member(r, "challenge.from")?,
             mode: get_mode(r, "challenge.mode")?,
             nonce: get_32(r, "challenge.nonce")?,
+            versions: get_versions(r, version, "challenge.versions")?,
         },
         FrameKind::Proof => PeerFrame::Proof { proof: get_32(r, "proof.proof")? },
         FrameKind::Heartbeat => PeerFrame::Heartbeat,
@@ -314,7 +319,7 @@ pub(super) fn get_body(kind: FrameKind, r: &mut Reader<'_>) -> Result<Frame, Dec
         FrameKind::StatusReply => {
             return Ok(Frame::Reply(ClientReply::Status {
                 request: r.u64("status_reply.request")?,
-                status: get_status(r)?,
+                status: get_status(r, version)?,
             }))
         }
         FrameKind::Error => {
@@ -355,8 +360,8 @@ pub(super) fn put_request(out: &mut Vec<u8>, request: &ClientRequest) {
     }
 }
 
-/// Appends the body of a client reply.
-pub(super) fn put_reply(out: &mut Vec<u8>, reply: &ClientReply) {
+/// Appends the body of a client reply in protocol `version`.
+pub(super) fn put_reply(out: &mut Vec<u8>, version: u8, reply: &ClientReply) {
     match reply {
         ClientReply::Committed { request, seq } => {
             put_u64(out, *request);
@@ -364,7 +369,7 @@ pub(super) fn put_reply(out: &mut Vec<u8>, reply: &ClientReply) {
         }
         ClientReply::Status { request, status } => {
             put_u64(out, *request);
-            put_status(out, status);
+            put_status(out, version, status);
         }
         ClientReply::Error { request, code, message } => {
             put_u64(out, *request);
@@ -455,7 +460,7 @@ fn get_member_info(r: &mut Reader<'_>) -> Result<MemberInfo, DecodeError> {
     })
 }
 
-fn standby_role_byte(role: StandbyRole) -> u8 {
+pub(super) fn standby_role_byte(role: StandbyRole) -> u8 {
     match role {
         StandbyRole::None => 1,
         StandbyRole::Hot => 2,
@@ -464,7 +469,7 @@ fn standby_role_byte(role: StandbyRole) -> u8 {
     }
 }
 
-fn get_standby_role(r: &mut Reader<'_>, field: &'static str) -> Result<StandbyRole, DecodeError> {
+pub(super) fn get_standby_role(r: &mut Reader<'_>, field: &'static str) -> Result<StandbyRole, DecodeError> {
     match r.u8(field)? {
         1 => Ok(StandbyRole::None),
         2 => Ok(StandbyRole::Hot),
@@ -504,7 +509,7 @@ fn get_error_code(r: &mut Reader<'_>, field: &'static str) -> Result<ErrorCode, 
 
 /// Reads a u32 count and that many items. The count was checked against the bytes left
 /// (`Reader::count`), so the allocation is bounded by the frame, not by what it claims.
-fn get_vec<T>(
+pub(super) fn get_vec<T>(
     r: &mut Reader<'_>,
     item_bytes_min: usize,
     field: &'static str,
@@ -518,7 +523,7 @@ fn get_vec<T>(
     Ok(items)
 }
 
-fn put_member(out: &mut Vec<u8>, member: &Member) {
+pub(super) fn put_member(out: &mut Vec<u8>, member: &Member) {
     put_u16(out, member.id.0);
     put_u64(out, member.incarnation);
 }
@@ -533,16 +538,16 @@ fn get_mode(r: &mut Reader<'_>, field: &'static str) -> Result<AuthMode, DecodeE
     AuthMode::from_byte(byte).ok_or_else(|| invalid(field, format!("unknown mode {byte}")))
 }
 
-fn get_member(r: &mut Reader<'_>, field: &'static str) -> Result<Member, DecodeError> {
+pub(super) fn get_member(r: &mut Reader<'_>, field: &'static str) -> Result<Member, DecodeError> {
     Ok(Member { id: NodeId(r.u16(field)?), incarnation: r.u64(field)? })
 }
 
-fn put_members(out: &mut Vec<u8>, members: &[Member]) {
+pub(super) fn put_members(out: &mut Vec<u8>, members: &[Member]) {
     put_count(out, members.len());
     members.iter().for_each(|member| put_member(out, member));
 }
 
-fn get_members(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<Member>, DecodeError> {
+pub(super) fn get_members(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<Member>, DecodeError> {
     get_vec(r, MEMBER_BYTES, field, |r| get_member(r, field))
 }
 
@@ -712,81 +717,25 @@ fn get_promise(r: &mut Reader<'_>) -> Result<Promise, DecodeError> {
     })
 }
 
-fn put_status(out: &mut Vec<u8>, status: &NodeStatus) {
-    put_member(out, &status.member);
-    put_u64(out, status.view.0);
-    put_bool(out, status.primary);
-    put_members(out, &status.ring);
-    put_u64(out, status.delivered);
-    put_u64(out, status.committed_upto);
-    put_u64(out, status.state_digest);
-    put_u64(out, status.delivery_digest);
-    put_u64(out, status.rotations);
-    put_u64(out, status.revision);
-    put_u64(out, status.rotation_millihertz);
-    put_u8(out, standby_role_byte(status.role));
-    put_u64(out, status.last_checkpoint);
-    put_u16(out, status.replicas);
-    put_u16(out, status.configured);
-    put_u16(out, status.min_replicas);
-    put_u64(out, status.max_step_us);
-    put_u64(out, status.state_bytes);
-    put_u32(out, status.links_up);
-    put_u64(out, status.links_dialled);
-    put_u64(out, status.links_accepted);
-    put_str_u16(out, &status.version);
-    put_count(out, status.metrics.len());
-    for sample in &status.metrics {
-        put_str_u16(out, &sample.name);
-        put_str_u16(out, &sample.label);
-        put_u64(out, sample.value);
+/// A handshake frame's version range: absent in version 1, which implies version 1 only
+/// (docs/PROTOCOL.md §2.3).
+fn put_versions(out: &mut Vec<u8>, version: u8, versions: &Versions) {
+    if version >= 2 {
+        put_u8(out, versions.min);
+        put_u8(out, versions.max);
     }
 }
 
-/// A sample's smallest encoding: two empty strings and the value.
-const SAMPLE_BYTES_MIN: usize = 2 + 2 + 8;
-
-fn get_sample(r: &mut Reader<'_>) -> Result<Sample, DecodeError> {
-    Ok(Sample {
-        name: r.str_u16("status.metrics.name")?.to_owned(),
-        label: r.str_u16("status.metrics.label")?.to_owned(),
-        value: r.u64("status.metrics.value")?,
-    })
-}
-
-fn get_status(r: &mut Reader<'_>) -> Result<NodeStatus, DecodeError> {
-    Ok(NodeStatus {
-        member: get_member(r, "status.member")?,
-        view: ViewId(r.u64("status.view")?),
-        primary: r.bool("status.primary")?,
-        ring: get_members(r, "status.ring")?,
-        delivered: r.u64("status.delivered")?,
-        committed_upto: r.u64("status.committed_upto")?,
-        state_digest: r.u64("status.state_digest")?,
-        delivery_digest: r.u64("status.delivery_digest")?,
-        rotations: r.u64("status.rotations")?,
-        revision: r.u64("status.revision")?,
-        rotation_millihertz: r.u64("status.rotation_millihertz")?,
-        role: get_standby_role(r, "status.role")?,
-        last_checkpoint: r.u64("status.last_checkpoint")?,
-        replicas: r.u16("status.replicas")?,
-        configured: r.u16("status.configured")?,
-        min_replicas: r.u16("status.min_replicas")?,
-        max_step_us: r.u64("status.max_step_us")?,
-        state_bytes: r.u64("status.state_bytes")?,
-        links_up: r.u32("status.links_up")?,
-        links_dialled: r.u64("status.links_dialled")?,
-        links_accepted: r.u64("status.links_accepted")?,
-        version: r.str_u16("status.version")?.to_owned(),
-        metrics: {
-            let metrics = get_vec(r, SAMPLE_BYTES_MIN, "status.metrics", get_sample)?;
-            if metrics.len() > SAMPLES_MAX {
-                return Err(invalid(
-                    "status.metrics",
-                    format!("{} samples, more than {SAMPLES_MAX}", metrics.len()),
-                ));
-            }
-            metrics
-        },
-    })
+fn get_versions(r: &mut Reader<'_>, version: u8, field: &'static str) -> Result<Versions, DecodeError> {
+    if version < 2 {
+        return Ok(Versions::LEGACY);
+    }
+    let versions = Versions { min: r.u8(field)?, max: r.u8(field)? };
+    if versions.min == 0 || versions.min > versions.max || !versions.contains(version) {
+        return Err(invalid(
+            field,
+            format!("{}..{} with the frame in version {version}", versions.min, versions.max),
+        ));
+    }
+    Ok(versions)
 }

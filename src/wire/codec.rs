@@ -18,9 +18,58 @@ use super::bytes::{invalid, put_u32, Reader};
 use super::frame::{ClientReply, ClientRequest, PeerFrame};
 use crate::error::DecodeError;
 
-/// The protocol version every frame carries; a frame of another version is refused with a
-/// message naming both (docs/PROTOCOL.md §2.3).
-pub const VERSION: u8 = 1;
+/// The highest protocol version this build speaks, and the one its frames carry unless a
+/// connection chose an older one in its handshake (docs/PROTOCOL.md §2.3).
+pub const VERSION: u8 = 2;
+/// The lowest protocol version this build speaks.
+pub const VERSION_MIN: u8 = 1;
+
+/// A range of protocol versions, as a handshake carries it (docs/PROTOCOL.md §2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Versions {
+    /// The lowest version spoken.
+    pub min: u8,
+    /// The highest version spoken.
+    pub max: u8,
+}
+
+impl Versions {
+    /// Every version this build speaks.
+    pub const ALL: Versions = Versions { min: VERSION_MIN, max: VERSION };
+
+    /// What a build of version 1 speaks, and what a version-1 `Hello` or `Challenge` implies.
+    pub const LEGACY: Versions = Versions { min: 1, max: 1 };
+
+    /// The versions of this build up to `max` (`--protocol-version`), or why not.
+    pub fn up_to(max: u8) -> Result<Versions, String> {
+        if (VERSION_MIN..=VERSION).contains(&max) {
+            Ok(Versions { min: VERSION_MIN, max })
+        } else {
+            Err(format!("this build speaks protocol versions {}", Versions::ALL))
+        }
+    }
+
+    /// Whether `version` is in the range.
+    pub fn contains(self, version: u8) -> bool {
+        (self.min..=self.max).contains(&version)
+    }
+
+    /// The highest version both ranges hold, if any.
+    pub fn highest_common(self, other: Versions) -> Option<u8> {
+        let (low, high) = (self.min.max(other.min), self.max.min(other.max));
+        (low <= high).then_some(high)
+    }
+}
+
+impl std::fmt::Display for Versions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.min == self.max {
+            write!(f, "{}", self.min)
+        } else {
+            write!(f, "{} to {}", self.min, self.max)
+        }
+    }
+}
 
 /// The largest frame, length prefix included. Bounds every buffer a link keeps for one frame.
 pub const FRAME_BYTES_MAX: usize = 16 << 20;
@@ -213,7 +262,12 @@ pub enum Frame {
 /// If the frame would exceed `FRAME_BYTES_MAX`, or a `Token`'s vectors differ in length: the
 /// core bounds batches, fetches and payloads, so either is a bug, not an input error.
 pub fn encode_peer(frame: &PeerFrame, out: &mut Vec<u8>) {
-    encode_frame(out, peer_kind(frame), |out| put_peer(out, frame));
+    encode_peer_in(VERSION, frame, out);
+}
+
+/// `encode_peer` in protocol `version` (one this build speaks: `Versions::ALL`).
+pub fn encode_peer_in(version: u8, frame: &PeerFrame, out: &mut Vec<u8>) {
+    encode_frame(out, version, peer_kind(frame), |out| put_peer(out, version, frame));
 }
 
 /// Appends one whole client request frame to `out`.
@@ -221,7 +275,12 @@ pub fn encode_peer(frame: &PeerFrame, out: &mut Vec<u8>) {
 /// # Panics
 /// If the frame would exceed `FRAME_BYTES_MAX` (see `encode_peer`).
 pub fn encode_request(request: &ClientRequest, out: &mut Vec<u8>) {
-    encode_frame(out, request_kind(request), |out| put_request(out, request));
+    encode_request_in(VERSION, request, out);
+}
+
+/// `encode_request` in protocol `version` (one this build speaks).
+pub fn encode_request_in(version: u8, request: &ClientRequest, out: &mut Vec<u8>) {
+    encode_frame(out, version, request_kind(request), |out| put_request(out, request));
 }
 
 /// Appends one whole client reply frame to `out`. An error message longer than 65535 bytes is
@@ -230,15 +289,22 @@ pub fn encode_request(request: &ClientRequest, out: &mut Vec<u8>) {
 /// # Panics
 /// If the frame would exceed `FRAME_BYTES_MAX` (see `encode_peer`).
 pub fn encode_reply(reply: &ClientReply, out: &mut Vec<u8>) {
-    encode_frame(out, reply_kind(reply), |out| put_reply(out, reply));
+    encode_reply_in(VERSION, reply, out);
+}
+
+/// `encode_reply` in protocol `version` (one this build speaks): a version-1 status reply has
+/// neither the software version nor the metrics.
+pub fn encode_reply_in(version: u8, reply: &ClientReply, out: &mut Vec<u8>) {
+    encode_frame(out, version, reply_kind(reply), |out| put_reply(out, version, reply));
 }
 
 /// Writes the envelope around the body that `body` appends.
-fn encode_frame(out: &mut Vec<u8>, kind: FrameKind, body: impl FnOnce(&mut Vec<u8>)) {
+fn encode_frame(out: &mut Vec<u8>, version: u8, kind: FrameKind, body: impl FnOnce(&mut Vec<u8>)) {
+    debug_assert!(Versions::ALL.contains(version), "encoding in protocol version {version}");
     let start = out.len();
     // The length is known only once the body is written; patched below.
     out.extend_from_slice(&[0; LENGTH_BYTES]);
-    out.push(VERSION);
+    out.push(version);
     out.push(kind as u8);
     body(out);
     let checksum = crc32fast::hash(&out[start + LENGTH_BYTES..]);
@@ -285,8 +351,15 @@ pub fn peek_broadcast_request(buf: &[u8]) -> Option<u64> {
         .then(|| BigEndian::read_u64(&header[LENGTH_BYTES + 2..]))
 }
 
-/// Decodes one complete frame as returned by `frame_len` (prefix included).
+/// Decodes one complete frame as returned by `frame_len` (prefix included), of any version this
+/// build speaks.
 pub fn decode(frame: &[u8]) -> Result<Frame, DecodeError> {
+    decode_within(frame, Versions::ALL).map(|(_, frame)| frame)
+}
+
+/// Decodes one complete frame of a version in `versions` (a subset of `Versions::ALL`): the
+/// frame and the version it was encoded in.
+pub fn decode_within(frame: &[u8], versions: Versions) -> Result<(u8, Frame), DecodeError> {
     let total = match frame_len(frame)? {
         Some(total) => total,
         None if frame.len() < LENGTH_BYTES => return Err(DecodeError::Truncated { field: "length" }),
@@ -302,19 +375,19 @@ pub fn decode(frame: &[u8]) -> Result<Frame, DecodeError> {
 
     let mut r = Reader::new(covered);
     let version = r.u8("version")?;
-    if version != VERSION {
-        return Err(DecodeError::Version { theirs: version, ours: VERSION });
+    if !versions.contains(version) {
+        return Err(DecodeError::Version { theirs: version, ours: versions });
     }
     let kind_byte = r.u8("kind")?;
     let kind = FrameKind::from_byte(kind_byte)
         .ok_or_else(|| invalid("kind", format!("unknown frame kind {kind_byte}")))?;
-    let decoded = get_body(kind, &mut r)?;
+    let decoded = get_body(version, kind, &mut r)?;
     // Every value has exactly one encoding; bytes the body did not account for mean the
     // sender and receiver disagree about the layout.
     if r.remaining() > 0 {
         return Err(DecodeError::TrailingBytes { count: r.remaining() });
     }
-    Ok(decoded)
+    Ok((version, decoded))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::codec::Versions;
 use crate::ids::{Ballot, Member, MsgId, NodeId, Seq, ViewId, Voter};
 
 /// Opaque application bytes, cheap to clone while a batch is forwarded round the ring.
@@ -175,6 +176,9 @@ pub enum PeerFrame {
         to: NodeId,
         /// The dialler's fresh nonce.
         nonce: Nonce,
+        /// The protocol versions the dialler speaks (docs/PROTOCOL.md §2.3); a version-1
+        /// `Hello` carries none and means version 1 only.
+        versions: Versions,
     },
     /// Accepts the link: the acceptor's proof that it holds the key (step 4 of 4).
     HelloAck {
@@ -290,6 +294,9 @@ pub enum PeerFrame {
         mode: AuthMode,
         /// The acceptor's fresh nonce.
         nonce: Nonce,
+        /// The protocol versions the acceptor speaks; the frame's own version is the one it
+        /// chose for the connection (docs/PROTOCOL.md §2.3).
+        versions: Versions,
     },
     /// The dialler's proof that it holds the key (step 3 of 4).
     Proof {

@@ -11,6 +11,7 @@ mod body;
 pub(crate) mod bytes;
 mod codec;
 mod frame;
+mod status;
 
 pub use codec::*;
 pub use frame::*;

@@ -204,6 +204,22 @@ fn metrics_are_prometheus_text_and_move_with_traffic() {
         let now = value_of(&one, family, 2, Some(("link", link)));
         assert!(now >= was + least, "{family} {link}: {was} then {now}");
     }
+    // And by neighbour: member 2's two links carried the payloads out between them.
+    let by_peer = |lines: &[Line], peer: &str| {
+        let family = "harness_link_written_bytes_total";
+        lines
+            .iter()
+            .any(|l| l.name == family && l.labels.get("peer").map(String::as_str) == Some(peer))
+            .then(|| value_of(lines, family, 2, Some(("peer", peer))))
+    };
+    let (mut sent, mut read) = (0.0, 0.0);
+    for peer in ["1", "3"] {
+        let now = by_peer(&one, peer).unwrap_or_else(|| panic!("no bytes to peer {peer}"));
+        sent += now - by_peer(&before, peer).unwrap_or(0.0);
+        read += value_of(&one, "harness_link_read_bytes_total", 2, Some(("peer", peer)));
+    }
+    // From its neighbours it read at least the tokens.
+    assert!(sent >= 200.0 * 64.0 && read > 0.0, "{sent} bytes to the neighbours, {read} from them");
     // A client refused for a frame that does not decode is counted by its cause.
     let malformed_before = value_of(&one, "harness_refused_total", 2, Some(("cause", "malformed")));
     let mut junk = TcpStream::connect(nodes.addr(2)).unwrap();
@@ -352,10 +368,14 @@ fn frame_of_version(version: u8) -> Vec<u8> {
 
 #[test]
 fn a_client_or_member_of_another_protocol_version_is_refused_naming_both_versions() {
-    let ours = harness::wire::VERSION;
-    let theirs = ours + 1;
-    let expected = |theirs: u8, ours: u8| {
-        format!("protocol version {theirs} is not supported: this member or client (harness {}) speaks protocol version {ours}", env!("CARGO_PKG_VERSION"))
+    // Versions 1 to 2 (docs/PROTOCOL.md §2.3); 3 is outside the range.
+    let ours = harness::wire::Versions::ALL;
+    let theirs = ours.max + 1;
+    let expected = |theirs: u8, ours: harness::wire::Versions| {
+        format!(
+            "protocol version {theirs} is not supported: this member or client (harness {}) speaks protocol versions {ours}",
+            env!("CARGO_PKG_VERSION")
+        )
     };
     // A newer client reaches this member: it answers in its own version, naming both, and closes.
     let (mut child, addr) = lone_node(&[], &[]);
@@ -418,4 +438,54 @@ fn the_grafana_dashboard_queries_only_families_of_the_catalog() {
         }
     }
     assert!(queried >= 10);
+}
+
+/// `count` puts of keys `prefix-i` through the member at `addr`.
+fn puts(addr: SocketAddr, prefix: &str, count: usize) {
+    for i in 0..count {
+        let key = format!("{prefix}-{i}");
+        let output = run_harness(&["put", &key, "v", "--cluster", &addr.to_string()], DEADLINE);
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+/// The delivery log's lines at `path` once it holds `count`: it is flushed every 100 ms.
+fn lines_of(path: &std::path::Path, count: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    wait_until("the delivery log's lines", Duration::from_millis(20), 1000, DEADLINE, || {
+        lines = std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect();
+        lines.len() >= count
+    });
+    lines
+}
+
+#[test]
+fn sighup_reopens_the_delivery_log_after_a_rename_and_the_member_stays() {
+    let dir = std::env::temp_dir().join(format!("harness-test-sighup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("deliveries.log");
+    let (mut child, addr) = lone_node(&[], &["--delivery-log", log.to_str().unwrap()]);
+    puts(addr, "before", 3);
+    let before = lines_of(&log, 3);
+    // logrotate's way without copytruncate: rename, then SIGHUP; the member writes a new file.
+    let rotated = dir.join("deliveries.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    harness::procs::signal_child(&mut child, Signal::SIGHUP).unwrap();
+    // The reopen is asynchronous: a put may still land in the renamed file before it.
+    wait_until("the new delivery log", Duration::from_millis(20), 1000, DEADLINE, || {
+        puts(addr, "probe", 1);
+        log.exists()
+    });
+    puts(addr, "after", 3);
+    assert!(matches!(child.try_wait(), Ok(None)), "SIGHUP stopped the member");
+    let after = lines_of(&log, 3);
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(old.lines().count() >= before.len() && old.starts_with(&before.join("\n")), "{old}");
+    // Every delivery is in exactly one of the two files, the seqs of the new one after the old.
+    let seq = |line: &str| line.split(' ').nth(1).and_then(|s| s.parse::<u64>().ok()).unwrap();
+    let old_last = old.lines().map(seq).max().unwrap();
+    assert!(after.iter().all(|line| seq(line) > old_last), "{after:?} after {old_last}");
+    harness::procs::signal_child(&mut child, Signal::SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

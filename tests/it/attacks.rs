@@ -19,9 +19,7 @@ use common::{submit, use_client_auth, wait_for_total, wait_until, Nodes};
 use harness::auth::{fresh_nonce, Auth, ClusterKey, Inbound, Sealer, Side, Transcript};
 use harness::client::{Client, ClientError};
 use harness::node::{payload_hash, read_log};
-use harness::wire::{
-    encode_peer, encode_request, AuthMode, ClientReply, ClientRequest, ErrorCode, Frame, PeerFrame,
-};
+use harness::wire::{encode_peer, encode_request, AuthMode, ClientReply, ClientRequest, Frame, PeerFrame};
 use harness::{Member, NodeId, RingMode};
 
 const DEADLINE: Duration = Duration::from_secs(180);
@@ -93,8 +91,14 @@ fn handshake(addr: SocketAddr, auth: &Auth) -> Option<Session> {
     let me = Member { id: NodeId(0), incarnation: 0 };
     let nonce = fresh_nonce().unwrap();
     let mut hello = Vec::new();
-    let frame =
-        PeerFrame::Hello { cluster: auth.cluster(), mode: auth.mode(), from: me, to: NodeId(0), nonce };
+    let frame = PeerFrame::Hello {
+        cluster: auth.cluster(),
+        mode: auth.mode(),
+        from: me,
+        to: NodeId(0),
+        nonce,
+        versions: harness::wire::Versions::ALL,
+    };
     encode_peer(&frame, &mut hello);
     write(&mut stream, &hello);
     let (acceptor, acceptor_nonce) = match next_frame(&mut stream, &mut inbound, Duration::from_secs(5))? {
@@ -157,14 +161,11 @@ fn attack(nodes: &Nodes, auth: &Auth, outcome: &mut Vec<String>) -> (Vec<Vec<u8>
     let (n1, n2, n3) = (nodes.addr(1), nodes.addr(2), nodes.addr(3));
     let mut forgeries = Vec::new();
 
-    // A client without the key: refused with an error that says why.
-    let mut open = Client::connect(n1, Duration::from_secs(5)).unwrap();
+    // A client without the key: its open handshake is refused with an error that says why.
     forgeries.push(forged("no-key"));
-    match open.broadcast(&forged("no-key")) {
-        Err(ClientError::Rejected { code: ErrorCode::BadRequest, message, .. })
-            if message.contains("key") =>
-        {
-            report(outcome, "client without the key", &format!("refused: {message}"))
+    match Client::connect(n1, Duration::from_secs(5)).and_then(|mut open| open.broadcast(&forged("no-key"))) {
+        Err(ClientError::Handshake { problem, .. }) if problem.contains("--key-file") => {
+            report(outcome, "client without the key", &problem)
         }
         other => panic!("a client without the key got {other:?}"),
     }
@@ -187,6 +188,7 @@ fn attack(nodes: &Nodes, auth: &Auth, outcome: &mut Vec<String>) -> (Vec<Vec<u8>
         from: member,
         to: NodeId(1),
         nonce: [7; 32],
+        versions: harness::wire::Versions::ALL,
     };
     let mut bytes = Vec::new();
     encode_peer(&frame, &mut bytes);

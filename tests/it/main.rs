@@ -35,3 +35,4 @@ mod scale_processes;
 mod sim;
 mod sim_reads;
 mod state_processes;
+mod upgrade;

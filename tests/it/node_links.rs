@@ -80,7 +80,14 @@ fn hello(stream: &mut TcpStream, from: u16, to: u16) {
     let mode = AuthMode::Open;
     send(
         stream,
-        PeerFrame::Hello { cluster: CLUSTER, mode, from: member(from), to: NodeId(to), nonce: [1; 32] },
+        PeerFrame::Hello {
+            cluster: CLUSTER,
+            mode,
+            from: member(from),
+            to: NodeId(to),
+            nonce: [1; 32],
+            versions: harness::wire::Versions::ALL,
+        },
     );
     match read_frame(stream) {
         Some(PeerFrame::Challenge { from, mode: AuthMode::Open, .. }) => assert_eq!(from.id, NodeId(to)),
@@ -120,7 +127,15 @@ fn crossed_dials_keep_the_lower_ids_dial_when_the_node_is_lower() {
     hello(&mut our_dial, 2, 1);
     send(&mut our_dial, PeerFrame::Proof { proof: [0; 32] });
     // Completing the node's dial brings the link up: the fresh node asks to join on it.
-    send(&mut nodes_dial, PeerFrame::Challenge { from: member(2), mode: AuthMode::Open, nonce: [2; 32] });
+    send(
+        &mut nodes_dial,
+        PeerFrame::Challenge {
+            from: member(2),
+            mode: AuthMode::Open,
+            nonce: [2; 32],
+            versions: harness::wire::Versions::ALL,
+        },
+    );
     assert!(matches!(read_frame(&mut nodes_dial), Some(PeerFrame::Proof { .. })));
     send(&mut nodes_dial, PeerFrame::HelloAck { proof: [0; 32] });
     match read_frame(&mut nodes_dial) {

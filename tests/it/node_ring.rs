@@ -111,7 +111,11 @@ fn hello(cluster: u64, from: u16, to: u16) -> Vec<u8> {
     let mut bytes = Vec::new();
     let from = Member { id: NodeId(from), incarnation: 1 };
     let mode = harness::wire::AuthMode::Open;
-    encode_peer(&PeerFrame::Hello { cluster, mode, from, to: NodeId(to), nonce: [0; 32] }, &mut bytes);
+    let versions = harness::wire::Versions::ALL;
+    encode_peer(
+        &PeerFrame::Hello { cluster, mode, from, to: NodeId(to), nonce: [0; 32], versions },
+        &mut bytes,
+    );
     bytes
 }
 

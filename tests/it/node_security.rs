@@ -113,11 +113,9 @@ fn open_and_keyed_or_mac_and_encrypted_ends_refuse_each_other() {
     let nodes: Vec<Node> = keyed(1, &mac).into_iter().map(start).collect();
     let encrypted = Auth::new(&key(1), CLUSTER_NAME, true);
     assert!(matches!(client(&nodes[0], Some(&encrypted)), Err(ClientError::Handshake { .. })));
-    let mut open = client(&nodes[0], None).unwrap();
-    match open.status() {
-        Err(ClientError::Rejected { code: ErrorCode::BadRequest, message, .. }) => {
-            assert!(message.contains("--key-file"), "{message}")
-        }
+    // Its open handshake is refused with the reason (docs/PROTOCOL.md §2.3).
+    match client(&nodes[0], None).and_then(|mut open| open.status()) {
+        Err(ClientError::Handshake { problem, .. }) => assert!(problem.contains("--key-file"), "{problem}"),
         other => panic!("an open client of a keyed node got {other:?}"),
     }
     // The node counts each refusal as it closes the connection, just after its reply went out.

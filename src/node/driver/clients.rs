@@ -257,7 +257,7 @@ impl Driver {
 
     pub(super) fn reply(&mut self, client: ClientId, reply: &ClientReply) {
         let mut bytes = Vec::new();
-        wire::encode_reply(reply, &mut bytes);
+        wire::encode_reply_in(self.versions.of_client(client), reply, &mut bytes);
         self.c.io.send(crate::transport::Command::SendClient { client, bytes });
     }
 

@@ -50,6 +50,11 @@ impl Driver {
             samples.push(Sample::labelled("read_bytes_total", class, bytes_in));
             samples.push(Sample::labelled("written_bytes_total", class, bytes_out));
         }
+        for (peer, [bytes_in, bytes_out]) in self.c.counters.link_traffic() {
+            let peer = peer.0.to_string();
+            samples.push(Sample::labelled("link_read_bytes_total", &peer, bytes_in));
+            samples.push(Sample::labelled("link_written_bytes_total", &peer, bytes_out));
+        }
         samples.push(Sample::new("busy_replies_total", counters.busy_replies));
         samples.push(Sample::new("link_pushbacks_total", counters.link_pushbacks));
         let deliveries = self.deliveries_queued.queued(self.c.deliveries.len());

@@ -266,6 +266,23 @@ impl Nodes {
         self.children.kill(id).unwrap_or_else(|e| panic!("kill -9 n{id}: {e}"));
     }
 
+    /// Stops member `id` as an operator would, with SIGTERM by its pid (a clean leave), and
+    /// reaps it; it is killed if it has not stopped within the grace period. `start` may run it
+    /// again.
+    pub fn stop(&mut self, id: u16) {
+        self.children
+            .signal(id, nix::sys::signal::Signal::SIGTERM)
+            .unwrap_or_else(|e| panic!("SIGTERM n{id}: {e}"));
+        let until = Instant::now() + STOP_GRACE;
+        for _ in 0..1000 {
+            if !self.running(id) || Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.children.kill(id);
+    }
+
     /// Pauses member `id` with SIGSTOP.
     pub fn pause(&mut self, id: u16) {
         self.children.pause(id).unwrap_or_else(|e| panic!("SIGSTOP n{id}: {e}"));

@@ -1,5 +1,6 @@
-//! Golden bytes: one frame of every kind and every error code, written out byte by byte, so an
-//! accidental change of the wire format fails here (docs/PROTOCOL.md §2).
+//! Golden bytes: one frame of every kind and every error code in protocol version 1, and the
+//! frames whose layout version 2 changed, written out byte by byte, so an accidental change of
+//! the wire format fails here (docs/PROTOCOL.md §2, §2.3).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,12 +12,18 @@ use crate::wire::frame::{
     StandbyRole, Token, WatchEvent, WatchKind,
 };
 
+/// `frame` in this build's highest protocol version.
 pub(super) fn encode(frame: &Frame) -> Vec<u8> {
+    encode_in(VERSION, frame)
+}
+
+/// `frame` in protocol `version`.
+pub(super) fn encode_in(version: u8, frame: &Frame) -> Vec<u8> {
     let mut out = Vec::new();
     match frame {
-        Frame::Peer(frame) => encode_peer(frame, &mut out),
-        Frame::Request(request) => encode_request(request, &mut out),
-        Frame::Reply(reply) => encode_reply(reply, &mut out),
+        Frame::Peer(frame) => encode_peer_in(version, frame, &mut out),
+        Frame::Request(request) => encode_request_in(version, request, &mut out),
+        Frame::Reply(reply) => encode_reply_in(version, reply, &mut out),
     }
     out
 }
@@ -105,6 +112,7 @@ pub(super) fn goldens() -> Vec<(&'static str, Frame, &'static str)> {
                 from: member2(),
                 to: NodeId(3),
                 nonce: counting(0x00),
+                versions: Versions::LEGACY,
             }),
             "0000003b 01 01  0123456789abcdef  01  0002 0000000000000007  0003
              000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f  00b20f2b",
@@ -275,6 +283,7 @@ pub(super) fn goldens() -> Vec<(&'static str, Frame, &'static str)> {
                 from: member1(),
                 mode: AuthMode::Encrypt,
                 nonce: counting(0x40),
+                versions: Versions::LEGACY,
             }),
             "00000031 01 12  0001 0000000000000006  02
              404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f  aeabdb86",
@@ -325,16 +334,15 @@ pub(super) fn goldens() -> Vec<(&'static str, Frame, &'static str)> {
                     links_up: 2,
                     links_dialled: 0x11,
                     links_accepted: 0x12,
-                    version: "0.1.0".into(),
-                    metrics: vec![crate::metrics::Sample::labelled("q", "c", 3)],
+                    version: String::new(),
+                    metrics: Vec::new(),
                 },
             }),
-            "000000bd 01 61  000000000000002b  0002 0000000000000007  0000000000000005  01
+            "000000a4 01 61  000000000000002b  0002 0000000000000007  0000000000000005  01
              00000002 0001 0000000000000006 0002 0000000000000007
              0000000000000030 0000000000000021 1122334455667788 99aabbccddeeff00
              000000000000000c  000000000000000d 0000000000000fa0 02 0000000000000020
-             0002 0003 0002  00000000000003e8 0000000000100000 00000002 0000000000000011 0000000000000012 0005 302e312e30
-             00000001 0001 71 0001 63 0000000000000003  f4cbda91",
+             0002 0003 0002  00000000000003e8 0000000000100000 00000002 0000000000000011 0000000000000012  8fb5a7e8",
         ),
         (
             "execute",
@@ -477,6 +485,75 @@ pub(super) fn goldens() -> Vec<(&'static str, Frame, &'static str)> {
 }
 
 /// The golden bytes of case `name`.
+/// The frames whose layout differs in protocol version 2, in version 2 (docs/PROTOCOL.md §2.3):
+/// `Hello` and `Challenge` carry their sender's range, the status reply the software version
+/// and the metrics. The checksums were computed with zlib.
+pub(super) fn goldens_v2() -> Vec<(&'static str, Frame, &'static str)> {
+    vec![
+        (
+            "hello",
+            Frame::Peer(PeerFrame::Hello {
+                cluster: 0x0123_4567_89ab_cdef,
+                mode: AuthMode::Mac,
+                from: member2(),
+                to: NodeId(3),
+                nonce: counting(0x00),
+                versions: Versions { min: 1, max: 2 },
+            }),
+            "0000003d 02 01  0123456789abcdef  01  0002 0000000000000007  0003
+             000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f  01 02  79fcd474",
+        ),
+        (
+            "challenge",
+            Frame::Peer(PeerFrame::Challenge {
+                from: member1(),
+                mode: AuthMode::Encrypt,
+                nonce: counting(0x40),
+                versions: Versions { min: 1, max: 2 },
+            }),
+            "00000033 02 12  0001 0000000000000006  02
+             404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f  01 02  719fc507",
+        ),
+        (
+            "status_reply",
+            Frame::Reply(ClientReply::Status {
+                request: 0x2b,
+                status: NodeStatus {
+                    member: member2(),
+                    view: ViewId(5),
+                    primary: true,
+                    ring: vec![member1(), member2()],
+                    delivered: 0x30,
+                    committed_upto: 0x21,
+                    state_digest: 0x1122_3344_5566_7788,
+                    delivery_digest: 0x99aa_bbcc_ddee_ff00,
+                    rotations: 0x0c,
+                    revision: 0x0d,
+                    rotation_millihertz: 4000,
+                    role: StandbyRole::Hot,
+                    last_checkpoint: 0x20,
+                    replicas: 2,
+                    configured: 3,
+                    min_replicas: 2,
+                    max_step_us: 0x3e8,
+                    state_bytes: 0x0010_0000,
+                    links_up: 2,
+                    links_dialled: 0x11,
+                    links_accepted: 0x12,
+                    version: "0.1.0".into(),
+                    metrics: vec![crate::metrics::Sample::labelled("q", "c", 3)],
+                },
+            }),
+            "000000bd 02 61  000000000000002b  0002 0000000000000007  0000000000000005  01
+             00000002 0001 0000000000000006 0002 0000000000000007
+             0000000000000030 0000000000000021 1122334455667788 99aabbccddeeff00
+             000000000000000c  000000000000000d 0000000000000fa0 02 0000000000000020
+             0002 0003 0002  00000000000003e8 0000000000100000 00000002 0000000000000011 0000000000000012 0005 302e312e30
+             00000001 0001 71 0001 63 0000000000000003  88d269b5",
+        ),
+    ]
+}
+
 pub(super) fn golden_bytes(name: &str) -> Vec<u8> {
     let (_, _, hex) = goldens().into_iter().find(|(case, _, _)| *case == name).expect("a golden case");
     unhex(hex)
@@ -494,7 +571,7 @@ fn golden_bytes_for_every_frame_kind_and_error_code() {
     let mut codes = Vec::new();
     for (name, frame, hex) in goldens() {
         let expected = unhex(hex);
-        assert_eq!(encode(&frame), expected, "encoding of {name}");
+        assert_eq!(encode_in(1, &frame), expected, "encoding of {name}");
         assert_eq!(frame_len(&expected), Ok(Some(expected.len())), "frame_len of {name}");
         assert_eq!(decode(&expected).as_ref(), Ok(&frame), "decoding of {name}");
         kinds.insert(expected[LENGTH_BYTES + 1]);
@@ -530,5 +607,40 @@ fn kind_bytes_follow_the_peer_frame_order_then_requests_then_replies() {
             FrameKind::from_byte(byte).map(|kind| kind as u8),
             expected.contains(&byte).then_some(byte)
         );
+    }
+}
+
+#[test]
+fn golden_bytes_of_version_2() {
+    for (name, frame, hex) in goldens_v2() {
+        let expected = unhex(hex);
+        assert_eq!(encode_in(2, &frame), expected, "encoding of {name} in version 2");
+        assert_eq!(decode_within(&expected, Versions::ALL), Ok((2, frame)), "decoding of {name}");
+        // A build of version 1 only refuses it, naming both (docs/PROTOCOL.md §2.3).
+        assert_eq!(
+            decode_within(&expected, Versions::LEGACY),
+            Err(DecodeError::Version { theirs: 2, ours: Versions::LEGACY })
+        );
+    }
+}
+
+#[test]
+fn version_2_changes_only_hello_challenge_and_the_status_reply() {
+    let changed: Vec<&str> = goldens_v2().into_iter().map(|(name, _, _)| name).collect();
+    for (name, frame, hex) in goldens() {
+        let v1 = unhex(hex);
+        let v2 = encode_in(2, &frame);
+        if changed.contains(&name) {
+            assert_ne!(v1.len(), v2.len(), "{name} has a version-2 layout");
+            continue;
+        }
+        // The same body; only the version byte and so the checksum differ.
+        assert_eq!(v1.len(), v2.len(), "{name}");
+        assert_eq!(v2[LENGTH_BYTES], 2);
+        assert_eq!(
+            v1[LENGTH_BYTES + 1..v1.len() - CHECKSUM_BYTES],
+            v2[LENGTH_BYTES + 1..v2.len() - CHECKSUM_BYTES]
+        );
+        assert_eq!(decode_within(&v2, Versions::ALL), Ok((2, frame)), "{name}");
     }
 }

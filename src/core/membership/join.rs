@@ -242,6 +242,20 @@ impl Core {
         self.start_coordination(now, Reason::Leave, out);
     }
 
+    /// A leaving coordinator that committed a view without itself stays in `Left`, doing
+    /// nothing, for half a token timeout before it says `Left` and its process exits
+    /// (docs/PROTOCOL.md §5.6): its `Commit` frames must reach the ring first. A `Commit` lost
+    /// with the process leaves the others to learn the chosen view again from a quorum, which
+    /// may no longer be there (one vote fewer), and a blank ring member of that view that has
+    /// since rejoined as a new incarnation can never accept it again.
+    pub(in crate::core) fn linger_after_commit(&mut self, now: Time, out: &mut Vec<Output>) {
+        self.fail_queue(RejectReason::ShuttingDown, out);
+        self.membership.phase = Phase::Left;
+        self.membership.coordination = None;
+        self.membership.leaving = Some(now + self.config.token_timeout / 2);
+        log::info!("{} linger_after_commit: leaving once the commit is out", self.config.me.id);
+    }
+
     pub(in crate::core) fn finish_leave(&mut self, out: &mut Vec<Output>) {
         self.fail_queue(RejectReason::ShuttingDown, out);
         self.membership.phase = Phase::Left;

@@ -70,6 +70,7 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
         deliveries: false,
         delivery_log: args.delivery_log.clone(),
         data_dir: args.state.data_dir.clone(),
+        universe_from_data_dir: args.from_data_dir,
         idle: args.idle,
         notify: NotifyConfig::from_env(&|name| std::env::var(name).ok(), std::process::id()),
         ..NodeOptions::default()

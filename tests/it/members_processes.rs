@@ -4,12 +4,13 @@
 //!   time; a seed is killed with kill -9 while the sixth member's admission is under way;
 //! - the dead member and three live ones are removed (a live one commits its own removal, leaves
 //!   cleanly and stops), back to three;
-//! - a member is moved to a new port (`harness member update`) and restarted there with its data
-//!   directory; it rejoins and ends at the others' digest;
+//! - a member added at run time is moved to a new port (`harness member update`) and restarted
+//!   there from its data directory alone (no `--join`, no peer list); it rejoins and ends at the
+//!   others' digest;
 //! - every acknowledged write is committed at the end and the three members hold one digest.
 //!
-//! A member whose id is not in the universe, and one with the wrong key, cannot join and are
-//! told why.
+//! A member whose id is not in the universe, one with the wrong key, and one restarted from files
+//! that name no universe with it cannot join and are told why.
 //!
 //! Token timeout 300 ms; bounds are multiples of it with slack for two shared cores.
 
@@ -122,15 +123,17 @@ fn a_cluster_grows_to_seven_loses_a_member_shrinks_to_three_and_moves_one_keepin
     }
     assert_eq!(live, vec![1, 2, 4]);
 
-    // Move n4 to a new port: the universe records it, n4 restarts there with its data
-    // directory and rejoins through the others.
+    // Move n4 to a new port: the universe records it, and n4 (added at run time) restarts
+    // there from its data directory alone, with neither --join nor a peer list: its durable
+    // universe says whom to contact, and it rejoins through the others.
     let new_addr = free_ports(1)[0];
     member(&contacts(&live, &nodes), &["update", "4", &new_addr.to_string()]);
     nodes.kill(4);
     nodes.addrs[3] = new_addr;
-    nodes.joining.insert(4, vec![nodes.addr(1), nodes.addr(2)]);
+    nodes.joining.remove(&4);
+    nodes.from_files.insert(4);
     nodes.start(4);
-    settle(&contacts(&live, &nodes), "n4 back at its new port");
+    settle(&contacts(&live, &nodes), "n4 back at its new port from its own files");
 
     let acks = submitters.stop();
     let final_addrs = contacts(&live, &nodes);
@@ -180,6 +183,32 @@ fn a_member_not_in_the_universe_or_without_the_key_cannot_join_and_is_told_why()
         },
     );
     let listen = free_ports(1)[0].to_string();
+
+    // Restarting from files that hold no universe naming the member is refused, saying how to
+    // start it instead (docs/PROTOCOL.md §5.9).
+    let empty = nodes.dir().join("empty-data");
+    let blank = run_harness(
+        &[
+            "node",
+            "--id",
+            "9",
+            "--listen",
+            &listen,
+            "--data-dir",
+            &empty.display().to_string(),
+            "--durability",
+            "checkpoint",
+            "--key-file",
+            &keyed,
+        ],
+        COMMAND_DEADLINE,
+    );
+    assert_eq!(blank.status.code(), Some(2), "empty files must be refused: {}", text(&blank.stderr));
+    assert!(
+        text(&blank.stderr).contains("holds no universe naming member 9") && text(&blank.stderr).contains("--join"),
+        "the refusal should say why and what to do: {}",
+        text(&blank.stderr)
+    );
 
     let unknown = run_harness(
         &["node", "--id", "9", "--listen", &listen, "--join", &join, "--key-file", &keyed],

@@ -449,7 +449,11 @@ fn parse_joiner(
     let id = match value("id") {
         Some(text) => NodeId(parse_number("id", text, 1, u64::from(u16::MAX))? as u16),
         None if list.is_some() => NodeId(0),
-        None => return Err(CliError::Required { flags: "--id (with --data-dir and no --peers, --hostfile or --join)" }),
+        None => {
+            return Err(CliError::Required {
+                flags: "--id (with --data-dir and no --peers, --hostfile or --join)",
+            })
+        }
     };
     // The rest as for a listed member, over a peer list of this member alone (replaced by the
     // universe at start).

@@ -16,6 +16,7 @@ pub use io::{
     Commit, CoreStatus, Delivery, ForceOutcome, Input, Output, RejectReason, Replicas, TransferStats,
     ViewInfo,
 };
+pub use universe::ChangeInProgress;
 
 use std::time::Duration;
 

@@ -89,6 +89,15 @@ fn a_cluster_grows_to_seven_loses_a_member_shrinks_to_three_and_moves_one_keepin
         let contacts: Vec<SocketAddr> = live.iter().map(|&m| addr(&nodes, m)).collect();
         let said = member(&contacts, &["add", &id.to_string(), &addr(&nodes, id).to_string()]);
         assert!(said.contains(&format!("added member {id}")), "member add said: {said}");
+        if id == 4 {
+            // Added, not yet started: `harness members` shows the change in progress (§5.9).
+            let cluster = cluster_list(&contacts);
+            let pending = format!("{{\"id\":{id},\"change\":\"joining\"}}");
+            wait_until("members to show n4 joining", Duration::from_millis(50), 100, SETTLE_DEADLINE, || {
+                let out = run_harness(&["members", "--json", "--cluster", &cluster], COMMAND_DEADLINE);
+                out.status.success() && text(&out.stdout).contains(&pending)
+            });
+        }
         nodes.joining.insert(id, contacts.clone());
         nodes.start(id);
         if id == 6 {
@@ -152,11 +161,17 @@ fn a_cluster_grows_to_seven_loses_a_member_shrinks_to_three_and_moves_one_keepin
     let out = run_harness(&["members", "--cluster", &cluster], COMMAND_DEADLINE);
     assert!(out.status.success(), "members failed: {}", text(&out.stderr));
     let printed = text(&out.stdout);
-    let mut listed: Vec<&str> = printed.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    let mut listed: Vec<&str> = printed
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|word| word.parse::<u16>().is_ok())
+        .collect();
     // The answering member's row comes first.
     listed.sort_unstable();
     assert_eq!(listed, ["1", "2", "4"], "members printed:\n{}", text(&out.stdout));
     assert!(text(&out.stdout).contains(&new_addr.to_string()), "members printed:\n{}", text(&out.stdout));
+    assert!(printed.contains("no change in progress"), "members printed:\n{printed}");
 }
 
 #[test]
@@ -205,7 +220,8 @@ fn a_member_not_in_the_universe_or_without_the_key_cannot_join_and_is_told_why()
     );
     assert_eq!(blank.status.code(), Some(2), "empty files must be refused: {}", text(&blank.stderr));
     assert!(
-        text(&blank.stderr).contains("holds no universe naming member 9") && text(&blank.stderr).contains("--join"),
+        text(&blank.stderr).contains("holds no universe naming member 9")
+            && text(&blank.stderr).contains("--join"),
         "the refusal should say why and what to do: {}",
         text(&blank.stderr)
     );

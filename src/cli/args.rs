@@ -62,6 +62,10 @@ pub struct NodeArgs {
     /// time restarting from its own files, whose durable universe says whom to contact
     /// (docs/PROTOCOL.md §5.9); `peers` then holds only this member until the files are read.
     pub from_data_dir: bool,
+    /// `--slurm`: the allocation's other hosts, asked at start whether a cluster already runs
+    /// there (a grown allocation, or a restart after changes), in which case this member joins
+    /// it through them instead of seeding a new one (docs/PROTOCOL.md §5.9).
+    pub slurm_contacts: Vec<SocketAddr>,
 }
 
 /// The flags of the quorum rules (docs/PROTOCOL.md §5.2, §5.7).
@@ -399,6 +403,10 @@ fn parse_node_flags(
     }
     let state = parse_state_args(&|flag| value(flag).map(str::to_string))?;
     let quorum = parse_quorum_args(&|flag| value(flag).map(str::to_string), &peers)?;
+    let slurm_contacts = match slurm {
+        true => peers.iter().filter(|(p, _)| **p != id).map(|(_, a)| *a).collect(),
+        false => Vec::new(),
+    };
     Ok(NodeArgs {
         id,
         listen,
@@ -415,6 +423,7 @@ fn parse_node_flags(
         quorum,
         join: Vec::new(),
         from_data_dir: false,
+        slurm_contacts,
     })
 }
 

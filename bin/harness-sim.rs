@@ -34,6 +34,7 @@ options:
   --state-bytes B      member 1 first writes B bytes of state (e.g. 512KiB, 4MiB) in 64 KiB
                        values, so checkpoints and transfers are large; links carry 1 GiB/s and
                        disks write 256 MiB/s, so their size costs simulated time
+  --link-bytes-per-s B bytes per second one direction of a link carries (default 1GiB)
   --no-live-exclusion  a violation if a live member is ever excluded (use with faults that
                        never cut a live member off: crash, restart, join)
   --member-changes     also change the universe during the fault phase: move a member, remove one
@@ -45,7 +46,7 @@ options:
 errors: one line on stderr naming the flag, exit code 2";
 
 /// The flags of a run or a campaign that take a value.
-const VALUED: [&str; 20] = [
+const VALUED: [&str; 21] = [
     "seed",
     "reads",
     "seeds",
@@ -64,6 +65,7 @@ const VALUED: [&str; 20] = [
     "quorum",
     "defect",
     "state-bytes",
+    "link-bytes-per-s",
     "fault-phase-ms",
     "token-timeout-ms",
 ];
@@ -159,7 +161,10 @@ fn parse(args: &[String]) -> Result<Args, CliError> {
         None => options.defect,
     };
     if let Some(text) = flags.value("state-bytes") {
-        options.state_bytes = bytes(text)?;
+        options.state_bytes = bytes("state-bytes", text)?;
+    }
+    if let Some(text) = flags.value("link-bytes-per-s") {
+        options.link_bytes_per_s = bytes("link-bytes-per-s", text)?.max(1);
     }
     options.no_live_exclusion = flags.switch("no-live-exclusion");
     options.member_changes = flags.switch("member-changes");
@@ -169,8 +174,8 @@ fn parse(args: &[String]) -> Result<Args, CliError> {
     Ok(Args { cost: None, scale: None, options, seed, seeds, json: flags.switch("json") })
 }
 
-/// `--state-bytes`: a byte count with an optional KiB/MiB/GiB suffix.
-fn bytes(text: &str) -> Result<u64, CliError> {
+/// `--state-bytes`, `--link-bytes-per-s`: a byte count with an optional KiB/MiB/GiB suffix.
+fn bytes(flag: &'static str, text: &str) -> Result<u64, CliError> {
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),
         None => (text, ""),
@@ -180,11 +185,11 @@ fn bytes(text: &str) -> Result<u64, CliError> {
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
-        _ => return Err(CliError::bad("state-bytes", text, "use a number with B, KiB, MiB or GiB")),
+        _ => return Err(CliError::bad(flag, text, "use a number with B, KiB, MiB or GiB")),
     };
-    parse_number("state-bytes", digits, 0, u64::MAX)?
+    parse_number(flag, digits, 0, u64::MAX)?
         .checked_mul(scale)
-        .ok_or_else(|| CliError::bad("state-bytes", text, "is too large"))
+        .ok_or_else(|| CliError::bad(flag, text, "is too large"))
 }
 
 /// Prints the one-line error scripts rely on and exits with the usage code.

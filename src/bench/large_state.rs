@@ -314,6 +314,13 @@ pub fn measure(exe: &std::path::Path, ring: RingMode, run: Run) -> Result<Record
         .log_lines(victim, "caught up to")
         .last()
         .and_then(|line| line.split(", ").last()?.split(' ').next()?.parse::<f64>().ok());
+    // The log learned after the stream (docs/PROTOCOL.md §5.3, "Learning the log").
+    let learned = cluster.log_lines(victim, "learned up to").last().cloned();
+    let learn_ms = learned.as_deref().and_then(|line| logged_ms(line, " bytes in "));
+    let learned_messages = learned.as_deref().and_then(|line| {
+        let rest = &line[line.find(" (")? + 2..];
+        rest.split(' ').next()?.parse::<u64>().ok()
+    });
     let stopping = Instant::now();
     cluster.stop_all();
     let stop_s = stopping.elapsed().as_secs_f64();
@@ -328,6 +335,8 @@ pub fn measure(exe: &std::path::Path, ring: RingMode, run: Run) -> Result<Record
         &checkpoint_ms,
         received_mb_s,
     );
+    let record = record.num("learn_s", learn_ms.map_or(f64::NAN, |ms| ms / 1e3));
+    let record = record.int("learned_messages", learned_messages.unwrap_or(0));
     // SIGTERM to exit: a member finishes the checkpoint it is writing first.
     Ok(record.num("stop_s", stop_s))
 }

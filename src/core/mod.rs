@@ -182,9 +182,7 @@ impl Core {
         self.on_membership_timeouts(now, out);
         self.check_force(out);
         self.on_hold_timeout(now, out);
-        if let Some(checkpoint) = self.replica.checkpoint_if_due(now) {
-            out.push(Output::Checkpoint(checkpoint));
-        }
+        self.checkpoint_if_due(now, out);
         self.on_universe_change(now, out);
         self.check_quorum_against_universe(now, out);
         if let Some(discarded) = self.replica.take_discarded() {
@@ -440,6 +438,11 @@ impl Core {
         self.queue.waiting()
     }
 
+    /// Own messages stamped and not yet seen committed.
+    pub fn in_flight(&self) -> usize {
+        self.queue.in_flight()
+    }
+
     /// The last installed primary view (cheaper than `status`, which digests the state).
     pub fn last_primary(&self) -> ViewId {
         self.membership.last_primary
@@ -561,7 +564,9 @@ impl Core {
             PeerFrame::Accepted { ballot, member } => self.on_accepted(now, ballot, member, out),
             PeerFrame::Commit { ballot, proposal } => self.on_commit(now, ballot, proposal, out),
             fetch @ PeerFrame::Fetch { .. } => self.on_fetch(now, from, fetch, out),
-            PeerFrame::Retransmit { ballot, messages } => self.on_retransmit(now, ballot, messages, out),
+            PeerFrame::Retransmit { ballot, messages } => {
+                self.on_retransmit(now, from, ballot, messages, out)
+            }
             chunk @ PeerFrame::SnapshotChunk { .. } => self.on_snapshot_chunk(now, from, chunk, out),
             PeerFrame::SnapshotAck { ballot, seq, offset } => {
                 self.on_snapshot_ack(now, from, ballot, seq, offset, out)
@@ -708,6 +713,12 @@ impl Core {
     /// Commits everything delivered up to `safe`. A warm member applies only what it must
     /// answer itself (docs/PROTOCOL.md §7); the `Persist`s of the batch come before its commits.
     fn commit_upto(&mut self, safe: Seq, out: &mut Vec<Output>) {
+        self.apply_committed(safe, true, out);
+    }
+
+    /// Commits the log up to `safe`; `vote`: this member votes on the plug-in proposals among
+    /// them (a learner does not: it was in no view of theirs, docs/PROTOCOL.md §5.3, §7.1).
+    fn apply_committed(&mut self, safe: Seq, vote: bool, out: &mut Vec<Output>) {
         let mut commits = Vec::new();
         while let Some(message) = self.log.next_committable(safe) {
             let tag = if message.id.origin == self.config.me.id {
@@ -718,7 +729,7 @@ impl Core {
                 None
             };
             let (seq, id) = (message.seq, message.id);
-            let vote = proposal_to_vote_on(&message.payload, self.config.me.id);
+            let vote = proposal_to_vote_on(&message.payload, self.config.me.id).filter(|_| vote);
             if self.config.durability == Durability::Fsync {
                 out.push(Output::Persist(message.clone()));
             }
@@ -729,7 +740,15 @@ impl Core {
             }
         }
         out.extend(commits.into_iter().map(Output::Commit));
-        if let Some(checkpoint) = self.replica.checkpoint_if_due(self.now) {
+        self.checkpoint_if_due(self.now, out);
+    }
+
+    /// Takes a checkpoint if one is due, keeping the log that members catching up from this
+    /// one still need (docs/PROTOCOL.md §5.3, "Learning the log").
+    fn checkpoint_if_due(&mut self, now: Time, out: &mut Vec<Output>) {
+        let idle = self.config.token_timeout * membership::stream::STREAM_IDLE_TIMEOUTS;
+        let pin = self.membership.streams.pin(now, idle);
+        if let Some(checkpoint) = self.replica.checkpoint_if_due(now, pin) {
             out.push(Output::Checkpoint(checkpoint));
         }
     }

@@ -20,6 +20,7 @@
 //! takes time proportional to them, so it is handed out as `Discarded` for the driver to free
 //! off the protocol thread (docs/PROTOCOL.md §5.1, §7).
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
@@ -70,6 +71,14 @@ impl fmt::Debug for Checkpoint {
 /// Bytes of committed commands a member keeps after its checkpoint before it takes the next one
 /// whatever the count: the tail is held in memory and served to members catching up.
 pub const TAIL_BYTES_MAX: u64 = 64 << 20;
+
+/// Bytes a member counts for each message it holds beyond its payload (seq, id, attempt, and the
+/// container's share), so that a retained log of tiny messages is bounded too.
+const MESSAGE_OVERHEAD_BYTES: u64 = 64;
+
+/// The least a member keeps of the committed log before its checkpoint while a catch-up pins it:
+/// two checkpoint intervals of the byte trigger (docs/PROTOCOL.md §5.3, "Learning the log").
+pub const CATCH_UP_LOG_BYTES_MIN: u64 = 2 * TAIL_BYTES_MAX;
 
 /// Committed commands a warm member leaves unapplied before it applies them, so that no step
 /// applies more than this many (docs/PROTOCOL.md §5.1, §7).
@@ -138,11 +147,15 @@ pub(crate) struct Replica {
     checkpoint: Checkpoint,
     /// Committed messages after the checkpoint, contiguous in seq order.
     tail: Vec<Message>,
-    /// The tail of the checkpoint before, kept so that a member that caught up to that one
-    /// can still be given the log after it (docs/PROTOCOL.md §5.3); it ends at the checkpoint.
-    prior: Vec<Message>,
     /// Their payload bytes.
     tail_bytes: u64,
+    /// Committed messages before the checkpoint still held, contiguous and ending at it: the
+    /// tail of the checkpoint before, so that a member that caught up to that one can still be
+    /// given the log after it, and while a catch-up pins it, everything after the pinned seq
+    /// within `retained_bytes_max` (docs/PROTOCOL.md §5.3).
+    retained: VecDeque<Message>,
+    /// Their bytes, each message counted with `MESSAGE_OVERHEAD_BYTES`.
+    retained_bytes: u64,
     /// The machine holds the state after this seq (at least the checkpoint's).
     applied: Seq,
     /// Payload bytes of the tail's commands after `applied`.
@@ -170,8 +183,9 @@ impl Replica {
             hot: true,
             checkpoint: Checkpoint::new(0, empty.clone()),
             tail: Vec::new(),
-            prior: Vec::new(),
             tail_bytes: 0,
+            retained: VecDeque::new(),
+            retained_bytes: 0,
             applied: 0,
             unapplied_bytes: 0,
             discarded: Discarded::default(),
@@ -233,16 +247,17 @@ impl Replica {
 
     /// The first seq after which this replica holds every committed message.
     pub(crate) fn retained_from(&self) -> Seq {
-        self.prior.first().map_or(self.checkpoint.seq, |m| m.seq - 1)
+        self.retained.front().map_or(self.checkpoint.seq, |m| m.seq - 1)
     }
 
-    /// Committed messages in `(after, upto]` held in the tail (or the one before it), at most
+    /// Committed messages in `(after, upto]` held in the tail (or retained before it), at most
     /// `count_max`.
     pub(crate) fn tail_range(&self, after: Seq, upto: Seq, count_max: usize) -> Vec<Message> {
         if after < self.checkpoint.seq && after >= self.retained_from() {
             let skip = (after - self.retained_from()) as usize;
+            let held = self.retained.range(skip..);
             let mut messages: Vec<Message> =
-                self.prior.iter().skip(skip).take_while(|m| m.seq <= upto).take(count_max).cloned().collect();
+                held.take_while(|m| m.seq <= upto).take(count_max).cloned().collect();
             let more = count_max - messages.len();
             if more > 0 && upto > self.checkpoint.seq {
                 messages.extend(self.tail_range(self.checkpoint.seq, upto, more));
@@ -320,8 +335,9 @@ impl Replica {
         }
     }
 
-    /// Takes a checkpoint if one is due at `now`; the caller outputs it.
-    pub(crate) fn checkpoint_if_due(&mut self, now: Time) -> Option<Checkpoint> {
+    /// Takes a checkpoint if one is due at `now`; the caller outputs it. `pin`: the lowest seq
+    /// after which a member catching up from this one still needs the log, if any.
+    pub(crate) fn checkpoint_if_due(&mut self, now: Time, pin: Option<Seq>) -> Option<Checkpoint> {
         let since = self.tail.len() as u64;
         let due = since >= self.policy.every_commits.max(1)
             || self.tail_bytes >= self.policy.tail_bytes_max
@@ -334,10 +350,41 @@ impl Replica {
             std::mem::replace(&mut self.checkpoint, Checkpoint::new(self.applied, self.machine.freeze()));
         // What only the old checkpoint holds (every page written since) is freed elsewhere.
         self.discarded.push(old.state);
-        self.discarded.push(std::mem::replace(&mut self.prior, std::mem::take(&mut self.tail)));
+        for message in std::mem::take(&mut self.tail) {
+            self.retained_bytes += held_bytes(&message);
+            self.retained.push_back(message);
+        }
         self.tail_bytes = 0;
+        self.trim_retained(old.seq, pin);
         self.checkpoint_at = now;
         Some(self.checkpoint.clone())
+    }
+
+    /// Drops retained messages that neither the interval before the last checkpoint (those after
+    /// `previous`) nor a catch-up's pin needs, and those the pin needs beyond
+    /// `retained_bytes_max`. At most one interval's worth is dropped per checkpoint unless a pin
+    /// lapsed, and the messages are freed off the protocol thread.
+    fn trim_retained(&mut self, previous: Seq, pin: Option<Seq>) {
+        let keep_after = pin.map_or(previous, |pin| pin.min(previous));
+        let bytes_max = self.retained_bytes_max();
+        let mut dropped = Vec::new();
+        while let Some(front) = self.retained.front() {
+            let needed = front.seq > previous || (front.seq > keep_after && self.retained_bytes <= bytes_max);
+            if needed {
+                break;
+            }
+            self.retained_bytes -= held_bytes(front);
+            dropped.extend(self.retained.pop_front());
+        }
+        if !dropped.is_empty() {
+            self.discarded.push(dropped);
+        }
+    }
+
+    /// How many bytes of log a catch-up may pin before the checkpoint: half the state, and at
+    /// least `CATCH_UP_LOG_BYTES_MIN` (docs/PROTOCOL.md §5.3, "Learning the log").
+    pub(crate) fn retained_bytes_max(&self) -> u64 {
+        (self.checkpoint.state.encoded_bytes() / 2).max(CATCH_UP_LOG_BYTES_MIN)
     }
 
     /// When a time-based checkpoint is next due.
@@ -369,8 +416,9 @@ impl Replica {
         let old = std::mem::replace(&mut self.checkpoint, checkpoint);
         self.discarded.push(old.state);
         self.discarded.push(std::mem::take(&mut self.tail));
-        self.discarded.push(std::mem::take(&mut self.prior));
+        self.discarded.push(std::mem::take(&mut self.retained));
         self.tail_bytes = 0;
+        self.retained_bytes = 0;
         self.checkpoint_at = now;
         Ok(())
     }
@@ -387,6 +435,11 @@ impl Replica {
             panic!("the machine's own empty snapshot does not restore: {e}");
         }
     }
+}
+
+/// The bytes a held message counts for.
+fn held_bytes(message: &Message) -> u64 {
+    message.payload.len() as u64 + MESSAGE_OVERHEAD_BYTES
 }
 
 #[cfg(test)]
@@ -433,7 +486,7 @@ mod tests {
                 assert_eq!(warm_result, None, "a warm member applies lazily");
             }
             for r in [&mut hot, &mut warm] {
-                if let Some(c) = r.checkpoint_if_due(Time::ZERO) {
+                if let Some(c) = r.checkpoint_if_due(Time::ZERO, None) {
                     assert_eq!(c.seq % 64, 0);
                     checkpoints += 1;
                 }
@@ -497,7 +550,7 @@ mod tests {
         assert!(r.take_discarded().is_none());
         for message in messages(25, 6) {
             r.commit(message, true);
-            r.checkpoint_if_due(Time::ZERO);
+            r.checkpoint_if_due(Time::ZERO, None);
         }
         assert!(r.take_discarded().is_some(), "old checkpoints and tails");
         assert!(r.take_discarded().is_none(), "taken once");
@@ -511,7 +564,7 @@ mod tests {
         let mut r = replica(10);
         for message in messages(25, 2) {
             r.commit(message, false);
-            r.checkpoint_if_due(Time::ZERO);
+            r.checkpoint_if_due(Time::ZERO, None);
         }
         assert_eq!((r.checkpoint().seq, r.committed()), (20, 25));
         let seqs = |v: Vec<Message>| v.iter().map(|m| m.seq).collect::<Vec<_>>();
@@ -526,12 +579,51 @@ mod tests {
     }
 
     #[test]
+    fn a_pin_keeps_the_log_after_it_within_the_byte_bound_and_its_end_frees_it() {
+        let mut r = replica(10);
+        let all = messages(80, 5);
+        for message in all.iter().take(55).cloned() {
+            r.commit(message, false);
+            r.checkpoint_if_due(Time::ZERO, Some(12));
+        }
+        assert_eq!(r.checkpoint().seq, 50);
+        assert_eq!(r.retained_from(), 12, "everything after the pin is kept");
+        let seqs = |v: Vec<Message>| v.iter().map(|m| m.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(r.tail_range(12, 55, 100)), (13..=55).collect::<Vec<_>>());
+        let held: u64 = all[12..50].iter().map(held_bytes).sum();
+        assert_eq!(r.retained_bytes, held);
+        // Without the pin, the next checkpoint keeps only the interval before it.
+        for message in all.iter().skip(55).take(5).cloned() {
+            r.commit(message, false);
+            r.checkpoint_if_due(Time::ZERO, None);
+        }
+        assert_eq!((r.checkpoint().seq, r.retained_from()), (60, 50));
+        // A pin past the byte bound does not hold the log: the bound wins.
+        let mut small = replica(10);
+        for message in all.iter().take(40).cloned() {
+            small.commit(message, false);
+            small.checkpoint_if_due(Time::ZERO, Some(0));
+        }
+        assert_eq!(small.retained_from(), 0, "far below the bound, the pin holds everything");
+        assert!(small.retained_bytes_max() >= CATCH_UP_LOG_BYTES_MIN);
+        // Pretend the held log is just over the bound: the oldest messages go until it is within.
+        small.retained_bytes = small.retained_bytes_max() + 1;
+        for message in all.iter().skip(40).take(10).cloned() {
+            small.commit(message, false);
+            small.checkpoint_if_due(Time::ZERO, Some(0));
+        }
+        assert!(small.retained_from() > 0, "over the bound, the pin does not hold the oldest");
+        assert!(small.retained_from() < 40, "only as many go as the bound needs");
+        assert!(small.retained_bytes <= small.retained_bytes_max());
+    }
+
+    #[test]
     fn a_restored_checkpoint_continues_like_its_donor_and_a_bad_one_changes_nothing() {
         let mut donor = replica(16);
         let all = messages(100, 3);
         for message in all.iter().take(40).cloned() {
             donor.commit(message, true);
-            donor.checkpoint_if_due(Time::ZERO);
+            donor.checkpoint_if_due(Time::ZERO, None);
         }
         let mut joiner = replica(16);
         let before = joiner.digest();
@@ -559,8 +651,8 @@ mod tests {
         assert_eq!(r.next_deadline(), Time::NEVER, "nothing to checkpoint");
         r.commit(messages(1, 4).remove(0), true);
         assert_eq!(r.next_deadline(), Time::ZERO + Duration::from_secs(1));
-        assert!(r.checkpoint_if_due(Time::ZERO + Duration::from_millis(999)).is_none());
-        let c = r.checkpoint_if_due(Time::ZERO + Duration::from_secs(1)).expect("due");
+        assert!(r.checkpoint_if_due(Time::ZERO + Duration::from_millis(999), None).is_none());
+        let c = r.checkpoint_if_due(Time::ZERO + Duration::from_secs(1), None).expect("due");
         assert_eq!(c.seq, 1);
         assert_eq!(r.next_deadline(), Time::NEVER);
     }

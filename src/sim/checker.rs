@@ -249,6 +249,22 @@ impl Checker {
         self.history.check_checkpoint(at, checkpoint)
     }
 
+    /// Checks a checkpoint a member installed from a donor: its commits go on after it. A member
+    /// that learned the log after one catch-up and is then given a newer checkpoint skips ahead
+    /// (docs/PROTOCOL.md §5.3); one given an older state than it committed would lose history.
+    pub fn on_restore(&mut self, at: Member, checkpoint: &Checkpoint) -> Result<(), Violation> {
+        self.history.check_checkpoint(at, checkpoint)?;
+        let inc = self.incarnations.entry(at).or_default();
+        if inc.last_commit.is_some_and(|last| last > checkpoint.seq) {
+            return Err(Violation::new(
+                Guarantee::LinearHistory,
+                format!("{at} restored checkpoint {} after committing {:?}", checkpoint.seq, inc.last_commit),
+            ));
+        }
+        inc.last_commit = inc.last_commit.map(|_| checkpoint.seq);
+        Ok(())
+    }
+
     /// Checkpoints checked so far.
     pub fn checkpoints(&self) -> u64 {
         self.history.checkpoints

@@ -610,7 +610,7 @@ impl<'a> Cluster<'a> {
                 self.store(id, member, checkpoint, false);
             }
             Output::Restored(checkpoint) => {
-                self.checker.on_checkpoint(member, &checkpoint)?;
+                self.checker.on_restore(member, &checkpoint)?;
                 self.store(id, member, checkpoint, true);
             }
             // Simulated members share one process: freeing here is as good as anywhere.

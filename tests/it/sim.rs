@@ -142,6 +142,30 @@ fn a_large_state_is_checkpointed_and_streamed_without_excluding_a_live_member() 
 }
 
 #[test]
+fn a_member_restarted_under_heavy_writes_learns_the_log_before_it_joins() {
+    // §5.3 "Learning the log": a member restarted without state is streamed a 14 MB checkpoint
+    // over 8 MiB/s links (1.6 s) while the others commit ~700 messages a second and checkpoint
+    // every 128. By the end of the stream the log after its checkpoint is five intervals back.
+    // Before the learner fetched that log outside the view, the admission had to stream the
+    // whole checkpoint inside the view change, which timed out (2 token timeouts) and excluded
+    // it, round after round: seeds 0..6 all failed so (found by `make bench`'s large_state figure
+    // at 1 GiB, reproduced here).
+    let o = SimOptions {
+        nodes: 3,
+        state_bytes: 24 << 20,
+        link_bytes_per_s: 8 << 20,
+        window_bytes: 1 << 20,
+        checkpoint_every: 128,
+        messages: 2000,
+        fault_phase: Duration::from_secs(8),
+        token_timeout: Duration::from_millis(400),
+        no_live_exclusion: true,
+        ..options("restart", RingMode::Bidirectional)
+    };
+    assert_clean(0..6, &o);
+}
+
+#[test]
 fn a_cut_link_or_a_one_way_cut_settles_into_one_stable_view() {
     // §5.5: a link that failed is avoided when ordering the ring, so with the fault still in
     // place the view changes once or twice and then stays put: no flapping.

@@ -54,6 +54,7 @@ impl Core {
             self.links.want(peer, now, out);
         }
         self.check_catch_up(now, out);
+        self.check_learning(now, out);
         let frame = self.join_frame();
         for &peer in &contacts {
             if self.links.is_up(peer) {

@@ -6,6 +6,7 @@
 mod coordinator;
 mod force;
 mod join;
+pub(in crate::core) mod learn;
 mod participant;
 mod quorum;
 pub(in crate::core) mod ring_order;

@@ -331,6 +331,7 @@ impl Core {
             !proposal.ring.contains(j) && !witness_named
         });
         self.membership.streams.caught_up = 0;
+        self.membership.streams.learning = None;
         self.membership.view_changes += 1;
         self.membership.join_backoff = std::time::Duration::ZERO;
         self.membership.token_seen_at = now;
@@ -383,6 +384,7 @@ impl Core {
         self.log = MessageLog::starting_after(0);
         self.replica.reset(now);
         self.membership.streams.caught_up = 0;
+        self.membership.streams.learning = None;
         self.drop_incoming();
         self.membership.holds_log = false;
         // `promised` and `accepted` stay: they belong to the process, which still votes

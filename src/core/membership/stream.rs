@@ -37,8 +37,8 @@ const SNAPSHOT_BYTES_MAX: u64 = 1 << 36;
 /// Streams a donor serves at once; a new one evicts the longest idle.
 const STREAMS_MAX: usize = 4;
 /// Token timeouts after which a stream nobody acknowledges is dropped (and its checkpoint
-/// unpinned).
-const STREAM_IDLE_TIMEOUTS: u32 = 8;
+/// unpinned), and after which a learner that stopped asking pins the log no longer.
+pub(in crate::core) const STREAM_IDLE_TIMEOUTS: u32 = 8;
 /// Token timeouts after which a receiver gives up on a stream that stopped, and half of it
 /// after which it asks again for what it lacks (a chunk lost with a link).
 const STREAM_STALL_TIMEOUTS: u32 = 4;
@@ -98,12 +98,39 @@ pub(in crate::core) struct Streams {
     pub(in crate::core) caught_up: Seq,
     /// The last snapshot received whole.
     pub(in crate::core) last_received: Option<TransferStats>,
+    /// After a catch-up: the committed log after it, being fetched from the donor.
+    pub(in crate::core) learning: Option<super::learn::Learning>,
+    /// Members fetching the log from this one as learners: the seq each last asked after, and
+    /// when (at most `STREAMS_MAX`, the longest idle evicted).
+    pub(in crate::core) learners: BTreeMap<NodeId, (Seq, Time)>,
 }
 
 impl Streams {
-    /// Whether a catch-up is being received.
+    /// Whether a catch-up is being received, or the log after it is still far behind the head.
     pub(in crate::core) fn catching_up(&self) -> bool {
         self.incoming.as_ref().is_some_and(|i| i.ballot == Ballot::default())
+            || self.learning.as_ref().is_some_and(|l| !l.near_head())
+    }
+
+    /// The lowest seq after which a member catching up from this one still needs the committed
+    /// log: the checkpoint of a catch-up stream, or where a learner last asked; streams and
+    /// learners idle for `idle` pin nothing.
+    pub(in crate::core) fn pin(&self, now: Time, idle: std::time::Duration) -> Option<Seq> {
+        let streams = (self.outgoing.values())
+            .filter(|s| s.ballot == Ballot::default() && now < s.active_at + idle)
+            .map(|s| s.checkpoint.seq);
+        let learners = (self.learners.values()).filter(|(_, at)| now < *at + idle).map(|(after, _)| *after);
+        streams.chain(learners).min()
+    }
+
+    /// Records that `learner` asked for the log after `after`.
+    pub(in crate::core) fn note_learner(&mut self, learner: NodeId, after: Seq, now: Time) {
+        if !self.learners.contains_key(&learner) && self.learners.len() >= STREAMS_MAX {
+            if let Some(idle) = self.learners.iter().min_by_key(|(_, (_, at))| *at).map(|(id, _)| *id) {
+                self.learners.remove(&idle);
+            }
+        }
+        self.learners.insert(learner, (after, now));
     }
 }
 
@@ -316,6 +343,8 @@ impl Core {
                 return;
             }
             self.drop_incoming();
+            // A newer checkpoint replaces what this member learned after an older one.
+            self.membership.streams.learning = None;
             self.membership.streams.incoming = Some(Incoming {
                 from,
                 ballot,
@@ -396,8 +425,8 @@ impl Core {
                 total as f64 / took.as_secs_f64().max(1e-9) / 1e6
             );
             self.membership.streams.caught_up = seq;
-            // Ask to be let in at once, with only the log after `seq` to fetch.
-            self.on_join_interval(now, out);
+            // Next the log after `seq`, fetched as a learner before asking to be let in.
+            self.start_learning(now, from, out);
         } else {
             self.on_view_change_snapshot(now, out);
         }

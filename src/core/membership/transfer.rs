@@ -102,6 +102,10 @@ impl Core {
                 return;
             }
         }
+        if ballot == Ballot::default() && !snapshot {
+            self.serve_learner(now, from, after, out);
+            return;
+        }
         if snapshot {
             // Streamed one chunk per acknowledgement; the messages after it follow the last.
             self.start_stream(now, from, ballot, upto, out);
@@ -180,10 +184,15 @@ impl Core {
     pub(in crate::core) fn on_retransmit(
         &mut self,
         now: Time,
+        from: NodeId,
         ballot: Ballot,
         messages: Vec<Message>,
         out: &mut Vec<Output>,
     ) {
+        if ballot == Ballot::default() {
+            self.on_learned(now, from, messages, out);
+            return;
+        }
         let super::Phase::Accepting { ballot: b, transfer, .. } = &self.membership.phase else { return };
         if *b != ballot || (transfer.need == Need::Snapshot && !transfer.restored) {
             return;
@@ -198,7 +207,7 @@ impl Core {
 
 /// How many of `messages` one frame takes: at least one, then as many as fit in `bytes_max`
 /// payload bytes.
-fn fitting(messages: &[Message], bytes_max: usize) -> usize {
+pub(super) fn fitting(messages: &[Message], bytes_max: usize) -> usize {
     let mut bytes = 0;
     let fit = messages.iter().take_while(|m| {
         bytes += m.payload.len();

@@ -41,6 +41,11 @@ impl SubmitQueue {
         self.waiting.len()
     }
 
+    /// Stamped and not yet seen committed.
+    pub(in crate::core) fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
     pub(in crate::core) fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }

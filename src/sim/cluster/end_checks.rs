@@ -9,30 +9,20 @@ use crate::sim::checker::{Guarantee, Violation};
 impl Cluster<'_> {
     /// Live members with nothing left to do and one committed prefix. The cheap accessors go
     /// first: a status digests the whole state, which at hundreds of members dominated runs.
-    pub(super) fn settled(&mut self) -> bool {
+    /// Nothing may be in flight either: a vote a member cast as it installed its view (§7.1) is
+    /// on its way to commit, and ending before it did reported its proposal as left open.
+    pub(super) fn settled(&self) -> bool {
         let mut cores = self.nodes.iter().filter_map(|n| n.core.as_ref());
         let Some(first) = cores.next() else { return true };
         let quiet = |c: &Core| {
             c.queued() == 0
+                && c.in_flight() == 0
                 && c.committed_upto() == first.committed_upto()
                 && c.last_primary() == first.last_primary()
         };
         quiet(first)
             && cores.all(quiet)
             && self.checker.at_end(&self.live_statuses(), &self.live_owned()).is_ok()
-            && !self.proposal_open()
-    }
-
-    /// Whether a member that applied every commit still holds an open plug-in proposal: the
-    /// votes that decide it (§7.1) are members' own submissions, which carry no tag for the
-    /// checker to wait on, so a vote sent but not yet committed would otherwise look settled.
-    /// Reads the state as applied, so that the check changes nothing at a warm member.
-    fn proposal_open(&mut self) -> bool {
-        self.nodes.iter_mut().filter_map(|n| n.core.as_mut()).any(|core| {
-            !core.is_witness()
-                && core.applied_upto() == core.committed_upto()
-                && core.machine_as_applied().as_dvm_mut().is_some_and(|s| !s.open_proposals().is_empty())
-        })
     }
 
     /// The statuses of the live members that hold state (witnesses are never in a view).

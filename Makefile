@@ -20,6 +20,9 @@ demo: build
 
 sim: build
 	./target/release/harness-sim --seeds 0..20000 --faults all
+	# Universe changes (a move, a removal and re-addition, another move) under every fault kind
+	# (docs/PROTOCOL.md §5.9).
+	./target/release/harness-sim --seeds 0..20000 --faults all --member-changes
 	# 64 members, every fault kind, a small workload per member (docs/PROTOCOL.md §4).
 	./target/release/harness-sim --seeds 0..1000 --faults all --nodes 64 --messages 4
 

@@ -151,6 +151,15 @@ pub const CATALOG: &[Family] = &[
         )
     },
     family("resident_memory_bytes", Kind::Gauge, "The process's resident set size."),
+    family("universe_epoch", Kind::Gauge, "Universe changes committed so far (docs/PROTOCOL.md 5.9)."),
+    Family {
+        label: Some("member"),
+        ..family(
+            "universe_change",
+            Kind::Gauge,
+            "A universe change the view's quorum does not reflect yet: 1 added and not yet admitted, 2 removed and still counted (docs/PROTOCOL.md 5.9).",
+        )
+    },
 ];
 
 /// The catalog entry of `name`, if this client knows it.

@@ -60,6 +60,14 @@ pub struct NodeArgs {
     /// (docs/PROTOCOL.md §5.9); `peers` then holds only this member until they answer, and
     /// `id` is 0 when it is to be found by `listen` in the universe.
     pub join: Vec<SocketAddr>,
+    /// Started with neither a peer list nor `--join`, only `--data-dir`: a member added at run
+    /// time restarting from its own files, whose durable universe says whom to contact
+    /// (docs/PROTOCOL.md §5.9); `peers` then holds only this member until the files are read.
+    pub from_data_dir: bool,
+    /// `--slurm`: the allocation's other hosts, asked at start whether a cluster already runs
+    /// there (a grown allocation, or a restart after changes), in which case this member joins
+    /// it through them instead of seeding a new one (docs/PROTOCOL.md §5.9).
+    pub slurm_contacts: Vec<SocketAddr>,
 }
 
 /// The flags of the quorum rules (docs/PROTOCOL.md §5.2, §5.7).
@@ -329,7 +337,10 @@ fn parse_node_flags(
             return Err(CliError::bad("port", value("port").unwrap_or(""), "is only used with --slurm"));
         }
         if let Some(list) = value("join") {
-            return parse_joiner(list, given, read_file, env);
+            return parse_joiner(Some(list), given, read_file, env);
+        }
+        if value("peers").is_none() && value("hostfile").is_none() && value("data-dir").is_some() {
+            return parse_joiner(None, given, read_file, env);
         }
         let id_text = value("id").ok_or(CliError::Required { flags: "--id" })?;
         let id = NodeId(parse_number("id", id_text, 1, u64::from(u16::MAX))? as u16);
@@ -396,6 +407,10 @@ fn parse_node_flags(
     }
     let state = parse_state_args(&|flag| value(flag).map(str::to_string))?;
     let quorum = parse_quorum_args(&|flag| value(flag).map(str::to_string), &peers)?;
+    let slurm_contacts = match slurm {
+        true => peers.iter().filter(|(p, _)| **p != id).map(|(_, a)| *a).collect(),
+        false => Vec::new(),
+    };
     Ok(NodeArgs {
         id,
         listen,
@@ -412,13 +427,17 @@ fn parse_node_flags(
         state,
         quorum,
         join: Vec::new(),
+        from_data_dir: false,
+        slurm_contacts,
     })
 }
 
 /// `harness node --join LIST --listen HOST:PORT [--id N]`: a member added at run time, which
-/// learns the universe from the running cluster when it starts (docs/PROTOCOL.md §5.9).
+/// learns the universe from the running cluster when it starts; with `list` `None`,
+/// `harness node --id N --listen HOST:PORT --data-dir DIR`: such a member restarting from its
+/// own files, whose durable universe says whom to contact (docs/PROTOCOL.md §5.9).
 fn parse_joiner(
-    list: &str,
+    list: Option<&str>,
     given: &[super::flags::Given],
     read_file: impl Fn(&Path) -> std::io::Result<String>,
     env: &dyn Fn(&str) -> Option<String>,
@@ -429,13 +448,26 @@ fn parse_joiner(
             return Err(CliError::Conflict { first: "join", second: other_flag(other) });
         }
     }
-    let join = parse_cluster(list).map_err(|problem| CliError::bad("join", list, problem))?;
-    let listen_text = value("listen").ok_or(CliError::Required { flags: "--listen (with --join)" })?;
+    let join = match list {
+        Some(list) => parse_cluster(list).map_err(|problem| CliError::bad("join", list, problem))?,
+        None => Vec::new(),
+    };
+    let needed = if list.is_some() {
+        "--listen (with --join)"
+    } else {
+        "--listen (with --data-dir and no --peers, --hostfile or --join)"
+    };
+    let listen_text = value("listen").ok_or(CliError::Required { flags: needed })?;
     let listen = parse_address(listen_text, DEFAULT_PORT)
         .map_err(|problem| CliError::bad("listen", listen_text, problem))?;
     let id = match value("id") {
         Some(text) => NodeId(parse_number("id", text, 1, u64::from(u16::MAX))? as u16),
-        None => NodeId(0),
+        None if list.is_some() => NodeId(0),
+        None => {
+            return Err(CliError::Required {
+                flags: "--id (with --data-dir and no --peers, --hostfile or --join)",
+            })
+        }
     };
     // The rest as for a listed member, over a peer list of this member alone (replaced by the
     // universe at start).
@@ -453,6 +485,12 @@ fn parse_joiner(
     parsed.peers = BTreeMap::from([(id, listen)]);
     parsed.listen = listen;
     parsed.join = join;
+    parsed.from_data_dir = list.is_none();
+    if parsed.from_data_dir && parsed.state.durability == Durability::Memory {
+        let problem = "keeps nothing to restart from; with --data-dir and no --peers, --hostfile or --join \
+                       the member restarts from its files (--durability checkpoint or fsync)";
+        return Err(CliError::bad("durability", "memory", problem));
+    }
     Ok(parsed)
 }
 

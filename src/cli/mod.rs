@@ -57,6 +57,8 @@ Usage:
   harness status [--each]    harness members [--each]       harness leave
   harness member add [ID] HOST:PORT | member remove ID | member update ID HOST:PORT
   harness node --id N --listen HOST:PORT --join HOST:PORT[,...]   (a member added at run time)
+  harness node --id N --listen HOST:PORT --data-dir DIR --durability checkpoint|fsync
+                             (such a member restarting from its own files)
   harness metrics [--each]   (Prometheus text: one member's counters, or every member's)
   harness plugin load NAME   (every member must be able to load it, or none records it)
   harness force-primary --cluster HOST:PORT [--yes]   (only when a quorum is gone for good)
@@ -75,7 +77,9 @@ harness node: run one member until Ctrl-C or SIGTERM.
                        host on --port (7100)
   --join LIST          instead of --peers: HOST:PORT,... of running members; this member
                        (added first with `harness member add`) learns the universe and the
-                       state from them; needs --listen, and --id unless its address names it
+                       state from them; needs --listen, and --id unless its address names it;
+                       with --data-dir (and --durability) and neither --peers nor --join, it
+                       restarts from its files, whose universe says whom to contact
   --config FILE        read flags from FILE, one `flag = value` a line (flag without the
                        dashes; switches take true or false; '#' starts a comment); flags on
                        the command line win, and an error names the file and line

@@ -40,6 +40,8 @@ fn plugins_in(dir: &std::path::Path) -> Result<Vec<String>, CliError> {
 
 /// Runs the member described by `args` until a termination signal arrives.
 pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
+    let slurm_joiner = slurm_running_cluster(args);
+    let args = slurm_joiner.as_ref().unwrap_or(args);
     let joined = if args.join.is_empty() { None } else { Some(learn_universe(args)?) };
     let args = joined.as_ref().map_or(args, |(joined, _)| joined);
     let mut config = args.node_config(incarnation())?;
@@ -73,6 +75,7 @@ pub fn run_node(args: &NodeArgs) -> Result<(), CliError> {
         deliveries: false,
         delivery_log: args.delivery_log.clone(),
         data_dir: args.state.data_dir.clone(),
+        universe_from_data_dir: args.from_data_dir,
         idle: args.idle,
         versions: args.versions,
         notify: NotifyConfig::from_env(&|name| std::env::var(name).ok(), std::process::id()),
@@ -213,6 +216,38 @@ fn learn_universe(args: &NodeArgs) -> Result<(NodeArgs, Universe), CliError> {
     joined.id = id;
     joined.peers = peers;
     Ok((joined, universe))
+}
+
+/// How long a `--slurm` member asks the allocation's other hosts for a running cluster before
+/// it seeds a new one: in a brand-new allocation nobody listens yet and every dial is refused at
+/// once, so this bounds only hosts that are up but not yet primary.
+const SLURM_PROBE_DEADLINE: Duration = Duration::from_secs(1);
+
+/// `--slurm`: when a cluster already runs on the allocation's other hosts and its universe has
+/// changed since the seed list or does not name this member (a grown allocation), this member
+/// joins it through them like `--join` (docs/PROTOCOL.md §5.9); otherwise `None`, and it starts
+/// from the allocation's list as before. A member not in the universe is then refused, saying
+/// how to add it.
+fn slurm_running_cluster(args: &NodeArgs) -> Option<NodeArgs> {
+    if args.slurm_contacts.is_empty() {
+        return None;
+    }
+    let options = ClusterOptions {
+        request_timeout: SLURM_PROBE_DEADLINE / 2,
+        deadline: SLURM_PROBE_DEADLINE,
+        auth: args.auth(),
+        versions: args.versions,
+    };
+    let universe = ClusterClient::new(&args.slurm_contacts, options).ok()?.universe().ok()?;
+    if universe.epoch == 0 && universe.members.contains_key(&args.id) {
+        return None;
+    }
+    log::info!(
+        "{} slurm: a cluster runs on the allocation (universe epoch {}); joining it",
+        args.id,
+        universe.epoch
+    );
+    Some(NodeArgs { join: args.slurm_contacts.clone(), ..args.clone() })
 }
 
 fn incarnation() -> u64 {

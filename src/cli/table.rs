@@ -7,6 +7,7 @@
 
 use std::fmt::Write;
 
+use crate::core::ChangeInProgress;
 use crate::json::{self, Object};
 use crate::wire::{MemberInfo, NodeStatus, StandbyRole};
 
@@ -192,7 +193,41 @@ pub fn render_table(rows: &[MemberRow], summary: bool) -> String {
             line.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
         let _ = writeln!(text, "{}", cells.join("  ").trim_end());
     }
+    // `members` ends with the universe's epoch and any change in progress (§5.9).
+    if let (false, (Some(epoch), changes)) = (summary, changes_in_progress(rows)) {
+        if changes.is_empty() {
+            let _ = writeln!(text, "universe epoch {epoch}: no change in progress");
+        } else {
+            let list: Vec<String> =
+                changes.iter().map(|(id, change)| format!("member {id} {change}")).collect();
+            let _ = writeln!(text, "universe epoch {epoch}: in progress: {}", list.join(", "));
+        }
+    }
     text
+}
+
+/// The universe's epoch and the changes in progress, as the newest answering member reports them
+/// in its `universe_epoch` and `universe_change` samples (docs/PROTOCOL.md §5.9): `joining` (added,
+/// not yet admitted) or `leaving` (removed, still counted in the view's quorum), by id. `None`
+/// when no member answered, or one too old to say.
+pub fn changes_in_progress(rows: &[MemberRow]) -> (Option<u64>, Vec<(u16, &'static str)>) {
+    let statuses: Vec<Option<NodeStatus>> = rows.iter().map(|r| r.status.clone()).collect();
+    let Some(status) = newest(&statuses) else { return (None, Vec::new()) };
+    let epoch = status.metrics.iter().find(|m| m.name == "universe_epoch").map(|m| m.value);
+    let changes = status
+        .metrics
+        .iter()
+        .filter(|m| m.name == "universe_change")
+        .filter_map(|m| {
+            let change = match m.value {
+                1 => ChangeInProgress::Joining,
+                2 => ChangeInProgress::Leaving,
+                _ => return None,
+            };
+            Some((m.label.parse::<u16>().ok()?, change.name()))
+        })
+        .collect();
+    (epoch, changes)
 }
 
 /// The JSON form: with `summary` the cluster fields first, then `members`.
@@ -225,7 +260,17 @@ pub fn render_json_rows(rows: &[MemberRow], summary: bool) -> String {
             .finish()
     }));
     if !summary {
-        return Object::new().raw("members", &members).finish();
+        let (epoch, changes) = changes_in_progress(rows);
+        let changes = json::array(
+            changes
+                .iter()
+                .map(|(id, change)| Object::new().uint("id", u64::from(*id)).str("change", change).finish()),
+        );
+        return Object::new()
+            .raw("members", &members)
+            .opt_uint("universe_epoch", epoch)
+            .raw("changes_in_progress", &changes)
+            .finish();
     }
     let statuses: Vec<Option<NodeStatus>> = rows.iter().map(|r| r.status.clone()).collect();
     let newest = newest(&statuses);

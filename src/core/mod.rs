@@ -16,6 +16,7 @@ pub use io::{
     Commit, CoreStatus, Delivery, ForceOutcome, Input, Output, RejectReason, Replicas, TransferStats,
     ViewInfo,
 };
+pub use universe::ChangeInProgress;
 
 use std::time::Duration;
 
@@ -254,7 +255,8 @@ impl Core {
 
     /// Whether the member has left the group.
     pub fn has_left(&self) -> bool {
-        matches!(self.membership.phase, Phase::Left)
+        // Not while it lingers after its own commit (docs/PROTOCOL.md §5.6).
+        matches!(self.membership.phase, Phase::Left) && self.membership.leaving.is_none()
     }
 
     fn on_link_up(&mut self, now: Time, peer: Member, out: &mut Vec<Output>) {

@@ -9,7 +9,50 @@ use crate::ids::NodeId;
 use crate::replication::{Action, ActionKind, Command, MemberChange, Universe};
 use crate::time::Time;
 
+/// A universe change committed here that the installed view's quorum does not reflect yet
+/// (docs/PROTOCOL.md §5.9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeInProgress {
+    /// In the universe, not yet in the view's electorate: added, and not yet admitted.
+    Joining,
+    /// In the view's electorate, no longer in the universe: removed, and the view change that
+    /// hands the quorum on (or its own leave) is still to come.
+    Leaving,
+}
+
+impl ChangeInProgress {
+    /// The word `harness members` prints, and the value of the metric (1 joining, 2 leaving).
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeInProgress::Joining => "joining",
+            ChangeInProgress::Leaving => "leaving",
+        }
+    }
+}
+
 impl Core {
+    /// The changes of the universe that the installed primary view's quorum does not reflect
+    /// yet, by member id ascending (docs/PROTOCOL.md §5.9); none outside a primary view, and
+    /// none with `--quorum dynamic`, whose electorate is the ring rather than the universe.
+    pub fn changes_in_progress(&self) -> Vec<(NodeId, ChangeInProgress)> {
+        if !self.is_primary() || self.config.quorum_mode == crate::config::QuorumMode::Dynamic {
+            return Vec::new();
+        }
+        let electorate: Vec<NodeId> = self.membership.quorum.electorate.iter().map(|v| v.id).collect();
+        let mut changes: Vec<(NodeId, ChangeInProgress)> = self
+            .config
+            .universe
+            .iter()
+            .filter(|id| !electorate.contains(id))
+            .map(|&id| (id, ChangeInProgress::Joining))
+            .collect();
+        changes.extend(
+            electorate.iter().filter(|id| !self.in_universe(**id)).map(|&id| (id, ChangeInProgress::Leaving)),
+        );
+        changes.sort_by_key(|(id, _)| *id);
+        changes
+    }
+
     /// The universe as of this member's last commit (the seed list before the first change).
     pub fn universe(&self) -> &Universe {
         self.replica.universe()

@@ -119,6 +119,10 @@ pub struct NodeOptions {
     /// Where checkpoints and the command log live; needed unless the core's durability is
     /// `Memory` (docs/PROTOCOL.md §7).
     pub data_dir: Option<PathBuf>,
+    /// The universe must come from `data_dir` (docs/PROTOCOL.md §5.9): a member added at run
+    /// time restarting from its own files, configured with itself alone. A directory whose
+    /// durable universe does not name this member is refused before anything starts.
+    pub universe_from_data_dir: bool,
     /// How the event loop and the protocol thread wait for work (`harness node --idle`).
     pub idle: crate::idle::IdleStrategy,
     /// systemd's notification socket and watchdog (`NotifyConfig::from_env`); the default sends
@@ -140,6 +144,7 @@ impl Default for NodeOptions {
             submit_bytes_max: EMBEDDER_BYTES_MAX_DEFAULT,
             delivery_log: None,
             data_dir: None,
+            universe_from_data_dir: false,
             idle: crate::idle::IdleStrategy::DEFAULT,
             notify: NotifyConfig::default(),
             versions: crate::wire::Versions::ALL,
@@ -170,7 +175,12 @@ pub(crate) enum Request {
 
 /// Opens the data directory, restores the core from it and starts the storage thread over it;
 /// when nothing is to be durable, the storage thread only frees what the core discards.
-fn open_store(core: &mut Core, durability: Durability, dir: Option<&Path>) -> Result<StorageThread, Error> {
+fn open_store(
+    core: &mut Core,
+    durability: Durability,
+    dir: Option<&Path>,
+    universe_from_files: bool,
+) -> Result<StorageThread, Error> {
     let name = format!("harness-{}-storage", core.me().id);
     if durability == Durability::Memory {
         return StorageThread::start(None, name);
@@ -189,6 +199,21 @@ fn open_store(core: &mut Core, durability: Durability, dir: Option<&Path>) -> Re
     })?;
     if upto > 0 {
         log::info!("{me} node: restored checkpoint {from} and {logged} logged commands: state up to {upto}");
+    }
+    if universe_from_files {
+        // Started with itself alone: only a durable universe that names it says whom to contact.
+        let universe = core.universe();
+        if universe.epoch == 0 || !universe.members.contains_key(&me.id) {
+            let problem = format!(
+                "{} holds no universe naming member {} (epoch {}); start it with --join HOST:PORT \
+                 (a member added at run time) or --peers",
+                dir.display(),
+                me.id.0,
+                universe.epoch
+            );
+            return Err(ConfigError::new("data-dir", problem).into());
+        }
+        log::info!("{me} node: restarting from {}: universe {universe}", dir.display());
     }
     StorageThread::start(Some(store), name)
 }
@@ -254,7 +279,12 @@ impl Node {
         let delivery_log =
             options.delivery_log.as_deref().map(delivery_log::DeliveryLog::create).transpose()?;
         let mut core = Core::with_machine(config.core.clone(), Box::new(DvmState::default()));
-        let storage = open_store(&mut core, config.core.durability, options.data_dir.as_deref())?;
+        let storage = open_store(
+            &mut core,
+            config.core.durability,
+            options.data_dir.as_deref(),
+            options.universe_from_data_dir,
+        )?;
         let local_addr = listener.local_addr().map_err(|e| Error::io("read the listener's address", e))?;
         let me = config.core.me;
         let transport = Transport::start(

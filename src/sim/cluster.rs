@@ -182,6 +182,7 @@ impl<'a> Cluster<'a> {
             options.fault_phase,
             options.token_timeout,
             single_copy,
+            usize::from(options.member_changes),
         );
         let heal = schedule.kind.is_none();
         Cluster::with_schedule(seed, rng, options, schedule, heal)

@@ -184,7 +184,9 @@ pub struct Schedule {
 
 /// Draws one seed's schedule: one fault kind from the profile, placed in the fault phase.
 /// `single_copy`: the write quorum is one member, so a view may hold its history on one member
-/// alone (two members and a witness).
+/// alone (two members and a witness). `removed`: how many of `ids` the run may take out of the
+/// universe at once (docs/PROTOCOL.md §5.9); the faults that lose state are drawn for a universe
+/// that much smaller, since a majority of the smaller universe is all any protocol can count on.
 pub fn draw(
     rng: &mut Rng,
     profile: &Profile,
@@ -192,6 +194,7 @@ pub fn draw(
     fault_phase: Duration,
     timeout: Duration,
     single_copy: bool,
+    removed: usize,
 ) -> Schedule {
     let mut schedule = Schedule::default();
     if profile.kinds.is_empty() || ids.len() < 2 {
@@ -216,6 +219,12 @@ pub fn draw(
     schedule.kind = Some(kind);
     let n = ids.len();
     let minority = (n - 1) / 2;
+    // Members whose state crashes may take, at once, without leaving a majority of the smallest
+    // universe the run passes through. A removed member is gone from the old electorate as soon
+    // as it leaves and counts in the new one only once it is added back and admitted, so with
+    // five members and one removal two lost states leave two of four: no quorum, for any
+    // protocol that needs a majority of its configuration.
+    let losable = (n.saturating_sub(removed + 1) / 2).min(minority);
     let phase = u64::try_from(fault_phase.as_nanos()).unwrap_or(u64::MAX);
     let at = |rng: &mut Rng, lo: u64, hi: u64| {
         Time(phase * lo / 100 + rng.below((phase * (hi - lo) / 100).max(1)))
@@ -242,12 +251,12 @@ pub fn draw(
         }
         FaultKind::MultiCrash => {
             let t = at(rng, 10, 60);
-            for node in distinct(rng, minority.max(1)) {
+            for node in distinct(rng, losable.max(1)) {
                 a.push((t, FaultAction::Crash(node)));
             }
         }
         FaultKind::Cascade => {
-            let nodes = distinct(rng, minority.clamp(1, 2));
+            let nodes = distinct(rng, losable.clamp(1, 2));
             let t = at(rng, 10, 50);
             a.push((t, FaultAction::Crash(nodes[0])));
             if let Some(&second) = nodes.get(1) {
@@ -347,6 +356,7 @@ mod tests {
                 Duration::from_secs(3),
                 Duration::from_millis(200),
                 false,
+                0,
             );
             let two = draw(
                 &mut Rng::new(seed),
@@ -355,6 +365,7 @@ mod tests {
                 Duration::from_secs(3),
                 Duration::from_millis(200),
                 false,
+                0,
             );
             assert_eq!(one.actions, two.actions);
             assert!(matches!(one.actions.last(), Some((_, FaultAction::Heal))));

@@ -4,12 +4,15 @@
 //!   time; a seed is killed with kill -9 while the sixth member's admission is under way;
 //! - the dead member and three live ones are removed (a live one commits its own removal, leaves
 //!   cleanly and stops), back to three;
-//! - a member is moved to a new port (`harness member update`) and restarted there with its data
-//!   directory; it rejoins and ends at the others' digest;
+//! - a member added at run time is moved to a new port (`harness member update`) and restarted
+//!   there from its data directory alone (no `--join`, no peer list); it rejoins and ends at the
+//!   others' digest;
 //! - every acknowledged write is committed at the end and the three members hold one digest.
 //!
-//! A member whose id is not in the universe, and one with the wrong key, cannot join and are
-//! told why.
+//! A member whose id is not in the universe, one with the wrong key, and one restarted from files
+//! that name no universe with it cannot join and are told why.
+//!
+//! `--slurm` tasks of an allocation that grows join the running ring; one never added is refused.
 //!
 //! Token timeout 300 ms; bounds are multiples of it with slack for two shared cores.
 
@@ -19,9 +22,11 @@ use crate::mesh;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{free_ports, init_logging, run_harness, wait_until, Nodes};
+use common::{free_ports, init_logging, run_harness, wait_until, Nodes, HARNESS, STOP_GRACE};
+use harness::procs::ProcessGroup;
 use harness::RingMode;
 use mesh::{check_converged_at, status_at, wait_settled_at, Submitters};
+use std::process::{Command, Stdio};
 
 const TOKEN_TIMEOUT: Duration = Duration::from_millis(300);
 /// Genesis, an admission or a removal, with slack.
@@ -88,6 +93,15 @@ fn a_cluster_grows_to_seven_loses_a_member_shrinks_to_three_and_moves_one_keepin
         let contacts: Vec<SocketAddr> = live.iter().map(|&m| addr(&nodes, m)).collect();
         let said = member(&contacts, &["add", &id.to_string(), &addr(&nodes, id).to_string()]);
         assert!(said.contains(&format!("added member {id}")), "member add said: {said}");
+        if id == 4 {
+            // Added, not yet started: `harness members` shows the change in progress (§5.9).
+            let cluster = cluster_list(&contacts);
+            let pending = format!("{{\"id\":{id},\"change\":\"joining\"}}");
+            wait_until("members to show n4 joining", Duration::from_millis(50), 100, SETTLE_DEADLINE, || {
+                let out = run_harness(&["members", "--json", "--cluster", &cluster], COMMAND_DEADLINE);
+                out.status.success() && text(&out.stdout).contains(&pending)
+            });
+        }
         nodes.joining.insert(id, contacts.clone());
         nodes.start(id);
         if id == 6 {
@@ -122,15 +136,17 @@ fn a_cluster_grows_to_seven_loses_a_member_shrinks_to_three_and_moves_one_keepin
     }
     assert_eq!(live, vec![1, 2, 4]);
 
-    // Move n4 to a new port: the universe records it, n4 restarts there with its data
-    // directory and rejoins through the others.
+    // Move n4 to a new port: the universe records it, and n4 (added at run time) restarts
+    // there from its data directory alone, with neither --join nor a peer list: its durable
+    // universe says whom to contact, and it rejoins through the others.
     let new_addr = free_ports(1)[0];
     member(&contacts(&live, &nodes), &["update", "4", &new_addr.to_string()]);
     nodes.kill(4);
     nodes.addrs[3] = new_addr;
-    nodes.joining.insert(4, vec![nodes.addr(1), nodes.addr(2)]);
+    nodes.joining.remove(&4);
+    nodes.from_files.insert(4);
     nodes.start(4);
-    settle(&contacts(&live, &nodes), "n4 back at its new port");
+    settle(&contacts(&live, &nodes), "n4 back at its new port from its own files");
 
     let acks = submitters.stop();
     let final_addrs = contacts(&live, &nodes);
@@ -149,11 +165,17 @@ fn a_cluster_grows_to_seven_loses_a_member_shrinks_to_three_and_moves_one_keepin
     let out = run_harness(&["members", "--cluster", &cluster], COMMAND_DEADLINE);
     assert!(out.status.success(), "members failed: {}", text(&out.stderr));
     let printed = text(&out.stdout);
-    let mut listed: Vec<&str> = printed.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    let mut listed: Vec<&str> = printed
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|word| word.parse::<u16>().is_ok())
+        .collect();
     // The answering member's row comes first.
     listed.sort_unstable();
     assert_eq!(listed, ["1", "2", "4"], "members printed:\n{}", text(&out.stdout));
     assert!(text(&out.stdout).contains(&new_addr.to_string()), "members printed:\n{}", text(&out.stdout));
+    assert!(printed.contains("no change in progress"), "members printed:\n{printed}");
 }
 
 #[test]
@@ -180,6 +202,33 @@ fn a_member_not_in_the_universe_or_without_the_key_cannot_join_and_is_told_why()
         },
     );
     let listen = free_ports(1)[0].to_string();
+
+    // Restarting from files that hold no universe naming the member is refused, saying how to
+    // start it instead (docs/PROTOCOL.md §5.9).
+    let empty = nodes.dir().join("empty-data");
+    let blank = run_harness(
+        &[
+            "node",
+            "--id",
+            "9",
+            "--listen",
+            &listen,
+            "--data-dir",
+            &empty.display().to_string(),
+            "--durability",
+            "checkpoint",
+            "--key-file",
+            &keyed,
+        ],
+        COMMAND_DEADLINE,
+    );
+    assert_eq!(blank.status.code(), Some(2), "empty files must be refused: {}", text(&blank.stderr));
+    assert!(
+        text(&blank.stderr).contains("holds no universe naming member 9")
+            && text(&blank.stderr).contains("--join"),
+        "the refusal should say why and what to do: {}",
+        text(&blank.stderr)
+    );
 
     let unknown = run_harness(
         &["node", "--id", "9", "--listen", &listen, "--join", &join, "--key-file", &keyed],
@@ -219,4 +268,84 @@ fn a_member_not_in_the_universe_or_without_the_key_cannot_join_and_is_told_why()
         text(&wrong.stderr)
     );
     eprintln!("members: refused with: {}", text(&wrong.stderr).trim());
+}
+
+/// Starts `harness node --slurm` as task `procid` of an allocation whose node list is
+/// `nodelist`, with the Slurm variables faked; returns the process's exit status if it ends
+/// within a second (a refused start), else `None` (it runs, under `group`).
+fn slurm_node(
+    group: &mut ProcessGroup<u16>,
+    nodelist: &str,
+    procid: u16,
+    port: u16,
+    log: &std::path::Path,
+) -> Option<std::process::ExitStatus> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let mut command = Command::new(HARNESS);
+    command
+        .args(["node", "--slurm", "--port", &port.to_string(), "--token-timeout"])
+        .arg(TOKEN_TIMEOUT.as_millis().to_string())
+        .env("SLURM_JOB_NODELIST", nodelist)
+        .env("SLURM_PROCID", procid.to_string())
+        .env("RUST_LOG", std::env::var("HARNESS_NODE_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    group.spawn(procid + 1, command).unwrap();
+    // A refused start exits at once: look for a second.
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(50));
+        if group.pid(procid + 1).is_none() {
+            return group.kill(procid + 1).ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn slurm_members_of_a_grown_allocation_join_the_running_ring() {
+    // docs/PROTOCOL.md §5.9: three tasks seed the ring from the allocation's node list; the
+    // allocation grows to five hosts. Task 4, added with `harness member add`, finds the
+    // running cluster on the other hosts and joins it through them; task 5, never added, is
+    // refused and told how to add it. Hosts are loopback addresses 127.0.0.1-5 on one port.
+    init_logging();
+    let port = free_ports(1)[0].port();
+    let dir = std::env::temp_dir().join(format!("harness-test-members-slurm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut group: ProcessGroup<u16> = ProcessGroup::new(STOP_GRACE);
+    let addr = |n: u16| -> SocketAddr { format!("127.0.0.{n}:{port}").parse().unwrap() };
+    for procid in 0..3 {
+        let log = dir.join(format!("node-{}.log", procid + 1));
+        assert_eq!(slurm_node(&mut group, "127.0.0.[1-3]", procid, port, &log), None, "task {procid} ended");
+    }
+    let seeds: Vec<SocketAddr> = (1..=3).map(addr).collect();
+    // A view settles by committing: one write after each step.
+    let put = |addrs: &[SocketAddr], key: &str| {
+        let cluster = cluster_list(addrs);
+        wait_until(&format!("put {key}"), Duration::from_millis(100), 100, SETTLE_DEADLINE, || {
+            run_harness(&["put", key, "v", "--cluster", &cluster], COMMAND_DEADLINE).status.success()
+        });
+    };
+    let committed = max_committed(&seeds);
+    put(&seeds, "slurm/genesis");
+    wait_settled_at(&seeds, committed, SETTLE_DEADLINE);
+
+    member(&seeds, &["add", "4", &addr(4).to_string()]);
+    let log = dir.join("node-4.log");
+    assert_eq!(slurm_node(&mut group, "127.0.0.[1-5]", 3, port, &log), None, "task 3 ended");
+    let four: Vec<SocketAddr> = (1..=4).map(addr).collect();
+    let committed = max_committed(&four);
+    wait_until("task 4 to be in the view", Duration::from_millis(100), 200, SETTLE_DEADLINE, || {
+        status_at(addr(4)).is_some_and(|s| s.primary && s.ring.len() == 4)
+    });
+    put(&four, "slurm/grown");
+    wait_settled_at(&four, committed, SETTLE_DEADLINE);
+
+    let log = dir.join("node-5.log");
+    let refused = slurm_node(&mut group, "127.0.0.[1-5]", 4, port, &log);
+    assert_eq!(refused.and_then(|s| s.code()), Some(2), "task 4 (member 5) must be refused");
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("harness member add 5"), "the refusal should say how to add it: {said}");
+    drop(group);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -471,14 +471,61 @@ fn universe_changes_interleaved_with_the_workload_have_no_violations() {
     assert_clean(0..100, &o);
 }
 
-/// Seeds where universe changes under faults end without liveness (no safety violation): a
-/// removed member restarted and never let in again, or a plug-in proposal left open at it.
-/// Open (docs/PROTOCOL.md §5.9, "Not yet"); run with `--ignored` to see them fail.
-const OPEN_UNIVERSE_SEEDS: &[(u64, &str)] =
-    &[(72, "crash"), (27, "all"), (40, "all"), (74, "all"), (127, "all"), (139, "all"), (158, "all")];
+/// Seeds where universe changes under faults once ended without liveness (docs/PROTOCOL.md
+/// §5.6, §5.9), each with its profile and what it found.
+const PINNED_UNIVERSE: &[(u64, &str, &str)] = &[
+    // The open seeds of the first pass. 72 already passed on main 50591dc (not re-diagnosed);
+    // 27 ended early like 110 below; 40 to 158 are the lost-majority runs below.
+    (72, "crash", "open in the first pass"),
+    (27, "all", "open in the first pass"),
+    // The run was declared settled while a member's own vote on a plug-in proposal was sent but
+    // not yet committed: a simulator bug, since votes carry no tag for the checker to wait on.
+    (110, "all", "vote in flight at the end"),
+    (431, "all", "vote in flight at the end"),
+    (243, "crash", "vote in flight at the end"),
+    // Two crashes that lose state while one member is out of the universe: two of four left,
+    // no quorum for any protocol. The simulator's fault budget now counts the removed member.
+    (40, "all", "state lost by a majority of the smaller universe"),
+    (74, "all", "state lost by a majority of the smaller universe"),
+    (127, "all", "state lost by a majority of the smaller universe"),
+    (139, "all", "state lost by a majority of the smaller universe"),
+    (158, "all", "state lost by a majority of the smaller universe"),
+    // Every re-submission after the heal went to the removed member, which orders nothing until
+    // it is added back. The simulator now sends the rounds through different members.
+    (1039, "all", "re-submitted only through the removed member"),
+    // §5.6: the removed member coordinated its own leave and exited with its Commit in flight;
+    // the chosen view named a blank member that had since rejoined as a new incarnation, so it
+    // could never be committed. A leaving coordinator now lingers until its Commit is out.
+    (157, "all", "a leaving coordinator's commit lost with its process"),
+    (1344, "all", "a leaving coordinator's commit lost with its process"),
+    (1492, "all", "a leaving coordinator's commit lost with its process"),
+];
 
 #[test]
-#[ignore = "open liveness findings of universe changes under faults (docs/PROTOCOL.md §5.9); not counted as passed"]
+fn pinned_universe_seeds_stay_fixed() {
+    for &(seed, profile, what) in PINNED_UNIVERSE {
+        let o = SimOptions { member_changes: true, ..options(profile, RingMode::Bidirectional) };
+        let report = sim::run(seed, &o);
+        assert!(report.violation.is_none(), "pinned seed {seed} ({profile}: {what}): {:?}", report.violation);
+    }
+}
+
+#[test]
+fn universe_changes_under_every_fault_kind_have_no_violations() {
+    // docs/PROTOCOL.md §5.9 under every fault kind, crashes of the member being removed or added
+    // and of the coordinator mid-change included (`make sim` runs 20,000 seeds).
+    let o = SimOptions { member_changes: true, ..options("all", RingMode::Bidirectional) };
+    assert_clean(0..300, &o);
+    let o = SimOptions { member_changes: true, ..options("all", RingMode::Unidirectional) };
+    assert_clean(0..100, &o);
+}
+
+/// Seeds where universe changes under faults still end without liveness (docs/PROTOCOL.md §5.9,
+/// "Not yet"): a re-proposed view whose blank ring member has since re-incarnated.
+const OPEN_UNIVERSE_SEEDS: &[(u64, &str)] = &[(15773, "all")];
+
+#[test]
+#[ignore = "open liveness finding of universe changes under faults (docs/PROTOCOL.md §5.9); not counted as passed"]
 fn universe_changes_under_faults_reach_liveness_at_the_open_seeds() {
     for &(seed, profile) in OPEN_UNIVERSE_SEEDS {
         let o = SimOptions { member_changes: true, ..options(profile, RingMode::Bidirectional) };

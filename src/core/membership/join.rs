@@ -17,6 +17,10 @@ pub(in crate::core) const CONTACTS: usize = 3;
 /// (docs/PROTOCOL.md §2, §5.3).
 const CATCH_UP_WAIT: u32 = 1;
 
+/// Longest a leaving coordinator lingers after its own commit (docs/PROTOCOL.md §5.6): enough
+/// for its `Commit` frames to leave, short enough that a long token timeout does not hold up a
+/// clean stop.
+const LINGER_MAX: std::time::Duration = std::time::Duration::from_millis(100);
 impl Core {
     /// After being left out of a view: the next join requests come later, doubling each time.
     pub(in crate::core) fn back_off_joining(&mut self, now: Time) {
@@ -241,6 +245,20 @@ impl Core {
             return;
         }
         self.start_coordination(now, Reason::Leave, out);
+    }
+
+    /// A leaving coordinator that committed a view without itself stays in `Left`, doing
+    /// nothing, for half a token timeout (at most `LINGER_MAX`) before it says `Left` and its process exits
+    /// (docs/PROTOCOL.md §5.6): its `Commit` frames must reach the ring first. A `Commit` lost
+    /// with the process leaves the others to learn the chosen view again from a quorum, which
+    /// may no longer be there (one vote fewer), and a blank ring member of that view that has
+    /// since rejoined as a new incarnation can never accept it again.
+    pub(in crate::core) fn linger_after_commit(&mut self, now: Time, out: &mut Vec<Output>) {
+        self.fail_queue(RejectReason::ShuttingDown, out);
+        self.membership.phase = Phase::Left;
+        self.membership.coordination = None;
+        self.membership.leaving = Some(now + (self.config.token_timeout / 2).min(LINGER_MAX));
+        log::info!("{} linger_after_commit: leaving once the commit is out", self.config.me.id);
     }
 
     pub(in crate::core) fn finish_leave(&mut self, out: &mut Vec<Output>) {

@@ -328,12 +328,17 @@ impl Core {
 
     /// Membership deadlines due at `now`.
     pub(in crate::core) fn on_membership_timeouts(&mut self, now: Time, out: &mut Vec<Output>) {
-        if let Some(at) = self.membership.leaving {
-            if now >= at && !matches!(self.membership.phase, Phase::Left) {
-                log::warn!("{} on_leave_timeout: leaving without a completed view change", self.config.me.id);
-                self.finish_leave(out);
-                return;
+        if let Some(at) = self.membership.leaving.filter(|at| now >= *at) {
+            // In `Left` already, it lingered after its own commit (§5.6); otherwise the view
+            // change that was to leave it out did not complete in time.
+            if !matches!(self.membership.phase, Phase::Left) {
+                log::warn!(
+                    "{} on_leave_timeout: leaving without a completed view change at {at}",
+                    self.config.me.id
+                );
             }
+            self.finish_leave(out);
+            return;
         }
         if self.membership.coordination.as_ref().is_some_and(|c| now >= c.deadline()) {
             self.on_coordination_timeout(now, out);

@@ -237,7 +237,12 @@ impl Core {
         let me = self.config.me;
         if !proposal.ring.contains(&me) {
             if self.membership.leaving.is_some() {
-                self.finish_leave(out);
+                if ballot.node == me.id {
+                    // Its own commit: its `Commit` frames are still on their way (§5.6).
+                    self.linger_after_commit(now, out);
+                } else {
+                    self.finish_leave(out);
+                }
                 return;
             }
             if self.config.is_witness() {

@@ -55,6 +55,14 @@ impl Driver {
             samples.push(Sample::labelled("link_read_bytes_total", &peer, bytes_in));
             samples.push(Sample::labelled("link_written_bytes_total", &peer, bytes_out));
         }
+        samples.push(Sample::new("universe_epoch", self.c.core.universe().epoch));
+        for (id, change) in self.c.core.changes_in_progress() {
+            let value = match change {
+                crate::core::ChangeInProgress::Joining => 1,
+                crate::core::ChangeInProgress::Leaving => 2,
+            };
+            samples.push(Sample::labelled("universe_change", &id.0.to_string(), value));
+        }
         samples.push(Sample::new("busy_replies_total", counters.busy_replies));
         samples.push(Sample::new("link_pushbacks_total", counters.link_pushbacks));
         let deliveries = self.deliveries_queued.queued(self.c.deliveries.len());

@@ -68,10 +68,14 @@ impl Cluster<'_> {
             let node = data[self.rng.below(data.len() as u64) as usize];
             self.schedule(Time(at), Event::Submit { node, tag: *tag, payload: command(action, *tag) });
         }
+        // Each round through another member, as an operator's client fails over: a round sent to
+        // the removed member only (not in a primary view until it is added back) could never
+        // add it back.
         let healed = Time::ZERO + self.options.fault_phase;
+        let first = self.rng.below(data.len() as u64) as usize;
         for round in 1..=RESUBMIT_ROUNDS {
             let at = healed + self.options.token_timeout * (10 * round as u32);
-            let node = data[((round as usize) + self.rng.below(data.len() as u64) as usize) % data.len()];
+            let node = data[(first + round as usize) % data.len()];
             for action in &actions {
                 *tag += 1;
                 self.schedule(at, Event::Submit { node, tag: *tag, payload: command(action, *tag) });

@@ -157,6 +157,9 @@ pub struct Nodes {
     pub seeds: Option<usize>,
     /// Members started with `--join` and these addresses instead of a peer list.
     pub joining: BTreeMap<u16, Vec<SocketAddr>>,
+    /// Members started with neither a peer list nor `--join`: a member added at run time
+    /// restarting from its data directory alone (docs/PROTOCOL.md §5.9).
+    pub from_files: std::collections::BTreeSet<u16>,
     children: ProcessGroup<u16>,
     log_dir: PathBuf,
 }
@@ -178,6 +181,7 @@ impl Nodes {
             member_flags: BTreeMap::new(),
             seeds: None,
             joining: BTreeMap::new(),
+            from_files: std::collections::BTreeSet::new(),
             children: ProcessGroup::new(STOP_GRACE),
             log_dir,
         }
@@ -190,6 +194,7 @@ impl Nodes {
         let peers: Vec<String> =
             self.addrs.iter().take(seeds).enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect();
         let members = match self.joining.get(&id) {
+            _ if self.from_files.contains(&id) => Vec::new(),
             Some(join) => {
                 let join: Vec<String> = join.iter().map(|a| a.to_string()).collect();
                 vec!["--join".to_string(), join.join(",")]

@@ -312,31 +312,7 @@ pub(super) fn goldens() -> Vec<(&'static str, Frame, &'static str)> {
             "status_reply",
             Frame::Reply(ClientReply::Status {
                 request: 0x2b,
-                status: NodeStatus {
-                    member: member2(),
-                    view: ViewId(5),
-                    primary: true,
-                    ring: vec![member1(), member2()],
-                    delivered: 0x30,
-                    committed_upto: 0x21,
-                    state_digest: 0x1122_3344_5566_7788,
-                    delivery_digest: 0x99aa_bbcc_ddee_ff00,
-                    rotations: 0x0c,
-                    revision: 0x0d,
-                    rotation_millihertz: 4000,
-                    role: StandbyRole::Hot,
-                    last_checkpoint: 0x20,
-                    replicas: 2,
-                    configured: 3,
-                    min_replicas: 2,
-                    max_step_us: 0x3e8,
-                    state_bytes: 0x0010_0000,
-                    links_up: 2,
-                    links_dialled: 0x11,
-                    links_accepted: 0x12,
-                    version: String::new(),
-                    metrics: Vec::new(),
-                },
+                status: golden_status(),
             }),
             "000000a4 01 61  000000000000002b  0002 0000000000000007  0000000000000005  01
              00000002 0001 0000000000000006 0002 0000000000000007
@@ -519,29 +495,9 @@ pub(super) fn goldens_v2() -> Vec<(&'static str, Frame, &'static str)> {
             Frame::Reply(ClientReply::Status {
                 request: 0x2b,
                 status: NodeStatus {
-                    member: member2(),
-                    view: ViewId(5),
-                    primary: true,
-                    ring: vec![member1(), member2()],
-                    delivered: 0x30,
-                    committed_upto: 0x21,
-                    state_digest: 0x1122_3344_5566_7788,
-                    delivery_digest: 0x99aa_bbcc_ddee_ff00,
-                    rotations: 0x0c,
-                    revision: 0x0d,
-                    rotation_millihertz: 4000,
-                    role: StandbyRole::Hot,
-                    last_checkpoint: 0x20,
-                    replicas: 2,
-                    configured: 3,
-                    min_replicas: 2,
-                    max_step_us: 0x3e8,
-                    state_bytes: 0x0010_0000,
-                    links_up: 2,
-                    links_dialled: 0x11,
-                    links_accepted: 0x12,
                     version: "0.1.0".into(),
                     metrics: vec![crate::metrics::Sample::labelled("q", "c", 3)],
+                    ..golden_status()
                 },
             }),
             "000000bd 02 61  000000000000002b  0002 0000000000000007  0000000000000005  01
@@ -642,5 +598,34 @@ fn version_2_changes_only_hello_challenge_and_the_status_reply() {
             v2[LENGTH_BYTES + 1..v2.len() - CHECKSUM_BYTES]
         );
         assert_eq!(decode_within(&v2, Versions::ALL), Ok((2, frame)), "{name}");
+    }
+}
+
+/// The status both versions' golden replies carry; version 1 has no software version or metrics.
+fn golden_status() -> NodeStatus {
+    NodeStatus {
+        member: member2(),
+        view: ViewId(5),
+        primary: true,
+        ring: vec![member1(), member2()],
+        delivered: 0x30,
+        committed_upto: 0x21,
+        state_digest: 0x1122_3344_5566_7788,
+        delivery_digest: 0x99aa_bbcc_ddee_ff00,
+        rotations: 0x0c,
+        revision: 0x0d,
+        rotation_millihertz: 4000,
+        role: StandbyRole::Hot,
+        last_checkpoint: 0x20,
+        replicas: 2,
+        configured: 3,
+        min_replicas: 2,
+        max_step_us: 0x3e8,
+        state_bytes: 0x0010_0000,
+        links_up: 2,
+        links_dialled: 0x11,
+        links_accepted: 0x12,
+        version: String::new(),
+        metrics: Vec::new(),
     }
 }

@@ -68,6 +68,9 @@ pub struct NodeArgs {
     /// there (a grown allocation, or a restart after changes), in which case this member joins
     /// it through them instead of seeding a new one (docs/PROTOCOL.md §5.9).
     pub slurm_contacts: Vec<SocketAddr>,
+    /// `--self-add`: a joiner (`--join` or `--slurm`) that is not in the universe adds itself,
+    /// as `harness member add` would; only with the cluster's key (docs/PROTOCOL.md §5.9).
+    pub self_add: bool,
 }
 
 /// The flags of the quorum rules (docs/PROTOCOL.md §5.2, §5.7).
@@ -270,7 +273,7 @@ pub const NODE_VALUED: [&str; 24] = [
     "join",
 ];
 /// The switches of `harness node`.
-pub const NODE_SWITCHES: [&str; 2] = ["slurm", "encrypt"];
+pub const NODE_SWITCHES: [&str; 3] = ["slurm", "encrypt", "self-add"];
 
 /// Parses `harness node`'s flags; `read_file` reads the hostfile.
 pub fn parse_node_args(
@@ -405,6 +408,8 @@ fn parse_node_flags(
     if encrypt && key.is_none() {
         return Err(CliError::Needs { flag: "encrypt", needs: "--key-file" });
     }
+    let self_add = given.iter().any(|g| g.flag == "self-add");
+    check_self_add(self_add, slurm, key.is_some())?;
     let state = parse_state_args(&|flag| value(flag).map(str::to_string))?;
     let quorum = parse_quorum_args(&|flag| value(flag).map(str::to_string), &peers)?;
     let slurm_contacts = match slurm {
@@ -429,6 +434,7 @@ fn parse_node_flags(
         join: Vec::new(),
         from_data_dir: false,
         slurm_contacts,
+        self_add,
     })
 }
 
@@ -472,7 +478,9 @@ fn parse_joiner(
     // The rest as for a listed member, over a peer list of this member alone (replaced by the
     // universe at start).
     let mut args: Vec<String> = Vec::new();
-    for g in given.iter().filter(|g| !["join", "listen", "id"].contains(&g.flag)) {
+    let self_add = given.iter().any(|g| g.flag == "self-add");
+    check_self_add(self_add, list.is_some(), true)?;
+    for g in given.iter().filter(|g| !["join", "listen", "id", "self-add"].contains(&g.flag)) {
         args.push(format!("--{}", g.flag));
         if let Some(v) = &g.value {
             args.push(v.clone());
@@ -486,12 +494,30 @@ fn parse_joiner(
     parsed.listen = listen;
     parsed.join = join;
     parsed.from_data_dir = list.is_none();
+    check_self_add(self_add, true, parsed.key.is_some())?;
+    parsed.self_add = self_add;
     if parsed.from_data_dir && parsed.state.durability == Durability::Memory {
         let problem = "keeps nothing to restart from; with --data-dir and no --peers, --hostfile or --join \
                        the member restarts from its files (--durability checkpoint or fsync)";
         return Err(CliError::bad("durability", "memory", problem));
     }
     Ok(parsed)
+}
+
+/// `--self-add` adds a joiner, and only the cluster's key entitles it: in an open cluster
+/// anyone who reaches a member could make itself one (docs/PROTOCOL.md §5.9).
+fn check_self_add(self_add: bool, joiner: bool, keyed: bool) -> Result<(), CliError> {
+    if self_add && !joiner {
+        return Err(CliError::Needs { flag: "self-add", needs: "--join or --slurm (it adds a joiner)" });
+    }
+    if self_add && !keyed {
+        return Err(CliError::Needs {
+            flag: "self-add",
+            needs: "--key-file: only the cluster's key entitles a member to add itself; an open \
+                    cluster admits members added with `harness member add`",
+        });
+    }
+    Ok(())
 }
 
 /// Loads `--key-file`; every problem names the flag and the file.

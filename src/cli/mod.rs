@@ -80,6 +80,9 @@ harness node: run one member until Ctrl-C or SIGTERM.
                        state from them; needs --listen, and --id unless its address names it;
                        with --data-dir (and --durability) and neither --peers nor --join, it
                        restarts from its files, whose universe says whom to contact
+  --self-add           with --join or --slurm and --key-file: a member not in the universe
+                       adds itself (as --id, or the next free id, which it logs) instead of
+                       being refused; the cluster's key is what entitles it
   --config FILE        read flags from FILE, one `flag = value` a line (flag without the
                        dashes; switches take true or false; '#' starts a comment); flags on
                        the command line win, and an error names the file and line

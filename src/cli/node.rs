@@ -16,11 +16,11 @@ use super::args::NodeArgs;
 use super::error::CliError;
 use super::metrics_http::{MetricsServer, POLL_INTERVAL};
 use crate::client::universe::id_at;
-use crate::client::{ClusterClient, ClusterOptions};
+use crate::client::{ClusterClient, ClusterError, ClusterOptions};
 use crate::error::Error;
 use crate::ids::NodeId;
 use crate::node::{Node, NodeOptions, NotifyConfig};
-use crate::replication::Universe;
+use crate::replication::{MemberChange, Universe};
 
 /// The plug-ins in `dir`: the names of its files, read once at start (docs/PROTOCOL.md §7.1).
 fn plugins_in(dir: &std::path::Path) -> Result<Vec<String>, CliError> {
@@ -161,21 +161,22 @@ fn wait_for_hangups() -> Result<crossbeam_channel::Receiver<()>, CliError> {
     Ok(rx)
 }
 
-/// A new incarnation for every process start: microseconds since the Unix epoch, so a
-/// restarted member's incarnation is larger than its last one (docs/PROTOCOL.md §1).
 /// `--join`: asks the running cluster for its universe (a linearizable read through any of the
 /// given members, with this member's key) and finds this member in it, by `--id` or by its
-/// `--listen` address. A member not in the universe is refused here, saying how to add it
-/// (docs/PROTOCOL.md §5.9).
+/// `--listen` address. A member not in the universe is refused here, saying how to add it, unless
+/// it adds itself (`--self-add`, docs/PROTOCOL.md §5.9).
 fn learn_universe(args: &NodeArgs) -> Result<(NodeArgs, Universe), CliError> {
     let options = ClusterOptions { auth: args.auth(), ..ClusterOptions::default() };
     let shown: Vec<String> = args.join.iter().map(|a| a.to_string()).collect();
     let shown = shown.join(",");
     let refused = |problem: String| CliError::bad("join", &shown, problem);
     let mut cluster = ClusterClient::new(&args.join, options).map_err(|e| refused(e.to_string()))?;
-    let universe =
-        cluster.universe().map_err(|e| refused(format!("cannot read the cluster's universe: {e}")))?;
     let listen = args.listen.to_string();
+    let universe = if args.self_add {
+        add_self(&mut cluster, args.id, args.listen).map_err(refused)?
+    } else {
+        cluster.universe().map_err(|e| refused(format!("cannot read the cluster's universe: {e}")))?
+    };
     let id = match args.id {
         NodeId(0) => id_at(&universe, &listen).ok_or_else(|| {
             refused(format!(
@@ -218,6 +219,44 @@ fn learn_universe(args: &NodeArgs) -> Result<(NodeArgs, Universe), CliError> {
     Ok((joined, universe))
 }
 
+/// How many ids a `--self-add` joiner without `--id` tries: another joiner may take the one it
+/// chose first.
+const SELF_ADD_ATTEMPTS: usize = 8;
+
+/// `--self-add`: makes sure the universe names this member, adding it (at `listen`, as `id`, or
+/// as the next free id when `id` is 0) as `harness member add` would; returns the universe that
+/// names it. The cluster's key, which the first read proves, is what entitles it.
+fn add_self(cluster: &mut ClusterClient, id: NodeId, listen: SocketAddr) -> Result<Universe, String> {
+    if listen.ip().is_unspecified() {
+        return Err(format!("--self-add puts the --listen address in the universe for the others to dial; {listen} is not one they can dial"));
+    }
+    let address = listen.to_string();
+    for _ in 0..SELF_ADD_ATTEMPTS {
+        let universe = cluster.universe().map_err(|e| format!("cannot read the cluster's universe: {e}"))?;
+        let named = match id {
+            NodeId(0) => id_at(&universe, &address).is_some(),
+            id => universe.members.contains_key(&id),
+        };
+        if named {
+            return Ok(universe);
+        }
+        let chosen = match id {
+            NodeId(0) => universe.next_id().ok_or("no member id is left to add this member as")?,
+            id => id,
+        };
+        match cluster.change_universe(MemberChange::Add(chosen), Some(&address)) {
+            Ok(universe) => {
+                log::info!("{chosen} added itself at {address} (universe epoch {})", universe.epoch);
+                return Ok(universe);
+            }
+            // Another joiner took the id chosen here first: choose again.
+            Err(ClusterError::BadRequest { .. }) if id == NodeId(0) => continue,
+            Err(e) => return Err(format!("cannot add member {chosen} at {address}: {e}")),
+        }
+    }
+    Err(format!("{SELF_ADD_ATTEMPTS} other joiners took the next free id first; try again, or give --id"))
+}
+
 /// How long a `--slurm` member asks the allocation's other hosts for a running cluster before
 /// it seeds a new one: in a brand-new allocation nobody listens yet and every dial is refused at
 /// once, so this bounds only hosts that are up but not yet primary.
@@ -250,6 +289,8 @@ fn slurm_running_cluster(args: &NodeArgs) -> Option<NodeArgs> {
     Some(NodeArgs { join: args.slurm_contacts.clone(), ..args.clone() })
 }
 
+/// A new incarnation for every process start: microseconds since the Unix epoch, so a
+/// restarted member's incarnation is larger than its last one (docs/PROTOCOL.md §1).
 fn incarnation() -> u64 {
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX).max(1)

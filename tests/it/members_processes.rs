@@ -10,7 +10,8 @@
 //! - every acknowledged write is committed at the end and the three members hold one digest.
 //!
 //! A member whose id is not in the universe, one with the wrong key, and one restarted from files
-//! that name no universe with it cannot join and are told why.
+//! that name no universe with it cannot join and are told why; with the cluster's key a new member
+//! adds itself (`--self-add`), and without one it may not.
 //!
 //! `--slurm` tasks of an allocation that grows join the running ring; one never added is refused.
 //!
@@ -268,6 +269,64 @@ fn a_member_not_in_the_universe_or_without_the_key_cannot_join_and_is_told_why()
         text(&wrong.stderr)
     );
     eprintln!("members: refused with: {}", text(&wrong.stderr).trim());
+}
+
+#[test]
+fn a_new_member_adds_itself_with_the_clusters_key_and_an_open_one_may_not() {
+    init_logging();
+    let mut nodes = Nodes::new("members-self-add", 1, RingMode::Bidirectional);
+    nodes.token_timeout = Some(TOKEN_TIMEOUT);
+    let key = nodes.dir().join("cluster.key");
+    let made = run_harness(&["keygen", "--key-file", &key.display().to_string()], COMMAND_DEADLINE);
+    assert!(made.status.success(), "keygen: {}", text(&made.stderr));
+    nodes.key_file = Some(key.clone());
+    nodes.start(1);
+    let seed = nodes.addr(1).to_string();
+    let keyed = key.display().to_string();
+    let listen = free_ports(1)[0].to_string();
+
+    // Without the key nothing entitles it: refused before anything is sent (§5.9).
+    let open = run_harness(&["node", "--listen", &listen, "--join", &seed, "--self-add"], COMMAND_DEADLINE);
+    assert_eq!(open.status.code(), Some(2), "an open --self-add must be refused: {}", text(&open.stderr));
+    assert!(
+        text(&open.stderr).contains("--self-add needs --key-file"),
+        "the refusal should say why: {}",
+        text(&open.stderr)
+    );
+
+    // With the key and no --id: it adds itself as the next free id (2), joins and takes part.
+    let log = nodes.dir().join("self-added.log");
+    let mut group = ProcessGroup::new(STOP_GRACE);
+    let mut command = Command::new(HARNESS);
+    command
+        .args(["node", "--listen", &listen, "--join", &seed, "--key-file", &keyed, "--self-add"])
+        .args(["--token-timeout", &TOKEN_TIMEOUT.as_millis().to_string()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    group.spawn(2u16, command).unwrap();
+    let both = format!("{seed},{listen}");
+    let mut shown = String::new();
+    wait_until("the self-added member in the view", Duration::from_millis(100), 300, SETTLE_DEADLINE, || {
+        let out =
+            run_harness(&["members", "--json", "--cluster", &both, "--key-file", &keyed], COMMAND_DEADLINE);
+        shown = text(&out.stdout);
+        out.status.success()
+            && shown.contains("\"universe_epoch\":1")
+            && shown.contains("\"changes_in_progress\":[]")
+    });
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains(&format!("2 added itself at {listen}")), "the joiner should log its id: {said}");
+    let put = run_harness(
+        &["put", "self-added", "yes", "--cluster", &listen, "--key-file", &keyed],
+        COMMAND_DEADLINE,
+    );
+    assert!(put.status.success(), "a put through the new member: {}", text(&put.stderr));
+    let got = run_harness(&["get", "self-added", "--cluster", &seed, "--key-file", &keyed], COMMAND_DEADLINE);
+    assert!(text(&got.stdout).contains("yes"), "the seed should read the write: {}", text(&got.stdout));
+    eprintln!("members: self-added: {}", shown.trim());
+    group.kill(2).unwrap();
 }
 
 /// Starts `harness node --slurm` as task `procid` of an allocation whose node list is

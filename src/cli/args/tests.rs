@@ -183,6 +183,19 @@ fn key_flags_name_themselves() {
 }
 
 #[test]
+fn self_add_needs_a_joiner_and_the_key() {
+    let joiner = "--listen 127.0.0.1:7109 --join 127.0.0.1:7101";
+    assert!(
+        node_error(&format!("--id 1 {PEERS} --self-add")).starts_with("--self-add needs --join or --slurm")
+    );
+    assert!(node_error(&format!("{joiner} --self-add")).starts_with("--self-add needs --key-file"));
+    let restart = "--id 9 --listen 127.0.0.1:7109 --data-dir d --durability checkpoint --self-add";
+    assert!(node_error(restart).starts_with("--self-add needs --join or --slurm"));
+    let args = node(joiner).unwrap();
+    assert!(!args.self_add);
+}
+
+#[test]
 fn slurm_gives_the_id_and_the_peers() {
     let env = |name: &str| match name {
         "SLURM_JOB_NODELIST" => Some("127.0.0.[1-4]".to_string()),

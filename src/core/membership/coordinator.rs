@@ -217,7 +217,11 @@ impl Core {
             self.membership.peer_status.insert(from, super::PeerStatus { last_primary, operational: true });
             if self.membership.coordination.as_ref().is_some_and(|c| c.ballot == ballot) {
                 self.membership.coordination = None;
-                self.become_excluded(now, out);
+                if !self.named_in_open_proposal(last_primary) {
+                    self.become_excluded(now, out);
+                } else if !matches!(self.membership.phase, Phase::Joining { .. }) {
+                    self.enter_gather(now);
+                }
             }
             return;
         }
@@ -327,7 +331,12 @@ impl Core {
         }
         let lstar = tally.lstar;
         let i_hold = tally.holders.iter().any(|h| h.member == me);
-        if lstar != ViewId(0) && !i_hold && self.membership.last_primary < lstar && self.has_history() {
+        if lstar != ViewId(0)
+            && !i_hold
+            && self.membership.last_primary < lstar
+            && self.has_history()
+            && !self.named_in_open_proposal(lstar)
+        {
             // A newer primary exists without this incarnation: it rejoins, and a member that
             // holds the newer view coordinates (docs/PROTOCOL.md §5.2).
             self.membership.coordination = None;

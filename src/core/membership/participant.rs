@@ -57,8 +57,10 @@ impl Core {
                 self.nack(now, from, ballot, out);
                 return;
             }
-            // A newer primary exists without this incarnation: it is excluded.
-            self.become_excluded(now, out);
+            if !self.named_in_open_proposal(coordinator_primary) {
+                // A newer primary exists without this incarnation: it is excluded.
+                self.become_excluded(now, out);
+            }
         }
         if self.membership.coordination.as_ref().is_some_and(|c| c.ballot < ballot) {
             self.membership.coordination = None;
@@ -72,6 +74,17 @@ impl Core {
             self.membership.phase = Phase::Promised { deadline: now + self.view_change_timeout() };
         }
         self.links.send(from, PeerFrame::Promise(Box::new(promise)), now, out);
+    }
+
+    /// Whether this process accepted a proposal that names this very incarnation in its ring, for
+    /// a view after `newest` (the newest primary it has heard of). That proposal may have been
+    /// chosen, and every later coordinator proposes it again unchanged (§5.2); were this
+    /// incarnation to rejoin as a new one, the proposal could never gather its ring's accepts and
+    /// the view change would never end. So it keeps its incarnation until a view at or after the
+    /// proposal's is known (docs/PROTOCOL.md §5.4, "A named incarnation stays").
+    pub(in crate::core) fn named_in_open_proposal(&self, newest: ViewId) -> bool {
+        let me = self.config.me;
+        self.membership.accepted.as_ref().is_some_and(|(_, p)| p.view > newest && p.ring.contains(&me))
     }
 
     /// Whether this incarnation has history of its own (a view it was in, or durable state): a
@@ -109,6 +122,13 @@ impl Core {
         out: &mut Vec<Output>,
     ) {
         self.membership.promised = self.membership.promised.max(ballot);
+        let caught_up = self.membership.streams.caught_up;
+        if !self.membership.holds_log && caught_up > 0 && self.log.received_upto > caught_up {
+            // Fetched for an earlier proposal that was never installed: not committed, and the
+            // view chosen instead may have another cut, so the seqs above it another message.
+            // Dropped, so that what it caught up to and learned still counts (§5.3).
+            self.log.truncate_above(caught_up);
+        }
         let me = self.config.me;
         let in_ring = proposal.ring.contains(&me);
         let member_of_prev = self.membership.holds_log && self.membership.last_primary == proposal.prev;

@@ -172,12 +172,14 @@ fn learn_universe(args: &NodeArgs) -> Result<(NodeArgs, Universe), CliError> {
     let refused = |problem: String| CliError::bad("join", &shown, problem);
     let mut cluster = ClusterClient::new(&args.join, options).map_err(|e| refused(e.to_string()))?;
     let listen = args.listen.to_string();
-    let universe = if args.self_add {
-        add_self(&mut cluster, args.id, args.listen).map_err(refused)?
+    let (id, universe) = if args.self_add {
+        add_self(&mut cluster, args).map_err(refused)?
     } else {
-        cluster.universe().map_err(|e| refused(format!("cannot read the cluster's universe: {e}")))?
+        let universe =
+            cluster.universe().map_err(|e| refused(format!("cannot read the cluster's universe: {e}")))?;
+        (args.id, universe)
     };
-    let id = match args.id {
+    let id = match id {
         NodeId(0) => id_at(&universe, &listen).ok_or_else(|| {
             refused(format!(
                 "no member of the universe (epoch {}) listens at {listen}: add it first with \
@@ -223,38 +225,76 @@ fn learn_universe(args: &NodeArgs) -> Result<(NodeArgs, Universe), CliError> {
 /// chose first.
 const SELF_ADD_ATTEMPTS: usize = 8;
 
-/// `--self-add`: makes sure the universe names this member, adding it (at `listen`, as `id`, or
-/// as the next free id when `id` is 0) as `harness member add` would; returns the universe that
-/// names it. The cluster's key, which the first read proves, is what entitles it.
-fn add_self(cluster: &mut ClusterClient, id: NodeId, listen: SocketAddr) -> Result<Universe, String> {
-    if listen.ip().is_unspecified() {
-        return Err(format!("--self-add puts the --listen address in the universe for the others to dial; {listen} is not one they can dial"));
-    }
-    let address = listen.to_string();
+/// `--self-add`: makes sure the universe names this member, adding it as `harness member add`
+/// would (as `--id`, or as the next free id when none is given); returns its id and a universe
+/// that names it. The cluster's key, which the first read proves, is what entitles it.
+fn add_self(cluster: &mut ClusterClient, args: &NodeArgs) -> Result<(NodeId, Universe), String> {
+    let address = advertised(args)?.to_string();
+    // A taken port found now, before the member is added, not after.
+    std::net::TcpListener::bind(args.listen)
+        .map_err(|e| format!("cannot listen at {}: {e}; nothing was added", args.listen))?;
+    let slurm = !args.slurm_contacts.is_empty();
     for _ in 0..SELF_ADD_ATTEMPTS {
         let universe = cluster.universe().map_err(|e| format!("cannot read the cluster's universe: {e}"))?;
-        let named = match id {
-            NodeId(0) => id_at(&universe, &address).is_some(),
-            id => universe.members.contains_key(&id),
-        };
-        if named {
-            return Ok(universe);
+        if let Some(listed) = id_at(&universe, &address) {
+            if args.id != NodeId(0) && args.id != listed {
+                return Err(format!("{address} is member {} of the universe, not {}", listed.0, args.id.0));
+            }
+            return Ok((listed, universe));
         }
-        let chosen = match id {
+        let chosen = match universe.members.get(&args.id) {
+            Some(elsewhere) if !slurm => {
+                return Err(format!(
+                    "member {} is already in the universe, at {elsewhere}; give another --id, or none",
+                    args.id.0
+                ))
+            }
+            // A Slurm id is the task's rank, which a grown allocation may give another host.
+            Some(_) => NodeId(0),
+            None => args.id,
+        };
+        let chosen = match chosen {
             NodeId(0) => universe.next_id().ok_or("no member id is left to add this member as")?,
             id => id,
         };
         match cluster.change_universe(MemberChange::Add(chosen), Some(&address)) {
             Ok(universe) => {
                 log::info!("{chosen} added itself at {address} (universe epoch {})", universe.epoch);
-                return Ok(universe);
+                return Ok((chosen, universe));
             }
-            // Another joiner took the id chosen here first: choose again.
-            Err(ClusterError::BadRequest { .. }) if id == NodeId(0) => continue,
-            Err(e) => return Err(format!("cannot add member {chosen} at {address}: {e}")),
+            Err(ClusterError::BadRequest { reason }) => {
+                // Another joiner took the id chosen here first: choose again.
+                let now =
+                    cluster.universe().map_err(|e| format!("cannot read the cluster's universe: {e}"))?;
+                if !now.members.contains_key(&chosen) {
+                    return Err(format!("cannot add member {} at {address}: {reason}", chosen.0));
+                }
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot add member {} at {address}: {e} (if the change was ordered all the \
+                     same, `harness members` lists it and `harness member remove {}` takes it out)",
+                    chosen.0, chosen.0
+                ))
+            }
         }
     }
-    Err(format!("{SELF_ADD_ATTEMPTS} other joiners took the next free id first; try again, or give --id"))
+    Err(format!("{SELF_ADD_ATTEMPTS} other joiners took the id chosen here first; try again, or give --id"))
+}
+
+/// The address the others are to dial this member at: `--listen`, or for a Slurm task listening
+/// on every interface its entry in the allocation's list.
+fn advertised(args: &NodeArgs) -> Result<SocketAddr, String> {
+    let own = args.peers.get(&args.id).copied().filter(|a| !a.ip().is_unspecified());
+    match own {
+        _ if !args.listen.ip().is_unspecified() => Ok(args.listen),
+        Some(own) if !args.slurm_contacts.is_empty() => Ok(own),
+        _ => Err(format!(
+            "--self-add puts this member's address in the universe for the others to dial, and {} \
+             is not one they can dial: give --listen the address they reach it at",
+            args.listen
+        )),
+    }
 }
 
 /// How long a `--slurm` member asks the allocation's other hosts for a running cluster before

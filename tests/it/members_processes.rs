@@ -7,7 +7,8 @@
 //! - a member added at run time is moved to a new port (`harness member update`) and restarted
 //!   there from its data directory alone (no `--join`, no peer list); it rejoins and ends at the
 //!   others' digest;
-//! - every acknowledged write is committed at the end and the three members hold one digest.
+//! - every acknowledged write is committed at the end and the three members hold one digest;
+//! - all three are killed and restarted from their files: they come back as that universe.
 //!
 //! A member whose id is not in the universe, one with the wrong key, and one restarted from files
 //! that name no universe with it cannot join and are told why; with the cluster's key a new member
@@ -177,6 +178,40 @@ fn a_cluster_grows_to_seven_loses_a_member_shrinks_to_three_and_moves_one_keepin
     assert_eq!(listed, ["1", "2", "4"], "members printed:\n{}", text(&out.stdout));
     assert!(text(&out.stdout).contains(&new_addr.to_string()), "members printed:\n{}", text(&out.stdout));
     assert!(printed.contains("no change in progress"), "members printed:\n{printed}");
+
+    // A full-cluster restart after the changes starts from the newest universe (§5.9): n1 and n2
+    // still have the seed list of n1..n3 on their command lines and n4 none, yet all three come
+    // back as the universe of n1, n2 and n4 at its new port, with every write. Killed once each
+    // has checkpointed everything it committed, so `checkpoint` durability keeps it all.
+    wait_until(
+        "a checkpoint of everything committed",
+        Duration::from_millis(100),
+        300,
+        SETTLE_DEADLINE,
+        || {
+            final_addrs
+                .iter()
+                .all(|&a| status_at(a).is_some_and(|s| s.last_checkpoint == statuses[0].committed_upto))
+        },
+    );
+    for id in [1, 2, 4] {
+        nodes.kill(id);
+    }
+    eprintln!("members: kill -9 n1, n2 and n4; restarting all three from their files");
+    for id in [1, 2, 4] {
+        nodes.start(id);
+    }
+    let restarted = check_converged_at(&final_addrs, &acks, CONVERGE_DEADLINE);
+    for s in &restarted {
+        assert_eq!(s.ring.len(), 3, "{}: the restarted view should hold n1, n2 and n4", s.member.id);
+        assert_eq!(s.state_digest, statuses[0].state_digest, "{}: the state before the restart", s.member.id);
+    }
+    let out = run_harness(&["members", "--cluster", &cluster], COMMAND_DEADLINE);
+    assert!(text(&out.stdout).contains(&new_addr.to_string()), "members printed:\n{}", text(&out.stdout));
+    eprintln!(
+        "members: after the full restart, view {} at digest {:#x}",
+        restarted[0].view, restarted[0].state_digest
+    );
 }
 
 #[test]
@@ -317,7 +352,7 @@ fn a_new_member_adds_itself_with_the_clusters_key_and_an_open_one_may_not() {
             && shown.contains("\"changes_in_progress\":[]")
     });
     let said = std::fs::read_to_string(&log).unwrap();
-    assert!(said.contains(&format!("2 added itself at {listen}")), "the joiner should log its id: {said}");
+    assert!(said.contains(&format!("n2 added itself at {listen}")), "the joiner should log its id: {said}");
     let put = run_harness(
         &["put", "self-added", "yes", "--cluster", &listen, "--key-file", &keyed],
         COMMAND_DEADLINE,
@@ -325,6 +360,18 @@ fn a_new_member_adds_itself_with_the_clusters_key_and_an_open_one_may_not() {
     assert!(put.status.success(), "a put through the new member: {}", text(&put.stderr));
     let got = run_harness(&["get", "self-added", "--cluster", &seed, "--key-file", &keyed], COMMAND_DEADLINE);
     assert!(text(&got.stdout).contains("yes"), "the seed should read the write: {}", text(&got.stdout));
+    // An id another host holds is not taken over.
+    let elsewhere = free_ports(1)[0].to_string();
+    let taken = run_harness(
+        &["node", "--id", "2", "--listen", &elsewhere, "--join", &seed, "--key-file", &keyed, "--self-add"],
+        COMMAND_DEADLINE,
+    );
+    assert_eq!(taken.status.code(), Some(2), "a taken id must be refused: {}", text(&taken.stderr));
+    assert!(
+        text(&taken.stderr).contains(&format!("member 2 is already in the universe, at {listen}")),
+        "the refusal should say who holds the id: {}",
+        text(&taken.stderr)
+    );
     eprintln!("members: self-added: {}", shown.trim());
     group.kill(2).unwrap();
 }

@@ -68,6 +68,10 @@ impl Core {
 
     /// Asks the donor for the log after what this member holds.
     fn ask_to_learn(&mut self, now: Time, out: &mut Vec<Output>) {
+        if matches!(self.membership.phase, Phase::Joining { .. }) {
+            // Back from a view change that did not let it in (a forced one that formed nothing).
+            self.drop_unchosen_fetch();
+        }
         let after = self.log.received_upto;
         let Some(learning) = self.membership.streams.learning.as_mut() else { return };
         if !self.links.is_up(learning.donor) {

@@ -87,6 +87,18 @@ impl Core {
         self.membership.accepted.as_ref().is_some_and(|(_, p)| p.view > newest && p.ring.contains(&me))
     }
 
+    /// A member that caught up before joining keeps only what it committed: messages it fetched
+    /// for a proposal that never installed are not, and the view chosen instead may have another
+    /// cut, above which a later view numbers other messages with the same seqs. So it fetches
+    /// them again after what it committed, rather than the whole checkpoint (docs/PROTOCOL.md
+    /// §5.3, "Learning the log").
+    pub(in crate::core) fn drop_unchosen_fetch(&mut self) {
+        let caught_up = self.membership.streams.caught_up > 0;
+        if !self.membership.holds_log && caught_up && self.log.received_upto > self.log.committed_upto {
+            self.log.truncate_above(self.log.committed_upto);
+        }
+    }
+
     /// Whether this incarnation has history of its own (a view it was in, or durable state): a
     /// state it caught up to from the primary is not its own.
     pub(in crate::core) fn has_history(&self) -> bool {
@@ -122,13 +134,7 @@ impl Core {
         out: &mut Vec<Output>,
     ) {
         self.membership.promised = self.membership.promised.max(ballot);
-        let caught_up = self.membership.streams.caught_up;
-        if !self.membership.holds_log && caught_up > 0 && self.log.received_upto > caught_up {
-            // Fetched for an earlier proposal that was never installed: not committed, and the
-            // view chosen instead may have another cut, so the seqs above it another message.
-            // Dropped, so that what it caught up to and learned still counts (§5.3).
-            self.log.truncate_above(caught_up);
-        }
+        self.drop_unchosen_fetch();
         let me = self.config.me;
         let in_ring = proposal.ring.contains(&me);
         let member_of_prev = self.membership.holds_log && self.membership.last_primary == proposal.prev;
@@ -273,6 +279,10 @@ impl Core {
             self.membership.peer_status.insert(proposal.donor, newer);
             // Where to ask to join: the members of that view (docs/PROTOCOL.md §4).
             self.membership.view_hint = proposal.ring.iter().map(|m| m.id).collect();
+            if self.named_in_open_proposal(proposal.view) {
+                // A late commit of a view before the one it accepted (§5.4).
+                return;
+            }
             if self.has_history() || !matches!(self.membership.phase, Phase::Joining { .. }) {
                 self.become_excluded(now, out);
             }

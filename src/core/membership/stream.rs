@@ -428,6 +428,10 @@ impl Core {
             // Next the log after `seq`, fetched as a learner before asking to be let in.
             self.start_learning(now, from, out);
         } else {
+            if self.membership.streams.caught_up > 0 {
+                // Still the primary's committed state: what it fetches next starts here (§5.3).
+                self.membership.streams.caught_up = seq;
+            }
             self.on_view_change_snapshot(now, out);
         }
     }

@@ -179,11 +179,13 @@ fn learn_universe(args: &NodeArgs) -> Result<(NodeArgs, Universe), CliError> {
             cluster.universe().map_err(|e| refused(format!("cannot read the cluster's universe: {e}")))?;
         (args.id, universe)
     };
+    // With the key, the one step that does it all.
+    let or_self_add = if args.key.is_some() { " (or start this member with --self-add)" } else { "" };
     let id = match id {
         NodeId(0) => id_at(&universe, &listen).ok_or_else(|| {
             refused(format!(
                 "no member of the universe (epoch {}) listens at {listen}: add it first with \
-                 `harness member add {listen}`, or give --id",
+                 `harness member add {listen}`{or_self_add}, or give --id",
                 universe.epoch
             ))
         })?,
@@ -193,7 +195,7 @@ fn learn_universe(args: &NodeArgs) -> Result<(NodeArgs, Universe), CliError> {
         let ids: Vec<String> = universe.members.keys().map(|id| id.0.to_string()).collect();
         return Err(refused(format!(
             "member {} is not in the cluster's universe (epoch {}: ids {}); add it first with \
-             `harness member add {} {listen}`",
+             `harness member add {} {listen}`{or_self_add}",
             id.0,
             universe.epoch,
             ids.join(","),

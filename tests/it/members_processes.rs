@@ -385,12 +385,14 @@ fn slurm_node(
     procid: u16,
     port: u16,
     log: &std::path::Path,
+    extra: &[&str],
 ) -> Option<std::process::ExitStatus> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     let mut command = Command::new(HARNESS);
     command
         .args(["node", "--slurm", "--port", &port.to_string(), "--token-timeout"])
         .arg(TOKEN_TIMEOUT.as_millis().to_string())
+        .args(extra)
         .env("SLURM_JOB_NODELIST", nodelist)
         .env("SLURM_PROCID", procid.to_string())
         .env("RUST_LOG", std::env::var("HARNESS_NODE_LOG").unwrap_or_else(|_| "warn".into()))
@@ -422,7 +424,11 @@ fn slurm_members_of_a_grown_allocation_join_the_running_ring() {
     let addr = |n: u16| -> SocketAddr { format!("127.0.0.{n}:{port}").parse().unwrap() };
     for procid in 0..3 {
         let log = dir.join(format!("node-{}.log", procid + 1));
-        assert_eq!(slurm_node(&mut group, "127.0.0.[1-3]", procid, port, &log), None, "task {procid} ended");
+        assert_eq!(
+            slurm_node(&mut group, "127.0.0.[1-3]", procid, port, &log, &[]),
+            None,
+            "task {procid} ended"
+        );
     }
     let seeds: Vec<SocketAddr> = (1..=3).map(addr).collect();
     // A view settles by committing: one write after each step.
@@ -438,7 +444,7 @@ fn slurm_members_of_a_grown_allocation_join_the_running_ring() {
 
     member(&seeds, &["add", "4", &addr(4).to_string()]);
     let log = dir.join("node-4.log");
-    assert_eq!(slurm_node(&mut group, "127.0.0.[1-5]", 3, port, &log), None, "task 3 ended");
+    assert_eq!(slurm_node(&mut group, "127.0.0.[1-5]", 3, port, &log, &[]), None, "task 3 ended");
     let four: Vec<SocketAddr> = (1..=4).map(addr).collect();
     let committed = max_committed(&four);
     wait_until("task 4 to be in the view", Duration::from_millis(100), 200, SETTLE_DEADLINE, || {
@@ -448,10 +454,50 @@ fn slurm_members_of_a_grown_allocation_join_the_running_ring() {
     wait_settled_at(&four, committed, SETTLE_DEADLINE);
 
     let log = dir.join("node-5.log");
-    let refused = slurm_node(&mut group, "127.0.0.[1-5]", 4, port, &log);
+    let refused = slurm_node(&mut group, "127.0.0.[1-5]", 4, port, &log, &[]);
     assert_eq!(refused.and_then(|s| s.code()), Some(2), "task 4 (member 5) must be refused");
     let said = std::fs::read_to_string(&log).unwrap();
     assert!(said.contains("harness member add 5"), "the refusal should say how to add it: {said}");
+    drop(group);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_slurm_task_of_a_grown_keyed_allocation_adds_itself() {
+    // docs/PROTOCOL.md §5.9: with the cluster's key, a task of a grown allocation that nobody
+    // added adds itself (`--self-add`) at its node-list entry, as its rank's id, and joins.
+    init_logging();
+    let port = free_ports(1)[0].port();
+    let dir = std::env::temp_dir().join(format!("harness-test-members-slurm-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("cluster.key");
+    let made = run_harness(&["keygen", "--key-file", &key.display().to_string()], COMMAND_DEADLINE);
+    assert!(made.status.success(), "keygen: {}", text(&made.stderr));
+    let keyed = key.display().to_string();
+    let extra = ["--key-file", keyed.as_str(), "--self-add"];
+    let mut group: ProcessGroup<u16> = ProcessGroup::new(STOP_GRACE);
+    let addr = |n: u16| -> SocketAddr { format!("127.0.0.{n}:{port}").parse().unwrap() };
+    for procid in 0..2 {
+        let log = dir.join(format!("node-{}.log", procid + 1));
+        let ended = slurm_node(&mut group, "127.0.0.[1-2]", procid, port, &log, &extra);
+        assert_eq!(ended, None, "task {procid} ended");
+    }
+    let log = dir.join("node-3.log");
+    assert_eq!(slurm_node(&mut group, "127.0.0.[1-3]", 2, port, &log, &extra), None, "task 2 ended");
+    let cluster = cluster_list(&[addr(1), addr(2), addr(3)]);
+    let mut shown = String::new();
+    wait_until("task 3 added and in the view", Duration::from_millis(100), 300, SETTLE_DEADLINE, || {
+        let out = run_harness(
+            &["members", "--json", "--cluster", &cluster, "--key-file", &keyed],
+            COMMAND_DEADLINE,
+        );
+        shown = text(&out.stdout);
+        out.status.success()
+            && shown.contains("\"universe_epoch\":1")
+            && shown.contains("\"changes_in_progress\":[]")
+            && shown.contains(&format!("\"id\":3,\"addr\":\"{}\"", addr(3)))
+    });
+    eprintln!("members: slurm task 3 added itself: {}", shown.trim());
     drop(group);
     let _ = std::fs::remove_dir_all(&dir);
 }

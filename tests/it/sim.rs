@@ -236,6 +236,16 @@ const PINNED: &[(u64, &str, usize, &str)] = &[
     (642, "all", 5, "unwanted link closed during a view change"),
 ];
 
+/// §5.4 "A named incarnation stays": at 64 members (`make sim`'s third line), two dozen blank
+/// members named in a proposal others had accepted were re-incarnated by the next `Prepare`
+/// before they finished accepting, and the re-proposal never gathered `W` ring accepts.
+#[test]
+fn blank_members_named_in_an_accepted_view_keep_their_incarnation_at_64_members() {
+    let o = SimOptions { nodes: 64, messages: 4, ..options("all", RingMode::Bidirectional) };
+    let report = sim::run(144, &o);
+    assert!(report.violation.is_none(), "seed 144 at 64 members: {:?}", report.violation);
+}
+
 #[test]
 fn pinned_seeds_stay_fixed() {
     for &(seed, profile, nodes, what) in PINNED {

@@ -132,6 +132,10 @@ pub(in crate::core) struct Membership {
     pub(in crate::core) holds_log: bool,
     pub(in crate::core) promised: Ballot,
     pub(in crate::core) accepted: Option<(Ballot, Proposal)>,
+    /// The newest view an `Accept` proposed with this process in its ring, and the incarnation it
+    /// named: whether or not it got as far as accepting, others may have, and a coordinator
+    /// proposes that value again unchanged (docs/PROTOCOL.md §5.4, "A named incarnation stays").
+    pub(in crate::core) named: Option<(ViewId, Member)>,
     /// The chosen proposal of `last_primary` as installed here, to send again to a member of
     /// it that missed its `Commit` (docs/PROTOCOL.md §5.3).
     pub(in crate::core) installed: Option<(Ballot, Proposal)>,
@@ -195,6 +199,7 @@ impl Membership {
             holds_log: false,
             promised: Ballot::default(),
             accepted: None,
+            named: None,
             installed: None,
             max_round: 0,
             coordination: None,

@@ -76,15 +76,14 @@ impl Core {
         self.links.send(from, PeerFrame::Promise(Box::new(promise)), now, out);
     }
 
-    /// Whether this process accepted a proposal that names this very incarnation in its ring, for
-    /// a view after `newest` (the newest primary it has heard of). That proposal may have been
-    /// chosen, and every later coordinator proposes it again unchanged (§5.2); were this
-    /// incarnation to rejoin as a new one, the proposal could never gather its ring's accepts and
-    /// the view change would never end. So it keeps its incarnation until a view at or after the
-    /// proposal's is known (docs/PROTOCOL.md §5.4, "A named incarnation stays").
+    /// Whether an `Accept` named this very incarnation in its ring for a view after `newest` (the
+    /// newest primary it has heard of). Others may have accepted that proposal, and every later
+    /// coordinator proposes it again unchanged (§5.2); were this incarnation to rejoin as a new
+    /// one, the proposal could never gather its ring's accepts and the view change would never
+    /// end. So it keeps its incarnation until a view at or after the proposal's is known
+    /// (docs/PROTOCOL.md §5.4, "A named incarnation stays").
     pub(in crate::core) fn named_in_open_proposal(&self, newest: ViewId) -> bool {
-        let me = self.config.me;
-        self.membership.accepted.as_ref().is_some_and(|(_, p)| p.view > newest && p.ring.contains(&me))
+        self.membership.named.is_some_and(|(view, member)| view > newest && member == self.config.me)
     }
 
     /// A member that caught up before joining keeps only what it committed: messages it fetched
@@ -137,6 +136,9 @@ impl Core {
         self.drop_unchosen_fetch();
         let me = self.config.me;
         let in_ring = proposal.ring.contains(&me);
+        if in_ring && self.membership.named.is_none_or(|(view, named)| named != me || view < proposal.view) {
+            self.membership.named = Some((proposal.view, me));
+        }
         let member_of_prev = self.membership.holds_log && self.membership.last_primary == proposal.prev;
         let donor = proposal.donor == me.id;
         let need = if !in_ring && !donor {

@@ -179,7 +179,7 @@ fn learn_universe(args: &NodeArgs) -> Result<(NodeArgs, Universe), CliError> {
             cluster.universe().map_err(|e| refused(format!("cannot read the cluster's universe: {e}")))?;
         (args.id, universe)
     };
-    // With the key, the one step that does it all.
+    // A keyed joiner can add itself in the same step.
     let or_self_add = if args.key.is_some() { " (or start this member with --self-add)" } else { "" };
     let id = match id {
         NodeId(0) => id_at(&universe, &listen).ok_or_else(|| {

@@ -282,7 +282,7 @@ impl Core {
             // Where to ask to join: the members of that view (docs/PROTOCOL.md §4).
             self.membership.view_hint = proposal.ring.iter().map(|m| m.id).collect();
             if self.named_in_open_proposal(proposal.view) {
-                // A late commit of a view before the one it accepted (§5.4).
+                // A late commit of a view before the one an `Accept` named it in (§5.4).
                 return;
             }
             if self.has_history() || !matches!(self.membership.phase, Phase::Joining { .. }) {

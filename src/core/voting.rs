@@ -31,11 +31,12 @@ impl Core {
         let view = self.ring.view.0;
         self.replica.catch_up();
         let Some(state) = self.replica.machine_mut().as_dvm_mut() else { return };
-        let stale: Vec<Seq> =
-            state.open_proposals().into_iter().filter(|&(_, v)| v < view).map(|(seq, _)| seq).collect();
-        for seq in stale {
+        // Every proposal open at an install was ordered before it, in an earlier view. After a
+        // full restart the first view is numbered 1 again and may carry the proposal's number:
+        // the vote then names the view after the proposal's, which aborts it all the same.
+        for (seq, proposed_in) in state.open_proposals() {
             log::info!("{} vote: proposal {seq} is open from an older view: aborting it", self.config.me.id);
-            let payload = vote_command(seq, self.config.me.id, view, false);
+            let payload = vote_command(seq, self.config.me.id, view.max(proposed_in + 1), false);
             self.submit_own(now, payload.into(), out);
         }
     }

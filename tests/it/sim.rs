@@ -246,6 +246,29 @@ fn blank_members_named_in_an_accepted_view_keep_their_incarnation_at_64_members(
     assert!(report.violation.is_none(), "seed 144 at 64 members: {:?}", report.violation);
 }
 
+/// Full-cluster restarts from durable state, with the default workload (plug-in proposals
+/// among the commands) and with universe changes.
+#[test]
+fn full_restarts_from_durable_state_leave_no_proposal_open_and_no_member_waiting() {
+    const PINNED_DURABLE: &[(u64, Durability, bool, &str)] = &[
+        // §7.1: the first view after a full restart is view 1 again, so a proposal of the old view
+        // 1 did not count as older and stayed open.
+        (210, Durability::Checkpoint, false, "a proposal of view 1 left open by a full restart"),
+        (796, Durability::Fsync, false, "a proposal of view 1 left open by a full restart"),
+        // §5.9: a removed member restarted with the others kept a link up, and the lowest member
+        // waited for it to say it was fresh before forming the first view.
+        (32, Durability::Checkpoint, true, "a removed member's link held the first view back"),
+    ];
+    for &(seed, durability, member_changes, what) in PINNED_DURABLE {
+        let o = SimOptions { durability, member_changes, ..options("all", RingMode::Bidirectional) };
+        let report = sim::run(seed, &o);
+        assert!(report.violation.is_none(), "pinned seed {seed} ({what}): {:?}", report.violation);
+    }
+    let o = SimOptions { durability: Durability::Checkpoint, ..options("all", RingMode::Bidirectional) };
+    assert_clean(0..300, &o);
+    assert_clean(0..200, &SimOptions { member_changes: true, ..o });
+}
+
 #[test]
 fn pinned_seeds_stay_fixed() {
     for &(seed, profile, nodes, what) in PINNED {

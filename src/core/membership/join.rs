@@ -130,8 +130,10 @@ impl Core {
             return;
         }
         let me = self.config.me.id;
-        // Up links only ever lead to members of the universe (the shell refuses others).
-        let linked: Vec<NodeId> = self.links.up().filter(|&id| id != me).collect();
+        // The shell refuses links from outside the universe, but a link may predate the change
+        // that removed its member (or the restore that told this member of it): such a member
+        // neither counts nor holds the first view back (docs/PROTOCOL.md §5.9).
+        let linked: Vec<NodeId> = self.links.up().filter(|&id| id != me && self.in_universe(id)).collect();
         let all_fresh = linked.iter().all(|id| {
             self.membership.peer_status.get(id).is_some_and(|s| s.last_primary == ViewId(0) && !s.operational)
         });

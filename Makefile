@@ -25,6 +25,8 @@ sim: build
 	./target/release/harness-sim --seeds 0..20000 --faults all --member-changes
 	# 64 members, every fault kind, a small workload per member (docs/PROTOCOL.md §4).
 	./target/release/harness-sim --seeds 0..1000 --faults all --nodes 64 --messages 4
+	# Restarts, full ones included, from checkpoints on disk, with universe changes (§5.9, §7).
+	./target/release/harness-sim --seeds 0..2000 --faults all --member-changes --durability checkpoint
 
 # The full benchmark (several minutes; the machine should be otherwise quiet). Narrow it with
 # BENCH_FLAGS, e.g. `make bench BENCH_FLAGS="--nodes 3,5"`.

@@ -345,6 +345,8 @@ fn parse_node_flags(
         if value("peers").is_none() && value("hostfile").is_none() && value("data-dir").is_some() {
             return parse_joiner(None, given, read_file, env);
         }
+        // Said before "--id is required", which would send a self-adding member the wrong way.
+        check_self_add(given.iter().any(|g| g.flag == "self-add"), false, true)?;
         let id_text = value("id").ok_or(CliError::Required { flags: "--id" })?;
         let id = NodeId(parse_number("id", id_text, 1, u64::from(u16::MAX))? as u16);
         let peers = match (value("peers"), value("hostfile")) {

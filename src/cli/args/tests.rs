@@ -191,6 +191,8 @@ fn self_add_needs_a_joiner_and_the_key() {
     assert!(node_error(&format!("{joiner} --self-add")).starts_with("--self-add needs --key-file"));
     let restart = "--id 9 --listen 127.0.0.1:7109 --data-dir d --durability checkpoint --self-add";
     assert!(node_error(restart).starts_with("--self-add needs --join or --slurm"));
+    let no_id = "--listen 127.0.0.1:7109 --key-file k --self-add";
+    assert!(node_error(no_id).starts_with("--self-add needs --join or --slurm"));
     let args = node(joiner).unwrap();
     assert!(!args.self_add);
 }

@@ -322,6 +322,7 @@ fn parse_node_flags(
 ) -> Result<NodeArgs, CliError> {
     let value = |flag: &str| given.iter().find(|g| g.flag == flag).and_then(|g| g.value.as_deref());
     let slurm = given.iter().any(|g| g.flag == "slurm");
+    let self_add = given.iter().any(|g| g.flag == "self-add");
 
     let (id_text, id, peers) = if slurm {
         for other in ["id", "peers", "hostfile"] {
@@ -346,7 +347,7 @@ fn parse_node_flags(
             return parse_joiner(None, given, read_file, env);
         }
         // Said before "--id is required", which would send a self-adding member the wrong way.
-        check_self_add(given.iter().any(|g| g.flag == "self-add"), false, true)?;
+        check_self_add(self_add, false, true)?;
         let id_text = value("id").ok_or(CliError::Required { flags: "--id" })?;
         let id = NodeId(parse_number("id", id_text, 1, u64::from(u16::MAX))? as u16);
         let peers = match (value("peers"), value("hostfile")) {
@@ -410,7 +411,6 @@ fn parse_node_flags(
     if encrypt && key.is_none() {
         return Err(CliError::Needs { flag: "encrypt", needs: "--key-file" });
     }
-    let self_add = given.iter().any(|g| g.flag == "self-add");
     check_self_add(self_add, slurm, key.is_some())?;
     let state = parse_state_args(&|flag| value(flag).map(str::to_string))?;
     let quorum = parse_quorum_args(&|flag| value(flag).map(str::to_string), &peers)?;
